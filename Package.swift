@@ -1,0 +1,52 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// A system library target: a module map plus a one-line shim header, found through pkg-config,
+/// with the Debian package that provides it (scripts/setup installs it).
+func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Sources/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "emc",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "emc", targets: ["emc"]),
+        .library(name: "EMCCore", targets: ["EMCCore"]),
+        .library(name: "EMCFormats", targets: ["EMCFormats"]),
+        .library(name: "EMCShards", targets: ["EMCShards"]),
+        .library(name: "EMCTrainer", targets: ["EMCTrainer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Native libraries from Debian's -dev packages.
+        systemLibrary("CLZ4", pkgConfig: "liblz4", apt: "liblz4-dev"),
+        systemLibrary("CZstd", pkgConfig: "libzstd", apt: "libzstd-dev"),
+        systemLibrary("CPNG", pkgConfig: "libpng", apt: "libpng-dev"),
+        systemLibrary("CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
+        systemLibrary("CTurboJPEG", pkgConfig: "libturbojpeg", apt: "libturbojpeg0-dev"),
+        systemLibrary("CBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        systemLibrary("CLAPACKE", pkgConfig: "lapacke", apt: "liblapacke-dev"),
+
+        // Small C kernels that Swift cannot express well (the SSE4.2 CRC32C instruction).
+        .target(name: "CEMCKernels", path: "Sources/CEMCKernels",
+                cSettings: [.unsafeFlags(["-O3"])]),
+
+        .target(name: "EMCCore", dependencies: ["CEMCKernels"]),
+        .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
+        .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
+        .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE"]),
+        .executableTarget(name: "emc", dependencies: [
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .target(name: "EMCTestSupport", dependencies: ["EMCCore"], path: "Tests/EMCTestSupport"),
+        .testTarget(name: "EMCCoreTests", dependencies: ["EMCCore", "EMCTestSupport"]),
+        .testTarget(name: "EMCFormatsTests", dependencies: ["EMCFormats", "EMCTestSupport"]),
+        .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
+        .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
+    ]
+)

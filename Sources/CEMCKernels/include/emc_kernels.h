@@ -1,0 +1,17 @@
+#ifndef EMC_KERNELS_H
+#define EMC_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of `length` bytes, continuing from `crc`
+/// (pass 0 to start). Uses the SSE4.2 crc32 instruction when the CPU has it, slicing-by-8 otherwise.
+uint32_t emc_crc32c(uint32_t crc, const void *data, size_t length);
+
+/// The portable slicing-by-8 path, exposed so tests can check both paths agree.
+uint32_t emc_crc32c_software(uint32_t crc, const void *data, size_t length);
+
+/// 1 when emc_crc32c uses the hardware instruction.
+int emc_crc32c_is_hardware(void);
+
+#endif

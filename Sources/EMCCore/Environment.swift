@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Process-wide settings read from the environment.
+public enum EMCEnvironment {
+    /// emc's version, printed by `emc --version` and recorded in every manifest's provenance.
+    public static let version = "0.1.0"
+
+    /// The thread count emc uses for BLAS and parallel work: `EMC_THREADS` if set, else 1.
+    ///
+    /// One by default: on a small shared machine two BLAS threads are often slower than one,
+    /// and sweeps run one process per core instead.
+    public static var threads: Int {
+        if let text = getenv("EMC_THREADS").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
+        return 1
+    }
+
+    /// Logical CPUs available to this process.
+    public static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Total physical memory in bytes (0 when unknown).
+    public static var physicalMemory: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && size > 0 ? pages * size : 0
+    }
+
+    /// Peak resident set size of this process in bytes, from getrusage (kilobytes on Linux).
+    public static var peakRSS: Int {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Int(usage.ru_maxrss) * 1024
+    }
+}

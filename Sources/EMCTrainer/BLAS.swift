@@ -1,0 +1,59 @@
+import CBLAS
+import EMCCore
+
+/// OpenBLAS: the matrix products under every layer, and its thread setting.
+public enum BLAS {
+    /// How OpenBLAS was built (version, kernel, threading), as it reports at run time.
+    /// The corresponding C function is `openblas_get_config`.
+    public static var configuration: String { openblas_get_config().map { String(cString: $0) } ?? "unknown" }
+
+    /// The CPU kernel OpenBLAS chose at run time (e.g. "Haswell", "Zen").
+    /// The corresponding C function is `openblas_get_corename`.
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// OpenBLAS's thread count. The corresponding C functions are `openblas_get_num_threads` and
+    /// `openblas_set_num_threads`.
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// Applies `EMC_THREADS` (default 1) to OpenBLAS. Call once at start-up.
+    public static func configureThreads(_ count: Int = EMCEnvironment.threads) {
+        threads = count
+    }
+
+    public enum Transpose: Sendable { case none, transpose }
+
+    /// C = alpha * op(A) * op(B) + beta * C on row-major Float32 matrices, where op(A) is m×k and
+    /// op(B) is k×n; `lda`, `ldb`, `ldc` are row strides.
+    /// The corresponding C function is `cblas_sgemm`.
+    @inline(__always)
+    public static func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor,
+                    transA == .none ? CblasNoTrans : CblasTrans,
+                    transB == .none ? CblasNoTrans : CblasTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// A safe, checked sgemm on arrays (row-major, no transposes): returns A(m×k) · B(k×n).
+    public static func multiply(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) throws -> [Float] {
+        guard a.count == m * k, b.count == k * n else {
+            throw EMCError(.invalidArgument, "matrix sizes do not match", expected: "\(m * k) and \(k * n) values",
+                           found: "\(a.count) and \(b.count)")
+        }
+        var c = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    sgemm(.none, .none, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress!, lda: k,
+                          b: pb.baseAddress!, ldb: n, beta: 0, c: pc.baseAddress!, ldc: n)
+                }
+            }
+        }
+        return c
+    }
+}

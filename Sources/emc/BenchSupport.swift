@@ -1,0 +1,84 @@
+import EMCCore
+import Foundation
+
+/// Timing and table printing shared by the `emc bench` commands.
+enum BenchTable {
+    /// The machine line every benchmark prints, so a table is never read without its context.
+    static var machine: String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        return "\(cpu), \(EMCEnvironment.cpuCount) cores, \(formatBytes(EMCEnvironment.physicalMemory)) RAM, EMC_THREADS=\(EMCEnvironment.threads)"
+    }
+
+    static func print<R: Encodable>(title: String, header: [String], rows: [[String]], json: Bool, records: R) {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            if let data = try? encoder.encode(BenchOutput(title: title, machine: machine, results: records)) {
+                Swift.print(String(decoding: data, as: UTF8.self))
+            }
+            return
+        }
+        Swift.print("\(title)\nmachine: \(machine)\n")
+        Swift.print(markdown(header: header, rows: rows))
+    }
+
+    /// A Markdown table, ready for docs/benchmarks.md.
+    static func markdown(header: [String], rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            "| " + cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
+        }
+        return ([line(header), "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"]
+                + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+struct BenchOutput<T: Encodable>: Encodable { var title: String; var machine: String; var results: T }
+
+/// Runs `body` `repeats` times and returns the median wall time in seconds.
+func medianSeconds(repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let start = Clock.now()
+        try body()
+        times.append(Clock.now() - start)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+/// Keeps a value alive so the optimiser cannot drop the work that made it.
+nonisolated(unsafe) var benchSink: UInt64 = 0
+
+@inline(never)
+func blackHole(_ value: UInt64) { benchSink ^= value }
+@inline(never)
+func blackHole(_ value: UInt32) { benchSink ^= UInt64(value) }
+
+enum CRCBenchmark {
+    struct Row: Encodable { var name: String; var gbPerSecond: Double; var ratio: Double }
+
+    static func run(bytes: Int, repeats: Int) -> [Row] {
+        let rng = CounterRNG(seed: 1, stream: .test)
+        let words = (0..<(bytes / 8)).map { rng.word64(UInt64($0)) }
+        return words.withUnsafeBytes { buffer in
+            // The ceiling: the cheapest full pass over the same memory (a 64-bit sum).
+            let memory = medianSeconds(repeats: repeats) {
+                var sum: UInt64 = 0
+                for w in buffer.bindMemory(to: UInt64.self) { sum &+= w }
+                blackHole(sum)
+            }
+            let hardware = medianSeconds(repeats: repeats) { blackHole(CRC32C.checksum(buffer)) }
+            let software = medianSeconds(repeats: repeats) { blackHole(CRC32C.softwareChecksum(buffer)) }
+            let gb = Double(buffer.count) / 1e9
+            return [
+                Row(name: CRC32C.usesHardware ? "CRC32C (SSE4.2, 3 streams)" : "CRC32C (no SSE4.2: software)", gbPerSecond: gb / hardware, ratio: memory / hardware),
+                Row(name: "CRC32C software (slicing-by-8)", gbPerSecond: gb / software, ratio: memory / software),
+                Row(name: "memory read ceiling (64-bit sum)", gbPerSecond: gb / memory, ratio: 1),
+            ]
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import EMCCore
+import EMCTrainer
+import Foundation
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that every native library emc links works, and what data is available.",
+        discussion: "Prints each library's version and proves it with a tiny real call. Exits non-zero when anything is missing or fails.")
+
+    @Option(help: "Where the Debian package dataset-fashion-mnist installs Fashion-MNIST.")
+    var fashionMNIST = "/usr/share/datasets/fashion-mnist"
+
+    @Flag(help: "Print machine-readable JSON on stdout instead of text.")
+    var json = false
+
+    struct Report: Encodable {
+        var emcVersion: String
+        var libraries: [LibraryCheck]
+        var blasThreads: Int
+        var emcThreadsVariable: String?
+        var crc32cHardware: Bool
+        var fashionMNIST: String
+        var fashionMNISTPresent: Bool
+        var ok: Bool
+    }
+
+    func run() throws {
+        BLAS.configureThreads()
+        let libraries = LibraryChecks.run()
+        let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        let dataPresent = files.allSatisfy { FileSystem.exists(FileSystem.join(fashionMNIST, $0)) }
+        let report = Report(emcVersion: EMCEnvironment.version, libraries: libraries, blasThreads: BLAS.threads,
+                            emcThreadsVariable: ProcessInfo.processInfo.environment["EMC_THREADS"],
+                            crc32cHardware: CRC32C.usesHardware, fashionMNIST: fashionMNIST,
+                            fashionMNISTPresent: dataPresent, ok: libraries.allSatisfy(\.ok) && dataPresent)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("emc \(report.emcVersion)")
+            for lib in libraries {
+                print("  \(lib.ok ? "ok  " : "FAIL") \(lib.library.padding(toLength: 13, withPad: " ", startingAt: 0)) \(lib.version)")
+                if let detail = lib.detail { print("       \(String(repeating: " ", count: 13)) \(detail)") }
+                if let error = lib.error { print("       \(String(repeating: " ", count: 13)) error: \(error)") }
+            }
+            print("  BLAS threads: \(report.blasThreads) (EMC_THREADS=\(report.emcThreadsVariable ?? "unset"), default 1)")
+            print("  CRC32C: \(report.crc32cHardware ? "SSE4.2 instruction" : "software (slicing-by-8)")")
+            print("  Fashion-MNIST: \(dataPresent ? "present" : "MISSING") at \(fashionMNIST)"
+                  + (dataPresent ? "" : " (install it with scripts/setup, or: apt-get install dataset-fashion-mnist)"))
+        }
+        if !report.ok {
+            let failed = libraries.filter { !$0.ok }.map(\.library) + (dataPresent ? [] : ["Fashion-MNIST data"])
+            throw ValidationError("not ready: \(failed.joined(separator: ", ")) failed or missing")
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import EMCCore
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// A fresh folder under /tmp for one test, removed (with its contents) when released.
+public final class TemporaryDirectory {
+    public let path: String
+
+    public init(_ label: String = "emc-test") {
+        var template = Array("/tmp/\(label)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed: the test machine's /tmp is not writable")
+        path = String(cString: made!)
+    }
+
+    deinit { TemporaryDirectory.removeTree(path) }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    public static func removeTree(_ path: String) {
+        if let names = try? FileSystem.list(path) {
+            for name in names {
+                let child = path + "/" + name
+                if FileSystem.isDirectory(child) { removeTree(child) } else { unlink(child) }
+            }
+        }
+        rmdir(path)
+    }
+}
