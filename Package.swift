@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "EMCFormats", targets: ["EMCFormats"]),
         .library(name: "EMCShards", targets: ["EMCShards"]),
         .library(name: "EMCTrainer", targets: ["EMCTrainer"]),
+        .library(name: "EMCConvert", targets: ["EMCConvert"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,8 +39,10 @@ let package = Package(
         .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE"]),
+        // Wires decoders to the shard writer (the two know nothing of each other).
+        .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -48,5 +51,6 @@ let package = Package(
         .testTarget(name: "EMCFormatsTests", dependencies: ["EMCFormats", "EMCTestSupport"]),
         .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
+        .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCTestSupport"]),
     ]
 )

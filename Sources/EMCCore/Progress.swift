@@ -10,7 +10,7 @@ import Foundation
 /// On a terminal (stderr is a tty) it redraws one line: a bar, the count, the rate and an ETA.
 /// Otherwise (CI, a log file) it prints a plain line at most every `plainInterval` seconds and
 /// one at the end. With `quiet` it prints nothing. Thread-safe: workers may call `advance`.
-public final class Progress: @unchecked Sendable {
+public final class ProgressReporter: @unchecked Sendable {
     public enum Style: Sendable { case bar, plain, quiet }
 
     public let label: String
@@ -69,7 +69,7 @@ public final class Progress: @unchecked Sendable {
         if !final && lastDraw >= 0 && now - lastDraw < interval { return }
         if !final && style == .plain && now < plainInterval && lastDraw < 0 { return }  // quick jobs stay silent
         lastDraw = now
-        let line = Progress.render(label: label, completed: completed, total: total, unit: unit,
+        let line = ProgressReporter.render(label: label, completed: completed, total: total, unit: unit,
                                    elapsed: now, bar: style == .bar)
         output(style == .bar ? "\r\u{1B}[K" + line + (final ? "\n" : "") : line + "\n")
     }

@@ -90,3 +90,23 @@ public final class MemoryReader: SequentialReader {
         return n
     }
 }
+
+/// Passes bytes through from another reader and keeps the MD5 of everything read, so a decoder can
+/// check a file's content against a published checksum without a second pass.
+public final class MD5HashingReader: SequentialReader {
+    public let source: SequentialReader
+    private var md5 = MD5()
+    public var path: String { source.path }
+    public var position: Int { source.position }
+
+    public init(_ source: SequentialReader) { self.source = source }
+
+    public func readSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try source.readSome(into: buffer)
+        md5.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+
+    /// Hex MD5 of all bytes read so far.
+    public var hex: String { hexString(md5.finalize()) }
+}

@@ -48,3 +48,26 @@ struct CRC32CTests {
         }
     }
 }
+
+@Suite("SHA-256 and MD5")
+struct DigestTests {
+    @Test("SHA-256 known answers (FIPS 180-4 examples)")
+    func sha256() {
+        #expect(SHA256.hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        var h = SHA256()
+        let million = [UInt8](repeating: 0x61, count: 1_000_000)
+        for piece in stride(from: 0, to: million.count, by: 999) { h.update(Array(million[piece..<min(million.count, piece + 999)])) }
+        #expect(hexString(h.finalize()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test("MD5 known answers (RFC 1321 test suite)")
+    func md5() {
+        #expect(MD5.hex([]) == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(MD5.hex(Array("abc".utf8)) == "900150983cd24fb0d6963f7d28e17f72")
+        #expect(MD5.hex(Array("12345678901234567890123456789012345678901234567890123456789012345678901234567890".utf8))
+                == "57edf4a22be3c955ac49da2e2107b67a")
+    }
+}

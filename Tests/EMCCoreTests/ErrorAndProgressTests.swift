@@ -16,12 +16,12 @@ struct ErrorAndProgressTests {
 
     @Test("progress renders a bar with count, percent, rate and ETA")
     func progressLine() {
-        let line = Progress.render(label: "convert", completed: 500, total: 1000, unit: "samples", elapsed: 2, bar: true)
+        let line = ProgressReporter.render(label: "convert", completed: 500, total: 1000, unit: "samples", elapsed: 2, bar: true)
         #expect(line.contains("[############------------]"))
         #expect(line.contains("500/1000 samples (50%)"))
         #expect(line.contains("ETA 2.0s"))
         #expect(line.contains("250 samples/s"))
-        let plain = Progress.render(label: "scan", completed: 1500, total: nil, unit: "rows", elapsed: 1, bar: false)
+        let plain = ProgressReporter.render(label: "scan", completed: 1500, total: nil, unit: "rows", elapsed: 1, bar: false)
         #expect(plain == "scan  1500 rows  1.5k rows/s  1.0s")
     }
 
@@ -29,11 +29,11 @@ struct ErrorAndProgressTests {
     func progressStyles() {
         final class Sink: @unchecked Sendable { var text = ""; let lock = NSLock() }
         let sink = Sink()
-        let quiet = Progress("x", total: 10, quiet: true, output: { s in sink.lock.lock(); sink.text += s; sink.lock.unlock() })
+        let quiet = ProgressReporter("x", total: 10, quiet: true, output: { s in sink.lock.lock(); sink.text += s; sink.lock.unlock() })
         quiet.advance(by: 10)
         quiet.finish()
         #expect(sink.text.isEmpty)
-        let bar = Progress("y", total: 10, style: .bar, output: { s in sink.lock.lock(); sink.text += s; sink.lock.unlock() })
+        let bar = ProgressReporter("y", total: 10, style: .bar, output: { s in sink.lock.lock(); sink.text += s; sink.lock.unlock() })
         bar.advance(by: 10)
         bar.finish()
         #expect(sink.text.hasSuffix("\n"))

@@ -1,0 +1,170 @@
+import EMCCore
+import Foundation
+
+/// `dataset.json`: what a shard set holds and where it came from (docs/shard-format.md, "The manifest").
+public struct DatasetManifest: Codable, Sendable, Equatable {
+    public var format = "emc-shards"
+    public var formatVersion = 1
+    public var name: String
+    public var schema: SampleSchema
+    public var classes: ClassInfo
+    public var splits: [String: SplitManifest]
+    public var statistics: ChannelStatistics
+    public var provenance: Provenance
+    public var contentId: String
+
+    public init(name: String, schema: SampleSchema, classes: ClassInfo, splits: [String: SplitManifest],
+                statistics: ChannelStatistics, provenance: Provenance) {
+        self.name = name
+        self.schema = schema
+        self.classes = classes
+        self.splits = splits
+        self.statistics = statistics
+        self.provenance = provenance
+        self.contentId = ""
+        self.contentId = computeContentId()
+    }
+
+    public static let fileName = "dataset.json"
+
+    /// Split names in a stable order: train, test, then the rest alphabetically.
+    public var splitNames: [String] {
+        splits.keys.sorted { a, b in
+            let rank = ["train": 0, "test": 1]
+            return (rank[a] ?? 2, a) < (rank[b] ?? 2, b)
+        }
+    }
+
+    /// SHA-256 over the schema, class count and every shard's name, count and checksum.
+    public func computeContentId() -> String {
+        var text = "emc-shards/1\n"
+        text += "schema:\(schema.kind.rawValue),\(schema.height),\(schema.width),\(schema.channels),\(schema.features)\n"
+        text += "classes:\(classes.count)\n"
+        for split in splits.keys.sorted() {
+            for shard in splits[split]!.shards { text += "\(split)/\(shard.file):\(shard.samples):\(shard.crc32c)\n" }
+        }
+        return SHA256.hex(text)
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [0x0A]
+    }
+
+    /// Reads and checks `dataset.json` in `directory`.
+    public static func load(directory: String) throws -> DatasetManifest {
+        let path = FileSystem.join(directory, fileName)
+        guard FileSystem.exists(path) else {
+            if FileSystem.isDirectory(directory) {
+                throw EMCError(.missing, "no \(fileName) here: not a shard set, or its conversion did not finish (rerun emc convert)", file: directory)
+            }
+            throw EMCError(.missing, "no such shard set folder", file: directory)
+        }
+        let bytes = try ReadableFile.contents(of: path)
+        let manifest: DatasetManifest
+        do {
+            manifest = try JSONDecoder().decode(DatasetManifest.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw EMCError(.format, "manifest is not valid: \(describe(error))", file: path)
+        }
+        guard manifest.format == "emc-shards" else { throw EMCError(.format, "not an emc shard set manifest", file: path, found: manifest.format) }
+        guard manifest.formatVersion == 1 else { throw EMCError(.unsupported, "manifest format version \(manifest.formatVersion)", file: path) }
+        try EMCError.locating(file: path) { try manifest.schema.validate() }
+        return manifest
+    }
+
+    public func write(directory: String) throws {
+        try AtomicFileWriter.write(try encoded(), to: FileSystem.join(directory, DatasetManifest.fileName))
+    }
+}
+
+/// One split's shards.
+public struct SplitManifest: Codable, Sendable, Equatable {
+    public var samples: Int
+    public var samplesPerShard: Int
+    public var chunkSamples: Int
+    public var shuffled: Bool
+    public var shards: [ShardFileInfo]
+
+    public init(samples: Int, samplesPerShard: Int, chunkSamples: Int, shuffled: Bool, shards: [ShardFileInfo]) {
+        self.samples = samples
+        self.samplesPerShard = samplesPerShard
+        self.chunkSamples = chunkSamples
+        self.shuffled = shuffled
+        self.shards = shards
+    }
+}
+
+/// One shard file as the manifest lists it.
+public struct ShardFileInfo: Codable, Sendable, Equatable {
+    public var file: String
+    public var samples: Int
+    public var bytes: Int
+    /// CRC32C of the whole file, 8 lowercase hex digits.
+    public var crc32c: String
+
+    public init(file: String, samples: Int, bytes: Int, crc32c: String) {
+        self.file = file
+        self.samples = samples
+        self.bytes = bytes
+        self.crc32c = crc32c
+    }
+}
+
+/// Per-channel (images) or per-feature (tabular) mean and standard deviation of the train split.
+public struct ChannelStatistics: Codable, Sendable, Equatable {
+    public var mean: [Double]
+    public var std: [Double]
+
+    public init(mean: [Double], std: [Double]) {
+        self.mean = mean
+        self.std = std
+    }
+}
+
+/// Where a shard set came from.
+public struct Provenance: Codable, Sendable, Equatable {
+    public var decoder: String
+    public var tool: String
+    public var shuffleSeed: UInt64
+    public var codec: String
+    public var options: [String: String]
+    public var sources: [SourceFile]
+    public var skipped: [String]
+
+    public init(decoder: String, shuffleSeed: UInt64, codec: String, options: [String: String], sources: [SourceFile], skipped: [String] = []) {
+        self.decoder = decoder
+        self.tool = "emc \(EMCEnvironment.version)"
+        self.shuffleSeed = shuffleSeed
+        self.codec = codec
+        self.options = options
+        self.sources = sources
+        self.skipped = skipped
+    }
+}
+
+/// A raw input file with its checksum.
+public struct SourceFile: Codable, Sendable, Equatable {
+    public var file: String
+    public var bytes: Int
+    public var md5: String
+
+    public init(file: String, bytes: Int, md5: String) {
+        self.file = file
+        self.bytes = bytes
+        self.md5 = md5
+    }
+}
+
+func describe(_ error: DecodingError) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined()
+    }
+    switch error {
+    case .keyNotFound(let key, let c): return "missing key \(path(c)).\(key.stringValue)"
+    case .typeMismatch(_, let c), .valueNotFound(_, let c): return "\(path(c)): \(c.debugDescription)"
+    case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON (\(c.underlyingError.map { "\($0)" } ?? c.debugDescription))" : "\(path(c)): \(c.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import EMCConvert
+import EMCCore
+import EMCShards
+import Foundation
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a raw dataset (IDX, CIFAR binary) into a shard set.",
+        discussion: """
+        DATASET is a name from manifests/datasets (mnist, fashion-mnist, cifar10, cifar100) or a path to such a JSON file.
+        Samples are written in a seeded random order, so any prefix is a uniform random subset.
+        Rerunning an interrupted conversion resumes it; rerunning a finished one does nothing.
+
+        Example: emc convert fashion-mnist --raw /usr/share/datasets/fashion-mnist --out datasets/fashion-mnist
+        """)
+
+    @Argument(help: "Dataset name or definition file.")
+    var dataset: String
+
+    @Option(help: "The raw files: a folder (IDX, extracted CIFAR) or an archive (cifar-10-binary.tar.gz).")
+    var raw: String
+
+    @Option(help: "Output folder for the shard set (default: datasets/<dataset>).")
+    var out: String?
+
+    @Option(help: "Codec: auto, none, lz4, lz4-delta, zstd, zstd-delta (optionally :level).")
+    var codec = "auto"
+
+    @Option(help: "Shuffle seed.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Keep the source order instead of shuffling.")
+    var noShuffle = false
+
+    @Option(help: "Target shard size in MiB of raw data.")
+    var shardSize = 256
+
+    @Option(help: "Exact samples per shard (rounded up to whole chunks); overrides --shard-size.")
+    var shardSamples: Int?
+
+    @Option(help: "Target chunk size in KiB of raw data.")
+    var chunkSize = 1024
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads = EMCEnvironment.cpuCount
+
+    @Flag(help: "Fail when a source file does not match its published checksum or expected size.")
+    var strict = false
+
+    @Flag(help: "Replace a different shard set already in the output folder.")
+    var force = false
+
+    @Option(help: "Folder of dataset definitions (default: manifests/datasets, found from here or the executable).")
+    var manifests: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard shardSize > 0, chunkSize > 0, threads > 0 else { throw ValidationError("--shard-size, --chunk-size and --threads must be positive") }
+        if let s = shardSamples, s <= 0 { throw ValidationError("--shard-samples must be positive") }
+    }
+
+    func run() throws {
+        let definition = try DatasetDefinition.load(dataset, manifests: manifests)
+        var options = ShardSetOptions(codec: codec == "auto" ? nil : try CodecSpec(parsing: codec), seed: seed, shuffle: !noShuffle)
+        options.shardBytes = shardSize << 20
+        options.shardSamples = shardSamples
+        options.chunkBytes = chunkSize << 10
+        options.threads = threads
+        var request = ConvertRequest(dataset: definition, raw: raw, out: out ?? "datasets/\(definition.name)", options: options)
+        request.strict = strict
+        request.force = force
+        let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        if output.json { return try printJSON(result) }
+        if result.alreadyConverted {
+            print("\(result.out) already holds this conversion (content id \(result.contentId.prefix(12))); nothing to do.")
+            return
+        }
+        for check in result.checks {
+            let status = check.status == .match ? "matches the published MD5"
+                : check.status == .contentMatch ? "recompressed copy; its content matches the published MD5"
+                : check.status == .mismatch ? "DOES NOT MATCH the published MD5" : "no published checksum"
+            print("  source \(FileSystem.baseName(check.file)): \(status)")
+        }
+        for split in result.splits {
+            print("  \(split.name): \(split.samples) samples in \(split.shards) shard(s), \(formatBytes(split.bytes)) (\(String(format: "%.2f", split.ratio))× smaller than raw)")
+        }
+        if result.reusedShards > 0 { print("  resumed: \(result.reusedShards) shard(s) kept from the interrupted run") }
+        print("wrote \(result.out) (\(result.dataset), codec \(result.codec), content id \(result.contentId.prefix(12))) in \(formatDuration(result.seconds))")
+    }
+}
+
+/// Prints any Encodable as pretty JSON on stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
