@@ -70,23 +70,41 @@ public final class ShardReader: @unchecked Sendable {
         }
     }
 
-    /// One decoded chunk in new arrays (convenient; hot paths use `decode(chunk:...)` with reused buffers).
-    public func readChunk(_ k: Int, decoder: ChunkDecoder) throws -> DecodedChunk {
+    /// Decodes chunk `k` into `chunk` (its storage reused when the size fits), checking its CRC32C.
+    /// A stored (codec none) chunk is read straight into place: its stored layout is the raw layout.
+    public func decode(chunk k: Int, into chunk: inout DecodedChunk, scratch: inout [UInt8], decoder: ChunkDecoder) throws {
         let e = entries[k]
-        let stored = try readStored(chunk: k)
-        var chunk = DecodedChunk(data: [UInt8](repeating: 0, count: e.count * header.schema.sampleBytes),
-                                 labels: [UInt32](repeating: 0, count: e.count), originalIndices: [UInt64](repeating: 0, count: e.count))
-        try chunk.data.withUnsafeMutableBytes { d in
-            try chunk.labels.withUnsafeMutableBytes { l in
-                try chunk.originalIndices.withUnsafeMutableBytes { i in
-                    try decode(chunk: k, stored: stored, decoder: decoder, data: d, labels: l, indices: i)
+        let sb = header.schema.sampleBytes
+        chunk.reshape(count: e.count, sampleBytes: sb)
+        if e.codec == .none {
+            do {
+                try chunk.raw.withUnsafeMutableBytes { raw in
+                    try file.read(into: raw, at: e.offset)
+                    let crc = CRC32C.checksum(UnsafeRawBufferPointer(raw))
+                    guard crc == e.crc else {
+                        throw EMCError(.checksum, "chunk CRC32C does not match: its bytes were damaged", expected: hex32(e.crc), found: hex32(crc))
+                    }
                 }
+            } catch let error as EMCError {
+                throw error.at(file: path, place: .chunk(k, samples: e.samples))
             }
+            return
         }
-        #if _endian(big)
-        chunk.labels = chunk.labels.map { UInt32(littleEndian: $0) }
-        chunk.originalIndices = chunk.originalIndices.map { UInt64(littleEndian: $0) }
-        #endif
+        try readStored(chunk: k, into: &scratch)
+        let n = e.count
+        try chunk.raw.withUnsafeMutableBytes { raw in
+            try decode(chunk: k, stored: scratch, decoder: decoder,
+                       data: UnsafeMutableRawBufferPointer(rebasing: raw[0..<(n * sb)]),
+                       labels: UnsafeMutableRawBufferPointer(rebasing: raw[(n * sb)..<(n * sb + 4 * n)]),
+                       indices: UnsafeMutableRawBufferPointer(rebasing: raw[(n * sb + 4 * n)...]))
+        }
+    }
+
+    /// One decoded chunk in new storage (convenient; hot paths reuse storage with `decode(chunk:into:...)`).
+    public func readChunk(_ k: Int, decoder: ChunkDecoder) throws -> DecodedChunk {
+        var chunk = DecodedChunk()
+        var scratch: [UInt8] = []
+        try decode(chunk: k, into: &chunk, scratch: &scratch, decoder: decoder)
         return chunk
     }
 
@@ -96,7 +114,7 @@ public final class ShardReader: @unchecked Sendable {
         let stored = try readStored(chunk: k)
         var labels = [UInt32](repeating: 0, count: e.count)
         try labels.withUnsafeMutableBytes { try decode(chunk: k, stored: stored, decoder: decoder, data: nil, labels: $0, indices: nil) }
-        return labels
+        return labels.map { UInt32(littleEndian: $0) }
     }
 
     /// The CRC32C of the whole file, read in 4 MiB pieces.
@@ -114,9 +132,44 @@ public final class ShardReader: @unchecked Sendable {
     }
 }
 
-/// A chunk's three columns, decoded.
-public struct DecodedChunk: Sendable, Equatable {
-    public var data: [UInt8]
-    public var labels: [UInt32]
-    public var originalIndices: [UInt64]
+/// A chunk's three columns, decoded, in their raw layout: n samples' bytes, then n u32 labels, then
+/// n u64 original indices (little-endian), exactly as a stored chunk with codec none.
+public struct DecodedChunk: Sendable {
+    public internal(set) var raw: [UInt8] = []
+    public private(set) var count = 0
+    public private(set) var sampleBytes = 0
+
+    public init() {}
+
+    mutating func reshape(count: Int, sampleBytes: Int) {
+        let size = count * (sampleBytes + ShardLayout.perSampleOverhead)
+        if raw.count != size { raw = [UInt8](repeating: 0, count: size) }
+        self.count = count
+        self.sampleBytes = sampleBytes
+    }
+
+    /// The samples' bytes.
+    public var data: ArraySlice<UInt8> { raw[0..<(count * sampleBytes)] }
+
+    @inline(__always)
+    public func label(_ i: Int) -> UInt32 {
+        raw.withUnsafeBytes { $0.le(UInt32.self, at: count * sampleBytes + 4 * i) }
+    }
+
+    @inline(__always)
+    public func originalIndex(_ i: Int) -> UInt64 {
+        raw.withUnsafeBytes { $0.le(UInt64.self, at: count * (sampleBytes + 4) + 8 * i) }
+    }
+
+    public var labels: [UInt32] { (0..<count).map(label) }
+    public var originalIndices: [UInt64] { (0..<count).map(originalIndex) }
+
+    /// Copies samples `range` into `destination` and their labels into `labels` starting at `at`.
+    @inline(__always)
+    public func copy(_ range: Range<Int>, to destination: UnsafeMutableRawPointer, labels: UnsafeMutableBufferPointer<UInt32>, at: Int) {
+        raw.withUnsafeBytes { src in
+            destination.copyMemory(from: src.baseAddress! + range.lowerBound * sampleBytes, byteCount: range.count * sampleBytes)
+            for (j, i) in range.enumerated() { labels[at + j] = src.le(UInt32.self, at: count * sampleBytes + 4 * i) }
+        }
+    }
 }

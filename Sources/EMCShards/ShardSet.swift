@@ -33,8 +33,10 @@ public final class SplitReader {
     public let schema: SampleSchema
     public let shards: [ShardReader]
     private let decoder: ChunkDecoder
-    private var cache: [Int: DecodedChunk] = [:]
-    private var cacheOrder: [Int] = []
+    private struct CacheEntry { var chunk: DecodedChunk; var lastUse: UInt64 }
+    private var cache: [Int: CacheEntry] = [:]
+    private var clock: UInt64 = 0
+    private var lastKey = -1
     private let cacheChunks: Int
     private var stored: [UInt8] = []
     public private(set) var chunksDecoded = 0
@@ -82,22 +84,60 @@ public final class SplitReader {
         return (s, c, within - c * manifest.chunkSamples)
     }
 
-    /// The decoded chunk `c` of shard `s`, from the cache or the file.
+    /// The decoded chunk `c` of shard `s`, from the cache or the file. A miss decodes into the
+    /// storage of the least recently used chunk it evicts, so steady-state reading allocates nothing.
     public func chunk(shard s: Int, chunk c: Int) throws -> DecodedChunk {
         let key = s << 32 | c
-        if let hit = cache[key] {
-            if cacheOrder.last != key, let i = cacheOrder.lastIndex(of: key) { cacheOrder.remove(at: i); cacheOrder.append(key) }
-            return hit
+        clock &+= 1
+        if key == lastKey, let hit = cache[key] {
+            return hit.chunk
         }
-        let decoded = try shards[s].readChunk(c, decoder: decoder)
+        if var hit = cache[key] {
+            hit.lastUse = clock
+            cache[key] = hit
+            lastKey = key
+            return hit.chunk
+        }
+        var recycled = DecodedChunk()
+        if cache.count >= cacheChunks, let oldest = cache.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+            recycled = cache.removeValue(forKey: oldest)!.chunk
+        }
+        try shards[s].decode(chunk: c, into: &recycled, scratch: &stored, decoder: decoder)
         chunksDecoded += 1
-        if cache.count >= cacheChunks, let oldest = cacheOrder.first {
-            cacheOrder.removeFirst()
-            cache[oldest] = nil
+        cache[key] = CacheEntry(chunk: recycled, lastUse: clock)
+        lastKey = key
+        return recycled
+    }
+
+    /// Copies the samples at split positions `positions` (contiguous) into `data` and their labels
+    /// into `labels`: the sequential path a loader takes.
+    public func readBatch(_ positions: Range<Int>, data: UnsafeMutableRawBufferPointer, labels: UnsafeMutableBufferPointer<UInt32>) throws {
+        guard positions.lowerBound >= 0, positions.upperBound <= count else {
+            throw EMCError(.invalidArgument, "samples \(positions) are out of range for split '\(name)' of \(count) samples")
         }
-        cache[key] = decoded
-        cacheOrder.append(key)
-        return decoded
+        let sb = schema.sampleBytes
+        var p = positions.lowerBound
+        while p < positions.upperBound {
+            let (s, c, o) = locate(p)
+            let chunk = try chunk(shard: s, chunk: c)
+            let n = min(chunk.count - o, positions.upperBound - p)
+            let k = p - positions.lowerBound
+            chunk.copy(o..<(o + n), to: data.baseAddress! + k * sb, labels: labels, at: k)
+            p += n
+        }
+    }
+
+    /// Copies the samples at arbitrary split positions into `data` and `labels`, in the order given:
+    /// the random-access path (each touched chunk is decoded once while it stays in the cache).
+    public func readSamples(_ positions: [Int], data: UnsafeMutableRawBufferPointer, labels: UnsafeMutableBufferPointer<UInt32>) throws {
+        let sb = schema.sampleBytes
+        for (k, p) in positions.enumerated() {
+            guard p >= 0 && p < count else {
+                throw EMCError(.invalidArgument, "sample \(p) is out of range for split '\(name)' of \(count) samples")
+            }
+            let (s, c, o) = locate(p)
+            try chunk(shard: s, chunk: c).copy(o..<(o + 1), to: data.baseAddress! + k * sb, labels: labels, at: k)
+        }
     }
 
     /// Copies sample p's bytes into `destination` (sampleBytes long) and returns its label.
@@ -109,8 +149,8 @@ public final class SplitReader {
         let (s, c, o) = locate(p)
         let chunk = try chunk(shard: s, chunk: c)
         let sb = schema.sampleBytes
-        chunk.data.withUnsafeBytes { destination.baseAddress!.copyMemory(from: $0.baseAddress! + o * sb, byteCount: sb) }
-        return chunk.labels[o]
+        chunk.raw.withUnsafeBytes { destination.baseAddress!.copyMemory(from: $0.baseAddress! + o * sb, byteCount: sb) }
+        return chunk.label(o)
     }
 
     /// Sample p: its bytes, label and original index.
@@ -118,7 +158,7 @@ public final class SplitReader {
         var data = [UInt8](repeating: 0, count: schema.sampleBytes)
         let label = try data.withUnsafeMutableBytes { try read(p, into: $0) }
         let (s, c, o) = locate(p)
-        return (data, label, try chunk(shard: s, chunk: c).originalIndices[o])
+        return (data, label, try chunk(shard: s, chunk: c).originalIndex(o))
     }
 
     /// All labels of the split in position order, reading only label columns.

@@ -64,8 +64,8 @@ public enum ShardSetVerifier {
                     let e = reader.entries[k]
                     do {
                         let chunk = try reader.readChunk(k, decoder: decoder)
-                        if let bad = chunk.labels.firstIndex(where: { Int($0) >= manifest.classes.count }) {
-                            problem("label \(chunk.labels[bad]) is out of range for \(manifest.classes.count) classes (sample \(e.firstSample + bad))",
+                        if let bad = (0..<chunk.count).first(where: { Int(chunk.label($0)) >= manifest.classes.count }) {
+                            problem("label \(chunk.label(bad)) is out of range for \(manifest.classes.count) classes (sample \(e.firstSample + bad))",
                                     chunk: k, samples: e.samples)
                         }
                     } catch let error as EMCError {

@@ -7,7 +7,7 @@ import EMCCore
 public final class ShardWriter {
     public let path: String
     public let header: ShardHeader
-    private let file: AtomicFileWriter
+    public let file: AtomicFileWriter
     private var entries: [ChunkEntry] = []
     private var samplesWritten = 0
     private var fileCRC = CRC32C()
