@@ -81,9 +81,8 @@ public final class ChunkEncoder {
         if spec.codec != .none {
             stored.reserveCapacity(raw / 2)
             if entry.filter == .delta {
-                filtered.removeAll(keepingCapacity: true)
-                filtered.append(contentsOf: data)
-                filtered.withUnsafeMutableBytes { deltaEncode($0, stride: schema.channels) }
+                if filtered.count != data.count { filtered = [UInt8](repeating: 0, count: data.count) }
+                filtered.withUnsafeMutableBytes { ByteDelta.encode(data, into: $0, stride: schema.channels) }
                 entry.dataStored = try filtered.withUnsafeBytes { try compress($0, into: &stored) }
             } else {
                 entry.dataStored = try compress(data, into: &stored)
@@ -165,23 +164,6 @@ public final class ChunkDecoder {
                 throw error
             }
         }
-        if entry.filter == .delta, let data { deltaDecode(data, stride: channels) }
+        if entry.filter == .delta, let data { ByteDelta.decode(data, stride: channels) }
     }
-}
-
-/// stored[i] = raw[i] − raw[i − stride], in place, from the back.
-func deltaEncode(_ bytes: UnsafeMutableRawBufferPointer, stride: Int) {
-    let p = bytes.bindMemory(to: UInt8.self)
-    var i = p.count - 1
-    while i >= stride {
-        p[i] = p[i] &- p[i - stride]
-        i -= 1
-    }
-}
-
-/// raw[i] = stored[i] + raw[i − stride], in place, from the front.
-func deltaDecode(_ bytes: UnsafeMutableRawBufferPointer, stride: Int) {
-    let p = bytes.bindMemory(to: UInt8.self)
-    guard p.count > stride else { return }
-    for i in stride..<p.count { p[i] = p[i] &+ p[i - stride] }
 }

@@ -143,7 +143,8 @@ public struct DecodedChunk: Sendable {
 
     mutating func reshape(count: Int, sampleBytes: Int) {
         let size = count * (sampleBytes + ShardLayout.perSampleOverhead)
-        if raw.count != size { raw = [UInt8](repeating: 0, count: size) }
+        // Every byte is overwritten by the decode, so skip zero-filling fresh storage.
+        if raw.count != size { raw = [UInt8](unsafeUninitializedCapacity: size) { _, n in n = size } }
         self.count = count
         self.sampleBytes = sampleBytes
     }

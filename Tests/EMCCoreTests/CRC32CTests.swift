@@ -71,3 +71,20 @@ struct DigestTests {
                 == "57edf4a22be3c955ac49da2e2107b67a")
     }
 }
+
+@Suite("Byte-delta filter")
+struct ByteDeltaTests {
+    @Test("decode undoes encode for strides 1 to 4 and beyond, at every length around the 16-byte block", arguments: [1, 2, 3, 4, 5, 7])
+    func roundTrip(stride: Int) {
+        let seed: UInt64 = 31
+        let rng = CounterRNG(seed: seed, stream: .test)
+        for n in [0, 1, stride, 15, 16, 17, 31, 32, 33, 100, 4099] {
+            let raw = (0..<n).map { UInt8(truncatingIfNeeded: rng.word(UInt64($0 + n * 10_000))) }
+            var encoded = [UInt8](repeating: 0, count: n)
+            raw.withUnsafeBytes { s in encoded.withUnsafeMutableBytes { ByteDelta.encode(s, into: $0, stride: stride) } }
+            for i in 0..<n { #expect(encoded[i] == (i < stride ? raw[i] : raw[i] &- raw[i - stride])) }
+            encoded.withUnsafeMutableBytes { ByteDelta.decode($0, stride: stride) }
+            #expect(encoded == raw, "stride \(stride), n \(n), seed \(seed)")
+        }
+    }
+}

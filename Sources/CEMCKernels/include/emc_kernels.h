@@ -14,4 +14,10 @@ uint32_t emc_crc32c_software(uint32_t crc, const void *data, size_t length);
 /// 1 when emc_crc32c uses the hardware instruction.
 int emc_crc32c_is_hardware(void);
 
+/// Byte-delta filter: dst[i] = src[i] - src[i - stride] (mod 256) for i >= stride, dst[i] = src[i] below.
+void emc_delta_encode(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t stride);
+
+/// Inverse of emc_delta_encode, in place: p[i] += p[i - stride]. SSSE3 for strides 1 to 4.
+void emc_delta_decode(uint8_t *p, size_t n, size_t stride);
+
 #endif
