@@ -185,3 +185,10 @@ import Darwin
 @inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
 @inline(__always) func _sin(_ x: Double) -> Double { Darwin.sin(x) }
 #endif
+
+/// The order samples are visited in during training epoch `epoch`: a pure function of (seed, epoch,
+/// count), shared by the trainer and the data pipeline so a prefetcher knows what comes next, and so a
+/// resumed run sees the same sequence.
+public func epochOrder(seed: UInt64, epoch: Int, count: Int) -> [UInt32] {
+    CounterRNG(seed: seed, stream: .epochOrder).derived(UInt64(epoch)).permutation(count: count)
+}

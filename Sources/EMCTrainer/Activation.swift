@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// Elementwise activation functions, as PyTorch defines them.
+public enum ActivationKind: String, Sendable, CaseIterable {
+    case relu
+    case leakyRelu = "leaky_relu"  // negative slope 0.01, as nn.LeakyReLU()
+    case tanh
+    case sigmoid
+    case gelu                      // exact (erf) form, as nn.GELU()
+    case identity
+}
+
+/// y = f(x) elementwise; backward uses x or y, whichever is cheaper.
+public final class Activation: Layer {
+    public let kind: ActivationKind
+    public let inputShape: FeatureShape
+    public var outputShape: FeatureShape { inputShape }
+    public var name: String { kind.rawValue }
+
+    public init(_ kind: ActivationKind, input: FeatureShape) {
+        self.kind = kind
+        inputShape = input
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let n = batch * inputShape.count
+        switch kind {
+        case .relu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0 }
+        case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
+        case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
+        case .sigmoid: for i in 0..<n { output[i] = 1 / (1 + expf(-input[i])) }
+        case .gelu: for i in 0..<n { output[i] = 0.5 * input[i] * (1 + erff(input[i] * 0.70710678118654752)) }
+        case .identity: output.update(from: input, count: n)
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let g = gradInput else { return }
+        let n = batch * inputShape.count
+        switch kind {
+        case .relu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0 }
+        case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
+        case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
+        case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }
+        case .gelu:
+            for i in 0..<n {
+                let x = input[i]
+                let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
+                let pdf = expf(-0.5 * x * x) * 0.39894228040143268
+                g[i] = gradOutput[i] * (cdf + x * pdf)
+            }
+        case .identity: g.update(from: gradOutput, count: n)
+        }
+    }
+}

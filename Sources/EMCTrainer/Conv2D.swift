@@ -1,0 +1,130 @@
+/// 2-D convolution over NHWC samples, as PyTorch's `nn.Conv2d` (cross-correlation, zero padding).
+///
+/// Shapes: x [B, H, W, Cin], W [Cout, K, K, Cin], b [Cout], y [B, Ho, Wo, Cout] with
+/// Ho = (H + 2P − K) / S + 1. Each output pixel's K×K×Cin patch is copied into a row (im2row), so
+///   rows [B·Ho·Wo, K·K·Cin],  y = rows · Wᵀ + b        (one sgemm for the whole batch)
+///   dW += dyᵀ · rows,  db += Σ dy,  drows = dy · W,  dx = row2im(drows) (scatter-add)
+/// In NHWC the patch's Cin values are contiguous, so im2row copies runs of Cin floats.
+public final class Conv2D: Layer {
+    public let name = "conv"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    let kernel: Int, stride: Int, padding: Int
+    let inChannels: Int, outChannels: Int
+    var patch: Int { kernel * kernel * inChannels }
+    private var weight: UnsafeMutablePointer<Float>!
+    private var bias: UnsafeMutablePointer<Float>!
+    private var gradWeight: UnsafeMutablePointer<Float>!
+    private var gradBias: UnsafeMutablePointer<Float>!
+    private var rows: UnsafeMutableBufferPointer<Float>
+    private var gradRows: UnsafeMutableBufferPointer<Float>
+
+    public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        inputShape = input
+        inChannels = input.channels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        let ho = (input.height + 2 * padding - kernel) / stride + 1
+        let wo = (input.width + 2 * padding - kernel) / stride + 1
+        outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
+        rows = UnsafeMutableBufferPointer(start: nil, count: 0)
+        gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
+    }
+
+    deinit {
+        rows.deallocate()
+        gradRows.deallocate()
+    }
+
+    public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch), (outChannels, patch)] }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        weight = parameters
+        bias = parameters + outChannels * patch
+        gradWeight = gradients
+        gradBias = gradients + outChannels * patch
+        let size = maxBatch * outputShape.height * outputShape.width * patch
+        rows.deallocate()
+        gradRows.deallocate()
+        rows = .allocate(capacity: size)
+        gradRows = .allocate(capacity: size)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        im2row(input, batch: batch)
+        let pixels = batch * outputShape.height * outputShape.width
+        for p in 0..<pixels { (output + p * outChannels).update(from: bias, count: outChannels) }
+        BLAS.sgemm(.none, .transpose, m: pixels, n: outChannels, k: patch, alpha: 1, a: rows.baseAddress!, lda: patch,
+                   b: weight, ldb: patch, beta: 1, c: output, ldc: outChannels)
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let pixels = batch * outputShape.height * outputShape.width
+        // rows still hold this batch's patches from forward.
+        BLAS.sgemm(.transpose, .none, m: outChannels, n: patch, k: pixels, alpha: 1, a: gradOutput, lda: outChannels,
+                   b: rows.baseAddress!, ldb: patch, beta: 1, c: gradWeight, ldc: patch)
+        for p in 0..<pixels {
+            let g = gradOutput + p * outChannels
+            for c in 0..<outChannels { gradBias[c] += g[c] }
+        }
+        guard let gradInput else { return }
+        BLAS.sgemm(.none, .none, m: pixels, n: patch, k: outChannels, alpha: 1, a: gradOutput, lda: outChannels,
+                   b: weight, ldb: patch, beta: 0, c: gradRows.baseAddress!, ldc: patch)
+        row2im(gradInput, batch: batch)
+    }
+
+    /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.
+    private func im2row(_ input: UnsafePointer<Float>, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, cin = inChannels
+        let ho = outputShape.height, wo = outputShape.width
+        var r = rows.baseAddress!
+        for b in 0..<batch {
+            let image = input + b * h * w * cin
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    for ky in 0..<kernel {
+                        let iy = oy * stride - padding + ky
+                        for kx in 0..<kernel {
+                            let ix = ox * stride - padding + kx
+                            if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                                r.update(from: image + (iy * w + ix) * cin, count: cin)
+                            } else {
+                                r.update(repeating: 0, count: cin)
+                            }
+                            r += cin
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2row: dx[b, iy, ix, c] = Σ over patches that copied it of drows.
+    private func row2im(_ gradInput: UnsafeMutablePointer<Float>, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, cin = inChannels
+        let ho = outputShape.height, wo = outputShape.width
+        gradInput.update(repeating: 0, count: batch * h * w * cin)
+        var r = UnsafePointer(gradRows.baseAddress!)
+        for b in 0..<batch {
+            let image = gradInput + b * h * w * cin
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    for ky in 0..<kernel {
+                        let iy = oy * stride - padding + ky
+                        for kx in 0..<kernel {
+                            let ix = ox * stride - padding + kx
+                            if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                                let d = image + (iy * w + ix) * cin
+                                for c in 0..<cin { d[c] += r[c] }
+                            }
+                            r += cin
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

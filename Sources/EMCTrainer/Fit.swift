@@ -1,0 +1,243 @@
+import EMCCore
+import Foundation
+
+/// How a fit is run and judged. Every rule is recorded in the outcome with its evidence.
+public struct FitOptions: Sendable {
+    public var batchSize = 128
+    /// Epoch budget (and the horizon of cosine and step schedules).
+    public var maxEpochs = 300
+    /// Optional step budget.
+    public var maxSteps: Int?
+    /// Fraction of the n samples that must be classified correctly (1.0: all; the authors' code used 0.995).
+    public var fitThreshold = 1.0
+    /// Seed of the epoch orders.
+    public var seed: UInt64 = 0
+    /// Convergence: the best epoch loss of the last `patience` epochs improved on the best before them
+    /// by less than `minRelativeImprovement`...
+    public var patience = 20
+    public var minRelativeImprovement = 1e-3
+    /// ...and the gradient norm over all n samples is below this.
+    public var gradientTolerance = 1e-3
+    /// Micro-batch of full passes (evaluation, full gradient, full-batch GD).
+    public var evalBatch = 1024
+    /// Loss history kept in the outcome, decimated to at most this many points.
+    public var historyPoints = 100
+
+    public init() {}
+
+    /// Samples allowed to be wrong for a fit.
+    public func allowedWrong(_ n: Int) -> Int { Int((Double(n) * (1 - fitThreshold)).rounded(.down) + 1e-9) }
+}
+
+/// The decision of one fit, with its evidence.
+public struct FitOutcome: Sendable, Codable, Equatable {
+    public enum Result: String, Sendable, Codable {
+        /// Every sample (or the threshold's share) is classified correctly.
+        case fitted
+        /// The loss stopped improving at a point with a small full gradient: a minimum that does not fit.
+        case convergedUnfit = "converged-unfit"
+        /// Out of epochs or steps before either: inconclusive.
+        case budgetExhausted = "budget-exhausted"
+        /// The loss became NaN or infinite.
+        case diverged
+    }
+
+    public var result: Result
+    public var reason: String
+    public var samples: Int
+    public var epochs: Int
+    public var steps: Int
+    public var finalLoss: Double
+    public var trainAccuracy: Double
+    public var wrong: Int
+    public var gradientNorm: Double?
+    public var lossHistory: [Double]
+    public var seconds: Double
+
+    public var fitted: Bool { result == .fitted }
+}
+
+/// Progress of a fit, once per epoch.
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var loss: Double
+    public var wrong: Int
+    public var learningRate: Double
+}
+
+/// Trains `model` (already initialised) on `data` with `optimizer` and decides whether it fits.
+public final class Trainer {
+    public let model: Model
+    public let data: TrainingData
+    public let optimizerSpec: OptimizerSpec
+    public let options: FitOptions
+    private let inputs: UnsafeMutableBufferPointer<Float>
+    private let labels: UnsafeMutableBufferPointer<Int32>
+
+    public init(model: Model, data: TrainingData, optimizer: OptimizerSpec, options: FitOptions) throws {
+        guard data.shape == model.inputShape || data.shape.count == model.inputShape.count else {
+            throw EMCError(.invalidArgument, "model expects inputs of \(model.inputShape), data has \(data.shape)")
+        }
+        guard data.classes <= model.classes else {
+            throw EMCError(.invalidArgument, "data has \(data.classes) classes, the model outputs \(model.classes)")
+        }
+        guard options.batchSize <= model.maxBatch, options.evalBatch <= model.maxBatch else {
+            throw EMCError(.invalidArgument, "batch \(max(options.batchSize, options.evalBatch)) exceeds the model's buffers (\(model.maxBatch))")
+        }
+        guard data.count > 0 else { throw EMCError(.invalidArgument, "no samples to train on") }
+        self.model = model
+        self.data = data
+        self.optimizerSpec = optimizer
+        self.options = options
+        inputs = .allocate(capacity: model.maxBatch * model.inputShape.count)
+        labels = .allocate(capacity: model.maxBatch)
+    }
+
+    deinit {
+        inputs.deallocate()
+        labels.deallocate()
+    }
+
+    /// One full pass in fixed order: mean loss and wrong count; with `gradient`, also accumulates the
+    /// exact full-batch gradient (mean over all n) into `model.gradients` (zeroed first).
+    @discardableResult
+    public func fullPass(gradient: Bool) throws -> (loss: Double, wrong: Int) {
+        let n = data.count
+        if gradient { model.zeroGradients() }
+        var lossSum = 0.0, wrong = 0
+        var indices = [UInt32](repeating: 0, count: options.evalBatch)
+        var start = 0
+        while start < n {
+            let b = min(options.evalBatch, n - start)
+            for k in 0..<b { indices[k] = UInt32(start + k) }
+            try indices.withUnsafeBufferPointer { try data.load(UnsafeBufferPointer(rebasing: $0[0..<b]), inputs: inputs.baseAddress!, labels: labels.baseAddress!) }
+            let logits = model.forward(inputs.baseAddress!, batch: b)
+            let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,
+                                                 gradient: gradient ? model.logitGradient : nil, scale: 1 / Float(n))
+            if gradient { model.backward(inputs.baseAddress!, batch: b) }
+            lossSum += r.lossSum
+            wrong += r.wrong
+            start += b
+        }
+        return (lossSum / Double(n), wrong)
+    }
+
+    /// L2 norm of `model.gradients`.
+    public func gradientNorm() -> Double {
+        var sum = 0.0
+        for g in model.gradients.prefix(model.parameterCount) { sum += Double(g) * Double(g) }
+        return sum.squareRoot()
+    }
+
+    /// Trains until the sample set is fitted, the loss converges short of it, the budget runs out, or the loss diverges.
+    public func fit(progress: ((EpochReport) -> Void)? = nil) throws -> FitOutcome {
+        let start = Clock.now()
+        let n = data.count
+        let allowed = options.allowedWrong(n)
+        let optimizer = Optimizer(spec: optimizerSpec, parameterCount: model.parameterCount)
+        var history: [Double] = []
+        var steps = 0
+        let fullBatch = optimizerSpec.kind == .gd
+        let lastDrop = optimizerSpec.lastDropEpoch(totalEpochs: options.maxEpochs)
+        var nextConvergenceCheck = lastDrop + options.patience
+        var plateauNote = ""
+
+        func outcome(_ result: FitOutcome.Result, _ reason: String, epochs: Int, loss: Double, wrong: Int, gradientNorm: Double?) -> FitOutcome {
+            FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: steps, finalLoss: loss,
+                       trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
+                       lossHistory: decimate(history, to: options.historyPoints), seconds: Clock.now() - start)
+        }
+
+        for epoch in 0..<options.maxEpochs {
+            let lr = optimizerSpec.learningRate(epoch: epoch, totalEpochs: options.maxEpochs)
+            var epochLoss: Double, epochWrong: Int
+            if fullBatch {
+                // The exact gradient at the current parameters; the pass is also an exact evaluation.
+                (epochLoss, epochWrong) = try fullPass(gradient: true)
+                if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
+                if epochWrong <= allowed {
+                    history.append(epochLoss)
+                    return outcome(.fitted, "all but \(epochWrong) of \(n) samples correct (allowed \(allowed)) after \(epoch) epochs",
+                                   epochs: epoch, loss: epochLoss, wrong: epochWrong, gradientNorm: gradientNorm())
+                }
+                optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr)
+                steps += 1
+            } else {
+                (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps)
+                if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
+                // Cheap detection: the errors counted while training; the exact check only when few.
+                if epochWrong <= allowed + max(2, n / 200) {
+                    let (loss, wrong) = try fullPass(gradient: false)
+                    if wrong <= allowed {
+                        history.append(loss)
+                        return outcome(.fitted, "all but \(wrong) of \(n) samples correct (allowed \(allowed)) after \(epoch + 1) epochs",
+                                       epochs: epoch + 1, loss: loss, wrong: wrong, gradientNorm: nil)
+                    }
+                }
+            }
+            history.append(epochLoss)
+            progress?(EpochReport(epoch: epoch + 1, loss: epochLoss, wrong: epochWrong, learningRate: lr))
+            if let maxSteps = options.maxSteps, steps >= maxSteps { break }
+
+            // Convergence: a plateau in the loss (after the schedule's last drop) and a small full gradient.
+            if epoch + 1 >= nextConvergenceCheck && history.count > options.patience {
+                let recent = history.suffix(options.patience).min()!
+                let before = history.dropLast(options.patience).min()!
+                let improvement = before > 0 ? (before - recent) / before : 0
+                if improvement < options.minRelativeImprovement {
+                    let (loss, wrong) = try fullPass(gradient: true)
+                    let norm = gradientNorm()
+                    if norm < options.gradientTolerance {
+                        return outcome(.convergedUnfit, String(format: "loss plateaued (improved %.2g%% over the last %d epochs) with full gradient norm %.3g < %.3g; %d of %d samples wrong",
+                                                              improvement * 100, options.patience, norm, options.gradientTolerance, wrong, n),
+                                       epochs: epoch + 1, loss: loss, wrong: wrong, gradientNorm: norm)
+                    }
+                    plateauNote = String(format: "; the loss had plateaued but the full gradient norm was %.3g ≥ %.3g", norm, options.gradientTolerance)
+                }
+                nextConvergenceCheck = epoch + 1 + options.patience
+            }
+        }
+        let (loss, wrong) = try fullPass(gradient: true)
+        let norm = gradientNorm()
+        let epochs = history.count
+        if wrong <= allowed {
+            return outcome(.fitted, "all but \(wrong) of \(n) samples correct at the end of the budget", epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
+        }
+        let budget = options.maxSteps.map { "\($0) steps" } ?? "\(options.maxEpochs) epochs"
+        return outcome(.budgetExhausted, "ran out of the \(budget) budget with \(wrong) of \(n) samples wrong\(plateauNote): inconclusive",
+                       epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
+    }
+
+    /// One epoch of mini-batch training in the seeded order; returns the mean loss and the wrong count
+    /// seen during the epoch (each batch judged before its own update).
+    private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int) throws -> (Double, Int) {
+        let n = data.count
+        let order = epochOrder(seed: options.seed, epoch: epoch, count: n)
+        var lossSum = 0.0, wrong = 0
+        var start = 0
+        try order.withUnsafeBufferPointer { order in
+            while start < n {
+                let b = min(options.batchSize, n - start)
+                try data.load(UnsafeBufferPointer(rebasing: order[start..<(start + b)]), inputs: inputs.baseAddress!, labels: labels.baseAddress!)
+                model.zeroGradients()
+                let logits = model.forward(inputs.baseAddress!, batch: b)
+                let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,
+                                                     gradient: model.logitGradient, scale: 1 / Float(b))
+                model.backward(inputs.baseAddress!, batch: b)
+                optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr)
+                steps += 1
+                lossSum += r.lossSum
+                wrong += r.wrong
+                start += b
+                if let maxSteps = options.maxSteps, steps >= maxSteps { break }
+            }
+        }
+        return (lossSum / Double(max(1, start)), wrong + (n - start))
+    }
+}
+
+/// Keeps at most `points` values, evenly spaced, always including the last.
+func decimate(_ values: [Double], to points: Int) -> [Double] {
+    guard values.count > points, points > 1 else { return values }
+    return (0..<points).map { values[$0 * (values.count - 1) / (points - 1)] }
+}

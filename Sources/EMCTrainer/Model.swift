@@ -1,0 +1,102 @@
+import EMCCore
+
+/// A feed-forward network: layers applied in order, with preallocated activation and gradient
+/// buffers for batches of up to `maxBatch` samples, and all parameters in one flat store so that
+/// optimizers are simple loops.
+public final class Model {
+    public let layers: [Layer]
+    public let inputShape: FeatureShape
+    public let classes: Int
+    public let maxBatch: Int
+    public let parameterCount: Int
+    /// All weights and biases, layer after layer.
+    public let parameters: UnsafeMutableBufferPointer<Float>
+    /// Gradients, same layout as `parameters`.
+    public let gradients: UnsafeMutableBufferPointer<Float>
+    private var activations: [UnsafeMutableBufferPointer<Float>]
+    private var gradActivations: [UnsafeMutableBufferPointer<Float>]
+    private var parameterOffsets: [Int]
+
+    public init(layers: [Layer], maxBatch: Int) {
+        precondition(!layers.isEmpty && maxBatch > 0)
+        self.layers = layers
+        self.inputShape = layers[0].inputShape
+        self.classes = layers.last!.outputShape.count
+        self.maxBatch = maxBatch
+        parameterCount = layers.reduce(0) { $0 + $1.parameterCount }
+        parameters = .allocate(capacity: max(1, parameterCount))
+        gradients = .allocate(capacity: max(1, parameterCount))
+        parameters.initialize(repeating: 0)
+        gradients.initialize(repeating: 0)
+        activations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
+        gradActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
+        var offset = 0
+        parameterOffsets = []
+        for layer in layers {
+            parameterOffsets.append(offset)
+            layer.bind(parameters: parameters.baseAddress! + offset, gradients: gradients.baseAddress! + offset, maxBatch: maxBatch)
+            offset += layer.parameterCount
+        }
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+        for a in activations { a.deallocate() }
+        for g in gradActivations { g.deallocate() }
+    }
+
+    /// PyTorch's default initialisation for Linear and Conv2d: every weight and bias uniform in
+    /// ±1/√fan_in (kaiming_uniform with a = √5 gives exactly this bound for weights). Draws come from
+    /// the counter-based RNG by (seed, parameter tensor, index), so they do not depend on threads.
+    public func initialize(seed: UInt64) {
+        let rng = CounterRNG(seed: seed, stream: .initialization)
+        var offset = 0
+        var tensorIndex: UInt64 = 0
+        for layer in layers {
+            for (count, fanIn) in layer.parameterTensors {
+                let bound = 1 / Float(fanIn).squareRoot()
+                let stream = rng.derived(tensorIndex)
+                for i in 0..<count { parameters[offset + i] = (2 * stream.uniform(UInt64(i)) - 1) * bound }
+                offset += count
+                tensorIndex += 1
+            }
+        }
+    }
+
+    public func zeroGradients() { gradients.update(repeating: 0) }
+
+    /// Runs the batch forward; returns a pointer to the logits [batch, classes].
+    @discardableResult
+    public func forward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        precondition(batch <= maxBatch)
+        var x = input
+        for (i, layer) in layers.enumerated() {
+            layer.forward(x, activations[i].baseAddress!, batch: batch)
+            x = UnsafePointer(activations[i].baseAddress!)
+        }
+        return x
+    }
+
+    /// Where the loss writes dLoss/dlogits before `backward`.
+    public var logitGradient: UnsafeMutablePointer<Float> { gradActivations[layers.count - 1].baseAddress! }
+
+    /// Back-propagates `logitGradient` through the layers, adding to `gradients`. Needs the
+    /// activations of the last `forward` on the same input.
+    public func backward(_ input: UnsafePointer<Float>, batch: Int) {
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+            layers[i].backward(input: x, output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
+                               gradInput: i == 0 ? nil : gradActivations[i - 1].baseAddress!, batch: batch)
+        }
+    }
+
+    /// A copy of the parameters (for tests, checkpoints and determinism checks).
+    public var parameterValues: [Float] { Array(parameters.prefix(parameterCount)) }
+
+    /// One line per layer: shapes and parameter counts.
+    public var summary: String {
+        layers.map { "\($0.name) \($0.inputShape) → \($0.outputShape)" + ($0.parameterCount > 0 ? " (\($0.parameterCount) params)" : "") }
+            .joined(separator: "\n")
+    }
+}

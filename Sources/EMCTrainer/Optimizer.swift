@@ -1,0 +1,166 @@
+import EMCCore
+import Foundation
+
+/// An optimizer written as a string: `sgd:lr=0.01,momentum=0.9`, `gd:lr=0.1`, `adam:lr=1e-3`,
+/// `adamw:lr=1e-3,wd=0.01`, with an optional schedule: `schedule=constant|cosine|step`,
+/// `step=E,gamma=G` (multiply by G every E epochs), `warmup=W` (linear over the first W epochs).
+///
+/// - sgd: mini-batch SGD with momentum (`momentum`, `nesterov`, `dampening` 0) and L2 weight decay (`wd`).
+/// - gd: full-batch gradient descent: one step per epoch on the exact gradient over all n samples
+///   (accumulated in micro-batches), with the same update rule as sgd.
+/// - adam / adamw: PyTorch's Adam (L2 `wd` added to the gradient) and AdamW (decoupled `wd`, default 0.01),
+///   `beta1` 0.9, `beta2` 0.999, `eps` 1e-8.
+public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case sgd, gd, adam, adamw }
+    public enum Schedule: String, Sendable { case constant, cosine, step }
+
+    public var kind: Kind
+    public var lr: Double
+    public var momentum = 0.0
+    public var nesterov = false
+    public var weightDecay = 0.0
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var eps = 1e-8
+    public var schedule: Schedule = .constant
+    public var stepEpochs = 30
+    public var gamma = 0.1
+    public var warmup = 0
+
+    public init(kind: Kind, lr: Double) {
+        self.kind = kind
+        self.lr = lr
+    }
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let name = parts.first, let kind = Kind(rawValue: name.lowercased()) else {
+            throw EMCError(.invalidArgument, "optimizer spec '\(text)' must start with sgd:, gd:, adam: or adamw: (e.g. sgd:lr=0.01,momentum=0.9)")
+        }
+        var o = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
+        let defaultLR: Double = kind == .adam || kind == .adamw ? 1e-3 : 0.01
+        self.init(kind: kind, lr: try o.double("lr", default: defaultLR)!)
+        guard lr > 0 else { throw EMCError(.invalidArgument, "lr must be positive in '\(text)'") }
+        weightDecay = try o.double("wd", default: kind == .adamw ? 0.01 : 0)!
+        switch kind {
+        case .sgd, .gd:
+            momentum = try o.double("momentum", default: 0)!
+            nesterov = try o.bool("nesterov", default: false)
+            guard (0..<1).contains(momentum) else { throw EMCError(.invalidArgument, "momentum must be in [0, 1) in '\(text)'") }
+            if nesterov && momentum == 0 { throw EMCError(.invalidArgument, "nesterov needs momentum > 0 in '\(text)'") }
+        case .adam, .adamw:
+            beta1 = try o.double("beta1", default: 0.9)!
+            beta2 = try o.double("beta2", default: 0.999)!
+            eps = try o.double("eps", default: 1e-8)!
+        }
+        let scheduleName = o.string("schedule", default: "constant")
+        guard let s = Schedule(rawValue: scheduleName) else {
+            throw EMCError(.invalidArgument, "schedule '\(scheduleName)' in '\(text)' must be constant, cosine or step")
+        }
+        schedule = s
+        stepEpochs = try o.int("step", default: 30, min: 1)
+        gamma = try o.double("gamma", default: 0.1)!
+        warmup = try o.int("warmup", default: 0, min: 0)
+        try o.rejectUnused()
+    }
+
+    public var description: String {
+        var parts = ["lr=\(lr)"]
+        switch kind {
+        case .sgd, .gd:
+            if momentum != 0 { parts.append("momentum=\(momentum)") }
+            if nesterov { parts.append("nesterov=true") }
+        case .adam, .adamw:
+            if beta1 != 0.9 { parts.append("beta1=\(beta1)") }
+            if beta2 != 0.999 { parts.append("beta2=\(beta2)") }
+            if eps != 1e-8 { parts.append("eps=\(eps)") }
+        }
+        if weightDecay != (kind == .adamw ? 0.01 : 0) { parts.append("wd=\(weightDecay)") }
+        if schedule != .constant { parts.append("schedule=\(schedule.rawValue)") }
+        if schedule == .step { parts.append("step=\(stepEpochs)"); parts.append("gamma=\(gamma)") }
+        if warmup > 0 { parts.append("warmup=\(warmup)") }
+        return kind.rawValue + ":" + parts.joined(separator: ",")
+    }
+
+    /// The learning rate for `epoch` (0-based) of a run of `totalEpochs`.
+    public func learningRate(epoch: Int, totalEpochs: Int) -> Double {
+        if warmup > 0 && epoch < warmup { return lr * Double(epoch + 1) / Double(warmup) }
+        switch schedule {
+        case .constant: return lr
+        case .cosine:
+            let span = max(1, totalEpochs - warmup)
+            return lr * 0.5 * (1 + cos(Double.pi * Double(epoch - warmup) / Double(span)))
+        case .step: return lr * pow(gamma, Double((epoch - warmup) / stepEpochs))
+        }
+    }
+
+    /// The epoch after which the learning rate no longer drops in steps (the convergence rule waits for it).
+    public func lastDropEpoch(totalEpochs: Int) -> Int {
+        switch schedule {
+        case .constant, .cosine: return warmup
+        case .step:
+            let drops = max(0, (totalEpochs - 1 - warmup) / stepEpochs)
+            return warmup + drops * stepEpochs
+        }
+    }
+}
+
+/// Applies an optimizer's update rule to a flat parameter store, exactly as PyTorch's `torch.optim`
+/// (single-tensor, non-foreach path) does per element.
+public final class Optimizer {
+    public let spec: OptimizerSpec
+    public let count: Int
+    private var first: [Float]   // momentum buffer (sgd) or exp_avg (adam)
+    private var second: [Float]  // exp_avg_sq (adam)
+    public private(set) var steps = 0
+
+    public init(spec: OptimizerSpec, parameterCount: Int) {
+        self.spec = spec
+        count = parameterCount
+        first = [Float](repeating: 0, count: parameterCount)
+        second = spec.kind == .adam || spec.kind == .adamw ? [Float](repeating: 0, count: parameterCount) : []
+    }
+
+    /// One update of `parameters` from `gradients` at learning rate `lr`.
+    public func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>, lr: Double) {
+        steps += 1
+        let n = count
+        let p = parameters.baseAddress!, g = gradients.baseAddress!
+        let wd = Float(spec.weightDecay)
+        let lrf = Float(lr)
+        switch spec.kind {
+        case .sgd, .gd:
+            let mu = Float(spec.momentum)
+            first.withUnsafeMutableBufferPointer { buf in
+                for i in 0..<n {
+                    var d = g[i]
+                    if wd != 0 { d += wd * p[i] }
+                    if mu != 0 {
+                        // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
+                        buf[i] = steps == 1 ? d : mu * buf[i] + d
+                        d = spec.nesterov ? d + mu * buf[i] : buf[i]
+                    }
+                    p[i] -= lrf * d
+                }
+            }
+        case .adam, .adamw:
+            let b1 = Float(spec.beta1), b2 = Float(spec.beta2), eps = Float(spec.eps)
+            let bias1 = 1 - pow(spec.beta1, Double(steps)), bias2 = 1 - pow(spec.beta2, Double(steps))
+            let stepSize = Float(lr / bias1)
+            let bias2Root = Float(bias2.squareRoot())
+            let decoupled = spec.kind == .adamw
+            first.withUnsafeMutableBufferPointer { m in
+                second.withUnsafeMutableBufferPointer { v in
+                    for i in 0..<n {
+                        var d = g[i]
+                        if decoupled { p[i] *= 1 - lrf * wd } else if wd != 0 { d += wd * p[i] }
+                        m[i] = m[i] + (d - m[i]) * (1 - b1)            // exp_avg.lerp_(grad, 1 - beta1)
+                        v[i] = v[i] * b2 + (1 - b2) * d * d            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                        let denom = v[i].squareRoot() / bias2Root + eps
+                        p[i] -= stepSize * m[i] / denom
+                    }
+                }
+            }
+        }
+    }
+}

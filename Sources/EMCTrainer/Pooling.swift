@@ -1,0 +1,174 @@
+/// Max pooling over K×K windows with stride S (no padding), as `nn.MaxPool2d(K, S)`: floor division,
+/// ties go to the first maximum. Forward records each output's source index for backward.
+public final class MaxPool2D: Layer {
+    public let name = "maxpool"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    let kernel: Int, stride: Int
+    private var argmax: UnsafeMutableBufferPointer<Int32>
+
+    public init(input: FeatureShape, kernel: Int = 2, stride: Int? = nil) {
+        inputShape = input
+        self.kernel = kernel
+        self.stride = stride ?? kernel
+        outputShape = FeatureShape(height: (input.height - kernel) / self.stride + 1, width: (input.width - kernel) / self.stride + 1,
+                                   channels: input.channels)
+        argmax = UnsafeMutableBufferPointer(start: nil, count: 0)
+    }
+
+    deinit { argmax.deallocate() }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        argmax.deallocate()
+        argmax = .allocate(capacity: maxBatch * outputShape.count)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, c = inputShape.channels
+        let ho = outputShape.height, wo = outputShape.width
+        var o = 0
+        for b in 0..<batch {
+            let base = b * h * w * c
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    for ch in 0..<c {
+                        var best = -Float.infinity
+                        var at = base + ((oy * stride) * w + ox * stride) * c + ch
+                        for ky in 0..<kernel {
+                            for kx in 0..<kernel {
+                                let i = base + ((oy * stride + ky) * w + ox * stride + kx) * c + ch
+                                if input[i] > best || best.isNaN { best = input[i]; at = i }
+                            }
+                        }
+                        output[o] = best
+                        argmax[o] = Int32(at - base)
+                        o += 1
+                    }
+                }
+            }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        let inCount = inputShape.count, outCount = outputShape.count
+        gradInput.update(repeating: 0, count: batch * inCount)
+        for b in 0..<batch {
+            for j in 0..<outCount {
+                gradInput[b * inCount + Int(argmax[b * outCount + j])] += gradOutput[b * outCount + j]
+            }
+        }
+    }
+}
+
+/// Average pooling over K×K windows with stride S, as `nn.AvgPool2d(K, S)`.
+public final class AvgPool2D: Layer {
+    public let name = "avgpool"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    let kernel: Int, stride: Int
+
+    public init(input: FeatureShape, kernel: Int = 2, stride: Int? = nil) {
+        inputShape = input
+        self.kernel = kernel
+        self.stride = stride ?? kernel
+        outputShape = FeatureShape(height: (input.height - kernel) / self.stride + 1, width: (input.width - kernel) / self.stride + 1,
+                                   channels: input.channels)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, c = inputShape.channels
+        let scale = 1 / Float(kernel * kernel)
+        var o = 0
+        for b in 0..<batch {
+            for oy in 0..<outputShape.height {
+                for ox in 0..<outputShape.width {
+                    for ch in 0..<c {
+                        var sum: Float = 0
+                        for ky in 0..<kernel { for kx in 0..<kernel { sum += input[((b * h + oy * stride + ky) * w + ox * stride + kx) * c + ch] } }
+                        output[o] = sum * scale
+                        o += 1
+                    }
+                }
+            }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        let h = inputShape.height, w = inputShape.width, c = inputShape.channels
+        let scale = 1 / Float(kernel * kernel)
+        gradInput.update(repeating: 0, count: batch * inputShape.count)
+        var o = 0
+        for b in 0..<batch {
+            for oy in 0..<outputShape.height {
+                for ox in 0..<outputShape.width {
+                    for ch in 0..<c {
+                        let g = gradOutput[o] * scale
+                        for ky in 0..<kernel { for kx in 0..<kernel { gradInput[((b * h + oy * stride + ky) * w + ox * stride + kx) * c + ch] += g } }
+                        o += 1
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mean over all positions of each channel: [B, H, W, C] → [B, C], as `nn.AdaptiveAvgPool2d(1)` + flatten.
+public final class GlobalAvgPool: Layer {
+    public let name = "globalavgpool"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+
+    public init(input: FeatureShape) {
+        inputShape = input
+        outputShape = .vector(input.channels)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let positions = inputShape.height * inputShape.width, c = inputShape.channels
+        let scale = 1 / Float(positions)
+        for b in 0..<batch {
+            let out = output + b * c
+            out.update(repeating: 0, count: c)
+            for p in 0..<positions { let row = input + (b * positions + p) * c; for ch in 0..<c { out[ch] += row[ch] } }
+            for ch in 0..<c { out[ch] *= scale }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        let positions = inputShape.height * inputShape.width, c = inputShape.channels
+        let scale = 1 / Float(positions)
+        for b in 0..<batch {
+            for p in 0..<positions {
+                let row = gradInput + (b * positions + p) * c
+                for ch in 0..<c { row[ch] = gradOutput[b * c + ch] * scale }
+            }
+        }
+    }
+}
+
+/// Reinterprets [B, H, W, C] as [B, H·W·C]: no data moves.
+public final class Flatten: Layer {
+    public let name = "flatten"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+
+    public init(input: FeatureShape) {
+        inputShape = input
+        outputShape = .vector(input.count)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        output.update(from: input, count: batch * inputShape.count)
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        gradInput?.update(from: gradOutput, count: batch * inputShape.count)
+    }
+}

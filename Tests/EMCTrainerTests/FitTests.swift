@@ -1,0 +1,135 @@
+import EMCCore
+import EMCTrainer
+import Testing
+
+/// n random points in d dimensions with random labels: pure memorisation.
+func randomData(n: Int, d: Int, classes: Int, seed: UInt64) -> InMemoryTrainingData {
+    let rng = CounterRNG(seed: seed, stream: .test)
+    let inputs = (0..<(n * d)).map { Float(rng.normal(UInt64($0))) }
+    let labels = (0..<n).map { Int32(rng.int(UInt64(1 << 32 | $0), below: UInt32(classes))) }
+    return InMemoryTrainingData(inputs: inputs, labels: labels, shape: .vector(d), classes: classes)
+}
+
+func train(_ model: String, _ optimizer: String, data: InMemoryTrainingData, epochs: Int, seed: UInt64 = 1,
+           batch: Int = 16, configure: (inout FitOptions) -> Void = { _ in }) throws -> (FitOutcome, Model) {
+    let spec = try ModelSpec(parsing: model)
+    var options = FitOptions()
+    options.batchSize = batch
+    options.maxEpochs = epochs
+    options.evalBatch = 64
+    options.seed = seed
+    configure(&options)
+    let m = try spec.build(input: data.shape, classes: data.classes, maxBatch: 64)
+    m.initialize(seed: seed)
+    let trainer = try Trainer(model: m, data: data, optimizer: try OptimizerSpec(parsing: optimizer), options: options)
+    return (try trainer.fit(), m)
+}
+
+@Suite("Fitting and its decisions")
+struct FitTests {
+    @Test("a small MLP memorises 64 random points with random labels")
+    func memorise() throws {
+        let data = randomData(n: 64, d: 10, classes: 10, seed: 3)
+        let (outcome, _) = try train("mlp:width=64,depth=2", "adam:lr=0.01", data: data, epochs: 300)
+        #expect(outcome.result == .fitted, "\(outcome.reason)")
+        #expect(outcome.wrong == 0 && outcome.trainAccuracy == 1)
+        let (gd, _) = try train("mlp:width=64,depth=1", "gd:lr=0.5,momentum=0.9", data: data, epochs: 2000)
+        #expect(gd.result == .fitted, "\(gd.reason)")
+    }
+
+    @Test("a tiny model on too many random labels never reports fitted")
+    func cannotFit() throws {
+        let data = randomData(n: 400, d: 4, classes: 10, seed: 5)
+        for optimizer in ["sgd:lr=0.05,momentum=0.9", "gd:lr=0.5"] {
+            let (outcome, _) = try train("mlp:width=2,depth=1", optimizer, data: data, epochs: 400, batch: 32) {
+                $0.patience = 10
+                $0.gradientTolerance = 5e-2
+            }
+            #expect(outcome.result == .convergedUnfit || outcome.result == .budgetExhausted, "\(optimizer): \(outcome.result) \(outcome.reason)")
+            #expect(outcome.wrong > 200)
+            #expect(outcome.gradientNorm != nil)
+            #expect(!outcome.lossHistory.isEmpty && outcome.lossHistory.count <= 100)
+        }
+    }
+
+    @Test("full-batch GD on a convex model converges short of a fit and says so")
+    func converged() throws {
+        let data = randomData(n: 200, d: 3, classes: 5, seed: 6)
+        // depth=0 is softmax regression: convex, so GD reaches its (unfitting) minimum.
+        let (outcome, _) = try train("mlp:depth=0", "gd:lr=0.5,momentum=0.9", data: data, epochs: 3000) {
+            $0.patience = 50
+            $0.minRelativeImprovement = 1e-4
+            $0.gradientTolerance = 1e-3
+        }
+        #expect(outcome.result == .convergedUnfit, "\(outcome.result): \(outcome.reason)")
+        #expect((outcome.gradientNorm ?? 1) < 1e-3)
+        #expect(outcome.reason.contains("plateaued"))
+    }
+
+    @Test("an absurd learning rate diverges")
+    func diverges() throws {
+        let data = randomData(n: 64, d: 10, classes: 10, seed: 7)
+        let (outcome, _) = try train("mlp:width=32,depth=2", "sgd:lr=1e6", data: data, epochs: 50)
+        #expect(outcome.result == .diverged, "\(outcome.result): \(outcome.reason)")
+    }
+
+    @Test("the same seed gives identical weights after training; another seed does not")
+    func determinism() throws {
+        let data = randomData(n: 100, d: 8, classes: 4, seed: 9)
+        let (_, a) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 11)
+        let (_, b) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 11)
+        let (_, c) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 12)
+        #expect(a.parameterValues == b.parameterValues)
+        #expect(a.parameterValues != c.parameterValues)
+    }
+
+    @Test("a CNN fits a few images")
+    func cnn() throws {
+        let rng = CounterRNG(seed: 2, stream: .test)
+        let shape = FeatureShape(height: 8, width: 8, channels: 3)
+        let n = 32
+        let data = InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { _ in 0 }.enumerated().map { Float(rng.normal(UInt64($0.offset))) },
+                                        labels: (0..<n).map { Int32($0 % 4) }, shape: shape, classes: 4)
+        let spec = try ModelSpec(parsing: "cnn:channels=8,layers=2,fc=16")
+        let model = try spec.build(input: shape, classes: 4, maxBatch: 64)
+        model.initialize(seed: 1)
+        var options = FitOptions()
+        options.batchSize = 8
+        options.maxEpochs = 300
+        options.evalBatch = 64
+        let outcome = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options).fit()
+        #expect(outcome.result == .fitted, "\(outcome.reason)")
+    }
+
+    @Test("initialisation is uniform in ±1/√fan_in, as PyTorch's default")
+    func initialisation() throws {
+        let model = try ModelSpec(parsing: "mlp:width=50,depth=1").build(input: .vector(400), classes: 10, maxBatch: 1)
+        model.initialize(seed: 3)
+        let w = model.parameterValues
+        let first = w[0..<(400 * 50)]
+        let bound = 1 / Float(400).squareRoot()
+        #expect(first.allSatisfy { abs($0) <= bound })
+        #expect(first.max()! > 0.95 * bound && first.min()! < -0.95 * bound)
+        let mean = first.reduce(0, +) / Float(first.count)
+        let variance = first.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(first.count)
+        #expect(abs(variance - bound * bound / 3) < 0.05 * bound * bound / 3)
+        let output = w[(400 * 50 + 50)..<(400 * 50 + 50 + 500)]
+        #expect(output.allSatisfy { abs($0) <= 1 / Float(50).squareRoot() })
+    }
+
+    @Test("model specs: parameter counts and errors")
+    func specs() throws {
+        let mnist = FeatureShape(height: 28, width: 28, channels: 1)
+        #expect(try ModelSpec(parsing: "mlp:width=16").parameterCount(input: mnist, classes: 10) == 784 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10)
+        #expect(try ModelSpec(parsing: "mlp:width=32,depth=1").parameterCount(input: mnist, classes: 10) == 25_450)
+        // conv 1→4 (40), conv 4→4 (148), 7·7·4 = 196 → 10 (1970)
+        #expect(try ModelSpec(parsing: "cnn:channels=4,layers=2").parameterCount(input: mnist, classes: 10) == 40 + 148 + 1970)
+        // growth 2: 1→4 (40), 4→8 (296), 7·7·8 = 392 → 32 (12,576), 32 → 10 (330)
+        #expect(try ModelSpec(parsing: "cnn:channels=4,layers=2,growth=2,fc=32").parameterCount(input: mnist, classes: 10) == 40 + 296 + 12_576 + 330)
+        for bad in ["resnet:depth=18", "mlp:width=0", "mlp:act=swish", "cnn:growth=3", "mlp:widht=3"] {
+            #expect(throws: EMCError.self, "\(bad)") { _ = try ModelSpec(parsing: bad) }
+        }
+        #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: "cnn:layers=6").layers(input: mnist, classes: 10) }
+        #expect(try ModelSpec(parsing: "mlp:width=8,act=tanh").description == "mlp:width=8,depth=2,act=tanh")
+    }
+}

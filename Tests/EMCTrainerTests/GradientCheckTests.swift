@@ -1,0 +1,144 @@
+import Foundation
+import EMCCore
+import EMCTrainer
+import Testing
+
+/// Checks a layer's backward against central finite differences of the scalar f = Σ w·y for a fixed
+/// random w: dy = w, so backward must give df/dθ and df/dx.
+func gradientCheck(_ layer: Layer, batch: Int = 2, seed: UInt64 = 1, inputScale: Float = 1, eps: Float = 1e-2,
+                   file: String = #fileID, line: Int = #line) {
+    let rng = CounterRNG(seed: seed, stream: .test)
+    let inCount = batch * layer.inputShape.count, outCount = batch * layer.outputShape.count
+    let params = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.parameterCount))
+    let grads = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, layer.parameterCount))
+    defer { params.deallocate(); grads.deallocate() }
+    for i in 0..<layer.parameterCount { params[i] = rng.uniform(UInt64(i)) - 0.5 }
+    grads.initialize(repeating: 0)
+    layer.bind(parameters: params.baseAddress!, gradients: grads.baseAddress!, maxBatch: batch)
+    var x = (0..<inCount).map { (rng.uniform(UInt64(100_000 + $0)) * 2 - 1) * inputScale }
+    let w = (0..<outCount).map { rng.uniform(UInt64(200_000 + $0)) - 0.5 }
+    var y = [Float](repeating: 0, count: outCount)
+    var gx = [Float](repeating: 0, count: inCount)
+
+    func f() -> Double {
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, $0.baseAddress!, batch: batch) } }
+        return zip(w, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    _ = f()
+    x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { yp in w.withUnsafeBufferPointer { wp in gx.withUnsafeMutableBufferPointer { gp in
+        layer.backward(input: xp.baseAddress!, output: yp.baseAddress!, gradOutput: wp.baseAddress!, gradInput: gp.baseAddress!, batch: batch)
+    } } } }
+    func close(_ analytic: Float, _ numeric: Double) -> Bool {
+        abs(Double(analytic) - numeric) <= 2e-2 * max(1e-1, abs(numeric), Double(abs(analytic)))
+    }
+    for i in 0..<layer.parameterCount {
+        let saved = params[i]
+        params[i] = saved + eps; let up = f()
+        params[i] = saved - eps; let down = f()
+        params[i] = saved
+        let numeric = (up - down) / Double(2 * eps)
+        #expect(close(grads[i], numeric), "\(layer.name) parameter \(i): backward \(grads[i]), numeric \(numeric) (seed \(seed))",
+                sourceLocation: SourceLocation(fileID: file, filePath: file, line: line, column: 1))
+    }
+    for i in 0..<inCount {
+        let saved = x[i]
+        x[i] = saved + eps; let up = f()
+        x[i] = saved - eps; let down = f()
+        x[i] = saved
+        let numeric = (up - down) / Double(2 * eps)
+        #expect(close(gx[i], numeric), "\(layer.name) input \(i): backward \(gx[i]), numeric \(numeric) (seed \(seed))",
+                sourceLocation: SourceLocation(fileID: file, filePath: file, line: line, column: 1))
+    }
+}
+
+@Suite("Finite-difference gradient checks")
+struct GradientCheckTests {
+    @Test("Linear") func linear() { gradientCheck(Linear(input: .vector(5), outputs: 4), batch: 3) }
+
+    @Test("Linear on an image input (flattened NHWC)") func linearImage() {
+        gradientCheck(Linear(input: FeatureShape(height: 2, width: 3, channels: 2), outputs: 3))
+    }
+
+    @Test("Conv2D 3×3, stride 1, padding 1") func conv() {
+        gradientCheck(Conv2D(input: FeatureShape(height: 5, width: 4, channels: 2), outChannels: 3, kernel: 3, stride: 1, padding: 1))
+    }
+
+    @Test("Conv2D with stride 2 and padding 2, and a 1×1 and a 2×2 kernel") func convStride() {
+        gradientCheck(Conv2D(input: FeatureShape(height: 6, width: 5, channels: 3), outChannels: 2, kernel: 3, stride: 2, padding: 2))
+        gradientCheck(Conv2D(input: FeatureShape(height: 4, width: 4, channels: 3), outChannels: 2, kernel: 1))
+        gradientCheck(Conv2D(input: FeatureShape(height: 5, width: 5, channels: 1), outChannels: 2, kernel: 2, stride: 2))
+    }
+
+    @Test("MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten") func pooling() {
+        // A small step keeps max-pool's winner from changing (it is piecewise linear: no curvature error).
+        gradientCheck(MaxPool2D(input: FeatureShape(height: 4, width: 6, channels: 2)), eps: 1e-4)
+        gradientCheck(MaxPool2D(input: FeatureShape(height: 5, width: 5, channels: 1), kernel: 3, stride: 2), eps: 1e-4)
+        gradientCheck(AvgPool2D(input: FeatureShape(height: 4, width: 4, channels: 3)))
+        gradientCheck(GlobalAvgPool(input: FeatureShape(height: 3, width: 2, channels: 4)))
+        gradientCheck(Flatten(input: FeatureShape(height: 2, width: 2, channels: 2)))
+    }
+
+    @Test("activations", arguments: ActivationKind.allCases)
+    func activation(kind: ActivationKind) {
+        gradientCheck(Activation(kind, input: .vector(40)), inputScale: 3)
+    }
+
+    @Test("softmax cross-entropy: gradient, loss and wrong count")
+    func loss() {
+        let rng = CounterRNG(seed: 4, stream: .test)
+        let batch = 3, classes = 5
+        var z = (0..<(batch * classes)).map { rng.uniform(UInt64($0)) * 4 - 2 }
+        let y: [Int32] = [0, 3, 4]
+        var grad = [Float](repeating: 0, count: z.count)
+        func loss() -> Double {
+            z.withUnsafeBufferPointer { zp in y.withUnsafeBufferPointer { yp in
+                SoftmaxCrossEntropy.evaluate(logits: zp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
+                                             gradient: nil, scale: 0).lossSum / Double(batch)
+            } }
+        }
+        z.withUnsafeBufferPointer { zp in y.withUnsafeBufferPointer { yp in grad.withUnsafeMutableBufferPointer { gp in
+            _ = SoftmaxCrossEntropy.evaluate(logits: zp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
+                                             gradient: gp.baseAddress!, scale: 1 / Float(batch))
+        } } }
+        for i in 0..<z.count {
+            let saved = z[i]
+            z[i] = saved + 1e-2; let up = loss()
+            z[i] = saved - 1e-2; let down = loss()
+            z[i] = saved
+            let numeric = (up - down) / 2e-2
+            #expect(abs(Double(grad[i]) - numeric) < 1e-3, "logit \(i): \(grad[i]) vs \(numeric)")
+        }
+        // Uniform logits: loss log K for every sample, and ties count as wrong unless the label is class 0.
+        let flat = [Float](repeating: 0, count: 2 * 4)
+        let r = flat.withUnsafeBufferPointer { f in [Int32(0), 2].withUnsafeBufferPointer { l in
+            SoftmaxCrossEntropy.evaluate(logits: f.baseAddress!, labels: l.baseAddress!, batch: 2, classes: 4, gradient: nil, scale: 0)
+        } }
+        #expect(abs(r.lossSum - 2 * log(4.0)) < 1e-6)
+        #expect(r.wrong == 1)
+    }
+
+    @Test("Conv2D forward equals a direct convolution")
+    func convForward() {
+        let shape = FeatureShape(height: 5, width: 6, channels: 2)
+        let conv = Conv2D(input: shape, outChannels: 3, kernel: 3, stride: 2, padding: 1)
+        let rng = CounterRNG(seed: 8, stream: .test)
+        let params = (0..<conv.parameterCount).map { rng.uniform(UInt64($0)) - 0.5 }
+        var p = params, g = [Float](repeating: 0, count: params.count)
+        let x = (0..<shape.count).map { rng.uniform(UInt64(1000 + $0)) }
+        var y = [Float](repeating: 0, count: conv.outputShape.count)
+        p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { gp in
+            conv.bind(parameters: pp.baseAddress!, gradients: gp.baseAddress!, maxBatch: 1)
+            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, $0.baseAddress!, batch: 1) } }
+        } }
+        let o = conv.outputShape
+        for oy in 0..<o.height { for ox in 0..<o.width { for co in 0..<3 {
+            var sum = params[3 * 18 + co]  // bias after the 3×(3·3·2) weights
+            for ky in 0..<3 { for kx in 0..<3 { for ci in 0..<2 {
+                let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
+                guard iy >= 0, iy < 5, ix >= 0, ix < 6 else { continue }
+                sum += params[co * 18 + (ky * 3 + kx) * 2 + ci] * x[(iy * 6 + ix) * 2 + ci]
+            } } }
+            #expect(abs(y[(oy * o.width + ox) * 3 + co] - sum) < 1e-5)
+        } } }
+    }
+}
