@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "EMCCore", dependencies: ["CEMCKernels"]),
         .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
-        .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE"]),
+        .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CEMCKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
         .executableTarget(name: "emc", dependencies: [

@@ -1,3 +1,4 @@
+import CEMCKernels
 #if canImport(Glibc)
 import Glibc
 #else
@@ -12,6 +13,9 @@ public enum ActivationKind: String, Sendable, CaseIterable {
     case sigmoid
     case gelu                      // exact (erf) form, as nn.GELU()
     case identity
+
+    /// Non-decreasing everywhere (GELU dips below zero, so it is not).
+    public var isMonotonic: Bool { self != .gelu }
 }
 
 /// y = f(x) elementwise; backward uses x or y, whichever is cheaper.
@@ -29,7 +33,7 @@ public final class Activation: Layer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let n = batch * inputShape.count
         switch kind {
-        case .relu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0 }
+        case .relu: emc_relu_forward(output, input, n)
         case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
         case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
         case .sigmoid: for i in 0..<n { output[i] = 1 / (1 + expf(-input[i])) }
@@ -43,7 +47,7 @@ public final class Activation: Layer {
         guard let g = gradInput else { return }
         let n = batch * inputShape.count
         switch kind {
-        case .relu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0 }
+        case .relu: emc_relu_backward(g, input, gradOutput, n)
         case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
         case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
         case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }

@@ -1,3 +1,5 @@
+import CEMCKernels
+
 /// 2-D convolution over NHWC samples, as PyTorch's `nn.Conv2d` (cross-correlation, zero padding).
 ///
 /// Shapes: x [B, H, W, Cin], W [Cout, K, K, Cin], b [Cout], y [B, Ho, Wo, Cout] with
@@ -55,7 +57,7 @@ public final class Conv2D: Layer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         im2row(input, batch: batch)
         let pixels = batch * outputShape.height * outputShape.width
-        for p in 0..<pixels { (output + p * outChannels).update(from: bias, count: outChannels) }
+        emc_add_bias(output, bias, pixels, outChannels)
         BLAS.sgemm(.none, .transpose, m: pixels, n: outChannels, k: patch, alpha: 1, a: rows.baseAddress!, lda: patch,
                    b: weight, ldb: patch, beta: 1, c: output, ldc: outChannels)
     }
@@ -66,10 +68,7 @@ public final class Conv2D: Layer {
         // rows still hold this batch's patches from forward.
         BLAS.sgemm(.transpose, .none, m: outChannels, n: patch, k: pixels, alpha: 1, a: gradOutput, lda: outChannels,
                    b: rows.baseAddress!, ldb: patch, beta: 1, c: gradWeight, ldc: patch)
-        for p in 0..<pixels {
-            let g = gradOutput + p * outChannels
-            for c in 0..<outChannels { gradBias[c] += g[c] }
-        }
+        emc_sum_rows(gradBias, gradOutput, pixels, outChannels)
         guard let gradInput else { return }
         BLAS.sgemm(.none, .none, m: pixels, n: patch, k: outChannels, alpha: 1, a: gradOutput, lda: outChannels,
                    b: weight, ldb: patch, beta: 0, c: gradRows.baseAddress!, ldc: patch)
@@ -78,53 +77,13 @@ public final class Conv2D: Layer {
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.
     private func im2row(_ input: UnsafePointer<Float>, batch: Int) {
-        let h = inputShape.height, w = inputShape.width, cin = inChannels
-        let ho = outputShape.height, wo = outputShape.width
-        var r = rows.baseAddress!
-        for b in 0..<batch {
-            let image = input + b * h * w * cin
-            for oy in 0..<ho {
-                for ox in 0..<wo {
-                    for ky in 0..<kernel {
-                        let iy = oy * stride - padding + ky
-                        for kx in 0..<kernel {
-                            let ix = ox * stride - padding + kx
-                            if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                                r.update(from: image + (iy * w + ix) * cin, count: cin)
-                            } else {
-                                r.update(repeating: 0, count: cin)
-                            }
-                            r += cin
-                        }
-                    }
-                }
-            }
-        }
+        emc_im2row(rows.baseAddress!, input, Int32(batch), Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
+                   Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
     }
 
     /// The adjoint of im2row: dx[b, iy, ix, c] = Σ over patches that copied it of drows.
     private func row2im(_ gradInput: UnsafeMutablePointer<Float>, batch: Int) {
-        let h = inputShape.height, w = inputShape.width, cin = inChannels
-        let ho = outputShape.height, wo = outputShape.width
-        gradInput.update(repeating: 0, count: batch * h * w * cin)
-        var r = UnsafePointer(gradRows.baseAddress!)
-        for b in 0..<batch {
-            let image = gradInput + b * h * w * cin
-            for oy in 0..<ho {
-                for ox in 0..<wo {
-                    for ky in 0..<kernel {
-                        let iy = oy * stride - padding + ky
-                        for kx in 0..<kernel {
-                            let ix = ox * stride - padding + kx
-                            if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                                let d = image + (iy * w + ix) * cin
-                                for c in 0..<cin { d[c] += r[c] }
-                            }
-                            r += cin
-                        }
-                    }
-                }
-            }
-        }
+        emc_row2im(gradInput, gradRows.baseAddress!, Int32(batch), Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
+                   Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
     }
 }

@@ -208,9 +208,18 @@ public final class Trainer {
                        epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
     }
 
+    /// `count` plain training steps cycling through the data in epoch order (no decisions): for benchmarks.
+    public func runSteps(_ count: Int, optimizer: Optimizer, lr: Double) throws {
+        var steps = 0, epoch = 0
+        while steps < count {
+            _ = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps, stopAt: count)
+            epoch += 1
+        }
+    }
+
     /// One epoch of mini-batch training in the seeded order; returns the mean loss and the wrong count
     /// seen during the epoch (each batch judged before its own update).
-    private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int) throws -> (Double, Int) {
+    private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int, stopAt: Int? = nil) throws -> (Double, Int) {
         let n = data.count
         let order = epochOrder(seed: options.seed, epoch: epoch, count: n)
         var lossSum = 0.0, wrong = 0
@@ -229,7 +238,7 @@ public final class Trainer {
                 lossSum += r.lossSum
                 wrong += r.wrong
                 start += b
-                if let maxSteps = options.maxSteps, steps >= maxSteps { break }
+                if let maxSteps = stopAt ?? options.maxSteps, steps >= maxSteps { break }
             }
         }
         return (lossSum / Double(max(1, start)), wrong + (n - start))

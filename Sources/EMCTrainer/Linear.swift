@@ -1,3 +1,5 @@
+import CEMCKernels
+
 /// Fully connected layer, y = x Wᵀ + b, as PyTorch's `nn.Linear`.
 ///
 /// Shapes: x [B, in], W [out, in], b [out], y [B, out].
@@ -33,7 +35,7 @@ public final class Linear: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         // Bias first, then accumulate the product onto it (beta = 1).
-        for b in 0..<batch { (output + b * outFeatures).update(from: bias, count: outFeatures) }
+        emc_add_bias(output, bias, batch, outFeatures)
         BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: input, lda: inFeatures,
                    b: weight, ldb: inFeatures, beta: 1, c: output, ldc: outFeatures)
     }
@@ -42,10 +44,7 @@ public final class Linear: Layer {
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: gradOutput, lda: outFeatures,
                    b: input, ldb: inFeatures, beta: 1, c: gradWeight, ldc: inFeatures)
-        for b in 0..<batch {
-            let row = gradOutput + b * outFeatures
-            for j in 0..<outFeatures { gradBias[j] += row[j] }
-        }
+        emc_sum_rows(gradBias, gradOutput, batch, outFeatures)
         if let gradInput {
             BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: gradOutput, lda: outFeatures,
                        b: weight, ldb: inFeatures, beta: 0, c: gradInput, ldc: inFeatures)

@@ -16,6 +16,8 @@ public final class Model {
     private var activations: [UnsafeMutableBufferPointer<Float>]
     private var gradActivations: [UnsafeMutableBufferPointer<Float>]
     private var parameterOffsets: [Int]
+    /// The first layer with parameters: no input gradient is needed at or below it.
+    private let firstTrainable: Int
 
     public init(layers: [Layer], maxBatch: Int) {
         precondition(!layers.isEmpty && maxBatch > 0)
@@ -30,6 +32,7 @@ public final class Model {
         gradients.initialize(repeating: 0)
         activations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
         gradActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
+        firstTrainable = layers.firstIndex { $0.parameterCount > 0 } ?? layers.count
         var offset = 0
         parameterOffsets = []
         for layer in layers {
@@ -82,13 +85,29 @@ public final class Model {
     public var logitGradient: UnsafeMutablePointer<Float> { gradActivations[layers.count - 1].baseAddress! }
 
     /// Back-propagates `logitGradient` through the layers, adding to `gradients`. Needs the
-    /// activations of the last `forward` on the same input.
+    /// activations of the last `forward` on the same input. Stops at the first layer with parameters:
+    /// nothing below it needs a gradient (for an MLP that saves the largest product, dx of layer 1).
     public func backward(_ input: UnsafePointer<Float>, batch: Int) {
-        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+        for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
             let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
             layers[i].backward(input: x, output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
-                               gradInput: i == 0 ? nil : gradActivations[i - 1].baseAddress!, batch: batch)
+                               gradInput: i == firstTrainable ? nil : gradActivations[i - 1].baseAddress!, batch: batch)
         }
+    }
+
+    /// FLOPs of the matrix products in one training step (forward and backward) at batch `batch`.
+    public func gemmFLOPsPerStep(batch: Int) -> Double {
+        var flops = 0.0
+        for (i, layer) in layers.enumerated() {
+            let perProduct: Double
+            if let linear = layer as? Linear {
+                perProduct = 2 * Double(batch) * Double(linear.inFeatures) * Double(linear.outFeatures)
+            } else if let conv = layer as? Conv2D {
+                perProduct = 2 * Double(batch * conv.outputShape.height * conv.outputShape.width) * Double(conv.patch) * Double(conv.outChannels)
+            } else { continue }
+            flops += perProduct * (i == firstTrainable ? 2 : 3)  // forward, dW, and dx unless first
+        }
+        return flops
     }
 
     /// A copy of the parameters (for tests, checkpoints and determinism checks).

@@ -74,9 +74,17 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                 }
                 let conv = Conv2D(input: shape, outChannels: c, kernel: 3, stride: 1, padding: 1)
                 layers.append(conv); shape = conv.outputShape
-                layers.append(Activation(activation, input: shape))
                 let pool = MaxPool2D(input: shape, kernel: 2)
-                layers.append(pool); shape = pool.outputShape
+                if activation.isMonotonic {
+                    // max-pool(act(x)) = act(max-pool(x)) for a non-decreasing act, with the same
+                    // gradients (the window's first maximum wins either way): pooling first runs
+                    // the activation on a quarter of the values.
+                    layers.append(pool); shape = pool.outputShape
+                    layers.append(Activation(activation, input: shape))
+                } else {
+                    layers.append(Activation(activation, input: shape))
+                    layers.append(pool); shape = pool.outputShape
+                }
                 c *= growth
             }
             layers.append(Flatten(input: shape)); shape = .vector(shape.count)

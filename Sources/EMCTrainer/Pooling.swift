@@ -1,3 +1,5 @@
+import CEMCKernels
+
 /// Max pooling over K×K windows with stride S (no padding), as `nn.MaxPool2d(K, S)`: floor division,
 /// ties go to the first maximum. Forward records each output's source index for backward.
 public final class MaxPool2D: Layer {
@@ -24,41 +26,14 @@ public final class MaxPool2D: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let h = inputShape.height, w = inputShape.width, c = inputShape.channels
-        let ho = outputShape.height, wo = outputShape.width
-        var o = 0
-        for b in 0..<batch {
-            let base = b * h * w * c
-            for oy in 0..<ho {
-                for ox in 0..<wo {
-                    for ch in 0..<c {
-                        var best = -Float.infinity
-                        var at = base + ((oy * stride) * w + ox * stride) * c + ch
-                        for ky in 0..<kernel {
-                            for kx in 0..<kernel {
-                                let i = base + ((oy * stride + ky) * w + ox * stride + kx) * c + ch
-                                if input[i] > best || best.isNaN { best = input[i]; at = i }
-                            }
-                        }
-                        output[o] = best
-                        argmax[o] = Int32(at - base)
-                        o += 1
-                    }
-                }
-            }
-        }
+        emc_maxpool_forward(output, argmax.baseAddress!, input, Int32(batch), Int32(inputShape.height), Int32(inputShape.width),
+                            Int32(inputShape.channels), Int32(kernel), Int32(stride), Int32(outputShape.height), Int32(outputShape.width))
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        let inCount = inputShape.count, outCount = outputShape.count
-        gradInput.update(repeating: 0, count: batch * inCount)
-        for b in 0..<batch {
-            for j in 0..<outCount {
-                gradInput[b * inCount + Int(argmax[b * outCount + j])] += gradOutput[b * outCount + j]
-            }
-        }
+        emc_maxpool_backward(gradInput, argmax.baseAddress!, gradOutput, Int32(batch), inputShape.count, outputShape.count)
     }
 }
 

@@ -1,12 +1,13 @@
 import ArgumentParser
 import EMCCore
+import EMCTrainer
 import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self])
 }
 
 struct BenchCRC: ParsableCommand {
@@ -66,6 +67,53 @@ struct BenchShards: ParsableCommand {
         }
         BenchTable.print(title: "Shard read/write, \(samples) samples per dataset (reads: median of \(repeats), 1 thread; writes: \(EMCEnvironment.cpuCount) threads)",
                          header: ["data", "codec", "ratio", "write MB/s", "seq samples/s", "seq MB/s", "seq / ceiling", "random samples/s", "random / ceiling"],
+                         rows: rows.map(cells), json: json, records: rows)
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training speed (forward + backward + SGD step) of MLPs and CNNs at 1 thread, and GEMM efficiency.",
+        discussion: "Pass --torch with the JSON of scripts/bench/torch_train.py --json to print PyTorch's figures beside emc's.")
+
+    @Option(help: "Batch size.")
+    var batch = 128
+
+    @Option(help: "Seconds per measurement.")
+    var seconds = 0.5
+
+    @Option(help: "Repetitions; the median is reported.")
+    var repeats = 5
+
+    @Option(help: "JSON from scripts/bench/torch_train.py --json, for a side-by-side table.")
+    var torch: String?
+
+    @Flag(help: "Print machine-readable JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        BLAS.configureThreads()
+        var torchRates: [String: Double] = [:]
+        var torchVersion = ""
+        if let torch {
+            struct TorchFile: Decodable { var torch: String; var results: [Result]; struct Result: Decodable { var model: String; var input: String; var samplesPerSecond: Double } }
+            let file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: torch)))
+            torchVersion = " vs PyTorch \(file.torch)"
+            for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }
+        }
+        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates)
+        func f(_ v: Double, _ d: Int = 0) -> String { String(format: "%.\(d)f", v) }
+        func cells(_ r: TrainBenchmark.Row) -> [String] {
+            let torchCell: String = r.torchSamplesPerSecond.map { f($0) } ?? "-"
+            let ratio: String = r.torchSamplesPerSecond.map { f(r.samplesPerSecond / $0, 2) + "×" } ?? "-"
+            let share: String = f(r.gemmGFLOPs / r.rawSgemmGFLOPs * 100) + "%"
+            return [r.model, r.input, "\(r.parameters)", f(r.samplesPerSecond), torchCell, ratio, f(r.gemmGFLOPs, 1),
+                    r.largestGemm, f(r.rawSgemmGFLOPs, 1), share]
+        }
+        BenchTable.print(title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
+                         header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s",
+                                  "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],
                          rows: rows.map(cells), json: json, records: rows)
     }
 }

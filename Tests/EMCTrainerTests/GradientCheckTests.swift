@@ -142,3 +142,37 @@ struct GradientCheckTests {
         } } }
     }
 }
+
+@Suite("Layer order")
+struct LayerOrderTests {
+    @Test("pooling before a monotonic activation gives the same outputs and gradients as after it", arguments: [ActivationKind.relu, .tanh, .leakyRelu])
+    func poolActivationCommute(kind: ActivationKind) throws {
+        let shape = FeatureShape(height: 4, width: 4, channels: 3)
+        let rng = CounterRNG(seed: 12, stream: .test)
+        let x = (0..<(2 * shape.count)).map { rng.uniform(UInt64($0)) * 2 - 1 }
+        let pooled = FeatureShape(height: 2, width: 2, channels: 3)
+        let dy = (0..<(2 * pooled.count)).map { rng.uniform(UInt64(500 + $0)) - 0.5 }
+        func run(_ layers: [Layer]) -> (y: [Float], dx: [Float]) {
+            let model = Model(layers: layers + [Linear(input: pooled, outputs: 2)], maxBatch: 2)
+            var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+            var a = [Float](repeating: 0, count: x.count)
+            x.withUnsafeBufferPointer { xp in
+                layers[0].forward(xp.baseAddress!, &a, batch: 2)
+                a.withUnsafeBufferPointer { ap in layers[1].forward(ap.baseAddress!, &y, batch: 2) }
+                var da = [Float](repeating: 0, count: a.count)
+                a.withUnsafeBufferPointer { ap in y.withUnsafeBufferPointer { yp in dy.withUnsafeBufferPointer { dyp in
+                    layers[1].backward(input: ap.baseAddress!, output: yp.baseAddress!, gradOutput: dyp.baseAddress!, gradInput: &da, batch: 2)
+                } } }
+                a.withUnsafeBufferPointer { ap in da.withUnsafeBufferPointer { dap in
+                    layers[0].backward(input: xp.baseAddress!, output: ap.baseAddress!, gradOutput: dap.baseAddress!, gradInput: &dx, batch: 2)
+                } }
+            }
+            _ = model
+            return (y, dx)
+        }
+        let actFirst = run([Activation(kind, input: shape), MaxPool2D(input: shape)])
+        let poolFirst = run([MaxPool2D(input: shape), Activation(kind, input: pooled)])
+        for i in 0..<actFirst.y.count { #expect(abs(actFirst.y[i] - poolFirst.y[i]) < 1e-6) }
+        for i in 0..<actFirst.dx.count { #expect(abs(actFirst.dx[i] - poolFirst.dx[i]) < 1e-6) }
+    }
+}

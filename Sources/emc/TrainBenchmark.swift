@@ -1,0 +1,98 @@
+import EMCCore
+import EMCTrainer
+import Foundation
+
+/// `emc bench train`: samples/s of forward + backward + SGD update at batch 128 on 1 thread, and the
+/// GFLOP/s its matrix products reach beside raw cblas_sgemm on the model's largest product.
+enum TrainBenchmark {
+    struct Row: Encodable {
+        var model: String
+        var input: String
+        var parameters: Int
+        var samplesPerSecond: Double
+        var gemmGFLOPs: Double
+        var rawSgemmGFLOPs: Double
+        var largestGemm: String
+        var torchSamplesPerSecond: Double?
+    }
+
+    static let cases: [(String, FeatureShape)] = [
+        ("mlp:width=8", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("mlp:width=16", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("mlp:width=32", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("mlp:width=256", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("cnn:channels=4,layers=2", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("cnn:channels=8,layers=2", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("cnn:channels=32,layers=2", FeatureShape(height: 28, width: 28, channels: 1)),
+        ("cnn:channels=4,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("cnn:channels=8,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("cnn:channels=32,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
+    ]
+
+    static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double]) throws -> [Row] {
+        var rows: [Row] = []
+        for (specText, shape) in cases {
+            let spec = try ModelSpec(parsing: specText)
+            let model = try spec.build(input: shape, classes: 10, maxBatch: batch)
+            model.initialize(seed: 0)
+            let n = batch * 8
+            let rng = CounterRNG(seed: 1, stream: .test)
+            let data = InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
+                                            labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
+            var options = FitOptions()
+            options.batchSize = batch
+            options.evalBatch = batch
+            let optimizerSpec = try OptimizerSpec(parsing: "sgd:lr=0.01,momentum=0.9")
+            let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
+            let optimizer = Optimizer(spec: optimizerSpec, parameterCount: model.parameterCount)
+            try trainer.runSteps(5, optimizer: optimizer, lr: 0.01)
+            // Steps per repetition sized to take about `seconds`.
+            let probe = Clock.now()
+            try trainer.runSteps(5, optimizer: optimizer, lr: 0.01)
+            let perStep = max(1e-6, (Clock.now() - probe) / 5)
+            let steps = max(5, Int(seconds / perStep))
+            let time = try medianSeconds(repeats: repeats) { try trainer.runSteps(steps, optimizer: optimizer, lr: 0.01) }
+            let stepsPerSecond = Double(steps) / time
+            let (label, m, nn, k) = largestGemm(model, batch: batch)
+            rows.append(Row(model: specText, input: "\(shape)", parameters: model.parameterCount,
+                            samplesPerSecond: stepsPerSecond * Double(batch),
+                            gemmGFLOPs: model.gemmFLOPsPerStep(batch: batch) * stepsPerSecond / 1e9,
+                            rawSgemmGFLOPs: rawSgemm(m: m, n: nn, k: k, seconds: seconds, repeats: repeats), largestGemm: label,
+                            torchSamplesPerSecond: torch["\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"]))
+        }
+        return rows
+    }
+
+    /// The forward product with the most FLOPs: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
+    static func largestGemm(_ model: Model, batch: Int) -> (String, Int, Int, Int) {
+        var best = ("", 0, 0, 0), bestFlops = 0
+        for layer in model.layers {
+            var shape: (Int, Int, Int)?
+            if let linear = layer as? Linear { shape = (batch, linear.outputShape.count, linear.inputShape.count) }
+            if let conv = layer as? Conv2D {
+                shape = (batch * conv.outputShape.height * conv.outputShape.width, conv.outputShape.channels,
+                         conv.inputShape.channels * 9)
+            }
+            if let (m, n, k) = shape, m * n * k > bestFlops {
+                bestFlops = m * n * k
+                best = ("\(m)×\(k)·\(k)×\(n)", m, n, k)
+            }
+        }
+        return best
+    }
+
+    /// GFLOP/s of cblas_sgemm alone on C[m×n] = A[m×k]·Bᵀ (the layout the layers use).
+    static func rawSgemm(m: Int, n: Int, k: Int, seconds: Double, repeats: Int) -> Double {
+        let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * k), b = UnsafeMutableBufferPointer<Float>.allocate(capacity: n * k)
+        let c = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        a.initialize(repeating: 0.5); b.initialize(repeating: 0.25); c.initialize(repeating: 0)
+        func once() { BLAS.sgemm(.none, .transpose, m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: k, beta: 0, c: c.baseAddress!, ldc: n) }
+        for _ in 0..<3 { once() }
+        let probe = Clock.now()
+        for _ in 0..<5 { once() }
+        let calls = max(5, Int(seconds / max(1e-7, (Clock.now() - probe) / 5)))
+        let time = medianSeconds(repeats: repeats) { for _ in 0..<calls { once() } }
+        return 2 * Double(m) * Double(n) * Double(k) * Double(calls) / time / 1e9
+    }
+}

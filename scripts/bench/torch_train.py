@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""PyTorch baseline for `emc bench train`: the same models, batch size and update rule, at 1 thread.
+
+Run it as a plain script: on first use it creates its own virtualenv (.venv-bench at the repository root,
+git-ignored) and installs torch from PyPI into it, then re-runs itself there. It is not part of the tests.
+
+    scripts/bench/torch_train.py                 # table on stdout
+    scripts/bench/torch_train.py --json > t.json # for: emc bench train --torch t.json
+
+Models are built from the same spec strings as emc's (mlp:width=W,depth=D / cnn:channels=C,layers=L,...),
+with PyTorch's default initialisation, nn.CrossEntropyLoss and torch.optim.SGD(lr=0.01, momentum=0.9).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV = os.path.join(ROOT, ".venv-bench")
+
+
+def ensure_torch():
+    try:
+        import torch  # noqa: F401
+        return
+    except ImportError:
+        pass
+    python = os.path.join(VENV, "bin", "python")
+    if sys.executable != python:
+        if not os.path.exists(python):
+            print(f"creating {VENV} and installing torch (once; this downloads a large wheel)", file=sys.stderr)
+            subprocess.check_call([sys.executable, "-m", "venv", VENV])
+            subprocess.check_call([python, "-m", "pip", "install", "--quiet", "torch", "numpy"])
+        os.execv(python, [python] + sys.argv)
+    sys.exit("torch is not importable even in the benchmark virtualenv")
+
+
+def parse(spec):
+    family, _, rest = spec.partition(":")
+    opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    return family, opts
+
+
+def build(spec, shape, classes):
+    import torch.nn as nn
+    family, o = parse(spec)
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}[o.get("act", "relu")]
+    h, w, c = shape
+    layers = []
+    if family == "mlp":
+        width, depth = int(o.get("width", 16)), int(o.get("depth", 2))
+        layers.append(nn.Flatten())
+        d = h * w * c
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), act()]
+            d = width
+        layers.append(nn.Linear(d, classes))
+    else:
+        ch, n, growth, fc = int(o.get("channels", 16)), int(o.get("layers", 2)), int(o.get("growth", 1)), int(o.get("fc", 0))
+        cin = c
+        for _ in range(n):
+            layers += [nn.Conv2d(cin, ch, 3, padding=1), act(), nn.MaxPool2d(2)]
+            cin, h, w = ch, h // 2, w // 2
+            ch *= growth
+        layers.append(nn.Flatten())
+        d = cin * h * w
+        if fc > 0:
+            layers += [nn.Linear(d, fc), act()]
+            d = fc
+        layers.append(nn.Linear(d, classes))
+    return nn.Sequential(*layers)
+
+
+CASES = [
+    ("mlp:width=8", (28, 28, 1)), ("mlp:width=16", (28, 28, 1)), ("mlp:width=32", (28, 28, 1)), ("mlp:width=256", (28, 28, 1)),
+    ("cnn:channels=4,layers=2", (28, 28, 1)), ("cnn:channels=8,layers=2", (28, 28, 1)), ("cnn:channels=32,layers=2", (28, 28, 1)),
+    ("cnn:channels=4,layers=2", (32, 32, 3)), ("cnn:channels=8,layers=2", (32, 32, 3)), ("cnn:channels=32,layers=2", (32, 32, 3)),
+]
+
+
+def main():
+    ensure_torch()
+    import torch
+    torch.set_num_threads(1)
+    batch = 128
+    as_json = "--json" in sys.argv
+    rows = []
+    for spec, shape in CASES:
+        torch.manual_seed(0)
+        model = build(spec, shape, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        h, w, c = shape
+        x = torch.randn(batch, c, h, w)
+        y = torch.randint(0, 10, (batch,))
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+
+        for _ in range(5):
+            step()
+        times = []
+        for _ in range(5):
+            steps = 0
+            start = time.perf_counter()
+            while True:
+                step()
+                steps += 1
+                elapsed = time.perf_counter() - start
+                if elapsed > 0.4 and steps >= 5:
+                    break
+            times.append(batch * steps / elapsed)
+        times.sort()
+        rows.append({"model": spec, "input": "%dx%dx%d" % shape, "samplesPerSecond": times[len(times) // 2],
+                     "parameters": sum(p.numel() for p in model.parameters())})
+    if as_json:
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch, "results": rows}, indent=2))
+    else:
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread, batch {batch}, SGD momentum 0.9 (median of 5)")
+        for r in rows:
+            print(f"{r['model']:<28} {r['input']:<8} {r['parameters']:>9} params {r['samplesPerSecond']:>10.0f} samples/s")
+
+
+if __name__ == "__main__":
+    main()
