@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "EMCShards", targets: ["EMCShards"]),
         .library(name: "EMCTrainer", targets: ["EMCTrainer"]),
         .library(name: "EMCConvert", targets: ["EMCConvert"]),
+        .library(name: "EMCTransforms", targets: ["EMCTransforms"]),
+        .library(name: "EMCPipeline", targets: ["EMCPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,11 +40,13 @@ let package = Package(
         .target(name: "EMCCore", dependencies: ["CEMCKernels"]),
         .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
+        .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
+        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCTrainer"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CEMCKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCPipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -51,6 +55,8 @@ let package = Package(
         .testTarget(name: "EMCFormatsTests", dependencies: ["EMCFormats", "EMCTestSupport"]),
         .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
-        .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCTestSupport"]),
+        .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
+        .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCPipeline", "EMCTestSupport"]),
     ]
 )

@@ -12,9 +12,12 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
     public var statistics: ChannelStatistics
     public var provenance: Provenance
     public var contentId: String
+    /// Present when this set is an overlay on another (a perturbed variant): its shards are the base's.
+    public var variant: VariantInfo?
 
     public init(name: String, schema: SampleSchema, classes: ClassInfo, splits: [String: SplitManifest],
-                statistics: ChannelStatistics, provenance: Provenance) {
+                statistics: ChannelStatistics, provenance: Provenance, variant: VariantInfo? = nil) {
+        self.variant = variant
         self.name = name
         self.schema = schema
         self.classes = classes
@@ -35,8 +38,16 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         }
     }
 
-    /// SHA-256 over the schema, class count and every shard's name, count and checksum.
+    /// SHA-256 over the schema, class count and every shard's name, count and checksum; for a variant,
+    /// over its base's content id, its transforms and its label files.
     public func computeContentId() -> String {
+        if let v = variant {
+            var text = "emc-variant/1\nbase:\(v.baseContentId)\nclasses:\(classes.count)\n"
+            text += "labels:\(v.labelTransform ?? "-")\n"
+            for t in v.inputTransforms { text += "inputs:\(t)\n" }
+            for split in v.labelFiles.keys.sorted() { text += "\(split)/\(v.labelFiles[split]!.file):\(v.labelFiles[split]!.crc32c)\n" }
+            return SHA256.hex(text)
+        }
         var text = "emc-shards/1\n"
         text += "schema:\(schema.kind.rawValue),\(schema.height),\(schema.width),\(schema.channels),\(schema.features)\n"
         text += "classes:\(classes.count)\n"
@@ -76,6 +87,43 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
 
     public func write(directory: String) throws {
         try AtomicFileWriter.write(try encoded(), to: FileSystem.join(directory, DatasetManifest.fileName))
+    }
+}
+
+/// How a variant derives from its base (docs/shard-format.md, "Variants").
+public struct VariantInfo: Codable, Sendable, Equatable {
+    /// The base set's folder, relative to this variant's folder.
+    public var base: String
+    /// The base's content id when the variant was made; reading checks it.
+    public var baseContentId: String
+    /// The label transform, or nil.
+    public var labelTransform: String?
+    /// Split → the file holding its new labels (in split position order).
+    public var labelFiles: [String: LabelFileInfo]
+    /// Input transforms applied on read, after the base's own.
+    public var inputTransforms: [String]
+
+    public init(base: String, baseContentId: String, labelTransform: String?, labelFiles: [String: LabelFileInfo], inputTransforms: [String]) {
+        self.base = base
+        self.baseContentId = baseContentId
+        self.labelTransform = labelTransform
+        self.labelFiles = labelFiles
+        self.inputTransforms = inputTransforms
+    }
+}
+
+/// A label overlay file as the manifest lists it.
+public struct LabelFileInfo: Codable, Sendable, Equatable {
+    public var file: String
+    public var samples: Int
+    public var bytes: Int
+    public var crc32c: String
+
+    public init(file: String, samples: Int, bytes: Int, crc32c: String) {
+        self.file = file
+        self.samples = samples
+        self.bytes = bytes
+        self.crc32c = crc32c
     }
 }
 

@@ -161,6 +161,19 @@ public final class SplitReader {
         return (data, label, try chunk(shard: s, chunk: c).originalIndex(o))
     }
 
+    /// All original indices of the split in position order.
+    public func allOriginalIndices() throws -> [UInt64] {
+        var out: [UInt64] = []
+        out.reserveCapacity(count)
+        for s in shards.indices {
+            for k in shards[s].entries.indices {
+                let c = try chunk(shard: s, chunk: k)
+                for i in 0..<c.count { out.append(c.originalIndex(i)) }
+            }
+        }
+        return out
+    }
+
     /// All labels of the split in position order, reading only label columns.
     public func allLabels() throws -> [UInt32] {
         var labels: [UInt32] = []

@@ -28,6 +28,9 @@ public enum ShardSetVerifier {
             report.problems.append(.init(message: "\(error)"))
             return report
         }
+        if let variant = manifest.variant {
+            return verifyVariant(directory: directory, manifest: manifest, variant: variant, report: report, progress: progress)
+        }
         if manifest.computeContentId() != manifest.contentId {
             report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the shards the manifest lists (the manifest was edited?)"))
         }
@@ -80,6 +83,31 @@ public enum ShardSetVerifier {
                 report.problems.append(.init(split: split, message: "shards hold \(total) samples, the manifest says \(info.samples)"))
             }
         }
+        return report
+    }
+
+    /// A variant: its label files, its base's identity, and the base itself.
+    static func verifyVariant(directory: String, manifest: DatasetManifest, variant: VariantInfo, report: VerificationReport,
+                              progress: ProgressReporter?) -> VerificationReport {
+        var report = report
+        if manifest.computeContentId() != manifest.contentId {
+            report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the variant's overlays (the manifest was edited?)"))
+        }
+        for (split, info) in variant.labelFiles.sorted(by: { $0.key < $1.key }) {
+            do { _ = try LabelOverlay.read(path: FileSystem.join(directory, info.file), expected: info) } catch {
+                report.problems.append(.init(split: split, file: info.file, message: "\(error)"))
+            }
+        }
+        let basePath = variant.base.hasPrefix("/") ? variant.base : FileSystem.join(directory, variant.base)
+        if let base = try? DatasetManifest.load(directory: basePath), base.contentId != variant.baseContentId {
+            report.problems.append(.init(message: "the base set at \(basePath) has changed since this variant was made"))
+        }
+        let baseReport = verify(directory: basePath, progress: progress)
+        report.shardsChecked += baseReport.shardsChecked
+        report.chunksChecked += baseReport.chunksChecked
+        report.samplesChecked += baseReport.samplesChecked
+        report.bytesChecked += baseReport.bytesChecked
+        report.problems += baseReport.problems.map { var p = $0; p.message = "base \(variant.base): " + p.message; return p }
         return report
     }
 

@@ -134,7 +134,7 @@ public final class ShardSetWriter {
 
     /// Writes one split of `count` samples; `fill(positions, data, labels, indices)` supplies the samples
     /// at those split positions (it may be called from several threads at once, for different positions).
-    public func write(split: String, count: Int, progress: ProgressReporter? = nil,
+    public func write(split: String, count: Int, progress: ProgressReporter? = nil, shuffled: Bool? = nil,
                       fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawBufferPointer, UnsafeMutableBufferPointer<UInt32>,
                                                  UnsafeMutableBufferPointer<UInt64>) throws -> Void) throws {
         guard split.range(of: "^[a-z0-9_]+$", options: .regularExpression) != nil else {
@@ -204,8 +204,14 @@ public final class ShardSetWriter {
             }
         }
         splits[split] = SplitManifest(samples: count, samplesPerShard: perShard, chunkSamples: chunkSamples,
-                                      shuffled: options.shuffle, shards: shards)
+                                      shuffled: shuffled ?? options.shuffle, shards: shards)
     }
+
+    /// Sets the statistics recorded in the manifest (when samples were not passed in memory).
+    public func setStatistics(_ value: ChannelStatistics) { statistics = value }
+
+    /// Sets the codec when it was left automatic and samples are not passed in memory.
+    public func setCodec(_ value: CodecSpec) { if codec == nil { codec = value } }
 
     /// A shard finished by an earlier run with the same key, still intact.
     private func reusable(fileName: String, path: String, samples: Int) throws -> ShardFileInfo? {

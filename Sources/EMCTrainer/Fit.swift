@@ -221,7 +221,8 @@ public final class Trainer {
     /// seen during the epoch (each batch judged before its own update).
     private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int, stopAt: Int? = nil) throws -> (Double, Int) {
         let n = data.count
-        let order = epochOrder(seed: options.seed, epoch: epoch, count: n)
+        let order = data.order(epoch: epoch, seed: options.seed)
+        data.beginEpoch(epoch, order: order, batchSize: options.batchSize)
         var lossSum = 0.0, wrong = 0
         var start = 0
         try order.withUnsafeBufferPointer { order in

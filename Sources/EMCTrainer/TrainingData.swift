@@ -9,6 +9,16 @@ public protocol TrainingData: AnyObject {
     /// Writes the samples `indices` (each in 0..<count) into `inputs` ([indices.count, shape.count], NHWC)
     /// and their labels into `labels`.
     func load(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>) throws
+    /// The order of training epoch `epoch`. Default: `epochOrder(seed:epoch:count:)`, a full shuffle;
+    /// a streaming source returns a chunk-window shuffle instead.
+    func order(epoch: Int, seed: UInt64) -> [UInt32]
+    /// Called before each training epoch with its order and batch size, so a source can prefetch.
+    func beginEpoch(_ epoch: Int, order: [UInt32], batchSize: Int)
+}
+
+extension TrainingData {
+    public func order(epoch: Int, seed: UInt64) -> [UInt32] { epochOrder(seed: seed, epoch: epoch, count: count) }
+    public func beginEpoch(_ epoch: Int, order: [UInt32], batchSize: Int) {}
 }
 
 /// Samples already in memory as floats: for tests, benchmarks and small sets.

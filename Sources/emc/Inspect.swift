@@ -2,6 +2,7 @@ import ArgumentParser
 import EMCConvert
 import EMCCore
 import EMCFormats
+import EMCPipeline
 import Foundation
 
 struct Inspect: ParsableCommand {
@@ -37,7 +38,13 @@ struct Inspect: ParsableCommand {
         print("  train mean±std per \(info.schema.kind == .image ? "channel" : "feature"): \(stats.joined(separator: ", "))\(info.statistics.mean.count > 8 ? ", ..." : "")")
         print("  made by \(info.provenance.tool) with the \(info.provenance.decoder) decoder, codec \(info.provenance.codec), "
               + (info.splits.allSatisfy(\.shuffled) ? "shuffled with seed \(info.provenance.shuffleSeed)" : "in source order"))
-        for s in info.provenance.sources { print("  source \(s.file): \(formatBytes(s.bytes)), md5 \(s.md5)") }
+        if let variant = info.variant {
+            print("  variant of \(variant.base) (content id \(variant.baseContentId.prefix(12))): "
+                  + ([variant.labelTransform].compactMap { $0 } + variant.inputTransforms).joined(separator: "; ")
+                  + (variant.labelFiles.isEmpty ? "" : " (labels changed in: \(variant.labelFiles.keys.sorted().joined(separator: ", ")))"))
+        } else {
+            for s in info.provenance.sources { print("  source \(s.file): \(formatBytes(s.bytes)), md5 \(s.md5)") }
+        }
         if !info.provenance.skipped.isEmpty { print("  skipped \(info.provenance.skipped.count) bad file(s)") }
         print("  content id \(info.contentId)")
         for split in info.splits {

@@ -1,6 +1,7 @@
 import EMCConvert
 import EMCCore
 import EMCFormats
+import EMCPipeline
 import EMCShards
 import EMCTestSupport
 import Testing

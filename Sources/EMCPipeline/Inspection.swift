@@ -1,5 +1,4 @@
 import EMCCore
-import EMCFormats
 import EMCShards
 
 /// What `emc inspect` shows: the manifest in words and a class histogram per split.
@@ -21,24 +20,25 @@ public struct Inspection: Sendable, Encodable {
     public var statistics: ChannelStatistics
     public var provenance: Provenance
     public var contentId: String
+    public var variant: VariantInfo?
     public var splits: [Split]
 
-    /// Reads the manifest and every split's label columns (pixels are not decompressed).
+    /// Reads the manifest and every split's labels (pixels are not decompressed). Works on variants too.
     public static func of(directory: String) throws -> Inspection {
-        let set = try ShardSet(directory: directory)
+        let set = try DatasetView(directory: directory)
         let m = set.manifest
         var splits: [Split] = []
         for name in m.splitNames {
-            let reader = try set.split(name)
+            let view = try set.split(name)
             var counts = [Int](repeating: 0, count: m.classes.count)
-            for label in try reader.allLabels() where Int(label) < counts.count { counts[Int(label)] += 1 }
-            let info = m.splits[name]!
+            for label in try view.allLabels() where Int(label) < counts.count { counts[Int(label)] += 1 }
+            let info = set.root.manifest.splits[name]!
             splits.append(Split(name: name, samples: info.samples, shards: info.shards.count,
-                                chunks: reader.shards.reduce(0) { $0 + $1.entries.count },
+                                chunks: view.reader.shards.reduce(0) { $0 + $1.entries.count },
                                 bytes: info.shards.reduce(0) { $0 + $1.bytes }, shuffled: info.shuffled, classCounts: counts))
         }
         return Inspection(name: m.name, directory: directory, schema: m.schema, classes: m.classes, statistics: m.statistics,
-                          provenance: m.provenance, contentId: m.contentId, splits: splits)
+                          provenance: m.provenance, contentId: m.contentId, variant: m.variant, splits: splits)
     }
 }
 
@@ -47,7 +47,7 @@ public struct Inspection: Sendable, Encodable {
 public enum ContactSheet {
     public static func make(directory: String, split: String = "train", perClass: Int = 12, maxClasses: Int = 100,
                             scale: Int = 2) throws -> RasterImage {
-        let set = try ShardSet(directory: directory)
+        let set = try DatasetView(directory: directory)
         guard set.schema.kind == .image else {
             throw EMCError(.unsupported, "a contact sheet needs an image dataset; \(set.manifest.name) is tabular", file: directory)
         }

@@ -1,0 +1,244 @@
+import EMCCore
+import EMCShards
+import EMCTrainer
+import Foundation
+
+/// How samples become floats for the trainer.
+public enum Normalization: String, Sendable, CaseIterable {
+    /// Raw values (0...255 for images).
+    case none
+    /// Images divided by 255.
+    case unit
+    /// (value − mean) / std with the train split's per-channel (per-feature) statistics from the manifest.
+    case standard
+}
+
+public struct SubsetOptions: Sendable {
+    public var seed: UInt64 = 0
+    public var normalize: Normalization = .standard
+    /// Decoded subsets up to this size are cached in memory; larger ones stream from the shards.
+    public var memoryBudget = EMCEnvironment.physicalMemory / 4
+    /// Threads that decode (the cache fill, and prefetching).
+    public var threads = 1
+    /// Streaming: chunks shuffled together in one window.
+    public var windowChunks = 16
+    /// Batches prefetched ahead of the trainer.
+    public var prefetchBatches = 4
+
+    public init(seed: UInt64 = 0) { self.seed = seed }
+}
+
+/// The first n samples of a split, in a seed-dependent order of whole chunks, as training data.
+///
+/// The shard set was shuffled at write, so the chunks are random samples; permuting whole chunks by the
+/// seed gives each seed its own subset while keeping reads contiguous, and the n-subset is a prefix of the
+/// m-subset for m > n (nested subsets make the EMC search's question monotone). Subsets that fit the memory
+/// budget are decoded once (in parallel) and cached as bytes; larger ones stream, each epoch visiting
+/// windows of chunks in a shuffled order, with batches prepared ahead on worker threads.
+public final class Subset: TrainingData, @unchecked Sendable {
+    public let view: DatasetView
+    public let split: String
+    public let count: Int
+    public let shape: FeatureShape
+    public let classes: Int
+    public let options: SubsetOptions
+    /// Subset position → split position.
+    public let positions: [Int]
+    /// Whether the decoded subset is held in memory.
+    public let cached: Bool
+    private var bytes: [UInt8] = []
+    private var labels: [Int32] = []
+    private let converter: FloatConverter
+    private let views: ObjectPool<SplitView>
+    private var prefetcher: Prefetcher?
+    /// Chunk boundaries in subset positions (streaming windows).
+    private let chunkStarts: [Int]
+
+    public init(view: DatasetView, split: String = "train", count n: Int, options: SubsetOptions = SubsetOptions()) throws {
+        let first = try view.split(split, cacheChunks: max(2, options.windowChunks * 2))
+        guard n > 0 && n <= first.count else {
+            throw EMCError(.invalidArgument, "a subset of \(n) samples does not fit split '\(split)' of \(first.count) samples", file: view.directory)
+        }
+        self.view = view
+        self.split = split
+        self.count = n
+        self.options = options
+        let schema = view.schema
+        shape = schema.kind == .image ? FeatureShape(height: schema.height, width: schema.width, channels: schema.channels) : .vector(schema.features)
+        classes = view.classes.count
+        // Whole chunks in a seeded order, then the first n samples.
+        var chunks: [(start: Int, count: Int)] = []
+        for (s, shard) in first.reader.shards.enumerated() {
+            let base = s * first.reader.manifest.samplesPerShard
+            for e in shard.entries { chunks.append((base + e.firstSample, e.count)) }
+        }
+        let order = CounterRNG(seed: options.seed, stream: .subset).permutation(count: chunks.count)
+        var positions: [Int] = []
+        positions.reserveCapacity(n)
+        var starts: [Int] = []
+        for c in order where positions.count < n {
+            starts.append(positions.count)
+            let chunk = chunks[Int(c)]
+            for p in chunk.start..<(chunk.start + min(chunk.count, n - positions.count)) { positions.append(p) }
+        }
+        self.positions = positions
+        chunkStarts = starts
+        converter = try FloatConverter(schema: schema, statistics: view.manifest.statistics, mode: options.normalize)
+        views = ObjectPool { try view.split(split, cacheChunks: max(2, options.windowChunks * 2)) }
+        cached = n * schema.sampleBytes <= options.memoryBudget
+        if cached { try fillCache() }
+    }
+
+    deinit { prefetcher?.stop() }
+
+    /// Decodes the whole subset into memory, chunk-contiguous runs on worker threads.
+    private func fillCache() throws {
+        let sb = view.schema.sampleBytes
+        bytes = [UInt8](repeating: 0, count: count * sb)
+        labels = [Int32](repeating: 0, count: count)
+        let runs = chunkStarts.indices.map { i in chunkStarts[i]..<(i + 1 < chunkStarts.count ? chunkStarts[i + 1] : count) }
+        let positions = self.positions
+        let views = self.views
+        try bytes.withUnsafeMutableBytes { out in
+            try labels.withUnsafeMutableBufferPointer { outLabels in
+                nonisolated(unsafe) let data = out, labelsOut = outLabels
+                try parallelFor(runs.count, threads: options.threads) { r in
+                    try views.with { view in
+                        for q in runs[r] {
+                            let label = try view.read(positions[q], into: UnsafeMutableRawBufferPointer(rebasing: data[(q * sb)..<((q + 1) * sb)]))
+                            labelsOut[q] = Int32(label)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The label of subset sample q (for tests and reports).
+    public func label(_ q: Int) throws -> Int32 {
+        if cached { return labels[q] }
+        var scratch = [UInt8](repeating: 0, count: view.schema.sampleBytes)
+        return try views.with { view in Int32(try scratch.withUnsafeMutableBytes { try view.read(positions[q], into: $0) }) }
+    }
+
+    public func load(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutablePointer<Float>, labels out: UnsafeMutablePointer<Int32>) throws {
+        if let prefetcher, try prefetcher.take(indices, inputs: inputs, labels: out) { return }
+        try fill(indices, inputs: inputs, labels: out)
+    }
+
+    /// Converts samples `indices` to floats: from the cache, or decoded from the shards.
+    func fill(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutablePointer<Float>, labels out: UnsafeMutablePointer<Int32>) throws {
+        let d = shape.count, sb = view.schema.sampleBytes
+        if cached {
+            bytes.withUnsafeBytes { src in
+                for (k, q) in indices.enumerated() {
+                    converter.convert(UnsafeRawBufferPointer(rebasing: src[(Int(q) * sb)..<((Int(q) + 1) * sb)]), into: inputs + k * d)
+                    out[k] = labels[Int(q)]
+                }
+            }
+            return
+        }
+        var scratch = [UInt8](repeating: 0, count: sb)
+        try views.with { view in
+            try scratch.withUnsafeMutableBytes { sample in
+                for (k, q) in indices.enumerated() {
+                    out[k] = Int32(try view.read(positions[Int(q)], into: sample))
+                    converter.convert(UnsafeRawBufferPointer(sample), into: inputs + k * d)
+                }
+            }
+        }
+    }
+
+    /// Cached: a full shuffle. Streaming: the subset's chunks in a shuffled order, grouped into windows
+    /// of `windowChunks` chunks, samples shuffled within each window, so reads stay within a few chunks.
+    public func order(epoch: Int, seed: UInt64) -> [UInt32] {
+        if cached { return epochOrder(seed: seed, epoch: epoch, count: count) }
+        let rng = CounterRNG(seed: seed, stream: .epochOrder).derived(UInt64(epoch))
+        let chunkOrder = rng.permutation(count: chunkStarts.count)
+        var order: [UInt32] = []
+        order.reserveCapacity(count)
+        var w = 0
+        while w < chunkOrder.count {
+            var window: [UInt32] = []
+            for c in chunkOrder[w..<min(chunkOrder.count, w + options.windowChunks)] {
+                let start = chunkStarts[Int(c)], end = Int(c) + 1 < chunkStarts.count ? chunkStarts[Int(c) + 1] : count
+                window += (start..<end).map { UInt32($0) }
+            }
+            let shuffle = rng.derived(UInt64(1 << 32 | w)).permutation(count: window.count)
+            order += shuffle.map { window[Int($0)] }
+            w += options.windowChunks
+        }
+        return order
+    }
+
+    public func beginEpoch(_ epoch: Int, order: [UInt32], batchSize: Int) {
+        prefetcher?.stop()
+        guard options.prefetchBatches > 0 else { prefetcher = nil; return }
+        prefetcher = Prefetcher(subset: self, order: order, batchSize: batchSize, depth: options.prefetchBatches, workers: options.threads)
+    }
+}
+
+/// uint8 or float32 samples to normalised float32, by per-channel lookup tables for images.
+struct FloatConverter: Sendable {
+    let schema: SampleSchema
+    /// Images: table[c * 256 + v]. Tabular: scale and offset per feature.
+    let table: [Float]
+    let scale: [Float]
+    let offset: [Float]
+
+    init(schema: SampleSchema, statistics: ChannelStatistics, mode: Normalization) throws {
+        self.schema = schema
+        let width = schema.statisticsWidth
+        var a = [Float](repeating: 1, count: width), b = [Float](repeating: 0, count: width)
+        switch mode {
+        case .none: break
+        case .unit:
+            if schema.kind == .image { a = [Float](repeating: 1 / 255, count: width) }
+        case .standard:
+            guard statistics.mean.count == width, statistics.std.count == width else {
+                throw EMCError(.format, "the manifest has no per-channel statistics to standardise with; use --normalize unit or none")
+            }
+            for c in 0..<width {
+                let s = statistics.std[c] > 0 ? statistics.std[c] : 1
+                a[c] = Float(1 / s)
+                b[c] = Float(-statistics.mean[c] / s)
+            }
+        }
+        scale = a
+        offset = b
+        if schema.kind == .image {
+            var t = [Float](repeating: 0, count: 256 * width)
+            for c in 0..<width { for v in 0..<256 { t[c * 256 + v] = Float(v) * a[c] + b[c] } }
+            table = t
+        } else {
+            table = []
+        }
+    }
+
+    @inline(__always)
+    func convert(_ sample: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
+        if schema.kind == .image {
+            let c = schema.channels
+            table.withUnsafeBufferPointer { t in
+                let bytes = sample.bindMemory(to: UInt8.self)
+                if c == 1 {
+                    for i in 0..<bytes.count { out[i] = t[Int(bytes[i])] }
+                } else {
+                    var i = 0
+                    while i < bytes.count {
+                        for ch in 0..<c { out[i + ch] = t[ch * 256 + Int(bytes[i + ch])] }
+                        i += c
+                    }
+                }
+            }
+        } else {
+            let f = sample.bindMemory(to: Float.self)
+            for j in 0..<f.count { out[j] = Float(littleEndianBits: f[j]) * scale[j] + offset[j] }
+        }
+    }
+}
+
+extension Float {
+    /// A float read from little-endian storage.
+    @inline(__always) init(littleEndianBits value: Float) { self = Float(bitPattern: UInt32(littleEndian: value.bitPattern)) }
+}

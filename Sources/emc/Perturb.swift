@@ -1,0 +1,90 @@
+import ArgumentParser
+import EMCCore
+import EMCPipeline
+import EMCShards
+import EMCTransforms
+import Foundation
+
+struct Perturb: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Derive a perturbed variant of a shard set: random or noisy labels, merged classes, noise or permuted inputs.",
+        discussion: """
+        A variant is an overlay: a dataset.json naming its base (by relative path and content id) plus only what changes \
+        (a compressed label column for label transforms; input transforms are applied on read). Variants of variants work. \
+        Every transform is a pure function of (seed, the sample's original index, its value). Label transforms change the \
+        train split only unless --splits says otherwise; input transforms apply to every split.
+
+        Examples:
+          emc perturb datasets/fashion-mnist --out datasets/fashion-mnist-random --labels random
+          emc perturb datasets/cifar100 --out datasets/cifar100-coarse --merge-classes 20 --merge-mode superclass
+          emc perturb datasets/fashion-mnist --out datasets/fashion-mnist-permuted --inputs permute
+        """)
+
+    @Argument(help: "The base shard set (or variant).")
+    var base: String
+
+    @Option(help: "Output folder for the variant.")
+    var out: String
+
+    @Option(help: "Label transform: random (uniform over the classes, or --classes k).")
+    var labels: String?
+
+    @Option(help: "With --labels random: the number of classes (default: the base's).")
+    var classes: Int?
+
+    @Option(help: "Give a seeded fraction p of samples a different random class.")
+    var labelNoise: Double?
+
+    @Option(help: "Merge the classes into k groups.")
+    var mergeClasses: Int?
+
+    @Option(help: "How to merge: block (contiguous ids), random (seeded balanced partition), superclass (CIFAR-100 coarse).")
+    var mergeMode = "block"
+
+    @Option(help: "Input transform: gaussian, permute (one permutation for all samples) or permute-each.")
+    var inputs: String?
+
+    @Option(help: "Seed of the transforms.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Splits whose labels change, comma-separated.")
+    var splits = "train"
+
+    @Flag(help: "Write full shards instead of an overlay.")
+    var materialize = false
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var request = PerturbRequest(base: base, out: out)
+        let labelOptions = [labels != nil, labelNoise != nil, mergeClasses != nil].filter { $0 }.count
+        guard labelOptions <= 1 else { throw ValidationError("give one label transform: --labels, --label-noise or --merge-classes") }
+        if let labels {
+            guard labels == "random" else { throw ValidationError("--labels takes 'random'") }
+            let baseClasses = try DatasetManifest.load(directory: base).classes.count
+            request.labels = .random(classes: classes ?? baseClasses, seed: seed)
+        }
+        if let p = labelNoise { request.labels = .noise(probability: p, seed: seed) }
+        if let k = mergeClasses {
+            guard let mode = LabelTransform.MergeMode(rawValue: mergeMode) else { throw ValidationError("--merge-mode must be block, random or superclass") }
+            request.labels = .merge(classes: k, mode: mode, seed: seed)
+        }
+        if let inputs {
+            switch inputs {
+            case "gaussian": request.inputs = .gaussian(seed: seed)
+            case "permute": request.inputs = .permute(seed: seed)
+            case "permute-each": request.inputs = .permuteEach(seed: seed)
+            default: throw ValidationError("--inputs must be gaussian, permute or permute-each")
+            }
+        }
+        request.labelSplits = splits.split(separator: ",").map(String.init)
+        request.materialize = materialize
+        let progress = materialize ? ProgressReporter("materialize", total: nil, unit: "samples", quiet: output.quiet || output.json) : nil
+        let manifest = try VariantBuilder.make(request, progress: progress)
+        progress?.finish()
+        if output.json { return try printJSON(manifest) }
+        let what = [request.labels?.description, request.inputs?.description].compactMap { $0 }.joined(separator: "; ")
+        print("wrote \(materialize ? "materialized variant" : "variant") \(out) of \(base): \(what)")
+        print("  \(manifest.classes.count) classes; content id \(manifest.contentId.prefix(12))")
+    }
+}
