@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "EMCConvert", targets: ["EMCConvert"]),
         .library(name: "EMCTransforms", targets: ["EMCTransforms"]),
         .library(name: "EMCPipeline", targets: ["EMCPipeline"]),
+        .library(name: "EMCSearch", targets: ["EMCSearch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,11 +43,12 @@ let package = Package(
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
         .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCTrainer"]),
+        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCTrainer", "EMCPipeline"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CEMCKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCPipeline",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCPipeline", "EMCSearch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
         .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCConvert", "EMCTestSupport"]),
         .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCPipeline", "EMCTestSupport"]),
     ]
 )

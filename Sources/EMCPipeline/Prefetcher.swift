@@ -16,6 +16,22 @@ final class Prefetcher: @unchecked Sendable {
     private let batches: Int
     private let inputs: [UnsafeMutablePointer<Float>]
     private let labels: [UnsafeMutablePointer<Int32>]
+    /// Slot buffers, owned by the subset and reused every epoch (fresh pages each epoch cost more than the copy).
+    final class Slots {
+        let inputs: [UnsafeMutablePointer<Float>]
+        let labels: [UnsafeMutablePointer<Int32>]
+        let batchSize: Int
+        init(depth: Int, batchSize: Int, sampleFloats: Int) {
+            self.batchSize = batchSize
+            inputs = (0..<depth).map { _ in .allocate(capacity: batchSize * sampleFloats) }
+            labels = (0..<depth).map { _ in .allocate(capacity: batchSize) }
+        }
+        deinit {
+            for p in inputs { p.deallocate() }
+            for p in labels { p.deallocate() }
+        }
+    }
+    private let slots: Slots
     private let condition = NSCondition()
     private var ready: [Int]      // slot → batch index it holds (-1: none)
     private var consumed = 0      // batches taken by the trainer
@@ -24,15 +40,15 @@ final class Prefetcher: @unchecked Sendable {
     private var threads: [Thread] = []
     private var running = 0
 
-    init(subset: Subset, order: [UInt32], batchSize: Int, depth: Int, workers: Int) {
+    init(subset: Subset, order: [UInt32], slots: Slots, workers: Int) {
         self.subset = subset
         self.order = order
-        self.batchSize = batchSize
-        self.depth = max(1, depth)
+        self.slots = slots
+        batchSize = slots.batchSize
+        depth = slots.inputs.count
         batches = (order.count + batchSize - 1) / batchSize
-        let d = subset.shape.count
-        inputs = (0..<self.depth).map { _ in .allocate(capacity: batchSize * d) }
-        labels = (0..<self.depth).map { _ in .allocate(capacity: batchSize) }
+        inputs = slots.inputs
+        labels = slots.labels
         ready = [Int](repeating: -1, count: self.depth)
         let w = max(1, min(workers, self.depth))
         running = w
@@ -42,11 +58,6 @@ final class Prefetcher: @unchecked Sendable {
             threads.append(thread)
             thread.start()
         }
-    }
-
-    deinit {
-        for p in inputs { p.deallocate() }
-        for p in labels { p.deallocate() }
     }
 
     private func work(worker: Int, of workers: Int) {

@@ -51,6 +51,7 @@ public final class Subset: TrainingData, @unchecked Sendable {
     private let converter: FloatConverter
     private let views: ObjectPool<SplitView>
     private var prefetcher: Prefetcher?
+    private var slots: Prefetcher.Slots?
     /// Chunk boundaries in subset positions (streaming windows).
     private let chunkStarts: [Int]
 
@@ -174,7 +175,10 @@ public final class Subset: TrainingData, @unchecked Sendable {
     public func beginEpoch(_ epoch: Int, order: [UInt32], batchSize: Int) {
         prefetcher?.stop()
         guard options.prefetchBatches > 0 else { prefetcher = nil; return }
-        prefetcher = Prefetcher(subset: self, order: order, batchSize: batchSize, depth: options.prefetchBatches, workers: options.threads)
+        if slots?.batchSize != batchSize {
+            slots = Prefetcher.Slots(depth: options.prefetchBatches, batchSize: batchSize, sampleFloats: shape.count)
+        }
+        prefetcher = Prefetcher(subset: self, order: order, slots: slots!, workers: options.threads)
     }
 }
 

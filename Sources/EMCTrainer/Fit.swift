@@ -55,6 +55,21 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var seconds: Double
 
     public var fitted: Bool { result == .fitted }
+
+    public init(result: Result, reason: String, samples: Int, epochs: Int, steps: Int, finalLoss: Double, trainAccuracy: Double,
+                wrong: Int, gradientNorm: Double?, lossHistory: [Double], seconds: Double) {
+        self.result = result
+        self.reason = reason
+        self.samples = samples
+        self.epochs = epochs
+        self.steps = steps
+        self.finalLoss = finalLoss
+        self.trainAccuracy = trainAccuracy
+        self.wrong = wrong
+        self.gradientNorm = gradientNorm
+        self.lossHistory = lossHistory
+        self.seconds = seconds
+    }
 }
 
 /// Progress of a fit, once per epoch.

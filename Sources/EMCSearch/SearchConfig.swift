@@ -1,0 +1,61 @@
+import EMCCore
+import EMCTrainer
+import Foundation
+
+/// Everything that determines a search's trials. Its hash keys the results log.
+public struct SearchConfig: Sendable {
+    /// Data: the shard set (or variant) folder, its name and content id.
+    public var dataDirectory: String
+    public var dataName: String
+    public var dataContentId: String
+    public var variant: String?
+    public var model: ModelSpec
+    public var optimizer: OptimizerSpec
+    public var fit: FitOptions
+    public var normalize: String
+    /// First n of the doubling phase (default 10 × classes).
+    public var start: Int
+    /// Bisection stops when (first unfitted − last fitted) ≤ resolution × last fitted.
+    public var resolution: Double
+    public var seeds: Int
+    /// The largest n there is (the train split's size).
+    public var maxSamples: Int
+    public var parameters: Int
+
+    public init(dataDirectory: String, dataName: String, dataContentId: String, variant: String?, model: ModelSpec,
+                optimizer: OptimizerSpec, fit: FitOptions, normalize: String, start: Int, resolution: Double, seeds: Int,
+                maxSamples: Int, parameters: Int) {
+        self.dataDirectory = dataDirectory
+        self.dataName = dataName
+        self.dataContentId = dataContentId
+        self.variant = variant
+        self.model = model
+        self.optimizer = optimizer
+        self.fit = fit
+        self.normalize = normalize
+        self.start = start
+        self.resolution = resolution
+        self.seeds = seeds
+        self.maxSamples = maxSamples
+        self.parameters = parameters
+    }
+
+    /// The canonical text of the configuration (without the seed).
+    public var canonical: String {
+        let f = fit
+        return ["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)",
+                "batch:\(f.batchSize)", "epochs:\(f.maxEpochs)", "steps:\(f.maxSteps ?? 0)", "threshold:\(f.fitThreshold)",
+                "patience:\(f.patience)", "improvement:\(f.minRelativeImprovement)", "gradient:\(f.gradientTolerance)",
+                "normalize:\(normalize)"].joined(separator: "\n")
+    }
+
+    public var configHash: String { SHA256.hex(canonical) }
+
+    /// The resume key of one seed's trials.
+    public func key(seed: Int) -> String { SHA256.hex(canonical + "\nseed:\(seed)") }
+
+    /// The initialisation and epoch-order seed of the trial at (seed, n): a fresh model per trial.
+    public static func trialSeed(seed: Int, n: Int) -> UInt64 {
+        CounterRNG(seed: UInt64(seed), stream: .initialization).word64(UInt64(n))
+    }
+}

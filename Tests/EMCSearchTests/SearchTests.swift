@@ -1,0 +1,201 @@
+import EMCCore
+import EMCConvert
+import EMCPipeline
+import EMCSearch
+import EMCShards
+import EMCTestSupport
+import EMCTrainer
+import Foundation
+import Testing
+
+/// Fits exactly the n at or below a threshold (optionally with seeded noise near it).
+final class ThresholdFitter: Fitter {
+    let threshold: Int
+    let noise: Double
+    var calls: [Int] = []
+    init(threshold: Int, noise: Double = 0) { self.threshold = threshold; self.noise = noise }
+
+    func fit(n: Int, seed: Int) throws -> FitOutcome {
+        calls.append(n)
+        var fitted = n <= threshold
+        if noise > 0 {
+            // Near the threshold, a seeded coin decides: a non-monotone fitter.
+            let distance = abs(Double(n - threshold)) / Double(threshold)
+            if distance < noise { fitted = CounterRNG(seed: UInt64(seed), stream: .test).uniform(UInt64(n)) < 0.5 }
+        }
+        return FitOutcome(result: fitted ? .fitted : .convergedUnfit, reason: "rule", samples: n, epochs: 10, steps: 10, finalLoss: 0,
+                          trainAccuracy: fitted ? 1 : 0.9, wrong: fitted ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
+    }
+}
+
+func config(start: Int = 100, resolution: Double = 0.02, seeds: Int = 1, maxSamples: Int = 1_000_000) throws -> SearchConfig {
+    SearchConfig(dataDirectory: "/fake", dataName: "fake", dataContentId: "c0ffee", variant: nil, model: try ModelSpec(parsing: "mlp:width=4"),
+                 optimizer: try OptimizerSpec(parsing: "sgd:lr=0.1"), fit: FitOptions(), normalize: "standard", start: start,
+                 resolution: resolution, seeds: seeds, maxSamples: maxSamples, parameters: 1000)
+}
+
+@Suite("The EMC search")
+struct SearchTests {
+    @Test("finds a known threshold within the resolution, within the trial bound",
+          arguments: [150, 1_000, 4_321, 19_700, 77_777, 500_000])
+    func threshold(t: Int) throws {
+        let dir = TemporaryDirectory()
+        let fitter = ThresholdFitter(threshold: t)
+        let cfg = try config()
+        let result = try EMCSearch(config: cfg, log: try ResultsLog(path: dir.file("log.jsonl")), fitter: fitter).search(seed: 0, evaluateFinal: false)
+        #expect(result.emc <= t)
+        #expect(Double(t - result.emc) <= 0.02 * Double(result.emc) + 1, "EMC \(result.emc) for threshold \(t)")
+        #expect(result.firstUnfitted! > t)
+        let bound = Int(ceil(log2(Double(t) / 100))) + Int(ceil(log2(1 / 0.02))) + 2
+        #expect(result.trials <= bound, "\(result.trials) trials > bound \(bound) for threshold \(t): \(fitter.calls)")
+        #expect(Set(fitter.calls).count == fitter.calls.count)
+    }
+
+    @Test("a start that does not fit searches downwards; a model that fits everything reports the data size")
+    func edges() throws {
+        let dir = TemporaryDirectory()
+        let low = try EMCSearch(config: try config(start: 1000), log: try ResultsLog(path: dir.file("a.jsonl")), fitter: ThresholdFitter(threshold: 37)).search(seed: 0)
+        #expect(low.emc <= 37 && low.emc >= 36)
+        let all = try EMCSearch(config: try config(maxSamples: 5000), log: try ResultsLog(path: dir.file("b.jsonl")), fitter: ThresholdFitter(threshold: 1 << 30)).search(seed: 0)
+        #expect(all.emc == 5000 && all.firstUnfitted == nil)
+        let none = try EMCSearch(config: try config(), log: try ResultsLog(path: dir.file("c.jsonl")), fitter: ThresholdFitter(threshold: 0)).search(seed: 0)
+        #expect(none.emc == 0)
+    }
+
+    @Test("a noisy fitter still ends within the bound and brackets the noisy zone", arguments: [1, 2, 3, 4, 5])
+    func noisy(seed: Int) throws {
+        let dir = TemporaryDirectory()
+        let fitter = ThresholdFitter(threshold: 10_000, noise: 0.1)
+        let result = try EMCSearch(config: try config(), log: try ResultsLog(path: dir.file("log.jsonl")), fitter: fitter).search(seed: seed)
+        #expect(result.emc >= 8_000 && result.emc <= 11_000, "seed \(seed): EMC \(result.emc)")
+        #expect(result.trials <= Int(ceil(log2(100.0))) + Int(ceil(log2(50.0))) + 2)
+    }
+
+    @Test("a rerun reuses every logged trial and gives the same result; a torn last line is repaired")
+    func resume() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("log.jsonl")
+        let first = try EMCSearch(config: try config(seeds: 2), log: try ResultsLog(path: path), fitter: ThresholdFitter(threshold: 3000)).run()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let fitter = ThresholdFitter(threshold: 3000)
+        let again = try EMCSearch(config: try config(seeds: 2), log: try ResultsLog(path: path), fitter: fitter).run()
+        #expect(fitter.calls.isEmpty)
+        #expect(again.map(\.emc) == first.map(\.emc))
+        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == lines.count)
+        // Cut the log in the middle of a line, as a kill during a write would.
+        let bytes = try ReadableFile.contents(of: path)
+        try AtomicFileWriter.write(Array(bytes[..<(bytes.count - 40)]), to: path)
+        let third = ThresholdFitter(threshold: 3000)
+        let repaired = try EMCSearch(config: try config(seeds: 2), log: try ResultsLog(path: path), fitter: third).run()
+        #expect(repaired.map(\.emc) == first.map(\.emc))
+        #expect(third.calls.count == 1)  // only the torn trial is redone
+        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == lines.count)
+        // A damaged line in the middle is an error that names it.
+        var text = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        text[2] = "{ not a record"
+        try AtomicFileWriter.write(Array((text.joined(separator: "\n") + "\n").utf8), to: path)
+        do { _ = try ResultsLog(path: path); Issue.record("accepted a damaged log") } catch let e as EMCError {
+            #expect(e.place == .line(3))
+        }
+    }
+
+    @Test("report: EMC per configuration, CSV, SVG and the gain/gap correlation")
+    func report() throws {
+        func record(_ data: String, _ model: String, params: Int, n: Int, fitted: Bool, kind: TrialRecord.Kind = .trial, test: Double? = nil) -> TrialRecord {
+            TrialRecord(kind: kind, key: "\(data)\(model)0", config: "\(data)\(model)", seed: 0, n: n, result: fitted ? .fitted : .convergedUnfit,
+                        fitted: fitted, reason: "", epochs: 1, steps: 1, loss: 0, trainAccuracy: fitted ? 1 : 0.5, wrong: 0, gradientNorm: nil,
+                        seconds: 1, testAccuracy: test, data: data, variant: data.contains("+") ? "labels=random" : nil, model: model,
+                        optimizer: "sgd:lr=0.01", parameters: params, lossHistory: nil)
+        }
+        var records: [TrialRecord] = []
+        for (i, w) in [4, 8, 16, 32].enumerated() {
+            let real = 1000 * (i + 1), random = 300 * (i + 1)
+            records += [record("fm", "mlp:width=\(w)", params: 3000 * w, n: real, fitted: true), record("fm", "mlp:width=\(w)", params: 3000 * w, n: real * 2, fitted: false),
+                        record("fm", "mlp:width=\(w)", params: 3000 * w, n: real, fitted: true, kind: .final, test: 0.9 - 0.05 * Double(i)),
+                        record("fm+random-labels", "mlp:width=\(w)", params: 3000 * w, n: random, fitted: true)]
+        }
+        let report = Report.from(records)
+        #expect(report.rows.count == 8)
+        #expect(report.rows.first { $0.data == "fm" && $0.model == "mlp:width=16" }?.emcMedian == 3000)
+        #expect(report.gainGapPairs == 4)
+        #expect(report.gainGapCorrelation! > 0.99)
+        #expect(report.csv.split(separator: "\n").count == 9)
+        let svg = EMCPlot.svg(report)
+        #expect(svg.hasPrefix("<svg") && svg.contains("EMC = parameters") && svg.contains("fm+random-labels"))
+    }
+}
+
+@Suite("End to end on real data", .serialized)
+struct EndToEndTests {
+    /// The first `n` Fashion-MNIST training images as a small shard set.
+    static func smallFashionMNIST(_ dir: TemporaryDirectory) throws -> String {
+        var options = ShardSetOptions(codec: .lz4, seed: 0)
+        options.threads = 2
+        let definition = try DatasetDefinition.load("fashion-mnist", manifests: repositoryManifests)
+        _ = try Converter.run(ConvertRequest(dataset: definition, raw: "/usr/share/datasets/fashion-mnist", out: dir.file("fm"), options: options), quiet: true)
+        return dir.file("fm")
+    }
+
+    @Test("a small real search on Fashion-MNIST with a tiny MLP")
+    func realSearch() throws {
+        let dir = TemporaryDirectory()
+        let data = try Self.smallFashionMNIST(dir)
+        let view = try DatasetView(directory: data)
+        var fit = FitOptions()
+        fit.batchSize = 8
+        fit.maxEpochs = 150
+        fit.evalBatch = 512
+        let cfg = SearchConfig(dataDirectory: data, dataName: "fashion-mnist", dataContentId: view.manifest.contentId, variant: nil,
+                               model: try ModelSpec(parsing: "mlp:width=16,depth=1"), optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"),
+                               fit: fit, normalize: "standard", start: 20, resolution: 0.1, seeds: 1, maxSamples: 2000, parameters: 12_730)
+        var subset = SubsetOptions()
+        subset.threads = 2
+        let result = try EMCSearch(config: cfg, log: try ResultsLog(path: dir.file("log.jsonl")), fitter: TrainingFitter(view: view, config: cfg, subsetOptions: subset)).search(seed: 0)
+        #expect(result.emc >= 40, "a 12,730-parameter MLP fits at least 40 Fashion-MNIST images: \(result)")
+        #expect(result.firstUnfitted != nil, "and not all 2,000 within 150 epochs")
+        #expect(result.testAccuracy != nil && result.testAccuracy! > 0.3, "test accuracy \(String(describing: result.testAccuracy)) above chance")
+    }
+
+    @Test("kill a search midway (a separate emc process), rerun: same trials, same result, no duplicated lines")
+    func killAndResume() throws {
+        let dir = TemporaryDirectory()
+        let data = try Self.smallFashionMNIST(dir)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
+        #expect(FileSystem.exists(exe), "the emc executable is built beside the tests: \(exe)")
+        let args = ["run", "--data", data, "--model", "mlp:width=4,depth=1", "--optimizer", "adam:lr=0.01", "--batch", "32",
+                    "--epochs", "40", "--start", "20", "--resolution", "0.1", "--quiet", "--json"]
+        func run(log: String, killAfterLines: Int? = nil) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = args + ["--log", log]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            if let k = killAfterLines {
+                let deadline = Date().addingTimeInterval(120)
+                while p.isRunning && Date() < deadline {
+                    let lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                    if lines >= k { kill(p.processIdentifier, SIGKILL); break }
+                    usleep(5_000)
+                }
+            }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        #expect(try run(log: dir.file("whole.jsonl")) == 0)
+        _ = try run(log: dir.file("cut.jsonl"), killAfterLines: 3)
+        let before = try ResultsLog(path: dir.file("cut.jsonl")).records.count
+        #expect(before >= 3)
+        #expect(try run(log: dir.file("cut.jsonl")) == 0)
+        let whole = try ResultsLog(path: dir.file("whole.jsonl")).records, cut = try ResultsLog(path: dir.file("cut.jsonl")).records
+        #expect(whole.map(\.n) == cut.map(\.n))
+        #expect(whole.map(\.fitted) == cut.map(\.fitted))
+        #expect(Set(cut.filter { $0.kind == .trial }.map(\.n)).count == cut.filter { $0.kind == .trial }.count)
+    }
+}
+
+let repositoryManifests: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/") + "/manifests/datasets"
+}()
