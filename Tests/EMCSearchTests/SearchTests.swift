@@ -199,3 +199,20 @@ let repositoryManifests: String = {
     parts.removeLast(3)
     return parts.joined(separator: "/") + "/manifests/datasets"
 }()
+
+@Suite("Experiment manifests")
+struct ExperimentManifestTests {
+    @Test("every manifest in manifests/experiments parses, and its models and optimizers are valid specs")
+    func manifests() throws {
+        let dir = repositoryManifests.replacingOccurrences(of: "/datasets", with: "/experiments")
+        let files = try FileSystem.list(dir).filter { $0.hasSuffix(".json") }
+        #expect(files.count >= 5)
+        for file in files {
+            let exp = try Experiment.load(FileSystem.join(dir, file))
+            for m in exp.models { _ = try ModelSpec(parsing: m) }
+            for o in exp.optimizers { _ = try OptimizerSpec(parsing: o) }
+            #expect(!exp.cells.isEmpty)
+            #expect(exp.runArguments(exp.cells[0]).contains("--log"))
+        }
+    }
+}
