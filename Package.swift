@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
-        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCTrainer"]),
+        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCTrainer", "CEMCKernels"]),
         .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCTrainer", "EMCPipeline"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CEMCKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).

@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self])
 }
 
 struct BenchCRC: ParsableCommand {
@@ -115,5 +115,47 @@ struct BenchTrain: ParsableCommand {
                          header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s",
                                   "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],
                          rows: rows.map(cells), json: json, records: rows)
+    }
+}
+
+struct BenchLoader: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loader",
+        abstract: "Pipeline throughput (float batches of 128), cached and streaming, beside the raw-file ceiling.")
+
+    @Option(help: "Repetitions (epochs); the median is reported.")
+    var repeats = 3
+
+    @Option(help: "Scratch folder.")
+    var scratch = "/tmp/emc-bench-loader"
+
+    @Flag(help: "Print machine-readable JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        try FileSystem.createDirectory(scratch)
+        defer { TemporaryTree.remove(scratch) }
+        let rows = try LoaderBenchmark.run(directory: scratch, repeats: repeats) { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        func cells(_ r: LoaderBenchmark.Row) -> [String] {
+            [r.data, r.path, String(format: "%.0f", r.samplesPerSecond), String(format: "%.0f", r.megabytesPerSecond), String(format: "%.0f%%", r.ofCeiling * 100)]
+        }
+        BenchTable.print(title: "Pipeline: uint8 samples → normalised float batches of 128, one epoch (median of \(repeats)); consumer on 1 thread",
+                         header: ["data", "path", "samples/s", "MB/s (uint8)", "of ceiling"], rows: rows.map(cells), json: json, records: rows)
+    }
+}
+
+struct BenchRead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read", abstract: "Stream one split of a shard set once: throughput and peak memory.")
+
+    @Argument(help: "The shard set.")
+    var directory: String
+
+    @Option(help: "Split.")
+    var split = "train"
+
+    func run() throws {
+        let r = try ReadBenchmark.run(directory: directory, split: split)
+        try printJSON(r)
     }
 }

@@ -36,4 +36,12 @@ void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const floa
 void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
                           int batch, size_t in_count, size_t out_count);
 
+/// out[i] = in[i]·scale[i mod channels] + offset[i mod channels] (channels 1 to 4): uint8 samples to normalised floats.
+void emc_u8_to_f32_affine(float *restrict out, const uint8_t *restrict in, size_t n,
+                          const float *restrict scale, const float *restrict offset, int channels);
+
+/// For each k: out[k·S ..] = affine(base[indices[k]·S ..]) over S = sample_bytes, prefetching ahead.
+void emc_gather_u8_to_f32(float *restrict out, const uint8_t *restrict base, const uint32_t *restrict indices, size_t count,
+                          size_t sample_bytes, const float *restrict scale, const float *restrict offset, int channels);
+
 #endif
