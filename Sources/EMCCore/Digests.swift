@@ -20,21 +20,10 @@ public struct SHA256: Sendable {
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         length &+= UInt64(bytes.count)
-        var i = 0
-        if !buffer.isEmpty {
-            let take = min(64 - buffer.count, bytes.count)
-            buffer.append(contentsOf: bytes[0..<take])
-            i = take
-            if buffer.count == 64 {
-                buffer.withUnsafeBytes { compress($0) }
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        while bytes.count - i >= 64 {
-            compress(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 64)]))
-            i += 64
-        }
-        if i < bytes.count { buffer.append(contentsOf: bytes[i...]) }
+        var pending = buffer
+        buffer = []
+        feedBlocks(bytes, buffer: &pending) { compress($0) }
+        buffer = pending
     }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
@@ -103,21 +92,10 @@ public struct MD5: Sendable {
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         length &+= UInt64(bytes.count)
-        var i = 0
-        if !buffer.isEmpty {
-            let take = min(64 - buffer.count, bytes.count)
-            buffer.append(contentsOf: bytes[0..<take])
-            i = take
-            if buffer.count == 64 {
-                buffer.withUnsafeBytes { compress($0) }
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        while bytes.count - i >= 64 {
-            compress(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 64)]))
-            i += 64
-        }
-        if i < bytes.count { buffer.append(contentsOf: bytes[i...]) }
+        var pending = buffer
+        buffer = []
+        feedBlocks(bytes, buffer: &pending) { compress($0) }
+        buffer = pending
     }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
@@ -179,6 +157,25 @@ public struct MD5: Sendable {
         }
         return hexString(h.finalize())
     }
+}
+
+/// Splits a stream into the 64-byte blocks both hashes compress, carrying a partial block in `buffer`.
+private func feedBlocks(_ bytes: UnsafeRawBufferPointer, buffer: inout [UInt8], _ compress: (UnsafeRawBufferPointer) -> Void) {
+    var i = 0
+    if !buffer.isEmpty {
+        let take = min(64 - buffer.count, bytes.count)
+        buffer.append(contentsOf: bytes[0..<take])
+        i = take
+        if buffer.count == 64 {
+            buffer.withUnsafeBytes { compress($0) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+    while bytes.count - i >= 64 {
+        compress(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 64)]))
+        i += 64
+    }
+    if i < bytes.count { buffer.append(contentsOf: bytes[i...]) }
 }
 
 @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }

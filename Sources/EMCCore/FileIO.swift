@@ -211,6 +211,15 @@ public enum FileSystem {
 
     public static func remove(_ path: String) { unlink(path) }
 
+    /// Removes a folder and everything in it (scratch space of tests and benchmarks).
+    public static func removeTree(_ path: String) {
+        for name in (try? list(path)) ?? [] {
+            let child = join(path, name)
+            if isDirectory(child) { removeTree(child) } else { unlink(child) }
+        }
+        rmdir(path)
+    }
+
     public static func fileSize(_ path: String) -> Int? {
         var info = stat()
         return stat(path, &info) == 0 ? Int(info.st_size) : nil

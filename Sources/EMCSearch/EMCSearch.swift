@@ -1,3 +1,4 @@
+import Foundation
 import EMCCore
 import EMCTrainer
 
@@ -32,7 +33,8 @@ public struct SeedResult: Sendable, Codable {
     public var generalizationGap: Double? { zipOptional(trainAccuracy, testAccuracy).map { $0 - $1 } }
 }
 
-func zipOptional<A, B>(_ a: A?, _ b: B?) -> (A, B)? { if let a, let b { return (a, b) }; return nil }
+/// Both values, or nil.
+public func zipOptional<A, B>(_ a: A?, _ b: B?) -> (A, B)? { if let a, let b { return (a, b) }; return nil }
 
 /// The EMC search: doubling from n0 until the first n that does not fit, then bisection between the last
 /// fitted and the first unfitted n until they are within `resolution` of each other. EMC is the largest
@@ -136,4 +138,41 @@ public final class EMCSearch {
 public func median(_ values: [Double]) -> Double {
     let s = values.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// The authors' method, for comparison: train every point of a fixed log-spaced grid and take the
+/// largest n that fitted.
+public enum GridSearch {
+    /// `points` sizes from `low` to `high`, evenly spaced in log scale, rounded, distinct.
+    public static func grid(low: Int, high: Int, points: Int) -> [Int] {
+        let a = log(Double(low)), b = log(Double(high))
+        var out: [Int] = []
+        for i in 0..<points {
+            let n = Int(exp(a + (b - a) * Double(i) / Double(max(1, points - 1))).rounded())
+            if out.last != n { out.append(n) }
+        }
+        return out
+    }
+
+    public struct Result: Sendable, Codable {
+        public var emc: Int
+        public var trials: Int
+        public var sampleEpochs: Double
+        public var seconds: Double
+        public var fitted: [Int]
+        public var unfitted: [Int]
+    }
+
+    public static func run(_ grid: [Int], seed: Int, fitter: Fitter, onTrial: ((FitOutcome) -> Void)? = nil) throws -> Result {
+        var result = Result(emc: 0, trials: 0, sampleEpochs: 0, seconds: 0, fitted: [], unfitted: [])
+        for n in grid {
+            let outcome = try fitter.fit(n: n, seed: seed)
+            onTrial?(outcome)
+            result.trials += 1
+            result.sampleEpochs += Double(n) * Double(outcome.epochs)
+            result.seconds += outcome.seconds
+            if outcome.fitted { result.fitted.append(n); result.emc = max(result.emc, n) } else { result.unfitted.append(n) }
+        }
+        return result
+    }
 }

@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self])
 }
 
 struct BenchCRC: ParsableCommand {
@@ -54,7 +54,7 @@ struct BenchShards: ParsableCommand {
 
     func run() throws {
         try FileSystem.createDirectory(scratch)
-        defer { TemporaryTree.remove(scratch) }
+        defer { FileSystem.removeTree(scratch) }
         let rows = try ShardBenchmark.run(samples: samples, repeats: repeats, codecs: codecs.split(separator: ",").map(String.init),
                                           directory: scratch) { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         func f(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
@@ -134,7 +134,7 @@ struct BenchLoader: ParsableCommand {
 
     func run() throws {
         try FileSystem.createDirectory(scratch)
-        defer { TemporaryTree.remove(scratch) }
+        defer { FileSystem.removeTree(scratch) }
         let rows = try LoaderBenchmark.run(directory: scratch, repeats: repeats) { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         func cells(_ r: LoaderBenchmark.Row) -> [String] {
             [r.data, r.path, String(format: "%.0f", r.samplesPerSecond), String(format: "%.0f", r.megabytesPerSecond), String(format: "%.0f%%", r.ofCeiling * 100)]

@@ -94,7 +94,7 @@ enum LoaderBenchmark {
                 rows.append(Row(data: name, path: label, samplesPerSecond: Double(count) / time, megabytesPerSecond: megabytes / time,
                                 ofCeiling: ceiling / time))
             }
-            TemporaryTree.remove(dir)
+            FileSystem.removeTree(dir)
         }
         return rows
     }

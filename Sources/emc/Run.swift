@@ -184,4 +184,3 @@ struct RunRequest {
     }
 }
 
-func zipOptional<A, B>(_ a: A?, _ b: B?) -> (A, B)? { if let a, let b { return (a, b) }; return nil }

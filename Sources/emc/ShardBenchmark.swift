@@ -130,17 +130,9 @@ enum ShardBenchmark {
                                 sequentialSamplesPerSecond: Double(count) / sequential, sequentialMBps: rawBytes / sequential / 1e6,
                                 sequentialOfCeiling: ceilingSequential / sequential, randomSamplesPerSecond: Double(count) / random,
                                 randomOfCeiling: ceilingRandom / random))
-                TemporaryTree.remove(dir)
+                FileSystem.removeTree(dir)
             }
         }
         return rows
-    }
-}
-
-/// Removes a folder and its files (benchmark scratch space).
-enum TemporaryTree {
-    static func remove(_ path: String) {
-        for name in (try? FileSystem.list(path)) ?? [] { FileSystem.remove(FileSystem.join(path, name)) }
-        rmdir(path)
     }
 }

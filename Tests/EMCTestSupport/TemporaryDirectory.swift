@@ -16,17 +16,7 @@ public final class TemporaryDirectory {
         path = String(cString: made!)
     }
 
-    deinit { TemporaryDirectory.removeTree(path) }
+    deinit { FileSystem.removeTree(path) }
 
     public func file(_ name: String) -> String { path + "/" + name }
-
-    public static func removeTree(_ path: String) {
-        if let names = try? FileSystem.list(path) {
-            for name in names {
-                let child = path + "/" + name
-                if FileSystem.isDirectory(child) { removeTree(child) } else { unlink(child) }
-            }
-        }
-        rmdir(path)
-    }
 }
