@@ -82,7 +82,26 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         guard manifest.format == "emc-shards" else { throw EMCError(.format, "not an emc shard set manifest", file: path, found: manifest.format) }
         guard manifest.formatVersion == 1 else { throw EMCError(.unsupported, "manifest format version \(manifest.formatVersion)", file: path) }
         try EMCError.locating(file: path) { try manifest.schema.validate() }
+        try manifest.validateNumbers(path: path)
         return manifest
+    }
+
+    /// Counts and sizes a reader will allocate by: non-negative, consistent and within sane bounds.
+    func validateNumbers(path: String) throws {
+        guard classes.count >= 1 && classes.count <= 1 << 24 else {
+            throw EMCError(.format, "class count \(classes.count) is not usable", file: path, place: .field("classes.count"))
+        }
+        for (name, split) in splits {
+            let field = Place.field("splits.\(name)")
+            guard split.samples >= 0, split.samples <= 1 << 40, split.samplesPerShard > 0, split.chunkSamples > 0,
+                  split.chunkSamples <= split.samplesPerShard, split.chunkSamples * (schema.sampleBytes + 12) <= 1 << 30 else {
+                throw EMCError(.format, "split '\(name)' has impossible sizes (samples \(split.samples), per shard \(split.samplesPerShard), per chunk \(split.chunkSamples))",
+                               file: path, place: field)
+            }
+            for shard in split.shards where shard.samples < 0 || shard.bytes < 0 || shard.file.contains("/") {
+                throw EMCError(.format, "shard entry '\(shard.file)' is not valid (a plain file name with non-negative sizes)", file: path, place: field)
+            }
+        }
     }
 
     public func write(directory: String) throws {

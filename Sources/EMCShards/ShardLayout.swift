@@ -96,6 +96,9 @@ public struct ShardHeader: Equatable, Sendable {
                            expected: "\(schema.sampleBytes)", found: "\(sampleBytes)")
         }
         guard chunkSamples > 0 || count == 0 else { throw EMCError(.format, "chunk size of 0 samples", place: .offset(48)) }
+        guard chunkSamples * (schema.sampleBytes + ShardLayout.perSampleOverhead) <= 1 << 30 else {
+            throw EMCError(.format, "chunks of \(chunkSamples) samples would exceed 1 GiB", place: .offset(48))
+        }
         return ShardHeader(schema: schema, sampleCount: count, firstPosition: first, chunkSamples: chunkSamples)
     }
 }
@@ -207,6 +210,9 @@ func decodeIndex(_ bytes: [UInt8], header: ShardHeader, trailer: ShardTrailer) t
         guard n > 0, isLast ? n <= header.chunkSamples : n == header.chunkSamples else {
             throw EMCError(.format, "chunk holds the wrong number of samples", place: place,
                            expected: isLast ? "1...\(header.chunkSamples)" : "\(header.chunkSamples)", found: "\(n)")
+        }
+        guard raw <= 1 << 30 else {
+            throw EMCError(.format, "chunk of \(raw) raw bytes is larger than any writer makes (1 GiB)", place: place)
         }
         guard raw == n * perSample else {
             throw EMCError(.format, "chunk raw size does not match its sample count", place: place, expected: "\(n * perSample)", found: "\(raw)")

@@ -139,6 +139,14 @@ struct CorruptionTests {
         try AtomicFileWriter.write(json, to: dir.file("dataset.json"))
         #expect(throws: EMCError.self) { _ = try ShardSet(directory: dir.path).split("train") }
         #expect(!ShardSetVerifier.verify(directory: dir.path).ok)
+        // Impossible numbers (a hand-edited manifest) are refused before anything is allocated by them.
+        let negative = String(decoding: try ReadableFile.contents(of: dir.file("dataset.json")), as: UTF8.self)
+            .replacingOccurrences(of: "\"samples\" : 121", with: "\"samples\" : -5")
+        try AtomicFileWriter.write(Array(negative.utf8), to: dir.file("dataset.json"))
+        do { _ = try ShardSet(directory: dir.path); Issue.record("accepted negative sample counts") } catch let e as EMCError {
+            #expect(e.kind == .format)
+            #expect(e.description.contains("impossible sizes"))
+        }
         try AtomicFileWriter.write(Array("{ not json".utf8), to: dir.file("dataset.json"))
         #expect(throws: EMCError.self) { _ = try ShardSet(directory: dir.path) }
         FileSystem.remove(dir.file("dataset.json"))
