@@ -13,6 +13,10 @@ public struct ConvertRequest: Sendable {
     public var strict = false
     /// Replace a different shard set already in `out`.
     public var force = false
+    /// Image folders: output side (default: the definition's), resize mode, and whether undecodable files are skipped.
+    public var imageSize: Int?
+    public var resize = "center-crop"
+    public var skipBad = false
 
     public init(dataset: DatasetDefinition, raw: String, out: String, options: ShardSetOptions) {
         self.dataset = dataset
@@ -51,6 +55,16 @@ public enum Converter {
         let start = Clock.now()
         let def = request.dataset
         var warnings: [String] = []
+        if def.decoder == "image-folder" {
+            let layout = def.imageFolder ?? DatasetDefinition.ImageFolderLayout(train: ".", test: nil, testLabels: nil, classNames: nil, size: 64)
+            guard let mode = Resize.Mode(rawValue: request.resize) else {
+                throw EMCError(.invalidArgument, "--resize must be center-crop or stretch, not '\(request.resize)'")
+            }
+            let size = request.imageSize ?? layout.size
+            guard size >= 1 && size <= 1024 else { throw EMCError(.invalidArgument, "--size must be 1...1024, got \(size)") }
+            return try ImageFolderConversion.run(request, layout: layout, options: .init(size: size, mode: mode, skipBad: request.skipBad),
+                                                 quiet: quiet, log: log)
+        }
 
         // 1. Find the raw files, decode them and check them against the published checksums. The raw
         //    files' MD5s are computed beside the decode; decoders report their content's MD5 on the way.
@@ -141,7 +155,7 @@ public enum Converter {
             guard FileSystem.exists(raw) else { throw EMCError(.missing, "no such file or folder", file: raw) }
             return Inputs(splits: def.splits, checked: FileSystem.isDirectory(raw) ? [] : [raw], source: raw)
         default:
-            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100)")
+            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder)")
         }
     }
 

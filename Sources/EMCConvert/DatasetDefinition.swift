@@ -18,6 +18,27 @@ public struct DatasetDefinition: Codable, Sendable {
     /// The official archive, when the files ship inside one.
     public var archive: String?
     public var files: [PublishedFile]
+    /// Image folders: where the splits are inside the raw folder, and the output size.
+    public var imageFolder: ImageFolderLayout?
+
+    public struct ImageFolderLayout: Codable, Sendable {
+        /// Sub-folder with class folders (train); "." for the raw folder itself.
+        public var train: String
+        /// Optional flat folder of test images and its label CSV.
+        public var test: String?
+        public var testLabels: String?
+        /// Optional synset → name mapping file.
+        public var classNames: String?
+        public var size: Int
+
+        public init(train: String, test: String?, testLabels: String?, classNames: String?, size: Int) {
+            self.train = train
+            self.test = test
+            self.testLabels = testLabels
+            self.classNames = classNames
+            self.size = size
+        }
+    }
 
     /// A file as its authors publish it.
     public struct PublishedFile: Codable, Sendable {

@@ -53,16 +53,27 @@ public enum JPEG {
                 }
             }
         }
-        var pixels = [UInt8](repeating: 0, count: outW * outH * 3)
+        // CMYK and YCCK files (from print workflows) decode to CMYK; libjpeg cannot convert them to RGB.
+        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        var pixels = [UInt8](repeating: 0, count: outW * outH * (cmyk ? 4 : 3))
         let code = bytes.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in
                 tjDecompress2(handle, src.baseAddress, UInt(src.count), dst.baseAddress, Int32(outW), 0, Int32(outH),
-                              Int32(TJPF_RGB.rawValue), 0)
+                              Int32((cmyk ? TJPF_CMYK : TJPF_RGB).rawValue), 0)
             }
         }
         if code != 0 {
             // Warnings (e.g. premature end of data) are errors too: a cut file would give a grey tail.
             throw EMCError(.format, "JPEG data is corrupt or truncated: \(errorText(handle))", file: file)
+        }
+        if cmyk {
+            // JPEG CMYK is stored inverted (Adobe): R = C·K / 255, and so on.
+            var rgb = [UInt8](repeating: 0, count: outW * outH * 3)
+            for i in 0..<(outW * outH) {
+                let k = Int(pixels[4 * i + 3])
+                for c in 0..<3 { rgb[3 * i + c] = UInt8(Int(pixels[4 * i + c]) * k / 255) }
+            }
+            pixels = rgb
         }
         return RasterImage(width: outW, height: outH, channels: 3, pixels: pixels)
     }

@@ -8,7 +8,8 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a raw dataset (IDX, CIFAR binary) into a shard set.",
         discussion: """
-        DATASET is a name from manifests/datasets (mnist, fashion-mnist, cifar10, cifar100) or a path to such a JSON file.
+        DATASET is a name from manifests/datasets (mnist, fashion-mnist, cifar10, cifar100, imagenet, image-folder) or a path \
+        to such a JSON file. image-folder reads any root/<class>/<image> tree of JPEG and PNG files.
         Samples are written in a seeded random order, so any prefix is a uniform random subset.
         Rerunning an interrupted conversion resumes it; rerunning a finished one does nothing.
 
@@ -45,6 +46,15 @@ struct Convert: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads = EMCEnvironment.cpuCount
 
+    @Option(help: "Image folders: output side in pixels (default: the dataset definition's, 64 for image-folder).")
+    var size: Int?
+
+    @Option(help: "Image folders: center-crop (shorter side to --size, then the centre) or stretch.")
+    var resize = "center-crop"
+
+    @Flag(help: "Image folders: skip files that do not decode (listed in the manifest) instead of failing.")
+    var skipBad = false
+
     @Flag(help: "Fail when a source file does not match its published checksum or expected size.")
     var strict = false
 
@@ -71,6 +81,9 @@ struct Convert: ParsableCommand {
         var request = ConvertRequest(dataset: definition, raw: raw, out: out ?? "datasets/\(definition.name)", options: options)
         request.strict = strict
         request.force = force
+        request.imageSize = size
+        request.resize = resize
+        request.skipBad = skipBad
         let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
