@@ -55,6 +55,10 @@ public enum Converter {
         let start = Clock.now()
         let def = request.dataset
         var warnings: [String] = []
+        if def.decoder == "csv" {
+            guard let table = def.table else { throw EMCError(.format, "a csv definition needs a \"table\" schema") }
+            return try TabularConversion.run(request, schema: table, quiet: quiet, log: log)
+        }
         if def.decoder == "image-folder" {
             let layout = def.imageFolder ?? DatasetDefinition.ImageFolderLayout(train: ".", test: nil, testLabels: nil, classNames: nil, size: 64)
             guard let mode = Resize.Mode(rawValue: request.resize) else {
@@ -155,7 +159,7 @@ public enum Converter {
             guard FileSystem.exists(raw) else { throw EMCError(.missing, "no such file or folder", file: raw) }
             return Inputs(splits: def.splits, checked: FileSystem.isDirectory(raw) ? [] : [raw], source: raw)
         default:
-            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder)")
+            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder, csv)")
         }
     }
 

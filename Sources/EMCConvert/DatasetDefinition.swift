@@ -1,4 +1,5 @@
 import EMCCore
+import EMCFormats
 import Foundation
 
 /// A known raw dataset, from `manifests/datasets/<name>.json`: which decoder reads it, its official
@@ -18,6 +19,11 @@ public struct DatasetDefinition: Codable, Sendable {
     /// The official archive, when the files ship inside one.
     public var archive: String?
     public var files: [PublishedFile]
+    /// Tabular CSVs: the schema, and (when no test file ships) the seeded split.
+    public var table: TableSchema?
+    public var testFraction: Double?
+    public var splitSeed: UInt64?
+
     /// Image folders: where the splits are inside the raw folder, and the output size.
     public var imageFolder: ImageFolderLayout?
 

@@ -1,5 +1,9 @@
 import ArgumentParser
+import EMCConvert
 import EMCCore
+import EMCFormats
+import EMCPipeline
+import EMCShards
 import EMCTrainer
 import Foundation
 
@@ -7,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchJPEG.self])
 }
 
 struct BenchCRC: ParsableCommand {
@@ -157,5 +161,66 @@ struct BenchRead: ParsableCommand {
     func run() throws {
         let r = try ReadBenchmark.run(directory: directory, split: split)
         try printJSON(r)
+    }
+}
+
+struct BenchJPEG: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jpeg",
+        abstract: "Converting a folder of ImageNet-size JPEGs (about 500×375, q90, made with libturbojpeg) to 64×64 shards, with and without DCT scaling.")
+
+    @Option(help: "Images.")
+    var images = 600
+
+    @Option(help: "Target side.")
+    var size = 64
+
+    @Option(help: "Scratch folder.")
+    var scratch = "/tmp/emc-bench-jpeg"
+
+    @Flag(help: "Print machine-readable JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        struct Row: Encodable { var path: String; var threads: Int; var imagesPerSecond: Double; var perCore: Double }
+        try FileSystem.createDirectory(scratch)
+        defer { FileSystem.removeTree(scratch) }
+        // Photo-like content: smooth gradients, shapes and noise, so the JPEGs have realistic sizes.
+        let generator = try SyntheticImages(size: 500, classes: 10, seed: 3)
+        for i in 0..<images {
+            var pixels = [UInt8](repeating: 0, count: 500 * 500 * 3)
+            pixels.withUnsafeMutableBytes { generator.render(UInt64(i), into: $0) }
+            let photo = Resize.crop(RasterImage(width: 500, height: 500, channels: 3, pixels: pixels), x: 0, y: 62, width: 500, height: 375)
+            let dir = FileSystem.join(scratch, "raw/class\(i % 10)")
+            try FileSystem.createDirectory(dir)
+            try AtomicFileWriter.write(try JPEG.encode(photo, quality: 90), to: FileSystem.join(dir, "img\(i).JPEG"))
+        }
+        let (_, items) = try ImageFolder.scanClassFolders(FileSystem.join(scratch, "raw"))
+        var rows: [Row] = []
+        for scaling in [true, false] {
+            for threads in [1, EMCEnvironment.cpuCount] where threads == 1 || EMCEnvironment.cpuCount > 1 {
+                let time = try medianSeconds(repeats: 3) {
+                    try parallelFor(items.count, threads: threads) { k in
+                        _ = try ImageFolder.load(items[k].path, size: size, mode: .centerCrop, dctScaling: scaling)
+                    }
+                }
+                let rate = Double(items.count) / time
+                rows.append(Row(path: scaling ? "decode with DCT scaling + area resize" : "full decode + area resize", threads: threads,
+                                imagesPerSecond: rate, perCore: rate / Double(threads)))
+            }
+        }
+        // The whole conversion, as emc convert runs it (all cores, zstd-delta shards).
+        var options = ShardSetOptions()
+        options.threads = EMCEnvironment.cpuCount
+        var definition = try DatasetDefinition.load("image-folder")
+        definition.imageFolder?.size = size
+        let start = Clock.now()
+        _ = try Converter.run(ConvertRequest(dataset: definition, raw: FileSystem.join(scratch, "raw"), out: FileSystem.join(scratch, "out"), options: options), quiet: true)
+        let convert = Double(items.count) / (Clock.now() - start)
+        rows.append(Row(path: "emc convert image-folder (shards written)", threads: EMCEnvironment.cpuCount, imagesPerSecond: convert,
+                        perCore: convert / Double(EMCEnvironment.cpuCount)))
+        BenchTable.print(title: "\(items.count) JPEGs of 500×375 (q90) to \(size)×\(size) (median of 3)", header: ["path", "threads", "images/s", "per core"],
+                         rows: rows.map { [$0.path, "\($0.threads)", String(format: "%.0f", $0.imagesPerSecond), String(format: "%.0f", $0.perCore)] },
+                         json: json, records: rows)
     }
 }
