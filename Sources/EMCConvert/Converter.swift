@@ -17,6 +17,8 @@ public struct ConvertRequest: Sendable {
     public var imageSize: Int?
     public var resize = "center-crop"
     public var skipBad = false
+    /// NPZ: sets up to this many decoded bytes are shuffled globally in memory; larger ones stream (default: a quarter of RAM).
+    public var memoryBudget = EMCEnvironment.physicalMemory / 4
 
     public init(dataset: DatasetDefinition, raw: String, out: String, options: ShardSetOptions) {
         self.dataset = dataset
@@ -55,6 +57,9 @@ public enum Converter {
         let start = Clock.now()
         let def = request.dataset
         var warnings: [String] = []
+        if def.decoder == "npz" {
+            return try NPZConversion.run(request, options: def.npz ?? NPZ.Options(), quiet: quiet)
+        }
         if def.decoder == "csv" {
             guard let table = def.table else { throw EMCError(.format, "a csv definition needs a \"table\" schema") }
             return try TabularConversion.run(request, schema: table, quiet: quiet, log: log)
@@ -159,7 +164,7 @@ public enum Converter {
             guard FileSystem.exists(raw) else { throw EMCError(.missing, "no such file or folder", file: raw) }
             return Inputs(splits: def.splits, checked: FileSystem.isDirectory(raw) ? [] : [raw], source: raw)
         default:
-            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder, csv)")
+            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder, csv, npz)")
         }
     }
 

@@ -24,6 +24,9 @@ public struct DatasetDefinition: Codable, Sendable {
     public var testFraction: Double?
     public var splitSeed: UInt64?
 
+    /// NPZ batches: which arrays hold images and labels, and their layout. Splits list file-name prefixes.
+    public var npz: NPZ.Options?
+
     /// Image folders: where the splits are inside the raw folder, and the output size.
     public var imageFolder: ImageFolderLayout?
 

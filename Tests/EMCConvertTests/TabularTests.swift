@@ -121,3 +121,38 @@ struct TabularTests {
         }
     }
 }
+
+@Suite("NPZ folders into shards")
+struct NPZConversionTests {
+    @Test("several files form one dataset; global and streaming orders both verify and keep every sample", arguments: [Int.max, 0])
+    func folder(budget: Int) throws {
+        let dir = TemporaryDirectory()
+        try FileSystem.createDirectory(dir.file("raw"))
+        var all: [UInt8: Int] = [:]
+        for f in 0..<3 {
+            let n = 40 + f
+            let images = (0..<(n * 16 * 3)).map { UInt8(truncatingIfNeeded: ($0 / 48) * 3 + f * 100) }
+            let labels = (0..<n).map { Int64(($0 + f) % 4) }
+            for i in 0..<n { all[images[i * 48], default: 0] += 1 }
+            let labelBytes = labels.flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * Int64($0))) } }
+            let zip = try makeZip([("images.npy", NPY.encode(descr: "|u1", shape: [n, 4, 4, 3], data: images), f % 2 == 0),
+                                   ("labels.npy", NPY.encode(descr: "<i8", shape: [n], data: labelBytes), true)])
+            try AtomicFileWriter.write(zip, to: dir.file("raw/batch\(f).npz"))
+        }
+        var request = ConvertRequest(dataset: try DatasetDefinition.load("npz", manifests: repositoryManifests), raw: dir.file("raw"), out: dir.file("out"),
+                                     options: ShardSetOptions())
+        request.memoryBudget = budget
+        let result = try Converter.run(request, quiet: true)
+        #expect(result.splits.map(\.samples) == [123])
+        #expect(ShardSetVerifier.verify(directory: dir.file("out")).ok)
+        let view = try DatasetView(directory: dir.file("out")).split("train")
+        var seen: [UInt8: Int] = [:]
+        var sample = [UInt8](repeating: 0, count: 48)
+        for p in 0..<view.count {
+            _ = try sample.withUnsafeMutableBytes { try view.read(p, into: $0) }
+            seen[sample[0], default: 0] += 1
+        }
+        #expect(seen == all)
+        #expect(try DatasetManifest.load(directory: dir.file("out")).classes.count == 4)
+    }
+}
