@@ -111,15 +111,9 @@ public enum Converter {
         // 3. Write, resuming or skipping when the same conversion was (partly) done before.
         let writer = try ShardSetWriter(directory: request.out, name: def.name, schema: schema, classes: decoded.classes,
                                         options: request.options, decoder: def.decoder, sources: checks.map(\.source))
-        if let existing = try? DatasetManifest.load(directory: request.out) {
-            if existing.provenance.options["runKey"] == writer.key {
-                return summary(existing, request: request, checks: checks, warnings: warnings, reused: existing.splits.values.reduce(0) { $0 + $1.shards.count },
-                               already: true, seconds: Clock.now() - start)
-            }
-            guard request.force else {
-                throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
-            }
-            try removeShardSet(request.out, manifest: existing)
+        if let done = try finishedEarlier(request, writer: writer) {
+            return summary(done, request: request, checks: checks, warnings: warnings, reused: done.splits.values.reduce(0) { $0 + $1.shards.count },
+                           already: true, seconds: Clock.now() - start)
         }
         let total = decoded.splits.values.reduce(0) { $0 + $1.count }
         let progress = ProgressReporter("convert \(def.name)", total: total, unit: "samples", quiet: quiet)
@@ -199,6 +193,18 @@ public enum Converter {
                                              defaultNames: def.classes)
             return Decoded(splits: decoded.splits, classes: decoded.classes)
         }
+    }
+
+    /// The manifest already in `out` when it records this very conversion (nothing to do). A different set
+    /// there is an error unless `--force`, which removes it.
+    static func finishedEarlier(_ request: ConvertRequest, writer: ShardSetWriter) throws -> DatasetManifest? {
+        guard let existing = try? DatasetManifest.load(directory: request.out) else { return nil }
+        if existing.provenance.options["runKey"] == writer.key { return existing }
+        guard request.force else {
+            throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
+        }
+        try removeShardSet(request.out, manifest: existing)
+        return nil
     }
 
     static func removeShardSet(_ directory: String, manifest: DatasetManifest) throws {

@@ -45,33 +45,27 @@ enum ImageFolderConversion {
         let writer = try ShardSetWriter(directory: request.out, name: def.name, schema: schema, classes: ClassInfo(count: folders.count, names: names),
                                         options: opts, decoder: "image-folder", sources: [source],
                                         extraOptions: ["size": "\(options.size)", "resize": options.mode.rawValue])
-        if let existing = try? DatasetManifest.load(directory: request.out) {
-            if existing.provenance.options["runKey"] == writer.key {
-                return Converter.summary(existing, request: request, checks: [], warnings: [], reused: 0, already: true, seconds: Clock.now() - start)
-            }
-            guard request.force else {
-                throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
-            }
-            try Converter.removeShardSet(request.out, manifest: existing)
+        if let done = try Converter.finishedEarlier(request, writer: writer) {
+            return Converter.summary(done, request: request, checks: [], warnings: [], reused: 0, already: true, seconds: Clock.now() - start)
         }
         let progress = ProgressReporter("convert \(def.name)", total: splits.reduce(0) { $0 + $1.1.count }, unit: "images", quiet: quiet)
         let sb = schema.sampleBytes
         for (name, items) in splits {
             let order = writer.order(split: name, count: items.count)
-            let histogram = HistogramAccumulator()
+            let histogram = HistogramAccumulator(channels: 3)
             try writer.write(split: name, count: items.count, progress: progress) { positions, data, labels, indices in
-                var local = [Int](repeating: 0, count: 3 * 256)
+                var local = ChannelHistogram(channels: 3)
                 for (k, p) in positions.enumerated() {
                     let item = items[Int(order[p])]
                     let image = try ImageFolder.load(item.path, size: options.size, mode: options.mode)
                     image.pixels.withUnsafeBytes { (data.baseAddress! + k * sb).copyMemory(from: $0.baseAddress!, byteCount: sb) }
-                    for (i, v) in image.pixels.enumerated() { local[(i % 3) * 256 + Int(v)] += 1 }
+                    local.add(image.pixels)
                     labels[k] = item.label.littleEndian
                     indices[k] = UInt64(order[p]).littleEndian
                 }
                 histogram.add(local)
             }
-            if name == "train" { writer.setStatistics(histogram.statistics(channels: 3)) }
+            if name == "train" { writer.setStatistics(histogram.statistics) }
         }
         let manifest = try writer.finish(skipped: skipped)
         progress.finish()
@@ -80,25 +74,20 @@ enum ImageFolderConversion {
     }
 }
 
-/// Per-channel value histograms summed across threads, for exact statistics of streamed images.
+/// A channel histogram summed across the writer's threads.
 final class HistogramAccumulator: @unchecked Sendable {
     private let lock = NSLock()
-    private var counts = [Int](repeating: 0, count: 3 * 256)
+    private var total: ChannelHistogram
 
-    func add(_ local: [Int]) {
+    init(channels: Int) { total = ChannelHistogram(channels: channels) }
+
+    func add(_ local: ChannelHistogram) {
         lock.lock(); defer { lock.unlock() }
-        for i in counts.indices { counts[i] += local[i] }
+        total.merge(local)
     }
 
-    func statistics(channels: Int) -> ChannelStatistics {
-        var mean: [Double] = [], std: [Double] = []
-        for c in 0..<channels {
-            var n = 0, sum = 0, squares = 0
-            for v in 0..<256 { let k = counts[c * 256 + v]; n += k; sum += k * v; squares += k * v * v }
-            let m = n > 0 ? Double(sum) / Double(n) : 0
-            mean.append(m)
-            std.append(n > 0 ? max(0, Double(squares) / Double(n) - m * m).squareRoot() : 0)
-        }
-        return ChannelStatistics(mean: mean, std: std)
+    var statistics: ChannelStatistics {
+        lock.lock(); defer { lock.unlock() }
+        return total.statistics
     }
 }

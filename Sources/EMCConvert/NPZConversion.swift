@@ -50,6 +50,9 @@ enum NPZConversion {
                                         classes: ClassInfo(count: classCount, names: def.classes.isEmpty ? (0..<classCount).map { "class \($0)" } : def.classes),
                                         options: opts, decoder: "npz", sources: sources,
                                         extraOptions: ["order": global ? "global shuffle" : "files in a seeded order, shuffled within each file"])
+        if let done = try Converter.finishedEarlier(request, writer: writer) {
+            return Converter.summary(done, request: request, checks: [], warnings: [], reused: 0, already: true, seconds: Clock.now() - start)
+        }
         let progress = ProgressReporter("convert \(def.name)", total: total, unit: "samples", quiet: quiet)
         for (split, files) in splitFiles {
             if global {
@@ -82,7 +85,7 @@ enum NPZConversion {
                     indices[k] = UInt64(offsets[slot] + i).littleEndian
                 }
             }
-            if split == "train" { writer.setStatistics(try cache.statistics(files.count)) }
+            if split == "train" { writer.setStatistics(cache.statistics) }
         }
         let manifest = try writer.finish()
         progress.finish()
@@ -97,9 +100,8 @@ final class FileCache: @unchecked Sendable {
     let seed: UInt64
     private let lock = NSLock()
     private var entries: [(Int, LabeledSamples, [UInt32])] = []
-    private var histogram = [Int](repeating: 0, count: 4 * 256)
+    private var histogram: ChannelHistogram?
     private var seen = Set<Int>()
-    private var channels = 1
 
     init(files: [String], options: NPZ.Options, seed: UInt64) {
         self.files = files
@@ -114,23 +116,17 @@ final class FileCache: @unchecked Sendable {
         let order = CounterRNG(seed: seed, stream: .shuffle).derived(UInt64(1 << 40 | f)).permutation(count: samples.count)
         if !seen.contains(f) {
             seen.insert(f)
-            channels = samples.schema.channels
-            for (i, v) in samples.data.enumerated() { histogram[(i % channels) * 256 + Int(v)] += 1 }
+            if histogram == nil { histogram = ChannelHistogram(channels: samples.schema.channels) }
+            histogram!.add(samples.data)
         }
         entries.append((f, samples, order))
         if entries.count > 3 { entries.removeFirst() }
         return (samples, order)
     }
 
-    func statistics(_ count: Int) throws -> ChannelStatistics {
-        var mean: [Double] = [], std: [Double] = []
-        for c in 0..<channels {
-            var n = 0, sum = 0, squares = 0
-            for v in 0..<256 { let k = histogram[c * 256 + v]; n += k; sum += k * v; squares += k * v * v }
-            let m = n > 0 ? Double(sum) / Double(n) : 0
-            mean.append(m)
-            std.append(n > 0 ? max(0, Double(squares) / Double(n) - m * m).squareRoot() : 0)
-        }
-        return ChannelStatistics(mean: mean, std: std)
+    /// Statistics of every file decoded so far (each file once).
+    var statistics: ChannelStatistics {
+        lock.lock(); defer { lock.unlock() }
+        return histogram?.statistics ?? ChannelStatistics(mean: [], std: [])
     }
 }

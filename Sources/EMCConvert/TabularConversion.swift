@@ -63,14 +63,8 @@ enum TabularConversion {
                                         extraOptions: ["features": encoding.featureNames.joined(separator: "|"),
                                                        "testFraction": def.splits["all"] == nil ? "" : "\(def.testFraction ?? 0.2)",
                                                        "splitSeed": "\(def.splitSeed ?? 0)"])
-        if let existing = try? DatasetManifest.load(directory: request.out) {
-            if existing.provenance.options["runKey"] == writer.key {
-                return Converter.summary(existing, request: request, checks: checks, warnings: warnings, reused: 0, already: true, seconds: Clock.now() - start)
-            }
-            guard request.force else {
-                throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
-            }
-            try Converter.removeShardSet(request.out, manifest: existing)
+        if let done = try Converter.finishedEarlier(request, writer: writer) {
+            return Converter.summary(done, request: request, checks: checks, warnings: warnings, reused: 0, already: true, seconds: Clock.now() - start)
         }
         let progress = ProgressReporter("convert \(def.name)", total: train.count + test.count, unit: "rows", quiet: quiet)
         try writer.write(split: "train", samples: trainSamples, progress: progress)
