@@ -6,7 +6,7 @@ import Foundation
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a raw dataset (IDX, CIFAR binary) into a shard set.",
+        abstract: "Convert a raw dataset (IDX, CIFAR, JPEG/PNG folders, NPZ batches, tabular CSV) into a shard set.",
         discussion: """
         DATASET is a name from manifests/datasets (mnist, fashion-mnist, cifar10, cifar100, imagenet, image-folder) or a path \
         to such a JSON file. image-folder reads any root/<class>/<image> tree of JPEG and PNG files.
