@@ -51,6 +51,12 @@ public final class Subset: TrainingData, @unchecked Sendable {
     private var labels: [Int32] = []
     private let converter: FloatConverter
     private let views: ObjectPool<SplitView>
+    /// Streaming: decoded chunks shared by the loading threads (nil when cached).
+    private var shared: SharedChunks?
+    /// The split's labels as the chain overlays them (nil: the shards' own).
+    private let overlayLabels: [UInt32]?
+    private let samplesPerShard: Int
+    private let chunkSamples: Int
     private var prefetcher: Prefetcher?
     private var slots: Prefetcher.Slots?
     /// Chunk boundaries in subset positions (streaming windows).
@@ -88,7 +94,14 @@ public final class Subset: TrainingData, @unchecked Sendable {
         converter = try FloatConverter(schema: schema, statistics: view.manifest.statistics, mode: options.normalize)
         views = ObjectPool { try view.split(split, cacheChunks: max(2, options.windowChunks * 2)) }
         cached = n * schema.sampleBytes <= options.memoryBudget
-        if cached { try fillCache() }
+        overlayLabels = first.labels
+        samplesPerShard = first.reader.manifest.samplesPerShard
+        chunkSamples = first.reader.manifest.chunkSamples
+        if cached {
+            try fillCache()
+        } else {
+            shared = SharedChunks(reader: first.reader, capacity: 2 * options.windowChunks + 2 * max(1, options.threads))
+        }
     }
 
     deinit { prefetcher?.stop() }
@@ -144,15 +157,36 @@ public final class Subset: TrainingData, @unchecked Sendable {
             }
             return
         }
-        if view.inputTransforms.isEmpty && view.manifest.variant?.labelFiles.isEmpty != false {
-            // Straight from the decoded chunk to floats: no per-sample copy.
-            try views.with { view in
-                for (k, q) in indices.enumerated() {
-                    let (s, c, o) = view.reader.locate(positions[Int(q)])
-                    let chunk = try view.reader.chunk(shard: s, chunk: c)
-                    chunk.raw.withUnsafeBytes { converter.convert(UnsafeRawBufferPointer(start: $0.baseAddress! + o * sb, count: sb), into: inputs + k * d) }
-                    out[k] = Int32(chunk.label(o))
+        if let shared {
+            // Streaming: from chunks decoded once for all loading threads, converted in place when no
+            // input transform applies, else through a per-sample copy that the transforms rewrite.
+            let transforms = view.inputTransforms
+            var scratch = transforms.isEmpty ? [] : [UInt8](repeating: 0, count: 2 * sb)
+            var batchChunks: [Int: DecodedChunk] = [:]  // a batch touches a window's few chunks: one shared lookup each
+            for (k, q) in indices.enumerated() {
+                let p = positions[Int(q)]
+                let s = p / samplesPerShard, within = p % samplesPerShard
+                let c = within / chunkSamples, o = within % chunkSamples
+                let chunk: DecodedChunk
+                if let hit = batchChunks[s << 32 | c] { chunk = hit } else {
+                    chunk = try shared.get(shard: s, chunk: c)
+                    batchChunks[s << 32 | c] = chunk
                 }
+                chunk.raw.withUnsafeBytes { raw in
+                    let sample = UnsafeRawBufferPointer(start: raw.baseAddress! + o * sb, count: sb)
+                    if transforms.isEmpty {
+                        converter.convert(sample, into: inputs + k * d)
+                    } else {
+                        scratch.withUnsafeMutableBytes { buffer in
+                            let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<sb])
+                            copy.copyMemory(from: sample)
+                            let work = UnsafeMutableRawBufferPointer(rebasing: buffer[sb...])
+                            for t in transforms { t.apply(copy, index: chunk.originalIndex(o), scratch: work) }
+                            converter.convert(UnsafeRawBufferPointer(copy), into: inputs + k * d)
+                        }
+                    }
+                }
+                out[k] = Int32(overlayLabels?[p] ?? chunk.label(o))
             }
             return
         }

@@ -70,12 +70,13 @@ enum LoaderBenchmark {
             FileSystem.remove(rawPath)
             rows.append(Row(data: name, path: "raw file → floats (ceiling)", samplesPerSecond: Double(count) / ceiling,
                             megabytesPerSecond: megabytes / ceiling, ofCeiling: 1))
-            for (label, budget, prefetch) in [("cached, shuffled", Int.max, 0), ("cached, shuffled, prefetch thread", Int.max, 4),
-                                              ("streaming (chunk windows)", 0, 0), ("streaming, prefetch thread", 0, 4)] {
+            for (label, budget, prefetch, threads) in [("cached, shuffled", Int.max, 0, 1), ("cached, shuffled, prefetch thread", Int.max, 4, 1),
+                                                       ("streaming (chunk windows)", 0, 0, 1), ("streaming, 1 prefetch thread", 0, 4, 1),
+                                                       ("streaming, 2 prefetch threads", 0, 8, 2)] {
                 var subsetOptions = SubsetOptions(seed: 0)
                 subsetOptions.memoryBudget = budget
                 subsetOptions.prefetchBatches = prefetch
-                subsetOptions.threads = 1
+                subsetOptions.threads = threads
                 let subset = try Subset(view: view, count: count, options: subsetOptions)
                 var epoch = 0
                 let time = try medianSeconds(repeats: repeats) {
