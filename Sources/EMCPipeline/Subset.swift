@@ -104,7 +104,10 @@ public final class Subset: TrainingData, @unchecked Sendable {
         }
     }
 
-    deinit { prefetcher?.stop() }
+    deinit {
+        prefetcher?.stop()
+        shared?.stopReadAhead()
+    }
 
     /// Decodes the whole subset into memory, chunk-contiguous runs on worker threads.
     private func fillCache() throws {
@@ -230,6 +233,18 @@ public final class Subset: TrainingData, @unchecked Sendable {
 
     public func beginEpoch(_ epoch: Int, order: [UInt32], batchSize: Int) {
         prefetcher?.stop()
+        if let shared {
+            // Decode the epoch's chunks ahead of the readers, in the order it will first touch them.
+            var seen = Set<Int>(), keys: [Int] = []
+            for q in order {
+                let p = positions[Int(q)]
+                let key = (p / samplesPerShard) << 32 | (p % samplesPerShard) / chunkSamples
+                if seen.insert(key).inserted { keys.append(key) }
+            }
+            // One core reads ahead; prefetch workers, when there are any, take the rest.
+            let busy = options.prefetchBatches > 0 ? options.threads : 0
+            shared.readAhead(keys, threads: max(1, EMCEnvironment.cpuCount - 1 - busy), lookahead: options.windowChunks)
+        }
         guard options.prefetchBatches > 0 else { prefetcher = nil; return }
         if slots?.batchSize != batchSize {
             slots = Prefetcher.Slots(depth: options.prefetchBatches, batchSize: batchSize, sampleFloats: shape.count)
