@@ -98,4 +98,21 @@ public enum JPEG {
         guard code == 0, let output else { throw EMCError(.library, "JPEG encode failed: \(errorText(handle))") }
         return Array(UnsafeBufferPointer(start: output, count: Int(size)))
     }
+
+    /// Encodes 4-channel CMYK pixels (stored inverted, as Adobe writes them) as a CMYK JPEG (for tests and fixtures).
+    /// The corresponding C function is `tjCompress2` with `TJPF_CMYK`.
+    public static func encodeCMYK(_ pixels: [UInt8], width: Int, height: Int, quality: Int = 95) throws -> [UInt8] {
+        guard pixels.count == width * height * 4 else { throw EMCError(.invalidArgument, "CMYK pixels must be width × height × 4") }
+        guard let handle = tjInitCompress() else { throw EMCError(.library, "tjInitCompress failed") }
+        defer { tjDestroy(handle) }
+        var output: UnsafeMutablePointer<UInt8>? = nil
+        var size: UInt = 0
+        let code = pixels.withUnsafeBufferPointer {
+            tjCompress2(handle, $0.baseAddress, Int32(width), 0, Int32(height), Int32(TJPF_CMYK.rawValue), &output, &size,
+                        Int32(TJSAMP_444.rawValue), Int32(quality), 0)
+        }
+        defer { if let output { tjFree(output) } }
+        guard code == 0, let output else { throw EMCError(.library, "CMYK JPEG encode failed: \(errorText(handle))") }
+        return Array(UnsafeBufferPointer(start: output, count: Int(size)))
+    }
 }

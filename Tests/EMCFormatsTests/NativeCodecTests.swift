@@ -94,6 +94,18 @@ struct NativeCodecTests {
         #expect(gray.channels == 3)
     }
 
+    @Test("a CMYK JPEG (inverted, as Adobe writes them) decodes to the right RGB")
+    func cmyk() throws {
+        // Stored C = 255·(1−c): pure red is c=0, m=1, y=1, k=0 → stored (255, 0, 0, 255).
+        var pixels: [UInt8] = []
+        for _ in 0..<(16 * 16) { pixels += [255, 0, 0, 255] }
+        let decoded = try JPEG.decode(JPEG.encodeCMYK(pixels, width: 16, height: 16))
+        #expect(decoded.channels == 3)
+        for i in stride(from: 0, to: decoded.pixels.count, by: 3) {
+            #expect(decoded.pixels[i] > 240 && decoded.pixels[i + 1] < 15 && decoded.pixels[i + 2] < 15)
+        }
+    }
+
     @Test("bad JPEGs: empty, truncated, garbage — each a clear error")
     func jpegBad() throws {
         let encoded = try JPEG.encode(testPicture(width: 64, height: 64, channels: 3))
