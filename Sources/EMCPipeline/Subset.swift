@@ -165,31 +165,40 @@ public final class Subset: TrainingData, @unchecked Sendable {
             // input transform applies, else through a per-sample copy that the transforms rewrite.
             let transforms = view.inputTransforms
             var scratch = transforms.isEmpty ? [] : [UInt8](repeating: 0, count: 2 * sb)
-            var batchChunks: [Int: DecodedChunk] = [:]  // a batch touches a window's few chunks: one shared lookup each
+            // A batch touches a window's few chunks: group its samples by chunk, fetch each chunk once, and
+            // convert its samples under one pointer (no per-sample lookup or reference counting).
+            var slotKeys: [Int] = []
+            var members: [[(k: Int, o: Int, p: Int)]] = []
             for (k, q) in indices.enumerated() {
                 let p = positions[Int(q)]
-                let s = p / samplesPerShard, within = p % samplesPerShard
-                let c = within / chunkSamples, o = within % chunkSamples
-                let chunk: DecodedChunk
-                if let hit = batchChunks[s << 32 | c] { chunk = hit } else {
-                    chunk = try shared.get(shard: s, chunk: c)
-                    batchChunks[s << 32 | c] = chunk
+                let within = p % samplesPerShard
+                let key = (p / samplesPerShard) << 32 | within / chunkSamples
+                let o = within % chunkSamples
+                if let slot = slotKeys.lastIndex(of: key) { members[slot].append((k, o, p)) } else {
+                    slotKeys.append(key)
+                    members.append([(k, o, p)])
                 }
+            }
+            for (slot, key) in slotKeys.enumerated() {
+                let chunk = try shared.get(shard: key >> 32, chunk: key & 0xFFFF_FFFF)
+                let labelsAt = chunk.count * sb
                 chunk.raw.withUnsafeBytes { raw in
-                    let sample = UnsafeRawBufferPointer(start: raw.baseAddress! + o * sb, count: sb)
-                    if transforms.isEmpty {
-                        converter.convert(sample, into: inputs + k * d)
-                    } else {
-                        scratch.withUnsafeMutableBytes { buffer in
-                            let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<sb])
-                            copy.copyMemory(from: sample)
-                            let work = UnsafeMutableRawBufferPointer(rebasing: buffer[sb...])
-                            for t in transforms { t.apply(copy, index: chunk.originalIndex(o), scratch: work) }
-                            converter.convert(UnsafeRawBufferPointer(copy), into: inputs + k * d)
+                    for (k, o, p) in members[slot] {
+                        let sample = UnsafeRawBufferPointer(start: raw.baseAddress! + o * sb, count: sb)
+                        if transforms.isEmpty {
+                            converter.convert(sample, into: inputs + k * d)
+                        } else {
+                            scratch.withUnsafeMutableBytes { buffer in
+                                let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<sb])
+                                copy.copyMemory(from: sample)
+                                let work = UnsafeMutableRawBufferPointer(rebasing: buffer[sb...])
+                                for t in transforms { t.apply(copy, index: chunk.originalIndex(o), scratch: work) }
+                                converter.convert(UnsafeRawBufferPointer(copy), into: inputs + k * d)
+                            }
                         }
+                        out[k] = Int32(overlayLabels?[p] ?? raw.le(UInt32.self, at: labelsAt + 4 * o))
                     }
                 }
-                out[k] = Int32(overlayLabels?[p] ?? chunk.label(o))
             }
             return
         }
