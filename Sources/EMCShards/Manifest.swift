@@ -131,20 +131,8 @@ public struct VariantInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// A label overlay file as the manifest lists it.
-public struct LabelFileInfo: Codable, Sendable, Equatable {
-    public var file: String
-    public var samples: Int
-    public var bytes: Int
-    public var crc32c: String
-
-    public init(file: String, samples: Int, bytes: Int, crc32c: String) {
-        self.file = file
-        self.samples = samples
-        self.bytes = bytes
-        self.crc32c = crc32c
-    }
-}
+/// A label overlay file as the manifest lists it: the same fields as a shard file's entry.
+public typealias LabelFileInfo = ShardFileInfo
 
 /// One split's shards.
 public struct SplitManifest: Codable, Sendable, Equatable {
@@ -163,7 +151,7 @@ public struct SplitManifest: Codable, Sendable, Equatable {
     }
 }
 
-/// One shard file as the manifest lists it.
+/// One shard file (or label overlay file) as the manifest lists it.
 public struct ShardFileInfo: Codable, Sendable, Equatable {
     public var file: String
     public var samples: Int
