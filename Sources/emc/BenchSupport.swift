@@ -14,7 +14,7 @@ enum BenchTable {
     static func print<R: Encodable>(title: String, header: [String], rows: [[String]], json: Bool, records: R) {
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             if let data = try? encoder.encode(BenchOutput(title: title, machine: machine, results: records)) {
                 Swift.print(String(decoding: data, as: UTF8.self))
             }

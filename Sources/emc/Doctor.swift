@@ -35,9 +35,7 @@ struct Doctor: ParsableCommand {
                             crc32cHardware: CRC32C.usesHardware, fashionMNIST: fashionMNIST,
                             fashionMNISTPresent: dataPresent, ok: libraries.allSatisfy(\.ok) && dataPresent)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print("emc \(report.emcVersion)")
             for lib in libraries {
