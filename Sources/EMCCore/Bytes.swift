@@ -12,6 +12,18 @@ public struct ByteWriter {
     public mutating func ascii(_ s: String) { bytes.append(contentsOf: Array(s.utf8)) }
 }
 
+/// The product of sizes read from a file, or nil when it overflows (a damaged or hostile header).
+public func checkedProduct<S: Sequence>(_ sizes: S) -> Int? where S.Element == Int {
+    var total = 1
+    for n in sizes {
+        guard n >= 0 else { return nil }
+        let (p, overflow) = total.multipliedReportingOverflow(by: n)
+        if overflow { return nil }
+        total = p
+    }
+    return total
+}
+
 /// Reads integers from a byte array with bounds checks: a short buffer is an error, never a crash.
 public struct ByteReader {
     public let bytes: [UInt8]
@@ -47,6 +59,13 @@ public struct ByteReader {
     public mutating func u16() throws -> UInt16 { UInt16(try integer(2)) }
     public mutating func u32() throws -> UInt32 { UInt32(try integer(4)) }
     public mutating func u64() throws -> UInt64 { try integer(8) }
+    /// A u64 size or offset as Int: a value no file can hold (≥ 2^63) is a format error, not a trap.
+    public mutating func u64Int() throws -> Int {
+        let at = offset
+        let v = try integer(8)
+        guard let n = Int(exactly: v) else { throw EMCError(.format, "size or offset \(v) is impossible", place: .offset(at)) }
+        return n
+    }
     public mutating func raw(_ n: Int) throws -> [UInt8] { Array(try take(n)) }
     public mutating func skip(_ n: Int) throws { _ = try take(n) }
 }

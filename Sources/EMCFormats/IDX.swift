@@ -32,11 +32,12 @@ public enum IDX {
             }
             shape.append(n)
         }
-        let total = shape.reduce(1, *)
-        guard total <= 1 << 34 else { throw EMCError(.format, "IDX array of \(total) values is implausibly large", file: path) }
+        guard let total = checkedProduct(shape), total <= 1 << 34 else {
+            throw EMCError(.format, "IDX dimensions \(shape) describe an implausibly large array", file: path, place: .offset(4))
+        }
         var values = [UInt8](repeating: 0, count: total)
         let headerSize = 4 + 4 * dimensions
-        let recordSize = shape.dropFirst().reduce(1, *)
+        let recordSize = max(1, total / shape[0])
         do {
             try values.withUnsafeMutableBytes { try reader.readExactly(into: $0) }
         } catch let e as EMCError where e.kind == .truncated {

@@ -9,7 +9,8 @@ public enum NPY {
         public var descr: String
         public var fortranOrder: Bool
         public var shape: [Int]
-        public var count: Int { shape.reduce(1, *) }
+        /// Element count (checked at parse: the shape's product fits).
+        public var count: Int { checkedProduct(shape) ?? 0 }
 
         /// Bytes per element, and whether it is an integer type emc reads.
         var element: (size: Int, signed: Bool)? {
@@ -65,6 +66,10 @@ public enum NPY {
             guard let n = Int(t), n >= 0 else { throw EMCError(.format, ".npy shape \(s) is not a tuple of sizes", file: file) }
             return n
         }
+        guard let total = checkedProduct(shape), total <= 1 << 40 else {
+            throw EMCError(.format, ".npy shape \(shape) describes an implausibly large array", file: file)
+        }
+        _ = total
         return Header(descr: descr, fortranOrder: f.trimmingCharacters(in: .whitespaces) == "True", shape: shape)
     }
 
@@ -88,6 +93,7 @@ public enum NPY {
         guard header.shape.count == 1 || (header.shape.count == 2 && header.shape[1] == 1) else {
             throw EMCError(.format, "labels must be one value per sample, shape is \(header.shape)", file: reader.path)
         }
+        guard header.count <= 1 << 36 else { throw EMCError(.format, "label array of \(header.count) values is implausibly large", file: reader.path) }
         let bytes = try reader.readExactly(count: header.count * size)
         return (0..<header.count).map { i in
             var v: UInt64 = 0

@@ -41,6 +41,10 @@ public enum NPZ {
         }
         let images = try find(options.imagesKey, { ($0.descr == "|u1" || $0.descr == "<u1") && ($0.shape.count == 4 || $0.shape.count == 2) }, "uint8 image")
         let labels = try find(options.labelsKey, { $0.element != nil && $0.shape.count == 1 }, "integer label")
+        guard let ih = headers[images.name], ih.shape.count == 4 || ih.shape.count == 2 else {
+            throw EMCError(.format, "images '\(images.name)' must be N×H×W×C, N×C×H×W or N×(C·S·S), shape is \(headers[images.name]?.shape ?? [])", file: zip.path)
+        }
+        guard headers[labels.name] != nil else { throw EMCError(.format, "labels '\(labels.name)' is not a .npy array", file: zip.path) }
         return (images, labels, (headers[images.name]!, headers[labels.name]!))
     }
 

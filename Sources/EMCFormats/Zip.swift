@@ -19,8 +19,9 @@ public final class ZipArchive {
 
     public init(path: String) throws {
         self.path = path
-        file = try ReadableFile(path: path)
-        members = try ZipArchive.centralDirectory(file)
+        let file = try ReadableFile(path: path)
+        self.file = file
+        members = try EMCError.locating(file: path) { try ZipArchive.centralDirectory(file) }
     }
 
     static func centralDirectory(_ file: ReadableFile) throws -> [Member] {
@@ -41,10 +42,10 @@ public final class ZipArchive {
                 throw EMCError(.format, "ZIP64 locator missing", file: file.path)
             }
             var l = ByteReader(tail, offset: locator + 8)
-            let recordOffset = Int(try l.u64())
+            let recordOffset = try l.u64Int()
             var z = ByteReader(try file.read(count: 56, at: recordOffset), offset: 24)
-            count = Int(try z.u64()); _ = try z.u64()
-            cdSize = Int(try z.u64()); cdOffset = Int(try z.u64())
+            count = try z.u64Int(); _ = try z.u64()
+            cdSize = try z.u64Int(); cdOffset = try z.u64Int()
         }
         guard cdOffset + cdSize <= size else { throw EMCError(.truncated, "central directory lies past the end of the file", file: file.path) }
         var d = ByteReader(try file.read(count: cdSize, at: cdOffset))
@@ -64,9 +65,9 @@ public final class ZipArchive {
             while extra.remaining >= 4 {
                 let id = try extra.u16(), length = Int(try extra.u16())
                 if id == 1 {  // ZIP64 sizes and offset, present for the fields that overflowed
-                    if uncompressed == 0xFFFF_FFFF { uncompressed = Int(try extra.u64()) }
-                    if compressed == 0xFFFF_FFFF { compressed = Int(try extra.u64()) }
-                    if offset == 0xFFFF_FFFF { offset = Int(try extra.u64()) }
+                    if uncompressed == 0xFFFF_FFFF { uncompressed = try extra.u64Int() }
+                    if compressed == 0xFFFF_FFFF { compressed = try extra.u64Int() }
+                    if offset == 0xFFFF_FFFF { offset = try extra.u64Int() }
                     break
                 }
                 try extra.skip(length)

@@ -132,13 +132,6 @@ public final class Subset: TrainingData, @unchecked Sendable {
         }
     }
 
-    /// The label of subset sample q (for tests and reports).
-    public func label(_ q: Int) throws -> Int32 {
-        if cached { return labels[q] }
-        var scratch = [UInt8](repeating: 0, count: view.schema.sampleBytes)
-        return try views.with { view in Int32(try scratch.withUnsafeMutableBytes { try view.read(positions[q], into: $0) }) }
-    }
-
     public func load(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutablePointer<Float>, labels out: UnsafeMutablePointer<Int32>) throws {
         if let prefetcher, try prefetcher.take(indices, inputs: inputs, labels: out) { return }
         try fill(indices, inputs: inputs, labels: out)
@@ -160,54 +153,43 @@ public final class Subset: TrainingData, @unchecked Sendable {
             }
             return
         }
-        if let shared {
-            // Streaming: from chunks decoded once for all loading threads, converted in place when no
-            // input transform applies, else through a per-sample copy that the transforms rewrite.
-            let transforms = view.inputTransforms
-            var scratch = transforms.isEmpty ? [] : [UInt8](repeating: 0, count: 2 * sb)
-            // A batch touches a window's few chunks: group its samples by chunk, fetch each chunk once, and
-            // convert its samples under one pointer (no per-sample lookup or reference counting).
-            var slotKeys: [Int] = []
-            var members: [[(k: Int, o: Int, p: Int)]] = []
-            for (k, q) in indices.enumerated() {
-                let p = positions[Int(q)]
-                let within = p % samplesPerShard
-                let key = (p / samplesPerShard) << 32 | within / chunkSamples
-                let o = within % chunkSamples
-                if let slot = slotKeys.lastIndex(of: key) { members[slot].append((k, o, p)) } else {
-                    slotKeys.append(key)
-                    members.append([(k, o, p)])
-                }
+        // Streaming (a subset that is not cached always has shared chunks): chunks decoded once for all loading
+        // threads. A batch touches a window's few chunks, so its samples are grouped by chunk, each chunk is
+        // fetched once and its samples converted under one pointer; input transforms, when there are any,
+        // rewrite a per-sample copy first.
+        guard let shared else { preconditionFailure("a streaming subset always has shared chunks") }
+        let transforms = view.inputTransforms
+        var scratch = transforms.isEmpty ? [] : [UInt8](repeating: 0, count: 2 * sb)
+        var slotKeys: [Int] = []
+        var members: [[(k: Int, o: Int, p: Int)]] = []
+        for (k, q) in indices.enumerated() {
+            let p = positions[Int(q)]
+            let within = p % samplesPerShard
+            let key = (p / samplesPerShard) << 32 | within / chunkSamples
+            let o = within % chunkSamples
+            if let slot = slotKeys.lastIndex(of: key) { members[slot].append((k, o, p)) } else {
+                slotKeys.append(key)
+                members.append([(k, o, p)])
             }
-            for (slot, key) in slotKeys.enumerated() {
-                let chunk = try shared.get(shard: key >> 32, chunk: key & 0xFFFF_FFFF)
-                let labelsAt = chunk.count * sb
-                chunk.raw.withUnsafeBytes { raw in
-                    for (k, o, p) in members[slot] {
-                        let sample = UnsafeRawBufferPointer(start: raw.baseAddress! + o * sb, count: sb)
-                        if transforms.isEmpty {
-                            converter.convert(sample, into: inputs + k * d)
-                        } else {
-                            scratch.withUnsafeMutableBytes { buffer in
-                                let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<sb])
-                                copy.copyMemory(from: sample)
-                                let work = UnsafeMutableRawBufferPointer(rebasing: buffer[sb...])
-                                for t in transforms { t.apply(copy, index: chunk.originalIndex(o), scratch: work) }
-                                converter.convert(UnsafeRawBufferPointer(copy), into: inputs + k * d)
-                            }
-                        }
-                        out[k] = Int32(overlayLabels?[p] ?? raw.le(UInt32.self, at: labelsAt + 4 * o))
-                    }
-                }
-            }
-            return
         }
-        var scratch = [UInt8](repeating: 0, count: sb)
-        try views.with { view in
-            try scratch.withUnsafeMutableBytes { sample in
-                for (k, q) in indices.enumerated() {
-                    out[k] = Int32(try view.read(positions[Int(q)], into: sample))
-                    converter.convert(UnsafeRawBufferPointer(sample), into: inputs + k * d)
+        for (slot, key) in slotKeys.enumerated() {
+            let chunk = try shared.get(shard: key >> 32, chunk: key & 0xFFFF_FFFF)
+            let labelsAt = chunk.count * sb
+            chunk.raw.withUnsafeBytes { raw in
+                for (k, o, p) in members[slot] {
+                    let sample = UnsafeRawBufferPointer(start: raw.baseAddress! + o * sb, count: sb)
+                    if transforms.isEmpty {
+                        converter.convert(sample, into: inputs + k * d)
+                    } else {
+                        scratch.withUnsafeMutableBytes { buffer in
+                            let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<sb])
+                            copy.copyMemory(from: sample)
+                            let work = UnsafeMutableRawBufferPointer(rebasing: buffer[sb...])
+                            for t in transforms { t.apply(copy, index: chunk.originalIndex(o), scratch: work) }
+                            converter.convert(UnsafeRawBufferPointer(copy), into: inputs + k * d)
+                        }
+                    }
+                    out[k] = Int32(overlayLabels?[p] ?? raw.le(UInt32.self, at: labelsAt + 4 * o))
                 }
             }
         }

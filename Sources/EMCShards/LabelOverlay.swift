@@ -39,7 +39,7 @@ public enum LabelOverlay {
         let version = try r.u32()
         guard version == 1 else { throw EMCError(.unsupported, "label overlay version \(version)", file: path) }
         try r.skip(4)
-        let count = Int(try r.u64()), rawCRC = try r.u32(), stored = Int(try r.u32())
+        let count = try r.u64Int(), rawCRC = try r.u32(), stored = Int(try r.u32())
         guard count == expected.samples, headerSize + stored == bytes.count else {
             throw EMCError(.format, "label overlay sizes do not add up", file: path, expected: "\(expected.samples) labels", found: "\(count)")
         }

@@ -83,7 +83,7 @@ public struct ShardHeader: Equatable, Sendable {
         try r.skip(3)
         let height = Int(try r.u32()), width = Int(try r.u32()), channels = Int(try r.u32())
         let sampleBytes = Int(try r.u32())
-        let count = Int(try r.u64()), first = Int(try r.u64()), chunkSamples = Int(try r.u32())
+        let count = try r.u64Int(), first = try r.u64Int(), chunkSamples = Int(try r.u32())
         let schema: SampleSchema
         switch kind {
         case 0: schema = .image(height: height, width: width, channels: channels)
@@ -159,7 +159,7 @@ public struct ShardTrailer: Equatable, Sendable {
                            place: .offset(at + 24), expected: "EMCSEND1", found: printable(bytes[24..<32]))
         }
         var r = ByteReader(bytes)
-        let t = ShardTrailer(indexOffset: Int(try r.u64()), indexSize: Int(try r.u64()), indexCRC: try r.u32(),
+        let t = ShardTrailer(indexOffset: try r.u64Int(), indexSize: try r.u64Int(), indexCRC: try r.u32(),
                              chunkCount: Int(try r.u32()))
         guard t.indexSize == 8 + ShardLayout.entrySize * t.chunkCount,
               t.indexOffset >= ShardLayout.headerSize, t.indexOffset + t.indexSize == at else {
@@ -189,7 +189,7 @@ func decodeIndex(_ bytes: [UInt8], header: ShardHeader, trailer: ShardTrailer) t
     var expectedFirst = 0
     let perSample = header.schema.sampleBytes + ShardLayout.perSampleOverhead
     for k in 0..<count {
-        let offset = Int(try r.u64()), first = Int(try r.u64()), n = Int(try r.u32())
+        let offset = try r.u64Int(), first = try r.u64Int(), n = Int(try r.u32())
         let codecByte = try r.u8(), filterByte = try r.u8()
         try r.skip(2)
         let data = Int(try r.u32()), labels = Int(try r.u32()), indices = Int(try r.u32())

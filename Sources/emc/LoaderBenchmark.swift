@@ -30,9 +30,9 @@ enum LoaderBenchmark {
                 let g = try SyntheticImages(size: 128, classes: 10, seed: 0)
                 var data = [UInt8](repeating: 0, count: count * g.schema.sampleBytes)
                 let sb = g.schema.sampleBytes
-                data.withUnsafeMutableBytes { out in
+                try data.withUnsafeMutableBytes { out in
                     nonisolated(unsafe) let o = out
-                    try? parallelFor(count, threads: EMCEnvironment.cpuCount) { i in g.render(UInt64(i), into: UnsafeMutableRawBufferPointer(rebasing: o[(i * sb)..<((i + 1) * sb)])) }
+                    try parallelFor(count, threads: EMCEnvironment.cpuCount) { i in g.render(UInt64(i), into: UnsafeMutableRawBufferPointer(rebasing: o[(i * sb)..<((i + 1) * sb)])) }
                 }
                 samples = LabeledSamples(schema: g.schema, data: data, labels: (0..<count).map { g.label(UInt64($0)) })
             }

@@ -73,6 +73,17 @@ struct DecoderTests {
         _ = labels
     }
 
+    @Test("IDX dimensions whose product overflows are a clear error, not a trap")
+    func idxOverflow() throws {
+        let dir = TemporaryDirectory()
+        var header: [UInt8] = [0, 0, 8, 3]
+        for _ in 0..<3 { header += [0x3F, 0xFF, 0xFF, 0xFF] }  // three dimensions of 2^30 − 1
+        try AtomicFileWriter.write(header, to: dir.file("huge"))
+        do { _ = try IDX.read(path: dir.file("huge"), dimensions: 3); Issue.record("accepted") } catch let e as EMCError {
+            #expect(e.kind == .format && e.description.contains("implausibly large"))
+        }
+    }
+
     @Test("CIFAR-10 from a .tar.gz: planar records become interleaved pixels; names come from batches.meta.txt")
     func cifarTarGz() throws {
         let dir = TemporaryDirectory()

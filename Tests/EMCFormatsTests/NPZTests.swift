@@ -36,6 +36,9 @@ struct NPZTests {
         let r = MemoryReader(bytes: Array(text.utf8))
         #expect(throws: EMCError.self) { _ = try NPY.readBytes(r, header: try NPY.readHeader(r)) }
         #expect(throws: EMCError.self) { _ = try NPY.readHeader(MemoryReader(bytes: Array("not numpy at all".utf8))) }
+        // A shape whose product overflows Int.
+        let huge = NPY.encode(descr: "|u1", shape: [1 << 40, 1 << 40], data: [])
+        #expect(throws: EMCError.self) { _ = try NPY.readHeader(MemoryReader(bytes: huge)) }
     }
 
     func npz(_ images: [UInt8], shape: [Int], labels: [Int64], deflate: Bool, imagesName: String = "x", labelsName: String = "y") throws -> [UInt8] {
@@ -76,5 +79,9 @@ struct NPZTests {
         try AtomicFileWriter.write(try npz([UInt8](repeating: 0, count: 128), shape: [2, 8, 8, 1], labels: [0, 1, 2], deflate: false), to: dir.file("n.npz"))
         #expect(throws: EMCError.self) { _ = try NPZ.load(path: dir.file("n.npz"), options: .init()) }
         #expect(throws: EMCError.self) { _ = try NPZ.load(path: dir.file("n.npz"), options: .init(imagesKey: "images")) }
+        // Arrays named by key must have image and label shapes: labels named as images is an error, not a trap.
+        do { _ = try NPZ.load(path: dir.file("n.npz"), options: .init(imagesKey: "y")); Issue.record("accepted 1-d images") } catch let e as EMCError {
+            #expect(e.description.contains("must be"))
+        }
     }
 }

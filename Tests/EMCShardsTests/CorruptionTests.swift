@@ -54,6 +54,20 @@ struct CorruptionTests {
         #expect(ShardSetVerifier.verify(directory: dir.path).ok)
     }
 
+    @Test("trailer sizes with the top bit set (no file can hold them) are errors, not traps")
+    func hugeTrailerValues() throws {
+        let dir = TemporaryDirectory()
+        let (path, clean) = try Self.makeSet(dir)
+        for byte in [clean.count - 32 + 7, clean.count - 32 + 15] {  // the high bytes of indexOffset and indexSize
+            var damaged = clean
+            damaged[byte] |= 0x80
+            try AtomicFileWriter.write(damaged, to: path)
+            do { _ = try ShardReader(path: path); Issue.record("accepted a trailer value ≥ 2^63") } catch let e as EMCError {
+                #expect(e.file == path && e.description.contains("impossible"), "\(e)")
+            }
+        }
+    }
+
     @Test("a shard cut at 64 positions is always detected")
     func truncation() throws {
         let dir = TemporaryDirectory()
