@@ -17,6 +17,8 @@ public struct ConvertRequest: Sendable {
     public var imageSize: Int?
     public var resize = "center-crop"
     public var skipBad = false
+    /// Image folders: images above this many pixels are refused (a few KB of PNG can declare gigapixels).
+    public var maxPixels = RasterImage.defaultMaxPixels
     /// NPZ: sets up to this many decoded bytes are shuffled globally in memory; larger ones stream (default: a quarter of RAM).
     public var memoryBudget = EMCEnvironment.physicalMemory / 4
 
@@ -71,7 +73,7 @@ public enum Converter {
             }
             let size = request.imageSize ?? layout.size
             guard size >= 1 && size <= 1024 else { throw EMCError(.invalidArgument, "--size must be 1...1024, got \(size)") }
-            return try ImageFolderConversion.run(request, layout: layout, options: .init(size: size, mode: mode, skipBad: request.skipBad),
+            return try ImageFolderConversion.run(request, layout: layout, options: .init(size: size, mode: mode, skipBad: request.skipBad, maxPixels: request.maxPixels),
                                                  quiet: quiet, log: log)
         }
 

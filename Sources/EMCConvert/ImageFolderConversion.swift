@@ -10,6 +10,7 @@ enum ImageFolderConversion {
         var size: Int
         var mode: Resize.Mode
         var skipBad: Bool
+        var maxPixels = RasterImage.defaultMaxPixels
     }
 
     static func run(_ request: ConvertRequest, layout: DatasetDefinition.ImageFolderLayout, options: Options, quiet: Bool,
@@ -29,7 +30,7 @@ enum ImageFolderConversion {
             for (i, (name, items)) in splits.enumerated() {
                 let bad = ResultSlots<String>(items.count)
                 try parallelFor(items.count, threads: request.options.threads) { k in
-                    do { _ = try ImageFolder.load(items[k].path, size: options.size, mode: options.mode) } catch { bad.set(k, "\(error)") }
+                    do { _ = try ImageFolder.load(items[k].path, size: options.size, mode: options.mode, maxPixels: options.maxPixels) } catch { bad.set(k, "\(error)") }
                 }
                 var kept: [ImageFolder.Item] = []
                 for (k, item) in items.enumerated() {
@@ -57,7 +58,7 @@ enum ImageFolderConversion {
                 var local = ChannelHistogram(channels: 3)
                 for (k, p) in positions.enumerated() {
                     let item = items[Int(order[p])]
-                    let image = try ImageFolder.load(item.path, size: options.size, mode: options.mode)
+                    let image = try ImageFolder.load(item.path, size: options.size, mode: options.mode, maxPixels: options.maxPixels)
                     image.pixels.withUnsafeBytes { (data.baseAddress! + k * sb).copyMemory(from: $0.baseAddress!, byteCount: sb) }
                     local.add(image.pixels)
                     labels[k] = item.label.littleEndian

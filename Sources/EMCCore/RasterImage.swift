@@ -1,6 +1,10 @@
 /// An 8-bit image in memory, rows top to bottom, channels interleaved (H×W×C), the layout of
 /// every image sample in emc.
 public struct RasterImage: Sendable, Equatable {
+    /// The largest image decoders accept unless told otherwise (`emc convert --max-pixels`): 64 Mpx, about
+    /// 192 MB decoded. A few kilobytes of PNG can declare far more; a limit turns that into a clear error.
+    public static let defaultMaxPixels = 64_000_000
+
     public var width: Int
     public var height: Int
     public var channels: Int

@@ -24,12 +24,26 @@ extension SequentialReader {
         }
     }
 
+    /// Reads exactly `count` bytes into a new array. The array grows with the data that actually arrives
+    /// (doubling from 16 MiB), so a header that declares gigabytes over a short or hostile stream ends in
+    /// `.truncated` after allocating about twice what the stream held, never the declared size up front.
     public func readExactly(count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
-        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            try readExactly(into: UnsafeMutableRawBufferPointer(buffer))
-            initialized = count
+        let firstPiece = 1 << 24
+        guard count > firstPiece else {
+            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                try readExactly(into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = count
+            }
         }
+        var out: [UInt8] = []
+        while out.count < count {
+            let start = out.count
+            let piece = min(count - start, max(firstPiece, start))
+            out.append(contentsOf: repeatElement(0, count: piece))
+            try out.withUnsafeMutableBytes { try readExactly(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+        }
+        return out
     }
 
     /// Reads and discards `count` bytes.
@@ -42,6 +56,14 @@ extension SequentialReader {
                 try readExactly(into: piece)
                 left -= piece.count
             }
+        }
+    }
+
+    /// Reads and discards everything left.
+    public func skipToEnd() throws {
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        try scratch.withUnsafeMutableBytes { buffer in
+            while try readSome(into: buffer) > 0 {}
         }
     }
 

@@ -38,6 +38,10 @@ public enum CIFAR {
             while let member = try tar.next() {
                 let base = FileSystem.baseName(member.name)
                 guard member.isFile, wanted.contains(base) else { continue }
+                guard contents[base] == nil else {
+                    throw EMCError(.format, "the archive holds two members named \(base); emc will not guess which one is meant",
+                                   file: source, place: .member(member.name))
+                }
                 contents[base] = try tar.memberReader(member).readExactly(count: member.size)
             }
         }

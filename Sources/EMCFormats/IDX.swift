@@ -35,15 +35,19 @@ public enum IDX {
         guard let total = checkedProduct(shape), total <= 1 << 34 else {
             throw EMCError(.format, "IDX dimensions \(shape) describe an implausibly large array", file: path, place: .offset(4))
         }
-        var values = [UInt8](repeating: 0, count: total)
         let headerSize = 4 + 4 * dimensions
         let recordSize = max(1, total / shape[0])
-        do {
-            try values.withUnsafeMutableBytes { try reader.readExactly(into: $0) }
-        } catch let e as EMCError where e.kind == .truncated {
-            let got = reader.position - headerSize
-            throw EMCError(.truncated, "IDX data ends early, in record \(got / recordSize) of \(shape[0])", file: path,
-                           place: .record(got / recordSize), expected: "\(total) bytes of data", found: "\(got)")
+        func cutShort(after got: Int) -> EMCError {
+            EMCError(.truncated, "IDX data ends early, in record \(got / recordSize) of \(shape[0])", file: path,
+                     place: .record(got / recordSize), expected: "\(total) bytes of data", found: "\(got)")
+        }
+        // A plain file says at once whether it holds the declared array; a gzip stream is read in pieces.
+        if let plainSize = (reader.source as? FileSequentialReader)?.file.size, plainSize - headerSize < total {
+            throw cutShort(after: max(0, plainSize - headerSize))
+        }
+        let values: [UInt8]
+        do { values = try reader.readExactly(count: total) } catch let e as EMCError where e.kind == .truncated {
+            throw cutShort(after: reader.position - headerSize)
         }
         guard try reader.atEnd() else {
             throw EMCError(.format, "extra bytes after the \(shape[0]) records the header declares", file: path, place: .offset(headerSize + total))

@@ -74,14 +74,16 @@ public enum ImageFolder {
 
     /// Decodes one file (JPEG with DCT scaling, or PNG) and brings it to size × size RGB.
     /// `dctScaling: false` decodes JPEGs at full size first (for benchmarks).
-    public static func load(_ path: String, size: Int, mode: Resize.Mode, dctScaling: Bool = true) throws -> RasterImage {
+    /// Images above `maxPixels` are refused from their header.
+    public static func load(_ path: String, size: Int, mode: Resize.Mode, maxPixels: Int = RasterImage.defaultMaxPixels,
+                            dctScaling: Bool = true) throws -> RasterImage {
         let bytes = try ReadableFile.contents(of: path)
         guard !bytes.isEmpty else { throw EMCError(.format, "empty file, expected a JPEG or PNG image", file: path) }
         let image: RasterImage
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
-            image = try PNG.decode(bytes, channels: 3, file: path)
+            image = try PNG.decode(bytes, channels: 3, maxPixels: maxPixels, file: path)
         } else {
-            image = try JPEG.decode(bytes, minimumSize: dctScaling ? (size, size) : nil, file: path)
+            image = try JPEG.decode(bytes, minimumSize: dctScaling ? (size, size) : nil, maxPixels: maxPixels, file: path)
         }
         return Resize.square(image, size: size, mode: mode)
     }

@@ -26,8 +26,9 @@ public enum JPEG {
     /// With `minimumSize`, picks the smallest DCT scale whose output is still at least that large
     /// in both dimensions (so a later resize only ever shrinks).
     /// The corresponding C functions are `tjDecompressHeader3` and `tjDecompress2`.
+    /// An image of more than `maxPixels` pixels (as stored, before scaling) is refused before decoding.
     public static func decode(_ bytes: [UInt8], minimumSize: (width: Int, height: Int)? = nil,
-                              file: String = "<memory>") throws -> RasterImage {
+                              maxPixels: Int = RasterImage.defaultMaxPixels, file: String = "<memory>") throws -> RasterImage {
         guard !bytes.isEmpty else { throw EMCError(.format, "empty file, expected a JPEG image", file: file) }
         guard let handle = tjInitDecompress() else { throw EMCError(.library, "tjInitDecompress failed") }
         defer { tjDestroy(handle) }
@@ -36,9 +37,7 @@ public enum JPEG {
             tjDecompressHeader3(handle, $0.baseAddress, UInt($0.count), &width, &height, &subsampling, &colorspace)
         }
         guard headerOK == 0 else { throw EMCError(.format, "not a readable JPEG: \(errorText(handle))", file: file) }
-        guard width > 0, height > 0, Int(width) * Int(height) <= 1 << 28 else {
-            throw EMCError(.format, "JPEG has an implausible size \(width)×\(height)", file: file)
-        }
+        try checkPixelLimit(width: Int(width), height: Int(height), maxPixels: maxPixels, format: "JPEG", file: file)
         var outW = Int(width), outH = Int(height)
         if let minimumSize {
             var count: Int32 = 0

@@ -45,6 +45,14 @@ public enum NPZ {
             throw EMCError(.format, "images '\(images.name)' must be N×H×W×C, N×C×H×W or N×(C·S·S), shape is \(headers[images.name]?.shape ?? [])", file: zip.path)
         }
         guard headers[labels.name] != nil else { throw EMCError(.format, "labels '\(labels.name)' is not a .npy array", file: zip.path) }
+        // A header may declare any shape; the member's size (checked against its CRC when read) says what it can hold.
+        for (member, size) in [(images, 1), (labels, headers[labels.name]!.element?.size ?? 1)] {
+            let declared = headers[member.name]!.count.multipliedReportingOverflow(by: size)
+            guard !declared.overflow, declared.partialValue <= member.size else {
+                throw EMCError(.format, "array \(member.name) declares shape \(headers[member.name]!.shape), more data than the member holds",
+                               file: zip.path, place: .member(member.name), expected: "at most \(member.size) bytes", found: "\(headers[member.name]!.shape)")
+            }
+        }
         return (images, labels, (headers[images.name]!, headers[labels.name]!))
     }
 

@@ -17,7 +17,9 @@ public enum PNG {
     /// Decodes PNG bytes into 8-bit RGB (`channels: 3`) or gray (`channels: 1`), whatever the file
     /// holds: gray, palette, alpha (composited on black) and 16-bit all convert.
     /// The corresponding C functions are `png_image_begin_read_from_memory` and `png_image_finish_read`.
-    public static func decode(_ bytes: [UInt8], channels: Int = 3, file: String = "<memory>") throws -> RasterImage {
+    /// An image of more than `maxPixels` pixels is refused before any pixel is allocated.
+    public static func decode(_ bytes: [UInt8], channels: Int = 3, maxPixels: Int = RasterImage.defaultMaxPixels,
+                              file: String = "<memory>") throws -> RasterImage {
         guard !bytes.isEmpty else { throw EMCError(.format, "empty file, expected a PNG image", file: file) }
         guard channels == 1 || channels == 3 else { throw EMCError(.invalidArgument, "PNG decode: channels must be 1 or 3") }
         var image = png_image()
@@ -27,9 +29,7 @@ public enum PNG {
         guard began != 0 else { throw EMCError(.format, "not a readable PNG: \(message(image))", file: file) }
         image.format = channels == 3 ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0, width * height <= 1 << 28 else {
-            throw EMCError(.format, "PNG has an implausible size \(width)×\(height)", file: file)
-        }
+        try checkPixelLimit(width: width, height: height, maxPixels: maxPixels, format: "PNG", file: file)
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
         let ok = bytes.withUnsafeBytes { _ in
             pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * channels), nil) }
@@ -62,5 +62,14 @@ public enum PNG {
         guard ok != 0 else { throw EMCError(.library, "PNG encode failed: \(message(image))") }
         out.removeLast(out.count - size)
         return out
+    }
+}
+
+/// Refuses an image with no pixels or more than `maxPixels` (checked from its header, before decoding).
+func checkPixelLimit(width: Int, height: Int, maxPixels: Int, format: String, file: String) throws {
+    guard width > 0, height > 0 else { throw EMCError(.format, "\(format) has an impossible size \(width)×\(height)", file: file) }
+    guard width * height <= maxPixels else {
+        throw EMCError(.invalidArgument, "\(format) image is \(width)×\(height) = \(width * height) pixels, above the limit of \(maxPixels) "
+                       + "(raise it with --max-pixels if the file is genuine)", file: file)
     }
 }

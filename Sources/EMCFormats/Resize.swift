@@ -17,10 +17,11 @@ public enum Resize {
         case .stretch:
             return area(image, width: size, height: size)
         case .centerCrop:
+            // The centre square of the image resized so its shorter side is `size`; only the cropped outputs are
+            // computed, so a 1×900,000 image costs what its crop costs, not the 57-gigapixel resize around it.
             let scale = Double(size) / Double(min(image.width, image.height))
             let w = max(size, Int((Double(image.width) * scale).rounded())), h = max(size, Int((Double(image.height) * scale).rounded()))
-            let resized = area(image, width: w, height: h)
-            return crop(resized, x: (w - size) / 2, y: (h - size) / 2, width: size, height: size)
+            return area(image, width: w, height: h, crop: (x: (w - size) / 2, y: (h - size) / 2, width: size, height: size))
         }
     }
 
@@ -39,35 +40,45 @@ public enum Resize {
     }
 
     /// Area resampling: each output pixel is the average of the source area it covers (fractional
-    /// coverage at the edges), separably, rows then columns.
-    public static func area(_ image: RasterImage, width: Int, height: Int) -> RasterImage {
-        if image.width == width && image.height == height { return image }
-        let c = image.channels
-        let xw = weights(from: image.width, to: width), yw = weights(from: image.height, to: height)
-        // Horizontal pass: height_in × width_out, in Float.
-        var temp = [Float](repeating: 0, count: image.height * width * c)
-        image.pixels.withUnsafeBufferPointer { src in
-            temp.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<image.height {
-                    let row = src.baseAddress! + y * image.width * c
-                    for (x, taps) in xw.enumerated() {
-                        for ch in 0..<c {
-                            var sum: Float = 0
-                            for (i, w) in taps { sum += Float(row[i * c + ch]) * w }
-                            dst[(y * width + x) * c + ch] = sum
-                        }
-                    }
-                }
-            }
+    /// coverage at the edges), separably, rows then columns. With `crop`, only that window of the
+    /// `width`×`height` result is computed. Memory beyond the output is one intermediate row.
+    public static func area(_ image: RasterImage, width: Int, height: Int,
+                            crop: (x: Int, y: Int, width: Int, height: Int)? = nil) -> RasterImage {
+        let window = crop ?? (x: 0, y: 0, width: width, height: height)
+        if image.width == width && image.height == height {
+            return crop == nil ? image : Resize.crop(image, x: window.x, y: window.y, width: window.width, height: window.height)
         }
-        var out = RasterImage(width: width, height: height, channels: c)
-        temp.withUnsafeBufferPointer { src in
+        let c = image.channels
+        let xw = weights(from: image.width, to: width, outputs: window.x..<(window.x + window.width))
+        let yw = weights(from: image.height, to: height, outputs: window.y..<(window.y + window.height))
+        let rowCount = window.width * c
+        var out = RasterImage(width: window.width, height: window.height, channels: c)
+        // One source row resampled horizontally at a time (the last one kept: neighbouring outputs share edge rows),
+        // summed into the output row in the same order as a full intermediate image would be.
+        var row = [Float](repeating: 0, count: rowCount), sum = [Float](repeating: 0, count: rowCount)
+        var rowIndex = -1
+        image.pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
-                for (y, taps) in yw.enumerated() {
-                    for x in 0..<(width * c) {
-                        var sum: Float = 0
-                        for (i, w) in taps { sum += src[i * width * c + x] * w }
-                        dst[y * width * c + x] = UInt8(max(0, min(255, sum.rounded())))
+                row.withUnsafeMutableBufferPointer { row in
+                    sum.withUnsafeMutableBufferPointer { sum in
+                        for (y, taps) in yw.enumerated() {
+                            sum.update(repeating: 0)
+                            for (i, w) in taps {
+                                if i != rowIndex {
+                                    let line = src.baseAddress! + i * image.width * c
+                                    for (x, xtaps) in xw.enumerated() {
+                                        for ch in 0..<c {
+                                            var s: Float = 0
+                                            for (j, v) in xtaps { s += Float(line[j * c + ch]) * v }
+                                            row[x * c + ch] = s
+                                        }
+                                    }
+                                    rowIndex = i
+                                }
+                                for x in 0..<rowCount { sum[x] += row[x] * w }
+                            }
+                            for x in 0..<rowCount { dst[y * rowCount + x] = UInt8(max(0, min(255, sum[x].rounded()))) }
+                        }
                     }
                 }
             }
@@ -76,9 +87,9 @@ public enum Resize {
     }
 
     /// For each output index, the source indices and weights (summing to 1) of its area.
-    static func weights(from n: Int, to m: Int) -> [[(Int, Float)]] {
+    static func weights(from n: Int, to m: Int, outputs: Range<Int>) -> [[(Int, Float)]] {
         let scale = Double(n) / Double(m)
-        return (0..<m).map { o in
+        return outputs.map { o in
             if scale <= 1 {  // enlarging: the nearest source pixel (box sampling)
                 return [(min(n - 1, Int((Double(o) + 0.5) * scale)), 1)]
             }

@@ -84,8 +84,10 @@ public enum Tabular {
         for (k, c) in categoricalColumns.enumerated() { columnOfCategorical[c] = k }
         var fieldStarts = [Int](repeating: 0, count: schema.columns.count + 1)
         var fieldEnds = [Int](repeating: 0, count: schema.columns.count + 1)
+        // Spreadsheet exports often start with a UTF-8 byte-order mark; it is not part of the first field.
+        let bom = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         try bytes.withUnsafeBufferPointer { p in
-            var lineStart = 0, lineNumber = 0
+            var lineStart = bom, lineNumber = 0
             while lineStart < p.count {
                 var lineEnd = lineStart
                 while lineEnd < p.count && p[lineEnd] != 0x0A { lineEnd += 1 }

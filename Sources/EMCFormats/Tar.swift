@@ -45,6 +45,9 @@ public final class TarReader {
             }
             if block.allSatisfy({ $0 == 0 }) {
                 finished = true
+                // Read the source to its end: a gzip stream's CRC and length are checked only there, so a
+                // flipped bit in a .tar.gz is caught even though the archive's own end came first.
+                try source.skipToEnd()
                 return nil
             }
             let stored = try octal(block[148..<156], field: "checksum", offset: offset)

@@ -47,9 +47,14 @@ public final class ZipArchive {
             count = try z.u64Int(); _ = try z.u64()
             cdSize = try z.u64Int(); cdOffset = try z.u64Int()
         }
-        guard cdOffset + cdSize <= size else { throw EMCError(.truncated, "central directory lies past the end of the file", file: file.path) }
+        // Offsets and sizes come from the file: compare without adding them (a hostile ZIP64 record overflows a sum).
+        guard cdOffset <= size, cdSize <= size - cdOffset else {
+            throw EMCError(.truncated, "central directory lies past the end of the file", file: file.path,
+                           expected: "at most \(size) bytes", found: "offset \(cdOffset) + size \(cdSize)")
+        }
         var d = ByteReader(try file.read(count: cdSize, at: cdOffset))
         var members: [Member] = []
+        var names = Set<String>()
         for i in 0..<count {
             guard try d.u32() == 0x0201_4b50 else { throw EMCError(.format, "central directory entry \(i) is damaged", file: file.path) }
             try d.skip(6)
@@ -73,6 +78,14 @@ public final class ZipArchive {
                 try extra.skip(length)
             }
             try d.skip(commentLength)
+            guard offset < size, compressed <= size - offset else {
+                throw EMCError(.truncated, "member \(name) lies past the end of the file", file: file.path, place: .member(name),
+                               expected: "at most \(size) bytes", found: "offset \(offset) + \(compressed) bytes")
+            }
+            // numpy keeps the last of two members with one name, zip tools the first: refuse to guess.
+            guard names.insert(name).inserted else {
+                throw EMCError(.format, "two members are named \(name); emc will not guess which one is meant", file: file.path, place: .member(name))
+            }
             members.append(Member(name: name, method: method, compressedSize: compressed, size: uncompressed, crc32: crc, headerOffset: offset))
         }
         return members
@@ -85,6 +98,9 @@ public final class ZipArchive {
             throw EMCError(.format, "local header of \(member.name) is damaged", file: path, place: .offset(member.headerOffset))
         }
         let dataOffset = member.headerOffset + 30 + (Int(local[26]) | Int(local[27]) << 8) + (Int(local[28]) | Int(local[29]) << 8)
+        guard dataOffset <= file.size, member.compressedSize <= file.size - dataOffset else {
+            throw EMCError(.truncated, "member \(member.name) ends past the end of the file", file: path, place: .member(member.name))
+        }
         let region = RegionReader(file: file, offset: dataOffset, length: member.compressedSize, name: "\(path):\(member.name)")
         let source: SequentialReader
         switch member.method {

@@ -122,11 +122,13 @@ public final class InflateReader: SequentialReader {
             stream.next_in = (input.baseAddress! + inputStart).assumingMemoryBound(to: Bytef.self)
             stream.avail_in = uInt(inputEnd - inputStart)
             stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-            stream.avail_out = uInt(buffer.count)
+            // zlib counts in 32 bits: a larger buffer is filled a piece at a time.
+            let room = min(buffer.count, Int(UInt32.max))
+            stream.avail_out = uInt(room)
             let code = CZlib.inflate(&stream, Z_NO_FLUSH)
             let consumed = (inputEnd - inputStart) - Int(stream.avail_in)
             inputStart += consumed
-            let produced = buffer.count - Int(stream.avail_out)
+            let produced = room - Int(stream.avail_out)
             position += produced
             switch code {
             case Z_OK, Z_BUF_ERROR:
@@ -135,10 +137,14 @@ public final class InflateReader: SequentialReader {
                     throw EMCError(.format, "inflate made no progress", file: path, place: .offset(source.position))
                 }
             case Z_STREAM_END:
-                // Another gzip member may follow; anything else after the stream ends it.
+                // zlib has checked the stream's CRC and length. Another gzip member may follow (`cat a.gz b.gz`);
+                // anything else after a gzip stream is damage, not data to ignore.
                 try refill()
-                if format != .raw && format != .zlib && inputStart < inputEnd
-                    && (input.load(fromByteOffset: inputStart, as: UInt8.self) == 0x1f) {
+                if format != .raw && format != .zlib && inputStart < inputEnd {
+                    guard input.load(fromByteOffset: inputStart, as: UInt8.self) == 0x1f else {
+                        throw EMCError(.format, "unexpected bytes after the end of the gzip stream (a damaged or concatenated file)",
+                                       file: path, place: .offset(source.position - (inputEnd - inputStart)))
+                    }
                     inflateReset(&stream)
                 } else {
                     ended = true

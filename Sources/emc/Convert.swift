@@ -52,6 +52,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Image folders: center-crop (shorter side to --size, then the centre) or stretch.")
     var resize = "center-crop"
 
+    @Option(help: "Image folders: refuse images with more pixels than this.")
+    var maxPixels = RasterImage.defaultMaxPixels
+
     @Flag(help: "Image folders: skip files that do not decode (listed in the manifest) instead of failing.")
     var skipBad = false
 
@@ -69,6 +72,7 @@ struct Convert: ParsableCommand {
     func validate() throws {
         guard shardSize > 0, chunkSize > 0, threads > 0 else { throw ValidationError("--shard-size, --chunk-size and --threads must be positive") }
         if let s = shardSamples, s <= 0 { throw ValidationError("--shard-samples must be positive") }
+        guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive") }
     }
 
     func run() throws {
@@ -84,6 +88,7 @@ struct Convert: ParsableCommand {
         request.imageSize = size
         request.resize = resize
         request.skipBad = skipBad
+        request.maxPixels = maxPixels
         let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

@@ -58,6 +58,15 @@ struct TabularTests {
         #expect(abs(ages.reduce(0, +)) < 1e-5)
     }
 
+    @Test("a UTF-8 byte-order mark before the first row is not part of its first field")
+    func byteOrderMark() throws {
+        let schema = try #require(try DatasetDefinition.load("adult", manifests: repositoryManifests).table)
+        let row = "47, Private, 51835, Prof-school, 15, Married-civ-spouse, Prof-specialty, Wife, White, Female, 0, 1902, 60, Honduras, >50K\n"
+        let plain = try Tabular.parse(Array(row.utf8), file: "a.csv", schema: schema)
+        let marked = try Tabular.parse([0xEF, 0xBB, 0xBF] + Array(row.utf8), file: "a.csv", schema: schema)
+        #expect(marked.numeric == plain.numeric && marked.labels == plain.labels && plain.numeric[0] == [47])
+    }
+
     @Test("Credit: the extra X1, X2, ... header row, an ignored ID, categoricals and a seeded split")
     func credit() throws {
         let dir = TemporaryDirectory()
