@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "EMCTrainer", targets: ["EMCTrainer"]),
         .library(name: "EMCConvert", targets: ["EMCConvert"]),
         .library(name: "EMCTransforms", targets: ["EMCTransforms"]),
+        .library(name: "EMCVariants", targets: ["EMCVariants"]),
         .library(name: "EMCPipeline", targets: ["EMCPipeline"]),
         .library(name: "EMCSearch", targets: ["EMCSearch"]),
     ],
@@ -34,21 +35,25 @@ let package = Package(
         systemLibrary("CBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
         systemLibrary("CLAPACKE", pkgConfig: "lapacke", apt: "liblapacke-dev"),
 
-        // Small C kernels that Swift cannot express well (the SSE4.2 CRC32C instruction).
-        .target(name: "CEMCKernels", path: "Sources/CEMCKernels",
-                cSettings: [.unsafeFlags(["-O3"])]),
+        // Small C kernels that Swift cannot express well, each owned by one module: the SSE4.2 CRC32C and
+        // SSSE3 byte-delta (EMCCore), the layers' elementwise and data-movement loops (EMCTrainer), and the
+        // uint8 → float sample conversion (EMCPipeline).
+        .target(name: "CEMCKernels", path: "Sources/CEMCKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CTrainerKernels", path: "Sources/CTrainerKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CPipelineKernels", path: "Sources/CPipelineKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         .target(name: "EMCCore", dependencies: ["CEMCKernels"]),
         .target(name: "EMCFormats", dependencies: ["EMCCore", "CPNG", "CTurboJPEG", "CZlib"]),
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
-        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCTrainer", "CEMCKernels"]),
-        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCTrainer", "EMCPipeline"]),
-        .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CEMCKernels"]),
+        .target(name: "EMCVariants", dependencies: ["EMCCore", "EMCShards", "EMCTransforms"]),
+        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCVariants", "CPipelineKernels"]),
+        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCTrainer", "EMCPipeline", "EMCVariants"]),
+        .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CTrainerKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCPipeline", "EMCSearch",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -58,8 +63,8 @@ let package = Package(
         .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
-        .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCConvert", "EMCTestSupport"]),
-        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCConvert", "EMCTestSupport"]),
-        .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCPipeline", "EMCTestSupport"]),
+        .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCVariants", "EMCTrainer", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCVariants", "EMCTestSupport"]),
     ]
 )

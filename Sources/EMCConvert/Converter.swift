@@ -205,13 +205,8 @@ public enum Converter {
         guard request.force else {
             throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
         }
-        try removeShardSet(request.out, manifest: existing)
+        ShardSetFiles.remove(request.out, manifest: existing)
         return nil
-    }
-
-    static func removeShardSet(_ directory: String, manifest: DatasetManifest) throws {
-        for split in manifest.splits.values { for shard in split.shards { FileSystem.remove(FileSystem.join(directory, shard.file)) } }
-        FileSystem.remove(FileSystem.join(directory, DatasetManifest.fileName))
     }
 
     static func summary(_ m: DatasetManifest, request: ConvertRequest, checks: [SourceCheck], warnings: [String], reused: Int,

@@ -147,6 +147,22 @@ public final class AtomicFileWriter {
         finished = true
     }
 
+    /// Removes the temporaries that killed writers left in `directory` (`.NAME.tmp-PID` whose process is gone) and
+    /// returns their names. A temporary of a process still running (another writer) is left alone.
+    @discardableResult
+    public static func removeAbandonedTemporaries(in directory: String) -> [String] {
+        guard let names = try? FileSystem.list(directory) else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix(".") {
+            guard let mark = name.range(of: ".tmp-", options: .backwards), let pid = Int32(name[mark.upperBound...]) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                FileSystem.remove(FileSystem.join(directory, name))
+                removed.append(name)
+            }
+        }
+        return removed
+    }
+
     /// Writes `bytes` to `path` atomically.
     public static func write(_ bytes: [UInt8], to path: String) throws {
         let writer = try AtomicFileWriter(path: path)
@@ -173,6 +189,13 @@ func syncDirectory(of path: String) {
 /// Small file-system helpers with errors that name the path.
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The absolute path with links, `.` and `..` resolved (as realpath(3)); the path itself when it does not exist.
+    public static func canonicalPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
 
     public static func isDirectory(_ path: String) -> Bool {
         var info = stat()

@@ -40,8 +40,13 @@ extension SequentialReader {
         while out.count < count {
             let start = out.count
             let piece = min(count - start, max(firstPiece, start))
-            out.append(contentsOf: repeatElement(0, count: piece))
-            try out.withUnsafeMutableBytes { try readExactly(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+            out = try [UInt8](unsafeUninitializedCapacity: start + piece) { buffer, initialized in
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                out.withUnsafeBytes { raw.copyMemory(from: $0) }
+                initialized = start
+                try readExactly(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+                initialized = start + piece
+            }
         }
         return out
     }

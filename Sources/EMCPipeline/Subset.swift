@@ -1,7 +1,7 @@
-import CEMCKernels
+import CPipelineKernels
 import EMCCore
 import EMCShards
-import EMCTrainer
+import EMCVariants
 import Foundation
 
 /// How samples become floats for the trainer.
@@ -41,6 +41,7 @@ public final class Subset: TrainingData, @unchecked Sendable {
     public let split: String
     public let count: Int
     public let shape: FeatureShape
+    public var source: String { view.directory }
     public let classes: Int
     public let options: SubsetOptions
     /// Subset position → split position.
@@ -132,9 +133,9 @@ public final class Subset: TrainingData, @unchecked Sendable {
         }
     }
 
-    public func load(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutablePointer<Float>, labels out: UnsafeMutablePointer<Int32>) throws {
-        if let prefetcher, try prefetcher.take(indices, inputs: inputs, labels: out) { return }
-        try fill(indices, inputs: inputs, labels: out)
+    public func load(_ indices: UnsafeBufferPointer<UInt32>, inputs: UnsafeMutableBufferPointer<Float>, labels out: UnsafeMutableBufferPointer<Int32>) throws {
+        if let prefetcher, try prefetcher.take(indices, inputs: inputs.baseAddress!, labels: out.baseAddress!) { return }
+        try fill(indices, inputs: inputs.baseAddress!, labels: out.baseAddress!)
     }
 
     /// Converts samples `indices` to floats: from the cache, or decoded from the shards.

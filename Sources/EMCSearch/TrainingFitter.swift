@@ -1,5 +1,6 @@
 import EMCCore
 import EMCPipeline
+import EMCVariants
 import EMCTrainer
 
 /// The real fitter: the seed's nested subset of n samples, a freshly initialised model seeded by (seed, n),

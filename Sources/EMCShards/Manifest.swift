@@ -223,3 +223,13 @@ func describe(_ error: DecodingError) -> String {
     @unknown default: return "\(error)"
     }
 }
+
+/// The files a shard set or variant consists of, for replacing one (`--force`).
+public enum ShardSetFiles {
+    /// Removes the shards, label files and manifest that `manifest` lists in `directory` (nothing else there).
+    public static func remove(_ directory: String, manifest: DatasetManifest) {
+        for split in manifest.splits.values { for shard in split.shards { FileSystem.remove(FileSystem.join(directory, shard.file)) } }
+        for label in manifest.variant?.labelFiles.values.map(\.file) ?? [] { FileSystem.remove(FileSystem.join(directory, label)) }
+        FileSystem.remove(FileSystem.join(directory, DatasetManifest.fileName))
+    }
+}

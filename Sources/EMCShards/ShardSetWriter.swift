@@ -75,6 +75,7 @@ public final class ShardSetWriter {
         self.sources = sources
         self.extraOptions = extraOptions
         try FileSystem.createDirectory(directory)
+        AtomicFileWriter.removeAbandonedTemporaries(in: directory)
         let key = ShardSetWriter.runKey(name: name, schema: schema, classes: classes, options: options, decoder: decoder,
                                         sources: sources, extra: extraOptions)
         let journalPath = FileSystem.join(directory, ShardSetWriter.journalName)

@@ -1,4 +1,5 @@
-import CEMCKernels
+import EMCCore
+import CTrainerKernels
 #if canImport(Glibc)
 import Glibc
 #else

@@ -1,4 +1,5 @@
-import CEMCKernels
+import EMCCore
+import CTrainerKernels
 
 /// 2-D convolution over NHWC samples, as PyTorch's `nn.Conv2d` (cross-correlation, zero padding).
 ///

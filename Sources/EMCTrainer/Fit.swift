@@ -89,6 +89,12 @@ public final class Trainer {
     private let inputs: UnsafeMutableBufferPointer<Float>
     private let labels: UnsafeMutableBufferPointer<Int32>
 
+    /// Fills the first `indices.count` samples of the batch buffers, through the data protocol's checks.
+    private func loadBatch(_ indices: UnsafeBufferPointer<UInt32>) throws {
+        try data.loadBatch(indices, inputs: UnsafeMutableBufferPointer(rebasing: inputs[0..<(indices.count * model.inputShape.count)]),
+                           labels: UnsafeMutableBufferPointer(rebasing: labels[0..<indices.count]))
+    }
+
     public init(model: Model, data: TrainingData, optimizer: OptimizerSpec, options: FitOptions) throws {
         guard data.shape == model.inputShape || data.shape.count == model.inputShape.count else {
             throw EMCError(.invalidArgument, "model expects inputs of \(model.inputShape), data has \(data.shape)")
@@ -125,7 +131,7 @@ public final class Trainer {
         while start < n {
             let b = min(options.evalBatch, n - start)
             for k in 0..<b { indices[k] = UInt32(start + k) }
-            try indices.withUnsafeBufferPointer { try data.load(UnsafeBufferPointer(rebasing: $0[0..<b]), inputs: inputs.baseAddress!, labels: labels.baseAddress!) }
+            try indices.withUnsafeBufferPointer { try loadBatch(UnsafeBufferPointer(rebasing: $0[0..<b])) }
             let logits = model.forward(inputs.baseAddress!, batch: b)
             let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,
                                                  gradient: gradient ? model.logitGradient : nil, scale: 1 / Float(n))
@@ -243,7 +249,7 @@ public final class Trainer {
         try order.withUnsafeBufferPointer { order in
             while start < n {
                 let b = min(options.batchSize, n - start)
-                try data.load(UnsafeBufferPointer(rebasing: order[start..<(start + b)]), inputs: inputs.baseAddress!, labels: labels.baseAddress!)
+                try loadBatch(UnsafeBufferPointer(rebasing: order[start..<(start + b)]))
                 model.zeroGradients()
                 let logits = model.forward(inputs.baseAddress!, batch: b)
                 let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,

@@ -1,22 +1,4 @@
-/// The shape of one sample as it flows through a network: height × width × channels, channels
-/// innermost (NHWC). Feature vectors are 1 × 1 × F.
-public struct FeatureShape: Sendable, Equatable, CustomStringConvertible {
-    public var height: Int
-    public var width: Int
-    public var channels: Int
-
-    public init(height: Int, width: Int, channels: Int) {
-        self.height = height
-        self.width = width
-        self.channels = channels
-    }
-
-    public static func vector(_ n: Int) -> FeatureShape { FeatureShape(height: 1, width: 1, channels: n) }
-
-    public var count: Int { height * width * channels }
-    public var description: String { height == 1 && width == 1 ? "\(channels)" : "\(height)×\(width)×\(channels)" }
-}
-
+import EMCCore
 /// One layer with its forward and backward written out over flat Float32 buffers (llm.c style).
 ///
 /// Buffers hold a batch of `batch` samples back to back, each `inputShape.count` (or

@@ -1,4 +1,5 @@
-import CEMCKernels
+import EMCCore
+import CTrainerKernels
 
 /// Fully connected layer, y = x Wᵀ + b, as PyTorch's `nn.Linear`.
 ///

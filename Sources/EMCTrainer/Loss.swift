@@ -1,3 +1,4 @@
+import EMCCore
 #if canImport(Glibc)
 import Glibc
 #else

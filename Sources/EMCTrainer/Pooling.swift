@@ -1,4 +1,5 @@
-import CEMCKernels
+import EMCCore
+import CTrainerKernels
 
 /// Max pooling over K×K windows with stride S (no padding), as `nn.MaxPool2d(K, S)`: floor division,
 /// ties go to the first maximum. Forward records each output's source index for backward.

@@ -23,6 +23,16 @@ public enum LabelTransform: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True when labels after the transform are of another label space than before: a merge, or random labels over
+    /// another number of classes. Such a transform must relabel every split.
+    public func changesLabelSpace(inputClasses: Int) -> Bool {
+        switch self {
+        case .merge: return true
+        case .random(let k, _): return k != inputClasses
+        case .noise: return false
+        }
+    }
+
     /// Checks the transform makes sense for `classes` input classes (and CIFAR-100's coarse labels).
     public func validate(inputClasses: Int, coarseOfFine: [Int]?) throws {
         switch self {

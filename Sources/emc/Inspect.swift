@@ -3,6 +3,7 @@ import EMCConvert
 import EMCCore
 import EMCFormats
 import EMCPipeline
+import EMCVariants
 import Foundation
 
 struct Inspect: ParsableCommand {

@@ -1,5 +1,6 @@
 import EMCCore
 import EMCPipeline
+import EMCVariants
 import EMCShards
 import EMCTrainer
 import Foundation
@@ -86,7 +87,7 @@ enum LoaderBenchmark {
                         var start = 0
                         while start < count {
                             let n = min(batch, count - start)
-                            try subset.load(UnsafeBufferPointer(rebasing: o[start..<(start + n)]), inputs: floats, labels: labels)
+                            try subset.loadBatch(UnsafeBufferPointer(rebasing: o[start..<(start + n)]), inputs: UnsafeMutableBufferPointer(start: floats, count: n * sb), labels: UnsafeMutableBufferPointer(start: labels, count: n))
                             start += n
                         }
                     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EMCCore
 import EMCPipeline
+import EMCVariants
 import EMCShards
 import EMCTransforms
 import Foundation
@@ -12,7 +13,7 @@ struct Perturb: ParsableCommand {
         A variant is an overlay: a dataset.json naming its base (by relative path and content id) plus only what changes \
         (a compressed label column for label transforms; input transforms are applied on read). Variants of variants work. \
         Every transform is a pure function of (seed, the sample's original index, its value). Label transforms change the \
-        train split only unless --splits says otherwise; input transforms apply to every split.
+        train split only unless --splits says otherwise (a merge or another class count relabels every split); input transforms apply to every split.
 
         Examples:
           emc perturb datasets/fashion-mnist --out datasets/fashion-mnist-random --labels random
@@ -47,8 +48,11 @@ struct Perturb: ParsableCommand {
     @Option(help: "Seed of the transforms.")
     var seed: UInt64 = 0
 
-    @Option(help: "Splits whose labels change, comma-separated.")
-    var splits = "train"
+    @Option(help: "Splits whose labels change, comma-separated (default: train; every split for a transform that changes the class count).")
+    var splits: String?
+
+    @Flag(help: "Replace what is already in the output folder.")
+    var force = false
 
     @Flag(help: "Write full shards instead of an overlay.")
     var materialize = false
@@ -77,7 +81,8 @@ struct Perturb: ParsableCommand {
             default: throw ValidationError("--inputs must be gaussian, permute or permute-each")
             }
         }
-        request.labelSplits = splits.split(separator: ",").map(String.init)
+        request.labelSplits = splits.map { $0.split(separator: ",").map(String.init) }
+        request.force = force
         request.materialize = materialize
         let progress = materialize ? ProgressReporter("materialize", total: nil, unit: "samples", quiet: output.quiet || output.json) : nil
         let manifest = try VariantBuilder.make(request, progress: progress)

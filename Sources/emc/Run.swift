@@ -1,6 +1,7 @@
 import ArgumentParser
 import EMCCore
 import EMCPipeline
+import EMCVariants
 import EMCSearch
 import EMCTrainer
 import Foundation

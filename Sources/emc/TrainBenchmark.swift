@@ -37,7 +37,7 @@ enum TrainBenchmark {
             model.initialize(seed: 0)
             let n = batch * 8
             let rng = CounterRNG(seed: 1, stream: .test)
-            let data = InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
+            let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
                                             labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
             var options = FitOptions()
             options.batchSize = batch

@@ -1,7 +1,7 @@
 import EMCConvert
 import EMCCore
 import EMCFormats
-import EMCPipeline
+import EMCVariants
 import EMCShards
 import EMCTestSupport
 import Testing

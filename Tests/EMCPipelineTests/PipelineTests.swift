@@ -1,5 +1,6 @@
 import EMCCore
 import EMCPipeline
+import EMCVariants
 import EMCShards
 import EMCTestSupport
 import EMCTrainer
@@ -119,7 +120,7 @@ struct SubsetTests {
             let b = min(batch, order.count - start)
             try order.withUnsafeBufferPointer { o in
                 try buffer.withUnsafeMutableBufferPointer { bp in try lb.withUnsafeMutableBufferPointer { lp in
-                    try subset.load(UnsafeBufferPointer(rebasing: o[start..<(start + b)]), inputs: bp.baseAddress!, labels: lp.baseAddress!)
+                    try subset.loadBatch(UnsafeBufferPointer(rebasing: o[start..<(start + b)]), inputs: UnsafeMutableBufferPointer(rebasing: bp[0..<(b * subset.shape.count)]), labels: UnsafeMutableBufferPointer(rebasing: lp[0..<b]))
                 } }
             }
             inputs += buffer[0..<(b * subset.shape.count)]

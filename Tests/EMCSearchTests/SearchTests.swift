@@ -1,6 +1,7 @@
 import EMCCore
 import EMCConvert
 import EMCPipeline
+import EMCVariants
 import EMCSearch
 import EMCShards
 import EMCTestSupport

@@ -3,11 +3,11 @@ import EMCTrainer
 import Testing
 
 /// n random points in d dimensions with random labels: pure memorisation.
-func randomData(n: Int, d: Int, classes: Int, seed: UInt64) -> InMemoryTrainingData {
+func randomData(n: Int, d: Int, classes: Int, seed: UInt64) throws -> InMemoryTrainingData {
     let rng = CounterRNG(seed: seed, stream: .test)
     let inputs = (0..<(n * d)).map { Float(rng.normal(UInt64($0))) }
     let labels = (0..<n).map { Int32(rng.int(UInt64(1 << 32 | $0), below: UInt32(classes))) }
-    return InMemoryTrainingData(inputs: inputs, labels: labels, shape: .vector(d), classes: classes)
+    return try InMemoryTrainingData(inputs: inputs, labels: labels, shape: .vector(d), classes: classes)
 }
 
 func train(_ model: String, _ optimizer: String, data: InMemoryTrainingData, epochs: Int, seed: UInt64 = 1,
@@ -29,7 +29,7 @@ func train(_ model: String, _ optimizer: String, data: InMemoryTrainingData, epo
 struct FitTests {
     @Test("a small MLP memorises 64 random points with random labels")
     func memorise() throws {
-        let data = randomData(n: 64, d: 10, classes: 10, seed: 3)
+        let data = try randomData(n: 64, d: 10, classes: 10, seed: 3)
         let (outcome, _) = try train("mlp:width=64,depth=2", "adam:lr=0.01", data: data, epochs: 300)
         #expect(outcome.result == .fitted, "\(outcome.reason)")
         #expect(outcome.wrong == 0 && outcome.trainAccuracy == 1)
@@ -39,7 +39,7 @@ struct FitTests {
 
     @Test("a tiny model on too many random labels never reports fitted")
     func cannotFit() throws {
-        let data = randomData(n: 400, d: 4, classes: 10, seed: 5)
+        let data = try randomData(n: 400, d: 4, classes: 10, seed: 5)
         for optimizer in ["sgd:lr=0.05,momentum=0.9", "gd:lr=0.5"] {
             let (outcome, _) = try train("mlp:width=2,depth=1", optimizer, data: data, epochs: 400, batch: 32) {
                 $0.patience = 10
@@ -54,7 +54,7 @@ struct FitTests {
 
     @Test("full-batch GD on a convex model converges short of a fit and says so")
     func converged() throws {
-        let data = randomData(n: 200, d: 3, classes: 5, seed: 6)
+        let data = try randomData(n: 200, d: 3, classes: 5, seed: 6)
         // depth=0 is softmax regression: convex, so GD reaches its (unfitting) minimum.
         let (outcome, _) = try train("mlp:depth=0", "gd:lr=0.5,momentum=0.9", data: data, epochs: 3000) {
             $0.patience = 50
@@ -68,14 +68,14 @@ struct FitTests {
 
     @Test("an absurd learning rate diverges")
     func diverges() throws {
-        let data = randomData(n: 64, d: 10, classes: 10, seed: 7)
+        let data = try randomData(n: 64, d: 10, classes: 10, seed: 7)
         let (outcome, _) = try train("mlp:width=32,depth=2", "sgd:lr=1e6", data: data, epochs: 50)
         #expect(outcome.result == .diverged, "\(outcome.result): \(outcome.reason)")
     }
 
     @Test("the same seed gives identical weights after training; another seed does not")
     func determinism() throws {
-        let data = randomData(n: 100, d: 8, classes: 4, seed: 9)
+        let data = try randomData(n: 100, d: 8, classes: 4, seed: 9)
         let (_, a) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 11)
         let (_, b) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 11)
         let (_, c) = try train("mlp:width=16,depth=2", "sgd:lr=0.05,momentum=0.9", data: data, epochs: 5, seed: 12)
@@ -88,7 +88,7 @@ struct FitTests {
         let rng = CounterRNG(seed: 2, stream: .test)
         let shape = FeatureShape(height: 8, width: 8, channels: 3)
         let n = 32
-        let data = InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { _ in 0 }.enumerated().map { Float(rng.normal(UInt64($0.offset))) },
+        let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { _ in 0 }.enumerated().map { Float(rng.normal(UInt64($0.offset))) },
                                         labels: (0..<n).map { Int32($0 % 4) }, shape: shape, classes: 4)
         let spec = try ModelSpec(parsing: "cnn:channels=8,layers=2,fc=16")
         let model = try spec.build(input: shape, classes: 4, maxBatch: 64)

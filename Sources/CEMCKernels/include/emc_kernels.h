@@ -20,28 +20,4 @@ void emc_delta_encode(uint8_t *restrict dst, const uint8_t *restrict src, size_t
 /// Inverse of emc_delta_encode, in place: p[i] += p[i - stride]. SSSE3 for strides 1 to 4.
 void emc_delta_decode(uint8_t *p, size_t n, size_t stride);
 
-/* Trainer kernels over NHWC float32 buffers (see Sources/EMCTrainer for the layer math). */
-void emc_relu_forward(float *restrict y, const float *restrict x, size_t n);
-void emc_relu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n);
-/// y[r][c] = bias[c] for every row r.
-void emc_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t columns);
-/// out[c] += sum over rows of x[r][c].
-void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, size_t columns);
-void emc_im2row(float *restrict rows, const float *restrict x, int batch, int h, int w, int c,
-                int kernel, int stride, int padding, int ho, int wo);
-void emc_row2im(float *restrict dx, const float *restrict rows, int batch, int h, int w, int c,
-                int kernel, int stride, int padding, int ho, int wo);
-void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const float *restrict x,
-                         int batch, int h, int w, int c, int kernel, int stride, int ho, int wo);
-void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
-                          int batch, size_t in_count, size_t out_count);
-
-/// out[i] = in[i]·scale[i mod channels] + offset[i mod channels] (channels 1 to 4): uint8 samples to normalised floats.
-void emc_u8_to_f32_affine(float *restrict out, const uint8_t *restrict in, size_t n,
-                          const float *restrict scale, const float *restrict offset, int channels);
-
-/// For each k: out[k·S ..] = affine(base[indices[k]·S ..]) over S = sample_bytes, prefetching ahead.
-void emc_gather_u8_to_f32(float *restrict out, const uint8_t *restrict base, const uint32_t *restrict indices, size_t count,
-                          size_t sample_bytes, const float *restrict scale, const float *restrict offset, int channels);
-
 #endif

@@ -16,8 +16,26 @@ public final class DatasetView: @unchecked Sendable {
     /// The chain from this set down to the root (for provenance and messages).
     public let chain: [String]
 
-    public init(directory: String) throws {
+    /// Opens the set or variant in `directory`, resolving its chain of bases (the one place a chain is resolved).
+    /// Refuses a manifest edited since it was written (its content id no longer matches what it lists), a chain that
+    /// loops back on itself, and a base that changed since the variant was made.
+    public convenience init(directory: String) throws {
+        try self.init(directory: directory, visited: [])
+    }
+
+    private init(directory: String, visited: [String]) throws {
+        let here = FileSystem.canonicalPath(directory)
+        if let first = visited.firstIndex(of: here) {
+            let loop = (visited[first...] + [here]).joined(separator: " → ")
+            throw EMCError(.format, "this variant's chain of bases loops back on itself (\(loop)); a variant's base must be another set",
+                           file: visited.first ?? directory)
+        }
         let manifest = try DatasetManifest.load(directory: directory)
+        guard manifest.computeContentId() == manifest.contentId else {
+            throw EMCError(.format, "the manifest does not match its content id: it was edited after it was written "
+                           + "(emc verify lists what differs; reconvert or remake the variant)", file: FileSystem.join(directory, DatasetManifest.fileName),
+                           expected: String(manifest.contentId.prefix(12)), found: String(manifest.computeContentId().prefix(12)))
+        }
         self.directory = directory
         self.manifest = manifest
         guard let variant = manifest.variant else {
@@ -30,7 +48,7 @@ public final class DatasetView: @unchecked Sendable {
         let basePath = variant.base.hasPrefix("/") ? variant.base : FileSystem.join(directory, variant.base)
         let base: DatasetView
         do {
-            base = try DatasetView(directory: basePath)
+            base = try DatasetView(directory: basePath, visited: visited + [here])
         } catch let error as EMCError where error.kind == .missing {
             throw EMCError(.missing, "this variant's base set is missing at \(basePath) (moved or deleted?): \(error)", file: directory)
         }

@@ -8,8 +8,12 @@ public struct PerturbRequest: Sendable {
     public var base: String
     public var out: String
     public var labels: LabelTransform?
-    /// Splits whose labels the label transform changes (the test split stays true by default).
-    public var labelSplits: [String] = ["train"]
+    /// Splits whose labels the label transform changes. nil: the train split only (the test split keeps its true
+    /// labels), except for a transform that changes the label space (a merge, or random labels over another class
+    /// count), which relabels every split: true labels of the old space mean nothing in the new one.
+    public var labelSplits: [String]?
+    /// Replace what is already in `out` (a shard set or variant); without it, a non-empty `out` is refused.
+    public var force = false
     public var inputs: InputTransform?
     /// Write full shards instead of an overlay.
     public var materialize = false
@@ -33,10 +37,21 @@ public enum VariantBuilder {
         }
         let base = try DatasetView(directory: request.base)
         let baseClasses = base.classes
+        try checkOutput(request, base: base)
+        var labelSplits = request.labelSplits ?? ["train"]
         if let labels = request.labels {
             try labels.validate(inputClasses: baseClasses.count, coarseOfFine: baseClasses.coarseOfFine)
-            for split in request.labelSplits where base.manifest.splits[split] == nil {
+            for split in labelSplits where base.manifest.splits[split] == nil {
                 throw EMCError(.missing, "no split '\(split)' in \(request.base) (it has \(base.splitNames.joined(separator: ", ")))")
+            }
+            if labels.changesLabelSpace(inputClasses: baseClasses.count) {
+                let all = base.splitNames
+                if let chosen = request.labelSplits, Set(chosen) != Set(all) {
+                    throw EMCError(.invalidArgument, "\(labels) changes the label space (\(baseClasses.count) → \(labels.outputClasses(input: baseClasses.count)) classes), "
+                                   + "so every split must be relabelled; --splits \(chosen.joined(separator: ",")) would leave "
+                                   + "\(all.filter { !chosen.contains($0) }.joined(separator: ", ")) with labels of the old space")
+                }
+                labelSplits = all
             }
         }
         if let inputs = request.inputs {
@@ -49,7 +64,7 @@ public enum VariantBuilder {
         var newLabels: [String: [UInt32]] = [:]
         if let transform = request.labels {
             let map = transform.mergeMap(inputClasses: baseClasses.count, coarseOfFine: baseClasses.coarseOfFine)
-            for split in request.labelSplits {
+            for split in labelSplits {
                 let view = try base.split(split)
                 let labels = try view.allLabels()
                 let indices = try view.reader.allOriginalIndices()
@@ -71,12 +86,30 @@ public enum VariantBuilder {
         var splits = base.manifest.splits
         for key in splits.keys { splits[key]!.shards = [] }  // the shards are the base's
         let provenance = Provenance(decoder: "perturb", shuffleSeed: base.manifest.provenance.shuffleSeed, codec: base.manifest.provenance.codec,
-                                    options: ["transform": transformText, "labelSplits": request.labelSplits.joined(separator: ",")],
+                                    options: ["transform": transformText, "labelSplits": labelSplits.joined(separator: ",")],
                                     sources: [SourceFile(file: variant.base, bytes: 0, md5: "")])
         let manifest = DatasetManifest(name: name, schema: base.schema, classes: classes, splits: splits,
                                        statistics: base.manifest.statistics, provenance: provenance, variant: variant)
         try manifest.write(directory: request.out)
         return manifest
+    }
+
+    /// Refuses to write over anything in `out` without `force` (and always over the base or a set in its chain, which
+    /// the variant reads); with `force`, removes the shard set or variant that is there.
+    static func checkOutput(_ request: PerturbRequest, base: DatasetView) throws {
+        let out = FileSystem.canonicalPath(request.out)
+        if let owner = base.chain.first(where: { FileSystem.canonicalPath($0) == out }) {
+            throw EMCError(.invalidArgument, "--out is \(owner == base.directory ? "the base set itself" : "a set the base is built on") "
+                           + "(\(owner)); a variant needs a folder of its own", file: request.out)
+        }
+        guard FileSystem.isDirectory(request.out), let existing = try? FileSystem.list(request.out), !existing.isEmpty else { return }
+        guard request.force else {
+            throw EMCError(.invalidArgument, "\(request.out) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); "
+                           + "pass --force to replace what is there, or choose another --out", file: request.out)
+        }
+        if let manifest = try? DatasetManifest.load(directory: request.out) {
+            ShardSetFiles.remove(request.out, manifest: manifest)
+        }
     }
 
     /// Writes the transformed samples as a shard set of their own, keeping positions and original indices.

@@ -1,0 +1,153 @@
+import EMCConvert
+import EMCCore
+import EMCFormats
+import EMCShards
+import Foundation
+
+/// One fuzz target: feeds arbitrary bytes to one of emc's readers. Any EMCError is the expected answer to
+/// bad bytes; a crash, trap, sanitizer report, hang or huge allocation is a bug libFuzzer reports.
+struct FuzzTarget: Sendable {
+    let name: String
+    /// What the bytes are: a whole file of this kind.
+    let summary: String
+    /// Feeds one input; throws the reader's error (ignored by the driver).
+    let run: @Sendable ([UInt8]) throws -> Void
+    /// Small valid inputs to start from (scripts/fuzz --make-corpus writes them to fuzz/corpus/<name>/).
+    let seeds: @Sendable () throws -> [[UInt8]]
+}
+
+/// A scratch folder for targets whose readers take a path (one per process, reused for every input).
+let scratch: String = {
+    let dir = "/tmp/emc-fuzz-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}()
+
+func scratchFile(_ name: String, _ bytes: [UInt8]) throws -> String {
+    let path = scratch + "/" + name
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+/// A small valid shard set (written once per process), whose shard and manifest the shard targets vary.
+let baseSet: String = {
+    let dir = scratch + "/base"
+    if FileSystem.exists(dir + "/" + DatasetManifest.fileName) { return dir }
+    var options = ShardSetOptions(codec: nil, seed: 1, shuffle: true)
+    options.chunkBytes = 256
+    options.threads = 1
+    var data = [UInt8](repeating: 0, count: 24 * 12)
+    for i in data.indices { data[i] = UInt8(truncatingIfNeeded: i * 7 + i / 12) }
+    let samples = LabeledSamples(schema: .image(height: 2, width: 2, channels: 3), data: data, labels: (0..<24).map { UInt32($0 % 3) })
+    do {
+        let writer = try ShardSetWriter(directory: dir, name: "fuzz", schema: samples.schema, classes: ClassInfo(count: 3, names: ["a", "b", "c"]),
+                                        options: options, decoder: "test", sources: [])
+        try writer.write(split: "train", samples: samples)
+        _ = try writer.finish()
+    } catch {
+        fatalError("fuzz setup: cannot write the base shard set: \(error)")
+    }
+    return dir
+}()
+
+/// Reads every sample of every split of the set in `dir`.
+func readWholeSet(_ dir: String) throws {
+    let set = try ShardSet(directory: dir)
+    for name in set.manifest.splitNames {
+        let split = try set.split(name)
+        var buffer = [UInt8](repeating: 0, count: max(1, set.schema.sampleBytes))
+        for p in 0..<min(split.count, 10_000) { _ = try buffer.withUnsafeMutableBytes { try split.read(p, into: $0) } }
+    }
+}
+
+let targets: [FuzzTarget] = [
+    FuzzTarget(name: "idx", summary: "an IDX images file, plain or gzip", run: { bytes in
+        _ = try IDX.read(path: try scratchFile("input.idx", bytes), dimensions: 3)
+    }, seeds: {
+        let images = IDX.encode(shape: [3, 4, 3], values: (0..<36).map { UInt8($0) })
+        return [images, try Zlib.gzip(images), IDX.encode(shape: [5], values: [0, 1, 2, 3, 9])]
+    }),
+    FuzzTarget(name: "cifar", summary: "a CIFAR-10 .tar or .tar.gz archive", run: { bytes in
+        _ = try CIFAR.decode(source: try scratchFile("input.tar.gz", bytes), variant: .cifar10,
+                             files: ["train": ["data_batch_1.bin"]], nameFiles: ["batches.meta.txt"])
+    }, seeds: {
+        let record = [UInt8(3)] + (0..<3072).map { UInt8(truncatingIfNeeded: $0 / 3) }
+        let tar = makeTar([("cifar-10-batches-bin/batches.meta.txt", Array("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n".utf8)),
+                           ("cifar-10-batches-bin/data_batch_1.bin", record)])
+        return [try Zlib.gzip(tar), tar]
+    }),
+    FuzzTarget(name: "png", summary: "a PNG file", run: { bytes in
+        _ = Resize.square(try PNG.decode(bytes, maxPixels: 1 << 22), size: 8, mode: .centerCrop)
+    }, seeds: {
+        var image = RasterImage(width: 6, height: 5, channels: 3)
+        for i in image.pixels.indices { image.pixels[i] = UInt8(truncatingIfNeeded: i * 11) }
+        return [try PNG.encode(image), try PNG.encode(RasterImage(width: 3, height: 3, channels: 1, fill: 7))]
+    }),
+    FuzzTarget(name: "jpeg", summary: "a JPEG file", run: { bytes in
+        _ = Resize.square(try JPEG.decode(bytes, minimumSize: (8, 8), maxPixels: 1 << 22), size: 8, mode: .stretch)
+    }, seeds: {
+        var image = RasterImage(width: 16, height: 12, channels: 3)
+        for i in image.pixels.indices { image.pixels[i] = UInt8(truncatingIfNeeded: i * 5) }
+        return [try JPEG.encode(image, quality: 50)]
+    }),
+    FuzzTarget(name: "npy", summary: "a .npy array", run: { bytes in
+        let reader = MemoryReader(bytes: bytes, path: "input.npy")
+        let header = try NPY.readHeader(reader)
+        if header.descr.hasSuffix("u1") { _ = try NPY.readBytes(reader, header: header) } else { _ = try NPY.readLabels(reader, header: header) }
+    }, seeds: {
+        [NPY.encode(descr: "|u1", shape: [2, 2, 2, 1], data: [1, 2, 3, 4, 5, 6, 7, 8]),
+         NPY.encode(descr: "<i8", shape: [2], data: [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], version: 2)]
+    }),
+    FuzzTarget(name: "npz", summary: "an .npz (zip) archive of images and labels", run: { bytes in
+        _ = try NPZ.load(path: try scratchFile("input.npz", bytes), options: .init())
+    }, seeds: {
+        let x = NPY.encode(descr: "|u1", shape: [2, 2, 2, 1], data: [1, 2, 3, 4, 5, 6, 7, 8])
+        let y = NPY.encode(descr: "|u1", shape: [2], data: [0, 1])
+        return [try makeZip([("x.npy", x, false), ("y.npy", y, false)]), try makeZip([("x.npy", x, true), ("y.npy", y, true)])]
+    }),
+    FuzzTarget(name: "csv", summary: "a CSV with the Adult data set's schema", run: { bytes in
+        _ = try Tabular.parse(bytes, file: "input.csv", schema: adultSchema)
+    }, seeds: {
+        [Array("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, United-States, <=50K\n38, Private, 215646, HS-grad, 9, Divorced, Handlers-cleaners, Not-in-family, White, Male, 0, 0, 40, ?, >50K\n".utf8)]
+    }),
+    FuzzTarget(name: "shard", summary: "a shard file (.emcs), read chunk by chunk", run: { bytes in
+        let reader = try ShardReader(path: try scratchFile("input.emcs", bytes))
+        let decoder = try ChunkDecoder()
+        for k in reader.entries.indices.prefix(64) { _ = try reader.readChunk(k, decoder: decoder) }
+    }, seeds: {
+        let manifest = try DatasetManifest.load(directory: baseSet)
+        return try manifest.splits["train"]!.shards.map { try ReadableFile.contents(of: baseSet + "/" + $0.file) }
+    }),
+    FuzzTarget(name: "manifest", summary: "a dataset.json beside a valid shard, verified and read", run: { bytes in
+        let dir = scratch + "/set"
+        if !FileSystem.exists(dir) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            for file in try FileSystem.list(baseSet) where file.hasSuffix(".emcs") {
+                try FileManager.default.copyItem(atPath: baseSet + "/" + file, toPath: dir + "/" + file)
+            }
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + DatasetManifest.fileName))
+        _ = ShardSetVerifier.verify(directory: dir)
+        try readWholeSet(dir)
+    }, seeds: { [try ReadableFile.contents(of: baseSet + "/" + DatasetManifest.fileName)] }),
+    FuzzTarget(name: "definition", summary: "a dataset definition (manifests/datasets/*.json)", run: { bytes in
+        _ = try DatasetDefinition.load(try scratchFile("input.json", bytes))
+    }, seeds: {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../manifests/datasets").standardized.path
+        return try FileSystem.list(folder).filter { $0.hasSuffix(".json") }.sorted().prefix(4).map { try ReadableFile.contents(of: folder + "/" + $0) }
+    }),
+]
+
+/// The Adult schema, as the shipped definition gives it (a fixed copy keeps the target independent of the checkout).
+let adultSchema: TableSchema = {
+    let names = ["age:numeric", "workclass:categorical", "fnlwgt:numeric", "education:categorical", "education-num:numeric",
+                 "marital-status:categorical", "occupation:categorical", "relationship:categorical", "race:categorical", "sex:categorical",
+                 "capital-gain:numeric", "capital-loss:numeric", "hours-per-week:numeric", "native-country:categorical", "income:label"]
+    let columns = names.map { c -> String in
+        let parts = c.split(separator: ":")
+        return "{\"name\": \"\(parts[0])\", \"type\": \"\(parts[1])\"}"
+    }
+    let json = "{\"separator\": \",\", \"headerRows\": 0, \"labels\": [\"<=50K\", \">50K\"], \"missing\": [\"?\"], "
+        + "\"unknownCategory\": \"other\", \"columns\": [\(columns.joined(separator: ", "))]}"
+    do { return try JSONDecoder().decode(TableSchema.self, from: Data(json.utf8)) } catch { fatalError("fuzz setup: the Adult schema: \(error)") }
+}()
