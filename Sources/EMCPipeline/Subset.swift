@@ -92,7 +92,9 @@ public final class Subset: TrainingData, @unchecked Sendable {
         }
         self.positions = positions
         chunkStarts = starts
-        converter = try FloatConverter(schema: schema, statistics: view.manifest.statistics, mode: options.normalize)
+        converter = try EMCError.locating(file: FileSystem.join(view.directory, DatasetManifest.fileName)) {
+            try FloatConverter(schema: schema, statistics: view.manifest.statistics, mode: options.normalize)
+        }
         views = ObjectPool { try view.split(split, cacheChunks: max(2, options.windowChunks * 2)) }
         cached = n * schema.sampleBytes <= options.memoryBudget
         overlayLabels = first.labels
@@ -265,7 +267,12 @@ struct FloatConverter: Sendable {
             guard statistics.mean.count == width, statistics.std.count == width else {
                 throw EMCError(.format, "the manifest has no per-channel statistics to standardise with; use --normalize unit or none")
             }
+            if let c = (0..<width).first(where: { k in !statistics.mean[k].isFinite || !statistics.std[k].isFinite || statistics.std[k] < 0 }) {
+                throw EMCError(.format, "the manifest's statistics are damaged: channel \(c) has mean \(statistics.mean[c]) and std \(statistics.std[c]) "
+                               + "(a std must be a finite number ≥ 0); reconvert the set, or use --normalize unit or none", place: .field("statistics"))
+            }
             for c in 0..<width {
+                // A constant channel (std 0) is only shifted: there is nothing to scale.
                 let s = statistics.std[c] > 0 ? statistics.std[c] : 1
                 a[c] = Float(1 / s)
                 b[c] = Float(-statistics.mean[c] / s)

@@ -28,6 +28,7 @@ public final class ResultsLog: @unchecked Sendable {
             }
         }
         let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = TrialRecord.nonFiniteDecoding
         var lineNumber = 0
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -55,6 +56,8 @@ public final class ResultsLog: @unchecked Sendable {
     public func append(_ record: TrialRecord) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // A diverged trial's loss is NaN or infinite; JSON has no such numbers, so they are written as strings.
+        encoder.nonConformingFloatEncodingStrategy = TrialRecord.nonFiniteEncoding
         var line = Array(try encoder.encode(record))
         line.append(0x0A)
         lock.lock(); defer { lock.unlock() }

@@ -1,8 +1,15 @@
+import Foundation
 import EMCCore
 import EMCTrainer
 
 /// One line of the results log: a trial (n, seed → outcome) or the final train/test evaluation at the EMC point.
 public struct TrialRecord: Codable, Sendable, Equatable {
+    /// How non-finite numbers (a diverged trial's loss) are written in the log: as the strings "nan", "inf", "-inf".
+    public static let nonFiniteEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    public static let nonFiniteDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
     public enum Kind: String, Codable, Sendable { case trial, final }
 
     public var kind: Kind

@@ -27,6 +27,9 @@ public struct CodecSpec: Sendable, Equatable, Codable, CustomStringConvertible {
             }
             level = l
         }
+        if parts.count == 2 && !(parts[0].hasPrefix("zstd")) {
+            throw EMCError(.invalidArgument, "codec '\(text)': only zstd and zstd-delta take a level (\(parts[0]) has none)")
+        }
         switch parts.first ?? "" {
         case "none", "raw", "stored": self.init(codec: .none)
         case "lz4": self.init(codec: .lz4)

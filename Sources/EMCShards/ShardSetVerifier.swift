@@ -31,6 +31,12 @@ public enum ShardSetVerifier {
         if let variant = manifest.variant {
             return verifyVariant(directory: directory, manifest: manifest, variant: variant, report: report, progress: progress)
         }
+        let stats = manifest.statistics, width = manifest.schema.statisticsWidth
+        if !(stats.mean.isEmpty && stats.std.isEmpty) && (stats.mean.count != width || stats.std.count != width
+            || zip(stats.mean, stats.std).contains { !$0.isFinite || !$1.isFinite || $1 < 0 }) {
+            report.problems.append(.init(file: DatasetManifest.fileName,
+                                         message: "statistics are damaged: \(width) finite means and stds ≥ 0 expected, found mean \(stats.mean) std \(stats.std)"))
+        }
         if manifest.computeContentId() != manifest.contentId {
             report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the shards the manifest lists (the manifest was edited?)"))
         }
@@ -59,6 +65,13 @@ public enum ShardSetVerifier {
                 } catch { problem("\(error)"); continue }
                 if reader.fileSize != shard.bytes { problem("file is \(reader.fileSize) bytes, the manifest says \(shard.bytes)") }
                 if reader.sampleCount != shard.samples { problem("holds \(reader.sampleCount) samples, the manifest says \(shard.samples)") }
+                // Readers locate samples by the manifest's layout: it must be the shards' own.
+                if reader.header.chunkSamples != info.chunkSamples {
+                    problem("has \(reader.header.chunkSamples) samples per chunk, the manifest says \(info.chunkSamples)")
+                }
+                if shard.file != info.shards.last?.file && reader.sampleCount != info.samplesPerShard {
+                    problem("holds \(reader.sampleCount) samples, but every shard before the last must hold the manifest's \(info.samplesPerShard)")
+                }
                 if let crc = try? reader.wholeFileCRC(), hex32(crc) != shard.crc32c {
                     problem("whole-file CRC32C is \(hex32(crc)), the manifest says \(shard.crc32c)")
                 }
@@ -90,6 +103,12 @@ public enum ShardSetVerifier {
     static func verifyVariant(directory: String, manifest: DatasetManifest, variant: VariantInfo, report: VerificationReport,
                               progress: ProgressReporter?) -> VerificationReport {
         var report = report
+        let stats = manifest.statistics, width = manifest.schema.statisticsWidth
+        if !(stats.mean.isEmpty && stats.std.isEmpty) && (stats.mean.count != width || stats.std.count != width
+            || zip(stats.mean, stats.std).contains { !$0.isFinite || !$1.isFinite || $1 < 0 }) {
+            report.problems.append(.init(file: DatasetManifest.fileName,
+                                         message: "statistics are damaged: \(width) finite means and stds ≥ 0 expected, found mean \(stats.mean) std \(stats.std)"))
+        }
         if manifest.computeContentId() != manifest.contentId {
             report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the variant's overlays (the manifest was edited?)"))
         }

@@ -43,6 +43,10 @@ public final class Conv2D: Layer {
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch), (outChannels, patch)] }
 
+    public func workspaceBytes(maxBatch: Int) -> Int? {
+        checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient
+    }
+
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         weight = parameters
         bias = parameters + outChannels * patch

@@ -14,6 +14,8 @@ public protocol Layer: AnyObject {
     var parameterTensors: [(count: Int, fanIn: Int)] { get }
     /// Called once with this layer's slice of the parameter and gradient stores, and the largest batch.
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int)
+    /// Bytes of scratch `bind` allocates for batches of `maxBatch` (im2row rows, pooling indices); nil on overflow.
+    func workspaceBytes(maxBatch: Int) -> Int?
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int)
     func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                   gradInput: UnsafeMutablePointer<Float>?, batch: Int)
@@ -23,4 +25,5 @@ extension Layer {
     public var parameterCount: Int { parameterTensors.reduce(0) { $0 + $1.count } }
     public var parameterTensors: [(count: Int, fanIn: Int)] { [] }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {}
+    public func workspaceBytes(maxBatch: Int) -> Int? { 0 }
 }

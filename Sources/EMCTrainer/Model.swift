@@ -42,6 +42,25 @@ public final class Model {
         }
     }
 
+    /// Bytes a model of `layers` takes for batches of `maxBatch`: parameters with their gradients and up to two
+    /// optimizer moments, activations and their gradients, layer scratch, and the trainer's input batch; nil on overflow.
+    public static func estimatedBytes(layers: [Layer], maxBatch: Int) -> Int? {
+        var total = 0
+        func add(_ n: Int?) -> Bool {
+            guard let n else { return false }
+            let (sum, overflow) = total.addingReportingOverflow(n)
+            total = sum
+            return !overflow
+        }
+        let parameters = layers.reduce(0) { $0 + $1.parameterCount }
+        guard add(checkedProduct([4 * 4, parameters])), let input = layers.first?.inputShape.count,
+              add(checkedProduct([4, maxBatch, input])) else { return nil }
+        for layer in layers {
+            guard add(checkedProduct([2 * 4, maxBatch, layer.outputShape.count])), add(layer.workspaceBytes(maxBatch: maxBatch)) else { return nil }
+        }
+        return total
+    }
+
     deinit {
         parameters.deallocate()
         gradients.deallocate()

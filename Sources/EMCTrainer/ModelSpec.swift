@@ -29,22 +29,18 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         }
         self.init(family: family)
         var options = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
+        // The upper bounds keep every layer's size arithmetic far from overflow; memory is checked when built.
         switch family {
         case .mlp:
-            width = try options.int("width", default: 16, min: 1)
-            depth = try options.int("depth", default: 2, min: 0)
+            width = try options.int("width", default: 16, in: 1...(1 << 20))
+            depth = try options.int("depth", default: 2, in: 0...256)
         case .cnn:
-            channels = try options.int("channels", default: 16, min: 1)
-            convLayers = try options.int("layers", default: 2, min: 1)
-            growth = try options.int("growth", default: 1, min: 1)
-            guard growth == 1 || growth == 2 else { throw EMCError(.invalidArgument, "growth must be 1 or 2 in '\(text)'") }
-            fc = try options.int("fc", default: 0, min: 0)
+            channels = try options.int("channels", default: 16, in: 1...(1 << 14))
+            convLayers = try options.int("layers", default: 2, in: 1...32)
+            growth = try options.int("growth", default: 1, in: 1...2)
+            fc = try options.int("fc", default: 0, in: 0...(1 << 20))
         }
-        let act = options.string("act", default: "relu")
-        guard let kind = ActivationKind(rawValue: act) else {
-            throw EMCError(.invalidArgument, "unknown activation '\(act)'; use \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        activation = kind
+        activation = ActivationKind(rawValue: try options.choice("act", default: "relu", from: ActivationKind.allCases.map(\.rawValue)))!
         try options.rejectUnused()
     }
 
@@ -97,64 +93,32 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         return layers
     }
 
-    public func build(input: FeatureShape, classes: Int, maxBatch: Int) throws -> Model {
-        Model(layers: try layers(input: input, classes: classes), maxBatch: maxBatch)
+    /// The model, allocated for batches of up to `maxBatch`. Refused, before anything is allocated, when it would
+    /// need more than `memoryLimit` bytes (default: this machine's physical memory).
+    public func build(input: FeatureShape, classes: Int, maxBatch: Int, memoryLimit: Int = EMCEnvironment.physicalMemory) throws -> Model {
+        let layers = try layers(input: input, classes: classes)
+        try checkMemory(layers: layers, maxBatch: maxBatch, memoryLimit: memoryLimit)
+        return Model(layers: layers, maxBatch: maxBatch)
+    }
+
+    /// Throws when the model for batches of `maxBatch` would need more than `memoryLimit` bytes (nothing is allocated).
+    public func checkMemory(input: FeatureShape, classes: Int, maxBatch: Int, memoryLimit: Int = EMCEnvironment.physicalMemory) throws {
+        try checkMemory(layers: try layers(input: input, classes: classes), maxBatch: maxBatch, memoryLimit: memoryLimit)
+    }
+
+    private func checkMemory(layers: [Layer], maxBatch: Int, memoryLimit: Int) throws {
+        guard maxBatch >= 1 else { throw EMCError(.invalidArgument, "the batch size must be at least 1, got \(maxBatch)") }
+        let bytes = Model.estimatedBytes(layers: layers, maxBatch: maxBatch)
+        guard let bytes, bytes <= memoryLimit else {
+            let need = bytes.map { String(format: "about %.1f GiB", Double($0) / Double(1 << 30)) } ?? "more memory than can be counted"
+            throw EMCError(.invalidArgument, "\(self) with batches of \(maxBatch) needs \(need) for its parameters, optimizer state and "
+                           + "activations; this machine has \(String(format: "%.1f GiB", Double(memoryLimit) / Double(1 << 30))) "
+                           + "(choose a smaller model or --batch)")
+        }
     }
 
     /// Parameter count without allocating the model.
     public func parameterCount(input: FeatureShape, classes: Int) throws -> Int {
         try layers(input: input, classes: classes).reduce(0) { $0 + $1.parameterCount }
-    }
-}
-
-/// `key=value` options of a spec string, with errors that name the spec.
-struct SpecOptions {
-    private var values: [String: String] = [:]
-    private var used: Set<String> = []
-    let spec: String
-
-    init(_ text: String, spec: String) throws {
-        self.spec = spec
-        for item in text.split(separator: ",") where !item.isEmpty {
-            let kv = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard kv.count == 2, !kv[0].isEmpty else { throw EMCError(.invalidArgument, "'\(item)' in '\(spec)' is not key=value") }
-            values[kv[0].lowercased()] = kv[1]
-        }
-    }
-
-    mutating func string(_ key: String, default value: String) -> String {
-        used.insert(key)
-        return values[key] ?? value
-    }
-
-    mutating func int(_ key: String, default value: Int, min: Int) throws -> Int {
-        used.insert(key)
-        guard let text = values[key] else { return value }
-        guard let v = Int(text), v >= min else { throw EMCError(.invalidArgument, "\(key)=\(text) in '\(spec)' must be a whole number ≥ \(min)") }
-        return v
-    }
-
-    mutating func double(_ key: String, default value: Double?) throws -> Double? {
-        used.insert(key)
-        guard let text = values[key] else { return value }
-        guard let v = Double(text), v.isFinite else { throw EMCError(.invalidArgument, "\(key)=\(text) in '\(spec)' is not a number") }
-        return v
-    }
-
-    mutating func bool(_ key: String, default value: Bool) throws -> Bool {
-        used.insert(key)
-        guard let text = values[key]?.lowercased() else { return value }
-        switch text {
-        case "1", "true", "yes", "on": return true
-        case "0", "false", "no", "off": return false
-        default: throw EMCError(.invalidArgument, "\(key)=\(text) in '\(spec)' must be true or false")
-        }
-    }
-
-    func rejectUnused() throws {
-        let unknown = Set(values.keys).subtracting(used)
-        if !unknown.isEmpty {
-            throw EMCError(.invalidArgument, "unknown option(s) \(unknown.sorted().joined(separator: ", ")) in '\(spec)'; known: \(used.sorted().joined(separator: ", "))")
-        }
     }
 }

@@ -39,28 +39,23 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
         }
         var o = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
         let defaultLR: Double = kind == .adam || kind == .adamw ? 1e-3 : 0.01
-        self.init(kind: kind, lr: try o.double("lr", default: defaultLR)!)
-        guard lr > 0 else { throw EMCError(.invalidArgument, "lr must be positive in '\(text)'") }
-        weightDecay = try o.double("wd", default: kind == .adamw ? 0.01 : 0)!
+        let positive = 0.0...Double.greatestFiniteMagnitude
+        self.init(kind: kind, lr: try o.double("lr", default: defaultLR, in: positive, openLower: true))
+        weightDecay = try o.double("wd", default: kind == .adamw ? 0.01 : 0, in: positive)
         switch kind {
         case .sgd, .gd:
-            momentum = try o.double("momentum", default: 0)!
+            momentum = try o.double("momentum", default: 0, in: 0...1, openUpper: true)
             nesterov = try o.bool("nesterov", default: false)
-            guard (0..<1).contains(momentum) else { throw EMCError(.invalidArgument, "momentum must be in [0, 1) in '\(text)'") }
             if nesterov && momentum == 0 { throw EMCError(.invalidArgument, "nesterov needs momentum > 0 in '\(text)'") }
         case .adam, .adamw:
-            beta1 = try o.double("beta1", default: 0.9)!
-            beta2 = try o.double("beta2", default: 0.999)!
-            eps = try o.double("eps", default: 1e-8)!
+            beta1 = try o.double("beta1", default: 0.9, in: 0...1, openUpper: true)
+            beta2 = try o.double("beta2", default: 0.999, in: 0...1, openUpper: true)
+            eps = try o.double("eps", default: 1e-8, in: positive, openLower: true)
         }
-        let scheduleName = o.string("schedule", default: "constant")
-        guard let s = Schedule(rawValue: scheduleName) else {
-            throw EMCError(.invalidArgument, "schedule '\(scheduleName)' in '\(text)' must be constant, cosine or step")
-        }
-        schedule = s
-        stepEpochs = try o.int("step", default: 30, min: 1)
-        gamma = try o.double("gamma", default: 0.1)!
-        warmup = try o.int("warmup", default: 0, min: 0)
+        schedule = Schedule(rawValue: try o.choice("schedule", default: "constant", from: ["constant", "cosine", "step"]))!
+        stepEpochs = try o.int("step", default: 30, in: 1...Int.max)
+        gamma = try o.double("gamma", default: 0.1, in: positive, openLower: true)
+        warmup = try o.int("warmup", default: 0, in: 0...Int.max)
         try o.rejectUnused()
     }
 

@@ -21,6 +21,8 @@ public final class MaxPool2D: Layer {
 
     deinit { argmax.deallocate() }
 
+    public func workspaceBytes(maxBatch: Int) -> Int? { checkedProduct([4, maxBatch, outputShape.count]) }
+
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         argmax.deallocate()
         argmax = .allocate(capacity: maxBatch * outputShape.count)

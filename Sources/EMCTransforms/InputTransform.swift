@@ -21,18 +21,17 @@ public enum InputTransform: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Parses `description`'s form back (strictly: unknown or repeated keys and bad numbers are errors).
     public init(parsing text: String) throws {
-        var fields: [String: String] = [:]
-        for item in text.split(separator: ",") {
-            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-            if kv.count == 2 { fields[kv[0]] = kv[1] }
-        }
-        let seed = UInt64(fields["seed"] ?? "0") ?? 0
-        switch fields["inputs"] {
+        var o = try SpecOptions(text, spec: text)
+        guard o.has("inputs") else { throw EMCError(.invalidArgument, "'\(text)' is not an input transform (inputs=gaussian, permute or permute-each)") }
+        let kind = try o.choice("inputs", default: "", from: ["gaussian", "permute", "permute-each"])
+        let seed = try o.seed()
+        try o.rejectUnused()
+        switch kind {
         case "gaussian": self = .gaussian(seed: seed)
         case "permute": self = .permute(seed: seed)
-        case "permute-each": self = .permuteEach(seed: seed)
-        default: throw EMCError(.invalidArgument, "bad input transform '\(text)': inputs= must be gaussian, permute or permute-each")
+        default: self = .permuteEach(seed: seed)
         }
     }
 }

@@ -8,7 +8,7 @@ import EMCCore
 /// - merge: `classes` groups of the original classes. block: contiguous ids (class c goes to c·k/K);
 ///   random: a seeded balanced partition; superclass: CIFAR-100's coarse labels.
 public enum LabelTransform: Sendable, Equatable, CustomStringConvertible {
-    public enum MergeMode: String, Sendable, Codable { case block, random, superclass }
+    public enum MergeMode: String, Sendable, Codable, CaseIterable { case block, random, superclass }
 
     case random(classes: Int, seed: UInt64)
     case noise(probability: Double, seed: UInt64)
@@ -96,23 +96,23 @@ public enum LabelTransform: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Parses `description`'s form back.
+    /// Parses `description`'s form back (strictly: unknown or repeated keys and bad numbers are errors).
     public init(parsing text: String) throws {
-        var fields: [String: String] = [:]
-        for item in text.split(separator: ",") {
-            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw EMCError(.invalidArgument, "bad label transform '\(text)'") }
-            fields[kv[0]] = kv[1]
-        }
-        let seed = UInt64(fields["seed"] ?? "0") ?? 0
-        if fields["labels"] == "random", let k = Int(fields["classes"] ?? "") {
-            self = .random(classes: k, seed: seed)
-        } else if let p = Double(fields["label-noise"] ?? "") {
-            self = .noise(probability: p, seed: seed)
-        } else if let k = Int(fields["merge-classes"] ?? ""), let mode = MergeMode(rawValue: fields["mode"] ?? "") {
+        var o = try SpecOptions(text, spec: text)
+        let seed = try o.seed()
+        if o.has("labels") {
+            _ = try o.choice("labels", default: "random", from: ["random"])
+            self = .random(classes: try o.int("classes", default: 0, in: 1...(1 << 24)), seed: seed)
+            guard o.has("classes") else { throw EMCError(.invalidArgument, "'\(text)' needs classes=k") }
+        } else if o.has("label-noise") {
+            self = .noise(probability: try o.double("label-noise", default: 0, in: 0...1), seed: seed)
+        } else if o.has("merge-classes") {
+            let k = try o.int("merge-classes", default: 1, in: 1...(1 << 24))
+            let mode = MergeMode(rawValue: try o.choice("mode", default: "block", from: MergeMode.allCases.map(\.rawValue)))!
             self = .merge(classes: k, mode: mode, seed: seed)
         } else {
-            throw EMCError(.invalidArgument, "bad label transform '\(text)'")
+            throw EMCError(.invalidArgument, "'\(text)' is not a label transform (labels=random, label-noise=p or merge-classes=k)")
         }
+        try o.rejectUnused()
     }
 }

@@ -31,6 +31,10 @@ struct TrainingOptions: ParsableArguments {
 
     func fitOptions() throws -> FitOptions {
         guard batch > 0, epochs > 0, patience > 0 else { throw ValidationError("--batch, --epochs and --patience must be positive") }
+        guard batch <= 1 << 20 else { throw ValidationError("--batch must be at most 1048576 (a larger batch than any EMC subset needs)") }
+        guard minImprovement.isFinite, minImprovement >= 0, gradientTolerance.isFinite, gradientTolerance >= 0 else {
+            throw ValidationError("--min-improvement and --gradient-tolerance must be finite numbers ≥ 0")
+        }
         guard fitThreshold > 0 && fitThreshold <= 1 else { throw ValidationError("--fit-threshold must be in (0, 1]") }
         var f = FitOptions()
         f.batchSize = batch
@@ -98,7 +102,7 @@ struct RunRequest {
     let config: SearchConfig
 
     init(data: String, model: String, optimizer: String, training: TrainingOptions, seeds: Int, start: Int?, resolution: Double) throws {
-        guard seeds > 0 else { throw ValidationError("--seeds must be positive") }
+        guard (1...10_000).contains(seeds) else { throw ValidationError("--seeds must be between 1 and 10000") }
         guard resolution > 0 && resolution < 1 else { throw ValidationError("--resolution must be between 0 and 1") }
         view = try DatasetView(directory: data)
         let modelSpec = try ModelSpec(parsing: model)
@@ -107,9 +111,11 @@ struct RunRequest {
         let schema = view.schema
         let shape = schema.kind == .image ? FeatureShape(height: schema.height, width: schema.width, channels: schema.channels) : .vector(schema.features)
         guard Normalization(rawValue: training.normalize) != nil else { throw ValidationError("--normalize must be standard, unit or none") }
+        let fit = try training.fitOptions()
+        try modelSpec.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
         config = SearchConfig(dataDirectory: data, dataName: view.manifest.name, dataContentId: view.manifest.contentId,
                               variant: view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") },
-                              model: modelSpec, optimizer: optimizerSpec, fit: try training.fitOptions(), normalize: training.normalize,
+                              model: modelSpec, optimizer: optimizerSpec, fit: fit, normalize: training.normalize,
                               start: start ?? 10 * view.classes.count, resolution: resolution, seeds: seeds, maxSamples: train.samples,
                               parameters: try modelSpec.parameterCount(input: shape, classes: view.classes.count))
     }

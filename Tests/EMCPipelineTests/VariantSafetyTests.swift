@@ -120,4 +120,18 @@ struct VariantSafetyTests {
         #expect(AtomicFileWriter.removeAbandonedTemporaries(in: dir.path) == [".shard-0.emcs.tmp-999999999"])
         #expect(FileSystem.exists(dir.file(".shard-1.emcs.tmp-\(getpid() == 1 ? 2 : 1)")))
     }
+
+    @Test("verify reports an edited chunk layout and damaged statistics; a run refuses a negative std")
+    func layoutAndStatistics() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        #expect(ShardSetVerifier.verify(directory: base).ok)
+        try editManifest(base) { $0.splits["train"]!.chunkSamples *= 2 }
+        #expect(ShardSetVerifier.verify(directory: base).problems.contains { $0.message.contains("samples per chunk") })
+        try editManifest(base) { $0.splits["train"]!.chunkSamples /= 2; $0.statistics.std[1] = -3 }
+        let report = ShardSetVerifier.verify(directory: base)
+        #expect(report.problems.map(\.message) .contains { $0.contains("statistics are damaged") })
+        let e = #expect(throws: EMCError.self) { _ = try Subset(view: try DatasetView(directory: base), count: 100, options: SubsetOptions(seed: 1)) }
+        #expect(e?.file == FileSystem.join(base, DatasetManifest.fileName) && e?.place == .field("statistics"))
+    }
 }

@@ -100,6 +100,20 @@ struct SearchTests {
         }
     }
 
+    @Test("a diverged trial (loss NaN or infinite) is logged and read back, not an encoding error that aborts the run")
+    func divergedRecord() throws {
+        let dir = TemporaryDirectory()
+        let log = try ResultsLog(path: dir.file("log.jsonl"))
+        for (n, loss) in [(100, Double.nan), (200, Double.infinity)] {
+            try log.append(TrialRecord(kind: .trial, key: "k", config: "c", seed: 0, n: n, result: .diverged, fitted: false, reason: "loss became \(loss)",
+                                       epochs: 3, steps: 30, loss: loss, trainAccuracy: 0.1, wrong: 90, gradientNorm: nil, seconds: 1, testAccuracy: nil,
+                                       data: "d", variant: nil, model: "mlp:width=8", optimizer: "sgd:lr=1000", parameters: 10, lossHistory: [1, loss]))
+        }
+        let again = try ResultsLog(path: dir.file("log.jsonl"))
+        #expect(again.trial(key: "k", n: 100)?.loss.isNaN == true && again.trial(key: "k", n: 200)?.loss == .infinity)
+        #expect(again.trial(key: "k", n: 100)?.result == .diverged)
+    }
+
     @Test("report: EMC per configuration, CSV, SVG and the gain/gap correlation")
     func report() throws {
         func record(_ data: String, _ model: String, params: Int, n: Int, fitted: Bool, kind: TrialRecord.Kind = .trial, test: Double? = nil) -> TrialRecord {

@@ -40,4 +40,11 @@ struct CompressionTests {
         packed[0] ^= 0xFF  // the frame magic
         #expect(throws: EMCError.self) { _ = try z.decompress(packed, count: Self.data.count) }
     }
+
+    @Test("a codec level is for zstd only, and within 1...19", arguments: ["lz4:5", "none:3", "lz4-delta:1", "zstd:0", "zstd-delta:20", "brotli"])
+    func badCodecSpecs(text: String) throws {
+        let e = #expect(throws: EMCError.self) { _ = try CodecSpec(parsing: text) }
+        #expect(e?.kind == .invalidArgument)
+        #expect(try CodecSpec(parsing: "zstd-delta:3") == CodecSpec(codec: .zstd, delta: true, level: 3))
+    }
 }

@@ -113,4 +113,27 @@ struct OptimizerTests {
     func badSpecs(text: String) {
         #expect(throws: EMCError.self) { _ = try OptimizerSpec(parsing: text) }
     }
+
+    @Test("optimizer and model specs refuse out-of-range and repeated values, naming the key",
+          arguments: ["adam:lr=1e-3,beta1=2", "adam:beta2=1", "sgd:momentum=1", "sgd:lr=-1", "sgd:lr=0.1,lr=0.2", "adamw:eps=0", "sgd:gamma=nan"])
+    func badOptimizerSpecs(text: String) throws {
+        let e = #expect(throws: EMCError.self) { _ = try OptimizerSpec(parsing: text) }
+        #expect(e?.kind == .invalidArgument)
+    }
+
+    @Test("model specs with huge or repeated sizes are refused before anything is allocated",
+          arguments: ["mlp:width=9223372036854775807", "mlp:width=99999999", "mlp:width=8,width=16", "cnn:channels=99999", "cnn:layers=0", "mlp:act=swish2"])
+    func badModelSpecs(text: String) throws {
+        let e = #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: text) }
+        #expect(e?.kind == .invalidArgument)
+    }
+
+    @Test("a model or batch that needs more memory than the machine has is refused before allocating, naming both",
+          arguments: [("mlp:width=1048576", 128), ("mlp:width=16", 99_999_999_999), ("cnn:channels=16384,layers=2", 128)])
+    func tooLarge(spec: String, batch: Int) throws {
+        let model = try ModelSpec(parsing: spec)
+        let e = #expect(throws: EMCError.self) { _ = try model.build(input: FeatureShape(height: 28, width: 28, channels: 1), classes: 10, maxBatch: batch) }
+        #expect(e?.description.contains("--batch") == true && e?.description.contains("needs") == true)
+        #expect(throws: EMCError.self) { _ = try model.build(input: .vector(4), classes: 2, maxBatch: 0) }
+    }
 }

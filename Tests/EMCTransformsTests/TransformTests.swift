@@ -107,4 +107,18 @@ struct TransformTests {
         #expect(f[0] != 0 && f[1] != 0)
         #expect(throws: EMCError.self) { _ = try PreparedInputTransform(.gaussian(seed: 0), schema: schema, mean: [1], std: [1]) }
     }
+
+    @Test("transform specs are parsed strictly: a bad seed, an unknown key or a repeated one is an error, never seed 0",
+          arguments: ["labels=random,classes=10,seed=abc", "inputs=permute,seed=-1", "label-noise=0.1,seed=1,seed=2",
+                      "merge-classes=2,mode=diagonal", "inputs=permute,sigma=2", "label-noise=1.5", "labels=random"])
+    func strictParsing(text: String) throws {
+        let e = #expect(throws: EMCError.self) {
+            if text.hasPrefix("inputs") { _ = try InputTransform(parsing: text) } else { _ = try LabelTransform(parsing: text) }
+        }
+        #expect(e?.kind == .invalidArgument)
+        for t in [LabelTransform.random(classes: 7, seed: 3), .noise(probability: 0.25, seed: 9), .merge(classes: 2, mode: .random, seed: 1)] {
+            #expect(try LabelTransform(parsing: t.description) == t)
+        }
+        #expect(try InputTransform(parsing: InputTransform.permuteEach(seed: 5).description) == .permuteEach(seed: 5))
+    }
 }
