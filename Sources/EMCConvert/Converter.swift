@@ -15,8 +15,10 @@ public struct ConvertRequest: Sendable {
     public var force = false
     /// Image folders: output side (default: the definition's), resize mode, and whether undecodable files are skipped.
     public var imageSize: Int?
-    public var resize = "center-crop"
+    public var resize = Resize.Mode.centerCrop
     public var skipBad = false
+    /// NPZ without class names: the class count, when the labels alone do not make it plausible.
+    public var classes: Int?
     /// Image folders: images above this many pixels are refused (a few KB of PNG can declare gigapixels).
     public var maxPixels = RasterImage.defaultMaxPixels
     /// NPZ: sets up to this many decoded bytes are shuffled globally in memory; larger ones stream (default: a quarter of RAM).
@@ -53,148 +55,62 @@ public struct ConvertResult: Sendable, Encodable {
     public var seconds: Double
 }
 
-/// Wires a decoder to the shard writer: checks the sources, decodes each split, writes the set.
+/// The one conversion driver: opens the definition's source, checks its files, then writes the set (or finds it
+/// already written, or resumes it). Each decoder only provides a `ConversionSource`.
 public enum Converter {
     public static func run(_ request: ConvertRequest, quiet: Bool = false, log: (String) -> Void = { _ in }) throws -> ConvertResult {
         let start = Clock.now()
         let def = request.dataset
-        var warnings: [String] = []
-        if def.decoder == "npz" {
-            return try NPZConversion.run(request, options: def.npz ?? NPZ.Options(), quiet: quiet)
+        let source: ConversionSource
+        switch def.decoder {
+        case .idx, .cifar10, .cifar100: source = try InMemorySource(request)
+        case .imageFolder: source = try ImageFolderSource(request, log: log)
+        case .npz: source = try NPZSource(request)
+        case .csv: source = try TabularSource(request)
         }
-        if def.decoder == "csv" {
-            guard let table = def.table else { throw EMCError(.format, "a csv definition needs a \"table\" schema") }
-            return try TabularConversion.run(request, schema: table, quiet: quiet, log: log)
+        var warnings = source.warnings
+        func problem(_ text: String, _ error: EMCError) throws {
+            if request.strict { throw error }
+            warnings.append(text)
+            log("warning: " + text)
         }
-        if def.decoder == "image-folder" {
-            let layout = def.imageFolder ?? DatasetDefinition.ImageFolderLayout(train: ".", test: nil, testLabels: nil, classNames: nil, size: 64)
-            guard let mode = Resize.Mode(rawValue: request.resize) else {
-                throw EMCError(.invalidArgument, "--resize must be center-crop or stretch, not '\(request.resize)'")
-            }
-            let size = request.imageSize ?? layout.size
-            guard size >= 1 && size <= 1024 else { throw EMCError(.invalidArgument, "--size must be 1...1024, got \(size)") }
-            return try ImageFolderConversion.run(request, layout: layout, options: .init(size: size, mode: mode, skipBad: request.skipBad, maxPixels: request.maxPixels),
-                                                 quiet: quiet, log: log)
+        for check in source.checks where check.status == .mismatch {
+            try problem("\(check.file): MD5 \(check.md5) does not match the published \(check.expected ?? "?") (a different or damaged file)",
+                        EMCError(.checksum, "MD5 \(check.md5) does not match the published checksum", file: check.file, expected: check.expected, found: check.md5))
         }
-
-        // 1. Find the raw files, decode them and check them against the published checksums. The raw
-        //    files' MD5s are computed beside the decode; decoders report their content's MD5 on the way.
-        let inputs = try locateInputs(def, raw: request.raw)
-        let rawMD5s = ResultSlots<String>(inputs.checked.count)
-        let decodedSlot = ResultSlots<Decoded>(1)
-        try parallelFor(inputs.checked.count + 1, threads: EMCEnvironment.cpuCount) { i in
-            if i == 0 { decodedSlot.set(0, try decode(def, inputs: inputs)) } else { rawMD5s.set(i - 1, try MD5.hex(file: inputs.checked[i - 1])) }
-        }
-        let decoded = decodedSlot.get(0)!
-        var checks: [SourceCheck] = []
-        for (i, path) in inputs.checked.enumerated() {
-            let name = FileSystem.baseName(path)
-            let check = SourceChecks.check(path: path, md5: rawMD5s.get(i)!, published: def.published(name) ?? def.published(name + ".gz"),
-                                           contentMD5: decoded.contentMD5[path])
-            checks.append(check)
-            if check.status == .mismatch {
-                let text = "\(path): MD5 \(check.md5) does not match the published \(check.expected ?? "?") (a different or damaged file)"
-                if request.strict { throw EMCError(.checksum, "MD5 \(check.md5) does not match the published checksum", file: path, expected: check.expected, found: check.md5) }
-                warnings.append(text)
-                log("warning: " + text)
+        for split in source.splits {
+            if let expected = def.expectedSamples?[split.name], split.count != expected {
+                let text = "split '\(split.name)' has \(split.count) samples; \(def.name) should have \(expected)"
+                try problem(text, EMCError(.format, text, file: request.raw))
             }
         }
 
-        for (split, expected) in def.expectedSamples ?? [:] {
-            if let got = decoded.splits[split]?.count, got != expected {
-                let text = "split '\(split)' has \(got) samples; \(def.name) should have \(expected)"
-                if request.strict { throw EMCError(.format, text, file: request.raw) }
-                warnings.append(text)
-                log("warning: " + text)
-            }
-        }
-        guard let schema = decoded.splits.values.first?.schema else { throw EMCError(.missing, "no splits decoded", file: request.raw) }
-
-        // 3. Write, resuming or skipping when the same conversion was (partly) done before.
-        let writer = try ShardSetWriter(directory: request.out, name: def.name, schema: schema, classes: decoded.classes,
-                                        options: request.options, decoder: def.decoder, sources: checks.map(\.source))
+        // Write, resuming or skipping when the same conversion was (partly) done before.
+        var options = request.options
+        options.codec = options.codec ?? source.codecSample.map { sample in
+            sample.withUnsafeBytes { CodecSpec.automatic(for: source.schema, sample: $0) }
+        } ?? CodecSpec.automatic(for: source.schema, sample: nil)
+        let writer = try ShardSetWriter(directory: request.out, name: def.name, schema: source.schema, classes: source.classes, options: options,
+                                        decoder: def.decoder.rawValue, sources: source.checks.map(\.source), extraOptions: source.recordedOptions)
         if let done = try finishedEarlier(request, writer: writer) {
-            return summary(done, request: request, checks: checks, warnings: warnings, reused: done.splits.values.reduce(0) { $0 + $1.shards.count },
+            return summary(done, request: request, checks: source.checks, warnings: warnings, reused: done.splits.values.reduce(0) { $0 + $1.shards.count },
                            already: true, seconds: Clock.now() - start)
         }
-        let total = decoded.splits.values.reduce(0) { $0 + $1.count }
-        let progress = ProgressReporter("convert \(def.name)", total: total, unit: "samples", quiet: quiet)
-        for split in decoded.splits.keys.sorted(by: { ($0 == "train" ? 0 : 1, $0) < ($1 == "train" ? 0 : 1, $1) }) {
-            try writer.write(split: split, samples: decoded.splits[split]!, progress: progress)
+        let progress = ProgressReporter("convert \(def.name)", total: source.splits.reduce(0) { $0 + $1.count }, unit: source.unit, quiet: quiet)
+        for split in source.splits {
+            switch split {
+            case .inMemory(let name, let samples):
+                try writer.write(split: name, samples: samples, progress: progress)
+            case .streamed(let s):
+                let order = writer.order(split: s.name, count: s.count)
+                try writer.write(split: s.name, count: s.count, progress: progress, shuffled: s.shuffled) { try s.fill(order, $0, $1, $2, $3) }
+                if s.name == "train", let statistics = s.statistics() { writer.setStatistics(statistics) }
+            }
         }
-        let manifest = try writer.finish()
+        let manifest = try writer.finish(skipped: source.skipped)
         progress.finish()
-        return summary(manifest, request: request, checks: checks, warnings: warnings, reused: writer.reusedShards, already: false, seconds: Clock.now() - start)
-    }
-
-    struct Inputs {
-        /// Split → resolved paths (IDX: images, labels).
-        var splits: [String: [String]]
-        /// Files whose checksums are checked (CIFAR: the archive).
-        var checked: [String]
-        /// CIFAR: the archive or folder.
-        var source: String
-    }
-
-    static func locateInputs(_ def: DatasetDefinition, raw: String) throws -> Inputs {
-        switch def.decoder {
-        case "idx":
-            guard FileSystem.isDirectory(raw) else {
-                throw EMCError(.missing, FileSystem.exists(raw) ? "expected a folder holding the IDX files, got a file" : "no such folder", file: raw)
-            }
-            var splits: [String: [String]] = [:]
-            for (split, names) in def.splits {
-                splits[split] = try names.map { name in
-                    let stem = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
-                    for candidate in [name, stem, stem + ".gz"] where FileSystem.exists(FileSystem.join(raw, candidate)) {
-                        return FileSystem.join(raw, candidate)
-                    }
-                    throw EMCError(.missing, "split '\(split)' needs \(name) (or \(stem)), which is not in this folder", file: raw)
-                }
-            }
-            return Inputs(splits: splits, checked: splits.keys.sorted().flatMap { splits[$0]! }, source: raw)
-        case "cifar10", "cifar100":
-            if FileSystem.isDirectory(raw), let archive = def.archive, FileSystem.exists(FileSystem.join(raw, archive)) {
-                return Inputs(splits: def.splits, checked: [FileSystem.join(raw, archive)], source: FileSystem.join(raw, archive))
-            }
-            guard FileSystem.exists(raw) else { throw EMCError(.missing, "no such file or folder", file: raw) }
-            return Inputs(splits: def.splits, checked: FileSystem.isDirectory(raw) ? [] : [raw], source: raw)
-        default:
-            throw EMCError(.unsupported, "decoder '\(def.decoder)' is not one emc knows (idx, cifar10, cifar100, image-folder, csv, npz)")
-        }
-    }
-
-    struct Decoded: Sendable {
-        var splits: [String: LabeledSamples]
-        var classes: ClassInfo
-        /// Path → MD5 of its decompressed content, where the decoder computed it.
-        var contentMD5: [String: String] = [:]
-    }
-
-    static func decode(_ def: DatasetDefinition, inputs: Inputs) throws -> Decoded {
-        switch def.decoder {
-        case "idx":
-            let names = inputs.splits.keys.sorted()
-            let results = ResultSlots<(samples: LabeledSamples, imagesMD5: String, labelsMD5: String)>(names.count)
-            for (i, name) in names.enumerated() {
-                let files = inputs.splits[name]!
-                guard files.count == 2 else { throw EMCError(.format, "an IDX split needs [images, labels], got \(files)") }
-                results.set(i, try IDX.loadWithChecksums(images: files[0], labels: files[1]))
-            }
-            var decoded = Decoded(splits: [:], classes: ClassInfo(count: def.classes.count, names: def.classes))
-            for (i, name) in names.enumerated() {
-                let r = results.get(i)!
-                decoded.splits[name] = r.samples
-                decoded.contentMD5[inputs.splits[name]![0]] = r.imagesMD5
-                decoded.contentMD5[inputs.splits[name]![1]] = r.labelsMD5
-            }
-            return decoded
-        default:
-            let variant: CIFAR.Variant = def.decoder == "cifar10" ? .cifar10 : .cifar100
-            let decoded = try CIFAR.decode(source: inputs.source, variant: variant, files: inputs.splits, nameFiles: def.classNameFiles ?? [],
-                                             defaultNames: def.classes)
-            return Decoded(splits: decoded.splits, classes: decoded.classes)
-        }
+        return summary(manifest, request: request, checks: source.checks, warnings: warnings, reused: writer.reusedShards, already: false,
+                       seconds: Clock.now() - start)
     }
 
     /// The manifest already in `out` when it records this very conversion (nothing to do). A different set

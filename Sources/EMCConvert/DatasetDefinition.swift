@@ -7,8 +7,8 @@ import Foundation
 public struct DatasetDefinition: Codable, Sendable {
     public var name: String
     public var description: String
-    /// "idx", "cifar10" or "cifar100".
-    public var decoder: String
+    /// Which decoder reads the raw files.
+    public var decoder: Decoder
     public var homepage: String?
     public var classes: [String]
     /// Split → files. IDX: [images, labels]. CIFAR: the batch files.
@@ -29,11 +29,19 @@ public struct DatasetDefinition: Codable, Sendable {
 
     /// Image folders: where the splits are inside the raw folder, and the output size.
     public var imageFolder: ImageFolderLayout?
+    /// Image folders: other layouts the same data set ships in, tried in order when `imageFolder`'s train folder
+    /// is absent (ImageNet: the Kaggle layout, then the ILSVRC2012/torchvision `train/<wnid>/`, `val/<wnid>/`).
+    public var imageFolderAlternatives: [ImageFolderLayout]?
+
+    /// The decoders emc has; a definition names one.
+    public enum Decoder: String, Codable, Sendable, CaseIterable {
+        case idx, cifar10, cifar100, imageFolder = "image-folder", npz, csv
+    }
 
     public struct ImageFolderLayout: Codable, Sendable {
         /// Sub-folder with class folders (train); "." for the raw folder itself.
         public var train: String
-        /// Optional flat folder of test images and its label CSV.
+        /// Optional test folder: flat and labelled by `testLabels` (a CSV), or without it, class folders named as train's.
         public var test: String?
         public var testLabels: String?
         /// Optional synset → name mapping file.
@@ -96,10 +104,64 @@ public struct DatasetDefinition: Codable, Sendable {
             path = found
         }
         let bytes = try ReadableFile.contents(of: path)
+        let definition: DatasetDefinition
         do {
-            return try JSONDecoder().decode(DatasetDefinition.self, from: Data(bytes))
+            definition = try JSONDecoder().decode(DatasetDefinition.self, from: Data(bytes))
+        } catch let DecodingError.dataCorrupted(context) where context.codingPath.last?.stringValue == "decoder" {
+            throw EMCError(.format, "unknown decoder; emc has \(Decoder.allCases.map(\.rawValue).joined(separator: ", "))", file: path, place: .field("decoder"))
         } catch {
             throw EMCError(.format, "dataset definition is not valid JSON of the expected shape: \(error)", file: path)
+        }
+        try EMCError.locating(file: path) { try definition.validate() }
+        return definition
+    }
+
+    /// Checks every field a conversion will rely on, so a bad definition is an error before any work.
+    public func validate() throws {
+        func bad(_ field: String, _ message: String) -> EMCError { EMCError(.format, message, place: .field(field)) }
+        guard !name.isEmpty, name.range(of: "^[A-Za-z0-9._-]+$", options: .regularExpression) != nil else {
+            throw bad("name", "the name must be letters, digits, '.', '_' or '-', not '\(name)'")
+        }
+        for (split, files) in splits {
+            guard split.range(of: "^[a-z0-9_]+$", options: .regularExpression) != nil else { throw bad("splits", "split name '\(split)' must be lowercase letters, digits or _") }
+            guard decoder == .npz || !files.isEmpty else { throw bad("splits.\(split)", "split '\(split)' lists no files") }
+            for file in files where decoder != .npz && (file.isEmpty || file.split(separator: "/").contains("..")) {
+                throw bad("splits.\(split)", "'\(file)' is not a file name inside the raw folder")
+            }
+        }
+        for (split, n) in expectedSamples ?? [:] where n < 0 { throw bad("expectedSamples.\(split)", "a sample count cannot be negative (\(n))") }
+        guard classes.count <= 1 << 24 else { throw bad("classes", "\(classes.count) class names are more than emc handles") }
+        switch decoder {
+        case .idx:
+            guard !splits.isEmpty else { throw bad("splits", "an IDX definition needs splits of [images, labels]") }
+            for (split, files) in splits where files.count != 2 { throw bad("splits.\(split)", "an IDX split is [images, labels], not \(files.count) file(s)") }
+            guard (1...256).contains(classes.count) else { throw bad("classes", "IDX labels are bytes: give 1 to 256 class names, not \(classes.count)") }
+        case .cifar10, .cifar100:
+            guard !splits.isEmpty else { throw bad("splits", "a CIFAR definition needs its batch files per split") }
+            let k = decoder == .cifar10 ? 10 : 100
+            guard classes.isEmpty || classes.count == k else { throw bad("classes", "\(decoder.rawValue) has \(k) classes, the definition names \(classes.count)") }
+        case .imageFolder:
+            let layouts = [imageFolder].compactMap { $0 } + (imageFolderAlternatives ?? [])
+            guard !layouts.isEmpty else { throw bad("imageFolder", "an image-folder definition needs an \"imageFolder\" layout") }
+            for layout in layouts {
+                guard (1...1024).contains(layout.size) else { throw bad("imageFolder.size", "size must be 1...1024, not \(layout.size)") }
+                guard !layout.train.isEmpty else { throw bad("imageFolder.train", "the train folder is empty (\".\" means the raw folder)") }
+                if layout.testLabels != nil && layout.test == nil { throw bad("imageFolder.testLabels", "test labels without a test folder") }
+            }
+        case .npz:
+            if let size = npz?.size, !(1...1024).contains(size) { throw bad("npz.size", "size must be 1...1024, not \(size)") }
+        case .csv:
+            guard let table else { throw bad("table", "a csv definition needs a \"table\" schema") }
+            guard table.columns.filter({ $0.type == .label }).count == 1 else { throw bad("table.columns", "the table needs exactly one label column") }
+            guard !table.labels.isEmpty, Set(table.labels).count == table.labels.count else { throw bad("table.labels", "label values must be given, each once") }
+            guard table.separator.utf8.count == 1 else { throw bad("table.separator", "the separator must be one byte, not '\(table.separator)'") }
+            guard table.headerRows >= 0 else { throw bad("table.headerRows", "headerRows cannot be negative") }
+            if splits["all"] != nil {
+                let f = testFraction ?? 0.2
+                guard f > 0 && f < 1 else { throw bad("testFraction", "testFraction must be between 0 and 1, not \(f)") }
+            } else if splits["train"] == nil || splits["test"] == nil {
+                throw bad("splits", "a tabular definition needs splits 'train' and 'test', or 'all' with testFraction")
+            }
         }
     }
 

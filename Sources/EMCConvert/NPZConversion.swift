@@ -10,15 +10,22 @@ import Foundation
 /// other decoder's. Otherwise files are visited in a seeded order and shuffled within each file; a prefix is then
 /// a uniform random subset when the files themselves are i.i.d. batches (as sampled sets are), and the
 /// manifest records which order was used.
-enum NPZConversion {
-    static func run(_ request: ConvertRequest, options: NPZ.Options, quiet: Bool) throws -> ConvertResult {
-        let start = Clock.now()
+struct NPZSource: ConversionSource {
+    let schema: SampleSchema
+    let classes: ClassInfo
+    let checks: [SourceCheck]
+    let recordedOptions: [String: String]
+    let splits: [SplitSource]
+
+    init(_ request: ConvertRequest) throws {
         let def = request.dataset
+        let options = def.npz ?? NPZ.Options()
         let folder = FileSystem.isDirectory(request.raw) ? request.raw : (request.raw as NSString).deletingLastPathComponent
         let all = FileSystem.isDirectory(request.raw) ? try FileSystem.list(request.raw).filter { $0.hasSuffix(".npz") } : [FileSystem.baseName(request.raw)]
         let prefixes = def.splits.isEmpty ? ["train": [""]] : def.splits
         var splitFiles: [(String, [String])] = []
-        for (split, patterns) in prefixes.sorted(by: { ($0.key == "train" ? 0 : 1, $0.key) < ($1.key == "train" ? 0 : 1, $1.key) }) {
+        for split in splitOrder(prefixes.keys) {
+            let patterns = prefixes[split]!
             let files = all.filter { f in patterns.contains { f.hasPrefix($0) } }.sorted().map { FileSystem.join(folder, $0) }
             guard !files.isEmpty else { throw EMCError(.missing, "no .npz files for split '\(split)' (names starting with \(patterns))", file: request.raw) }
             splitFiles.append((split, files))
@@ -26,7 +33,7 @@ enum NPZConversion {
         // Pass 1: counts, shape and classes from the headers and label arrays (small).
         var counts: [String: [Int]] = [:]
         var schema: SampleSchema?
-        var maxLabel: UInt32 = 0
+        var seenLabels = Set<UInt32>()
         for (split, files) in splitFiles {
             counts[split] = try files.map { path in
                 let samples = try NPZ.load(path: path, options: options)
@@ -34,62 +41,74 @@ enum NPZConversion {
                     throw EMCError(.format, "images are \(samples.schema), earlier files hold \(s)", file: path)
                 }
                 schema = samples.schema
-                maxLabel = max(maxLabel, samples.labels.max() ?? 0)
+                seenLabels.formUnion(samples.labels)
                 return samples.count
             }
         }
         guard let schema else { throw EMCError(.missing, "no samples", file: request.raw) }
-        let classCount = def.classes.isEmpty ? Int(maxLabel) + 1 : def.classes.count
-        guard Int(maxLabel) < classCount else { throw EMCError(.format, "label \(maxLabel) exceeds the \(classCount) classes the definition names") }
-        var opts = request.options
-        if opts.codec == nil { opts.codec = .zstdDelta }
+        self.schema = schema
+        classes = try NPZSource.classes(def, request: request, seen: seenLabels)
         let total = counts.values.flatMap { $0 }.reduce(0, +)
         let global = total * schema.sampleBytes <= request.memoryBudget
-        let sources = try splitFiles.flatMap { $0.1 }.map { SourceFile(file: FileSystem.baseName($0), bytes: FileSystem.fileSize($0) ?? 0, md5: try MD5.hex(file: $0)) }
-        let writer = try ShardSetWriter(directory: request.out, name: def.name, schema: schema,
-                                        classes: ClassInfo(count: classCount, names: def.classes.isEmpty ? (0..<classCount).map { "class \($0)" } : def.classes),
-                                        options: opts, decoder: "npz", sources: sources,
-                                        extraOptions: ["order": global ? "global shuffle" : "files in a seeded order, shuffled within each file"])
-        if let done = try Converter.finishedEarlier(request, writer: writer) {
-            return Converter.summary(done, request: request, checks: [], warnings: [], reused: 0, already: true, seconds: Clock.now() - start)
-        }
-        let progress = ProgressReporter("convert \(def.name)", total: total, unit: "samples", quiet: quiet)
-        for (split, files) in splitFiles {
+        checks = try splitFiles.flatMap { $0.1 }.map { SourceCheck(file: $0, bytes: FileSystem.fileSize($0) ?? 0, md5: try MD5.hex(file: $0), status: .unknown) }
+        recordedOptions = ["order": global ? "global shuffle" : "files in a seeded order, shuffled within each file"]
+        let seed = request.options.seed
+        splits = try splitFiles.map { split, files in
             if global {
                 var merged: LabeledSamples?
                 for path in files {
                     let s = try NPZ.load(path: path, options: options)
                     if merged == nil { merged = s } else { merged!.data += s.data; merged!.labels += s.labels }
                 }
-                try writer.write(split: split, samples: merged!, progress: progress)
-                continue
+                return .inMemory(split, merged!)
             }
-            let sizes = counts[split]!
-            let fileOrder = CounterRNG(seed: opts.seed, stream: .shuffle).derived(UInt64(CRC32C.checksum(split))).permutation(count: files.count).map(Int.init)
-            var firstPositions: [Int] = [], indexBases: [Int] = []  // in visiting order: first position and global index base
-            var position = 0
-            var base = [Int](repeating: 0, count: files.count)
-            for f in 1..<max(1, files.count) { base[f] = base[f - 1] + sizes[f - 1] }
-            for f in fileOrder { firstPositions.append(position); indexBases.append(base[f]); position += sizes[f] }
-            let cache = FileCache(files: files, options: options, seed: opts.seed)
-            let starts = firstPositions, offsets = indexBases
-            let sb = schema.sampleBytes
-            try writer.write(split: split, count: position, progress: progress, shuffled: true) { positions, data, labels, indices in
-                for (k, p) in positions.enumerated() {
-                    let slot = (starts.lastIndex { $0 <= p })!
-                    let f = fileOrder[slot]
-                    let (samples, order) = try cache.get(f)
-                    let i = Int(order[p - starts[slot]])
-                    samples.data.withUnsafeBytes { (data.baseAddress! + k * sb).copyMemory(from: $0.baseAddress! + i * sb, byteCount: sb) }
-                    labels[k] = samples.labels[i].littleEndian
-                    indices[k] = UInt64(offsets[slot] + i).littleEndian
-                }
-            }
-            if split == "train" { writer.setStatistics(cache.statistics) }
+            return .streamed(NPZSource.streamed(split: split, files: files, sizes: counts[split]!, schema: schema, options: options, seed: seed))
         }
-        let manifest = try writer.finish()
-        progress.finish()
-        return Converter.summary(manifest, request: request, checks: [], warnings: [], reused: writer.reusedShards, already: false, seconds: Clock.now() - start)
+    }
+
+    /// The definition's classes, the explicit `--classes`, or one more than the largest label, which must then be plausible:
+    /// one stray label (16,777,215) would otherwise make millions of classes.
+    static func classes(_ def: DatasetDefinition, request: ConvertRequest, seen: Set<UInt32>) throws -> ClassInfo {
+        let maxLabel = Int(seen.max() ?? 0)
+        let count: Int
+        if !def.classes.isEmpty {
+            count = def.classes.count
+        } else if let explicit = request.classes {
+            count = explicit
+        } else {
+            count = maxLabel + 1
+            guard count <= 65_536, count <= 10 * max(1, seen.count) else {
+                throw EMCError(.format, "the labels run up to \(maxLabel) but only \(seen.count) distinct values occur; "
+                               + "if \(count) classes is right, say so with --classes \(count)", file: request.raw)
+            }
+        }
+        guard maxLabel < count else {
+            throw EMCError(.format, "label \(maxLabel) exceeds the \(count) classes \(def.classes.isEmpty ? "--classes gives" : "the definition names")", file: request.raw)
+        }
+        return ClassInfo(count: count, names: def.classes.isEmpty ? (0..<count).map { "class \($0)" } : def.classes)
+    }
+
+    /// A split too large for memory: files in a seeded order, each shuffled within; a prefix is then a uniform random
+    /// subset when the files themselves are i.i.d. batches (as sampled sets are), and the manifest says which order was used.
+    static func streamed(split: String, files: [String], sizes: [Int], schema: SampleSchema, options: NPZ.Options, seed: UInt64) -> StreamedSplit {
+        let fileOrder = CounterRNG(seed: seed, stream: .shuffle).derived(UInt64(CRC32C.checksum(split))).permutation(count: files.count).map(Int.init)
+        var starts: [Int] = [], offsets: [Int] = []  // in visiting order: first position and global index base
+        var position = 0
+        var base = [Int](repeating: 0, count: files.count)
+        for f in 1..<max(1, files.count) { base[f] = base[f - 1] + sizes[f - 1] }
+        for f in fileOrder { starts.append(position); offsets.append(base[f]); position += sizes[f] }
+        let cache = FileCache(files: files, options: options, seed: seed)
+        let sb = schema.sampleBytes
+        return StreamedSplit(name: split, count: position, shuffled: true, fill: { [starts, offsets] _, positions, data, labels, indices in
+            for (k, p) in positions.enumerated() {
+                let slot = (starts.lastIndex { $0 <= p })!
+                let (samples, order) = try cache.get(fileOrder[slot])
+                let i = Int(order[p - starts[slot]])
+                samples.data.withUnsafeBytes { (data.baseAddress! + k * sb).copyMemory(from: $0.baseAddress! + i * sb, byteCount: sb) }
+                labels[k] = samples.labels[i].littleEndian
+                indices[k] = UInt64(offsets[slot] + i).littleEndian
+            }
+        }, statistics: { cache.statistics })
     }
 }
 

@@ -13,20 +13,39 @@ public enum ImageFolder {
         public var label: UInt32
     }
 
-    /// Lists `root/<class>/<image>`; classes are the sorted sub-folder names.
+    /// Lists `root/<class>/<image>`; classes are the sorted sub-folder names. Hidden folders and files (`.ipynb_checkpoints`,
+    /// `._photo.jpg`) are not data and are left out; a class folder without images is an error (it would be a class
+    /// no sample has, and would shift every later label).
     public static func scanClassFolders(_ root: String) throws -> (classes: [String], items: [Item]) {
         guard FileSystem.isDirectory(root) else { throw EMCError(.missing, "no such folder", file: root) }
-        let classes = try FileSystem.list(root).filter { FileSystem.isDirectory(FileSystem.join(root, $0)) }
+        let classes = try FileSystem.list(root).filter { !$0.hasPrefix(".") && FileSystem.isDirectory(FileSystem.join(root, $0)) }
         guard !classes.isEmpty else { throw EMCError(.missing, "no class folders (expected root/<class>/<image>)", file: root) }
+        let items = try scanClassFolders(root, classes: classes)
+        return (classes, items)
+    }
+
+    /// Lists `root/<class>/<image>` for a split whose classes are already known (a test folder named like train's):
+    /// each folder's images get the index of its name in `classes`; a folder not in `classes` is an error.
+    public static func scanClassFolders(_ root: String, classes: [String]) throws -> [Item] {
+        guard FileSystem.isDirectory(root) else { throw EMCError(.missing, "no such folder", file: root) }
+        let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, UInt32($0)) })
         var items: [Item] = []
-        for (label, name) in classes.enumerated() {
-            let dir = FileSystem.join(root, name)
-            for file in try FileSystem.list(dir) where isImage(file) {
-                items.append(Item(path: FileSystem.join(dir, file), label: UInt32(label)))
+        var empty: [String] = []
+        for name in try FileSystem.list(root) where !name.hasPrefix(".") && FileSystem.isDirectory(FileSystem.join(root, name)) {
+            guard let label = index[name] else {
+                throw EMCError(.format, "class folder '\(name)' is not one of the \(classes.count) training classes", file: root, place: .member(name))
             }
+            let dir = FileSystem.join(root, name)
+            let files = try FileSystem.list(dir).filter { !$0.hasPrefix(".") && isImage($0) }
+            if files.isEmpty { empty.append(name) }
+            items += files.map { Item(path: FileSystem.join(dir, $0), label: label) }
+        }
+        guard empty.isEmpty else {
+            throw EMCError(.format, "class folder(s) \(empty.prefix(5).joined(separator: ", "))\(empty.count > 5 ? " ..." : "") hold no images "
+                           + "(.jpg, .jpeg, .png); remove them or add their images", file: root, place: .member(empty[0]))
         }
         guard !items.isEmpty else { throw EMCError(.missing, "no images (.jpg, .jpeg, .png) in any class folder", file: root) }
-        return (classes, items)
+        return items
     }
 
     /// Lists a flat folder labelled by a CSV (`ImageId,PredictionString`; the synset is the prediction's first word).
@@ -46,7 +65,7 @@ public enum ImageFolder {
             byId[fields[0]] = label
         }
         var items: [Item] = []
-        for file in try FileSystem.list(folder) where isImage(file) {
+        for file in try FileSystem.list(folder) where !file.hasPrefix(".") && isImage(file) {
             let id = String(file[..<(file.lastIndex(of: ".") ?? file.endIndex)])
             guard let label = byId[id] else { throw EMCError(.format, "image has no label in \(FileSystem.baseName(csv))", file: FileSystem.join(folder, file)) }
             items.append(Item(path: FileSystem.join(folder, file), label: label))

@@ -3,7 +3,7 @@ import EMCCore
 /// Image resizing for dataset conversion.
 public enum Resize {
     /// How an image is brought to the target square.
-    public enum Mode: String, Sendable {
+    public enum Mode: String, Sendable, CaseIterable {
         /// Shorter side to the target, then the centre square (keeps the aspect ratio; the default).
         case centerCrop = "center-crop"
         /// Both sides to the target (distorts the aspect ratio).

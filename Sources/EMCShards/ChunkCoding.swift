@@ -51,8 +51,10 @@ public struct CodecSpec: Sendable, Equatable, Codable, CustomStringConvertible {
 
     /// The default for a data set, judged from a sample of its bytes: LZ4 for sparse images (most
     /// bytes zero, as in MNIST), zstd level 1 with delta for natural images, zstd for tabular data.
-    public static func automatic(for schema: SampleSchema, sample: UnsafeRawBufferPointer) -> CodecSpec {
+    /// The one place the default codec is chosen. Without sample bytes an image set gets zstd with delta.
+    public static func automatic(for schema: SampleSchema, sample: UnsafeRawBufferPointer?) -> CodecSpec {
         guard schema.kind == .image else { return CodecSpec(codec: .zstd) }
+        guard let sample, !sample.isEmpty else { return .zstdDelta }
         let zeros = sample.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
         return zeros * 2 > sample.count ? .lz4 : .zstdDelta
     }

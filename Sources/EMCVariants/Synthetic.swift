@@ -105,7 +105,7 @@ public struct SyntheticImages: Sendable {
                                         options: opts, decoder: "synth", sources: [],
                                         extraOptions: ["size": "\(size)", "classes": "\(classes)", "seed": "\(seed)",
                                                        "statistics": "estimated from the first \(min(train, 2000)) train images"])
-        writer.setCodec(options.codec ?? .zstdDelta)
+        writer.setCodec(options.codec ?? CodecSpec.automatic(for: writer.schema, sample: nil))
         writer.setStatistics(try estimateStatistics(count: min(train, 2000)))
         let sb = schema.sampleBytes
         for (split, n) in [("train", train), ("test", test)] where n > 0 {

@@ -122,7 +122,7 @@ public enum VariantBuilder {
         let writer = try ShardSetWriter(directory: request.out, name: name, schema: base.schema, classes: classes, options: options,
                                         decoder: "perturb --materialize", sources: [SourceFile(file: request.base, bytes: 0, md5: base.manifest.contentId)],
                                         extraOptions: ["transform": transformText])
-        writer.setCodec(options.codec ?? .zstdDelta)
+        writer.setCodec(options.codec ?? CodecSpec.automatic(for: base.schema, sample: nil))
         writer.setStatistics(base.manifest.statistics)
         let transform = try request.inputs.map {
             try PreparedInputTransform($0, schema: base.schema, mean: base.manifest.statistics.mean, std: base.manifest.statistics.std)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EMCConvert
 import EMCCore
+import EMCFormats
 import EMCShards
 import Foundation
 
@@ -50,7 +51,10 @@ struct Convert: ParsableCommand {
     var size: Int?
 
     @Option(help: "Image folders: center-crop (shorter side to --size, then the centre) or stretch.")
-    var resize = "center-crop"
+    var resize = Resize.Mode.centerCrop
+
+    @Option(help: "NPZ without class names: the number of classes (needed when the labels alone make an implausible count).")
+    var classes: Int?
 
     @Option(help: "Image folders: refuse images with more pixels than this.")
     var maxPixels = RasterImage.defaultMaxPixels
@@ -73,6 +77,7 @@ struct Convert: ParsableCommand {
         guard shardSize > 0, chunkSize > 0, threads > 0 else { throw ValidationError("--shard-size, --chunk-size and --threads must be positive") }
         if let s = shardSamples, s <= 0 { throw ValidationError("--shard-samples must be positive") }
         guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive") }
+        if let c = classes, !(1...(1 << 24)).contains(c) { throw ValidationError("--classes must be between 1 and 16777216") }
     }
 
     func run() throws {
@@ -87,6 +92,7 @@ struct Convert: ParsableCommand {
         request.force = force
         request.imageSize = size
         request.resize = resize
+        request.classes = classes
         request.skipBad = skipBad
         request.maxPixels = maxPixels
         let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
@@ -104,7 +110,8 @@ struct Convert: ParsableCommand {
             print("  source \(FileSystem.baseName(check.file)): \(status)")
         }
         for split in result.splits {
-            print("  \(split.name): \(split.samples) samples in \(split.shards) shard(s), \(formatBytes(split.bytes)) (\(String(format: "%.2f", split.ratio))× smaller than raw)")
+            let size = split.ratio >= 1 ? String(format: "%.2f× smaller than raw", split.ratio) : String(format: "%.2f× the raw size", split.ratio)
+            print("  \(split.name): \(split.samples) samples in \(split.shards) shard(s), \(formatBytes(split.bytes)) (\(size))")
         }
         if result.reusedShards > 0 { print("  resumed: \(result.reusedShards) shard(s) kept from the interrupted run") }
         print("wrote \(result.out) (\(result.dataset), codec \(result.codec), content id \(result.contentId.prefix(12))) in \(formatDuration(result.seconds))")
@@ -118,3 +125,5 @@ func printJSON<T: Encodable>(_ value: T) throws {
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
+
+extension Resize.Mode: ExpressibleByArgument {}
