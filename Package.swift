@@ -48,12 +48,14 @@ let package = Package(
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
         .target(name: "EMCVariants", dependencies: ["EMCCore", "EMCShards", "EMCTransforms"]),
         .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCVariants", "CPipelineKernels"]),
-        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCTrainer", "EMCPipeline", "EMCVariants"]),
+        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCTrainer"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CTrainerKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
+        // The benchmarks behind `emc bench` (each against a baseline measured in the same run) and `emc doctor`'s library checks.
+        .target(name: "EMCBench", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCVariants", "EMCPipeline", "EMCSearch"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -75,7 +75,7 @@ public struct DatasetDefinition: Codable, Sendable {
         if let explicit { paths.append(explicit) }
         if let env = ProcessInfo.processInfo.environment["EMC_MANIFESTS"] { paths.append(env) }
         var roots = [FileManager.default.currentDirectoryPath]
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent().path
+        let exe = FileSystem.splitDirectory(EMCEnvironment.executablePath)
         roots.append(exe)
         for root in roots {
             var url = URL(fileURLWithPath: root)

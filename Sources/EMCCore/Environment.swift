@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #else
@@ -36,5 +37,11 @@ public enum EMCEnvironment {
         getrusage(RUSAGE_SELF, &usage)
         #endif
         return Int(usage.ru_maxrss) * 1024
+    }
+
+    /// This program's own file, links resolved (so a symlinked `emc` finds the files installed beside the real one).
+    public static var executablePath: String {
+        if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return link }
+        return URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().path
     }
 }

@@ -255,4 +255,6 @@ public enum FileSystem {
     }
 
     public static func baseName(_ path: String) -> String { splitPath(path).name }
+    /// The folder part of `path` ("." when it has none).
+    public static func splitDirectory(_ path: String) -> String { let d = splitPath(path).dir; return d.isEmpty ? (path.hasPrefix("/") ? "/" : ".") : d }
 }

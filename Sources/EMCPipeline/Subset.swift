@@ -5,7 +5,7 @@ import EMCVariants
 import Foundation
 
 /// How samples become floats for the trainer.
-public enum Normalization: String, Sendable, CaseIterable {
+public enum Normalization: String, Sendable, CaseIterable, Codable {
     /// Raw values (0...255 for images).
     case none
     /// Images divided by 255.

@@ -1,8 +1,17 @@
 import EMCCore
+import EMCPipeline
+import EMCShards
+import EMCTrainer
+import EMCTransforms
+import EMCVariants
 import Foundation
 
-/// An experiment manifest (`manifests/experiments/NAME.json`): a grid of data conditions × models ×
-/// optimizers, measured with the same rules, into one results log.
+/// An experiment manifest (`manifests/experiments/NAME.json`, schema in docs/experiments.md): a grid of data
+/// conditions × models × optimizers, measured with the same rules, into one results log.
+///
+/// Strict, because a typo must not silently change an experiment: an unknown key is an error that names it, and
+/// every model and optimizer spec is parsed when the manifest is loaded, before anything runs. Relative paths
+/// (data, variants, the log) are relative to the manifest's own folder, so a manifest means the same from anywhere.
 public struct Experiment: Codable, Sendable {
     public var name: String
     public var description: String?
@@ -16,29 +25,54 @@ public struct Experiment: Codable, Sendable {
     public var batch: Int?
     public var resolution: Double?
     public var fitThreshold: Double?
+    public var normalize: Normalization?
     public var log: String?
+    /// The folder the manifest was read from (relative paths resolve against it); not part of the JSON.
+    public var folder = "."
 
-    /// One variant to make with `emc perturb` (fields as its flags).
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, description, prepare, data, models, optimizers, seeds, epochs, batch, resolution, fitThreshold, normalize, log
+    }
+
+    /// One variant to make before the sweep (what `emc perturb` would make).
     public struct Preparation: Codable, Sendable {
         public var base: String
         public var out: String
+        /// "random" (random labels, over `classes` or the base's).
         public var labels: String?
+        public var classes: Int?
         public var labelNoise: Double?
         public var mergeClasses: Int?
-        public var mergeMode: String?
+        public var mergeMode: LabelTransform.MergeMode?
+        /// "gaussian", "permute" or "permute-each".
         public var inputs: String?
         public var seed: UInt64?
 
-        /// The `emc perturb` arguments.
-        public var arguments: [String] {
-            var a = [base, "--out", out]
-            if let labels { a += ["--labels", labels] }
-            if let labelNoise { a += ["--label-noise", "\(labelNoise)"] }
-            if let mergeClasses { a += ["--merge-classes", "\(mergeClasses)"] }
-            if let mergeMode { a += ["--merge-mode", mergeMode] }
-            if let inputs { a += ["--inputs", inputs] }
-            if let seed { a += ["--seed", "\(seed)"] }
-            return a
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case base, out, labels, classes, labelNoise, mergeClasses, mergeMode, inputs, seed
+        }
+
+        /// The variant request, with paths resolved against `folder`.
+        public func request(folder: String) throws -> PerturbRequest {
+            var r = PerturbRequest(base: resolve(base, against: folder), out: resolve(out, against: folder))
+            let seed = self.seed ?? 0
+            let given = [labels != nil, labelNoise != nil, mergeClasses != nil].filter { $0 }.count
+            guard given <= 1 else { throw EMCError(.invalidArgument, "prepare \(out): give one label transform (labels, labelNoise or mergeClasses)") }
+            if let labels {
+                guard labels == "random" else { throw EMCError(.invalidArgument, "prepare \(out): labels must be \"random\", not \"\(labels)\"") }
+                let baseClasses = try DatasetManifest.load(directory: r.base).classes.count
+                r.labels = .random(classes: classes ?? baseClasses, seed: seed)
+            }
+            if let p = labelNoise { r.labels = .noise(probability: p, seed: seed) }
+            if let k = mergeClasses { r.labels = .merge(classes: k, mode: mergeMode ?? .block, seed: seed) }
+            switch inputs {
+            case nil: break
+            case "gaussian": r.inputs = .gaussian(seed: seed)
+            case "permute": r.inputs = .permute(seed: seed)
+            case "permute-each": r.inputs = .permuteEach(seed: seed)
+            case let other?: throw EMCError(.invalidArgument, "prepare \(out): inputs must be gaussian, permute or permute-each, not \"\(other)\"")
+            }
+            return r
         }
     }
 
@@ -53,30 +87,67 @@ public struct Experiment: Codable, Sendable {
         data.flatMap { d in models.flatMap { m in optimizers.map { Cell(data: d, model: m, optimizer: $0) } } }
     }
 
-    public var logPath: String { log ?? "runs/\(name).jsonl" }
+    /// The results log, resolved against the manifest's folder.
+    public var logPath: String { resolve(log ?? "runs/\(name).jsonl", against: folder) }
+
+    /// The search settings of a cell: the manifest's rules, its paths resolved.
+    public func settings(_ cell: Cell) -> SearchSettings {
+        var s = SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
+        s.optimizer = cell.optimizer
+        if let seeds { s.seeds = seeds }
+        if let epochs { s.epochs = epochs }
+        if let batch { s.batch = batch }
+        if let resolution { s.resolution = resolution }
+        if let fitThreshold { s.fitThreshold = fitThreshold }
+        if let normalize { s.normalize = normalize }
+        s.log = logPath
+        return s
+    }
 
     public static func load(_ path: String) throws -> Experiment {
         let bytes = try ReadableFile.contents(of: path)
-        let experiment: Experiment
+        func bad(_ message: String, _ field: String? = nil) -> EMCError { EMCError(.format, message, file: path, place: field.map { .field($0) }) }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw bad("not a JSON object (an experiment manifest is {\"name\": ..., \"data\": [...], \"models\": [...], \"optimizers\": [...]})")
+        }
+        try rejectUnknown(object, known: CodingKeys.allCases.map(\.rawValue), at: nil, bad: bad)
+        for (i, item) in (object["prepare"] as? [[String: Any]] ?? []).enumerated() {
+            try rejectUnknown(item, known: Preparation.CodingKeys.allCases.map(\.rawValue), at: "prepare[\(i)]", bad: bad)
+        }
+        var experiment: Experiment
         do {
             experiment = try JSONDecoder().decode(Experiment.self, from: Data(bytes))
-        } catch {
-            throw EMCError(.format, "not a valid experiment manifest: \(error)", file: path)
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context), let DecodingError.dataCorrupted(context) {
+            throw bad(context.debugDescription, context.codingPath.map(\.stringValue).joined(separator: "."))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw bad("the manifest needs \"\(key.stringValue)\"", key.stringValue)
         }
+        experiment.folder = FileSystem.splitDirectory(path)
         guard !experiment.data.isEmpty, !experiment.models.isEmpty, !experiment.optimizers.isEmpty else {
-            throw EMCError(.format, "an experiment needs at least one data set, model and optimizer", file: path)
+            throw bad("an experiment needs at least one data set, model and optimizer")
+        }
+        // Every cell's settings are checked now, so a misspelt model fails before the first search, not hours in.
+        for (field, specs, parse) in [("models", experiment.models, { _ = try ModelSpec(parsing: $0) }),
+                                      ("optimizers", experiment.optimizers, { _ = try OptimizerSpec(parsing: $0) })] as [(String, [String], (String) throws -> Void)] {
+            for spec in specs {
+                do { try parse(spec) } catch let e as EMCError { throw bad(e.message, field) }
+            }
+        }
+        if let cell = experiment.cells.first {
+            do { _ = try experiment.settings(cell).fitOptions() } catch let e as EMCError { throw bad(e.message) }
         }
         return experiment
     }
 
-    /// The `emc run` arguments of a cell.
-    public func runArguments(_ cell: Cell) -> [String] {
-        var a = ["run", "--data", cell.data, "--model", cell.model, "--optimizer", cell.optimizer, "--log", logPath, "--json", "--quiet"]
-        if let seeds { a += ["--seeds", "\(seeds)"] }
-        if let epochs { a += ["--epochs", "\(epochs)"] }
-        if let batch { a += ["--batch", "\(batch)"] }
-        if let resolution { a += ["--resolution", "\(resolution)"] }
-        if let fitThreshold { a += ["--fit-threshold", "\(fitThreshold)"] }
-        return a
+    private static func rejectUnknown(_ object: [String: Any], known: [String], at prefix: String?, bad: (String, String?) -> EMCError) throws {
+        for key in object.keys.sorted() where !known.contains(key) {
+            let close = known.first { $0.hasPrefix(key) || key.hasPrefix($0) }.map { " (did you mean \"\($0)\"?)" } ?? ""
+            throw bad("unknown key \"\(key)\"\(close); the manifest may have \(known.joined(separator: ", "))", [prefix, key].compactMap { $0 }.joined(separator: "."))
+        }
     }
+}
+
+/// `path` when absolute, else `folder`/`path`.
+func resolve(_ path: String, against folder: String) -> String {
+    path.hasPrefix("/") || folder == "." ? path : FileSystem.join(folder, path)
 }

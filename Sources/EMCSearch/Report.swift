@@ -91,3 +91,28 @@ func pearson(_ x: [Double], _ y: [Double]) -> Double? {
     guard sxx > 0, syy > 0 else { return nil }
     return sxy / (sxx * syy).squareRoot()
 }
+
+extension Report {
+    /// The report as a person reads it: a Markdown table and the correlation line.
+    public var text: String {
+        let report = self
+        func o(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
+        let rows = report.rows.map { r -> [String] in
+            let emc = r.emcMedian.rounded() == r.emcMedian ? "\(Int(r.emcMedian))" : String(format: "%.1f", r.emcMedian)
+            let range = r.emcMin == r.emcMax ? "-" : "\(r.emcMin)–\(r.emcMax)"
+            return [r.condition, r.model, r.optimizer, "\(r.parameters)", emc, o(r.emcPerParameter), range, "\(r.seeds)",
+                    o(r.testAccuracy), o(r.generalizationGap), r.budgetExhaustedTrials > 0 ? "\(r.budgetExhaustedTrials)" : "-"]
+        }
+        var text = MarkdownTable.render(header: ["data", "model", "optimizer", "params", "EMC", "EMC/params", "range", "seeds",
+                                                "test acc", "gen. gap", "budget-exhausted"], rows: rows)
+        if let r = report.gainGapCorrelation {
+            text += String(format: "\n\ncorrelation between the EMC gained from true labels and the generalization gap: %.3f (%d models)", r, report.gainGapPairs)
+        } else if report.gainGapPairs > 0 {
+            text += "\n\n(\(report.gainGapPairs) true/random-label model pair(s): at least 3 are needed for a correlation)"
+        }
+        if report.rows.contains(where: { $0.budgetExhaustedTrials > 0 }) {
+            text += "\nbudget-exhausted trials count as not fitted: those EMCs are lower bounds for their epoch budget."
+        }
+        return text
+    }
+}

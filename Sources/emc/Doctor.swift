@@ -1,4 +1,5 @@
 import ArgumentParser
+import EMCBench
 import EMCCore
 import EMCTrainer
 import Foundation

@@ -227,7 +227,41 @@ struct ExperimentManifestTests {
             for m in exp.models { _ = try ModelSpec(parsing: m) }
             for o in exp.optimizers { _ = try OptimizerSpec(parsing: o) }
             #expect(!exp.cells.isEmpty)
-            #expect(exp.runArguments(exp.cells[0]).contains("--log"))
+            // Paths are relative to the manifest's folder: the shipped ones point at the repository's datasets/ and runs/.
+            let settings = exp.settings(exp.cells[0])
+            #expect(settings.log.hasPrefix(dir + "/../../runs/") && settings.data.hasPrefix(dir + "/../../datasets/"))
         }
+    }
+
+    func write(_ json: String, _ dir: TemporaryDirectory) throws -> String {
+        try FileSystem.createDirectory(dir.file("exp"))
+        try AtomicFileWriter.write(Array(json.utf8), to: dir.file("exp/e.json"))
+        return dir.file("exp/e.json")
+    }
+
+    @Test("an unknown key, a misspelt spec or a bad value is an error naming it before anything runs", arguments: [
+        (#"{"name": "e", "data": ["d"], "models": ["mlp:width=8"], "optimizers": ["sgd"], "epoch": 3}"#, "epoch", "did you mean \"epochs\""),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp:widht=8"], "optimizers": ["sgd"]}"#, "models", "widht"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp:width=8"], "optimizers": ["sgd:lr=2,lr=3"]}"#, "optimizers", "twice"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "batch": 0}"#, nil, "batch size"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "prepare": [{"base": "d", "out": "v", "label": "random"}]}"#, "prepare[0].label", "labels"),
+        (#"{"name": "e", "models": ["mlp"], "optimizers": ["sgd"]}"#, "data", "needs"),
+    ])
+    func strict(json: String, field: String?, words: String) throws {
+        let dir = TemporaryDirectory()
+        let path = try write(json, dir)
+        let e = #expect(throws: EMCError.self) { _ = try Experiment.load(path) }
+        #expect(e?.file == path && e?.place == field.map { .field($0) })
+        #expect(e?.description.contains(words) == true, "\(String(describing: e))")
+    }
+
+    @Test("relative paths resolve against the manifest's folder, absolute ones stay")
+    func paths() throws {
+        let dir = TemporaryDirectory()
+        let path = try write(#"{"name": "e", "data": ["sets/a", "/abs/b"], "models": ["mlp"], "optimizers": ["sgd"], "log": "out.jsonl", "seeds": 3}"#, dir)
+        let exp = try Experiment.load(path)
+        let tasks = SweepRunner.tasks(exp)
+        #expect(tasks.map(\.settings.data) == [dir.file("exp/sets/a"), "/abs/b"])
+        #expect(tasks.allSatisfy { $0.settings.log == dir.file("exp/out.jsonl") && $0.settings.seeds == 3 })
     }
 }

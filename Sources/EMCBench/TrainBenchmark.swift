@@ -4,8 +4,8 @@ import Foundation
 
 /// `emc bench train`: samples/s of forward + backward + SGD update at batch 128 on 1 thread, and the
 /// GFLOP/s its matrix products reach beside raw cblas_sgemm on the model's largest product.
-enum TrainBenchmark {
-    struct Row: Encodable {
+public enum TrainBenchmark {
+    public struct Row: Encodable, Sendable {
         var model: String
         var input: String
         var parameters: Int
@@ -29,7 +29,7 @@ enum TrainBenchmark {
         ("cnn:channels=32,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
     ]
 
-    static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double]) throws -> [Row] {
+    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double]) throws -> [Row] {
         var rows: [Row] = []
         for (specText, shape) in cases {
             let spec = try ModelSpec(parsing: specText)

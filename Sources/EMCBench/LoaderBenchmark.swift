@@ -8,8 +8,8 @@ import Foundation
 /// `emc bench loader`: float batches per second out of the pipeline, cached and streaming, beside the
 /// ceiling measured in the same run: the same pixels read from one raw file in batch-sized blocks and
 /// converted with the same lookup tables into the same batch buffer.
-enum LoaderBenchmark {
-    struct Row: Encodable {
+public enum LoaderBenchmark {
+    public struct Row: Encodable, Sendable {
         var data: String
         var path: String
         var samplesPerSecond: Double
@@ -17,7 +17,7 @@ enum LoaderBenchmark {
         var ofCeiling: Double
     }
 
-    static func run(directory: String, repeats: Int, progress: (String) -> Void) throws -> [Row] {
+    public static func run(directory: String, repeats: Int, progress: (String) -> Void) throws -> [Row] {
         var rows: [Row] = []
         let cases: [(String, Int)] = [("28×28×1", 60_000), ("32×32×3", 50_000), ("128×128×3", 5_000)]
         for (name, count) in cases {
@@ -103,10 +103,10 @@ enum LoaderBenchmark {
 }
 
 /// `emc bench read DIR`: stream a whole split once and report throughput and peak memory.
-enum ReadBenchmark {
-    struct Result: Encodable { var samples: Int; var seconds: Double; var samplesPerSecond: Double; var megabytesPerSecond: Double; var peakRSS: Int }
+public enum ReadBenchmark {
+    public struct Result: Encodable, Sendable { var samples: Int; var seconds: Double; var samplesPerSecond: Double; var megabytesPerSecond: Double; var peakRSS: Int }
 
-    static func run(directory: String, split: String) throws -> Result {
+    public static func run(directory: String, split: String) throws -> Result {
         let reader = try ShardSet(directory: directory).split(split, cacheChunks: 2)
         let sb = reader.schema.sampleBytes, batch = 256
         let data = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * sb, alignment: 64)

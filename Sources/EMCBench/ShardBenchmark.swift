@@ -8,8 +8,8 @@ import Glibc
 /// `emc bench shards`: codec size ratios, write speed, and sequential and random-order read speed,
 /// beside the ceiling measured in the same run: the same pixels read from one raw file into the same
 /// batch buffers.
-enum ShardBenchmark {
-    struct Row: Encodable {
+public enum ShardBenchmark {
+    public struct Row: Encodable, Sendable {
         var dataset: String
         var codec: String
         var ratio: Double
@@ -55,7 +55,7 @@ enum ShardBenchmark {
         return LabeledSamples(schema: schema, data: Array(data), labels: (0..<count).map { UInt32(rng.block(index: UInt64($0)).3 % 10) })
     }
 
-    static func run(samples count: Int, repeats: Int, codecs: [String], directory: String, progress: (String) -> Void) throws -> [Row] {
+    public static func run(samples count: Int, repeats: Int, codecs: [String], directory: String, progress: (String) -> Void) throws -> [Row] {
         var rows: [Row] = []
         let threads = EMCEnvironment.cpuCount
         for sparse in [false, true] {

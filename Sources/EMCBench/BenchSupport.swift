@@ -1,44 +1,42 @@
 import EMCCore
 import Foundation
 
-/// Timing and table printing shared by the `emc bench` commands.
-enum BenchTable {
+/// A benchmark's result: a titled table (Markdown, ready for docs/benchmarks.md) with the machine it ran on,
+/// and the typed rows behind it for `--json`.
+public struct BenchReport {
+    public var title: String
+    public var header: [String]
+    public var rows: [[String]]
+    private let records: @Sendable () throws -> Data
+
+    public init<R: Encodable & Sendable>(title: String, header: [String], rows: [[String]], records: R) {
+        self.title = title
+        self.header = header
+        self.rows = rows
+        self.records = {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            return try encoder.encode(BenchOutput(title: title, machine: BenchReport.machine, results: records))
+        }
+    }
+
     /// The machine line every benchmark prints, so a table is never read without its context.
-    static var machine: String {
+    public static var machine: String {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
         return "\(cpu), \(EMCEnvironment.cpuCount) cores, \(formatBytes(EMCEnvironment.physicalMemory)) RAM, EMC_THREADS=\(EMCEnvironment.threads)"
     }
 
-    static func print<R: Encodable>(title: String, header: [String], rows: [[String]], json: Bool, records: R) {
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            if let data = try? encoder.encode(BenchOutput(title: title, machine: machine, results: records)) {
-                Swift.print(String(decoding: data, as: UTF8.self))
-            }
-            return
-        }
-        Swift.print("\(title)\nmachine: \(machine)\n")
-        Swift.print(markdown(header: header, rows: rows))
-    }
+    /// Title, machine and the Markdown table.
+    public var text: String { "\(title)\nmachine: \(BenchReport.machine)\n\n" + MarkdownTable.render(header: header, rows: rows) }
 
-    /// A Markdown table, ready for docs/benchmarks.md.
-    static func markdown(header: [String], rows: [[String]]) -> String {
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        func line(_ cells: [String]) -> String {
-            "| " + cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
-        }
-        return ([line(header), "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"]
-                + rows.map(line)).joined(separator: "\n")
-    }
+    /// Title, machine and the typed rows as pretty JSON.
+    public func json() throws -> String { String(decoding: try records(), as: UTF8.self) }
 }
 
 struct BenchOutput<T: Encodable>: Encodable { var title: String; var machine: String; var results: T }
 
-/// Runs `body` `repeats` times and returns the median wall time in seconds.
 func medianSeconds(repeats: Int, _ body: () throws -> Void) rethrows -> Double {
     var times: [Double] = []
     for _ in 0..<max(1, repeats) {
@@ -71,10 +69,10 @@ func blackHole(_ value: UInt64) { benchSink ^= value }
 @inline(never)
 func blackHole(_ value: UInt32) { benchSink ^= UInt64(value) }
 
-enum CRCBenchmark {
-    struct Row: Encodable { var name: String; var gbPerSecond: Double; var ratio: Double }
+public enum CRCBenchmark {
+    public struct Row: Encodable, Sendable { var name: String; var gbPerSecond: Double; var ratio: Double }
 
-    static func run(bytes: Int, repeats: Int) -> [Row] {
+    public static func run(bytes: Int, repeats: Int) -> [Row] {
         let rng = CounterRNG(seed: 1, stream: .test)
         let words = (0..<(bytes / 8)).map { rng.word64(UInt64($0)) }
         return words.withUnsafeBytes { buffer in

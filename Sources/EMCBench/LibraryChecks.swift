@@ -4,17 +4,17 @@ import EMCShards
 import EMCTrainer
 
 /// One native library as `emc doctor` reports it: its version and a tiny real call that proves it works.
-struct LibraryCheck: Encodable {
-    var library: String
-    var version: String
-    var detail: String?
-    var ok: Bool
-    var error: String?
+public struct LibraryCheck: Encodable, Sendable {
+    public var library: String
+    public var version: String
+    public var detail: String?
+    public var ok: Bool
+    public var error: String?
 }
 
 /// The checks behind `emc doctor`, one per linked native library.
-enum LibraryChecks {
-    static func run() -> [LibraryCheck] {
+public enum LibraryChecks {
+    public static func run() -> [LibraryCheck] {
         [
             check("liblz4", LZ4.version) {
                 let input = sampleBytes()

@@ -1,0 +1,147 @@
+import EMCConvert
+import EMCCore
+import EMCFormats
+import EMCPipeline
+import EMCSearch
+import EMCShards
+import EMCTrainer
+import EMCVariants
+import Foundation
+
+private func f(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
+
+/// Each `emc bench` benchmark as a report: measured, then laid out as the table docs/benchmarks.md quotes.
+public enum BenchReports {
+    public static func crc(mebibytes: Int, repeats: Int) -> BenchReport {
+        let rows = CRCBenchmark.run(bytes: mebibytes << 20, repeats: repeats)
+        return BenchReport(title: "CRC32C over \(mebibytes) MiB (median of \(repeats))", header: ["path", "GB/s", "of memory ceiling"],
+                           rows: rows.map { [$0.name, f($0.gbPerSecond, 2), f($0.ratio * 100) + "%"] }, records: rows)
+    }
+
+    public static func shards(samples: Int, repeats: Int, codecs: [String], scratch: String, progress: (String) -> Void) throws -> BenchReport {
+        try FileSystem.createDirectory(scratch)
+        defer { FileSystem.removeTree(scratch) }
+        let rows = try ShardBenchmark.run(samples: samples, repeats: repeats, codecs: codecs, directory: scratch, progress: progress)
+        return BenchReport(
+            title: "Shard read/write, \(samples) samples per dataset (reads: median of \(repeats), 1 thread; writes: \(EMCEnvironment.cpuCount) threads)",
+            header: ["data", "codec", "ratio", "write MB/s", "seq samples/s", "seq MB/s", "seq / ceiling", "random samples/s", "random / ceiling"],
+            rows: rows.map { r in
+                [r.dataset, r.codec, f(r.ratio, 2), r.writeMBps > 0 ? f(r.writeMBps) : "-", f(r.sequentialSamplesPerSecond), f(r.sequentialMBps),
+                 f(r.sequentialOfCeiling * 100) + "%", f(r.randomSamplesPerSecond), f(r.randomOfCeiling * 100) + "%"]
+            }, records: rows)
+    }
+
+    /// `torchJSON`: the output of scripts/bench/torch_train.py --json, for PyTorch's figures beside emc's.
+    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?) throws -> BenchReport {
+        BLAS.configureThreads()
+        var torchRates: [String: Double] = [:]
+        var torchVersion = ""
+        if let torchJSON {
+            struct TorchFile: Decodable { var torch: String; var results: [Result]; struct Result: Decodable { var model: String; var input: String; var samplesPerSecond: Double } }
+            let file: TorchFile
+            do { file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: torchJSON))) } catch let e as DecodingError {
+                throw EMCError(.format, "not the JSON of scripts/bench/torch_train.py --json: \(e)", file: torchJSON)
+            }
+            torchVersion = " vs PyTorch \(file.torch)"
+            for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }
+        }
+        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates)
+        return BenchReport(
+            title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
+            header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],
+            rows: rows.map { r in
+                [r.model, r.input, "\(r.parameters)", f(r.samplesPerSecond), r.torchSamplesPerSecond.map { f($0) } ?? "-",
+                 r.torchSamplesPerSecond.map { f(r.samplesPerSecond / $0, 2) + "×" } ?? "-", f(r.gemmGFLOPs, 1), r.largestGemm, f(r.rawSgemmGFLOPs, 1),
+                 f(r.gemmGFLOPs / r.rawSgemmGFLOPs * 100) + "%"]
+            }, records: rows)
+    }
+
+    public static func loader(repeats: Int, scratch: String, progress: (String) -> Void) throws -> BenchReport {
+        try FileSystem.createDirectory(scratch)
+        defer { FileSystem.removeTree(scratch) }
+        let rows = try LoaderBenchmark.run(directory: scratch, repeats: repeats, progress: progress)
+        return BenchReport(title: "Pipeline: uint8 samples → normalised float batches of 128, one epoch (median of \(repeats)); consumer on 1 thread",
+                           header: ["data", "path", "samples/s", "MB/s (uint8)", "of ceiling"],
+                           rows: rows.map { [$0.data, $0.path, f($0.samplesPerSecond), f($0.megabytesPerSecond), f($0.ofCeiling * 100) + "%"] }, records: rows)
+    }
+
+    public static func read(directory: String, split: String) throws -> BenchReport {
+        let r = try ReadBenchmark.run(directory: directory, split: split)
+        return BenchReport(title: "Streaming one pass over \(directory) (\(split))", header: ["samples", "seconds", "samples/s", "MB/s", "peak RSS"],
+                           rows: [["\(r.samples)", f(r.seconds, 2), f(r.samplesPerSecond), f(r.megabytesPerSecond), formatBytes(r.peakRSS)]], records: r)
+    }
+
+    /// Converting ImageNet-size JPEGs (about 500×375, q90, made with libturbojpeg) to `size`×`size` shards.
+    public static func jpeg(images: Int, size: Int, scratch: String) throws -> BenchReport {
+        struct Row: Encodable, Sendable { var path: String; var threads: Int; var imagesPerSecond: Double; var perCore: Double }
+        try FileSystem.createDirectory(scratch)
+        defer { FileSystem.removeTree(scratch) }
+        // Photo-like content: smooth gradients, shapes and noise, so the JPEGs have realistic sizes.
+        let generator = try SyntheticImages(size: 500, classes: 10, seed: 3)
+        for i in 0..<images {
+            var pixels = [UInt8](repeating: 0, count: 500 * 500 * 3)
+            pixels.withUnsafeMutableBytes { generator.render(UInt64(i), into: $0) }
+            let photo = Resize.crop(RasterImage(width: 500, height: 500, channels: 3, pixels: pixels), x: 0, y: 62, width: 500, height: 375)
+            let dir = FileSystem.join(scratch, "raw/class\(i % 10)")
+            try FileSystem.createDirectory(dir)
+            try AtomicFileWriter.write(try JPEG.encode(photo, quality: 90), to: FileSystem.join(dir, "img\(i).JPEG"))
+        }
+        let (_, items) = try ImageFolder.scanClassFolders(FileSystem.join(scratch, "raw"))
+        var rows: [Row] = []
+        for scaling in [true, false] {
+            for threads in [1, EMCEnvironment.cpuCount] where threads == 1 || EMCEnvironment.cpuCount > 1 {
+                let time = try medianSeconds(repeats: 3) {
+                    try parallelFor(items.count, threads: threads) { k in _ = try ImageFolder.load(items[k].path, size: size, mode: .centerCrop, dctScaling: scaling) }
+                }
+                let rate = Double(items.count) / time
+                rows.append(Row(path: scaling ? "decode with DCT scaling + area resize" : "full decode + area resize", threads: threads,
+                                imagesPerSecond: rate, perCore: rate / Double(threads)))
+            }
+        }
+        // The whole conversion, as emc convert runs it (all cores, zstd-delta shards).
+        var options = ShardSetOptions()
+        options.threads = EMCEnvironment.cpuCount
+        var definition = try DatasetDefinition.load("image-folder")
+        definition.imageFolder?.size = size
+        let start = Clock.now()
+        _ = try Converter.run(ConvertRequest(dataset: definition, raw: FileSystem.join(scratch, "raw"), out: FileSystem.join(scratch, "out"), options: options), quiet: true)
+        let convert = Double(items.count) / (Clock.now() - start)
+        rows.append(Row(path: "emc convert image-folder (shards written)", threads: EMCEnvironment.cpuCount, imagesPerSecond: convert,
+                        perCore: convert / Double(EMCEnvironment.cpuCount)))
+        return BenchReport(title: "\(items.count) JPEGs of 500×375 (q90) to \(size)×\(size) (median of 3)", header: ["path", "threads", "images/s", "per core"],
+                           rows: rows.map { [$0.path, "\($0.threads)", f($0.imagesPerSecond), f($0.perCore)] }, records: rows)
+    }
+
+    /// The EMC search against the authors' method (every point of a fixed log grid trained), same model and rules.
+    public static func search(settings: SearchSettings, grid: (low: Int, high: Int, points: Int)?, progress: @escaping (String) -> Void) throws -> BenchReport {
+        struct Out: Encodable, Sendable { var search: SearchSummary; var grid: GridSearch.Result? }
+        BLAS.configureThreads()
+        var settings = settings
+        settings.log = "/tmp/emc-bench-search-\(getpid()).jsonl"
+        settings.finalEvaluation = false
+        defer { FileSystem.remove(settings.log) }
+        let run = try SearchRun(settings)
+        let search = try run.execute()
+        var result: GridSearch.Result?
+        if let grid {
+            var subset = SubsetOptions()
+            subset.normalize = settings.normalize
+            subset.threads = max(1, EMCEnvironment.cpuCount - 1)
+            let fitter = TrainingFitter(view: run.view, config: run.config, subsetOptions: subset)
+            let points = GridSearch.grid(low: grid.low, high: min(grid.high, run.config.maxSamples), points: grid.points)
+            let start = Clock.now()
+            result = try GridSearch.run(points, seed: 0, fitter: fitter) { o in
+                progress("  grid n=\(o.samples): \(o.result.rawValue), \(o.epochs) epochs, \(formatDuration(o.seconds))")
+            }
+            result!.seconds = Clock.now() - start
+        }
+        var rows = [["EMC search (doubling + bisection, 2%)", "\(search.emcMedian)", "\(search.trials)", String(format: "%.3g", search.sampleEpochs), formatDuration(search.seconds)]]
+        if let g = result, let grid {
+            rows.append(["authors' grid (\(grid.points) log points \(grid.low)–\(grid.high))", "\(g.emc)", "\(g.trials)", String(format: "%.3g", g.sampleEpochs), formatDuration(g.seconds)])
+            rows.append(["search / grid", f(search.emcMedian / Double(max(1, g.emc)), 2), "-", f(search.sampleEpochs / g.sampleEpochs, 2), f(search.seconds / g.seconds, 2)])
+        }
+        let c = run.config
+        return BenchReport(title: "EMC of \(c.model) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.maxEpochs) epochs",
+                           header: ["method", "EMC", "trials", "sample-epochs", "wall time"], rows: rows, records: Out(search: search, grid: result))
+    }
+}

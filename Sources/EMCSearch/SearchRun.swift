@@ -1,0 +1,189 @@
+import EMCCore
+import EMCPipeline
+import EMCTrainer
+import EMCVariants
+import Foundation
+
+/// The settings of one EMC search, as a user gives them (`emc run`'s options, one cell of an experiment
+/// manifest, one task of a sweep). Typed and Codable: the same value crosses from the command line, from a
+/// manifest and to a sweep's child process.
+public struct SearchSettings: Codable, Sendable, Equatable {
+    /// The shard set or variant folder.
+    public var data: String
+    public var model: String
+    public var optimizer = "sgd:lr=0.01,momentum=0.9"
+    public var batch = 128
+    /// Epoch budget per trial.
+    public var epochs = 300
+    /// Fraction of samples that must be classified correctly (1.0: all).
+    public var fitThreshold = 1.0
+    /// Convergence: epochs without relative loss improvement above `minImprovement`, and a full-batch gradient
+    /// norm below `gradientTolerance`, mean a minimum that does not fit.
+    public var patience = 20
+    public var minImprovement = 1e-3
+    public var gradientTolerance = 1e-3
+    public var normalize: Normalization = .standard
+    public var seeds = 1
+    /// First n of the doubling phase (nil: 10 × the number of classes).
+    public var start: Int?
+    /// Bisection stops when the bracket is within this fraction of the EMC.
+    public var resolution = 0.02
+    /// The results log (JSON lines).
+    public var log = "runs/emc.jsonl"
+    /// Retrain at the EMC point and measure train and test accuracy.
+    public var finalEvaluation = true
+
+    public init(data: String, model: String) {
+        self.data = data
+        self.model = model
+    }
+
+    /// The trainer's options, after every range check (each error names its setting).
+    public func fitOptions() throws -> FitOptions {
+        func bad(_ what: String) -> EMCError { EMCError(.invalidArgument, what) }
+        guard (1...(1 << 20)).contains(batch) else { throw bad("the batch size must be between 1 and 1048576, not \(batch)") }
+        guard epochs > 0 else { throw bad("the epoch budget must be positive, not \(epochs)") }
+        guard patience > 0 else { throw bad("the patience must be positive, not \(patience)") }
+        guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
+        guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
+        guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }
+        var f = FitOptions()
+        f.batchSize = batch
+        f.maxEpochs = epochs
+        f.fitThreshold = fitThreshold
+        f.patience = patience
+        f.minRelativeImprovement = minImprovement
+        f.gradientTolerance = gradientTolerance
+        f.evalBatch = max(batch, 1024)
+        return f
+    }
+}
+
+/// Something a search reports as it goes, for a command line or a log to show.
+public enum SearchEvent {
+    /// Before the first trial: the resolved configuration.
+    case started(SearchConfig)
+    /// A training epoch of the trial at n ended.
+    case epoch(n: Int, report: EpochReport)
+    /// A trial ended (`new`: trained now; otherwise read from the log).
+    case trial(TrialRecord, new: Bool)
+    /// A seed's search ended.
+    case seedFinished(SeedResult)
+}
+
+/// What a search found, for a person (`SearchSummary.lines`) or a machine (JSON).
+public struct SearchSummary: Codable, Sendable {
+    public var data: String
+    public var variant: String?
+    public var model: String
+    public var optimizer: String
+    public var parameters: Int
+    public var seeds: [SeedResult]
+    public var emcMedian: Double
+    public var emcMin: Int
+    public var emcMax: Int
+    public var emcPerParameter: Double
+    public var trials: Int
+    public var sampleEpochs: Double
+    public var seconds: Double
+    public var warnings: [SearchWarning]
+}
+
+/// A caveat on a search's result. Typed, so that each front end can say how to act on it in its own words.
+public enum SearchWarning: Codable, Sendable, Equatable {
+    /// Trials at these n ran out of the epoch budget: the seed's EMC is a lower bound for that budget.
+    case budgetExhausted(seed: Int, n: [Int], epochs: Int)
+    /// The model fitted every sample there is: the EMC is at least the data size.
+    case fittedEverything(samples: Int)
+}
+
+/// One EMC search, ready to run: the data opened, the specs parsed, the configuration resolved and checked
+/// (including that the model and batch fit in memory). What `emc run`, sweeps, benchmarks and tests call.
+public final class SearchRun {
+    public let settings: SearchSettings
+    public let view: DatasetView
+    public let config: SearchConfig
+
+    public init(_ settings: SearchSettings) throws {
+        self.settings = settings
+        guard (1...10_000).contains(settings.seeds) else {
+            throw EMCError(.invalidArgument, "the number of seeds must be between 1 and 10000, not \(settings.seeds)")
+        }
+        guard settings.resolution > 0 && settings.resolution < 1 else {
+            throw EMCError(.invalidArgument, "the resolution must be between 0 and 1, not \(settings.resolution)")
+        }
+        if let start = settings.start, start < 1 { throw EMCError(.invalidArgument, "the first n must be at least 1, not \(start)") }
+        let fit = try settings.fitOptions()
+        view = try DatasetView(directory: settings.data)
+        let model = try ModelSpec(parsing: settings.model)
+        let optimizer = try OptimizerSpec(parsing: settings.optimizer)
+        guard let train = view.manifest.splits["train"], train.samples > 0 else { throw EMCError(.missing, "no train split with samples", file: settings.data) }
+        let schema = view.schema
+        let shape = schema.kind == .image ? FeatureShape(height: schema.height, width: schema.width, channels: schema.channels) : .vector(schema.features)
+        try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
+        let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
+        config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
+                              model: model, optimizer: optimizer, fit: fit, normalize: settings.normalize.rawValue,
+                              start: settings.start ?? 10 * view.classes.count, resolution: settings.resolution, seeds: settings.seeds,
+                              maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
+    }
+
+    /// What the search will do at most, without training: trials per seed (doubling from the start to the data
+    /// size, then bisection to the resolution) and the sample-epochs they cost if every trial used its whole budget.
+    public var plan: SearchPlan {
+        var doublings: [Int] = []
+        var n = min(config.start, config.maxSamples)
+        while true {
+            doublings.append(n)
+            if n >= config.maxSamples { break }
+            n = min(config.maxSamples, n * 2)
+        }
+        let bisections = Int(ceil(log2(1 / config.resolution))) + 1
+        let top = doublings.last ?? config.start
+        let perSeed = doublings.count + bisections
+        let sampleEpochs = (Double(doublings.reduce(0, +)) + Double(bisections) * Double(top)) * Double(config.fit.maxEpochs)
+        return SearchPlan(seeds: config.seeds, maxTrialsPerSeed: perSeed, doublingSizes: doublings,
+                          maxSampleEpochs: sampleEpochs * Double(config.seeds), parameters: config.parameters)
+    }
+
+    /// Runs every seed's search, appending each trial to the log, and summarises.
+    public func execute(events: @escaping (SearchEvent) -> Void = { _ in }) throws -> SearchSummary {
+        let start = Clock.now()
+        let log = try ResultsLog(path: settings.log)
+        var subsetOptions = SubsetOptions()
+        subsetOptions.normalize = settings.normalize
+        subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
+        let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
+        let search = EMCSearch(config: config, log: log, fitter: fitter)
+        events(.started(config))
+        fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) }
+        search.onTrial = { record, new in events(.trial(record, new: new)) }
+        var results: [SeedResult] = []
+        for seed in 0..<config.seeds {
+            let result = try search.search(seed: seed, evaluateFinal: settings.finalEvaluation)
+            results.append(result)
+            events(.seedFinished(result))
+        }
+        var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
+            .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, epochs: config.fit.maxEpochs)
+        }
+        if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }
+        let emcs = results.map { Double($0.emc) }
+        return SearchSummary(data: config.dataName, variant: config.variant, model: config.model.description, optimizer: config.optimizer.description,
+                             parameters: config.parameters, seeds: results, emcMedian: median(emcs), emcMin: Int(emcs.min() ?? 0),
+                             emcMax: Int(emcs.max() ?? 0), emcPerParameter: median(emcs) / Double(config.parameters),
+                             trials: results.reduce(0) { $0 + $1.trials }, sampleEpochs: results.reduce(0) { $0 + $1.sampleEpochs },
+                             seconds: Clock.now() - start, warnings: warnings)
+    }
+}
+
+/// An upper bound on a search's work, for a dry run.
+public struct SearchPlan: Codable, Sendable {
+    public var seeds: Int
+    public var maxTrialsPerSeed: Int
+    /// The sizes the doubling phase visits (the bisection then works inside the first bracket).
+    public var doublingSizes: [Int]
+    /// Sample-epochs if every trial ran its whole epoch budget (training only).
+    public var maxSampleEpochs: Double
+    public var parameters: Int
+}

@@ -1,0 +1,128 @@
+import EMCCore
+import EMCShards
+import EMCVariants
+import Foundation
+
+/// One search of a sweep, as an executor runs it: self-contained, so it can run in another process or on
+/// another machine (a Slurm task) from its JSON alone.
+public struct SweepTask: Codable, Sendable {
+    public var index: Int
+    public var label: String
+    public var settings: SearchSettings
+}
+
+/// A task that did not finish, and why.
+public struct SweepFailure: Codable, Sendable, Error {
+    public var task: SweepTask
+    public var reason: String
+}
+
+/// Runs a sweep's tasks somewhere: processes on this machine now, a cluster scheduler later. Tasks are
+/// independent; each appends to the experiment's results log and resumes from it when rerun.
+public protocol SweepExecutor {
+    /// Runs every task, calling `finished` after each; returns the tasks that failed (a failure does not stop the others).
+    func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> [SweepFailure]
+}
+
+/// A sweep: the experiment's variants prepared, its cells run by an executor, its log reported.
+public enum SweepRunner {
+    /// The tasks of an experiment, in grid order.
+    public static func tasks(_ experiment: Experiment) -> [SweepTask] {
+        experiment.cells.enumerated().map { i, cell in
+            SweepTask(index: i, label: "\(cell.model) on \(cell.data) with \(cell.optimizer)", settings: experiment.settings(cell))
+        }
+    }
+
+    /// Makes the variants the experiment lists under "prepare" that are not there yet; returns their folders.
+    @discardableResult
+    public static func prepare(_ experiment: Experiment) throws -> [String] {
+        var made: [String] = []
+        for preparation in experiment.prepare ?? [] {
+            let request = try preparation.request(folder: experiment.folder)
+            if FileSystem.exists(FileSystem.join(request.out, DatasetManifest.fileName)) { continue }
+            _ = try VariantBuilder.make(request)
+            made.append(request.out)
+        }
+        return made
+    }
+}
+
+/// The local executor: each task is a child process (`command(taskFile)` gives its arguments, for example
+/// `emc run --settings FILE`) with one BLAS thread, `jobs` at a time. SIGTERM or SIGINT to the sweep reaches every
+/// running child; the sweep waits for them, starts no new task, and reports the interruption: nothing is orphaned,
+/// and a rerun resumes from the log.
+public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
+    public let jobs: Int
+    public let executable: String
+    public let command: (String) -> [String]
+    private let lock = NSLock()
+    private var running: [Int32: Process] = [:]
+    private var interrupted: Int32?
+
+    public init(jobs: Int, executable: String, command: @escaping (String) -> [String]) {
+        self.jobs = max(1, jobs)
+        self.executable = executable
+        self.command = command
+    }
+
+    public func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> [SweepFailure] {
+        let scratch = "/tmp/emc-sweep-\(getpid())"
+        try FileSystem.createDirectory(scratch)
+        defer { FileSystem.removeTree(scratch) }
+        let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.forward(sig) }
+            source.resume()
+            return source
+        }
+        defer { for (source, sig) in zip(sources, [SIGTERM, SIGINT]) { source.cancel(); signal(sig, SIG_DFL) } }
+        let failures = ResultSlots<SweepFailure>(tasks.count)
+        try parallelFor(tasks.count, threads: jobs) { i in
+            let task = tasks[i]
+            do {
+                try self.runChild(task, scratch: scratch)
+            } catch {
+                failures.set(i, SweepFailure(task: task, reason: "\(error)"))
+            }
+            finished(task)
+        }
+        if let sig = interrupted {
+            throw EMCError(.io, "the sweep was interrupted by signal \(sig); its running searches were stopped and resume from the log on the next run")
+        }
+        return (0..<tasks.count).compactMap { failures.get($0) }
+    }
+
+    private func forward(_ sig: Int32) {
+        lock.lock(); defer { lock.unlock() }
+        interrupted = sig
+        for pid in running.keys { kill(pid, sig) }
+    }
+
+    private func runChild(_ task: SweepTask, scratch: String) throws {
+        let file = FileSystem.join(scratch, "task-\(task.index).json")
+        try AtomicFileWriter.write(Array(try JSONEncoder().encode(task.settings)), to: file)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = command(file)
+        var environment = ProcessInfo.processInfo.environment
+        environment["EMC_THREADS"] = "1"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.standardError
+        lock.lock()
+        if let sig = interrupted {
+            lock.unlock()
+            throw EMCError(.io, "not started: the sweep was interrupted by signal \(sig)")
+        }
+        try process.run()
+        running[process.processIdentifier] = process
+        lock.unlock()
+        process.waitUntilExit()
+        lock.lock(); running[process.processIdentifier] = nil; lock.unlock()
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            let how = process.terminationReason == .exit ? "exited with status \(process.terminationStatus)" : "was stopped by signal \(process.terminationStatus)"
+            throw EMCError(.library, "\(task.label): the search \(how)")
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import EMCCore
+import EMCSearch
+import Foundation
+
+/// How `emc run` shows a search: a line per trial, a bar per trial's epochs on a terminal, the per-seed results,
+/// the headline and the warnings with the flag that addresses each. With --json the lines go to stderr
+/// (unless --quiet) and the summary to stdout.
+final class SearchPrinter {
+    let output: OutputOptions
+    private var bar: ProgressReporter?
+    private var budget = 0
+
+    init(output: OutputOptions) { self.output = output }
+
+    func say(_ line: String) {
+        if output.quiet { return }
+        if !output.json {
+            print(line)
+        } else {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+
+    func event(_ event: SearchEvent) {
+        switch event {
+        case .started(let config):
+            budget = config.fit.maxEpochs
+            say("EMC search: \(config.model) (\(config.parameters) parameters) on \(config.dataName)\(config.variant.map { " [\($0)]" } ?? ""), "
+                + "\(config.optimizer), batch \(config.fit.batchSize), ≤ \(config.fit.maxEpochs) epochs, \(config.seeds) seed(s)")
+        case .epoch(let n, let report):
+            if bar == nil { bar = ProgressReporter("  n=\(n)", total: budget, unit: "epochs", quiet: output.quiet || output.json) }
+            bar?.set(completed: report.epoch)
+        case .trial(let record, let new):
+            bar?.finish()
+            bar = nil
+            let outcome = record.result.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
+            say(String(format: "  seed %d  n=%-7d %@ %4d epochs  loss %.4f  wrong %-6d %@%@", record.seed, record.n, outcome, record.epochs,
+                       record.loss, record.wrong, formatDuration(record.seconds), new ? "" : "  (from the log)"))
+        case .seedFinished:
+            break
+        }
+    }
+
+    func summary(_ summary: SearchSummary) throws {
+        if output.json { return try printJSON(summary) }
+        print("")
+        for r in summary.seeds {
+            let accuracy = zipOptional(r.trainAccuracy, r.testAccuracy).map { String(format: "; train %.3f, test %.3f, gap %.3f", $0, $1, $0 - $1) } ?? ""
+            let bracket = r.firstUnfitted.map { ", first unfitted \($0) (resolution \(String(format: "%.1f%%", 100 * (r.resolution ?? 0))))" } ?? ", fitted everything"
+            print("  seed \(r.seed): EMC \(r.emc)" + bracket + ", \(r.trials) trials" + accuracy)
+        }
+        let emc = summary.emcMedian.rounded() == summary.emcMedian ? "\(Int(summary.emcMedian))" : String(format: "%.1f", summary.emcMedian)
+        print(String(format: "EMC %@ (range %d–%d), %d parameters, EMC/params %.3f, %d trials, %.3g sample-epochs, %@", emc,
+                     summary.emcMin, summary.emcMax, summary.parameters, summary.emcPerParameter, summary.trials, summary.sampleEpochs,
+                     formatDuration(summary.seconds)))
+        for w in summary.warnings { print("warning: " + Self.text(w)) }
+    }
+
+    func plan(_ search: SearchRun) throws {
+        let plan = search.plan
+        if output.json { return try printJSON(plan) }
+        let c = search.config
+        print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.maxEpochs) epochs")
+        print("  \(plan.seeds) seed(s), at most \(plan.maxTrialsPerSeed) trials each; doubling visits n = \(plan.doublingSizes.map(String.init).joined(separator: ", "))")
+        print(String(format: "  at most %.3g sample-epochs of training (every trial using its whole budget); trials already in %@ are not repeated",
+                     plan.maxSampleEpochs, search.settings.log))
+    }
+
+    /// A warning in words, with the flag that addresses it.
+    static func text(_ warning: SearchWarning) -> String {
+        switch warning {
+        case .budgetExhausted(let seed, let n, let epochs):
+            return "seed \(seed): \(n.count) trial(s) ran out of the \(epochs)-epoch budget (n = \(n.map(String.init).joined(separator: ", "))); "
+                + "the EMC is a lower bound for this budget (--epochs raises it)"
+        case .fittedEverything(let samples):
+            return "the model fitted all \(samples) samples: the EMC is at least the data size"
+        }
+    }
+}
