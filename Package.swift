@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .target(name: "EMCTestSupport", dependencies: ["EMCCore"], path: "Tests/EMCTestSupport"),
+        .target(name: "EMCTestSupport", dependencies: ["EMCCore", "EMCShards"], path: "Tests/EMCTestSupport"),
         .testTarget(name: "EMCCoreTests", dependencies: ["EMCCore", "EMCTestSupport"]),
         .testTarget(name: "EMCFormatsTests", dependencies: ["EMCFormats", "EMCTestSupport"]),
         .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
@@ -67,6 +67,8 @@ let package = Package(
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
         .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCVariants", "EMCTrainer", "EMCConvert", "EMCTestSupport"]),
         .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCCommandTests", dependencies: ["emc", "EMCSearch", "EMCPipeline", "EMCTestSupport",
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCVariants", "EMCTestSupport"]),
     ]
 )

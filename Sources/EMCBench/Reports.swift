@@ -40,7 +40,7 @@ public enum BenchReports {
             struct TorchFile: Decodable { var torch: String; var results: [Result]; struct Result: Decodable { var model: String; var input: String; var samplesPerSecond: Double } }
             let file: TorchFile
             do { file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: torchJSON))) } catch let e as DecodingError {
-                throw EMCError(.format, "not the JSON of scripts/bench/torch_train.py --json: \(e)", file: torchJSON)
+                throw EMCError(.format, "not the JSON output of scripts/bench/torch_train.py: \(e)", file: torchJSON)
             }
             torchVersion = " vs PyTorch \(file.torch)"
             for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }

@@ -119,7 +119,7 @@ public enum Converter {
         guard let existing = try? DatasetManifest.load(directory: request.out) else { return nil }
         if existing.provenance.options["runKey"] == writer.key { return existing }
         guard request.force else {
-            throw EMCError(.invalidArgument, "\(request.out) already holds a different shard set (\(existing.name)); pass --force to replace it, or choose another --out")
+            throw EMCError(.invalidArgument, "already holds a different shard set (\(existing.name))", file: request.out, remedy: .replaceOutput)
         }
         ShardSetFiles.remove(request.out, manifest: existing)
         return nil

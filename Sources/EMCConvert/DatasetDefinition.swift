@@ -87,6 +87,12 @@ public struct DatasetDefinition: Codable, Sendable {
         return paths
     }
 
+    /// The names of the definitions found in the first manifests folder that has any.
+    public static func knownNames(manifests: String? = nil) -> [String] {
+        searchPaths(explicit: manifests).lazy.compactMap { try? FileSystem.list($0) }.first { !$0.isEmpty }?
+            .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) } ?? []
+    }
+
     /// The definition named `nameOrPath` (a name like `fashion-mnist`, or a path to a `.json` file).
     public static func load(_ nameOrPath: String, manifests: String? = nil) throws -> DatasetDefinition {
         let path: String
@@ -95,11 +101,10 @@ public struct DatasetDefinition: Codable, Sendable {
         } else {
             let candidates = searchPaths(explicit: manifests).map { FileSystem.join($0, nameOrPath + ".json") }
             guard let found = candidates.first(where: FileSystem.exists) else {
-                let known = searchPaths(explicit: manifests).lazy.compactMap { try? FileSystem.list($0) }.first { !$0.isEmpty }?
-                    .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) } ?? []
+                let known = knownNames(manifests: manifests)
                 throw EMCError(.missing, "unknown dataset '\(nameOrPath)'" + (known.isEmpty
-                    ? " (no manifests/datasets folder found: pass --manifests DIR or set EMC_MANIFESTS)"
-                    : "; known datasets: \(known.joined(separator: ", "))"))
+                    ? " (no manifests/datasets folder found)" : "; known datasets: \(known.joined(separator: ", "))"),
+                    remedy: known.isEmpty ? .definitionsFolder : nil)
             }
             path = found
         }

@@ -27,7 +27,7 @@ struct ImageFolderSource: ConversionSource {
         let def = request.dataset
         let layout = try ImageFolderSource.layout(def, raw: request.raw)
         let size = request.imageSize ?? layout.size
-        guard (1...1024).contains(size) else { throw EMCError(.invalidArgument, "--size must be 1...1024, got \(size)") }
+        guard (1...1024).contains(size) else { throw EMCError(.invalidArgument, "the image size must be 1...1024, not \(size)") }
         let options = Options(size: size, mode: request.resize, skipBad: request.skipBad, maxPixels: request.maxPixels, threads: request.options.threads)
         let trainRoot = layout.train == "." ? request.raw : FileSystem.join(request.raw, layout.train)
         let (folders, trainItems) = try ImageFolder.scanClassFolders(trainRoot)
@@ -55,7 +55,7 @@ struct ImageFolderSource: ConversionSource {
                     if let reason = bad.get(k) { skipped.append(item.path); log("skipped \(reason)") } else { kept.append(item) }
                 }
                 guard !kept.isEmpty else {
-                    throw EMCError(.format, "none of the \(items.count) images of split '\(name)' decodes (all skipped by --skip-bad)", file: request.raw)
+                    throw EMCError(.format, "none of the \(items.count) images of split '\(name)' decodes (all would be skipped)", file: request.raw)
                 }
                 lists[i] = (name, kept)
             }

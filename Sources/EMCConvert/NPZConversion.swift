@@ -78,12 +78,12 @@ struct NPZSource: ConversionSource {
         } else {
             count = maxLabel + 1
             guard count <= 65_536, count <= 10 * max(1, seen.count) else {
-                throw EMCError(.format, "the labels run up to \(maxLabel) but only \(seen.count) distinct values occur; "
-                               + "if \(count) classes is right, say so with --classes \(count)", file: request.raw)
+                throw EMCError(.format, "the labels run up to \(maxLabel) but only \(seen.count) distinct values occur", file: request.raw,
+                               remedy: .giveClassCount(count))
             }
         }
         guard maxLabel < count else {
-            throw EMCError(.format, "label \(maxLabel) exceeds the \(count) classes \(def.classes.isEmpty ? "--classes gives" : "the definition names")", file: request.raw)
+            throw EMCError(.format, "label \(maxLabel) exceeds the \(count) classes \(def.classes.isEmpty ? "given" : "the definition names")", file: request.raw)
         }
         return ClassInfo(count: count, names: def.classes.isEmpty ? (0..<count).map { "class \($0)" } : def.classes)
     }

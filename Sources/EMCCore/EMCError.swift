@@ -51,9 +51,12 @@ public struct EMCError: Error, Sendable, Equatable, CustomStringConvertible {
     public var place: Place?
     public var expected: String?
     public var found: String?
+    /// What the user can do about it, when there is one thing to do.
+    public var remedy: Remedy?
 
     public init(_ kind: Kind, _ message: String, file: String? = nil, place: Place? = nil,
-                expected: String? = nil, found: String? = nil) {
+                expected: String? = nil, found: String? = nil, remedy: Remedy? = nil) {
+        self.remedy = remedy
         self.kind = kind
         self.message = message
         self.file = file
@@ -82,7 +85,42 @@ public struct EMCError: Error, Sendable, Equatable, CustomStringConvertible {
         case let (nil, f?): text += " (found \(f))"
         default: break
         }
+        if let remedy { text += "; " + remedy.description }
         return text
+    }
+}
+
+/// What a user can do about an error. Typed, because libraries know no command line: the library says it in
+/// plain words (`description`), and the command line names the flag that does it.
+public enum Remedy: Sendable, Equatable, CustomStringConvertible {
+    /// Replace what is already at the output (a shard set or variant).
+    case replaceOutput
+    /// Choose another output folder.
+    case otherOutput
+    /// Raise the image pixel limit (the file is genuine).
+    case raisePixelLimit
+    /// State the number of classes (this many, when known).
+    case giveClassCount(Int?)
+    /// Use a smaller model or batch.
+    case smallerModelOrBatch
+    /// Normalise inputs another way (unit or none).
+    case otherNormalization
+    /// Say where the dataset definitions are.
+    case definitionsFolder
+    /// Choose which splits change.
+    case chooseSplits
+
+    public var description: String {
+        switch self {
+        case .replaceOutput: return "allow replacing it, or choose another output folder"
+        case .otherOutput: return "choose another output folder"
+        case .raisePixelLimit: return "raise the pixel limit if the file is genuine"
+        case .giveClassCount(let n): return n.map { "if \($0) classes is right, give the class count" } ?? "give the class count"
+        case .smallerModelOrBatch: return "choose a smaller model or batch"
+        case .otherNormalization: return "normalise by 255 or not at all instead"
+        case .definitionsFolder: return "say where the dataset definitions are (or set EMC_MANIFESTS)"
+        case .chooseSplits: return "relabel every split"
+        }
     }
 }
 

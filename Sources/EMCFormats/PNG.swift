@@ -69,7 +69,7 @@ public enum PNG {
 func checkPixelLimit(width: Int, height: Int, maxPixels: Int, format: String, file: String) throws {
     guard width > 0, height > 0 else { throw EMCError(.format, "\(format) has an impossible size \(width)×\(height)", file: file) }
     guard width * height <= maxPixels else {
-        throw EMCError(.invalidArgument, "\(format) image is \(width)×\(height) = \(width * height) pixels, above the limit of \(maxPixels) "
-                       + "(raise it with --max-pixels if the file is genuine)", file: file)
+        throw EMCError(.invalidArgument, "\(format) image is \(width)×\(height) = \(width * height) pixels, above the limit of \(maxPixels)",
+                       file: file, remedy: .raisePixelLimit)
     }
 }

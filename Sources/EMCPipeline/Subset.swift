@@ -265,11 +265,11 @@ struct FloatConverter: Sendable {
             if schema.kind == .image { a = [Float](repeating: 1 / 255, count: width) }
         case .standard:
             guard statistics.mean.count == width, statistics.std.count == width else {
-                throw EMCError(.format, "the manifest has no per-channel statistics to standardise with; use --normalize unit or none")
+                throw EMCError(.format, "the manifest has no per-channel statistics to standardise with", remedy: .otherNormalization)
             }
             if let c = (0..<width).first(where: { k in !statistics.mean[k].isFinite || !statistics.std[k].isFinite || statistics.std[k] < 0 }) {
                 throw EMCError(.format, "the manifest's statistics are damaged: channel \(c) has mean \(statistics.mean[c]) and std \(statistics.std[c]) "
-                               + "(a std must be a finite number ≥ 0); reconvert the set, or use --normalize unit or none", place: .field("statistics"))
+                               + "(a std must be a finite number ≥ 0); reconvert the set", place: .field("statistics"), remedy: .otherNormalization)
             }
             for c in 0..<width {
                 // A constant channel (std 0) is only shifted: there is nothing to scale.

@@ -112,8 +112,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         guard let bytes, bytes <= memoryLimit else {
             let need = bytes.map { String(format: "about %.1f GiB", Double($0) / Double(1 << 30)) } ?? "more memory than can be counted"
             throw EMCError(.invalidArgument, "\(self) with batches of \(maxBatch) needs \(need) for its parameters, optimizer state and "
-                           + "activations; this machine has \(String(format: "%.1f GiB", Double(memoryLimit) / Double(1 << 30))) "
-                           + "(choose a smaller model or --batch)")
+                           + "activations; this machine has \(String(format: "%.1f GiB", Double(memoryLimit) / Double(1 << 30)))",
+                           remedy: .smallerModelOrBatch)
         }
     }
 

@@ -48,7 +48,7 @@ public enum ContactSheet {
     public static func make(directory: String, split: String = "train", perClass: Int = 12, maxClasses: Int = 100,
                             scale: Int = 2) throws -> RasterImage {
         guard (1...100).contains(perClass) else {
-            throw EMCError(.invalidArgument, "a contact sheet shows 1 to 100 samples per class (--per-class), not \(perClass)")
+            throw EMCError(.invalidArgument, "a contact sheet shows 1 to 100 samples per class, not \(perClass)")
         }
         let set = try DatasetView(directory: directory)
         guard set.schema.kind == .image else {

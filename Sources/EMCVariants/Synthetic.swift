@@ -13,8 +13,8 @@ public struct SyntheticImages: Sendable {
     public let seed: UInt64
 
     public init(size: Int, classes: Int, seed: UInt64) throws {
-        guard size >= 8 && size <= 1024 else { throw EMCError(.invalidArgument, "--size must be 8...1024, got \(size)") }
-        guard classes >= 2 && classes <= 1000 else { throw EMCError(.invalidArgument, "--classes must be 2...1000, got \(classes)") }
+        guard size >= 8 && size <= 1024 else { throw EMCError(.invalidArgument, "the image size must be 8...1024, not \(size)") }
+        guard classes >= 2 && classes <= 1000 else { throw EMCError(.invalidArgument, "the number of classes must be 2...1000, not \(classes)") }
         self.size = size
         self.classes = classes
         self.seed = seed

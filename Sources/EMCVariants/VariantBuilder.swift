@@ -33,7 +33,7 @@ public struct PerturbRequest: Sendable {
 public enum VariantBuilder {
     public static func make(_ request: PerturbRequest, progress: ProgressReporter? = nil) throws -> DatasetManifest {
         guard request.labels != nil || request.inputs != nil else {
-            throw EMCError(.invalidArgument, "nothing to do: give a label transform (--labels, --label-noise, --merge-classes) or an input transform (--inputs)")
+            throw EMCError(.invalidArgument, "nothing to do: give a label transform (random labels, label noise or merged classes) or an input transform")
         }
         let base = try DatasetView(directory: request.base)
         let baseClasses = base.classes
@@ -48,8 +48,8 @@ public enum VariantBuilder {
                 let all = base.splitNames
                 if let chosen = request.labelSplits, Set(chosen) != Set(all) {
                     throw EMCError(.invalidArgument, "\(labels) changes the label space (\(baseClasses.count) → \(labels.outputClasses(input: baseClasses.count)) classes), "
-                                   + "so every split must be relabelled; --splits \(chosen.joined(separator: ",")) would leave "
-                                   + "\(all.filter { !chosen.contains($0) }.joined(separator: ", ")) with labels of the old space")
+                                   + "so every split must be relabelled; relabelling only \(chosen.joined(separator: ", ")) would leave "
+                                   + "\(all.filter { !chosen.contains($0) }.joined(separator: ", ")) with labels of the old space", remedy: .chooseSplits)
                 }
                 labelSplits = all
             }
@@ -99,13 +99,13 @@ public enum VariantBuilder {
     static func checkOutput(_ request: PerturbRequest, base: DatasetView) throws {
         let out = FileSystem.canonicalPath(request.out)
         if let owner = base.chain.first(where: { FileSystem.canonicalPath($0) == out }) {
-            throw EMCError(.invalidArgument, "--out is \(owner == base.directory ? "the base set itself" : "a set the base is built on") "
-                           + "(\(owner)); a variant needs a folder of its own", file: request.out)
+            throw EMCError(.invalidArgument, "the output folder is \(owner == base.directory ? "the base set itself" : "a set the base is built on") "
+                           + "(\(owner)); a variant needs a folder of its own", file: request.out, remedy: .otherOutput)
         }
         guard FileSystem.isDirectory(request.out), let existing = try? FileSystem.list(request.out), !existing.isEmpty else { return }
         guard request.force else {
-            throw EMCError(.invalidArgument, "\(request.out) is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : "")); "
-                           + "pass --force to replace what is there, or choose another --out", file: request.out)
+            throw EMCError(.invalidArgument, "the output folder is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : ""))",
+                           file: request.out, remedy: .replaceOutput)
         }
         if let manifest = try? DatasetManifest.load(directory: request.out) {
             ShardSetFiles.remove(request.out, manifest: manifest)
@@ -120,7 +120,7 @@ public enum VariantBuilder {
         if let shard = base.manifest.provenance.options["shardBytes"].flatMap(Int.init) { options.shardBytes = shard }
         options.threads = request.threads
         let writer = try ShardSetWriter(directory: request.out, name: name, schema: base.schema, classes: classes, options: options,
-                                        decoder: "perturb --materialize", sources: [SourceFile(file: request.base, bytes: 0, md5: base.manifest.contentId)],
+                                        decoder: "perturb (materialized)", sources: [SourceFile(file: request.base, bytes: 0, md5: base.manifest.contentId)],
                                         extraOptions: ["transform": transformText])
         writer.setCodec(options.codec ?? CodecSpec.automatic(for: base.schema, sample: nil))
         writer.setStatistics(base.manifest.statistics)

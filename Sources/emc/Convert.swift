@@ -9,7 +9,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a raw dataset (IDX, CIFAR, JPEG/PNG folders, NPZ batches, tabular CSV) into a shard set.",
         discussion: """
-        DATASET is a name from manifests/datasets (mnist, fashion-mnist, cifar10, cifar100, imagenet, image-folder) or a path \
+        DATASET is a name from manifests/datasets (\(DatasetDefinition.knownNames().joined(separator: ", "))) or a path \
         to such a JSON file. image-folder reads any root/<class>/<image> tree of JPEG and PNG files.
         Samples are written in a seeded random order, so any prefix is a uniform random subset.
         Rerunning an interrupted conversion resumes it; rerunning a finished one does nothing.
@@ -45,7 +45,7 @@ struct Convert: ParsableCommand {
     var chunkSize = 1024
 
     @Option(help: "Worker threads (default: all cores).")
-    var threads = EMCEnvironment.cpuCount
+    var threads: Int?
 
     @Option(help: "Image folders: output side in pixels (default: the dataset definition's, 64 for image-folder).")
     var size: Int?
@@ -74,7 +74,7 @@ struct Convert: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard shardSize > 0, chunkSize > 0, threads > 0 else { throw ValidationError("--shard-size, --chunk-size and --threads must be positive") }
+        guard shardSize > 0, chunkSize > 0, (threads ?? 1) > 0 else { throw ValidationError("--shard-size, --chunk-size and --threads must be positive") }
         if let s = shardSamples, s <= 0 { throw ValidationError("--shard-samples must be positive") }
         guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive") }
         if let c = classes, !(1...(1 << 24)).contains(c) { throw ValidationError("--classes must be between 1 and 16777216") }
@@ -86,7 +86,7 @@ struct Convert: ParsableCommand {
         options.shardBytes = shardSize << 20
         options.shardSamples = shardSamples
         options.chunkBytes = chunkSize << 10
-        options.threads = threads
+        options.threads = threads ?? EMCEnvironment.cpuCount
         var request = ConvertRequest(dataset: definition, raw: raw, out: out ?? "datasets/\(definition.name)", options: options)
         request.strict = strict
         request.force = force
@@ -99,6 +99,7 @@ struct Convert: ParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         if output.json { return try printJSON(result) }
+        if output.quiet { return }  // warnings went to stderr; success says nothing
         if result.alreadyConverted {
             print("\(result.out) already holds this conversion (content id \(result.contentId.prefix(12))); nothing to do.")
             return

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EMCCore
 import EMCTrainer
+import Foundation
 
 @main
 struct EMC: ParsableCommand {
@@ -23,4 +24,42 @@ struct OutputOptions: ParsableArguments {
 
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
+}
+
+extension EMC {
+    /// Runs the command; an emc error is printed as one sentence, with its remedy said as the flag that does it.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as EMCError {
+            FileHandle.standardError.write(Data(("error: " + ErrorText.render(error) + "\n").utf8))
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// emc errors for a person at the command line: the library's words, and its remedy as a flag.
+enum ErrorText {
+    static func render(_ error: EMCError) -> String {
+        var e = error
+        guard let remedy = e.remedy else { return "\(e)" }
+        e.remedy = nil
+        return "\(e); " + flag(remedy)
+    }
+
+    static func flag(_ remedy: Remedy) -> String {
+        switch remedy {
+        case .replaceOutput: return "pass --force to replace it, or choose another --out"
+        case .otherOutput: return "choose another --out"
+        case .raisePixelLimit: return "raise it with --max-pixels if the file is genuine"
+        case .giveClassCount(let n): return n.map { "if \($0) classes is right, say so with --classes \($0)" } ?? "give --classes"
+        case .smallerModelOrBatch: return "choose a smaller model or --batch"
+        case .otherNormalization: return "use --normalize unit or none"
+        case .definitionsFolder: return "pass --manifests DIR or set EMC_MANIFESTS"
+        case .chooseSplits: return "leave out --splits, or list every split"
+        }
+    }
 }

@@ -88,6 +88,7 @@ struct Perturb: ParsableCommand {
         let manifest = try VariantBuilder.make(request, progress: progress)
         progress?.finish()
         if output.json { return try printJSON(manifest) }
+        if output.quiet { return }
         let what = [request.labels?.description, request.inputs?.description].compactMap { $0 }.joined(separator: "; ")
         print("wrote \(materialize ? "materialized variant" : "variant") \(out) of \(base): \(what)")
         print("  \(manifest.classes.count) classes; content id \(manifest.contentId.prefix(12))")

@@ -28,11 +28,11 @@ struct Synth: ParsableCommand {
     @Option(help: "Output folder.")
     var out: String
 
-    @Option(help: "Codec (default zstd-delta).")
+    @Option(help: "Codec.")
     var codec = "zstd-delta"
 
     @Option(help: "Worker threads (default: all cores).")
-    var threads = EMCEnvironment.cpuCount
+    var threads: Int?
 
     @OptionGroup var output: OutputOptions
 
@@ -40,7 +40,7 @@ struct Synth: ParsableCommand {
         guard samples > 0 else { throw ValidationError("--samples must be positive") }
         let generator = try SyntheticImages(size: size, classes: classes, seed: seed)
         var options = ShardSetOptions(codec: try CodecSpec(parsing: codec), seed: seed)
-        options.threads = threads
+        options.threads = threads ?? EMCEnvironment.cpuCount
         let test = testSamples ?? min(10_000, samples / 10)
         let progress = ProgressReporter("synth", total: samples + test, unit: "images", quiet: output.quiet || output.json)
         let start = Clock.now()
@@ -52,6 +52,7 @@ struct Synth: ParsableCommand {
         let summary = Summary(out: out, train: samples, test: test, bytes: bytes, seconds: seconds,
                               imagesPerSecond: Double(samples + test) / seconds, peakRSS: EMCEnvironment.peakRSS)
         if output.json { return try printJSON(summary) }
+        if output.quiet { return }
         print("wrote \(out): \(samples) train + \(test) test images of \(size)×\(size)×3, \(classes) classes, \(formatBytes(bytes)) "
               + "(\(String(format: "%.1f", Double((samples + test) * size * size * 3) / Double(max(1, bytes))))× smaller than raw) in \(formatDuration(seconds)), "
               + "\(formatRate(summary.imagesPerSecond)) images/s, peak RSS \(formatBytes(summary.peakRSS))")

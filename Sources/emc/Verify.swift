@@ -21,7 +21,7 @@ struct Verify: ParsableCommand {
         if output.json {
             try printJSON(report)
         } else if report.ok {
-            print("ok: \(directory): \(report.shardsChecked) shard(s), \(report.chunksChecked) chunks, \(report.samplesChecked) samples, \(formatBytes(report.bytesChecked)) intact")
+            if !output.quiet { print("ok: \(directory): \(report.shardsChecked) shard(s), \(report.chunksChecked) chunks, \(report.samplesChecked) samples, \(formatBytes(report.bytesChecked)) intact") }
         } else {
             print("DAMAGED: \(directory): \(report.problems.count) problem(s)")
             for p in report.problems {

@@ -7,12 +7,6 @@ import EMCTestSupport
 import Testing
 
 /// The repository's manifests/datasets, found from this file's path.
-let repositoryManifests: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)  // Tests/EMCConvertTests/<file>
-    return parts.joined(separator: "/") + "/manifests/datasets"
-}()
-
 let fashionMNIST = "/usr/share/datasets/fashion-mnist"
 
 @Suite("Real data: Fashion-MNIST from Debian's dataset-fashion-mnist", .serialized)
@@ -99,7 +93,7 @@ struct ConversionErrorTests {
         try AtomicFileWriter.write(images, to: raw + "/train-images-idx3-ubyte")
         try AtomicFileWriter.write(labels, to: raw + "/train-labels-idx1-ubyte")
         request.raw = raw
-        do { _ = try Converter.run(request, quiet: true) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try Converter.run(request, quiet: true) })
             #expect(e.kind == .missing)
             #expect(e.description.contains("t10k-images-idx3-ubyte"))
         }

@@ -94,10 +94,10 @@ struct ImageFolderTests {
     func emptyAndUnknown() throws {
         let dir = TemporaryDirectory()
         try FileSystem.createDirectory(dir.file("raw/train/cats"))
-        do { _ = try ImageFolder.scanClassFolders(dir.file("raw/train")) } catch let e as EMCError { #expect(e.description.contains("no images")) }
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try ImageFolder.scanClassFolders(dir.file("raw/train")) }); #expect(e.description.contains("no images")) }
         try FileSystem.createDirectory(dir.file("flat"))
         try AtomicFileWriter.write(Array("ImageId,PredictionString\nx,n999 1 2\n".utf8), to: dir.file("l.csv"))
-        do { _ = try ImageFolder.scanLabelledFolder(dir.file("flat"), labels: dir.file("l.csv"), classes: ["cats"]) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try ImageFolder.scanLabelledFolder(dir.file("flat"), labels: dir.file("l.csv"), classes: ["cats"]) })
             #expect(e.place == .line(2))
         }
     }

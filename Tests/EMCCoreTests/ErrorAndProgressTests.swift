@@ -65,12 +65,12 @@ struct ErrorAndProgressTests {
         defer { unlink(path) }
         let file = try ReadableFile(path: path)
         #expect(throws: EMCError.self) { try file.read(count: 8, at: 0) }
-        do { _ = try file.read(count: 8, at: 2) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try file.read(count: 8, at: 2) })
             #expect(e.kind == .truncated)
             #expect(e.file == path)
             #expect(e.place == .offset(4))
         }
-        do { _ = try ReadableFile(path: path + ".missing") } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try ReadableFile(path: path + ".missing") })
             #expect(e.kind == .missing)
             #expect(e.description.contains("No such file"))
         }

@@ -54,19 +54,19 @@ struct DecoderTests {
         try AtomicFileWriter.write(Array(gz[..<(gz.count / 2)]), to: dir.file("cut.gz"))
         #expect(throws: EMCError.self) { _ = try IDX.read(path: dir.file("cut.gz"), dimensions: 3) }
         try AtomicFileWriter.write(Array(images[..<(images.count - 100)]), to: dir.file("short"))
-        do { _ = try IDX.read(path: dir.file("short"), dimensions: 3) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try IDX.read(path: dir.file("short"), dimensions: 3) })
             #expect(e.kind == .truncated)
             #expect(e.place == .record(41))
         }
         try AtomicFileWriter.write(images + [1, 2, 3], to: dir.file("long"))
         #expect(throws: EMCError.self) { _ = try IDX.read(path: dir.file("long"), dimensions: 3) }
         try AtomicFileWriter.write([], to: dir.file("empty"))
-        do { _ = try IDX.read(path: dir.file("empty"), dimensions: 1) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try IDX.read(path: dir.file("empty"), dimensions: 1) })
             #expect(e.description.contains("empty file"))
         }
         try AtomicFileWriter.write(images, to: dir.file("img"))
         try AtomicFileWriter.write(idxPair(count: 50, labelCount: 49).labels, to: dir.file("lbl"))
-        do { _ = try IDX.load(images: dir.file("img"), labels: dir.file("lbl")) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try IDX.load(images: dir.file("img"), labels: dir.file("lbl")) })
             #expect(e.description.contains("disagree"))
             #expect(e.expected?.contains("50") == true && e.found == "49")
         }
@@ -135,7 +135,7 @@ struct DecoderTests {
         try AtomicFileWriter.write([], to: dir.file("data_batch_1.bin"))
         #expect(throws: EMCError.self) { _ = try CIFAR.decode(source: dir.path, variant: .cifar10, files: files, nameFiles: []) }
         FileSystem.remove(dir.file("data_batch_1.bin"))
-        do { _ = try CIFAR.decode(source: dir.path, variant: .cifar10, files: files, nameFiles: []) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try CIFAR.decode(source: dir.path, variant: .cifar10, files: files, nameFiles: []) })
             #expect(e.kind == .missing)
             #expect(e.description.contains("data_batch_1.bin"))
         }

@@ -75,7 +75,7 @@ struct NativeCodecTests {
         badCRC[29] ^= 0x01  // inside the IHDR chunk: its CRC no longer matches
         #expect(throws: EMCError.self) { _ = try PNG.decode(badCRC, file: "crc.png") }
         #expect(throws: EMCError.self) { _ = try PNG.decode(Array(good[..<(good.count - 20)]), file: "cut.png") }
-        do { _ = try PNG.decode([], file: "empty.png") } catch let e as EMCError { #expect(e.file == "empty.png") }
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try PNG.decode([], file: "empty.png") }); #expect(e.file == "empty.png") }
     }
 
     @Test("JPEG round trip stays close; DCT scaling picks the smallest scale still ≥ the target")

@@ -87,7 +87,7 @@ struct VariantSafetyTests {
         _ = try VariantBuilder.make(PerturbRequest(base: base, out: out, labels: .random(classes: 10, seed: 1)))
         var again = PerturbRequest(base: base, out: out, labels: .random(classes: 10, seed: 2))
         let e = #expect(throws: EMCError.self) { _ = try VariantBuilder.make(again) }
-        #expect(e?.description.contains("--force") == true)
+        #expect(e?.remedy == .replaceOutput)
         again.force = true
         let replaced = try VariantBuilder.make(again)
         #expect(try DatasetManifest.load(directory: out).contentId == replaced.contentId)

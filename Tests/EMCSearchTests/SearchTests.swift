@@ -209,12 +209,6 @@ struct EndToEndTests {
     }
 }
 
-let repositoryManifests: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
-    return parts.joined(separator: "/") + "/manifests/datasets"
-}()
-
 @Suite("Experiment manifests")
 struct ExperimentManifestTests {
     @Test("every manifest in manifests/experiments parses, and its models and optimizers are valid specs")

@@ -164,7 +164,7 @@ struct CorruptionTests {
         try AtomicFileWriter.write(Array("{ not json".utf8), to: dir.file("dataset.json"))
         #expect(throws: EMCError.self) { _ = try ShardSet(directory: dir.path) }
         FileSystem.remove(dir.file("dataset.json"))
-        do { _ = try ShardSet(directory: dir.path) } catch let e as EMCError {
+        do { let e = try #require(#expect(throws: EMCError.self) { _ = try ShardSet(directory: dir.path) })
             #expect(e.kind == .missing)
             #expect(e.description.contains("rerun emc convert"))
         }

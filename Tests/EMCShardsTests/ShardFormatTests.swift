@@ -3,21 +3,6 @@ import EMCShards
 import EMCTestSupport
 import Testing
 
-/// Writes `samples` as one split of a shard set in `dir` and returns the manifest.
-@discardableResult
-func writeSet(_ samples: LabeledSamples, to dir: String, codec: CodecSpec?, chunkBytes: Int = 1 << 20, shardSamples: Int? = nil,
-              seed: UInt64 = 0, shuffle: Bool = true, threads: Int = 2, classes: Int = 10, split: String = "train") throws -> DatasetManifest {
-    var options = ShardSetOptions(codec: codec, seed: seed, shuffle: shuffle)
-    options.chunkBytes = chunkBytes
-    options.shardSamples = shardSamples
-    options.threads = threads
-    let writer = try ShardSetWriter(directory: dir, name: "fixture", schema: samples.schema,
-                                    classes: ClassInfo(count: classes, names: (0..<classes).map { "c\($0)" }),
-                                    options: options, decoder: "test", sources: [])
-    try writer.write(split: split, samples: samples)
-    return try writer.finish()
-}
-
 /// Reads every sample of a split back in position order.
 func readAll(_ dir: String, split: String = "train") throws -> (data: [UInt8], labels: [UInt32], indices: [UInt64]) {
     let reader = try ShardSet(directory: dir).split(split)

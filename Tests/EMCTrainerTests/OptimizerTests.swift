@@ -133,7 +133,7 @@ struct OptimizerTests {
     func tooLarge(spec: String, batch: Int) throws {
         let model = try ModelSpec(parsing: spec)
         let e = #expect(throws: EMCError.self) { _ = try model.build(input: FeatureShape(height: 28, width: 28, channels: 1), classes: 10, maxBatch: batch) }
-        #expect(e?.description.contains("--batch") == true && e?.description.contains("needs") == true)
+        #expect(e?.remedy == .smallerModelOrBatch && e?.description.contains("needs") == true)
         #expect(throws: EMCError.self) { _ = try model.build(input: .vector(4), classes: 2, maxBatch: 0) }
     }
 }

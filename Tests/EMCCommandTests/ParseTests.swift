@@ -1,0 +1,63 @@
+import ArgumentParser
+import EMCCore
+import EMCPipeline
+import EMCSearch
+import EMCTestSupport
+import Testing
+@testable import emc
+
+/// Parses `arguments` as the emc command line and returns the subcommand, typed.
+func parse<C: ParsableCommand>(_ arguments: [String], as type: C.Type = C.self) throws -> C {
+    let command = try EMC.parseAsRoot(arguments)
+    guard let typed = command as? C else {
+        Issue.record("\(arguments) parsed as \(Swift.type(of: command)), not \(C.self)")
+        throw EMCError(.invalidArgument, "wrong command")
+    }
+    return typed
+}
+
+@Suite("Every subcommand parses in-process into its typed options")
+struct ParseTests {
+    @Test("run: data, model, optimizer, training options (negative numbers reach validation), typed normalisation")
+    func run() throws {
+        let run = try parse(["run", "--data", "d", "--model", "mlp:width=8", "--batch", "64", "--epochs", "10", "--normalize", "unit",
+                             "--seeds", "3", "--start", "50", "--log", "l.jsonl", "--no-final", "-q"], as: Run.self)
+        let s = try run.settings
+        #expect(s.data == "d" && s.model == "mlp:width=8" && s.batch == 64 && s.epochs == 10 && s.normalize == .unit)
+        #expect(s.seeds == 3 && s.start == 50 && s.log == "l.jsonl" && !s.finalEvaluation && run.output.quiet)
+        // A negative number is a value, refused by validation with the setting's name, not "missing value".
+        let negative = try parse(["run", "--data", "d", "--model", "m", "--batch", "-5"], as: Run.self)
+        #expect(negative.training.batch == -5)
+        let e = #expect(throws: EMCError.self) { _ = try negative.settings.fitOptions() }
+        #expect(e?.description.contains("batch size") == true)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m", "--normalize", "zscore"]) }
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d"]) }
+    }
+
+    @Test("convert, perturb, synth, inspect, verify, report, doctor and bench parse their options")
+    func others() throws {
+        let convert = try parse(["convert", "fashion-mnist", "--raw", "/r", "--out", "o", "--resize", "stretch", "--max-pixels", "1000",
+                                 "--classes", "7", "--force", "--quiet"], as: Convert.self)
+        #expect(convert.resize == .stretch && convert.maxPixels == 1000 && convert.classes == 7 && convert.force && convert.output.quiet)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["convert", "x", "--raw", "r", "--resize", "squash"]) }
+        let perturb = try parse(["perturb", "base", "--out", "v", "--merge-classes", "2", "--merge-mode", "random", "--force"], as: Perturb.self)
+        #expect(perturb.mergeClasses == 2 && perturb.force && perturb.splits == nil)
+        _ = try parse(["synth", "--out", "s", "--samples", "10", "--test-samples", "5"], as: Synth.self)
+        _ = try parse(["inspect", "d", "--sheet", "s.png", "--per-class", "3"], as: Inspect.self)
+        _ = try parse(["verify", "d"], as: Verify.self)
+        _ = try parse(["report", "l.jsonl", "--csv", "c.csv"], as: ReportCommand.self)
+        _ = try parse(["doctor"], as: Doctor.self)
+        _ = try parse(["bench", "train", "--batch", "32", "--json"], as: BenchTrain.self)
+        _ = try parse(["bench", "search", "--data", "d", "--epochs", "5"], as: BenchSearch.self)
+        let sweep = try parse(["sweep", "e.json", "--jobs", "2", "--executor", "local", "--dry-run"], as: Sweep.self)
+        #expect(sweep.jobs == 2 && sweep.executor == .local && sweep.dryRun)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["sweep", "e.json", "--executor", "kubernetes"]) }
+    }
+
+    @Test("an error's remedy is said as the flag that does it")
+    func remedies() {
+        let e = EMCError(.invalidArgument, "the output folder is not empty", file: "out", remedy: .replaceOutput)
+        #expect(ErrorText.render(e) == "out: the output folder is not empty; pass --force to replace it, or choose another --out")
+        #expect(ErrorText.render(EMCError(.format, "x", remedy: .giveClassCount(12))).hasSuffix("say so with --classes 12"))
+    }
+}

@@ -1,0 +1,55 @@
+import EMCCore
+import Foundation
+import Testing
+
+/// The repository root, found from this file.
+private let root: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+@Suite("The module walls of docs/architecture.md")
+struct ArchitectureTests {
+    /// target → the modules its row allows, read from the table in docs/architecture.md.
+    static func allowed() throws -> [String: Set<String>] {
+        let text = try String(contentsOfFile: root + "/docs/architecture.md", encoding: .utf8)
+        var rows: [String: Set<String>] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 4 else { continue }
+            let targets = cells[1].split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "` ")) }
+            let imports = Set(cells[3].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            for t in targets { rows[t] = imports }
+        }
+        return rows
+    }
+
+    @Test("every target has a row, and no source file imports a module its row does not allow")
+    func imports() throws {
+        let rows = try Self.allowed()
+        let everywhere: Set<String> = ["Foundation", "Glibc", "Darwin"]
+        let targets = try FileSystem.list(root + "/Sources").filter { FileSystem.isDirectory(root + "/Sources/" + $0) }
+        #expect(targets.count >= 20)
+        for target in targets {
+            guard let allowed = rows[target] else { Issue.record("docs/architecture.md has no row for \(target)"); continue }
+            for file in try FileSystem.list(root + "/Sources/" + target) where file.hasSuffix(".swift") {
+                let text = try String(contentsOfFile: root + "/Sources/\(target)/\(file)", encoding: .utf8)
+                for line in text.split(separator: "\n") where line.hasPrefix("import ") {
+                    let module = String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+                    #expect(allowed.contains(module) || everywhere.contains(module), "Sources/\(target)/\(file) imports \(module), which its row does not allow")
+                }
+            }
+        }
+    }
+
+    @Test("libraries name no command-line flag in their code paths that build arguments (the wall: only Sources/emc parses flags)")
+    func noArgumentLists() throws {
+        for target in try FileSystem.list(root + "/Sources") where target.hasPrefix("EMC") {
+            for file in try FileSystem.list(root + "/Sources/" + target) where file.hasSuffix(".swift") {
+                let text = try String(contentsOfFile: root + "/Sources/\(target)/\(file)", encoding: .utf8)
+                #expect(!text.contains("\"--"), "Sources/\(target)/\(file) builds a command line (a \"--flag\" string literal)")
+            }
+        }
+    }
+}
