@@ -117,7 +117,7 @@ public enum Converter {
     /// there is an error unless `--force`, which removes it.
     static func finishedEarlier(_ request: ConvertRequest, writer: ShardSetWriter) throws -> DatasetManifest? {
         guard let existing = try? DatasetManifest.load(directory: request.out) else { return nil }
-        if existing.provenance.options["runKey"] == writer.key { return existing }
+        if existing.provenance.runKey == writer.key { return existing }
         guard request.force else {
             throw EMCError(.invalidArgument, "already holds a different shard set (\(existing.name))", file: request.out, remedy: .replaceOutput)
         }

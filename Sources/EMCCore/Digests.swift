@@ -1,9 +1,9 @@
 /// SHA-256 (FIPS 180-4): content ids of shard sets.
-public struct SHA256: Sendable {
+public struct SHA256: Sendable, BlockHash {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
-    private var buffer = [UInt8]()
-    private var length: UInt64 = 0
+    fileprivate var buffer = [UInt8]()
+    fileprivate var length: UInt64 = 0
 
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -18,17 +18,11 @@ public struct SHA256: Sendable {
 
     public init() {}
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        length &+= UInt64(bytes.count)
-        var pending = buffer
-        buffer = []
-        feedBlocks(bytes, buffer: &pending) { compress($0) }
-        buffer = pending
-    }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { absorb(bytes) }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer) {
+    fileprivate mutating func compress(_ block: UnsafeRawBufferPointer) {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in compress(block, schedule: w) }
     }
 
@@ -75,10 +69,10 @@ public struct SHA256: Sendable {
 }
 
 /// MD5 (RFC 1321): only to check downloads against the checksums dataset authors publish.
-public struct MD5: Sendable {
+public struct MD5: Sendable, BlockHash {
     private var state: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
-    private var buffer = [UInt8]()
-    private var length: UInt64 = 0
+    fileprivate var buffer = [UInt8]()
+    fileprivate var length: UInt64 = 0
 
     private static let s: [UInt32] = [7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
                                       5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
@@ -90,17 +84,11 @@ public struct MD5: Sendable {
 
     public init() {}
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        length &+= UInt64(bytes.count)
-        var pending = buffer
-        buffer = []
-        feedBlocks(bytes, buffer: &pending) { compress($0) }
-        buffer = pending
-    }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { absorb(bytes) }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer) {
+    fileprivate mutating func compress(_ block: UnsafeRawBufferPointer) {
         // 16 little-endian words, read in place: no allocation per block.
         @inline(__always) func m(_ g: Int) -> UInt32 { UInt32(littleEndian: block.loadUnaligned(fromByteOffset: g * 4, as: UInt32.self)) }
         var (a, b, c, d) = state
@@ -156,6 +144,23 @@ public struct MD5: Sendable {
             chunk.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
         return hexString(h.finalize())
+    }
+}
+
+/// A hash over 64-byte blocks (SHA-256, MD5): the stream is cut into blocks here, once, for both.
+fileprivate protocol BlockHash {
+    var buffer: [UInt8] { get set }
+    var length: UInt64 { get set }
+    mutating func compress(_ block: UnsafeRawBufferPointer)
+}
+
+extension BlockHash {
+    fileprivate mutating func absorb(_ bytes: UnsafeRawBufferPointer) {
+        length &+= UInt64(bytes.count)
+        var pending = buffer
+        buffer = []
+        feedBlocks(bytes, buffer: &pending) { compress($0) }
+        buffer = pending
     }
 }
 

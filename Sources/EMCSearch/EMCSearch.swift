@@ -125,12 +125,15 @@ public final class EMCSearch {
     }
 
     func makeRecord(_ kind: TrialRecord.Kind, key: String, seed: Int, outcome: FitOutcome, testAccuracy: Double?) -> TrialRecord {
-        TrialRecord(kind: kind, key: key, config: config.configHash, seed: seed, n: outcome.samples, result: outcome.result,
+        var record = TrialRecord(kind: kind, key: key, config: config.configHash, seed: seed, n: outcome.samples, result: outcome.result,
                     fitted: outcome.fitted, reason: outcome.reason, epochs: outcome.epochs, steps: outcome.steps,
                     loss: outcome.finalLoss, trainAccuracy: outcome.trainAccuracy, wrong: outcome.wrong,
                     gradientNorm: outcome.gradientNorm, seconds: outcome.seconds, testAccuracy: testAccuracy,
                     data: config.dataName, variant: config.variant, model: config.model.description,
                     optimizer: config.optimizer.description, parameters: config.parameters, lossHistory: outcome.lossHistory)
+        record.dataContentId = config.dataContentId
+        record.rootContentId = config.rootContentId
+        return record
     }
 }
 

@@ -1,4 +1,5 @@
 import EMCCore
+import EMCTransforms
 import Foundation
 
 /// What `emc report` shows: per configuration (data × model × optimizer), the EMC over its seeds.
@@ -20,6 +21,18 @@ public struct ReportRow: Sendable, Codable {
     public var budgetExhaustedTrials: Int
     public var trials: Int
     public var seconds: Double
+
+    /// The content ids of the row's data and of the unperturbed set below it (nil for logs that predate them).
+    public var dataContentId: String?
+    public var rootContentId: String?
+
+    /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
+    public func isRandomLabels(of base: ReportRow) -> Bool {
+        guard let variant, !variant.contains(";"), let transform = try? LabelTransform(parsing: variant), case .random = transform else { return false }
+        if let root = rootContentId, let id = base.dataContentId { return root == id }
+        // Logs written before content ids were recorded: the variant's name is its base's name plus the transform.
+        return data.hasPrefix(base.data + "+")
+    }
 
     /// The data condition a row belongs to in plots: the data name with its variant.
     public var condition: String { variant.map { "\(data) [\($0)]" } ?? data }
@@ -55,14 +68,16 @@ public struct Report: Sendable, Codable {
                                   emcPerParameter: med / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
                                   generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 },
                                   budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
-                                  trials: trialLines.count, seconds: group.reduce(0) { $0 + $1.seconds }))
+                                  trials: trialLines.count, seconds: group.reduce(0) { $0 + $1.seconds },
+                                  dataContentId: first.dataContentId, rootContentId: first.rootContentId))
         }
         rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer) < ($1.condition, $1.parameters, $1.model, $1.optimizer) }
-        // Pairs: same data name, model and optimizer; one without a label transform, one with random labels.
+        // Pairs: the same model and optimizer on a set and on its random-label variant (a variant whose only recorded
+        // transform is random labels, built on that very set).
         var gains: [Double] = [], gaps: [Double] = []
         for real in rows where real.variant == nil {
             guard let gap = real.generalizationGap,
-                  let random = rows.first(where: { $0.data.hasPrefix(real.data + "+random-labels") && $0.model == real.model && $0.optimizer == real.optimizer })
+                  let random = rows.first(where: { $0.isRandomLabels(of: real) && $0.model == real.model && $0.optimizer == real.optimizer })
             else { continue }
             gains.append(real.emcMedian - random.emcMedian)
             gaps.append(gap)

@@ -9,6 +9,8 @@ public struct SearchConfig: Sendable {
     public var dataName: String
     public var dataContentId: String
     public var variant: String?
+    /// The content id of the unperturbed set at the bottom of the data's variant chain (the data's own when it is no variant).
+    public var rootContentId: String?
     public var model: ModelSpec
     public var optimizer: OptimizerSpec
     public var fit: FitOptions

@@ -102,7 +102,7 @@ public enum SearchWarning: Codable, Sendable, Equatable {
 public final class SearchRun {
     public let settings: SearchSettings
     public let view: DatasetView
-    public let config: SearchConfig
+    public private(set) var config: SearchConfig
 
     public init(_ settings: SearchSettings) throws {
         self.settings = settings
@@ -126,6 +126,7 @@ public final class SearchRun {
                               model: model, optimizer: optimizer, fit: fit, normalize: settings.normalize.rawValue,
                               start: settings.start ?? 10 * view.classes.count, resolution: settings.resolution, seeds: settings.seeds,
                               maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
+        config.rootContentId = view.root.manifest.contentId
     }
 
     /// What the search will do at most, without training: trials per seed (doubling from the start to the data

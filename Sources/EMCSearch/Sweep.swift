@@ -118,6 +118,13 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
         try process.run()
         running[process.processIdentifier] = process
         lock.unlock()
+        // Wait, passing an interruption on for as long as the child runs: a child signalled while it was still starting
+        // (before it could restore the default action for an ignored signal) gets the signal again.
+        while process.isRunning {
+            lock.lock(); let sig = interrupted; lock.unlock()
+            if let sig { kill(process.processIdentifier, sig) }
+            usleep(100_000)
+        }
         process.waitUntilExit()
         lock.lock(); running[process.processIdentifier] = nil; lock.unlock()
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {

@@ -38,6 +38,10 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var optimizer: String
     public var parameters: Int
     public var lossHistory: [Double]?
+    /// The data's content id, and that of the unperturbed set at the bottom of its variant chain (absent in logs
+    /// written before they were recorded). Reports pair a random-label variant with its true-label base by these.
+    public var dataContentId: String?
+    public var rootContentId: String?
 
     public var sampleEpochs: Double { Double(n) * Double(epochs) }
 

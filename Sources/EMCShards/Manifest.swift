@@ -188,6 +188,13 @@ public struct Provenance: Codable, Sendable, Equatable {
     public var sources: [SourceFile]
     public var skipped: [String]
 
+    /// The key of the conversion that wrote the set (equal keys give byte-identical sets), recorded in `options`.
+    public var runKey: String? {
+        get { options[Provenance.runKeyOption] }
+        set { options[Provenance.runKeyOption] = newValue }
+    }
+    static let runKeyOption = "runKey"
+
     public init(decoder: String, shuffleSeed: UInt64, codec: String, options: [String: String], sources: [SourceFile], skipped: [String] = []) {
         self.decoder = decoder
         self.tool = "emc \(EMCEnvironment.version)"

@@ -28,14 +28,14 @@ public enum ShardSetVerifier {
             report.problems.append(.init(message: "\(error)"))
             return report
         }
-        if let variant = manifest.variant {
-            return verifyVariant(directory: directory, manifest: manifest, variant: variant, report: report, progress: progress)
-        }
         let stats = manifest.statistics, width = manifest.schema.statisticsWidth
         if !(stats.mean.isEmpty && stats.std.isEmpty) && (stats.mean.count != width || stats.std.count != width
             || zip(stats.mean, stats.std).contains { !$0.isFinite || !$1.isFinite || $1 < 0 }) {
             report.problems.append(.init(file: DatasetManifest.fileName,
                                          message: "statistics are damaged: \(width) finite means and stds ≥ 0 expected, found mean \(stats.mean) std \(stats.std)"))
+        }
+        if let variant = manifest.variant {
+            return verifyVariant(directory: directory, manifest: manifest, variant: variant, report: report, progress: progress)
         }
         if manifest.computeContentId() != manifest.contentId {
             report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the shards the manifest lists (the manifest was edited?)"))
@@ -103,12 +103,6 @@ public enum ShardSetVerifier {
     static func verifyVariant(directory: String, manifest: DatasetManifest, variant: VariantInfo, report: VerificationReport,
                               progress: ProgressReporter?) -> VerificationReport {
         var report = report
-        let stats = manifest.statistics, width = manifest.schema.statisticsWidth
-        if !(stats.mean.isEmpty && stats.std.isEmpty) && (stats.mean.count != width || stats.std.count != width
-            || zip(stats.mean, stats.std).contains { !$0.isFinite || !$1.isFinite || $1 < 0 }) {
-            report.problems.append(.init(file: DatasetManifest.fileName,
-                                         message: "statistics are damaged: \(width) finite means and stds ≥ 0 expected, found mean \(stats.mean) std \(stats.std)"))
-        }
         if manifest.computeContentId() != manifest.contentId {
             report.problems.append(.init(file: DatasetManifest.fileName, message: "content id does not match the variant's overlays (the manifest was edited?)"))
         }

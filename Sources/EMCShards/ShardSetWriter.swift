@@ -232,12 +232,12 @@ public final class ShardSetWriter {
     public func finish(skipped: [String] = []) throws -> DatasetManifest {
         let stats = statistics ?? ChannelStatistics(mean: [], std: [])
         var extra = extraOptions
-        extra["runKey"] = journal.key
         extra["chunkBytes"] = "\(options.chunkBytes)"
         extra["shardBytes"] = "\(options.shardBytes)"
         if let s = options.shardSamples { extra["shardSamples"] = "\(s)" }
-        let provenance = Provenance(decoder: decoder, shuffleSeed: options.seed, codec: codec?.description ?? "none",
+        var provenance = Provenance(decoder: decoder, shuffleSeed: options.seed, codec: codec?.description ?? "none",
                                     options: extra, sources: sources, skipped: skipped)
+        provenance.runKey = journal.key
         let manifest = DatasetManifest(name: name, schema: schema, classes: classes, splits: splits, statistics: stats, provenance: provenance)
         try manifest.write(directory: directory)
         FileSystem.remove(FileSystem.join(directory, ShardSetWriter.journalName))

@@ -27,7 +27,7 @@ struct Convert: ParsableCommand {
     var out: String?
 
     @Option(help: "Codec: auto, none, lz4, lz4-delta, zstd, zstd-delta (optionally :level).")
-    var codec = "auto"
+    var codec = CodecArgument.auto
 
     @Option(help: "Shuffle seed.")
     var seed: UInt64 = 0
@@ -82,7 +82,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let definition = try DatasetDefinition.load(dataset, manifests: manifests)
-        var options = ShardSetOptions(codec: codec == "auto" ? nil : try CodecSpec(parsing: codec), seed: seed, shuffle: !noShuffle)
+        var options = ShardSetOptions(codec: codec.spec, seed: seed, shuffle: !noShuffle)
         options.shardBytes = shardSize << 20
         options.shardSamples = shardSamples
         options.chunkBytes = chunkSize << 10
@@ -98,6 +98,13 @@ struct Convert: ParsableCommand {
         let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
+        try ConvertPrinter.show(result, output: output)
+    }
+}
+
+/// How `emc convert` reports a conversion.
+enum ConvertPrinter {
+    static func show(_ result: ConvertResult, output: OutputOptions) throws {
         if output.json { return try printJSON(result) }
         if output.quiet { return }  // warnings went to stderr; success says nothing
         if result.alreadyConverted {
@@ -117,6 +124,24 @@ struct Convert: ParsableCommand {
         if result.reusedShards > 0 { print("  resumed: \(result.reusedShards) shard(s) kept from the interrupted run") }
         print("wrote \(result.out) (\(result.dataset), codec \(result.codec), content id \(result.contentId.prefix(12))) in \(formatDuration(result.seconds))")
     }
+}
+
+/// `--codec`: auto (chosen from the data) or a codec spec such as `zstd-delta:3`; a bad one is a parse error.
+struct CodecArgument: ExpressibleByArgument, CustomStringConvertible {
+    /// nil: automatic.
+    let spec: CodecSpec?
+    static let auto = CodecArgument(spec: nil)
+
+    init(spec: CodecSpec?) { self.spec = spec }
+
+    init?(argument: String) {
+        if argument == "auto" { spec = nil; return }
+        guard let spec = try? CodecSpec(parsing: argument) else { return nil }
+        self.spec = spec
+    }
+
+    var description: String { spec?.description ?? "auto" }
+    var defaultValueDescription: String { description }
 }
 
 /// Prints any Encodable as pretty JSON on stdout.

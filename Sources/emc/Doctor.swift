@@ -51,7 +51,8 @@ struct Doctor: ParsableCommand {
         }
         if !report.ok {
             let failed = libraries.filter { !$0.ok }.map(\.library) + (dataPresent ? [] : ["Fashion-MNIST data"])
-            throw ValidationError("not ready: \(failed.joined(separator: ", ")) failed or missing")
+            FileHandle.standardError.write(Data("not ready: \(failed.joined(separator: ", ")) failed or missing\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

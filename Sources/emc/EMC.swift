@@ -29,6 +29,14 @@ struct OutputOptions: ParsableArguments {
 extension EMC {
     /// Runs the command; an emc error is printed as one sentence, with its remedy said as the flag that does it.
     static func main() {
+        // Start with signals deliverable and at their default action, whatever the parent left: a sweep ignores SIGTERM
+        // and SIGINT while it forwards them to its searches, and a launcher (a test runner's thread) may have blocked
+        // them; both survive exec, and either would make a search unstoppable.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -28,7 +28,7 @@ struct Perturb: ParsableCommand {
     var out: String
 
     @Option(help: "Label transform: random (uniform over the classes, or --classes k).")
-    var labels: String?
+    var labels: LabelsKind?
 
     @Option(help: "With --labels random: the number of classes (default: the base's).")
     var classes: Int?
@@ -40,10 +40,10 @@ struct Perturb: ParsableCommand {
     var mergeClasses: Int?
 
     @Option(help: "How to merge: block (contiguous ids), random (seeded balanced partition), superclass (CIFAR-100 coarse).")
-    var mergeMode = "block"
+    var mergeMode = LabelTransform.MergeMode.block
 
     @Option(help: "Input transform: gaussian, permute (one permutation for all samples) or permute-each.")
-    var inputs: String?
+    var inputs: InputKind?
 
     @Option(help: "Seed of the transforms.")
     var seed: UInt64 = 0
@@ -59,27 +59,25 @@ struct Perturb: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    func run() throws {
-        var request = PerturbRequest(base: base, out: out)
+    func validate() throws {
         let labelOptions = [labels != nil, labelNoise != nil, mergeClasses != nil].filter { $0 }.count
         guard labelOptions <= 1 else { throw ValidationError("give one label transform: --labels, --label-noise or --merge-classes") }
-        if let labels {
-            guard labels == "random" else { throw ValidationError("--labels takes 'random'") }
-            let baseClasses = try DatasetManifest.load(directory: base).classes.count
-            request.labels = .random(classes: classes ?? baseClasses, seed: seed)
+        guard labelOptions == 1 || inputs != nil else { throw ValidationError("give a label transform (--labels, --label-noise, --merge-classes) or --inputs") }
+        if classes != nil && labels == nil { throw ValidationError("--classes goes with --labels random") }
+    }
+
+    func run() throws {
+        var request = PerturbRequest(base: base, out: out)
+        if labels != nil {
+            request.labels = .random(classes: try classes ?? DatasetManifest.load(directory: base).classes.count, seed: seed)
         }
         if let p = labelNoise { request.labels = .noise(probability: p, seed: seed) }
-        if let k = mergeClasses {
-            guard let mode = LabelTransform.MergeMode(rawValue: mergeMode) else { throw ValidationError("--merge-mode must be block, random or superclass") }
-            request.labels = .merge(classes: k, mode: mode, seed: seed)
-        }
-        if let inputs {
-            switch inputs {
-            case "gaussian": request.inputs = .gaussian(seed: seed)
-            case "permute": request.inputs = .permute(seed: seed)
-            case "permute-each": request.inputs = .permuteEach(seed: seed)
-            default: throw ValidationError("--inputs must be gaussian, permute or permute-each")
-            }
+        if let k = mergeClasses { request.labels = .merge(classes: k, mode: mergeMode, seed: seed) }
+        switch inputs {
+        case .gaussian?: request.inputs = .gaussian(seed: seed)
+        case .permute?: request.inputs = .permute(seed: seed)
+        case .permuteEach?: request.inputs = .permuteEach(seed: seed)
+        case nil: break
         }
         request.labelSplits = splits.map { $0.split(separator: ",").map(String.init) }
         request.force = force
@@ -94,3 +92,14 @@ struct Perturb: ParsableCommand {
         print("  \(manifest.classes.count) classes; content id \(manifest.contentId.prefix(12))")
     }
 }
+
+/// `--labels`: the label transforms that take no number.
+enum LabelsKind: String, CaseIterable, ExpressibleByArgument { case random }
+
+/// `--inputs`: the input transforms.
+enum InputKind: String, CaseIterable, ExpressibleByArgument {
+    case gaussian, permute
+    case permuteEach = "permute-each"
+}
+
+extension LabelTransform.MergeMode: ExpressibleByArgument {}

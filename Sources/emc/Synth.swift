@@ -29,17 +29,20 @@ struct Synth: ParsableCommand {
     var out: String
 
     @Option(help: "Codec.")
-    var codec = "zstd-delta"
+    var codec = CodecArgument(spec: .zstdDelta)
 
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
     @OptionGroup var output: OutputOptions
 
-    func run() throws {
+    func validate() throws {
         guard samples > 0 else { throw ValidationError("--samples must be positive") }
+    }
+
+    func run() throws {
         let generator = try SyntheticImages(size: size, classes: classes, seed: seed)
-        var options = ShardSetOptions(codec: try CodecSpec(parsing: codec), seed: seed)
+        var options = ShardSetOptions(codec: codec.spec, seed: seed)
         options.threads = threads ?? EMCEnvironment.cpuCount
         let test = testSamples ?? min(10_000, samples / 10)
         let progress = ProgressReporter("synth", total: samples + test, unit: "images", quiet: output.quiet || output.json)

@@ -3,6 +3,7 @@ import EMCCore
 import EMCPipeline
 import EMCSearch
 import EMCTestSupport
+import Foundation
 import Testing
 @testable import emc
 
@@ -59,5 +60,45 @@ struct ParseTests {
         let e = EMCError(.invalidArgument, "the output folder is not empty", file: "out", remedy: .replaceOutput)
         #expect(ErrorText.render(e) == "out: the output folder is not empty; pass --force to replace it, or choose another --out")
         #expect(ErrorText.render(EMCError(.format, "x", remedy: .giveClassCount(12))).hasSuffix("say so with --classes 12"))
+    }
+
+    @Test("a validation error shows the subcommand's usage, not the root's")
+    func validationUsage() {
+        do {
+            _ = try EMC.parseAsRoot(["perturb", "b", "--out", "o", "--labels", "random", "--label-noise", "0.1"])
+            Issue.record("two label transforms were accepted")
+        } catch {
+            let message = EMC.fullMessage(for: error)
+            #expect(message.contains("give one label transform") && message.contains("Usage: emc perturb"), "\(message)")
+        }
+    }
+
+    /// Runs the built emc binary; returns its exit status and standard output.
+    func emc(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("-q is quiet: verify, perturb and a dry run print nothing on success (a dry run still prints without it)")
+    func quiet() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        let verify = try emc(["verify", base, "-q"])
+        #expect(verify.status == 0 && verify.stdout.isEmpty, "\(verify.stdout)")
+        let perturb = try emc(["perturb", base, "--out", dir.file("v"), "--labels", "random", "-q"])
+        #expect(perturb.status == 0 && perturb.stdout.isEmpty, "\(perturb.stdout)")
+        let loud = try emc(["perturb", base, "--out", dir.file("v"), "--labels", "random", "--seed", "2"])
+        #expect(loud.status != 0, "an existing variant is not overwritten without --force")
+        let plan = try emc(["run", "--data", base, "--model", "mlp:width=4", "--dry-run"])
+        #expect(plan.status == 0 && plan.stdout.contains("dry run"), "\(plan.stdout)")
     }
 }

@@ -119,7 +119,7 @@ struct SearchTests {
         func record(_ data: String, _ model: String, params: Int, n: Int, fitted: Bool, kind: TrialRecord.Kind = .trial, test: Double? = nil) -> TrialRecord {
             TrialRecord(kind: kind, key: "\(data)\(model)0", config: "\(data)\(model)", seed: 0, n: n, result: fitted ? .fitted : .convergedUnfit,
                         fitted: fitted, reason: "", epochs: 1, steps: 1, loss: 0, trainAccuracy: fitted ? 1 : 0.5, wrong: 0, gradientNorm: nil,
-                        seconds: 1, testAccuracy: test, data: data, variant: data.contains("+") ? "labels=random" : nil, model: model,
+                        seconds: 1, testAccuracy: test, data: data, variant: data.contains("+") ? "labels=random,classes=10,seed=0" : nil, model: model,
                         optimizer: "sgd:lr=0.01", parameters: params, lossHistory: nil)
         }
         var records: [TrialRecord] = []
@@ -169,6 +169,42 @@ struct EndToEndTests {
         #expect(result.emc >= 40, "a 12,730-parameter MLP fits at least 40 Fashion-MNIST images: \(result)")
         #expect(result.firstUnfitted != nil, "and not all 2,000 within 150 epochs")
         #expect(result.testAccuracy != nil && result.testAccuracy! > 0.3, "test accuracy \(String(describing: result.testAccuracy)) above chance")
+    }
+
+    /// The processes whose parent is `pid` (Linux: /proc/PID/task/*/children).
+    static func children(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileSystem.list("/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int32($0) }
+        }
+    }
+
+    @Test("SIGTERM to a sweep reaches its running searches; it waits for them and leaves no process behind")
+    func sweepSignals() throws {
+        let dir = TemporaryDirectory()
+        let data = try Self.smallFashionMNIST(dir)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
+        let manifest = #"{"name": "signals", "data": ["\#(data)"], "models": ["mlp:width=4,depth=1", "mlp:width=6,depth=1"], "#
+            + #""optimizers": ["adam:lr=0.001"], "epochs": 100000, "batch": 8, "log": "log.jsonl"}"#
+        try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("exp.json"))
+        let sweep = Process()
+        sweep.executableURL = URL(fileURLWithPath: exe)
+        sweep.arguments = ["sweep", dir.file("exp.json"), "--jobs", "2", "--quiet"]
+        sweep.standardOutput = FileHandle.nullDevice
+        sweep.standardError = FileHandle.nullDevice
+        try sweep.run()
+        var searches: [Int32] = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && searches.count < 2 { usleep(50_000); searches = Self.children(of: sweep.processIdentifier) }
+        #expect(searches.count == 2, "the sweep started its two searches")
+        kill(sweep.processIdentifier, SIGTERM)
+        let stop = Date().addingTimeInterval(60)
+        while sweep.isRunning && Date() < stop { usleep(50_000) }
+        #expect(!sweep.isRunning, "the sweep ended after SIGTERM")
+        if sweep.isRunning { kill(sweep.processIdentifier, SIGKILL) }
+        sweep.waitUntilExit()
+        #expect(sweep.terminationStatus != 0)
+        for pid in searches { #expect(kill(pid, 0) != 0, "search \(pid) outlived the sweep") }
     }
 
     @Test("kill a search midway (a separate emc process), rerun: same trials, same result, no duplicated lines")
