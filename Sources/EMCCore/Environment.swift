@@ -44,4 +44,31 @@ public enum EMCEnvironment {
         if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return link }
         return URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().path
     }
+
+    /// The git commit of the checkout this program was built in (read from its .git folder, no git needed), or nil
+    /// when it runs from elsewhere.
+    public static let sourceCommit: String? = {
+        var dir = FileSystem.splitDirectory(executablePath)
+        for _ in 0..<8 {
+            let git = FileSystem.join(dir, ".git")
+            if let head = try? String(contentsOfFile: git + "/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
+                guard head.hasPrefix("ref: ") else { return head }
+                let ref = String(head.dropFirst(5))
+                if let id = try? String(contentsOfFile: git + "/" + ref, encoding: .utf8) { return id.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let packed = (try? String(contentsOfFile: git + "/packed-refs", encoding: .utf8)) ?? ""
+                return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) }
+            }
+            let parent = FileSystem.splitDirectory(dir)
+            if parent == dir { break }
+            dir = parent
+        }
+        return nil
+    }()
+
+    /// The CPU's model name (/proc/cpuinfo).
+    public static let cpuModel: String = {
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    }()
 }

@@ -41,23 +41,43 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         guard points.contains(where: { $0.y }), points.contains(where: { !$0.y }) else { return nil }
         let xs = points.map(\.x)
         let lo = xs.min()!, hi = xs.max()!
-        // The profile log-likelihood of θ = log n50 on a grid a little wider than the sizes tried, then refined.
+        // The profile log-likelihood of θ = log n50: a coarse scan a little wider than the sizes tried, a golden-section
+        // search around its best point, and bisection for the interval's ends.
         let margin = max(0.05, (hi - lo) * 0.05)
-        let grid = stride(from: lo - margin, through: hi + margin, by: max(1e-4, (hi - lo + 2 * margin) / 2000)).map { $0 }
-        let profile = grid.map { profileLikelihood(points, theta: $0) }
-        var best = profile.indices.max { profile[$0].value < profile[$1].value }!
+        let a = lo - margin, b = hi + margin
+        let f = { (theta: Double) in profileLikelihood(points, theta: theta).value }
+        let scan = (0...48).map { a + (b - a) * Double($0) / 48 }
+        let values = scan.map(f)
+        let top = values.max()!
         // A flat maximum (separated data) is a plateau: take its middle.
-        let top = profile[best].value
-        let plateau = profile.indices.filter { profile[$0].value > top - 1e-9 }
-        best = plateau[plateau.count / 2]
-        let theta = grid[best], slope = profile[best].slope
+        let plateau = values.indices.filter { values[$0] > top - 1e-9 }
+        var theta = scan[plateau[plateau.count / 2]]
+        if plateau.count == 1 {
+            let i = plateau[0]
+            var l = scan[max(0, i - 1)], r = scan[min(scan.count - 1, i + 1)]
+            let g = (sqrt(5) - 1) / 2
+            for _ in 0..<32 {
+                let m1 = r - g * (r - l), m2 = l + g * (r - l)
+                if f(m1) < f(m2) { l = m1 } else { r = m2 }
+            }
+            theta = (l + r) / 2
+        }
+        let best = profileLikelihood(points, theta: theta)
         let drop = chiSquare1(level) / 2
-        var lowIndex = best, highIndex = best
-        while lowIndex > 0 && top - profile[lowIndex - 1].value <= drop { lowIndex -= 1 }
-        while highIndex < grid.count - 1 && top - profile[highIndex + 1].value <= drop { highIndex += 1 }
+        let inside = { (t: Double) in best.value - f(t) <= drop }
+        /// The last θ inside the interval between `from` (inside) and `to`, or `to` itself when it is inside (a bound).
+        func end(from: Double, to: Double) -> (Double, Bool) {
+            if inside(to) { return (to, true) }
+            var i = from, o = to
+            for _ in 0..<32 { let m = (i + o) / 2; if inside(m) { i = m } else { o = m } }
+            return (i, false)
+        }
+        let (lowTheta, lowBound) = end(from: theta, to: a)
+        let (highTheta, highBound) = end(from: theta, to: b)
+        let slope = best.slope
         let spread = 2.1972245773362196 / max(slope, 1e-9)  // logit(0.9)
-        return BoundaryFit(n50: exp(theta), low: exp(grid[lowIndex]), high: exp(grid[highIndex]), level: level,
-                           lowIsBound: lowIndex == 0, highIsBound: highIndex == grid.count - 1,
+        return BoundaryFit(n50: exp(theta), low: exp(lowTheta), high: exp(highTheta), level: level,
+                           lowIsBound: lowBound, highIsBound: highBound,
                            n10: exp(theta - spread), n90: exp(theta + spread), slope: slope,
                            trials: points.count, fitted: points.filter(\.y).count)
     }
@@ -80,7 +100,7 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
             return (v, d1, d2)
         }
         var lo = 0.0, hi = maxSlope, s = 1.0
-        for _ in 0..<60 {
+        for _ in 0..<40 {
             let f = ll(s)
             if f.d1 > 0 { lo = s } else { hi = s }
             var next = f.d2 < 0 ? s - f.d1 / f.d2 : (lo + hi) / 2
@@ -94,7 +114,7 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     }
 
     /// The χ² quantile with one degree of freedom (1.0 − the two tails of a standard normal at `level`).
-    static func chiSquare1(_ level: Double) -> Double {
+    public static func chiSquare1(_ level: Double) -> Double {
         let z = normalQuantile(0.5 + level / 2)
         return z * z
     }

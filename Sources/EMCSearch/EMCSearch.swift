@@ -4,21 +4,23 @@ import EMCTrainer
 
 /// Answers "does the model fit n samples with this seed?" by training (or, in tests, by a rule).
 public protocol Fitter: AnyObject {
-    func fit(n: Int, seed: Int) throws -> FitOutcome
+    /// Trains a fresh model, initialisation `replicate` at (seed, n), on the seed's nested subset of n samples.
+    /// Must be safe to call from several threads at once for different (seed, n, replicate).
+    func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome
     /// Train and test accuracy of the model trained at (n, seed), for the generalization gap.
     func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?)
 }
 
 extension Fitter {
-    public func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?) { (try fit(n: n, seed: seed), nil) }
+    public func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?) { (try fit(n: n, seed: seed, replicate: 0), nil) }
 }
 
 /// One seed's search result.
 public struct SeedResult: Sendable, Codable {
     public var seed: Int
-    /// The largest fitted n (0 if none).
+    /// The largest n with a fitted trial whose search did not find it unfitted (0 if none).
     public var emc: Int
-    /// The smallest unfitted n above it (nil if every n up to the data size fitted).
+    /// The smallest n above it where a failure was confirmed (nil if every n up to the data size fitted).
     public var firstUnfitted: Int?
     /// (firstUnfitted − emc) / emc at the end.
     public var resolution: Double?
@@ -28,6 +30,8 @@ public struct SeedResult: Sendable, Codable {
     public var seconds: Double
     /// Trials that ran out of budget (counted as not fitted: the EMC is then a lower bound for this budget).
     public var budgetExhausted: [Int]
+    /// Sizes where a first trial failed and its confirmation fitted (so the failure did not move the search).
+    public var overturned: [Int]? = nil
     public var trainAccuracy: Double?
     public var testAccuracy: Double?
     public var generalizationGap: Double? { zipOptional(trainAccuracy, testAccuracy).map { $0 - $1 } }
@@ -36,15 +40,51 @@ public struct SeedResult: Sendable, Codable {
 /// Both values, or nil.
 public func zipOptional<A, B>(_ a: A?, _ b: B?) -> (A, B)? { if let a, let b { return (a, b) }; return nil }
 
-/// The EMC search: doubling from n0 until the first n that does not fit, then bisection between the last
-/// fitted and the first unfitted n until they are within `resolution` of each other. EMC is the largest
-/// fitted n. Nested subsets make the question close to monotone; when a noisy fitter breaks monotonicity,
-/// the search still ends (it only ever narrows the bracket) and reports what it saw.
-public final class EMCSearch {
+/// How the search spends trials beyond the bare doubling and bisection.
+public struct SearchRules: Sendable, Codable, Equatable {
+    /// A failing trial is repeated with a fresh initialisation (same nested subset) before it moves the search;
+    /// n counts as unfitted only when both fail.
+    public var confirmFailures = true
+    /// Refinement stops when the boundary's interval is within ± this fraction of n50...
+    public var targetHalfWidth = 0.05
+    /// ...or after this many refinement trials over all seeds (the cap wins; the interval reached is reported).
+    public var refinementCap = 24
+    /// The interval's confidence level.
+    public var level = 0.9
+    /// Fitted trials near the boundary that used more than this share of the budget flag it as budget-bound.
+    public var budgetBoundShare = 0.7
+
+    public init() {}
+}
+
+/// A configuration's result: every seed's bracketed EMC, and the boundary fitted over all their trials.
+public struct SearchOutcome: Sendable, Codable {
+    public var seeds: [SeedResult]
+    /// p(fit | n) over every trial of every seed; nil when the trials do not straddle a boundary.
+    public var boundary: BoundaryFit?
+    public var refinementTrials: Int
+    /// Whether the interval reached the target half-width (otherwise the cap stopped refinement).
+    public var targetReached: Bool
+    /// The largest share of the budget used by a fitted trial near the boundary (between n10 and n90, or above 0.8·n50).
+    public var boundaryBudgetShare: Double?
+    /// More than `SearchRules.budgetBoundShare`: the budget, not a minimum, decides the boundary; its n50 is a lower
+    /// bound for this budget.
+    public var budgetBound: Bool
+}
+
+/// The EMC search. Per seed: doubling from the start until a confirmed failure, then bisection between the last
+/// fitted and the first confirmed-unfitted n to the resolution. Then, pooled over seeds: a logistic boundary fitted
+/// to every trial, refined by an up-and-down walk around n50 until its interval is narrow enough or the cap is
+/// reached. Every trial (replicates and refinements included) is a line in the log; a rerun repeats none.
+public final class EMCSearch: @unchecked Sendable {
     public let config: SearchConfig
     public let log: ResultsLog
     public let fitter: Fitter
+    public var rules = SearchRules()
+    /// Seeds searched at once (each trial trains on the calling thread).
+    public var jobs = 1
     public var onTrial: ((TrialRecord, Bool) -> Void)?
+    private let lock = NSLock()
 
     public init(config: SearchConfig, log: ResultsLog, fitter: Fitter) {
         self.config = config
@@ -52,34 +92,55 @@ public final class EMCSearch {
         self.fitter = fitter
     }
 
-    /// Runs (or resumes) every seed.
-    public func run(evaluateFinal: Bool = true) throws -> [SeedResult] {
-        try (0..<config.seeds).map { try search(seed: $0, evaluateFinal: evaluateFinal) }
+    /// Runs (or resumes) every seed, then the pooled boundary and its refinement.
+    public func run(evaluateFinal: Bool = true) throws -> SearchOutcome {
+        let slots = ResultSlots<SeedResult>(config.seeds)
+        try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.search(seed: seed, evaluateFinal: evaluateFinal)) }
+        let seeds = (0..<config.seeds).map { slots.get($0)! }
+        return try refine(seeds)
+    }
+
+    /// A trial from the log, or trained now and appended.
+    func trial(seed: Int, n: Int, replicate: Int, role: String) throws -> (record: TrialRecord, new: Bool) {
+        let key = config.key(seed: seed)
+        if let old = log.trial(key: key, n: n, replicate: replicate) {
+            report(old, new: false)
+            return (old, false)
+        }
+        let outcome = try fitter.fit(n: n, seed: seed, replicate: replicate)
+        var record = makeRecord(.trial, key: key, seed: seed, outcome: outcome, testAccuracy: nil)
+        record.replicate = replicate
+        record.role = role
+        try log.append(record)
+        report(record, new: true)
+        return (record, true)
+    }
+
+    private func report(_ record: TrialRecord, new: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        onTrial?(record, new)
     }
 
     /// One seed: trials already in the log are reused, so a rerun after a kill repeats none.
     public func search(seed: Int, evaluateFinal: Bool = true) throws -> SeedResult {
-        let key = config.key(seed: seed)
         var trials = 0, newTrials = 0
         var sampleEpochs = 0.0, seconds = 0.0
-        var exhausted: [Int] = []
-        func fits(_ n: Int) throws -> Bool {
-            let record: TrialRecord
-            if let old = log.trial(key: key, n: n) {
-                record = old
-                onTrial?(record, false)
-            } else {
-                let outcome = try fitter.fit(n: n, seed: seed)
-                record = makeRecord(.trial, key: key, seed: seed, outcome: outcome, testAccuracy: nil)
-                try log.append(record)
-                newTrials += 1
-                onTrial?(record, true)
-            }
+        var exhausted: [Int] = [], overturned: [Int] = []
+        func count(_ t: (record: TrialRecord, new: Bool)) -> TrialRecord {
             trials += 1
-            sampleEpochs += record.sampleEpochs
-            seconds += record.seconds
-            if record.result == .budgetExhausted { exhausted.append(n) }
-            return record.fitted
+            if t.new { newTrials += 1 }
+            sampleEpochs += t.record.sampleEpochs
+            seconds += t.record.seconds
+            if t.record.result == .budgetExhausted { exhausted.append(t.record.n) }
+            return t.record
+        }
+        // n fits unless its first trial and (with confirmations) a second initialisation both fail.
+        func fits(_ n: Int) throws -> Bool {
+            if count(try trial(seed: seed, n: n, replicate: 0, role: "search")).fitted { return true }
+            guard rules.confirmFailures else { return false }
+            let confirmed = !count(try trial(seed: seed, n: n, replicate: 1, role: "confirm")).fitted
+            if !confirmed { overturned.append(n) }
+            return !confirmed
         }
 
         let maxN = config.maxSamples
@@ -108,8 +169,9 @@ public final class EMCSearch {
         var result = SeedResult(seed: seed, emc: lastFit, firstUnfitted: firstFail,
                                 resolution: firstFail.map { lastFit > 0 ? Double($0 - lastFit) / Double(lastFit) : 1 },
                                 trials: trials, newTrials: newTrials, sampleEpochs: sampleEpochs, seconds: seconds,
-                                budgetExhausted: exhausted.sorted(), trainAccuracy: nil, testAccuracy: nil)
+                                budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(), trainAccuracy: nil, testAccuracy: nil)
         if evaluateFinal && lastFit > 0 {
+            let key = config.key(seed: seed)
             let final: TrialRecord
             if let old = log.final(key: key), old.n == lastFit {
                 final = old
@@ -124,15 +186,53 @@ public final class EMCSearch {
         return result
     }
 
+    /// Every trial of this configuration in the log (all seeds, replicates and refinements).
+    public var trials: [TrialRecord] {
+        let keys = Set((0..<config.seeds).map { config.key(seed: $0) })
+        return log.records.filter { $0.kind == .trial && keys.contains($0.key) }
+    }
+
+    /// Fits the boundary and refines it: an up-and-down walk on a 4% log grid starting at n50 (up after a fit, down
+    /// after a failure), seeds in turn, each step a fresh initialisation. The walk concentrates trials where p(fit)
+    /// is near one half, where each trial says the most about n50.
+    func refine(_ seeds: [SeedResult]) throws -> SearchOutcome {
+        var boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
+        var k = 0
+        let step = 1.04
+        var n = boundary.map { $0.n50 } ?? 0
+        while let b = boundary, b.relativeHalfWidth > rules.targetHalfWidth, k < rules.refinementCap {
+            if k == 0 { n = b.n50 }
+            let size = min(config.maxSamples, max(1, Int((pow(step, (Foundation.log(n) / Foundation.log(step)).rounded())).rounded())))
+            let seed = k % config.seeds
+            let t = try trial(seed: seed, n: size, replicate: 100 + k, role: "refine")
+            n = t.record.fitted ? Double(size) * step : Double(size) / step
+            k += 1
+            boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
+        }
+        var share: Double?
+        if let b = boundary {
+            let near = trials.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
+            share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.maxEpochs) }.max()
+        }
+        return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k,
+                             targetReached: boundary.map { $0.relativeHalfWidth <= rules.targetHalfWidth } ?? false,
+                             boundaryBudgetShare: share, budgetBound: (share ?? 0) > rules.budgetBoundShare)
+    }
+
     func makeRecord(_ kind: TrialRecord.Kind, key: String, seed: Int, outcome: FitOutcome, testAccuracy: Double?) -> TrialRecord {
         var record = TrialRecord(kind: kind, key: key, config: config.configHash, seed: seed, n: outcome.samples, result: outcome.result,
-                    fitted: outcome.fitted, reason: outcome.reason, epochs: outcome.epochs, steps: outcome.steps,
-                    loss: outcome.finalLoss, trainAccuracy: outcome.trainAccuracy, wrong: outcome.wrong,
-                    gradientNorm: outcome.gradientNorm, seconds: outcome.seconds, testAccuracy: testAccuracy,
-                    data: config.dataName, variant: config.variant, model: config.model.description,
-                    optimizer: config.optimizer.description, parameters: config.parameters, lossHistory: outcome.lossHistory)
+                                 fitted: outcome.fitted, reason: outcome.reason, epochs: outcome.epochs, steps: outcome.steps,
+                                 loss: outcome.finalLoss, trainAccuracy: outcome.trainAccuracy, wrong: outcome.wrong,
+                                 gradientNorm: outcome.gradientNorm, seconds: outcome.seconds, testAccuracy: testAccuracy,
+                                 data: config.dataName, variant: config.variant, model: config.model.description,
+                                 optimizer: config.optimizer.description, parameters: config.parameters, lossHistory: outcome.lossHistory)
         record.dataContentId = config.dataContentId
         record.rootContentId = config.rootContentId
+        record.schema = TrialRecord.currentSchema
+        if outcome.fitted { record.fitEpoch = outcome.epochs; record.fitStep = outcome.steps }
+        record.thresholdEpochs = outcome.thresholdEpochs
+        record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
+                                                   blas: "OpenBLAS \(BLAS.coreName)", threads: BLAS.threads)
         return record
     }
 }
@@ -169,7 +269,7 @@ public enum GridSearch {
     public static func run(_ grid: [Int], seed: Int, fitter: Fitter, onTrial: ((FitOutcome) -> Void)? = nil) throws -> Result {
         var result = Result(emc: 0, trials: 0, sampleEpochs: 0, seconds: 0, fitted: [], unfitted: [])
         for n in grid {
-            let outcome = try fitter.fit(n: n, seed: seed)
+            let outcome = try fitter.fit(n: n, seed: seed, replicate: 0)
             onTrial?(outcome)
             result.trials += 1
             result.sampleEpochs += Double(n) * Double(outcome.epochs)

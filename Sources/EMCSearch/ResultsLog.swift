@@ -41,10 +41,10 @@ public final class ResultsLog: @unchecked Sendable {
         }
     }
 
-    /// The recorded trial for (key, n), if any.
-    public func trial(key: String, n: Int) -> TrialRecord? {
+    /// The recorded trial for (key, n, replicate), if any.
+    public func trial(key: String, n: Int, replicate: Int = 0) -> TrialRecord? {
         lock.lock(); defer { lock.unlock() }
-        return records.first { $0.key == key && $0.n == n && $0.kind == .trial }
+        return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate }
     }
 
     public func final(key: String) -> TrialRecord? {

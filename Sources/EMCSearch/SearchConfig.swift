@@ -56,8 +56,10 @@ public struct SearchConfig: Sendable {
     /// The resume key of one seed's trials.
     public func key(seed: Int) -> String { SHA256.hex(canonical + "\nseed:\(seed)") }
 
-    /// The initialisation and epoch-order seed of the trial at (seed, n): a fresh model per trial.
-    public static func trialSeed(seed: Int, n: Int) -> UInt64 {
-        CounterRNG(seed: UInt64(seed), stream: .initialization).word64(UInt64(n))
+    /// The initialisation and epoch-order seed of the trial at (seed, n, replicate): a fresh model per trial. Replicate 0
+    /// keeps the seed trials had before replicates existed, so older logs resume.
+    public static func trialSeed(seed: Int, n: Int, replicate: Int = 0) -> UInt64 {
+        let rng = CounterRNG(seed: UInt64(seed), stream: .initialization)
+        return replicate == 0 ? rng.word64(UInt64(n)) : rng.derived(UInt64(replicate)).word64(UInt64(n))
     }
 }

@@ -32,6 +32,10 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public var log = "runs/emc.jsonl"
     /// Retrain at the EMC point and measure train and test accuracy.
     public var finalEvaluation = true
+    /// Seeds searched at once, each trial on one thread (records are the same as with one).
+    public var jobs = 1
+    /// Confirmations, boundary refinement and its cap.
+    public var rules = SearchRules()
 
     public init(data: String, model: String) {
         self.data = data
@@ -87,6 +91,10 @@ public struct SearchSummary: Codable, Sendable {
     public var sampleEpochs: Double
     public var seconds: Double
     public var warnings: [SearchWarning]
+    /// The boundary over every trial of every seed: n50 (the EMC estimate) with its interval, n10 and n90.
+    public var boundary: BoundaryFit?
+    public var refinementTrials: Int
+    public var budgetBound: Bool
 }
 
 /// A caveat on a search's result. Typed, so that each front end can say how to act on it in its own words.
@@ -95,6 +103,10 @@ public enum SearchWarning: Codable, Sendable, Equatable {
     case budgetExhausted(seed: Int, n: [Int], epochs: Int)
     /// The model fitted every sample there is: the EMC is at least the data size.
     case fittedEverything(samples: Int)
+    /// Fitted trials near the boundary used this share of the budget: the budget, not a minimum, decides the boundary.
+    case budgetBound(share: Double)
+    /// Refinement stopped at its cap with the interval still wider than the target.
+    case intervalWide(halfWidth: Double, target: Double, cap: Int)
 }
 
 /// One EMC search, ready to run: the data opened, the specs parsed, the configuration resolved and checked
@@ -156,25 +168,31 @@ public final class SearchRun {
         subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
         let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
         let search = EMCSearch(config: config, log: log, fitter: fitter)
+        search.rules = settings.rules
+        search.jobs = settings.jobs
+        if settings.jobs > 1 { fitter.subsetOptions.threads = 1 }
         events(.started(config))
-        fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) }
+        // Epoch progress makes sense for one trial at a time.
+        if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
         search.onTrial = { record, new in events(.trial(record, new: new)) }
-        var results: [SeedResult] = []
-        for seed in 0..<config.seeds {
-            let result = try search.search(seed: seed, evaluateFinal: settings.finalEvaluation)
-            results.append(result)
-            events(.seedFinished(result))
-        }
+        let outcome = try search.run(evaluateFinal: settings.finalEvaluation)
+        let results = outcome.seeds
+        for result in results { events(.seedFinished(result)) }
         var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
             .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, epochs: config.fit.maxEpochs)
         }
         if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }
+        if outcome.budgetBound, let share = outcome.boundaryBudgetShare { warnings.append(.budgetBound(share: share)) }
+        if let b = outcome.boundary, !outcome.targetReached {
+            warnings.append(.intervalWide(halfWidth: b.relativeHalfWidth, target: settings.rules.targetHalfWidth, cap: settings.rules.refinementCap))
+        }
         let emcs = results.map { Double($0.emc) }
         return SearchSummary(data: config.dataName, variant: config.variant, model: config.model.description, optimizer: config.optimizer.description,
                              parameters: config.parameters, seeds: results, emcMedian: median(emcs), emcMin: Int(emcs.min() ?? 0),
                              emcMax: Int(emcs.max() ?? 0), emcPerParameter: median(emcs) / Double(config.parameters),
                              trials: results.reduce(0) { $0 + $1.trials }, sampleEpochs: results.reduce(0) { $0 + $1.sampleEpochs },
-                             seconds: Clock.now() - start, warnings: warnings)
+                             seconds: Clock.now() - start, warnings: warnings, boundary: outcome.boundary,
+                             refinementTrials: outcome.refinementTrials, budgetBound: outcome.budgetBound)
     }
 }
 

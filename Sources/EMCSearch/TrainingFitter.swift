@@ -17,12 +17,12 @@ public final class TrainingFitter: Fitter {
         self.subsetOptions = subsetOptions
     }
 
-    func train(n: Int, seed: Int) throws -> (FitOutcome, Model, FitOptions) {
+    func train(n: Int, seed: Int, replicate: Int = 0) throws -> (FitOutcome, Model, FitOptions) {
         var options = subsetOptions
         options.seed = UInt64(seed)
         let subset = try Subset(view: view, split: "train", count: n, options: options)
         var fit = config.fit
-        fit.seed = SearchConfig.trialSeed(seed: seed, n: n)
+        fit.seed = SearchConfig.trialSeed(seed: seed, n: n, replicate: replicate)
         fit.evalBatch = min(fit.evalBatch, max(fit.batchSize, n))
         let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
         model.initialize(seed: fit.seed)
@@ -31,7 +31,7 @@ public final class TrainingFitter: Fitter {
         return (outcome, model, fit)
     }
 
-    public func fit(n: Int, seed: Int) throws -> FitOutcome { try train(n: n, seed: seed).0 }
+    public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome { try train(n: n, seed: seed, replicate: replicate).0 }
 
     /// Retrains at (n, seed) (deterministic: the same model as the trial) and measures test accuracy.
     public func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?) {

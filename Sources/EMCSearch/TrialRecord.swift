@@ -12,6 +12,28 @@ public struct TrialRecord: Codable, Sendable, Equatable {
 
     public enum Kind: String, Codable, Sendable { case trial, final }
 
+    /// The record format written now. Version 1 (no `schema` field) had no replicates, fit epochs or provenance;
+    /// such logs still read, their missing fields nil.
+    public static let currentSchema = 2
+
+    /// What produced a record, so a figure can be traced to the code and machine that made it.
+    public struct Provenance: Codable, Sendable, Equatable {
+        public var emc: String
+        public var commit: String?
+        public var cpu: String
+        /// The BLAS and the kernel set it chose (results are repeatable per kernel set, not across them).
+        public var blas: String
+        public var threads: Int
+
+        public init(emc: String, commit: String?, cpu: String, blas: String, threads: Int) {
+            self.emc = emc
+            self.commit = commit
+            self.cpu = cpu
+            self.blas = blas
+            self.threads = threads
+        }
+    }
+
     public var kind: Kind
     /// Hash of the full configuration including the seed: the resume key.
     public var key: String
@@ -42,6 +64,22 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     /// written before they were recorded). Reports pair a random-label variant with its true-label base by these.
     public var dataContentId: String?
     public var rootContentId: String?
+    /// Record format (nil: version 1).
+    public var schema: Int?
+    /// Which initialisation at (seed, n): 0 is the first trial, 1 and up confirm or refine (nil: 0).
+    public var replicate: Int?
+    /// Epoch and optimizer step at which the trial fitted (fitted trials only).
+    public var fitEpoch: Int?
+    public var fitStep: Int?
+    /// First epoch at which the wrong count reached each threshold ("0.99", "0.995", "0.999").
+    public var thresholdEpochs: [String: Int]?
+    /// Why the search ran this trial: "search" (doubling, bisection), "confirm" (a replicate after a failure) or
+    /// "refine" (placed to narrow the boundary's interval).
+    public var role: String?
+    public var provenance: Provenance?
+
+    /// The replicate, 0 for logs that predate replicates.
+    public var replicateIndex: Int { replicate ?? 0 }
 
     public var sampleEpochs: Double { Double(n) * Double(epochs) }
 

@@ -53,8 +53,17 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var gradientNorm: Double?
     public var lossHistory: [Double]
     public var seconds: Double
+    /// For each of `FitOutcome.thresholds`, the first epoch whose wrong count was at most (1 − t)·n, as counted
+    /// during that epoch's training pass (exactly, for full-batch GD); absent when never reached. With the fit
+    /// epoch, it lets a report derive the EMC at lower thresholds and smaller budgets from the same trials.
+    public var thresholdEpochs: [String: Int] = [:]
 
     public var fitted: Bool { result == .fitted }
+
+    /// The fit thresholds whose first epoch every trial records (the authors' code used 0.995).
+    public static let thresholds = [0.99, 0.995, 0.999]
+    /// The key of a threshold in `thresholdEpochs`.
+    public static func key(_ threshold: Double) -> String { String(format: "%g", threshold) }
 
     public init(result: Result, reason: String, samples: Int, epochs: Int, steps: Int, finalLoss: Double, trainAccuracy: Double,
                 wrong: Int, gradientNorm: Double?, lossHistory: [Double], seconds: Double) {
@@ -163,10 +172,19 @@ public final class Trainer {
         var nextConvergenceCheck = lastDrop + options.patience
         var plateauNote = ""
 
+        var thresholdEpochs: [String: Int] = [:]
+        func reached(_ wrong: Int, epoch: Int) {
+            for t in FitOutcome.thresholds where thresholdEpochs[FitOutcome.key(t)] == nil && Double(wrong) <= (1 - t) * Double(n) + 1e-9 {
+                thresholdEpochs[FitOutcome.key(t)] = epoch
+            }
+        }
         func outcome(_ result: FitOutcome.Result, _ reason: String, epochs: Int, loss: Double, wrong: Int, gradientNorm: Double?) -> FitOutcome {
-            FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: steps, finalLoss: loss,
-                       trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
-                       lossHistory: decimate(history, to: options.historyPoints), seconds: Clock.now() - start)
+            if result == .fitted { reached(wrong, epoch: epochs) }
+            var o = FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: steps, finalLoss: loss,
+                               trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
+                               lossHistory: decimate(history, to: options.historyPoints), seconds: Clock.now() - start)
+            o.thresholdEpochs = thresholdEpochs
+            return o
         }
 
         for epoch in 0..<options.maxEpochs {
@@ -175,6 +193,7 @@ public final class Trainer {
             if fullBatch {
                 // The exact gradient at the current parameters; the pass is also an exact evaluation.
                 (epochLoss, epochWrong) = try fullPass(gradient: true)
+                reached(epochWrong, epoch: epoch)
                 if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 if epochWrong <= allowed {
                     history.append(epochLoss)
@@ -185,6 +204,7 @@ public final class Trainer {
                 steps += 1
             } else {
                 (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps)
+                reached(epochWrong, epoch: epoch + 1)
                 if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 // Cheap detection: the errors counted while training; the exact check only when few.
                 if epochWrong <= allowed + max(2, n / 200) {

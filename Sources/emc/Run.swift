@@ -76,6 +76,18 @@ struct Run: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop bisecting when the bracket is within this fraction of the EMC.")
     var resolution = 0.02
 
+    @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
+    var jobs = 1
+
+    @Flag(help: "Do not repeat a failing trial with a fresh initialisation before it moves the search.")
+    var noConfirm = false
+
+    @Option(parsing: .unconditional, help: "Refine the boundary until its 90% interval is within ± this fraction of n50...")
+    var targetWidth = 0.05
+
+    @Option(parsing: .unconditional, help: "...or this many refinement trials have run (over all seeds).")
+    var refinementCap = 24
+
     @Option(help: "Results log (JSON lines), shared by runs and sweeps.")
     var log = "runs/emc.jsonl"
 
@@ -111,6 +123,10 @@ struct Run: ParsableCommand {
         s.resolution = resolution
         s.log = log
         s.finalEvaluation = !noFinal
+        s.jobs = jobs
+        s.rules.confirmFailures = !noConfirm
+        s.rules.targetHalfWidth = targetWidth
+        s.rules.refinementCap = refinementCap
         return s
     }
 

@@ -53,6 +53,14 @@ final class SearchPrinter {
         print(String(format: "EMC %@ (range %d–%d), %d parameters, EMC/params %.3f, %d trials, %.3g sample-epochs, %@", emc,
                      summary.emcMin, summary.emcMax, summary.parameters, summary.emcPerParameter, summary.trials, summary.sampleEpochs,
                      formatDuration(summary.seconds)))
+        if let b = summary.boundary {
+            let bound = summary.budgetBound ? "≥ " : ""
+            print(String(format: "boundary over all %d trials: n50 %@%.0f, %.0f%% interval %@%.0f–%.0f%@ (±%.1f%%), n90 %.0f, n10 %.0f; %d refinement trial(s)",
+                         b.trials, bound, b.n50, b.level * 100, b.lowIsBound ? "≤" : "", b.low, b.high, b.highIsBound ? " or more" : "",
+                         100 * b.relativeHalfWidth, b.n10, b.n90, summary.refinementTrials))
+        } else {
+            print("boundary: the trials do not straddle one (all fitted or all failed), so no n50 is estimated")
+        }
         for w in summary.warnings { print("warning: " + Self.text(w)) }
     }
 
@@ -74,6 +82,11 @@ final class SearchPrinter {
                 + "the EMC is a lower bound for this budget (--epochs raises it)"
         case .fittedEverything(let samples):
             return "the model fitted all \(samples) samples: the EMC is at least the data size"
+        case .budgetBound(let share):
+            return String(format: "budget-bound: fitted trials near the boundary used up to %.0f%% of the budget, so the budget, not a minimum, ", share * 100)
+                + "decides it; n50 is a lower bound for this budget (--epochs raises it)"
+        case .intervalWide(let halfWidth, let target, let cap):
+            return String(format: "the interval is ±%.1f%%, wider than the ±%.0f%% target, after the %d-trial refinement cap", halfWidth * 100, target * 100, cap)
         }
     }
 }

@@ -6,7 +6,7 @@ import Darwin
 #endif
 
 /// A fresh folder under /tmp for one test, removed (with its contents) when released.
-public final class TemporaryDirectory {
+public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
     public init(_ label: String = "emc-test") {
