@@ -101,4 +101,46 @@ struct ParseTests {
         let plan = try emc(["run", "--data", base, "--model", "mlp:width=4", "--dry-run"])
         #expect(plan.status == 0 && plan.stdout.contains("dry run"), "\(plan.stdout)")
     }
+
+    @Test("help states each default once, and convert's lists every dataset definition")
+    func help() throws {
+        let convert = Convert.helpMessage()
+        #expect(!convert.contains("(default: all cores). (default:"), "\(convert)")
+        for name in ["mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet", "imagenet32", "imagenet64", "npz", "image-folder", "covtype", "adult", "credit"] {
+            #expect(convert.contains(name), "convert --help does not name \(name)")
+        }
+        #expect(!Synth.helpMessage().contains("(default zstd-delta). (default"))
+    }
+
+    @Test("a symlinked emc run from another folder still finds the dataset definitions beside the real one")
+    func symlinkedExecutable() throws {
+        let dir = TemporaryDirectory()
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
+        try FileManager.default.createSymbolicLink(atPath: dir.file("emc"), withDestinationPath: exe)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: dir.file("emc"))
+        process.arguments = ["convert", "fashion-mnist", "--raw", dir.file("absent"), "--out", dir.file("out")]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(!message.contains("unknown dataset") && message.contains("absent"), "\(message)")
+    }
+
+    @Test("search settings refuse absurd seeds, NaN tolerances and a zero batch before any allocation")
+    func settingsBounds() throws {
+        var s = SearchSettings(data: "/nonexistent", model: "mlp")
+        s.seeds = 100_000_000
+        #expect(throws: EMCError.self) { _ = try SearchRun(s) }
+        s.seeds = 1
+        s.minImprovement = .nan
+        #expect(throws: EMCError.self) { _ = try s.fitOptions() }
+        s.minImprovement = 1e-3
+        s.batch = 0
+        #expect(throws: EMCError.self) { _ = try s.fitOptions() }
+    }
 }

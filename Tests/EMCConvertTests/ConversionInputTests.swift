@@ -121,3 +121,21 @@ struct ConversionInputTests {
         #expect(e?.place == .field(field) && e?.file == dir.file("bad.json"))
     }
 }
+
+@Suite("IDX labels past the class count")
+struct IDXLabelTests {
+    @Test("an IDX label beyond the definition's classes names the labels file and the record")
+    func labelOutOfRange() throws {
+        let dir = TemporaryDirectory()
+        try FileSystem.createDirectory(dir.file("raw"))
+        let images = IDX.encode(shape: [3, 28, 28], values: [UInt8](repeating: 5, count: 3 * 784))
+        for (name, labels) in [("train", [1, 12, 3]), ("t10k", [0, 1, 2])] {
+            try AtomicFileWriter.write(try Zlib.gzip(images), to: dir.file("raw/\(name)-images-idx3-ubyte.gz"))
+            try AtomicFileWriter.write(try Zlib.gzip(IDX.encode(shape: [3], values: labels.map(UInt8.init))), to: dir.file("raw/\(name)-labels-idx1-ubyte.gz"))
+        }
+        let request = ConvertRequest(dataset: try DatasetDefinition.load("fashion-mnist", manifests: repositoryManifests), raw: dir.file("raw"),
+                                     out: dir.file("out"), options: ShardSetOptions())
+        let e = #expect(throws: EMCError.self) { _ = try Converter.run(request, quiet: true) }
+        #expect(e?.file?.hasSuffix("train-labels-idx1-ubyte.gz") == true && e?.place == .record(1), "\(String(describing: e))")
+    }
+}

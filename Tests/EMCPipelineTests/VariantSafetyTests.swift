@@ -134,4 +134,12 @@ struct VariantSafetyTests {
         let e = #expect(throws: EMCError.self) { _ = try Subset(view: try DatasetView(directory: base), count: 100, options: SubsetOptions(seed: 1)) }
         #expect(e?.file == FileSystem.join(base, DatasetManifest.fileName) && e?.place == .field("statistics"))
     }
+
+    @Test("a contact sheet asked for a million samples per class is refused, not allocated")
+    func perClassBound() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        #expect(throws: EMCError.self) { _ = try ContactSheet.make(directory: base, perClass: 1_000_000) }
+        #expect(try ContactSheet.make(directory: base, perClass: 2).width > 0)
+    }
 }
