@@ -200,7 +200,9 @@ public final class EMCSearch: @unchecked Sendable {
         var k = 0
         let step = 1.04
         var n = boundary.map { $0.n50 } ?? 0
-        while let b = boundary, b.relativeHalfWidth > rules.targetHalfWidth, k < rules.refinementCap {
+        // Narrow enough: within the target, or within a sample either side (sizes are whole numbers).
+        func narrow(_ b: BoundaryFit) -> Bool { b.relativeHalfWidth <= rules.targetHalfWidth || (b.high - b.low) / 2 <= 1 }
+        while let b = boundary, !narrow(b), k < rules.refinementCap {
             if k == 0 { n = b.n50 }
             let size = min(config.maxSamples, max(1, Int((pow(step, (Foundation.log(n) / Foundation.log(step)).rounded())).rounded())))
             let seed = k % config.seeds
@@ -215,7 +217,7 @@ public final class EMCSearch: @unchecked Sendable {
             share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.maxEpochs) }.max()
         }
         return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k,
-                             targetReached: boundary.map { $0.relativeHalfWidth <= rules.targetHalfWidth } ?? false,
+                             targetReached: boundary.map(narrow) ?? false,
                              boundaryBudgetShare: share, budgetBound: (share ?? 0) > rules.budgetBoundShare)
     }
 

@@ -117,4 +117,14 @@ struct SimulationTests {
         }
         #expect(try records(jobs: 1) == records(jobs: 3))
     }
+
+    @Test("a boundary between whole numbers a sample apart needs no refinement")
+    func tinyBoundary() throws {
+        let dir = TemporaryDirectory()
+        let log = try scratchLog(dir, "tiny")
+        defer { FileSystem.remove(log.path) }
+        let search = EMCSearch(config: try config(start: 2, seeds: 2), log: log, fitter: ThresholdFitter(threshold: 2))
+        let outcome = try search.run(evaluateFinal: false)
+        #expect(outcome.refinementTrials == 0 && outcome.targetReached, "\(String(describing: outcome.boundary))")
+    }
 }
