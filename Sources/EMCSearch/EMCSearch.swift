@@ -214,7 +214,8 @@ public final class EMCSearch: @unchecked Sendable {
         var share: Double?
         if let b = boundary {
             let near = trials.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
-            share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.maxEpochs) }.max()
+            let fullBatch = config.optimizer.kind == .gd
+            share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch)) }.max()
         }
         return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k,
                              targetReached: boundary.map(narrow) ?? false,

@@ -22,6 +22,9 @@ public struct Experiment: Codable, Sendable {
     public var optimizers: [String]
     public var seeds: Int?
     public var epochs: Int?
+    /// A step budget per trial (compare optimizers at equal steps), and the minimum steps under an epoch budget.
+    public var steps: Int?
+    public var minSteps: Int?
     public var batch: Int?
     public var resolution: Double?
     public var fitThreshold: Double?
@@ -31,7 +34,7 @@ public struct Experiment: Codable, Sendable {
     public var folder = "."
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, description, prepare, data, models, optimizers, seeds, epochs, batch, resolution, fitThreshold, normalize, log
+        case name, description, prepare, data, models, optimizers, seeds, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize, log
     }
 
     /// One variant to make before the sweep (what `emc perturb` would make).
@@ -96,6 +99,8 @@ public struct Experiment: Codable, Sendable {
         s.optimizer = cell.optimizer
         if let seeds { s.seeds = seeds }
         if let epochs { s.epochs = epochs }
+        if let steps { s.steps = steps }
+        if let minSteps { s.minSteps = minSteps }
         if let batch { s.batch = batch }
         if let resolution { s.resolution = resolution }
         if let fitThreshold { s.fitThreshold = fitThreshold }

@@ -48,7 +48,7 @@ public struct SearchConfig: Sendable {
         return ["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)",
                 "batch:\(f.batchSize)", "epochs:\(f.maxEpochs)", "steps:\(f.maxSteps ?? 0)", "threshold:\(f.fitThreshold)",
                 "patience:\(f.patience)", "improvement:\(f.minRelativeImprovement)", "gradient:\(f.gradientTolerance)",
-                "normalize:\(normalize)"].joined(separator: "\n")
+                "normalize:\(normalize)"].joined(separator: "\n") + (f.minSteps > 0 ? "\nminsteps:\(f.minSteps)" : "")
     }
 
     public var configHash: String { SHA256.hex(canonical) }

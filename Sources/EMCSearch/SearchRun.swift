@@ -15,6 +15,11 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public var batch = 128
     /// Epoch budget per trial.
     public var epochs = 300
+    /// A step budget instead (optimizer steps per trial; schedules then run over steps). Compare optimizers at equal steps.
+    public var steps: Int?
+    /// With an epoch budget, at least this many optimizer steps per trial whatever n is (0: off). The PyTorch reference
+    /// search used 2,000: without it, a trial at n = 100 gets 300 steps of batch 128.
+    public var minSteps = 2000
     /// Fraction of samples that must be classified correctly (1.0: all).
     public var fitThreshold = 1.0
     /// Convergence: epochs without relative loss improvement above `minImprovement`, and a full-batch gradient
@@ -47,6 +52,8 @@ public struct SearchSettings: Codable, Sendable, Equatable {
         func bad(_ what: String) -> EMCError { EMCError(.invalidArgument, what) }
         guard (1...(1 << 20)).contains(batch) else { throw bad("the batch size must be between 1 and 1048576, not \(batch)") }
         guard epochs > 0 else { throw bad("the epoch budget must be positive, not \(epochs)") }
+        if let steps { guard steps > 0 else { throw bad("the step budget must be positive, not \(steps)") } }
+        guard minSteps >= 0 else { throw bad("the minimum number of steps cannot be negative, not \(minSteps)") }
         guard patience > 0 else { throw bad("the patience must be positive, not \(patience)") }
         guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
         guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
@@ -54,6 +61,8 @@ public struct SearchSettings: Codable, Sendable, Equatable {
         var f = FitOptions()
         f.batchSize = batch
         f.maxEpochs = epochs
+        f.maxSteps = steps
+        f.minSteps = steps == nil ? minSteps : 0
         f.fitThreshold = fitThreshold
         f.patience = patience
         f.minRelativeImprovement = minImprovement
@@ -100,7 +109,7 @@ public struct SearchSummary: Codable, Sendable {
 /// A caveat on a search's result. Typed, so that each front end can say how to act on it in its own words.
 public enum SearchWarning: Codable, Sendable, Equatable {
     /// Trials at these n ran out of the epoch budget: the seed's EMC is a lower bound for that budget.
-    case budgetExhausted(seed: Int, n: [Int], epochs: Int)
+    case budgetExhausted(seed: Int, n: [Int], budget: String)
     /// The model fitted every sample there is: the EMC is at least the data size.
     case fittedEverything(samples: Int)
     /// Fitted trials near the boundary used this share of the budget: the budget, not a minimum, decides the boundary.
@@ -154,7 +163,9 @@ public final class SearchRun {
         let bisections = Int(ceil(log2(1 / config.resolution))) + 1
         let top = doublings.last ?? config.start
         let perSeed = doublings.count + bisections
-        let sampleEpochs = (Double(doublings.reduce(0, +)) + Double(bisections) * Double(top)) * Double(config.fit.maxEpochs)
+        let fullBatch = config.optimizer.kind == .gd
+        let cost = { (n: Int) in Double(n) * Double(self.config.fit.epochBudget(samples: n, fullBatch: fullBatch)) }
+        let sampleEpochs = doublings.map(cost).reduce(0, +) + Double(bisections) * cost(top)
         return SearchPlan(seeds: config.seeds, maxTrialsPerSeed: perSeed, doublingSizes: doublings,
                           maxSampleEpochs: sampleEpochs * Double(config.seeds), parameters: config.parameters)
     }
@@ -179,7 +190,7 @@ public final class SearchRun {
         let results = outcome.seeds
         for result in results { events(.seedFinished(result)) }
         var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
-            .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, epochs: config.fit.maxEpochs)
+            .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, budget: config.fit.budgetDescription)
         }
         if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }
         if outcome.budgetBound, let share = outcome.boundaryBudgetShare { warnings.append(.budgetBound(share: share)) }

@@ -6,8 +6,11 @@ public struct FitOptions: Sendable {
     public var batchSize = 128
     /// Epoch budget (and the horizon of cosine and step schedules).
     public var maxEpochs = 300
-    /// Optional step budget.
+    /// Optional step budget: training stops after this many optimizer steps, and schedules run over steps.
     public var maxSteps: Int?
+    /// With an epoch budget, at least this many optimizer steps whatever n is (the epoch budget grows for small n):
+    /// 300 epochs of 8 samples would otherwise be 300 steps.
+    public var minSteps = 0
     /// Fraction of the n samples that must be classified correctly (1.0: all; the authors' code used 0.995).
     public var fitThreshold = 1.0
     /// Seed of the epoch orders.
@@ -24,6 +27,20 @@ public struct FitOptions: Sendable {
     public var historyPoints = 100
 
     public init() {}
+
+    /// The epochs a trial on n samples may train: the epoch budget grown to the minimum steps, or what the step
+    /// budget takes (full-batch GD makes one step per epoch).
+    public func epochBudget(samples n: Int, fullBatch: Bool) -> Int {
+        let stepsPerEpoch = fullBatch ? 1 : max(1, (n + batchSize - 1) / batchSize)
+        if let maxSteps { return (maxSteps + stepsPerEpoch - 1) / stepsPerEpoch }
+        return max(maxEpochs, (minSteps + stepsPerEpoch - 1) / stepsPerEpoch)
+    }
+
+    /// The budget in words ("300 epochs, at least 2000 steps", "5000 steps").
+    public var budgetDescription: String {
+        if let maxSteps { return "\(maxSteps) steps" }
+        return minSteps > 0 ? "\(maxEpochs) epochs, at least \(minSteps) steps" : "\(maxEpochs) epochs"
+    }
 
     /// Samples allowed to be wrong for a fit.
     public func allowedWrong(_ n: Int) -> Int { Int((Double(n) * (1 - fitThreshold)).rounded(.down) + 1e-9) }
@@ -57,6 +74,8 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     /// during that epoch's training pass (exactly, for full-batch GD); absent when never reached. With the fit
     /// epoch, it lets a report derive the EMC at lower thresholds and smaller budgets from the same trials.
     public var thresholdEpochs: [String: Int] = [:]
+    /// Epochs after which the plateau schedule multiplied the learning rate by its gamma.
+    public var learningRateDrops: [Int] = []
 
     public var fitted: Bool { result == .fitted }
 
@@ -168,9 +187,20 @@ public final class Trainer {
         var history: [Double] = []
         var steps = 0
         let fullBatch = optimizerSpec.kind == .gd
-        let lastDrop = optimizerSpec.lastDropEpoch(totalEpochs: options.maxEpochs)
+        // The budget in epochs: the epoch budget (grown to the minimum steps), or what the step budget takes.
+        let stepsPerEpoch = fullBatch ? 1 : (n + options.batchSize - 1) / options.batchSize
+        let epochBudget = options.epochBudget(samples: n, fullBatch: fullBatch)
+        // Schedules run over steps under a step budget, over epochs otherwise.
+        let stepSchedule = options.maxSteps
+        let lastDrop = stepSchedule.map { optimizerSpec.lastDropEpoch(totalEpochs: $0) / stepsPerEpoch } ?? optimizerSpec.lastDropEpoch(totalEpochs: epochBudget)
         var nextConvergenceCheck = lastDrop + options.patience
         var plateauNote = ""
+        // The plateau schedule: its learning-rate factor and the epochs it dropped after.
+        let plateau = optimizerSpec.schedule == .plateau
+        var scale = 1.0
+        var drops: [Int] = []
+        var lastPlateauDrop = 0
+        let lrAtStep: (Int) -> Double = { [optimizerSpec] step in optimizerSpec.learningRate(epoch: step, totalEpochs: stepSchedule ?? 1) }
 
         var thresholdEpochs: [String: Int] = [:]
         func reached(_ wrong: Int, epoch: Int) {
@@ -184,11 +214,12 @@ public final class Trainer {
                                trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
                                lossHistory: decimate(history, to: options.historyPoints), seconds: Clock.now() - start)
             o.thresholdEpochs = thresholdEpochs
+            o.learningRateDrops = drops
             return o
         }
 
-        for epoch in 0..<options.maxEpochs {
-            let lr = optimizerSpec.learningRate(epoch: epoch, totalEpochs: options.maxEpochs)
+        for epoch in 0..<epochBudget {
+            let lr = scale * (stepSchedule == nil ? optimizerSpec.learningRate(epoch: epoch, totalEpochs: epochBudget) : lrAtStep(steps))
             var epochLoss: Double, epochWrong: Int
             if fullBatch {
                 // The exact gradient at the current parameters; the pass is also an exact evaluation.
@@ -203,7 +234,8 @@ public final class Trainer {
                 optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr)
                 steps += 1
             } else {
-                (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps)
+                let perStep: ((Int) -> Double)? = stepSchedule == nil ? nil : { [scale] step in scale * lrAtStep(step) }
+                (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps, lrAtStep: perStep)
                 reached(epochWrong, epoch: epoch + 1)
                 if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 // Cheap detection: the errors counted while training; the exact check only when few.
@@ -220,6 +252,21 @@ public final class Trainer {
             progress?(EpochReport(epoch: epoch + 1, loss: epochLoss, wrong: epochWrong, learningRate: lr))
             if let maxSteps = options.maxSteps, steps >= maxSteps { break }
 
+            // The plateau schedule: after `wait` epochs without improvement, drop the rate (at most `drops` times). The
+            // convergence rule waits for the last drop.
+            if plateau && drops.count < optimizerSpec.plateauDrops {
+                let wait = optimizerSpec.plateauWait
+                if epoch + 1 - lastPlateauDrop >= wait && history.count > wait {
+                    let recent = history.suffix(wait).min()!, before = history.dropLast(wait).min()!
+                    if before <= 0 || (before - recent) / before < options.minRelativeImprovement {
+                        scale *= optimizerSpec.gamma
+                        drops.append(epoch + 1)
+                        lastPlateauDrop = epoch + 1
+                        nextConvergenceCheck = epoch + 1 + options.patience
+                    }
+                }
+                continue
+            }
             // Convergence: a plateau in the loss (after the schedule's last drop) and a small full gradient.
             if epoch + 1 >= nextConvergenceCheck && history.count > options.patience {
                 let recent = history.suffix(options.patience).min()!
@@ -244,7 +291,7 @@ public final class Trainer {
         if wrong <= allowed {
             return outcome(.fitted, "all but \(wrong) of \(n) samples correct at the end of the budget", epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
         }
-        let budget = options.maxSteps.map { "\($0) steps" } ?? "\(options.maxEpochs) epochs"
+        let budget = options.maxSteps.map { "\($0)-step" } ?? "\(epochBudget)-epoch"
         return outcome(.budgetExhausted, "ran out of the \(budget) budget with \(wrong) of \(n) samples wrong\(plateauNote): inconclusive",
                        epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
     }
@@ -260,7 +307,9 @@ public final class Trainer {
 
     /// One epoch of mini-batch training in the seeded order; returns the mean loss and the wrong count
     /// seen during the epoch (each batch judged before its own update).
-    private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int, stopAt: Int? = nil) throws -> (Double, Int) {
+    /// One pass over the data in the epoch's order; `lrAtStep` (a step budget's schedule) sets the rate per step.
+    private func trainEpoch(epoch: Int, optimizer: Optimizer, lr: Double, steps: inout Int, stopAt: Int? = nil,
+                            lrAtStep: ((Int) -> Double)? = nil) throws -> (Double, Int) {
         let n = data.count
         let order = data.order(epoch: epoch, seed: options.seed)
         data.beginEpoch(epoch, order: order, batchSize: options.batchSize)
@@ -275,7 +324,7 @@ public final class Trainer {
                 let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,
                                                      gradient: model.logitGradient, scale: 1 / Float(b))
                 model.backward(inputs.baseAddress!, batch: b)
-                optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr)
+                optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lrAtStep?(steps) ?? lr)
                 steps += 1
                 lossSum += r.lossSum
                 wrong += r.wrong

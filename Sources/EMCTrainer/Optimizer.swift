@@ -2,8 +2,11 @@ import EMCCore
 import Foundation
 
 /// An optimizer written as a string: `sgd:lr=0.01,momentum=0.9`, `gd:lr=0.1`, `adam:lr=1e-3`,
-/// `adamw:lr=1e-3,wd=0.01`, with an optional schedule: `schedule=constant|cosine|step`,
-/// `step=E,gamma=G` (multiply by G every E epochs), `warmup=W` (linear over the first W epochs).
+/// `adamw:lr=1e-3,wd=0.01`, with an optional schedule: `schedule=constant|cosine|step|plateau`,
+/// `step=E,gamma=G` (multiply by G every E units), `warmup=W` (linear over the first W units), and for the plateau
+/// schedule `wait=P,drops=K` (multiply by `gamma` after P epochs without improvement of the epoch loss, at most K times).
+/// The units are epochs under an epoch budget and optimizer steps under a step budget (`--steps`): cosine then
+/// reaches zero at the last step, and `step=` and `warmup=` count steps. The plateau schedule always counts epochs.
 ///
 /// - sgd: mini-batch SGD with momentum (`momentum`, `nesterov`, `dampening` 0) and L2 weight decay (`wd`).
 /// - gd: full-batch gradient descent: one step per epoch on the exact gradient over all n samples
@@ -12,7 +15,7 @@ import Foundation
 ///   `beta1` 0.9, `beta2` 0.999, `eps` 1e-8.
 public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable { case sgd, gd, adam, adamw }
-    public enum Schedule: String, Sendable { case constant, cosine, step }
+    public enum Schedule: String, Sendable { case constant, cosine, step, plateau }
 
     public var kind: Kind
     public var lr: Double
@@ -26,6 +29,9 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     public var stepEpochs = 30
     public var gamma = 0.1
     public var warmup = 0
+    /// Plateau schedule: epochs without improvement before a drop, and the most drops.
+    public var plateauWait = 10
+    public var plateauDrops = 3
 
     public init(kind: Kind, lr: Double) {
         self.kind = kind
@@ -52,7 +58,9 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
             beta2 = try o.double("beta2", default: 0.999, in: 0...1, openUpper: true)
             eps = try o.double("eps", default: 1e-8, in: positive, openLower: true)
         }
-        schedule = Schedule(rawValue: try o.choice("schedule", default: "constant", from: ["constant", "cosine", "step"]))!
+        schedule = Schedule(rawValue: try o.choice("schedule", default: "constant", from: ["constant", "cosine", "step", "plateau"]))!
+        plateauWait = try o.int("wait", default: 10, in: 1...100_000)
+        plateauDrops = try o.int("drops", default: 3, in: 0...100)
         stepEpochs = try o.int("step", default: 30, in: 1...Int.max)
         gamma = try o.double("gamma", default: 0.1, in: positive, openLower: true)
         warmup = try o.int("warmup", default: 0, in: 0...Int.max)
@@ -73,6 +81,7 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
         if weightDecay != (kind == .adamw ? 0.01 : 0) { parts.append("wd=\(weightDecay)") }
         if schedule != .constant { parts.append("schedule=\(schedule.rawValue)") }
         if schedule == .step { parts.append("step=\(stepEpochs)"); parts.append("gamma=\(gamma)") }
+        if schedule == .plateau { parts.append("gamma=\(gamma)"); parts.append("wait=\(plateauWait)"); parts.append("drops=\(plateauDrops)") }
         if warmup > 0 { parts.append("warmup=\(warmup)") }
         return kind.rawValue + ":" + parts.joined(separator: ",")
     }
@@ -81,7 +90,7 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     public func learningRate(epoch: Int, totalEpochs: Int) -> Double {
         if warmup > 0 && epoch < warmup { return lr * Double(epoch + 1) / Double(warmup) }
         switch schedule {
-        case .constant: return lr
+        case .constant, .plateau: return lr
         case .cosine:
             let span = max(1, totalEpochs - warmup)
             return lr * 0.5 * (1 + cos(Double.pi * Double(epoch - warmup) / Double(span)))
@@ -92,7 +101,7 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     /// The epoch after which the learning rate no longer drops in steps (the convergence rule waits for it).
     public func lastDropEpoch(totalEpochs: Int) -> Int {
         switch schedule {
-        case .constant, .cosine: return warmup
+        case .constant, .cosine, .plateau: return warmup
         case .step:
             let drops = max(0, (totalEpochs - 1 - warmup) / stepEpochs)
             return warmup + drops * stepEpochs

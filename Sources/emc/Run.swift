@@ -13,6 +13,12 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epoch budget per trial.")
     var epochs = 300
 
+    @Option(parsing: .unconditional, help: "A step budget per trial instead of epochs (schedules then run over steps; step= and warmup= count steps).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: "With an epoch budget, train at least this many optimizer steps whatever n is (0: off).")
+    var minSteps = 2000
+
     @Option(parsing: .unconditional, help: "Fraction of samples that must be classified correctly (1.0 = all; the authors' code used 0.995).")
     var fitThreshold = 1.0
 
@@ -32,6 +38,8 @@ struct TrainingOptions: ParsableArguments {
     func apply(to settings: inout SearchSettings) {
         settings.batch = batch
         settings.epochs = epochs
+        settings.steps = steps
+        settings.minSteps = minSteps
         settings.fitThreshold = fitThreshold
         settings.patience = patience
         settings.minImprovement = minImprovement

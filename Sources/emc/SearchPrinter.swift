@@ -8,7 +8,7 @@ import Foundation
 final class SearchPrinter {
     let output: OutputOptions
     private var bar: ProgressReporter?
-    private var budget = 0
+    private var config: SearchConfig?
 
     init(output: OutputOptions) { self.output = output }
 
@@ -24,11 +24,14 @@ final class SearchPrinter {
     func event(_ event: SearchEvent) {
         switch event {
         case .started(let config):
-            budget = config.fit.maxEpochs
+            self.config = config
             say("EMC search: \(config.model) (\(config.parameters) parameters) on \(config.dataName)\(config.variant.map { " [\($0)]" } ?? ""), "
-                + "\(config.optimizer), batch \(config.fit.batchSize), ≤ \(config.fit.maxEpochs) epochs, \(config.seeds) seed(s)")
+                + "\(config.optimizer), batch \(config.fit.batchSize), ≤ \(config.fit.budgetDescription), \(config.seeds) seed(s)")
         case .epoch(let n, let report):
-            if bar == nil { bar = ProgressReporter("  n=\(n)", total: budget, unit: "epochs", quiet: output.quiet || output.json) }
+            if bar == nil {
+                let epochs = config.map { $0.fit.epochBudget(samples: n, fullBatch: $0.optimizer.kind == .gd) }
+                bar = ProgressReporter("  n=\(n)", total: epochs, unit: "epochs", quiet: output.quiet || output.json)
+            }
             bar?.set(completed: report.epoch)
         case .trial(let record, let new):
             bar?.finish()
@@ -68,7 +71,7 @@ final class SearchPrinter {
         let plan = search.plan
         if output.json { return try printJSON(plan) }
         let c = search.config
-        print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.maxEpochs) epochs")
+        print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.budgetDescription)")
         print("  \(plan.seeds) seed(s), at most \(plan.maxTrialsPerSeed) trials each; doubling visits n = \(plan.doublingSizes.map(String.init).joined(separator: ", "))")
         print(String(format: "  at most %.3g sample-epochs of training (every trial using its whole budget); trials already in %@ are not repeated",
                      plan.maxSampleEpochs, search.settings.log))
@@ -77,9 +80,9 @@ final class SearchPrinter {
     /// A warning in words, with the flag that addresses it.
     static func text(_ warning: SearchWarning) -> String {
         switch warning {
-        case .budgetExhausted(let seed, let n, let epochs):
-            return "seed \(seed): \(n.count) trial(s) ran out of the \(epochs)-epoch budget (n = \(n.map(String.init).joined(separator: ", "))); "
-                + "the EMC is a lower bound for this budget (--epochs raises it)"
+        case .budgetExhausted(let seed, let n, let budget):
+            return "seed \(seed): \(n.count) trial(s) ran out of the budget (\(budget); n = \(n.map(String.init).joined(separator: ", "))); "
+                + "the EMC is a lower bound for this budget (--epochs or --steps raises it)"
         case .fittedEverything(let samples):
             return "the model fitted all \(samples) samples: the EMC is at least the data size"
         case .budgetBound(let share):

@@ -132,4 +132,43 @@ struct FitTests {
         #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: "cnn:layers=6").layers(input: mnist, classes: 10) }
         #expect(try ModelSpec(parsing: "mlp:width=8,act=tanh").description == "mlp:width=8,depth=2,act=tanh")
     }
+
+    @Test("a step budget stops a trial at that many optimizer steps, whatever n; GD and SGD can be compared at equal steps")
+    func stepBudget() throws {
+        let data = try randomData(n: 200, d: 20, classes: 10, seed: 5)
+        for optimizer in ["sgd:lr=0.001", "gd:lr=0.001"] {
+            let (outcome, _) = try train("mlp:width=4,depth=1", optimizer, data: data, epochs: 300) { $0.maxSteps = 37 }
+            #expect(outcome.result == .budgetExhausted && outcome.steps == 37, "\(optimizer): \(outcome.steps) steps, \(outcome.result)")
+            #expect(outcome.reason.contains("37-step"))
+        }
+    }
+
+    @Test("a minimum number of steps grows a small n's epoch budget; cosine over a step budget ends at zero")
+    func minimumSteps() throws {
+        let data = try randomData(n: 32, d: 20, classes: 10, seed: 6)
+        let (outcome, _) = try train("mlp:width=2,depth=1", "sgd:lr=0.0001", data: data, epochs: 10, batch: 16) { $0.minSteps = 100 }
+        #expect(outcome.steps == 100 && outcome.epochs == 50, "\(outcome.steps) steps in \(outcome.epochs) epochs")
+        var options = FitOptions()
+        options.batchSize = 16
+        options.maxEpochs = 10
+        options.minSteps = 100
+        #expect(options.epochBudget(samples: 32, fullBatch: false) == 50 && options.epochBudget(samples: 32, fullBatch: true) == 100)
+        #expect(options.epochBudget(samples: 10_000, fullBatch: false) == 10)
+        let cosine = try OptimizerSpec(parsing: "sgd:lr=0.1,schedule=cosine")
+        #expect(cosine.learningRate(epoch: 0, totalEpochs: 37) == 0.1 && abs(cosine.learningRate(epoch: 37, totalEpochs: 37)) < 1e-12)
+    }
+
+    @Test("the plateau schedule drops the rate after `wait` flat epochs, records each drop, and judges convergence only after the last")
+    func plateauSchedule() throws {
+        // A learning rate far too small: the loss is flat from the start, so every wait ends in a drop.
+        let data = try randomData(n: 64, d: 10, classes: 4, seed: 7)
+        let (outcome, _) = try train("mlp:width=2,depth=1", "sgd:lr=1e-9,schedule=plateau,gamma=0.5,wait=5,drops=2", data: data, epochs: 60, batch: 64) {
+            $0.patience = 5
+            $0.gradientTolerance = 1e9  // any plateau counts as converged once the drops are spent
+        }
+        // A drop compares the best of the last `wait` epochs with the best before them: the first can come after epoch 6.
+        #expect(outcome.learningRateDrops == [6, 11], "\(outcome.learningRateDrops)")
+        #expect(outcome.result == .convergedUnfit && outcome.epochs >= 15, "\(outcome.result) after \(outcome.epochs) epochs")
+        #expect(try OptimizerSpec(parsing: "sgd:schedule=plateau,wait=7,drops=1").description.contains("wait=7"))
+    }
 }
