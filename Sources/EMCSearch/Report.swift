@@ -25,6 +25,11 @@ public struct ReportRow: Sendable, Codable {
     /// The content ids of the row's data and of the unperturbed set below it (nil for logs that predate them).
     public var dataContentId: String?
     public var rootContentId: String?
+    /// The boundary over every trial of the configuration (n50 with its interval), and what the same trials say at
+    /// smaller budgets (a quarter, half, three quarters and all of the longest trial's epochs) and lower thresholds.
+    public var boundary: BoundaryFit?
+    public var budgetCurve: [DerivedEMC] = []
+    public var thresholdEMCs: [DerivedEMC] = []
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
     public func isRandomLabels(of base: ReportRow) -> Bool {
@@ -69,7 +74,10 @@ public struct Report: Sendable, Codable {
                                   generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 },
                                   budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
                                   trials: trialLines.count, seconds: group.reduce(0) { $0 + $1.seconds },
-                                  dataContentId: first.dataContentId, rootContentId: first.rootContentId))
+                                  dataContentId: first.dataContentId, rootContentId: first.rootContentId,
+                                  boundary: BoundaryFit.fit(trialLines.map { ($0.n, $0.fitted) }),
+                                  budgetCurve: DerivedEMC.budgetCurve(trialLines, epochs: trialLines.map(\.epochs).max() ?? 1),
+                                  thresholdEMCs: DerivedEMC.thresholds(trialLines)))
         }
         rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer) < ($1.condition, $1.parameters, $1.model, $1.optimizer) }
         // Pairs: the same model and optimizer on a set and on its random-label variant (a variant whose only recorded
@@ -120,6 +128,20 @@ extension Report {
         }
         var text = MarkdownTable.render(header: ["data", "model", "optimizer", "params", "EMC", "EMC/params", "range", "seeds",
                                                 "test acc", "gen. gap", "budget-exhausted"], rows: rows)
+        for r in report.rows where r.boundary != nil || !r.budgetCurve.isEmpty {
+            text += "\n\n\(r.condition), \(r.model), \(r.optimizer):"
+            if let b = r.boundary {
+                text += String(format: " boundary n50 %.0f, %.0f%% interval %.0f–%.0f%@", b.n50, b.level * 100, b.low, b.high,
+                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "")
+            }
+            if !r.budgetCurve.isEmpty {
+                text += "\n  EMC against budget (from the same trials' fit epochs): "
+                    + r.budgetCurve.map { "\(Int($0.at)) epochs: \($0.text)" }.joined(separator: "; ")
+            }
+            if !r.thresholdEMCs.isEmpty {
+                text += "\n  EMC at a lower fit threshold: " + r.thresholdEMCs.map { String(format: "%g%%: ", $0.at * 100) + $0.text }.joined(separator: "; ")
+            }
+        }
         if let r = report.gainGapCorrelation {
             text += String(format: "\n\ncorrelation between the EMC gained from true labels and the generalization gap: %.3f (%d models)", r, report.gainGapPairs)
         } else if report.gainGapPairs > 0 {

@@ -127,4 +127,28 @@ struct SimulationTests {
         let outcome = try search.run(evaluateFinal: false)
         #expect(outcome.refinementTrials == 0 && outcome.targetReached, "\(String(describing: outcome.boundary))")
     }
+
+    @Test("EMC against budget and threshold is derived from the trials' fit epochs, with bounds where trials cannot say")
+    func derived() throws {
+        // Trials at n = 100, 150, ..., 1500: fitted up to 800 (the larger, the later), failed above; every trial reached
+        // 99% correct by epoch 50.
+        var trials: [TrialRecord] = []
+        for n in stride(from: 100, through: 1500, by: 50) {
+            let fitted = n <= 800
+            var r = TrialRecord(kind: .trial, key: "k", config: "c", seed: 0, n: n, result: fitted ? .fitted : .budgetExhausted, fitted: fitted,
+                                reason: "", epochs: fitted ? n / 10 : 100, steps: 0, loss: 0, trainAccuracy: 1, wrong: 0, gradientNorm: nil,
+                                seconds: 0, testAccuracy: nil, data: "d", variant: nil, model: "m", optimizer: "o", parameters: 1, lossHistory: nil)
+            r.fitEpoch = fitted ? n / 10 : nil
+            r.thresholdEpochs = ["0.99": 50]
+            trials.append(r)
+        }
+        let curve = DerivedEMC.budgetCurve(trials, epochs: 100)
+        #expect(curve.map(\.at) == [25, 50, 75, 100])
+        let n50s = curve.compactMap { $0.boundary?.n50 }
+        #expect(n50s.count == 4 && n50s == n50s.sorted(), "EMC grows with the budget: \(n50s)")
+        #expect(abs(curve[1].boundary!.n50 - 525) < 60 && abs(curve[3].boundary!.n50 - 825) < 60, "\(n50s)")
+        let thresholds = DerivedEMC.thresholds(trials)
+        #expect(thresholds.first?.bound == "≥ 1500", "every trial reached 99%: only a bound")
+        #expect(thresholds.last?.boundary != nil)
+    }
 }

@@ -1,0 +1,52 @@
+import EMCTrainer
+import Foundation
+
+/// EMC figures derived from one search's trials without training again: the boundary had each trial been given a
+/// smaller budget (a trial counts as fitted at budget B when it fitted by epoch B), and the boundary at a lower fit
+/// threshold (a trial counts as fitted at t when its wrong count reached (1 − t)·n within its budget).
+///
+/// Trials were placed for the full budget and the strict threshold, so a derived boundary can fall outside the sizes
+/// tried: when every trial fits (or none does) there is no boundary inside them, and the figure is only a bound.
+public struct DerivedEMC: Codable, Sendable, Equatable {
+    /// Epochs (budget curve) or the threshold (threshold figures).
+    public var at: Double
+    /// The boundary's n50 with its interval, when the trials straddle one.
+    public var boundary: BoundaryFit?
+    /// "≥ N": every trial fits at this budget or threshold (N the largest n tried). "≤ N": none does.
+    public var bound: String?
+    public var fitted: Int
+    public var trials: Int
+
+    /// The figure as a reader quotes it.
+    public var text: String {
+        if let bound { return bound }
+        guard let b = boundary else { return "-" }
+        return String(format: "%@%.0f (%.0f–%.0f)", b.lowIsBound || b.highIsBound ? "~" : "", b.n50, b.low, b.high)
+    }
+
+    static func from(_ observations: [(n: Int, fitted: Bool)], at: Double, level: Double) -> DerivedEMC {
+        let fitted = observations.filter(\.fitted).count
+        var d = DerivedEMC(at: at, boundary: BoundaryFit.fit(observations, level: level), bound: nil, fitted: fitted, trials: observations.count)
+        if d.boundary == nil, let top = observations.map(\.n).max(), let bottom = observations.map(\.n).min() {
+            d.bound = fitted == observations.count ? "≥ \(top)" : "≤ \(bottom)"
+        }
+        return d
+    }
+
+    /// The boundary at budgets of `fractions` of the run's epoch budget (`epochs`), from each trial's fit epoch.
+    public static func budgetCurve(_ trials: [TrialRecord], epochs: Int, fractions: [Double] = [0.25, 0.5, 0.75, 1], level: Double = 0.9) -> [DerivedEMC] {
+        fractions.map { f in
+            let budget = max(1, Int((Double(epochs) * f).rounded()))
+            return from(trials.map { ($0.n, $0.fitted && ($0.fitEpoch ?? $0.epochs) <= budget) }, at: Double(budget), level: level)
+        }
+    }
+
+    /// The boundary at each of the recorded fit thresholds (99%, 99.5%, 99.9%), from each trial's threshold epochs.
+    /// Logs that predate threshold epochs give none.
+    public static func thresholds(_ trials: [TrialRecord], level: Double = 0.9) -> [DerivedEMC] {
+        guard trials.contains(where: { $0.thresholdEpochs != nil }) else { return [] }
+        return FitOutcome.thresholds.map { t in
+            from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil) }, at: t, level: level)
+        }
+    }
+}
