@@ -203,7 +203,6 @@ public final class EMCSearch: @unchecked Sendable {
         // Narrow enough: within the target, or within a sample either side (sizes are whole numbers).
         func narrow(_ b: BoundaryFit) -> Bool { b.relativeHalfWidth <= rules.targetHalfWidth || (b.high - b.low) / 2 <= 1 }
         while let b = boundary, !narrow(b), k < rules.refinementCap {
-            if k == 0 { n = b.n50 }
             let size = min(config.maxSamples, max(1, Int((pow(step, (Foundation.log(n) / Foundation.log(step)).rounded())).rounded())))
             let seed = k % config.seeds
             let t = try trial(seed: seed, n: size, replicate: 100 + k, role: "refine")

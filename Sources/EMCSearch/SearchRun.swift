@@ -84,7 +84,7 @@ public enum SearchEvent {
     case seedFinished(SeedResult)
 }
 
-/// What a search found, for a person (`SearchSummary.lines`) or a machine (JSON).
+/// What a search found: per seed, pooled over seeds, and the caveats (the command line prints it or writes it as JSON).
 public struct SearchSummary: Codable, Sendable {
     public var data: String
     public var variant: String?

@@ -31,10 +31,13 @@ public struct FitOptions: Sendable {
     /// The epochs a trial on n samples may train: the epoch budget grown to the minimum steps, or what the step
     /// budget takes (full-batch GD makes one step per epoch).
     public func epochBudget(samples n: Int, fullBatch: Bool) -> Int {
-        let stepsPerEpoch = fullBatch ? 1 : max(1, (n + batchSize - 1) / batchSize)
+        let stepsPerEpoch = self.stepsPerEpoch(samples: n, fullBatch: fullBatch)
         if let maxSteps { return (maxSteps + stepsPerEpoch - 1) / stepsPerEpoch }
         return max(maxEpochs, (minSteps + stepsPerEpoch - 1) / stepsPerEpoch)
     }
+
+    /// Optimizer steps in one epoch over n samples.
+    public func stepsPerEpoch(samples n: Int, fullBatch: Bool) -> Int { fullBatch ? 1 : max(1, (n + batchSize - 1) / batchSize) }
 
     /// The budget in words ("300 epochs, at least 2000 steps", "5000 steps").
     public var budgetDescription: String {
@@ -188,7 +191,7 @@ public final class Trainer {
         var steps = 0
         let fullBatch = optimizerSpec.kind == .gd
         // The budget in epochs: the epoch budget (grown to the minimum steps), or what the step budget takes.
-        let stepsPerEpoch = fullBatch ? 1 : (n + options.batchSize - 1) / options.batchSize
+        let stepsPerEpoch = options.stepsPerEpoch(samples: n, fullBatch: fullBatch)
         let epochBudget = options.epochBudget(samples: n, fullBatch: fullBatch)
         // Schedules run over steps under a step budget, over epochs otherwise.
         let stepSchedule = options.maxSteps

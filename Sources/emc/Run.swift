@@ -109,6 +109,9 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard settingsFile != nil || (data != nil && model != nil) else { throw ValidationError("give --data and --model") }
+        guard targetWidth > 0 && targetWidth < 1 else { throw ValidationError("--target-width must be between 0 and 1") }
+        guard refinementCap >= 0 else { throw ValidationError("--refinement-cap cannot be negative") }
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
     }
 
     var settings: SearchSettings {

@@ -33,6 +33,9 @@ struct ParseTests {
         #expect(e?.description.contains("batch size") == true)
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m", "--normalize", "zscore"]) }
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d"]) }
+        for bad in [["--target-width", "0"], ["--refinement-cap", "-1"], ["--jobs", "0"]] {
+            #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m"] + bad) }
+        }
     }
 
     @Test("convert, perturb, synth, inspect, verify, report, doctor and bench parse their options")
