@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
         .target(name: "EMCVariants", dependencies: ["EMCCore", "EMCShards", "EMCTransforms"]),
-        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCVariants", "CPipelineKernels"]),
+        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCFormats", "EMCVariants", "CPipelineKernels"]),
         .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCTrainer"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CTrainerKernels"]),
         // Wires decoders to the shard writer (the two know nothing of each other).

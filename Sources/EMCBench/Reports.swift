@@ -112,13 +112,53 @@ public enum BenchReports {
                            rows: rows.map { [$0.path, "\($0.threads)", f($0.imagesPerSecond), f($0.perCore)] }, records: rows)
     }
 
+    /// The search's rules compared on simulated fitters with known boundaries (`SearchSimulation`): coverage of the
+    /// interval, errors against the truth, and cost, for the old rules, the rules of each step since, and the default.
+    public static func searchRules(searches: Int, seeds: Int, threads: Int, progress: @escaping (String) -> Void) throws -> BenchReport {
+        func rules(_ confirmation: FailureConfirmation, cap: Int) -> SearchRules {
+            var r = SearchRules()
+            r.confirmation = confirmation
+            r.refinementCap = cap
+            return r
+        }
+        let candidates: [(String, SearchRules, Double)] = [
+            ("first wave: no confirmation, 2%", rules(.off, cap: 0), 0.02),
+            ("confirm each failure, 2%, cap 24", rules(.each, cap: 24), 0.02),
+            ("confirm each failure, 10%, cap 8", rules(.each, cap: 8), 0.1),
+            ("confirm final failure, 2%, cap 8", rules(.final, cap: 8), 0.02),
+            ("confirm final failure, 10%, no refinement", rules(.final, cap: 0), 0.1),
+            ("confirm final failure, 10%, cap 4", rules(.final, cap: 4), 0.1),
+            ("confirm final failure, 25%, cap 8", rules(.final, cap: 8), 0.25),
+            ("confirm final failure, 25%, cap 4 (default)", SearchRules(), SearchSettings.defaultResolution),
+            ("confirm final failure, 10%, cap 8", rules(.final, cap: 8), 0.1),
+            ("confirm final failure, 10%, cap 16", rules(.final, cap: 16), 0.1),
+        ]
+        let scratch = FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        var rows: [SearchSimulation.Summary] = []
+        var names: [String] = []
+        for (i, (name, r, resolution)) in candidates.enumerated() {
+            progress("  \(name)…")
+            rows.append(try SearchSimulation.run(rules: r, resolution: resolution, searches: searches, seeds: seeds, scratch: scratch, threads: threads,
+                                                 name: "emc-bench-rules-\(getpid())-\(i)"))
+            names.append(name)
+        }
+        let base = rows[0].meanCost
+        let pct = { (x: Double) in String(format: "%.1f%%", 100 * x) }
+        return BenchReport(title: "The search's rules on \(searches) simulated configurations of \(seeds) seeds (true n50 300–30,000, slope 4–12 per log n, 5% budget noise)",
+                           header: ["rule", "90% interval covers", "median ±", "median n50 error", "median seed-median error", "a seed below n50/2", "trials", "cost vs first wave"],
+                           rows: zip(names, rows).map { name, r in
+                               [name, pct(r.coverage), pct(r.medianHalfWidth), pct(r.medianN50Error), pct(r.medianSeedError),
+                                "\(r.seedsFarBelow) of \(r.searches)", String(format: "%.1f", r.meanTrials), String(format: "%.2f×", r.meanCost / base)]
+                           }, records: rows)
+    }
+
     /// The EMC search against the authors' method (every point of a fixed log grid trained), same model and rules.
     public static func search(settings: SearchSettings, grid: (low: Int, high: Int, points: Int)?, progress: @escaping (String) -> Void) throws -> BenchReport {
         struct Out: Encodable, Sendable { var search: SearchSummary; var grid: GridSearch.Result? }
         BLAS.configureThreads()
         var settings = settings
         settings.log = "/tmp/emc-bench-search-\(getpid()).jsonl"
-        settings.finalEvaluation = false
+        settings.evaluateTest = false
         defer { FileSystem.remove(settings.log) }
         let run = try SearchRun(settings)
         let search = try run.execute()

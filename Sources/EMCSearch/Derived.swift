@@ -33,11 +33,15 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
         return d
     }
 
-    /// The boundary at budgets of `fractions` of the run's epoch budget (`epochs`), from each trial's fit epoch.
+    /// The boundary at budgets of `fractions` of the run's epoch budget (`epochs`), from each trial's fit epoch. A trial
+    /// whose own budget was larger (a minimum of steps at small n) is cut at the same fraction of its own budget.
     public static func budgetCurve(_ trials: [TrialRecord], epochs: Int, fractions: [Double] = [0.25, 0.5, 0.75, 1], level: Double = 0.9) -> [DerivedEMC] {
         fractions.map { f in
             let budget = max(1, Int((Double(epochs) * f).rounded()))
-            return from(trials.map { ($0.n, $0.fitted && ($0.fitEpoch ?? $0.epochs) <= budget) }, at: Double(budget), level: level)
+            return from(trials.map { t in
+                let own = t.epochBudget.map { max(1, Int((Double($0) * f).rounded())) } ?? budget
+                return (t.n, t.fitted && (t.fitEpoch ?? t.epochs) <= own)
+            }, at: Double(budget), level: level)
         }
     }
 

@@ -5,22 +5,18 @@ import EMCTrainer
 /// Answers "does the model fit n samples with this seed?" by training (or, in tests, by a rule).
 public protocol Fitter: AnyObject {
     /// Trains a fresh model, initialisation `replicate` at (seed, n), on the seed's nested subset of n samples.
+    /// A fitter that evaluates its models sets the outcome's `testAccuracy`.
     /// Must be safe to call from several threads at once for different (seed, n, replicate).
     func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome
-    /// Train and test accuracy of the model trained at (n, seed), for the generalization gap.
-    func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?)
-}
-
-extension Fitter {
-    public func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?) { (try fit(n: n, seed: seed, replicate: 0), nil) }
 }
 
 /// One seed's search result.
 public struct SeedResult: Sendable, Codable {
     public var seed: Int
-    /// The largest n with a fitted trial whose search did not find it unfitted (0 if none).
+    /// The largest n with a fitted trial below the seed's first unfitted n (0 if none).
     public var emc: Int
-    /// The smallest n above it where a failure was confirmed (nil if every n up to the data size fitted).
+    /// The smallest n above it where a failure was confirmed (nil if every n up to the data size fitted). Without
+    /// confirmations (`FailureConfirmation.off`), the smallest n whose one trial failed.
     public var firstUnfitted: Int?
     /// (firstUnfitted − emc) / emc at the end.
     public var resolution: Double?
@@ -30,25 +26,42 @@ public struct SeedResult: Sendable, Codable {
     public var seconds: Double
     /// Trials that ran out of budget (counted as not fitted: the EMC is then a lower bound for this budget).
     public var budgetExhausted: [Int]
-    /// Sizes where a first trial failed and its confirmation fitted (so the failure did not move the search).
+    /// Sizes where a first trial failed and its confirmation fitted (so the failure did not decide the search).
     public var overturned: [Int]? = nil
+    /// Train and test accuracy of the fitted trial at the EMC (when the fitter evaluates).
     public var trainAccuracy: Double?
     public var testAccuracy: Double?
     public var generalizationGap: Double? { zipOptional(trainAccuracy, testAccuracy).map { $0 - $1 } }
+    /// The same at a common n (`EMCSearch.gapN`), so that models compare at one size rather than each at its own EMC.
+    public var gapN: Int? = nil
+    public var gapTrainAccuracy: Double? = nil
+    public var gapTestAccuracy: Double? = nil
+    public var gapAtN: Double? { zipOptional(gapTrainAccuracy, gapTestAccuracy).map { $0 - $1 } }
 }
 
 /// Both values, or nil.
 public func zipOptional<A, B>(_ a: A?, _ b: B?) -> (A, B)? { if let a, let b { return (a, b) }; return nil }
 
+/// When a failing trial is repeated with a fresh initialisation (same nested subset) before it may decide a seed.
+public enum FailureConfirmation: String, Sendable, Codable, CaseIterable {
+    /// Every failure, at once, before it moves the bracket (the most trials).
+    case each
+    /// The failure that would end the search: bisection runs on single trials, and the failure left at the top of
+    /// the final bracket is confirmed; if its confirmation fits, the bracket reopens above it and the search goes on.
+    /// No failure ends a search unconfirmed, and failures far above the boundary (which a later, lower failure
+    /// supersedes) cost no second trial. The default: `emc bench search-rules` compares the rules on simulations.
+    case final
+    /// Never (one failure decides; the old behaviour, for comparison).
+    case off
+}
+
 /// How the search spends trials beyond the bare doubling and bisection.
 public struct SearchRules: Sendable, Codable, Equatable {
-    /// A failing trial is repeated with a fresh initialisation (same nested subset) before it moves the search;
-    /// n counts as unfitted only when both fail.
-    public var confirmFailures = true
+    public var confirmation = FailureConfirmation.final
     /// Refinement stops when the boundary's interval is within ± this fraction of n50...
     public var targetHalfWidth = 0.05
     /// ...or after this many refinement trials over all seeds (the cap wins; the interval reached is reported).
-    public var refinementCap = 24
+    public var refinementCap = 4
     /// The interval's confidence level.
     public var level = 0.9
     /// Fitted trials near the boundary that used more than this share of the budget flag it as budget-bound.
@@ -63,6 +76,8 @@ public struct SearchOutcome: Sendable, Codable {
     /// p(fit | n) over every trial of every seed; nil when the trials do not straddle a boundary.
     public var boundary: BoundaryFit?
     public var refinementTrials: Int
+    /// Sample-epochs the refinement trials cost (the seeds' own are in their results).
+    public var refinementSampleEpochs: Double
     /// Whether the interval reached the target half-width (otherwise the cap stopped refinement).
     public var targetReached: Bool
     /// The largest share of the budget used by a fitted trial near the boundary (between n10 and n90, or above 0.8·n50).
@@ -72,17 +87,21 @@ public struct SearchOutcome: Sendable, Codable {
     public var budgetBound: Bool
 }
 
-/// The EMC search. Per seed: doubling from the start until a confirmed failure, then bisection between the last
-/// fitted and the first confirmed-unfitted n to the resolution. Then, pooled over seeds: a logistic boundary fitted
-/// to every trial, refined by an up-and-down walk around n50 until its interval is narrow enough or the cap is
-/// reached. Every trial (replicates and refinements included) is a line in the log; a rerun repeats none.
+/// The EMC search. Per seed: doubling from the start until a trial fails, bisection between the last fitted and the
+/// first failed n to the resolution, and a confirmation of the failure that would end it (`FailureConfirmation`). Then,
+/// pooled over seeds: a logistic boundary fitted to every trial, refined by pairs of trials on the grid points either
+/// side of n50 until its interval is narrow enough or the cap is reached. Every trial (replicates and refinements
+/// included) is a line in the log; a rerun repeats none. Which trials run depends only on earlier trials' results,
+/// never on timing, so `jobs` changes the wall time and not the records.
 public final class EMCSearch: @unchecked Sendable {
     public let config: SearchConfig
     public let log: ResultsLog
     public let fitter: Fitter
     public var rules = SearchRules()
-    /// Seeds searched at once (each trial trains on the calling thread).
+    /// Trials at once: seeds searched in parallel, and the refinement pairs (each trial trains on the calling thread).
     public var jobs = 1
+    /// Also train each seed at this n (replicate 0, reusing a search trial there) for the generalization gap at a common n.
+    public var gapN: Int?
     public var onTrial: ((TrialRecord, Bool) -> Void)?
     private let lock = NSLock()
 
@@ -93,11 +112,29 @@ public final class EMCSearch: @unchecked Sendable {
     }
 
     /// Runs (or resumes) every seed, then the pooled boundary and its refinement.
-    public func run(evaluateFinal: Bool = true) throws -> SearchOutcome {
+    public func run() throws -> SearchOutcome {
         let slots = ResultSlots<SeedResult>(config.seeds)
-        try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.search(seed: seed, evaluateFinal: evaluateFinal)) }
-        let seeds = (0..<config.seeds).map { slots.get($0)! }
-        return try refine(seeds)
+        try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.search(seed: seed)) }
+        var seeds = (0..<config.seeds).map { slots.get($0)! }
+        let outcome = try refine(seeds)
+        if let gapN {
+            let n = min(config.maxSamples, max(1, gapN))
+            let searched = seeds
+            try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.gap(searched[seed], n: n)) }
+            seeds = (0..<config.seeds).map { slots.get($0)! }
+        }
+        return SearchOutcome(seeds: seeds, boundary: outcome.boundary, refinementTrials: outcome.refinementTrials,
+                             refinementSampleEpochs: outcome.refinementSampleEpochs, targetReached: outcome.targetReached,
+                             boundaryBudgetShare: outcome.boundaryBudgetShare, budgetBound: outcome.budgetBound)
+    }
+
+    private func gap(_ result: SeedResult, n: Int) throws -> SeedResult {
+        var result = result
+        let record = try trial(seed: result.seed, n: n, replicate: 0, role: "gap").record
+        result.gapN = n
+        result.gapTrainAccuracy = record.testAccuracy == nil ? nil : record.trainAccuracy
+        result.gapTestAccuracy = record.testAccuracy
+        return result
     }
 
     /// A trial from the log, or trained now and appended.
@@ -108,7 +145,7 @@ public final class EMCSearch: @unchecked Sendable {
             return (old, false)
         }
         let outcome = try fitter.fit(n: n, seed: seed, replicate: replicate)
-        var record = makeRecord(.trial, key: key, seed: seed, outcome: outcome, testAccuracy: nil)
+        var record = makeRecord(.trial, key: key, seed: seed, outcome: outcome)
         record.replicate = replicate
         record.role = role
         try log.append(record)
@@ -122,68 +159,81 @@ public final class EMCSearch: @unchecked Sendable {
     }
 
     /// One seed: trials already in the log are reused, so a rerun after a kill repeats none.
-    public func search(seed: Int, evaluateFinal: Bool = true) throws -> SeedResult {
+    public func search(seed: Int) throws -> SeedResult {
         var trials = 0, newTrials = 0
         var sampleEpochs = 0.0, seconds = 0.0
         var exhausted: [Int] = [], overturned: [Int] = []
-        func count(_ t: (record: TrialRecord, new: Bool)) -> TrialRecord {
+        var fittedRecords: [Int: TrialRecord] = [:]
+        func run(_ n: Int, replicate: Int, role: String) throws -> Bool {
+            let t = try trial(seed: seed, n: n, replicate: replicate, role: role)
             trials += 1
             if t.new { newTrials += 1 }
             sampleEpochs += t.record.sampleEpochs
             seconds += t.record.seconds
             if t.record.result == .budgetExhausted { exhausted.append(t.record.n) }
-            return t.record
+            if t.record.fitted && fittedRecords[n] == nil { fittedRecords[n] = t.record }
+            return t.record.fitted
         }
-        // n fits unless its first trial and (with confirmations) a second initialisation both fail.
-        func fits(_ n: Int) throws -> Bool {
-            if count(try trial(seed: seed, n: n, replicate: 0, role: "search")).fitted { return true }
-            guard rules.confirmFailures else { return false }
-            let confirmed = !count(try trial(seed: seed, n: n, replicate: 1, role: "confirm")).fitted
-            if !confirmed { overturned.append(n) }
-            return !confirmed
+        // Failures seen on single trials (not yet confirmed), and confirmed ones.
+        var failures = Set<Int>(), confirmed = Set<Int>()
+        /// Whether n fits as far as the rule knows now.
+        func probe(_ n: Int) throws -> Bool {
+            if try run(n, replicate: 0, role: "search") { return true }
+            failures.insert(n)
+            if rules.confirmation == .each { return !(try confirm(n)) }
+            return false
+        }
+        /// A second initialisation at n: true when it fails too.
+        func confirm(_ n: Int) throws -> Bool {
+            if try run(n, replicate: 1, role: "confirm") {
+                overturned.append(n)
+                failures.remove(n)
+                return false
+            }
+            confirmed.insert(n)
+            return true
         }
 
         let maxN = config.maxSamples
         var lastFit = 0
         var firstFail: Int? = nil
+        func doubleUp() throws {
+            while lastFit < maxN {
+                let n = min(maxN, lastFit * 2)
+                if try probe(n) { lastFit = n } else { firstFail = n; return }
+            }
+        }
         var n = max(1, min(config.start, maxN))
         // Doubling up (or halving down when the start itself does not fit).
-        if try fits(n) {
+        if try probe(n) {
             lastFit = n
-            while lastFit < maxN {
-                n = min(maxN, lastFit * 2)
-                if try fits(n) { lastFit = n } else { firstFail = n; break }
-            }
+            try doubleUp()
         } else {
             firstFail = n
             while firstFail! > 1 {
                 n = firstFail! / 2
-                if try fits(n) { lastFit = n; break } else { firstFail = n }
+                if try probe(n) { lastFit = n; break } else { firstFail = n }
             }
         }
-        // Bisection.
-        while let fail = firstFail, lastFit > 0, Double(fail - lastFit) > config.resolution * Double(lastFit), fail - lastFit > 1 {
-            let mid = lastFit + (fail - lastFit) / 2
-            if try fits(mid) { lastFit = mid } else { firstFail = mid }
-        }
-        var result = SeedResult(seed: seed, emc: lastFit, firstUnfitted: firstFail,
-                                resolution: firstFail.map { lastFit > 0 ? Double($0 - lastFit) / Double(lastFit) : 1 },
-                                trials: trials, newTrials: newTrials, sampleEpochs: sampleEpochs, seconds: seconds,
-                                budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(), trainAccuracy: nil, testAccuracy: nil)
-        if evaluateFinal && lastFit > 0 {
-            let key = config.key(seed: seed)
-            let final: TrialRecord
-            if let old = log.final(key: key), old.n == lastFit {
-                final = old
-            } else {
-                let (outcome, test) = try fitter.evaluate(n: lastFit, seed: seed)
-                final = makeRecord(.final, key: key, seed: seed, outcome: outcome, testAccuracy: test)
-                try log.append(final)
+        while true {
+            // Bisection.
+            while let fail = firstFail, lastFit > 0, Double(fail - lastFit) > config.resolution * Double(lastFit), fail - lastFit > 1 {
+                let mid = lastFit + (fail - lastFit) / 2
+                if try probe(mid) { lastFit = mid } else { firstFail = mid }
             }
-            result.trainAccuracy = final.trainAccuracy
-            result.testAccuracy = final.testAccuracy
+            // The failure that would end the search is confirmed; if it fits after all, the bracket reopens above it.
+            guard let top = firstFail, rules.confirmation != .off, !confirmed.contains(top) else { break }
+            if try confirm(top) { break }
+            lastFit = top
+            firstFail = failures.filter { $0 > top }.min()
+            if firstFail == nil { try doubleUp() }
         }
-        return result
+        let atEMC = fittedRecords[lastFit]
+        return SeedResult(seed: seed, emc: lastFit, firstUnfitted: firstFail,
+                          resolution: firstFail.map { lastFit > 0 ? Double($0 - lastFit) / Double(lastFit) : 1 },
+                          trials: trials, newTrials: newTrials, sampleEpochs: sampleEpochs, seconds: seconds,
+                          budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(),
+                          trainAccuracy: atEMC?.testAccuracy == nil ? nil : atEMC?.trainAccuracy, testAccuracy: atEMC?.testAccuracy)
     }
 
     /// Every trial of this configuration in the log (all seeds, replicates and refinements).
@@ -192,22 +242,30 @@ public final class EMCSearch: @unchecked Sendable {
         return log.records.filter { $0.kind == .trial && keys.contains($0.key) }
     }
 
-    /// Fits the boundary and refines it: an up-and-down walk on a 4% log grid starting at n50 (up after a fit, down
-    /// after a failure), seeds in turn, each step a fresh initialisation. The walk concentrates trials where p(fit)
-    /// is near one half, where each trial says the most about n50.
+    /// The refinement's grid: sizes 4% apart in log scale.
+    public static let refinementStep = 1.04
+
+    /// Fits the boundary and refines it: each round places a pair of trials on the grid points either side of the
+    /// current n50 (seeds in turn, each a fresh initialisation), where p(fit) is near one half and a trial says the
+    /// most about n50, then refits. The two trials of a round run at once with `jobs` ≥ 2.
     func refine(_ seeds: [SeedResult]) throws -> SearchOutcome {
         var boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
         var k = 0
-        let step = 1.04
-        var n = boundary.map { $0.n50 } ?? 0
+        var cost = 0.0
+        let step = Self.refinementStep
         // Narrow enough: within the target, or within a sample either side (sizes are whole numbers).
         func narrow(_ b: BoundaryFit) -> Bool { b.relativeHalfWidth <= rules.targetHalfWidth || (b.high - b.low) / 2 <= 1 }
         while let b = boundary, !narrow(b), k < rules.refinementCap {
-            let size = min(config.maxSamples, max(1, Int((pow(step, (Foundation.log(n) / Foundation.log(step)).rounded())).rounded())))
-            let seed = k % config.seeds
-            let t = try trial(seed: seed, n: size, replicate: 100 + k, role: "refine")
-            n = t.record.fitted ? Double(size) * step : Double(size) / step
-            k += 1
+            let i = (Foundation.log(b.n50) / Foundation.log(step)).rounded(.down)
+            let sizes = [pow(step, i), pow(step, i + 1)].map { min(config.maxSamples, max(1, Int($0.rounded()))) }
+            let count = min(2, rules.refinementCap - k)
+            let records = ResultSlots<TrialRecord>(count)
+            let first = k
+            try parallelFor(count, threads: min(jobs, count)) { j in
+                records.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: 100 + first + j, role: "refine").record)
+            }
+            cost += (0..<count).map { records.get($0)!.sampleEpochs }.reduce(0, +)
+            k += count
             boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
         }
         var share: Double?
@@ -216,16 +274,16 @@ public final class EMCSearch: @unchecked Sendable {
             let fullBatch = config.optimizer.kind == .gd
             share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch)) }.max()
         }
-        return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k,
+        return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k, refinementSampleEpochs: cost,
                              targetReached: boundary.map(narrow) ?? false,
                              boundaryBudgetShare: share, budgetBound: (share ?? 0) > rules.budgetBoundShare)
     }
 
-    func makeRecord(_ kind: TrialRecord.Kind, key: String, seed: Int, outcome: FitOutcome, testAccuracy: Double?) -> TrialRecord {
+    func makeRecord(_ kind: TrialRecord.Kind, key: String, seed: Int, outcome: FitOutcome) -> TrialRecord {
         var record = TrialRecord(kind: kind, key: key, config: config.configHash, seed: seed, n: outcome.samples, result: outcome.result,
                                  fitted: outcome.fitted, reason: outcome.reason, epochs: outcome.epochs, steps: outcome.steps,
                                  loss: outcome.finalLoss, trainAccuracy: outcome.trainAccuracy, wrong: outcome.wrong,
-                                 gradientNorm: outcome.gradientNorm, seconds: outcome.seconds, testAccuracy: testAccuracy,
+                                 gradientNorm: outcome.gradientNorm, seconds: outcome.seconds, testAccuracy: outcome.testAccuracy,
                                  data: config.dataName, variant: config.variant, model: config.model.description,
                                  optimizer: config.optimizer.description, parameters: config.parameters, lossHistory: outcome.lossHistory)
         record.dataContentId = config.dataContentId
@@ -233,6 +291,10 @@ public final class EMCSearch: @unchecked Sendable {
         record.schema = TrialRecord.currentSchema
         if outcome.fitted { record.fitEpoch = outcome.epochs; record.fitStep = outcome.steps }
         record.thresholdEpochs = outcome.thresholdEpochs
+        record.batch = config.fit.batchSize
+        record.budget = config.fit.budgetDescription
+        record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)
+        record.fitThreshold = config.fit.fitThreshold
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
                                                    blas: "OpenBLAS \(BLAS.coreName)", threads: BLAS.threads)
         return record

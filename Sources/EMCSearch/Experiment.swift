@@ -29,12 +29,46 @@ public struct Experiment: Codable, Sendable {
     public var resolution: Double?
     public var fitThreshold: Double?
     public var normalize: Normalization?
+    /// The search's rules: confirmations, the refinement's target and cap.
+    public var confirm: FailureConfirmation?
+    public var targetWidth: Double?
+    public var refinementCap: Int?
+    /// Measure every seed's generalization gap at this n (compare models at one size).
+    public var gapN: Int?
+    /// Learning rates to try in a pilot at `pilotN` before each search (the one that fits in the fewest steps is kept).
+    public var lrGrid: [Double]?
+    public var pilotN: Int?
     public var log: String?
+    /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
+    /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
+    public var parts: [Part]?
     /// The folder the manifest was read from (relative paths resolve against it); not part of the JSON.
     public var folder = "."
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, description, prepare, data, models, optimizers, seeds, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize, log
+        case name, description, prepare, data, models, optimizers, seeds, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, log, parts
+    }
+
+    /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
+    public struct Part: Codable, Sendable, Equatable {
+        public var name: String?
+        public var data: [String]?
+        public var models: [String]?
+        public var optimizers: [String]?
+        public var seeds: Int?
+        public var epochs: Int?
+        public var steps: Int?
+        public var minSteps: Int?
+        public var batch: Int?
+        public var fitThreshold: Double?
+        public var gapN: Int?
+        public var lrGrid: [Double]?
+        public var pilotN: Int?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, data, models, optimizers, seeds, epochs, steps, minSteps, batch, fitThreshold, gapN, lrGrid, pilotN
+        }
     }
 
     /// One variant to make before the sweep (what `emc perturb` would make).
@@ -84,10 +118,27 @@ public struct Experiment: Codable, Sendable {
         public var data: String
         public var model: String
         public var optimizer: String
+        /// The part it belongs to (nil: the top-level grid).
+        public var part: Int? = nil
     }
 
+    /// The top-level grid's cells when there are no parts, else every part's (duplicates once).
     public var cells: [Cell] {
-        data.flatMap { d in models.flatMap { m in optimizers.map { Cell(data: d, model: m, optimizer: $0) } } }
+        guard let parts, !parts.isEmpty else {
+            return data.flatMap { d in models.flatMap { m in optimizers.map { Cell(data: d, model: m, optimizer: $0) } } }
+        }
+        var out: [Cell] = []
+        for (i, p) in parts.enumerated() {
+            for d in p.data ?? data {
+                for m in p.models ?? models {
+                    for o in p.optimizers ?? optimizers {
+                        let cell = Cell(data: d, model: m, optimizer: o, part: i)
+                        if !out.contains(where: { settings($0) == settings(cell) }) { out.append(cell) }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// The results log, resolved against the manifest's folder.
@@ -105,6 +156,23 @@ public struct Experiment: Codable, Sendable {
         if let resolution { s.resolution = resolution }
         if let fitThreshold { s.fitThreshold = fitThreshold }
         if let normalize { s.normalize = normalize }
+        if let confirm { s.rules.confirmation = confirm }
+        if let targetWidth { s.rules.targetHalfWidth = targetWidth }
+        if let refinementCap { s.rules.refinementCap = refinementCap }
+        if let gapN { s.gapN = gapN }
+        if let lrGrid { s.lrGrid = lrGrid }
+        if let pilotN { s.pilotN = pilotN }
+        if let i = cell.part, let p = parts?[i] {
+            if let seeds = p.seeds { s.seeds = seeds }
+            if let epochs = p.epochs { s.epochs = epochs; s.steps = nil }
+            if let steps = p.steps { s.steps = steps }
+            if let minSteps = p.minSteps { s.minSteps = minSteps }
+            if let batch = p.batch { s.batch = batch }
+            if let fitThreshold = p.fitThreshold { s.fitThreshold = fitThreshold }
+            if let gapN = p.gapN { s.gapN = gapN }
+            if let lrGrid = p.lrGrid { s.lrGrid = lrGrid }
+            if let pilotN = p.pilotN { s.pilotN = pilotN }
+        }
         s.log = logPath
         return s
     }
@@ -118,6 +186,9 @@ public struct Experiment: Codable, Sendable {
         try rejectUnknown(object, known: CodingKeys.allCases.map(\.rawValue), at: nil, bad: bad)
         for (i, item) in (object["prepare"] as? [[String: Any]] ?? []).enumerated() {
             try rejectUnknown(item, known: Preparation.CodingKeys.allCases.map(\.rawValue), at: "prepare[\(i)]", bad: bad)
+        }
+        for (i, item) in (object["parts"] as? [[String: Any]] ?? []).enumerated() {
+            try rejectUnknown(item, known: Part.CodingKeys.allCases.map(\.rawValue), at: "parts[\(i)]", bad: bad)
         }
         var experiment: Experiment
         do {
@@ -138,8 +209,16 @@ public struct Experiment: Codable, Sendable {
                 do { try parse(spec) } catch let e as EMCError { throw bad(e.message, field) }
             }
         }
-        if let cell = experiment.cells.first {
-            do { _ = try experiment.settings(cell).fitOptions() } catch let e as EMCError { throw bad(e.message) }
+        for (i, p) in (experiment.parts ?? []).enumerated() {
+            for (field, specs, parse) in [("models", p.models ?? [], { _ = try ModelSpec(parsing: $0) }),
+                                          ("optimizers", p.optimizers ?? [], { _ = try OptimizerSpec(parsing: $0) })] as [(String, [String], (String) throws -> Void)] {
+                for spec in specs {
+                    do { try parse(spec) } catch let e as EMCError { throw bad(e.message, "parts[\(i)].\(field)") }
+                }
+            }
+        }
+        for cell in experiment.cells {
+            do { try experiment.settings(cell).check() } catch let e as EMCError { throw bad(e.message, cell.part.map { "parts[\($0)]" }) }
         }
         return experiment
     }

@@ -2,7 +2,21 @@ import EMCCore
 import EMCTransforms
 import Foundation
 
-/// What `emc report` shows: per configuration (data × model × optimizer), the EMC over its seeds.
+/// One seed of a configuration as its trials in the log say it ended.
+public struct SeedSummary: Sendable, Codable, Equatable {
+    public var seed: Int
+    /// The largest fitted n below `firstUnfitted` (all fitted n when there is none).
+    public var emc: Int
+    /// The smallest n where a failure was confirmed (two failed initialisations); for logs without replicates, the
+    /// smallest failed n.
+    public var firstUnfitted: Int?
+    /// False when nothing above the EMC failed: the search was interrupted while still growing n (or fitted all data).
+    public var finished: Bool
+    public var trials: Int
+}
+
+/// What `emc report` shows for one configuration: everything that determines its trials is the same (data and
+/// variant, model, optimizer and schedule, batch, budget, threshold and the convergence rules; the configuration hash).
 public struct ReportRow: Sendable, Codable {
     public var config: String
     public var data: String
@@ -10,24 +24,45 @@ public struct ReportRow: Sendable, Codable {
     public var model: String
     public var optimizer: String
     public var parameters: Int
-    public var seeds: Int
+    /// Training settings from the records (nil for logs that predate them).
+    public var batch: Int?
+    public var budget: String?
+    public var fitThreshold: Double?
+    public var seeds: [SeedSummary]
+    /// The seeds' EMCs: median, smallest and largest.
     public var emcMedian: Double
     public var emcMin: Int
     public var emcMax: Int
+    /// The boundary over every trial (n50 with its interval), nil when the trials do not straddle one.
+    public var boundary: BoundaryFit?
+    /// The EMC estimate: the boundary's n50, or the seeds' median when there is no boundary.
+    public var emc: Double
+    /// True when the estimate is only a lower bound: the budget decides the boundary, a seed's search is
+    /// unfinished, or every trial fitted.
+    public var lowerBound: Bool
+    public var budgetBound: Bool
+    /// The largest share of its budget a fitted trial near the boundary used.
+    public var budgetShare: Double?
+    /// Some seed's search stopped before a confirmed failure (interrupted, or the data ran out).
+    public var unfinished: Bool
     public var emcPerParameter: Double
+    /// Median over seeds of the train and test accuracy of the fitted trial at each seed's EMC.
     public var trainAccuracy: Double?
     public var testAccuracy: Double?
     public var generalizationGap: Double?
+    /// The generalization gap at one n shared by the configurations compared (the trials at `gapN`, median over seeds).
+    public var gapN: Int?
+    public var gapAtN: Double?
     public var budgetExhaustedTrials: Int
     public var trials: Int
+    public var sampleEpochs: Double
     public var seconds: Double
 
     /// The content ids of the row's data and of the unperturbed set below it (nil for logs that predate them).
     public var dataContentId: String?
     public var rootContentId: String?
-    /// The boundary over every trial of the configuration (n50 with its interval), and what the same trials say at
-    /// smaller budgets (a quarter, half, three quarters and all of the longest trial's epochs) and lower thresholds.
-    public var boundary: BoundaryFit?
+    /// What the same trials say at smaller budgets (a quarter, half, three quarters and all of the longest trial's
+    /// epochs) and lower thresholds.
     public var budgetCurve: [DerivedEMC] = []
     public var thresholdEMCs: [DerivedEMC] = []
 
@@ -41,70 +76,199 @@ public struct ReportRow: Sendable, Codable {
 
     /// The data condition a row belongs to in plots: the data name with its variant.
     public var condition: String { variant.map { "\(data) [\($0)]" } ?? data }
+    /// The model family: the spec's name before its options (mlp, cnn, ...).
+    public var family: String { String(model.prefix { $0 != ":" }) }
+    /// The optimizer's kind (sgd, gd, adam, ...).
+    public var optimizerKind: String { String(optimizer.prefix { $0 != ":" }) }
+    /// The optimizer without its learning rate: configurations whose rate a pilot chose compare on this.
+    public var optimizerFamily: String {
+        let parts = optimizer.split(separator: ":", maxSplits: 1)
+        let options = parts.count > 1 ? parts[1].split(separator: ",").filter { !$0.hasPrefix("lr=") } : []
+        return String(parts[0]) + ":" + options.joined(separator: ",")
+    }
+    /// A value of the model spec (width, depth, channels, act...), if it has one.
+    public func modelOption(_ key: String) -> String? {
+        model.split(separator: ":").dropFirst().first?.split(separator: ",").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+    }
+
+    /// The EMC as a headline reads it: "≥ X" for a lower bound.
+    public var headline: String { (lowerBound ? "≥ " : "") + formatCount(emc) }
+
+    /// The value of a filter or grouping key ("data", "variant", "model", "family", "optimizer", "budget", "batch", "threshold").
+    public func value(of key: String) -> String? {
+        switch key {
+        case "data": return data
+        case "variant": return variant ?? ""
+        case "condition": return condition
+        case "model": return model
+        case "family": return family
+        case "optimizer": return optimizer
+        case "budget": return budget ?? ""
+        case "batch": return batch.map(String.init) ?? ""
+        case "threshold": return fitThreshold.map { String(format: "%g", $0) } ?? ""
+        default: return nil
+        }
+    }
+}
+
+/// A whole number with thousands separators; other numbers to one decimal.
+func formatCount(_ v: Double) -> String {
+    guard v.isFinite else { return "-" }
+    let rounded = v.rounded()
+    let negative = rounded < 0
+    var digits = String(Int(abs(rounded)))
+    var out = ""
+    while digits.count > 3 { out = "," + digits.suffix(3) + out; digits = String(digits.dropLast(3)) }
+    return (negative ? "-" : "") + digits + out
+}
+
+/// Which rows a report keeps: every `key=value` must hold (the value a substring of the row's).
+public struct ReportFilter: Sendable, Equatable {
+    public var key: String
+    public var value: String
+
+    public static let keys = ["data", "variant", "condition", "model", "family", "optimizer", "budget", "batch", "threshold"]
+
+    /// Parses "key=value" (the key one of `keys`).
+    public init(parsing text: String) throws {
+        guard let eq = text.firstIndex(of: "="), ReportFilter.keys.contains(String(text[..<eq])) else {
+            throw EMCError(.invalidArgument, "a filter is key=value with key one of \(ReportFilter.keys.joined(separator: ", ")), not '\(text)'")
+        }
+        key = String(text[..<eq])
+        value = String(text[text.index(after: eq)...])
+    }
+
+    public func keeps(_ row: ReportRow) -> Bool { row.value(of: key)?.contains(value) ?? false }
 }
 
 public struct Report: Sendable, Codable {
     public var rows: [ReportRow]
-    /// Pearson correlation, over models run on both true and random labels of the same data, between the EMC
-    /// gained from true labels (EMC true − EMC random) and the generalization gap of the true-label run.
+    /// Pearson correlation, over models run on both true and random labels of the same data, between the percentage
+    /// EMC gained from true labels (100·(true − random)/random) and the true-label run's generalization gap.
     public var gainGapCorrelation: Double?
+    /// Its 90% interval (Fisher's z), with at least 4 pairs.
+    public var gainGapInterval: [Double]?
     public var gainGapPairs: Int
+    /// The n the gaps were measured at, when every pair had one in common (`--gap-n`); nil: each model at its own EMC.
+    public var gainGapN: Int?
 
-    /// Builds the report from a results log. EMC per seed is the largest fitted n among its trials.
-    public static func from(_ records: [TrialRecord]) -> Report {
-        var rows: [ReportRow] = []
-        let groups = Dictionary(grouping: records, by: \.config)
-        for (config, group) in groups.sorted(by: { $0.key < $1.key }) {
-            let first = group[0]
-            let seeds = Dictionary(grouping: group, by: \.seed)
-            var emcs: [Double] = [], train: [Double] = [], test: [Double] = []
-            for (_, lines) in seeds {
-                emcs.append(Double(lines.filter { $0.kind == .trial && $0.fitted }.map(\.n).max() ?? 0))
-                if let f = lines.last(where: { $0.kind == .final }) {
-                    train.append(f.trainAccuracy)
-                    if let t = f.testAccuracy { test.append(t) }
-                }
-            }
-            let trialLines = group.filter { $0.kind == .trial }
-            let med = median(emcs)
-            let trainMed = train.isEmpty ? nil : median(train), testMed = test.isEmpty ? nil : median(test)
-            rows.append(ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,
-                                  parameters: first.parameters, seeds: seeds.count, emcMedian: med, emcMin: Int(emcs.min()!), emcMax: Int(emcs.max()!),
-                                  emcPerParameter: med / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
-                                  generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 },
-                                  budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
-                                  trials: trialLines.count, seconds: group.reduce(0) { $0 + $1.seconds },
-                                  dataContentId: first.dataContentId, rootContentId: first.rootContentId,
-                                  boundary: BoundaryFit.fit(trialLines.map { ($0.n, $0.fitted) }),
-                                  budgetCurve: DerivedEMC.budgetCurve(trialLines, epochs: trialLines.map(\.epochs).max() ?? 1),
-                                  thresholdEMCs: DerivedEMC.thresholds(trialLines)))
-        }
-        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer) < ($1.condition, $1.parameters, $1.model, $1.optimizer) }
-        // Pairs: the same model and optimizer on a set and on its random-label variant (a variant whose only recorded
-        // transform is random labels, built on that very set).
-        var gains: [Double] = [], gaps: [Double] = []
+    /// Builds the report from results logs' records (lines repeated across logs count once), keeping the rows
+    /// every filter keeps.
+    public static func from(_ records: [TrialRecord], filters: [ReportFilter] = []) -> Report {
+        var seen = Set<String>()
+        let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
+        var rows = Dictionary(grouping: unique, by: \.config).map { row(config: $0.key, $0.value) }
+        rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
+        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "") < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "") }
+        // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
+        // recorded transform is random labels, built on that very set).
+        var gains: [Double] = [], gaps: [Double] = [], atN: [Int?] = []
         for real in rows where real.variant == nil {
-            guard let gap = real.generalizationGap,
-                  let random = rows.first(where: { $0.isRandomLabels(of: real) && $0.model == real.model && $0.optimizer == real.optimizer })
-            else { continue }
-            gains.append(real.emcMedian - random.emcMedian)
+            guard let random = rows.first(where: { $0.isRandomLabels(of: real) && $0.model == real.model && $0.optimizerFamily == real.optimizerFamily && $0.budget == real.budget }),
+                  random.emc > 0, let gap = real.gapAtN ?? real.generalizationGap else { continue }
+            gains.append(100 * (real.emc - random.emc) / random.emc)
             gaps.append(gap)
+            atN.append(real.gapAtN == nil ? nil : real.gapN)
         }
-        return Report(rows: rows, gainGapCorrelation: gains.count >= 3 ? pearson(gains, gaps) : nil, gainGapPairs: gains.count)
+        let commonN = Set(atN).count == 1 ? atN.first ?? nil : nil
+        let r = gains.count >= 3 ? pearson(gains, gaps) : nil
+        return Report(rows: rows, gainGapCorrelation: r, gainGapInterval: r.flatMap { fisherInterval($0, pairs: gains.count, level: 0.9) },
+                      gainGapPairs: gains.count, gainGapN: commonN)
     }
 
+    static func row(config: String, _ group: [TrialRecord]) -> ReportRow {
+        let first = group[0]
+        let trialLines = group.filter { $0.kind == .trial }
+        let bySeed = Dictionary(grouping: trialLines, by: \.seed)
+        var seeds: [SeedSummary] = []
+        var train: [Double] = [], test: [Double] = []
+        for (seed, lines) in bySeed.sorted(by: { $0.key < $1.key }) {
+            let failedCounts = Dictionary(grouping: lines.filter { !$0.fitted }, by: \.n).mapValues(\.count)
+            // A seed that confirmed failures ends at its smallest confirmed one; a seed searched without confirmations
+            // (older logs, --confirm off) at its smallest failure.
+            let confirms = lines.contains { $0.role == "confirm" }
+            let firstUnfitted = confirms ? failedCounts.filter { $0.value >= 2 }.keys.min() : failedCounts.keys.min()
+            let fittedBelow = lines.filter { $0.fitted && $0.n < (firstUnfitted ?? Int.max) }
+            let emc = fittedBelow.map(\.n).max() ?? 0
+            seeds.append(SeedSummary(seed: seed, emc: emc, firstUnfitted: firstUnfitted, finished: firstUnfitted != nil, trials: lines.count))
+            // Accuracy at the EMC: the fitted trial there, or (older logs) the seed's final evaluation line.
+            if let atEMC = fittedBelow.first(where: { $0.n == emc && $0.testAccuracy != nil }) {
+                train.append(atEMC.trainAccuracy)
+                test.append(atEMC.testAccuracy!)
+            } else if let f = group.last(where: { $0.kind == .final && $0.seed == seed }) {
+                train.append(f.trainAccuracy)
+                if let t = f.testAccuracy { test.append(t) }
+            }
+        }
+        let emcs = seeds.map { Double($0.emc) }
+        let boundary = BoundaryFit.fit(trialLines.map { ($0.n, $0.fitted) })
+        // Budget-bound: fitted trials near the boundary used most of their budget.
+        var share: Double?
+        if let b = boundary {
+            share = trialLines.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
+                .compactMap { t in t.epochBudget.map { Double(t.fitEpoch ?? t.epochs) / Double(max(1, $0)) } }.max()
+        }
+        let budgetBound = (share ?? 0) > SearchRules().budgetBoundShare
+        let unfinished = seeds.contains { !$0.finished }
+        let emc = boundary?.n50 ?? median(emcs)
+        let trainMed = train.isEmpty ? nil : median(train), testMed = test.isEmpty ? nil : median(test)
+        // The gap at a common n: the trials of the "gap" role (every seed trained there), median over seeds.
+        var gapN: Int?, gapAtN: Double?
+        if let n = trialLines.first(where: { $0.role == "gap" })?.n {
+            let at = trialLines.filter { $0.n == n && $0.replicateIndex == 0 && $0.testAccuracy != nil }
+            if !at.isEmpty { gapN = n; gapAtN = median(at.map { $0.trainAccuracy - $0.testAccuracy! }) }
+        }
+        return ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,
+                         parameters: first.parameters, batch: first.batch, budget: first.budget, fitThreshold: first.fitThreshold, seeds: seeds,
+                         emcMedian: emcs.isEmpty ? 0 : median(emcs), emcMin: Int(emcs.min() ?? 0), emcMax: Int(emcs.max() ?? 0),
+                         boundary: boundary, emc: emc, lowerBound: budgetBound || unfinished || boundary == nil && !trialLines.isEmpty,
+                         budgetBound: budgetBound, budgetShare: share, unfinished: unfinished,
+                         emcPerParameter: emc / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
+                         generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 }, gapN: gapN, gapAtN: gapAtN,
+                         budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
+                         trials: trialLines.count, sampleEpochs: trialLines.reduce(0) { $0 + $1.sampleEpochs }, seconds: group.reduce(0) { $0 + $1.seconds },
+                         dataContentId: first.dataContentId, rootContentId: first.rootContentId,
+                         budgetCurve: DerivedEMC.budgetCurve(trialLines, epochs: trialLines.compactMap(\.epochBudget).min() ?? trialLines.map(\.epochs).max() ?? 1),
+                         thresholdEMCs: DerivedEMC.thresholds(trialLines))
+    }
+
+    /// One line per configuration.
     public var csv: String {
-        var lines = ["data,variant,model,optimizer,parameters,seeds,emc_median,emc_min,emc_max,emc_per_parameter,train_accuracy,test_accuracy,generalization_gap,budget_exhausted_trials,trials,seconds"]
-        func q(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
-        func o(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
+        var lines = ["data,variant,model,optimizer,batch,budget,fit_threshold,parameters,seeds,emc,emc_is_lower_bound,n50,n50_low,n50_high,n10,n90,"
+            + "seed_emc_median,seed_emc_min,seed_emc_max,emc_per_parameter,budget_bound,unfinished,train_accuracy,test_accuracy,generalization_gap,"
+            + "gap_n,gap_at_n,budget_exhausted_trials,trials,sample_epochs,seconds"]
         for r in rows {
-            lines.append([q(r.data), q(r.variant ?? ""), q(r.model), q(r.optimizer), "\(r.parameters)", "\(r.seeds)", o(r.emcMedian), "\(r.emcMin)",
-                          "\(r.emcMax)", o(r.emcPerParameter), o(r.trainAccuracy), o(r.testAccuracy), o(r.generalizationGap),
-                          "\(r.budgetExhaustedTrials)", "\(r.trials)", String(format: "%.1f", r.seconds)].joined(separator: ","))
+            let b = r.boundary
+            let fields: [String] = Self.csvFields(r) + [csvNumber(r.emc), "\(r.lowerBound)", csvNumber(b?.n50), csvNumber(b?.low), csvNumber(b?.high),
+                                              csvNumber(b?.n10), csvNumber(b?.n90), csvNumber(r.emcMedian), "\(r.emcMin)", "\(r.emcMax)",
+                                              csvNumber(r.emcPerParameter), "\(r.budgetBound)", "\(r.unfinished)", csvNumber(r.trainAccuracy),
+                                              csvNumber(r.testAccuracy), csvNumber(r.generalizationGap), r.gapN.map(String.init) ?? "", csvNumber(r.gapAtN),
+                                              "\(r.budgetExhaustedTrials)", "\(r.trials)", csvNumber(r.sampleEpochs), String(format: "%.1f", r.seconds)]
+            lines.append(fields.joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
+
+    /// One line per seed of each configuration.
+    public var seedsCSV: String {
+        var lines = ["data,variant,model,optimizer,batch,budget,fit_threshold,parameters,seed,emc,first_unfitted,finished,trials"]
+        for r in rows {
+            for s in r.seeds {
+                lines.append((Self.csvFields(r) + ["\(s.seed)", "\(s.emc)", s.firstUnfitted.map(String.init) ?? "", "\(s.finished)", "\(s.trials)"])
+                    .joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func csvFields(_ r: ReportRow) -> [String] {
+        [csvQuote(r.data), csvQuote(r.variant ?? ""), csvQuote(r.model), csvQuote(r.optimizer), r.batch.map(String.init) ?? "",
+         csvQuote(r.budget ?? ""), r.fitThreshold.map { String(format: "%g", $0) } ?? "", "\(r.parameters)"]
+    }
 }
+
+func csvQuote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+func csvNumber(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
 
 func pearson(_ x: [Double], _ y: [Double]) -> Double? {
     let n = Double(x.count)
@@ -115,24 +279,56 @@ func pearson(_ x: [Double], _ y: [Double]) -> Double? {
     return sxy / (sxx * syy).squareRoot()
 }
 
+/// The interval for a correlation r over `pairs` points by Fisher's z (needs at least 4 points).
+func fisherInterval(_ r: Double, pairs: Int, level: Double) -> [Double]? {
+    guard pairs >= 4, abs(r) < 1 else { return nil }
+    let z = atanh(r), se = 1 / Double(pairs - 3).squareRoot()
+    let q = BoundaryFit.chiSquare1(level).squareRoot()  // the two-sided normal quantile: √χ²₁
+    return [tanh(z - q * se), tanh(z + q * se)]
+}
+
 extension Report {
-    /// The report as a person reads it: a Markdown table and the correlation line.
+    /// The report as a person reads it: a Markdown table (with the settings columns that differ between rows), each
+    /// configuration's boundary and derived figures, and the correlation line.
     public var text: String {
         let report = self
+        guard !rows.isEmpty else { return "no configurations (check the log and the filters)" }
         func o(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
-        let rows = report.rows.map { r -> [String] in
-            let emc = r.emcMedian.rounded() == r.emcMedian ? "\(Int(r.emcMedian))" : String(format: "%.1f", r.emcMedian)
-            let range = r.emcMin == r.emcMax ? "-" : "\(r.emcMin)–\(r.emcMax)"
-            return [r.condition, r.model, r.optimizer, "\(r.parameters)", emc, o(r.emcPerParameter), range, "\(r.seeds)",
-                    o(r.testAccuracy), o(r.generalizationGap), r.budgetExhaustedTrials > 0 ? "\(r.budgetExhaustedTrials)" : "-"]
+        let varying: [(String, (ReportRow) -> String)] = [
+            ("batch", { $0.batch.map(String.init) ?? "?" }), ("budget", { $0.budget ?? "?" }),
+            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }),
+        ].filter { _, value in Set(report.rows.map(value)).count > 1 }
+        let gapHeader = rows.contains { $0.gapAtN != nil } ? "gap at n" : nil
+        var header = ["data", "model", "optimizer"] + varying.map(\.0) + ["params", "EMC (n50)", "90% interval", "seeds: median (range)", "EMC/params", "test acc", "gen. gap"]
+        if let gapHeader { header.append(gapHeader) }
+        header.append("notes")
+        let table = rows.map { r -> [String] in
+            let interval = r.boundary.map { b in "\(b.lowIsBound ? "≤" : "")\(formatCount(b.low))–\(formatCount(b.high))\(b.highIsBound ? "+" : "")" } ?? "-"
+            let range = r.emcMin == r.emcMax ? "" : " (\(formatCount(Double(r.emcMin)))–\(formatCount(Double(r.emcMax))))"
+            var notes: [String] = []
+            if r.budgetBound { notes.append("budget-bound") }
+            if r.unfinished { notes.append("unfinished") }
+            if r.boundary == nil { notes.append("no failure yet") }
+            var line = [r.condition, r.model, r.optimizer] + varying.map { $0.1(r) }
+            line += ["\(r.parameters)", r.headline, interval, "\(formatCount(r.emcMedian))\(range), \(r.seeds.count) seeds", String(format: "%.3f", r.emcPerParameter),
+                     o(r.testAccuracy), o(r.generalizationGap)]
+            if gapHeader != nil { line.append(r.gapAtN.map { String(format: "%.3f at %d", $0, r.gapN ?? 0) } ?? "-") }
+            line.append(notes.joined(separator: ", "))
+            return line
         }
-        var text = MarkdownTable.render(header: ["data", "model", "optimizer", "params", "EMC", "EMC/params", "range", "seeds",
-                                                "test acc", "gen. gap", "budget-exhausted"], rows: rows)
-        for r in report.rows where r.boundary != nil || !r.budgetCurve.isEmpty {
-            text += "\n\n\(r.condition), \(r.model), \(r.optimizer):"
+        var text = MarkdownTable.render(header: header, rows: table)
+        for r in rows where r.boundary != nil || !r.budgetCurve.isEmpty {
+            text += "\n\n\(r.condition), \(r.model), \(r.optimizer)\(r.budget.map { ", \($0)" } ?? ""):"
             if let b = r.boundary {
-                text += String(format: " boundary n50 %.0f, %.0f%% interval %.0f–%.0f%@", b.n50, b.level * 100, b.low, b.high,
-                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "")
+                text += String(format: " boundary n50 %@, %.0f%% interval %@–%@%@, n10 %@, n90 %@, %d trials",
+                               formatCount(b.n50), b.level * 100, formatCount(b.low), formatCount(b.high),
+                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "", formatCount(b.n10), formatCount(b.n90), b.trials)
+            }
+            text += "\n  seeds: " + r.seeds.map { s in
+                "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")
+            }.joined(separator: "; ")
+            if r.budgetBound, let share = r.budgetShare {
+                text += String(format: "\n  budget-bound: fitted trials near the boundary used up to %.0f%% of the budget; the EMC is a lower bound for it", share * 100)
             }
             if !r.budgetCurve.isEmpty {
                 text += "\n  EMC against budget (from the same trials' fit epochs): "
@@ -143,12 +339,15 @@ extension Report {
             }
         }
         if let r = report.gainGapCorrelation {
-            text += String(format: "\n\ncorrelation between the EMC gained from true labels and the generalization gap: %.3f (%d models)", r, report.gainGapPairs)
+            let at = report.gainGapN.map { "at n = \($0) for every model" } ?? "each model at its own EMC (no common --gap-n)"
+            let ci = report.gainGapInterval.map { String(format: ", 90%% interval %.2f to %.2f", $0[0], $0[1]) } ?? ""
+            text += String(format: "\n\ncorrelation between the percentage EMC gained from true labels and the generalization gap (%@): r = %.3f%@ (%d models)",
+                           at, r, ci, report.gainGapPairs)
         } else if report.gainGapPairs > 0 {
             text += "\n\n(\(report.gainGapPairs) true/random-label model pair(s): at least 3 are needed for a correlation)"
         }
         if report.rows.contains(where: { $0.budgetExhaustedTrials > 0 }) {
-            text += "\nbudget-exhausted trials count as not fitted: those EMCs are lower bounds for their epoch budget."
+            text += "\nbudget-exhausted trials count as not fitted; \"≥\" marks an EMC that is only a lower bound (budget-bound, unfinished, or no failure yet)."
         }
         return text
     }

@@ -31,12 +31,21 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public var seeds = 1
     /// First n of the doubling phase (nil: 10 × the number of classes).
     public var start: Int?
-    /// Bisection stops when the bracket is within this fraction of the EMC.
-    public var resolution = 0.02
+    /// Per-seed bisection stops when the bracket is within this fraction of the EMC. Coarse by default: the pooled
+    /// boundary (n50 and its interval) is the precise figure, and its refinement places trials where they inform it.
+    public var resolution = SearchSettings.defaultResolution
+    public static let defaultResolution = 0.25
     /// The results log (JSON lines).
     public var log = "runs/emc.jsonl"
-    /// Retrain at the EMC point and measure train and test accuracy.
-    public var finalEvaluation = true
+    /// Measure every trial's model on the test split (a forward pass): the generalization gap at the EMC and at `gapN`.
+    public var evaluateTest = true
+    /// Also measure the generalization gap at this n (every seed trains there), to compare models at one size.
+    public var gapN: Int?
+    /// Learning rates to try first: a pilot trial per rate at `pilotN` (seed 0), keeping the rate that fits in the fewest
+    /// optimizer steps (when none fits: the fewest wrong, then the lowest loss). The pilots are records of the log.
+    public var lrGrid: [Double]?
+    /// The pilot's n (nil: 1,000, or the data size when smaller).
+    public var pilotN: Int?
     /// Seeds searched at once, each trial on one thread (records are the same as with one).
     public var jobs = 1
     /// Confirmations, boundary refinement and its cap.
@@ -45,6 +54,25 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public init(data: String, model: String) {
         self.data = data
         self.model = model
+    }
+
+    /// Every range check that needs no data: the trainer's options and the search's own.
+    public func check() throws {
+        _ = try fitOptions()
+        guard (1...10_000).contains(seeds) else { throw EMCError(.invalidArgument, "the number of seeds must be between 1 and 10000, not \(seeds)") }
+        guard resolution > 0 && resolution < 1 else { throw EMCError(.invalidArgument, "the resolution must be between 0 and 1, not \(resolution)") }
+        if let start, start < 1 { throw EMCError(.invalidArgument, "the first n must be at least 1, not \(start)") }
+        guard rules.targetHalfWidth > 0 && rules.targetHalfWidth < 1 else {
+            throw EMCError(.invalidArgument, "the target width must be between 0 and 1, not \(rules.targetHalfWidth)")
+        }
+        guard rules.refinementCap >= 0 else { throw EMCError(.invalidArgument, "the refinement cap cannot be negative, not \(rules.refinementCap)") }
+        if let gapN, gapN < 1 { throw EMCError(.invalidArgument, "the gap's n must be at least 1, not \(gapN)") }
+        if let pilotN, pilotN < 1 { throw EMCError(.invalidArgument, "the pilot's n must be at least 1, not \(pilotN)") }
+        if let lrGrid {
+            guard !lrGrid.isEmpty, lrGrid.count <= 32, lrGrid.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw EMCError(.invalidArgument, "the learning-rate grid needs 1 to 32 positive rates, not \(lrGrid)")
+            }
+        }
     }
 
     /// The trainer's options, after every range check (each error names its setting).
@@ -103,7 +131,10 @@ public struct SearchSummary: Codable, Sendable {
     /// The boundary over every trial of every seed: n50 (the EMC estimate) with its interval, n10 and n90.
     public var boundary: BoundaryFit?
     public var refinementTrials: Int
+    public var refinementSampleEpochs: Double
     public var budgetBound: Bool
+    /// The learning-rate pilot, when the settings asked for one (the optimizer above has the chosen rate).
+    public var pilot: [PilotTrial]?
 }
 
 /// A caveat on a search's result. Typed, so that each front end can say how to act on it in its own words.
@@ -127,13 +158,7 @@ public final class SearchRun {
 
     public init(_ settings: SearchSettings) throws {
         self.settings = settings
-        guard (1...10_000).contains(settings.seeds) else {
-            throw EMCError(.invalidArgument, "the number of seeds must be between 1 and 10000, not \(settings.seeds)")
-        }
-        guard settings.resolution > 0 && settings.resolution < 1 else {
-            throw EMCError(.invalidArgument, "the resolution must be between 0 and 1, not \(settings.resolution)")
-        }
-        if let start = settings.start, start < 1 { throw EMCError(.invalidArgument, "the first n must be at least 1, not \(start)") }
+        try settings.check()
         let fit = try settings.fitOptions()
         view = try DatasetView(directory: settings.data)
         let model = try ModelSpec(parsing: settings.model)
@@ -177,16 +202,19 @@ public final class SearchRun {
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
         subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
+        let pilot = try runPilot(log: log, subsetOptions: subsetOptions, events: events)
         let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
         let search = EMCSearch(config: config, log: log, fitter: fitter)
         search.rules = settings.rules
         search.jobs = settings.jobs
+        search.gapN = settings.gapN
+        fitter.evaluateTest = settings.evaluateTest
         if settings.jobs > 1 { fitter.subsetOptions.threads = 1 }
         events(.started(config))
         // Epoch progress makes sense for one trial at a time.
         if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
         search.onTrial = { record, new in events(.trial(record, new: new)) }
-        let outcome = try search.run(evaluateFinal: settings.finalEvaluation)
+        let outcome = try search.run()
         let results = outcome.seeds
         for result in results { events(.seedFinished(result)) }
         var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
@@ -201,10 +229,54 @@ public final class SearchRun {
         return SearchSummary(data: config.dataName, variant: config.variant, model: config.model.description, optimizer: config.optimizer.description,
                              parameters: config.parameters, seeds: results, emcMedian: median(emcs), emcMin: Int(emcs.min() ?? 0),
                              emcMax: Int(emcs.max() ?? 0), emcPerParameter: median(emcs) / Double(config.parameters),
-                             trials: results.reduce(0) { $0 + $1.trials }, sampleEpochs: results.reduce(0) { $0 + $1.sampleEpochs },
+                             trials: results.reduce(0) { $0 + $1.trials } + outcome.refinementTrials,
+                             sampleEpochs: results.reduce(0) { $0 + $1.sampleEpochs } + outcome.refinementSampleEpochs,
                              seconds: Clock.now() - start, warnings: warnings, boundary: outcome.boundary,
-                             refinementTrials: outcome.refinementTrials, budgetBound: outcome.budgetBound)
+                             refinementTrials: outcome.refinementTrials, refinementSampleEpochs: outcome.refinementSampleEpochs,
+                             budgetBound: outcome.budgetBound, pilot: pilot)
     }
+
+    /// The learning-rate pilot (`SearchSettings.lrGrid`): one trial per rate at the pilot's n, seed 0, the rates in
+    /// parallel with `jobs`; the configuration takes the rate that fitted in the fewest steps. Nil without a grid.
+    func runPilot(log: ResultsLog, subsetOptions: SubsetOptions, events: @escaping (SearchEvent) -> Void) throws -> [PilotTrial]? {
+        guard let grid = settings.lrGrid else { return nil }
+        let n = min(config.maxSamples, settings.pilotN ?? 1000)
+        let slots = ResultSlots<PilotTrial>(grid.count)
+        var options = subsetOptions
+        if settings.jobs > 1 { options.threads = 1 }
+        let searches = grid.map { lr -> EMCSearch in
+            var candidate = config
+            candidate.optimizer.lr = lr
+            let fitter = TrainingFitter(view: view, config: candidate, subsetOptions: options)
+            fitter.evaluateTest = settings.evaluateTest
+            let search = EMCSearch(config: candidate, log: log, fitter: fitter)
+            search.onTrial = { record, new in events(.trial(record, new: new)) }
+            return search
+        }
+        try parallelFor(grid.count, threads: settings.jobs) { i in
+            let r = try searches[i].trial(seed: 0, n: n, replicate: 0, role: "pilot").record
+            slots.set(i, PilotTrial(lr: grid[i], n: n, result: r.result, fitStep: r.fitStep, wrong: r.wrong, loss: r.loss))
+        }
+        var trials = (0..<grid.count).map { slots.get($0)! }
+        let best = trials.indices.min { trials[$0].score.lexicographicallyPrecedes(trials[$1].score) }!
+        trials[best].chosen = true
+        config.optimizer.lr = trials[best].lr
+        return trials
+    }
+}
+
+/// One rate of the learning-rate pilot.
+public struct PilotTrial: Codable, Sendable {
+    public var lr: Double
+    public var n: Int
+    public var result: FitOutcome.Result
+    public var fitStep: Int?
+    public var wrong: Int
+    public var loss: Double
+    public var chosen = false
+
+    /// Lower is better: fitted before not, then fewer steps, fewer wrong, lower loss (a diverged loss last).
+    var score: [Double] { [fitStep == nil ? 1 : 0, Double(fitStep ?? 0), Double(wrong), loss.isFinite ? loss : .infinity, lr] }
 }
 
 /// An upper bound on a search's work, for a dry run.

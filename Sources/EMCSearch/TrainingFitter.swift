@@ -17,7 +17,10 @@ public final class TrainingFitter: Fitter {
         self.subsetOptions = subsetOptions
     }
 
-    func train(n: Int, seed: Int, replicate: Int = 0) throws -> (FitOutcome, Model, FitOptions) {
+    /// Measure each trained model's accuracy on the test split (a forward pass; the generalization gap at any n).
+    public var evaluateTest = true
+
+    public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
         var options = subsetOptions
         options.seed = UInt64(seed)
         let subset = try Subset(view: view, split: "train", count: n, options: options)
@@ -26,23 +29,16 @@ public final class TrainingFitter: Fitter {
         fit.evalBatch = min(fit.evalBatch, max(fit.batchSize, n))
         let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
         model.initialize(seed: fit.seed)
-        let trainer = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit)
-        let outcome = try trainer.fit { [onEpoch] report in onEpoch?(n, report) }
-        return (outcome, model, fit)
-    }
-
-    public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome { try train(n: n, seed: seed, replicate: replicate).0 }
-
-    /// Retrains at (n, seed) (deterministic: the same model as the trial) and measures test accuracy.
-    public func evaluate(n: Int, seed: Int) throws -> (outcome: FitOutcome, testAccuracy: Double?) {
-        let (outcome, model, fit) = try train(n: n, seed: seed)
-        guard let testSplit = view.manifest.splits["test"], testSplit.samples > 0 else { return (outcome, nil) }
-        var options = subsetOptions
-        options.prefetchBatches = 0
-        let test = try Subset(view: view, split: "test", count: testSplit.samples, options: options)
-        var evalOptions = fit
-        evalOptions.evalBatch = min(fit.evalBatch, model.maxBatch)
-        let (_, wrong) = try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).fullPass(gradient: false)
-        return (outcome, Double(test.count - wrong) / Double(test.count))
+        var outcome = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit).fit { [onEpoch] report in onEpoch?(n, report) }
+        if evaluateTest, let testSplit = view.manifest.splits["test"], testSplit.samples > 0 {
+            var testOptions = subsetOptions
+            testOptions.prefetchBatches = 0
+            let test = try Subset(view: view, split: "test", count: testSplit.samples, options: testOptions)
+            var evalOptions = fit
+            evalOptions.evalBatch = min(config.fit.evalBatch, model.maxBatch)
+            let (_, wrong) = try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).fullPass(gradient: false)
+            outcome.testAccuracy = Double(test.count - wrong) / Double(test.count)
+        }
+        return outcome
     }
 }

@@ -51,7 +51,8 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var wrong: Int
     public var gradientNorm: Double?
     public var seconds: Double
-    /// Only on `final` lines.
+    /// The trained model's accuracy on the test split, when the search evaluated it (and on the `final` lines of
+    /// older logs).
     public var testAccuracy: Double?
     /// Descriptive fields, so a report can be made from the log alone.
     public var data: String
@@ -77,6 +78,12 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     /// "refine" (placed to narrow the boundary's interval).
     public var role: String?
     public var provenance: Provenance?
+    /// The training settings a report groups by and shows when they differ (nil in logs that predate them):
+    /// batch size, the budget as a person reads it, this trial's budget in epochs, and the fit threshold.
+    public var batch: Int?
+    public var budget: String?
+    public var epochBudget: Int?
+    public var fitThreshold: Double?
 
     /// The replicate, 0 for logs that predate replicates.
     public var replicateIndex: Int { replicate ?? 0 }

@@ -79,6 +79,8 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var thresholdEpochs: [String: Int] = [:]
     /// Epochs after which the plateau schedule multiplied the learning rate by its gamma.
     public var learningRateDrops: [Int] = []
+    /// Accuracy of the trained model on the test split, when the caller evaluated it (the trainer does not).
+    public var testAccuracy: Double?
 
     public var fitted: Bool { result == .fitted }
 

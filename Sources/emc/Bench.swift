@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchJPEG.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchJPEG.self])
 }
 
 /// Flags every benchmark has.
@@ -87,6 +87,24 @@ struct BenchJPEG: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws { try output.show(BenchReports.jpeg(images: images, size: size, scratch: scratch)) }
+}
+
+struct BenchSearchRules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search-rules",
+        abstract: "The search's confirmation and refinement rules compared on simulated fitters with known boundaries: coverage, error and cost.")
+    @Option(help: "Simulated configurations per rule.") var searches = 200
+    @Option(help: "Seeds per configuration.") var seeds = 3
+    @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        guard (1...100_000).contains(searches) else { throw ValidationError("--searches must be between 1 and 100000") }
+        guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be between 1 and 100") }
+    }
+
+    func run() throws {
+        try output.show(BenchReports.searchRules(searches: searches, seeds: seeds, threads: EMCEnvironment.cpuCount, progress: output.progress))
+    }
 }
 
 struct BenchSearch: ParsableCommand {

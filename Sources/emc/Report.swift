@@ -6,30 +6,79 @@ import Foundation
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Summarise a results log: EMC per configuration, generalization gaps, a CSV and an SVG plot.",
-        discussion: "Example: emc report runs/emc.jsonl --svg emc.svg --csv emc.csv")
+        abstract: "Summarise results logs: EMC (n50 with its interval) per configuration, generalization gaps, findings, CSV and SVG plots.",
+        discussion: """
+        Rows group by the full configuration (data and variant, model, optimizer and schedule, batch, budget, threshold); \
+        columns for the settings that differ between rows are shown. "≥" marks an EMC that is only a lower bound \
+        (budget-bound, an unfinished search, or no failure yet).
 
-    @Argument(help: "The results log (JSON lines) written by emc run or emc sweep.")
-    var log: String
+        Examples:
+          emc report runs/emc.jsonl --svg emc.svg --csv emc.csv
+          emc report runs/a.jsonl runs/b.jsonl --where family=cnn --where budget=300 --findings
+          emc report runs/emc.jsonl --plot-by family --x width --boundary-svg boundary.svg
+        """)
 
-    @Option(help: "Write the table as CSV here.")
+    @Argument(help: "Results logs (JSON lines) written by emc run or emc sweep; records repeated across logs count once.")
+    var logs: [String]
+
+    @Option(name: .customLong("where"), help: ArgumentHelp("Keep rows whose KEY contains VALUE (repeatable; keys: \(ReportFilter.keys.joined(separator: ", "))).", valueName: "key=value"))
+    var filters: [String] = []
+
+    @Option(help: "Write the table (one line per configuration) as CSV here.")
     var csv: String?
 
-    @Option(help: "Write an SVG plot of EMC against parameter count here.")
+    @Option(help: "Write one line per seed of each configuration as CSV here.")
+    var seedsCsv: String?
+
+    @Option(help: "Write an SVG plot of EMC against --x here.")
     var svg: String?
+
+    @Option(help: "The plot's x axis: parameters, width, depth or channels.")
+    var x: PlotAxis = .parameters
+
+    @Option(help: "One line per: condition (data and variant), family, model, optimizer or budget.")
+    var plotBy: PlotSeries = .condition
+
+    @Option(help: "Write an SVG of each configuration's p(fit) against n (trials as ticks) and its EMC against budget here.")
+    var boundarySvg: String?
+
+    @Flag(help: "Judge the paper's five findings on these rows: each with its rule, its numbers and whether this run supports, contradicts or cannot decide it.")
+    var findings = false
 
     @Flag(help: "Print machine-readable JSON on stdout.")
     var json = false
 
+    @Flag(name: .shortAndLong, help: "Print nothing but errors (files are still written).")
+    var quiet = false
+
+    func validate() throws {
+        guard !logs.isEmpty else { throw ValidationError("give at least one results log") }
+        for f in filters { do { _ = try ReportFilter(parsing: f) } catch let e as EMCError { throw ValidationError(e.message) } }
+    }
+
     func run() throws {
-        guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
-        let report = Report.from(try ResultsLog(path: log).records)
-        if let csv { try AtomicFileWriter.write(Array(report.csv.utf8), to: csv) }
-        if let svg { try AtomicFileWriter.write(Array(EMCPlot.svg(report).utf8), to: svg) }
-        if json { return try printJSON(report) }
+        var records: [TrialRecord] = []
+        for log in logs {
+            guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
+            records += try ResultsLog(path: log).records
+        }
+        let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)))
+        let judged = findings ? Findings.evaluate(report) : nil
+        for (path, text) in [(csv, report.csv), (seedsCsv, report.seedsCSV),
+                             (svg, svg == nil ? "" : EMCPlot.svg(report, x: x, by: plotBy)),
+                             (boundarySvg, boundarySvg == nil ? "" : BoundaryPlot.svg(report, records: records))] {
+            if let path { try AtomicFileWriter.write(Array(text.utf8), to: path) }
+        }
+        if json {
+            struct Output: Encodable { var report: Report; var findings: [Finding]? }
+            return try printJSON(Output(report: report, findings: judged))
+        }
+        if quiet { return }
         print(report.text)
-        if let csv { print("wrote \(csv)") }
-        if let svg { print("wrote \(svg)") }
+        if let judged { print("\n" + Findings.text(judged)) }
+        for path in [csv, seedsCsv, svg, boundarySvg].compactMap({ $0 }) { print("wrote \(path)") }
     }
 }
 
+extension PlotAxis: ExpressibleByArgument {}
+extension PlotSeries: ExpressibleByArgument {}

@@ -49,14 +49,18 @@ struct TrainingOptions: ParsableArguments {
 }
 
 extension Normalization: ExpressibleByArgument {}
+extension FailureConfirmation: ExpressibleByArgument {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a model's EMC on a shard set: the largest n it trains to 100% training accuracy.",
         discussion: """
-        Doubles n from --start until a trial does not fit, then bisects to --resolution. Each trial trains a fresh model \
-        (seeded by seed and n) on the seed's nested subset of n samples. Every trial is appended to --log; a rerun skips \
-        trials already there and gives the same answer.
+        Per seed: doubles n from --start until a trial does not fit, bisects to --resolution, and confirms the failure \
+        that would end the search with a fresh initialisation (--confirm). Then fits p(fit | n) over every trial of every \
+        seed and reports n50, the EMC estimate, with its 90% interval, refining it with trials either side of n50 until \
+        the interval is within --target-width or --refinement-cap trials have run. Each trial trains a fresh model on the \
+        seed's nested subset of n samples. Every trial is appended to --log; a rerun skips trials already there and gives \
+        the same answer. docs/methods.md describes the estimator.
 
         Example: emc run --data datasets/fashion-mnist --model mlp:width=16 --optimizer sgd:lr=0.01,momentum=0.9
         """)
@@ -82,25 +86,34 @@ struct Run: ParsableCommand {
     var start: Int?
 
     @Option(parsing: .unconditional, help: "Stop bisecting when the bracket is within this fraction of the EMC.")
-    var resolution = 0.02
+    var resolution = SearchSettings.defaultResolution
 
     @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
     var jobs = 1
 
-    @Flag(help: "Do not repeat a failing trial with a fresh initialisation before it moves the search.")
-    var noConfirm = false
+    @Option(help: "Which failing trials are repeated with a fresh initialisation before they may decide a seed: final (the one that would end the search), each, or off.")
+    var confirm = FailureConfirmation.final
 
     @Option(parsing: .unconditional, help: "Refine the boundary until its 90% interval is within ± this fraction of n50...")
     var targetWidth = 0.05
 
     @Option(parsing: .unconditional, help: "...or this many refinement trials have run (over all seeds).")
-    var refinementCap = 24
+    var refinementCap = SearchRules().refinementCap
+
+    @Option(parsing: .unconditional, help: "Also train every seed at this n and report the generalization gap there (compare models at one size).")
+    var gapN: Int?
+
+    @Option(parsing: .unconditional, help: "Learning rates to try first (comma-separated): a pilot trial per rate at --pilot-n keeps the one that fits in the fewest steps.")
+    var lrGrid: String?
+
+    @Option(parsing: .unconditional, help: "The learning-rate pilot's n (default 1000, or the data size when smaller).")
+    var pilotN: Int?
 
     @Option(help: "Results log (JSON lines), shared by runs and sweeps.")
     var log = "runs/emc.jsonl"
 
-    @Flag(help: "Skip the final train/test evaluation at the EMC point.")
-    var noFinal = false
+    @Flag(help: "Do not evaluate the trained models on the test split (no generalization gap).")
+    var noTest = false
 
     @Flag(help: "Print the configuration and the most work the search can take, and train nothing.")
     var dryRun = false
@@ -111,6 +124,7 @@ struct Run: ParsableCommand {
         guard settingsFile != nil || (data != nil && model != nil) else { throw ValidationError("give --data and --model") }
         guard targetWidth > 0 && targetWidth < 1 else { throw ValidationError("--target-width must be between 0 and 1") }
         guard refinementCap >= 0 else { throw ValidationError("--refinement-cap cannot be negative") }
+        if let gapN { guard gapN >= 1 else { throw ValidationError("--gap-n must be at least 1") } }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
     }
 
@@ -133,9 +147,12 @@ struct Run: ParsableCommand {
         s.start = start
         s.resolution = resolution
         s.log = log
-        s.finalEvaluation = !noFinal
+        s.evaluateTest = !noTest
+        s.lrGrid = lrGrid.map { $0.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) ?? .nan } }
+        s.pilotN = pilotN
+        s.gapN = gapN
         s.jobs = jobs
-        s.rules.confirmFailures = !noConfirm
+        s.rules.confirmation = confirm
         s.rules.targetHalfWidth = targetWidth
         s.rules.refinementCap = refinementCap
         return s

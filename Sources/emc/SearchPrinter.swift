@@ -2,6 +2,13 @@ import EMCCore
 import EMCSearch
 import Foundation
 
+/// A whole number with thousands separators.
+func formatCount(_ n: Int) -> String {
+    var digits = String(abs(n)), out = ""
+    while digits.count > 3 { out = "," + digits.suffix(3) + out; digits = String(digits.dropLast(3)) }
+    return (n < 0 ? "-" : "") + digits + out
+}
+
 /// How `emc run` shows a search: a line per trial, a bar per trial's epochs on a terminal, the per-seed results,
 /// the headline and the warnings with the flag that addresses each. With --json the lines go to stderr
 /// (unless --quiet) and the summary to stdout.
@@ -47,23 +54,31 @@ final class SearchPrinter {
     func summary(_ summary: SearchSummary) throws {
         if output.json { return try printJSON(summary) }
         print("")
+        if let pilot = summary.pilot, let n = pilot.first?.n {
+            print("learning-rate pilot at n = \(n), seed 0: " + pilot.map { p in
+                "lr \(p.lr) " + (p.fitStep.map { "fitted in \($0) steps" } ?? "\(p.result.rawValue), \(p.wrong) wrong") + (p.chosen ? " (chosen)" : "")
+            }.joined(separator: "; "))
+        }
         for r in summary.seeds {
             let accuracy = zipOptional(r.trainAccuracy, r.testAccuracy).map { String(format: "; train %.3f, test %.3f, gap %.3f", $0, $1, $0 - $1) } ?? ""
-            let bracket = r.firstUnfitted.map { ", first unfitted \($0) (resolution \(String(format: "%.1f%%", 100 * (r.resolution ?? 0))))" } ?? ", fitted everything"
-            print("  seed \(r.seed): EMC \(r.emc)" + bracket + ", \(r.trials) trials" + accuracy)
+            let bracket = r.firstUnfitted.map { ", first unfitted \(formatCount($0)) (bracket \(String(format: "%.1f%%", 100 * (r.resolution ?? 0))))" } ?? ", fitted everything"
+            let overturned = (r.overturned ?? []).isEmpty ? "" : "; failures overturned by a confirmation at n = " + r.overturned!.map(formatCount).joined(separator: ", ")
+            let gap = r.gapAtN.map { String(format: "; gap %.3f at n = %d", $0, r.gapN ?? 0) } ?? ""
+            print("  seed \(r.seed): EMC \(formatCount(r.emc))" + bracket + ", \(r.trials) trials" + accuracy + gap + overturned)
         }
-        let emc = summary.emcMedian.rounded() == summary.emcMedian ? "\(Int(summary.emcMedian))" : String(format: "%.1f", summary.emcMedian)
-        print(String(format: "EMC %@ (range %d–%d), %d parameters, EMC/params %.3f, %d trials, %.3g sample-epochs, %@", emc,
-                     summary.emcMin, summary.emcMax, summary.parameters, summary.emcPerParameter, summary.trials, summary.sampleEpochs,
-                     formatDuration(summary.seconds)))
         if let b = summary.boundary {
-            let bound = summary.budgetBound ? "≥ " : ""
-            print(String(format: "boundary over all %d trials: n50 %@%.0f, %.0f%% interval %@%.0f–%.0f%@ (±%.1f%%), n90 %.0f, n10 %.0f; %d refinement trial(s)",
-                         b.trials, bound, b.n50, b.level * 100, b.lowIsBound ? "≤" : "", b.low, b.high, b.highIsBound ? " or more" : "",
-                         100 * b.relativeHalfWidth, b.n10, b.n90, summary.refinementTrials))
+            print(String(format: "EMC (n50 of the boundary over all %d trials): %@%@, %.0f%% interval %@%@–%@%@ (±%.1f%%); n90 %@, n10 %@",
+                         b.trials, summary.budgetBound ? "≥ " : "", formatCount(Int(b.n50.rounded())), b.level * 100, b.lowIsBound ? "≤" : "",
+                         formatCount(Int(b.low.rounded())), formatCount(Int(b.high.rounded())), b.highIsBound ? " or more" : "", 100 * b.relativeHalfWidth,
+                         formatCount(Int(b.n90.rounded())), formatCount(Int(b.n10.rounded()))))
         } else {
             print("boundary: the trials do not straddle one (all fitted or all failed), so no n50 is estimated")
         }
+        print("seeds' EMC: median \(formatCount(Int(summary.emcMedian.rounded()))), range \(formatCount(summary.emcMin))–\(formatCount(summary.emcMax)) over \(summary.seeds.count) seed(s)")
+        let n50 = summary.boundary?.n50 ?? summary.emcMedian
+        print(String(format: "%d parameters, EMC/params %.3f; %d trials (%d refinement), %.3g sample-epochs of training (refinement %.3g), %@",
+                     summary.parameters, n50 / Double(summary.parameters), summary.trials, summary.refinementTrials, summary.sampleEpochs,
+                     summary.refinementSampleEpochs, formatDuration(summary.seconds)))
         for w in summary.warnings { print("warning: " + Self.text(w)) }
     }
 

@@ -22,10 +22,10 @@ struct ParseTests {
     @Test("run: data, model, optimizer, training options (negative numbers reach validation), typed normalisation")
     func run() throws {
         let run = try parse(["run", "--data", "d", "--model", "mlp:width=8", "--batch", "64", "--epochs", "10", "--normalize", "unit",
-                             "--seeds", "3", "--start", "50", "--log", "l.jsonl", "--no-final", "-q"], as: Run.self)
+                             "--seeds", "3", "--start", "50", "--log", "l.jsonl", "--no-test", "--confirm", "each", "--gap-n", "500", "-q"], as: Run.self)
         let s = try run.settings
         #expect(s.data == "d" && s.model == "mlp:width=8" && s.batch == 64 && s.epochs == 10 && s.normalize == .unit)
-        #expect(s.seeds == 3 && s.start == 50 && s.log == "l.jsonl" && !s.finalEvaluation && run.output.quiet)
+        #expect(s.seeds == 3 && s.start == 50 && s.log == "l.jsonl" && !s.evaluateTest && s.rules.confirmation == .each && s.gapN == 500 && run.output.quiet)
         // A negative number is a value, refused by validation with the setting's name, not "missing value".
         let negative = try parse(["run", "--data", "d", "--model", "m", "--batch", "-5"], as: Run.self)
         #expect(negative.training.batch == -5)

@@ -1,0 +1,205 @@
+import EMCCore
+import EMCSearch
+import EMCTestSupport
+import EMCTrainer
+import Foundation
+import Testing
+
+/// Records of one configuration: for each seed, trials on a log grid from 100 that fit below `boundary` and fail at and
+/// above it, the first failure confirmed (as the search writes them).
+func configurationRecords(data: String = "fm", variant: String? = nil, model: String, optimizer: String = "sgd:lr=0.01", parameters: Int,
+                          boundary: Int, seeds: Int = 2, budget: String = "300 epochs", batch: Int = 128, confirm: Bool = true,
+                          test: Double? = nil) -> [TrialRecord] {
+    let config = [data, variant ?? "", model, optimizer, budget, "\(batch)"].joined(separator: "|")
+    var out: [TrialRecord] = []
+    for seed in 0..<seeds {
+        var n = 100
+        let jitter = 1 + 0.03 * Double(seed)
+        while true {
+            let fitted = Double(n) < Double(boundary) * jitter
+            var r = TrialRecord(kind: .trial, key: config + "/\(seed)", config: config, seed: seed, n: n, result: fitted ? .fitted : .budgetExhausted,
+                                fitted: fitted, reason: "", epochs: fitted ? 100 : 300, steps: 0, loss: 0, trainAccuracy: fitted ? 1 : 0.99, wrong: fitted ? 0 : 3,
+                                gradientNorm: nil, seconds: 1, testAccuracy: test, data: data, variant: variant, model: model, optimizer: optimizer,
+                                parameters: parameters, lossHistory: nil)
+            r.replicate = 0
+            r.role = "search"
+            r.budget = budget
+            r.batch = batch
+            r.epochBudget = 300
+            r.fitEpoch = fitted ? 100 : nil
+            out.append(r)
+            if !fitted {
+                if confirm {
+                    r.replicate = 1
+                    r.role = "confirm"
+                    out.append(r)
+                }
+                break
+            }
+            n = Int(Double(n) * 1.15)
+        }
+    }
+    return out
+}
+
+@Suite("Reports: grouping, bounds, CSV, filters, plots and findings")
+struct ReportTests {
+    @Test("rows group by the full configuration; settings that differ get a column; a log read twice counts once")
+    func grouping() throws {
+        let a = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, budget: "300 epochs")
+        let b = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 3000, budget: "600 epochs")
+        let report = Report.from(a + b + a)
+        #expect(report.rows.count == 2)
+        #expect(report.rows.map(\.trials) == [a.count, b.count], "the repeated log adds nothing")
+        let text = report.text
+        #expect(text.contains("| budget") && text.contains("600 epochs"), "the budget differs, so it is a column")
+        #expect(!text.contains("| batch"), "the batch does not differ")
+        let n50s = report.rows.map(\.emc)
+        #expect(abs(n50s[0] - 2000) < 300 && abs(n50s[1] - 3000) < 450, "\(n50s)")
+        #expect(report.rows.allSatisfy { $0.seeds.allSatisfy(\.finished) && !$0.lowerBound })
+    }
+
+    @Test("a search stopped while n was still growing is unfinished and reads as a lower bound")
+    func unfinished() throws {
+        var records = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000)
+        // Seed 1 was killed after its fitted trials: drop its failures.
+        records.removeAll { $0.seed == 1 && !$0.fitted }
+        let row = try #require(Report.from(records).rows.first)
+        #expect(row.unfinished && row.lowerBound && row.headline.hasPrefix("≥ "))
+        #expect(row.seeds.first { $0.seed == 1 }?.finished == false)
+        #expect(Report.from(records).text.contains("unfinished"))
+        // Nothing failed anywhere: no boundary, a lower bound at the largest fitted n.
+        let allFit = try #require(Report.from(records.filter(\.fitted)).rows.first)
+        #expect(allFit.boundary == nil && allFit.lowerBound)
+    }
+
+    @Test("a configuration whose fitted trials near the boundary used most of their budget is budget-bound: ≥ in the headline")
+    func budgetBound() throws {
+        var records = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000)
+        for i in records.indices where records[i].fitted && records[i].n > 1500 { records[i].fitEpoch = 290 }
+        let row = try #require(Report.from(records).rows.first)
+        #expect(row.budgetBound && row.headline.hasPrefix("≥ ") && (row.budgetShare ?? 0) > 0.9)
+    }
+
+    @Test("per-seed CSV, filters, and a failure confirmed only once does not end a seed")
+    func seedsAndFilters() throws {
+        let records = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, seeds: 3)
+            + configurationRecords(model: "cnn:channels=4,layers=2", parameters: 3000, boundary: 4000, seeds: 3)
+        let report = Report.from(records)
+        #expect(report.seedsCSV.split(separator: "\n").count == 1 + 6)
+        let cnn = Report.from(records, filters: [try ReportFilter(parsing: "family=cnn")])
+        #expect(cnn.rows.count == 1 && cnn.rows[0].family == "cnn")
+        #expect(Report.from(records, filters: [try ReportFilter(parsing: "model=width=8"), try ReportFilter(parsing: "budget=300")]).rows.count == 1)
+        #expect(throws: EMCError.self) { _ = try ReportFilter(parsing: "colour=red") }
+        // A single failed trial below a seed's confirmed failure (its confirmation fitted) does not end that seed.
+        var glitch = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, seeds: 1)
+        var lone = glitch[2]
+        lone.fitted = false
+        lone.result = .budgetExhausted
+        glitch[2].replicate = 1
+        glitch[2].role = "confirm"
+        glitch.append(lone)
+        let seed = try #require(Report.from(glitch).rows.first?.seeds.first)
+        #expect(seed.emc > 1500, "EMC \(seed.emc)")
+    }
+
+    @Test("plots: lines per family against width, bounds as open triangles, legends whole, the boundary panels")
+    func plots() throws {
+        var records = configurationRecords(model: "mlp:width=8,depth=2,act=relu", parameters: 6000, boundary: 2000)
+            + configurationRecords(model: "mlp:width=16,depth=2,act=relu", parameters: 13000, boundary: 3500)
+            + configurationRecords(data: "a-data-set-with-a-rather-long-name-indeed", model: "cnn:channels=4,layers=2", parameters: 3000, boundary: 5000)
+        records.removeAll { $0.model.hasPrefix("cnn") && !$0.fitted }
+        let report = Report.from(records)
+        let svg = EMCPlot.svg(report, x: .width, by: .family)
+        #expect(svg.contains("mlp on fm") && svg.contains("<polyline"))
+        #expect(!svg.contains("a-data-set-with-a-rather-long-name-indeed"), "the CNN has no width: not drawn against width")
+        let byParameters = EMCPlot.svg(report, x: .parameters, by: .condition)
+        #expect(byParameters.contains("a-data-set-with-a-rather-long-name-indeed"), "legend entries are never cut")
+        #expect(byParameters.contains("<path d=\"M"), "the unfinished CNN is a lower bound")
+        #expect(byParameters.contains("bars: 90% interval"))
+        let panels = BoundaryPlot.svg(report, records: records)
+        #expect(panels.contains("p(fit)") && panels.contains("n50") && panels.contains("budget (epochs)"))
+    }
+
+    @Test("findings: each rule decides on intervals, overlapping intervals cannot decide, missing comparisons are not measured")
+    func findings() throws {
+        let random = "labels=random,classes=10,seed=0"
+        var records: [TrialRecord] = []
+        // CNNs fit far more per parameter than MLPs, on both label conditions.
+        records += configurationRecords(model: "cnn:channels=4,layers=2,act=relu", parameters: 2000, boundary: 8000, seeds: 3)
+        records += configurationRecords(model: "mlp:width=3,depth=1,act=relu", parameters: 2400, boundary: 1500, seeds: 3)
+        records += configurationRecords(data: "fm+random", variant: random, model: "cnn:channels=4,layers=2,act=relu", parameters: 2000, boundary: 700, seeds: 3)
+        records += configurationRecords(data: "fm+random", variant: random, model: "mlp:width=3,depth=1,act=relu", parameters: 2400, boundary: 300, seeds: 3)
+        // tanh: the same MLP, its boundary within a few percent of ReLU's (overlap).
+        records += configurationRecords(model: "mlp:width=3,depth=1,act=tanh", optimizer: "sgd:lr=0.03", parameters: 2400, boundary: 1550, seeds: 3)
+        let findings = Findings.evaluate(Report.from(records))
+        let verdict = { (k: Int) in findings.first { $0.number == k }!.verdict }
+        #expect(verdict(2) == .supports, "\(findings[1].evidence)")
+        #expect(verdict(5) == .undecided, "\(findings[4].evidence)")
+        #expect(verdict(3) == .notMeasured)
+        #expect(verdict(1) == .undecided, "the CNN on true labels fits more samples than parameters")
+        #expect(Findings.text(findings).contains("cannot decide"))
+        // SGD clearly above GD at equal steps: supports; at equal epochs: not counted.
+        let sgd = configurationRecords(model: "mlp:width=6,depth=2,act=relu", optimizer: "sgd:lr=0.01,momentum=0.9", parameters: 5000, boundary: 3000, budget: "2000 steps")
+        let gd = configurationRecords(model: "mlp:width=6,depth=2,act=relu", optimizer: "gd:lr=0.1,momentum=0.9", parameters: 5000, boundary: 600, budget: "2000 steps")
+        #expect(Findings.evaluate(Report.from(sgd + gd)).first { $0.number == 3 }?.verdict == .supports)
+        let gdEpochs = configurationRecords(model: "mlp:width=6,depth=2,act=relu", optimizer: "gd:lr=0.1,momentum=0.9", parameters: 5000, boundary: 600, budget: "300 epochs")
+        let sgdEpochs = configurationRecords(model: "mlp:width=6,depth=2,act=relu", optimizer: "sgd:lr=0.01,momentum=0.9", parameters: 5000, boundary: 3000, budget: "300 epochs")
+        #expect(Findings.evaluate(Report.from(sgdEpochs + gdEpochs)).first { $0.number == 3 }?.verdict == .notMeasured)
+    }
+
+    @Test("the gain/gap correlation uses the gaps at a common n when every pair has one, with Fisher's interval")
+    func gapAtCommonN() throws {
+        var records: [TrialRecord] = []
+        for (i, w) in [2, 4, 6, 8, 10, 12].enumerated() {
+            let model = "mlp:width=\(w),depth=2,act=relu"
+            var real = configurationRecords(model: model, parameters: 1000 * w, boundary: 1000 + 700 * i, test: 0.8)
+            var gap = real[0]
+            gap.n = 400
+            gap.role = "gap"
+            gap.trainAccuracy = 1
+            gap.testAccuracy = 0.9 - 0.02 * Double(i)
+            real.append(gap)
+            records += real
+            records += configurationRecords(data: "fm+random", variant: "labels=random,classes=10,seed=0", model: model, parameters: 1000 * w,
+                                            boundary: 500 + 20 * i, test: 0.1)
+        }
+        let report = Report.from(records)
+        #expect(report.gainGapPairs == 6 && report.gainGapN == 400)
+        let r = try #require(report.gainGapCorrelation)
+        #expect(r > 0.9, "a larger gain comes with a larger gap at n = 400 here")
+        let ci = try #require(report.gainGapInterval)
+        #expect(ci[0] < r && r < ci[1])
+        #expect(Findings.evaluate(report).first { $0.number == 4 }?.verdict == .contradicts)
+        #expect(report.text.contains("at n = 400"))
+    }
+
+    @Test("EMC against budget cuts each trial at the same share of its own budget (small n trains longer under a minimum of steps)")
+    func budgetCurve() throws {
+        var records = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000)
+        // Small n had a budget of 3,000 epochs (the minimum of steps) and fitted at epoch 600: a fifth of it.
+        for i in records.indices where records[i].n < 300 { records[i].epochBudget = 3000; records[i].fitEpoch = 600 }
+        let curve = try #require(Report.from(records).rows.first?.budgetCurve)
+        #expect(curve.map(\.at) == [75, 150, 225, 300])
+        #expect(curve[0].bound != "≤ 100", "at a quarter of the budget the small trials had fitted (600 ≤ 750 epochs)")
+    }
+
+    @Test("an experiment's parts: their own grids and settings, shared cells once, unknown keys named")
+    func parts() throws {
+        let dir = TemporaryDirectory()
+        let manifest = #"""
+        {"name": "p", "data": ["a"], "models": ["mlp:width=4"], "optimizers": ["sgd:lr=0.01"], "epochs": 50, "lrGrid": [0.01, 0.1],
+         "parts": [{"name": "all"}, {"models": ["mlp:width=4"], "optimizers": ["sgd:lr=0.01", "gd:lr=0.1"], "steps": 500},
+                   {"name": "again", "models": ["mlp:width=4"]}]}
+        """#
+        try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("p.json"))
+        let e = try Experiment.load(dir.file("p.json"))
+        #expect(e.cells.count == 3, "part 0's cell, part 1's two (its SGD has a step budget: another configuration), part 2 repeats part 0")
+        let stepped = e.cells.filter { e.settings($0).steps == 500 }
+        #expect(stepped.count == 2 && stepped.allSatisfy { e.settings($0).lrGrid == [0.01, 0.1] && e.settings($0).epochs == 50 })
+        let bad = manifest.replacingOccurrences(of: #""name": "again""#, with: #""nmae": "again""#)
+        try AtomicFileWriter.write(Array(bad.utf8), to: dir.file("bad.json"))
+        let error = #expect(throws: EMCError.self) { _ = try Experiment.load(dir.file("bad.json")) }
+        #expect(error?.description.contains("parts[2].nmae") == true, "\(String(describing: error))")
+    }
+}
