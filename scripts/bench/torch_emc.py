@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for `emc bench search`: the same EMC search rules in PyTorch, on the same data.
+"""PyTorch baseline for `emc bench search`: the same EMC search rules in PyTorch, on emc's own samples.
 
-Doubling from 10 × classes until a trial does not fit, then bisection to 2%; each trial a fresh model on the seed's
-nested subset (a prefix of one seeded permutation), SGD lr 0.01 momentum 0.9, batch 128, at most 300 epochs, fitted
-= every sample of the subset classified correctly. Inputs standardised with the train mean and std, like emc's
-default. Uses the virtualenv of torch_train.py (created on first use). Not part of the tests.
+The data comes through the emcshards package (python/): each trial trains on exactly the nested subset emc trains
+seed s on at that n, read from the same shard set (or variant) and standardised with its manifest's per-channel
+mean and std, like emc's default. Doubling from 10 × classes until a trial does not fit, then bisection to 2%; each
+trial a fresh model, SGD lr 0.01 momentum 0.9, batch 128, at most 300 epochs, fitted = every sample of the subset
+classified correctly. Uses the virtualenv of torch_train.py (created on first use; emcshards is installed into it
+from ./python). Not part of the tests.
 
-    scripts/bench/torch_emc.py [--width 32] [--depth 1] [--seed 0]
+    scripts/bench/torch_emc.py [--data datasets/fashion-mnist] [--width 32] [--depth 1] [--seed 0]
 """
-import gzip
 import os
 import sys
 import time
@@ -17,38 +18,50 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_train import ensure_torch  # noqa: E402
 
 
-def load_fashion_mnist(root="/usr/share/datasets/fashion-mnist"):
-    import numpy as np
-    with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
-    with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
-    return images, labels
+def ensure_emcshards():
+    """Installs ./python into this interpreter's environment when emcshards is missing."""
+    try:
+        import emcshards  # noqa: F401
+    except ImportError:
+        import subprocess
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", os.path.join(root, "python")])
 
 
 def main():
     ensure_torch()
+    ensure_emcshards()
+    import numpy as np
     import torch
+    from emcshards import ShardDataset
     torch.set_num_threads(1)
     args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     width, depth, seed = int(args.get("--width", 32)), int(args.get("--depth", 1)), int(args.get("--seed", 0))
-    images, labels = load_fashion_mnist()
-    x_all = torch.tensor(images, dtype=torch.float32)
-    x_all = (x_all - x_all.mean()) / x_all.std()
-    y_all = torch.tensor(labels, dtype=torch.long)
-    order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(seed))
+    data = ShardDataset(args.get("--data", "datasets/fashion-mnist"), split="train")
+    stats = data.manifest.get("statistics") or {}
+    mean = np.asarray(stats.get("mean", [0.0]), dtype=np.float32)
+    std = np.asarray(stats.get("std", [1.0]), dtype=np.float32)
+    std = np.where(std > 0, std, 1)
+    features = int(np.prod(data.shape))
+    classes = data.classes
+
+    def subset(n):
+        """emc's nested subset of n samples for this seed, standardised per channel, as tensors."""
+        x, y = data.subset(n, seed=seed).batch(np.arange(n))
+        x = (x.astype(np.float32) - mean) / std
+        return torch.tensor(x.reshape(n, features)), torch.tensor(y, dtype=torch.long)
 
     def build():
-        layers, d = [], 784
+        layers, d = [], features
         for _ in range(depth):
             layers += [torch.nn.Linear(d, width), torch.nn.ReLU()]
             d = width
-        layers.append(torch.nn.Linear(d, 10))
+        layers.append(torch.nn.Linear(d, classes))
         return torch.nn.Sequential(*layers)
 
     def fits(n):
         torch.manual_seed(seed * 1_000_003 + n)
-        x, y = x_all[order[:n]], y_all[order[:n]]
+        x, y = subset(n)
         model = build()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -79,10 +92,10 @@ def main():
         print(f"  n={n:<7d} {'fitted' if ok else 'not fitted':<11s} {epochs:4d} epochs  {time.perf_counter() - t:6.1f}s", flush=True)
         return ok
 
-    last_fit, first_fail, n = 0, None, 100
-    while n <= len(y_all):
+    last_fit, first_fail, n = 0, None, 10 * classes
+    while n <= len(data):
         if trial(n):
-            last_fit, n = n, n * 2
+            last_fit, n = n, min(len(data), n * 2) if n < len(data) else n + 1
         else:
             first_fail = n
             break

@@ -1,0 +1,59 @@
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def emc_binary():
+    path = os.environ.get("EMC") or os.path.join(ROOT, ".build", "debug", "emc")
+    if not os.path.exists(path):
+        pytest.fail(f"the emc binary is not built at {path} (set EMC=path or run swift build)")
+    return path
+
+
+def emc(*args):
+    """Runs emc; a failure shows its stderr."""
+    result = subprocess.run([emc_binary(), *map(str, args)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"emc {' '.join(map(str, args))} failed ({result.returncode}): {result.stderr}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def sets(tmp_path_factory):
+    """Shard sets written by emc in this run: real Fashion-MNIST in every codec, a 128×128×3 synthetic set, and a
+    variant chain (label noise on top of permuted inputs), plus Gaussian and per-sample permutations."""
+    base = tmp_path_factory.mktemp("sets")
+    out = {}
+    for codec in ["none", "lz4", "lz4-delta", "zstd", "zstd-delta"]:
+        folder = base / f"fm-{codec}"
+        emc("convert", "fashion-mnist", "--raw", FASHION, "--out", folder, "--codec", codec, "--quiet")
+        out[codec] = str(folder)
+    emc("synth", "--samples", "600", "--test-samples", "100", "--size", "128", "--classes", "10", "--seed", "1", "--out", base / "synth", "--quiet")
+    out["synth"] = str(base / "synth")
+    fm = out["lz4"]
+    emc("perturb", fm, "--out", base / "perm", "--inputs", "permute", "--seed", "3", "--quiet")
+    emc("perturb", base / "perm", "--out", base / "chain", "--label-noise", "0.2", "--seed", "4", "--quiet")
+    emc("perturb", fm, "--out", base / "gauss", "--inputs", "gaussian", "--seed", "5", "--quiet")
+    emc("perturb", out["synth"], "--out", base / "synth-each", "--inputs", "permute-each", "--seed", "6", "--quiet")
+    for name in ["chain", "gauss", "synth-each"]:
+        out[name] = str(base / name)
+    out["root"] = str(base)
+    return out
+
+
+def exported(folder, split="train", subset=None, seed=0, tmp=None):
+    """What emc itself reads, via `emc export`: (x, y, positions or None)."""
+    import numpy as np
+    prefix = os.path.join(tmp, f"export-{os.path.basename(folder)}-{split}-{subset}-{seed}")
+    args = ["export", folder, "--split", split, "--out", prefix, "--force", "--quiet"]
+    if subset is not None:
+        args += ["--subset", subset, "--seed", seed]
+    emc(*args)
+    x, y = np.load(prefix + ".x.npy"), np.load(prefix + ".y.npy")
+    positions = np.load(prefix + ".positions.npy") if subset is not None else None
+    return x, y, positions
