@@ -96,3 +96,52 @@ public enum TrainBenchmark {
         return 2 * Double(m) * Double(n) * Double(k) * Double(calls) / time / 1e9
     }
 }
+
+/// `emc bench shampoo`: time per training step (forward, backward, update) with Shampoo against SGD on the same model
+/// and batch, at two refresh frequencies, one thread.
+public enum ShampooBenchmark {
+    public struct Row: Encodable, Sendable {
+        var model: String
+        var optimizer: String
+        var millisecondsPerStep: Double
+        var ratioToSGD: Double
+    }
+
+    public static func run(batch: Int, seconds: Double, repeats: Int) throws -> BenchReport {
+        BLAS.configureThreads()
+        let shape = FeatureShape(height: 28, width: 28, channels: 1)
+        var rows: [Row] = []
+        for specText in ["mlp:width=256", "cnn:channels=32,layers=2"] {
+            let spec = try ModelSpec(parsing: specText)
+            var sgd = 0.0
+            for optimizerText in ["sgd:lr=0.01,momentum=0.9", "shampoo:lr=0.001,freq=10", "shampoo:lr=0.001,freq=1", "shampoo:lr=0.001,freq=10,block=64", "shampoo:lr=0.001,freq=10,block=256"] {
+                let model = try spec.build(input: shape, classes: 10, maxBatch: batch)
+                model.initialize(seed: 0)
+                let n = batch * 8
+                let rng = CounterRNG(seed: 1, stream: .test)
+                let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
+                                                    labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
+                var options = FitOptions()
+                options.batchSize = batch
+                options.evalBatch = batch
+                let optimizerSpec = try OptimizerSpec(parsing: optimizerText)
+                let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
+                let optimizer = Optimizer(spec: optimizerSpec, layout: model.parameterLayout)
+                try trainer.runSteps(3, optimizer: optimizer, lr: optimizerSpec.lr)
+                let probe = Clock.now()
+                try trainer.runSteps(3, optimizer: optimizer, lr: optimizerSpec.lr)
+                let perStep = max(1e-6, (Clock.now() - probe) / 3)
+                // Whole multiples of the refresh frequency, so each repetition has its share of refreshes.
+                let steps = max(10, Int(seconds / perStep) / 10 * 10)
+                let time = try medianSeconds(repeats: repeats) { try trainer.runSteps(steps, optimizer: optimizer, lr: optimizerSpec.lr) }
+                let ms = 1000 * time / Double(steps)
+                if optimizerText.hasPrefix("sgd") { sgd = ms }
+                rows.append(Row(model: specText, optimizer: optimizerText, millisecondsPerStep: ms, ratioToSGD: ms / sgd))
+            }
+        }
+        return BenchReport(title: "Shampoo's step time against SGD, 28×28×1, batch \(batch), 1 thread (median of \(repeats); default block 128, graft adam)",
+                           header: ["model", "optimizer", "ms/step", "× SGD"],
+                           rows: rows.map { [$0.model, $0.optimizer, String(format: "%.2f", $0.millisecondsPerStep), String(format: "%.2f×", $0.ratioToSGD)] },
+                           records: rows)
+    }
+}

@@ -157,7 +157,9 @@ public struct Report: Sendable, Codable {
     public static func from(_ records: [TrialRecord], filters: [ReportFilter] = []) -> Report {
         var seen = Set<String>()
         let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
-        var rows = Dictionary(grouping: unique, by: \.config).map { row(config: $0.key, $0.value) }
+        // A configuration whose only trials are learning-rate pilots (a rate the pilot did not choose) is no search.
+        let groups = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != "pilot" } }
+        var rows = groups.map { row(config: $0.key, $0.value) }
         rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
         rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "") < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "") }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only

@@ -42,6 +42,7 @@ public final class Conv2D: Layer {
     }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch), (outChannels, patch)] }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch), nil] }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
         checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient

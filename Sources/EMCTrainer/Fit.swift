@@ -188,7 +188,7 @@ public final class Trainer {
         let start = Clock.now()
         let n = data.count
         let allowed = options.allowedWrong(n)
-        let optimizer = Optimizer(spec: optimizerSpec, parameterCount: model.parameterCount)
+        let optimizer = Optimizer(spec: optimizerSpec, layout: model.parameterLayout)
         var history: [Double] = []
         var steps = 0
         let fullBatch = optimizerSpec.kind == .gd

@@ -12,6 +12,8 @@ public protocol Layer: AnyObject {
     var parameterCount: Int { get }
     /// Fan-in of each parameter tensor, for PyTorch's default initialisation (empty if none).
     var parameterTensors: [(count: Int, fanIn: Int)] { get }
+    /// For each parameter tensor, its shape as a matrix (rows × cols, row-major) when it is a weight matrix, else nil.
+    var matrixShapes: [(rows: Int, cols: Int)?] { get }
     /// Called once with this layer's slice of the parameter and gradient stores, and the largest batch.
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int)
     /// Bytes of scratch `bind` allocates for batches of `maxBatch` (im2row rows, pooling indices); nil on overflow.
@@ -24,6 +26,7 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameterCount: Int { parameterTensors.reduce(0) { $0 + $1.count } }
     public var parameterTensors: [(count: Int, fanIn: Int)] { [] }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { parameterTensors.map { _ in nil } }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {}
     public func workspaceBytes(maxBatch: Int) -> Int? { 0 }
 }

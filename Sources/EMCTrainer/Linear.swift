@@ -26,6 +26,7 @@ public final class Linear: Layer {
     }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outFeatures * inFeatures, inFeatures), (outFeatures, inFeatures)] }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outFeatures, inFeatures), nil] }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         weight = parameters

@@ -42,6 +42,19 @@ public final class Model {
         }
     }
 
+    /// Where each parameter tensor lies in the flat store, with the shape of each weight matrix.
+    public var parameterLayout: [ParameterTensorLayout] {
+        var out: [ParameterTensorLayout] = []
+        var offset = 0
+        for layer in layers {
+            for (tensor, shape) in zip(layer.parameterTensors, layer.matrixShapes) {
+                out.append(ParameterTensorLayout(offset: offset, count: tensor.count, rows: shape?.rows, cols: shape?.cols))
+                offset += tensor.count
+            }
+        }
+        return out
+    }
+
     /// Bytes a model of `layers` takes for batches of `maxBatch`: parameters with their gradients and up to two
     /// optimizer moments, activations and their gradients, layer scratch, and the trainer's input batch; nil on overflow.
     public static func estimatedBytes(layers: [Layer], maxBatch: Int) -> Int? {

@@ -14,7 +14,9 @@ import Foundation
 /// - adam / adamw: PyTorch's Adam (L2 `wd` added to the gradient) and AdamW (decoupled `wd`, default 0.01),
 ///   `beta1` 0.9, `beta2` 0.999, `eps` 1e-8.
 public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case sgd, gd, adam, adamw }
+    public enum Kind: String, Sendable { case sgd, gd, adam, adamw, shampoo }
+    /// Whose step norm a Shampoo direction takes (per weight matrix), and who updates vectors (biases).
+    public enum Graft: String, Sendable { case adam, sgd, none }
     public enum Schedule: String, Sendable { case constant, cosine, step, plateau }
 
     public var kind: Kind
@@ -29,6 +31,10 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     public var stepEpochs = 30
     public var gamma = 0.1
     public var warmup = 0
+    /// Shampoo: recompute the inverse roots every `freq` steps; split matrix dimensions above `block`; graft.
+    public var frequency = 10
+    public var block = 128
+    public var graft: Graft = .adam
     /// Plateau schedule: epochs without improvement before a drop, and the most drops.
     public var plateauWait = 10
     public var plateauDrops = 3
@@ -41,10 +47,10 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let name = parts.first, let kind = Kind(rawValue: name.lowercased()) else {
-            throw EMCError(.invalidArgument, "optimizer spec '\(text)' must start with sgd:, gd:, adam: or adamw: (e.g. sgd:lr=0.01,momentum=0.9)")
+            throw EMCError(.invalidArgument, "optimizer spec '\(text)' must start with sgd:, gd:, adam:, adamw: or shampoo: (e.g. sgd:lr=0.01,momentum=0.9)")
         }
         var o = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
-        let defaultLR: Double = kind == .adam || kind == .adamw ? 1e-3 : 0.01
+        let defaultLR: Double = kind == .adam || kind == .adamw || kind == .shampoo ? 1e-3 : 0.01
         let positive = 0.0...Double.greatestFiniteMagnitude
         self.init(kind: kind, lr: try o.double("lr", default: defaultLR, in: positive, openLower: true))
         weightDecay = try o.double("wd", default: kind == .adamw ? 0.01 : 0, in: positive)
@@ -57,6 +63,13 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
             beta1 = try o.double("beta1", default: 0.9, in: 0...1, openUpper: true)
             beta2 = try o.double("beta2", default: 0.999, in: 0...1, openUpper: true)
             eps = try o.double("eps", default: 1e-8, in: positive, openLower: true)
+        case .shampoo:
+            beta1 = try o.double("beta1", default: 0.9, in: 0...1, openUpper: true)
+            beta2 = try o.double("beta2", default: 0.999, in: 0...1)
+            eps = try o.double("eps", default: 1e-12, in: positive, openLower: true)
+            frequency = try o.int("freq", default: 10, in: 1...1_000_000)
+            block = try o.int("block", default: 128, in: 2...4096)
+            graft = Graft(rawValue: try o.choice("graft", default: "adam", from: ["adam", "sgd", "none"]))!
         }
         schedule = Schedule(rawValue: try o.choice("schedule", default: "constant", from: ["constant", "cosine", "step", "plateau"]))!
         plateauWait = try o.int("wait", default: 10, in: 1...100_000)
@@ -77,6 +90,13 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
             if beta1 != 0.9 { parts.append("beta1=\(beta1)") }
             if beta2 != 0.999 { parts.append("beta2=\(beta2)") }
             if eps != 1e-8 { parts.append("eps=\(eps)") }
+        case .shampoo:
+            if beta1 != 0.9 { parts.append("beta1=\(beta1)") }
+            if beta2 != 0.999 { parts.append("beta2=\(beta2)") }
+            if eps != 1e-12 { parts.append("eps=\(eps)") }
+            if frequency != 10 { parts.append("freq=\(frequency)") }
+            if graft != .adam { parts.append("graft=\(graft.rawValue)") }
+            if block != 128 { parts.append("block=\(block)") }
         }
         if weightDecay != (kind == .adamw ? 0.01 : 0) { parts.append("wd=\(weightDecay)") }
         if schedule != .constant { parts.append("schedule=\(schedule.rawValue)") }
@@ -118,11 +138,32 @@ public final class Optimizer {
     private var second: [Float]  // exp_avg_sq (adam)
     public private(set) var steps = 0
 
-    public init(spec: OptimizerSpec, parameterCount: Int) {
+    private var shampoo: ShampooState?
+    private var direction: [Float] = []
+    private var preconditioned: [Float] = []
+    private var raw: [Float] = []
+    private var corrected: [Float] = []
+
+    /// An optimizer for a store of `parameterCount` values with no known matrices (Shampoo then grafts everything).
+    public convenience init(spec: OptimizerSpec, parameterCount: Int) {
+        self.init(spec: spec, layout: [ParameterTensorLayout(offset: 0, count: parameterCount)])
+    }
+
+    /// An optimizer for a store laid out as `layout` (Shampoo preconditions its matrices).
+    public init(spec: OptimizerSpec, layout: [ParameterTensorLayout]) {
         self.spec = spec
+        let parameterCount = layout.map { $0.offset + $0.count }.max() ?? 0
         count = parameterCount
         first = [Float](repeating: 0, count: parameterCount)
-        second = spec.kind == .adam || spec.kind == .adamw ? [Float](repeating: 0, count: parameterCount) : []
+        let adamLike = spec.kind == .adam || spec.kind == .adamw || (spec.kind == .shampoo && spec.graft == .adam)
+        second = adamLike ? [Float](repeating: 0, count: parameterCount) : []
+        if spec.kind == .shampoo {
+            shampoo = ShampooState(layout: layout, blockSize: spec.block, eps: spec.eps)
+            direction = [Float](repeating: 0, count: parameterCount)
+            preconditioned = [Float](repeating: 0, count: parameterCount)
+            raw = [Float](repeating: 0, count: parameterCount)
+            corrected = [Float](repeating: 0, count: parameterCount)
+        }
     }
 
     /// One update of `parameters` from `gradients` at learning rate `lr`.
@@ -165,6 +206,70 @@ public final class Optimizer {
                     }
                 }
             }
+        case .shampoo:
+            shampooStep(p, g, lr: lr)
+        }
+    }
+
+    /// Shampoo: the gradient's momentum M (β1, bias-corrected) preconditioned per weight matrix as L^(−1/4)·M·R^(−1/4)
+    /// from the raw gradient's statistics, then grafted: each matrix's direction rescaled to the Frobenius norm of the
+    /// graft's step on it (Adam's m̂/(√v̂ + 1e-8) with β2 0.999, or SGD's M); vectors (biases) take the graft's step.
+    private func shampooStep(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, lr: Double) {
+        let n = count
+        let wd = Float(spec.weightDecay)
+        let b1 = Float(spec.beta1)
+        let bias1 = Float(1 - pow(spec.beta1, Double(steps)))
+        let graftBeta2: Float = 0.999
+        let bias2Root = Float((1 - pow(Double(graftBeta2), Double(steps))).squareRoot())
+        first.withUnsafeMutableBufferPointer { m in
+            second.withUnsafeMutableBufferPointer { v in
+                direction.withUnsafeMutableBufferPointer { u in
+                    raw.withUnsafeMutableBufferPointer { d in
+                        for i in 0..<n {
+                            d[i] = g[i] + (wd != 0 ? wd * p[i] : 0)
+                            m[i] = b1 * m[i] + (1 - b1) * d[i]
+                            let mHat = m[i] / bias1
+                            switch spec.graft {
+                            case .adam:
+                                v[i] = graftBeta2 * v[i] + (1 - graftBeta2) * d[i] * d[i]
+                                u[i] = mHat / (v[i].squareRoot() / bias2Root + 1e-8)
+                            case .sgd, .none:
+                                u[i] = mHat
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard let state = shampoo else { return }
+        // The bias-corrected momentum for the preconditioner.
+        first.withUnsafeBufferPointer { m in
+            corrected.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = m[i] / bias1 } }
+        }
+        let refresh = (steps - 1) % spec.frequency == 0
+        raw.withUnsafeBufferPointer { d in
+            corrected.withUnsafeBufferPointer { mHat in
+                preconditioned.withUnsafeMutableBufferPointer { out in
+                    state.precondition(gradient: d.baseAddress!, momentum: mHat.baseAddress!, direction: out.baseAddress!,
+                                       beta2: spec.beta2, eps: spec.eps, refresh: refresh)
+                }
+            }
+        }
+        direction.withUnsafeMutableBufferPointer { u in
+            preconditioned.withUnsafeBufferPointer { q in
+                for matrix in state.matrices {
+                    let range = matrix.offset..<(matrix.offset + matrix.rows * matrix.cols)
+                    var scale: Float = 1
+                    if spec.graft != .none {
+                        var graftNorm = 0.0, ownNorm = 0.0
+                        for i in range { graftNorm += Double(u[i] * u[i]); ownNorm += Double(q[i] * q[i]) }
+                        scale = ownNorm > 0 ? Float((graftNorm / ownNorm).squareRoot()) : 0
+                    }
+                    for i in range { u[i] = q[i] * scale }
+                }
+            }
+            let lrf = Float(lr)
+            for i in 0..<n { p[i] -= lrf * u[i] }
         }
     }
 }

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchJPEG.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchJPEG.self])
 }
 
 /// Flags every benchmark has.
@@ -87,6 +87,20 @@ struct BenchJPEG: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws { try output.show(BenchReports.jpeg(images: images, size: size, scratch: scratch)) }
+}
+
+struct BenchShampoo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shampoo",
+        abstract: "Shampoo's time per training step against SGD (mlp:width=256 and cnn:channels=32 on 28×28×1, batch 128), at freq 10 and 1.")
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Seconds per measurement.") var seconds = 1.0
+    @Option(help: "Repetitions (the median is reported).") var repeats = 5
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        try output.show(ShampooBenchmark.run(batch: batch, seconds: seconds, repeats: repeats))
+    }
 }
 
 struct BenchSearchRules: ParsableCommand {
