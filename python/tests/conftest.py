@@ -42,6 +42,23 @@ def sets(tmp_path_factory):
     emc("perturb", out["synth"], "--out", base / "synth-each", "--inputs", "permute-each", "--seed", "6", "--quiet")
     for name in ["chain", "gauss", "synth-each"]:
         out[name] = str(base / name)
+    # A tabular set: a credit-format CSV (two header rows, categorical columns one-hot encoded by emc), with Gaussian
+    # and permuted variants on top.
+    raw = base / "credit-raw"
+    raw.mkdir()
+    lines = [",X1,X2,X3,X4,X5,X6,X7,X8,X9,X10,X11,X12,X13,X14,X15,X16,X17,X18,X19,X20,X21,X22,X23,Y",
+             "ID,LIMIT_BAL,SEX,EDUCATION,MARRIAGE,AGE,PAY_0,PAY_2,PAY_3,PAY_4,PAY_5,PAY_6,BILL_AMT1,BILL_AMT2,BILL_AMT3,BILL_AMT4,"
+             "BILL_AMT5,BILL_AMT6,PAY_AMT1,PAY_AMT2,PAY_AMT3,PAY_AMT4,PAY_AMT5,PAY_AMT6,default payment next month"]
+    for i in range(400):
+        cells = [i + 1, 20000 + 137 * i, 1 + i % 2, 1 + i % 4, 1 + i % 3, 24 + i % 30] + [(k + i) % 3 - 1 for k in range(6)] \
+            + [(k + 1) * 100 + (i * 7919) % 1000 for k in range(12)] + [1 if i % 5 == 0 else 0]
+        lines.append(",".join(map(str, cells)))
+    (raw / "default of credit card clients.csv").write_text("\n".join(lines) + "\n")
+    emc("convert", "credit", "--raw", raw, "--out", base / "credit", "--quiet")
+    emc("perturb", base / "credit", "--out", base / "credit-gauss", "--inputs", "gaussian", "--seed", "7", "--quiet")
+    emc("perturb", base / "credit", "--out", base / "credit-perm", "--inputs", "permute-each", "--seed", "8", "--quiet")
+    for name in ["credit", "credit-gauss", "credit-perm"]:
+        out[name] = str(base / name)
     out["root"] = str(base)
     return out
 

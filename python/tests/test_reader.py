@@ -37,13 +37,15 @@ def test_fashion_mnist_every_codec_equals_emc(sets, codec, tmp_path):
 
 
 def test_synthetic_128_and_variants_equal_emc(sets, tmp_path):
-    for name in ["synth", "synth-each", "chain", "gauss"]:
+    for name in ["synth", "synth-each", "chain", "gauss", "credit", "credit-gauss", "credit-perm"]:
         for split in ["train", "test"]:
             x, y, _ = exported(sets[name], split, tmp=str(tmp_path))
             ds = ShardDataset(sets[name], split=split)
             xs, ys = ds.batch(np.arange(len(ds)))
             assert np.array_equal(xs, x), f"{name}/{split}: {(xs != x).sum()} bytes differ"
             assert np.array_equal(ys, y), f"{name}/{split}: labels differ"
+    credit = ShardDataset(sets["credit-gauss"])
+    assert credit[0][0].dtype == np.float32 and credit[0][0].ndim == 1
     synth = ShardDataset(sets["synth"])
     assert synth[0][0].shape == (128, 128, 3) and synth[0][0].dtype == np.uint8
     # The chain really changed labels and inputs.
