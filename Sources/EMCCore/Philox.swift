@@ -45,6 +45,7 @@ public enum RandomStream: UInt32, Sendable {
     case initialization = 9
     case split = 10
     case synthetic = 11
+    case hessian = 12
     case test = 0xFFFF
 }
 
