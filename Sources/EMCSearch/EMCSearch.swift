@@ -100,7 +100,7 @@ public final class EMCSearch: @unchecked Sendable {
     public var rules = SearchRules()
     /// Trials at once: seeds searched in parallel, and the refinement pairs (each trial trains on the calling thread).
     public var jobs = 1
-    /// Also train each seed at this n (replicate 0, reusing a search trial there) for the generalization gap at a common n.
+    /// Also train each seed at this n (a replicate of its own, `gapReplicate`) for the generalization gap at a common n.
     public var gapN: Int?
     public var onTrial: ((TrialRecord, Bool) -> Void)?
     private let lock = NSLock()
@@ -128,9 +128,13 @@ public final class EMCSearch: @unchecked Sendable {
                              boundaryBudgetShare: outcome.boundaryBudgetShare, budgetBound: outcome.budgetBound)
     }
 
+    /// The replicate of the trial at the common n: a trial of its own (even where a search trial ran at that n), so
+    /// that the log says which n the gaps were measured at.
+    public static let gapReplicate = 1000
+
     private func gap(_ result: SeedResult, n: Int) throws -> SeedResult {
         var result = result
-        let record = try trial(seed: result.seed, n: n, replicate: 0, role: "gap").record
+        let record = try trial(seed: result.seed, n: n, replicate: Self.gapReplicate, role: "gap").record
         result.gapN = n
         result.gapTrainAccuracy = record.testAccuracy == nil ? nil : record.trainAccuracy
         result.gapTestAccuracy = record.testAccuracy

@@ -217,7 +217,7 @@ public struct Report: Sendable, Codable {
         // The gap at a common n: the trials of the "gap" role (every seed trained there), median over seeds.
         var gapN: Int?, gapAtN: Double?
         if let n = trialLines.first(where: { $0.role == "gap" })?.n {
-            let at = trialLines.filter { $0.n == n && $0.replicateIndex == 0 && $0.testAccuracy != nil }
+            let at = trialLines.filter { $0.n == n && $0.role == "gap" && $0.testAccuracy != nil }
             if !at.isEmpty { gapN = n; gapAtN = median(at.map { $0.trainAccuracy - $0.testAccuracy! }) }
         }
         return ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,

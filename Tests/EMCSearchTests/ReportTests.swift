@@ -157,6 +157,7 @@ struct ReportTests {
             var gap = real[0]
             gap.n = 400
             gap.role = "gap"
+            gap.replicate = EMCSearch.gapReplicate
             gap.trainAccuracy = 1
             gap.testAccuracy = 0.9 - 0.02 * Double(i)
             real.append(gap)
@@ -172,6 +173,28 @@ struct ReportTests {
         #expect(ci[0] < r && r < ci[1])
         #expect(Findings.evaluate(report).first { $0.number == 4 }?.verdict == .contradicts)
         #expect(report.text.contains("at n = 400"))
+    }
+
+    @Test("the search trains every seed at the common n in a trial of its own, even where a search trial ran there")
+    func gapTrials() throws {
+        final class Evaluating: Fitter {
+            func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
+                var o = FitOutcome(result: n <= 3000 ? .fitted : .budgetExhausted, reason: "rule", samples: n, epochs: 10, steps: 10, finalLoss: 0,
+                                   trainAccuracy: n <= 3000 ? 1 : 0.99, wrong: n <= 3000 ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
+                o.testAccuracy = 0.8
+                return o
+            }
+        }
+        let dir = TemporaryDirectory()
+        let log = try ResultsLog(path: dir.file("log.jsonl"))
+        let search = EMCSearch(config: try config(seeds: 2), log: log, fitter: Evaluating())
+        search.gapN = 400  // doubling from 100 visits 400 too
+        let outcome = try search.run()
+        #expect(outcome.seeds.allSatisfy { $0.gapN == 400 && $0.gapTestAccuracy == 0.8 && abs(($0.gapAtN ?? 0) - 0.2) < 1e-12 })
+        let gaps = log.records.filter { $0.role == "gap" }
+        #expect(gaps.count == 2 && gaps.allSatisfy { $0.n == 400 && $0.replicate == EMCSearch.gapReplicate })
+        let row = try #require(Report.from(log.records).rows.first)
+        #expect(row.gapN == 400 && abs((row.gapAtN ?? 0) - 0.2) < 1e-12)
     }
 
     @Test("EMC against budget cuts each trial at the same share of its own budget (small n trains longer under a minimum of steps)")
