@@ -115,15 +115,17 @@ public enum BenchReports {
     /// The search's rules compared on simulated fitters with known boundaries (`SearchSimulation`): coverage of the
     /// interval, errors against the truth, and cost, for the old rules, the rules of each step since, and the default.
     public static func searchRules(searches: Int, seeds: Int, threads: Int, progress: @escaping (String) -> Void) throws -> BenchReport {
-        func rules(_ confirmation: FailureConfirmation, cap: Int) -> SearchRules {
+        func rules(_ confirmation: FailureConfirmation, cap: Int, slowGrowth: Bool = true) -> SearchRules {
             var r = SearchRules()
             r.confirmation = confirmation
             r.refinementCap = cap
+            r.slowGrowthNearBoundary = slowGrowth
             return r
         }
         let candidates: [(String, SearchRules, Double)] = [
-            ("first wave: no confirmation, 2%", rules(.off, cap: 0), 0.02),
-            ("confirm each failure, 2%, cap 24", rules(.each, cap: 24), 0.02),
+            ("first wave: no confirmation, 2%, plain doubling", rules(.off, cap: 0, slowGrowth: false), 0.02),
+            ("confirm each failure, 2%, cap 24, plain doubling", rules(.each, cap: 24, slowGrowth: false), 0.02),
+            ("confirm final failure, 25%, cap 4, plain doubling", rules(.final, cap: 4, slowGrowth: false), 0.25),
             ("confirm each failure, 10%, cap 8", rules(.each, cap: 8), 0.1),
             ("confirm final failure, 2%, cap 8", rules(.final, cap: 8), 0.02),
             ("confirm final failure, 10%, no refinement", rules(.final, cap: 0), 0.1),

@@ -66,6 +66,9 @@ public struct SearchRules: Sendable, Codable, Equatable {
     public var level = 0.9
     /// Fitted trials near the boundary that used more than this share of the budget flag it as budget-bound.
     public var budgetBoundShare = 0.7
+    /// While doubling, a fitted trial that used more than `budgetBoundShare` of its budget says the boundary is near:
+    /// the next n is √2 times larger instead of 2 (a failure far above the boundary costs the most of any trial).
+    public var slowGrowthNearBoundary = true
 
     public init() {}
 }
@@ -87,7 +90,8 @@ public struct SearchOutcome: Sendable, Codable {
     public var budgetBound: Bool
 }
 
-/// The EMC search. Per seed: doubling from the start until a trial fails, bisection between the last fitted and the
+/// The EMC search. Per seed: doubling from the start until a trial fails (growing by √2 instead once a fitted trial
+/// used most of its budget), bisection between the last fitted and the
 /// first failed n to the resolution, and a confirmation of the failure that would end it (`FailureConfirmation`). Then,
 /// pooled over seeds: a logistic boundary fitted to every trial, refined by pairs of trials on the grid points either
 /// side of n50 until its interval is narrow enough or the cap is reached. Every trial (replicates and refinements
@@ -201,9 +205,16 @@ public final class EMCSearch: @unchecked Sendable {
         let maxN = config.maxSamples
         var lastFit = 0
         var firstFail: Int? = nil
+        /// The share of its budget the fitted trial at n used (nil when unknown).
+        func budgetShare(_ n: Int) -> Double? {
+            guard let r = fittedRecords[n] else { return nil }
+            let budget = r.epochBudget ?? config.fit.epochBudget(samples: n, fullBatch: config.optimizer.kind == .gd)
+            return Double(r.fitEpoch ?? r.epochs) / Double(max(1, budget))
+        }
         func doubleUp() throws {
             while lastFit < maxN {
-                let n = min(maxN, lastFit * 2)
+                let slow = rules.slowGrowthNearBoundary && (budgetShare(lastFit) ?? 0) > rules.budgetBoundShare
+                let n = min(maxN, slow ? max(lastFit + 1, Int((Double(lastFit) * 2.0.squareRoot()).rounded())) : lastFit * 2)
                 if try probe(n) { lastFit = n } else { firstFail = n; return }
             }
         }

@@ -5,22 +5,20 @@ import Foundation
 /// A fitter with a known boundary, for judging the search as an estimator: p(fit | n) = σ(−slope·(log n − log n50)),
 /// and on top of it "budget noise": a trial that would fit runs out of budget with probability `exhaustion`. Every coin
 /// is a pure function of (simulation, seed, n, replicate), so a search is reproducible and a replicate is a fresh draw.
-/// A fitted trial uses `fitShare` of the budget and a failed one all of it, so searches can be compared in
-/// sample-epochs as on real data.
+/// A fitted trial uses more of its budget the nearer n is to the boundary (25% far below it, up to 97% at and above
+/// n50, as fit epochs grow on real data), a failed one all of it, so searches compare in sample-epochs as on real data.
 public final class SimulatedFitter: Fitter, @unchecked Sendable {
     public let n50: Double
     public let slope: Double
     public let exhaustion: Double
     public let budget: Int
-    public let fitShare: Double
     private let rng: CounterRNG
 
-    public init(n50: Double, slope: Double, exhaustion: Double, simulation: UInt64, budget: Int = 300, fitShare: Double = 0.9) {
+    public init(n50: Double, slope: Double, exhaustion: Double, simulation: UInt64, budget: Int = 300) {
         self.n50 = n50
         self.slope = slope
         self.exhaustion = exhaustion
         self.budget = budget
-        self.fitShare = fitShare
         rng = CounterRNG(seed: simulation, stream: .test)
     }
 
@@ -36,7 +34,8 @@ public final class SimulatedFitter: Fitter, @unchecked Sendable {
         var fitted = Double(draw.uniform(UInt64(n) << 1)) < p
         var result: FitOutcome.Result = fitted ? .fitted : .convergedUnfit
         if fitted && Double(draw.uniform(UInt64(n) << 1 | 1)) < exhaustion { fitted = false; result = .budgetExhausted }
-        return FitOutcome(result: result, reason: "simulated", samples: n, epochs: fitted ? Int(fitShare * Double(budget)) : budget, steps: 0,
+        let share = min(0.97, 0.25 + 0.72 * Double(n) / n50)
+        return FitOutcome(result: result, reason: "simulated", samples: n, epochs: fitted ? Int(share * Double(budget)) : budget, steps: 0,
                           finalLoss: 0, trainAccuracy: fitted ? 1 : 0.99, wrong: fitted ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
     }
 }
@@ -74,8 +73,11 @@ public enum SearchSimulation {
             let path = FileSystem.join(scratch, "\(name)-\(sim).jsonl")
             FileSystem.remove(path)
             defer { FileSystem.remove(path) }
+            var fit = FitOptions()
+            fit.maxEpochs = fitter.budget
+            fit.minSteps = 0
             let config = SearchConfig(dataDirectory: "/simulated", dataName: "simulated", dataContentId: "sim\(sim)", variant: nil, model: model,
-                                      optimizer: optimizer, fit: FitOptions(), normalize: "none", start: 100, resolution: resolution, seeds: seeds,
+                                      optimizer: optimizer, fit: fit, normalize: "none", start: 100, resolution: resolution, seeds: seeds,
                                       maxSamples: 1_000_000, parameters: 1)
             let search = EMCSearch(config: config, log: try ResultsLog(path: path), fitter: fitter)
             search.rules = rules
@@ -91,6 +93,7 @@ public enum SearchSimulation {
         }
         let all = (0..<searches).map { slots.get($0)! }
         let ruleName = "confirm \(rules.confirmation.rawValue), resolution \(Int((resolution * 100).rounded()))%, refinement cap \(rules.refinementCap)"
+            + (rules.slowGrowthNearBoundary ? "" : ", plain doubling")
         return Summary(rule: ruleName, searches: searches, coverage: Double(all.filter(\.covered).count) / Double(searches),
                        medianHalfWidth: median(all.map(\.halfWidth)), medianN50Error: median(all.map(\.n50Error)),
                        medianSeedError: median(all.map(\.seedError)), seedsFarBelow: all.filter(\.farBelow).count,

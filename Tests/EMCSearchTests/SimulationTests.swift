@@ -29,11 +29,11 @@ struct SimulationTests {
     @Test("no single failing trial ends or steers a seed's search: a confirmation overturns it")
     func oneFailure() throws {
         let dir = TemporaryDirectory()
-        /// Fits every n up to 5,000, except the first initialisation at n = 800.
+        /// Fits every n up to 5,000 in a sixth of its budget (so n doubles), except the first initialisation at n = 800.
         final class Glitch: Fitter {
             func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
                 let fitted = n <= 5000 && !(n == 800 && replicate == 0)
-                return FitOutcome(result: fitted ? .fitted : .budgetExhausted, reason: "rule", samples: n, epochs: 300, steps: 0, finalLoss: 0,
+                return FitOutcome(result: fitted ? .fitted : .budgetExhausted, reason: "rule", samples: n, epochs: fitted ? 50 : 300, steps: 0, finalLoss: 0,
                                   trainAccuracy: fitted ? 1 : 0.999, wrong: fitted ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
             }
         }
@@ -109,5 +109,32 @@ struct SimulationTests {
         let thresholds = DerivedEMC.thresholds(trials)
         #expect(thresholds.first?.bound == "≥ 1500", "every trial reached 99%: only a bound")
         #expect(thresholds.last?.boundary != nil)
+    }
+}
+
+@Suite("Growth near the boundary")
+struct GrowthTests {
+    @Test("a fitted trial that used most of its budget makes the next n √2 larger, not 2×")
+    func slowGrowth() throws {
+        /// Fits n ≤ 3000; fitted trials use 10% of the budget below 1000 and 90% from there.
+        final class Slowing: Fitter {
+            func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
+                let fitted = n <= 3000
+                return FitOutcome(result: fitted ? .fitted : .budgetExhausted, reason: "rule", samples: n, epochs: fitted ? (n < 1000 ? 30 : 270) : 300,
+                                  steps: 0, finalLoss: 0, trainAccuracy: fitted ? 1 : 0.99, wrong: fitted ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
+            }
+        }
+        let dir = TemporaryDirectory()
+        let log = try scratchLog(dir, "growth")
+        defer { FileSystem.remove(log.path) }
+        let search = EMCSearch(config: try config(), log: log, fitter: Slowing())
+        _ = try search.search(seed: 0)
+        let visited = log.records.filter { $0.replicateIndex == 0 }.map(\.n)
+        #expect(Array(visited.prefix(6)) == [100, 200, 400, 800, 1600, 2263], "\(visited)")
+        let plain = EMCSearch(config: try config(), log: try scratchLog(dir, "growth-plain"), fitter: Slowing())
+        plain.rules.slowGrowthNearBoundary = false
+        _ = try plain.search(seed: 0)
+        #expect(plain.log.records.map(\.n).contains(3200))
+        FileSystem.remove(plain.log.path)
     }
 }
