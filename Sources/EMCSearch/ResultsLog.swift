@@ -47,11 +47,6 @@ public final class ResultsLog: @unchecked Sendable {
         return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate }
     }
 
-    public func final(key: String) -> TrialRecord? {
-        lock.lock(); defer { lock.unlock() }
-        return records.first { $0.key == key && $0.kind == .final }
-    }
-
     /// Appends one record as a single write and flushes it to disk.
     public func append(_ record: TrialRecord) throws {
         let encoder = JSONEncoder()

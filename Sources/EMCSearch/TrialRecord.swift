@@ -2,7 +2,8 @@ import Foundation
 import EMCCore
 import EMCTrainer
 
-/// One line of the results log: a trial (n, seed → outcome) or the final train/test evaluation at the EMC point.
+/// One line of the results log: a trial (n, seed → outcome). Logs written before every trial was evaluated on the
+/// test split also hold `final` lines (a retraining at the EMC point with its test accuracy); reports still read them.
 public struct TrialRecord: Codable, Sendable, Equatable {
     /// How non-finite numbers (a diverged trial's loss) are written in the log: as the strings "nan", "inf", "-inf".
     public static let nonFiniteEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
