@@ -32,19 +32,7 @@ public enum TrainBenchmark {
     public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double]) throws -> [Row] {
         var rows: [Row] = []
         for (specText, shape) in cases {
-            let spec = try ModelSpec(parsing: specText)
-            let model = try spec.build(input: shape, classes: 10, maxBatch: batch)
-            model.initialize(seed: 0)
-            let n = batch * 8
-            let rng = CounterRNG(seed: 1, stream: .test)
-            let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
-                                            labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
-            var options = FitOptions()
-            options.batchSize = batch
-            options.evalBatch = batch
-            let optimizerSpec = try OptimizerSpec(parsing: "sgd:lr=0.01,momentum=0.9")
-            let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
-            let optimizer = Optimizer(spec: optimizerSpec, parameterCount: model.parameterCount)
+            let (model, trainer, optimizer) = try benchTrainer(model: specText, shape: shape, batch: batch, optimizer: "sgd:lr=0.01,momentum=0.9")
             try trainer.runSteps(5, optimizer: optimizer, lr: 0.01)
             // Steps per repetition sized to take about `seconds`.
             let probe = Clock.now()
@@ -61,6 +49,24 @@ public enum TrainBenchmark {
                             torchSamplesPerSecond: torch["\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"]))
         }
         return rows
+    }
+
+    /// A freshly initialised model of `spec` on 8 batches of seeded noise, its trainer and optimizer: what both training
+    /// benchmarks time.
+    static func benchTrainer(model specText: String, shape: FeatureShape, batch: Int, optimizer optimizerText: String) throws
+        -> (Model, Trainer, Optimizer) {
+        let model = try ModelSpec(parsing: specText).build(input: shape, classes: 10, maxBatch: batch)
+        model.initialize(seed: 0)
+        let n = batch * 8
+        let rng = CounterRNG(seed: 1, stream: .test)
+        let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
+                                            labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
+        var options = FitOptions()
+        options.batchSize = batch
+        options.evalBatch = batch
+        let optimizerSpec = try OptimizerSpec(parsing: optimizerText)
+        let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
+        return (model, trainer, Optimizer(spec: optimizerSpec, layout: model.parameterLayout))
     }
 
     /// The forward product with the most FLOPs: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
@@ -112,21 +118,10 @@ public enum ShampooBenchmark {
         let shape = FeatureShape(height: 28, width: 28, channels: 1)
         var rows: [Row] = []
         for specText in ["mlp:width=256", "cnn:channels=32,layers=2"] {
-            let spec = try ModelSpec(parsing: specText)
             var sgd = 0.0
             for optimizerText in ["sgd:lr=0.01,momentum=0.9", "shampoo:lr=0.001,freq=10", "shampoo:lr=0.001,freq=1", "shampoo:lr=0.001,freq=10,block=64", "shampoo:lr=0.001,freq=10,block=256"] {
-                let model = try spec.build(input: shape, classes: 10, maxBatch: batch)
-                model.initialize(seed: 0)
-                let n = batch * 8
-                let rng = CounterRNG(seed: 1, stream: .test)
-                let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
-                                                    labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
-                var options = FitOptions()
-                options.batchSize = batch
-                options.evalBatch = batch
-                let optimizerSpec = try OptimizerSpec(parsing: optimizerText)
-                let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
-                let optimizer = Optimizer(spec: optimizerSpec, layout: model.parameterLayout)
+                let (_, trainer, optimizer) = try TrainBenchmark.benchTrainer(model: specText, shape: shape, batch: batch, optimizer: optimizerText)
+                let optimizerSpec = optimizer.spec
                 try trainer.runSteps(3, optimizer: optimizer, lr: optimizerSpec.lr)
                 let probe = Clock.now()
                 try trainer.runSteps(3, optimizer: optimizer, lr: optimizerSpec.lr)

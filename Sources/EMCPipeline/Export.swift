@@ -47,6 +47,8 @@ public enum DatasetExport {
         for f in files where FileSystem.exists(f) && !request.force {
             throw EMCError(.invalidArgument, "already exists; emc overwrites nothing without being asked", file: f, remedy: .replaceOutput)
         }
+        let folder = FileSystem.splitDirectory(request.out)
+        if !folder.isEmpty && folder != "." { try FileSystem.createDirectory(folder) }
         guard positions.count <= Int.max / max(1, sb) else { throw EMCError(.invalidArgument, "too many samples to export", file: request.data) }
         var bytes = [UInt8](repeating: 0, count: positions.count * sb)
         var labels = [Int64](repeating: 0, count: positions.count)

@@ -10,11 +10,18 @@ public final class TrainingFitter: Fitter {
     public let config: SearchConfig
     public var subsetOptions: SubsetOptions
     public var onEpoch: ((Int, EpochReport) -> Void)?
+    /// The test split, decoded once per thread that evaluates and reused by every later trial on it.
+    private var testSets: ObjectPool<Subset>!
 
     public init(view: DatasetView, config: SearchConfig, subsetOptions: SubsetOptions) {
         self.view = view
         self.config = config
         self.subsetOptions = subsetOptions
+        testSets = ObjectPool { [unowned self] in
+            var options = self.subsetOptions
+            options.prefetchBatches = 0
+            return try Subset(view: self.view, split: "test", count: self.view.manifest.splits["test"]?.samples ?? 0, options: options)
+        }
     }
 
     /// Measure each trained model's accuracy on the test split (a forward pass; the generalization gap at any n).
@@ -31,13 +38,12 @@ public final class TrainingFitter: Fitter {
         model.initialize(seed: fit.seed)
         var outcome = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit).fit { [onEpoch] report in onEpoch?(n, report) }
         if evaluateTest, let testSplit = view.manifest.splits["test"], testSplit.samples > 0 {
-            var testOptions = subsetOptions
-            testOptions.prefetchBatches = 0
-            let test = try Subset(view: view, split: "test", count: testSplit.samples, options: testOptions)
             var evalOptions = fit
             evalOptions.evalBatch = min(config.fit.evalBatch, model.maxBatch)
-            let (_, wrong) = try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).fullPass(gradient: false)
-            outcome.testAccuracy = Double(test.count - wrong) / Double(test.count)
+            let wrong = try testSets.with { test in
+                try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).fullPass(gradient: false).wrong
+            }
+            outcome.testAccuracy = Double(testSplit.samples - wrong) / Double(testSplit.samples)
         }
         return outcome
     }

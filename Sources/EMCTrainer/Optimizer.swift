@@ -241,7 +241,7 @@ public final class Optimizer {
                 }
             }
         }
-        guard let state = shampoo else { return }
+        guard let state = shampoo, n > 0 else { return }
         // The bias-corrected momentum for the preconditioner.
         first.withUnsafeBufferPointer { m in
             corrected.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = m[i] / bias1 } }

@@ -237,3 +237,36 @@ struct SyntheticTests {
         #expect(accuracy > 0.5, "test accuracy \(accuracy) (chance 0.25)")
     }
 }
+
+@Suite("emc export: what emc reads, as .npy")
+struct ExportTests {
+    @Test("a nested subset is written with its positions and equals what the view reads; existing files and a subset larger than the split are errors")
+    func export() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        var request = DatasetExport.Request(data: base, out: dir.file("out/fm"))
+        request.subset = 50
+        request.seed = 3
+        let result = try DatasetExport.run(request)
+        #expect(result.samples == 50 && result.shape == [50, 8, 8, 3] && result.files.count == 3)
+        let positions = try Subset(view: try DatasetView(directory: base), split: "train", count: 50, options: SubsetOptions(seed: 3)).positions
+        let npy = try ReadableFile.contents(of: dir.file("out/fm.positions.npy"))
+        let stored = (0..<50).map { i in (0..<8).reduce(0) { $0 | Int(npy[npy.count - 400 + i * 8 + $1]) << (8 * $1) } }
+        #expect(stored == positions)
+        let x = try ReadableFile.contents(of: dir.file("out/fm.x.npy"))
+        let (all, _) = try readView(base)
+        #expect(Array(x.suffix(192)) == Array(all[(positions[49] * 192)..<((positions[49] + 1) * 192)]), "the last sample's bytes")
+        // Nothing is overwritten without force.
+        let again = #expect(throws: EMCError.self) { _ = try DatasetExport.run(request) }
+        #expect(again?.description.contains("fm.x.npy") == true && again?.remedy == .replaceOutput)
+        request.force = true
+        _ = try DatasetExport.run(request)
+        // A subset larger than the split names the set.
+        request.subset = 401
+        let tooMany = #expect(throws: EMCError.self) { _ = try DatasetExport.run(request) }
+        #expect(tooMany?.description.contains("401") == true)
+        request.subset = nil
+        request.split = "validation"
+        #expect(throws: EMCError.self) { _ = try DatasetExport.run(request) }
+    }
+}

@@ -200,36 +200,7 @@ class ShardDataset:
                 raise IndexError(f"a position is outside the split's {n} samples")
             if low < 0:
                 positions = np.where(positions < 0, positions + n, positions)
-        reader = self._reader
-        if reader.whole:
-            out, labels, indices = reader.gather(positions, want_indices=bool(self._transforms))
-            overlay = self.labels
-            if overlay is not None:
-                labels = overlay[positions].astype(np.int64)
-            for t in self._transforms:
-                t.apply(out, indices)
-            return out, labels
-        sb = self.schema["sampleBytes"]
-        out = np.empty((positions.size, sb), dtype=np.uint8)
-        labels = np.empty(positions.size, dtype=np.int64)
-        indices = np.empty(positions.size, dtype=np.uint64)
-        # One gather per chunk touched: positions → (shard, chunk, offset), grouped by chunk.
-        shard = positions // reader.samples_per_shard
-        within = positions - shard * reader.samples_per_shard
-        chunk_samples = reader.chunk_samples
-        chunk = within // chunk_samples
-        offset = within - chunk * chunk_samples
-        key = shard * (1 << 32) + chunk
-        order = np.argsort(key, kind="stable")
-        keys, starts = np.unique(key[order], return_index=True)
-        ends = np.append(starts[1:], order.size)
-        for k, a, b in zip(keys.tolist(), starts.tolist(), ends.tolist()):
-            rows = order[a:b]
-            c = reader.chunk(k >> 32, k & 0xFFFFFFFF)
-            o = offset[rows]
-            out[rows] = c.data[o]
-            labels[rows] = c.labels[o]
-            indices[rows] = c.indices[o]
+        out, labels, indices = self._reader.gather(positions, want_indices=bool(self._transforms))
         overlay = self.labels
         if overlay is not None:
             labels = overlay[positions].astype(np.int64)

@@ -173,7 +173,32 @@ class SplitReader:
         return self._whole
 
     def gather(self, positions, want_indices):
-        """(samples, labels, original indices or None) at these positions (in range), decoding the chunks first touched."""
+        """(samples, labels as int64, original indices or None) at these positions (all in range)."""
+        if self.whole:
+            return self._gather_whole(positions, want_indices)
+        # One gather per chunk touched: positions → (shard, chunk, offset), grouped by chunk.
+        out = np.empty((positions.size, self.schema["sampleBytes"]), dtype=np.uint8)
+        labels = np.empty(positions.size, dtype=np.int64)
+        indices = np.empty(positions.size, dtype=np.uint64)
+        shard = positions // self.samples_per_shard
+        within = positions - shard * self.samples_per_shard
+        chunk = within // self.chunk_samples
+        offset = within - chunk * self.chunk_samples
+        key = shard * (1 << 32) + chunk
+        order = np.argsort(key, kind="stable")
+        keys, starts = np.unique(key[order], return_index=True)
+        ends = np.append(starts[1:], order.size)
+        for k, a, b in zip(keys.tolist(), starts.tolist(), ends.tolist()):
+            rows = order[a:b]
+            c = self.chunk(k >> 32, k & 0xFFFFFFFF)
+            o = offset[rows]
+            out[rows] = c.data[o]
+            labels[rows] = c.labels[o]
+            indices[rows] = c.indices[o]
+        return out, labels, (indices if want_indices else None)
+
+    def _gather_whole(self, positions, want_indices):
+        """The same from the split's decoded array, decoding the chunks first touched."""
         data, labels, indices, decoded, chunk_base = self._whole_arrays()
         if not self._complete:
             shard = positions // self.samples_per_shard
@@ -219,13 +244,6 @@ class SplitReader:
             base = s * self.samples_per_shard
             out += [(base + e[1], e[2]) for e in shard.entries]
         return out
-
-    def locate(self, position):
-        if not 0 <= position < self.samples:
-            raise IndexError(f"position {position} is outside the split's {self.samples} samples")
-        s = position // self.samples_per_shard
-        o = position - s * self.samples_per_shard
-        return s, o // self.chunk_samples, o % self.chunk_samples
 
     def chunk(self, s, c):
         key = (s, c)

@@ -28,6 +28,11 @@ def test_fashion_mnist_every_codec_equals_emc(sets, codec, tmp_path):
         assert len(ds) == len(y) == (60000 if split == "train" else 10000)
         xs, ys = ds.batch(np.arange(len(ds)))
         assert xs.shape == x.shape and np.array_equal(xs, x) and np.array_equal(ys, y)
+    # The chunk-by-chunk path (used when a split's decoded size exceeds `whole_bytes`) reads the same.
+    lru = ShardDataset(sets[codec], split="test", whole_bytes=0, cache_chunks=3)
+    shuffled = np.random.default_rng(1).permutation(len(lru))[:3000]
+    xs, ys = lru.batch(shuffled)
+    assert np.array_equal(xs, x[shuffled]) and np.array_equal(ys, y[shuffled])
     # Random access and sequential reads agree.
     ds = ShardDataset(sets[codec], split="test")
     sample, label = ds[1234]
