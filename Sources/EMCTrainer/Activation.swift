@@ -62,4 +62,39 @@ public final class Activation: Layer {
         case .identity: g.update(from: gradOutput, count: n)
         }
     }
+
+    /// f′(x) and f″(x) at one point (y = f(x) given, for the forms that use it).
+    @inline(__always)
+    private func derivatives(_ x: Float, _ y: Float) -> (Float, Float) {
+        switch kind {
+        case .relu: return (x > 0 ? 1 : 0, 0)
+        case .leakyRelu: return (x > 0 ? 1 : 0.01, 0)
+        case .tanh: let d = 1 - y * y; return (d, -2 * y * d)
+        case .sigmoid: let d = y * (1 - y); return (d, d * (1 - 2 * y))
+        case .gelu:
+            let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
+            let pdf = expf(-0.5 * x * x) * 0.39894228040143268
+            return (cdf + x * pdf, pdf * (2 - x * x))
+        case .identity: return (1, 0)
+        }
+    }
+
+    /// R{y} = f′(x)·R{x}.
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        let n = batch * inputShape.count
+        guard let rInput else { rOutput.update(repeating: 0, count: n); return }
+        for i in 0..<n { rOutput[i] = derivatives(input[i], output[i]).0 * rInput[i] }
+    }
+
+    /// R{dx} = f″(x)·R{x}·dy + f′(x)·R{dy}.
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let g = rGradInput else { return }
+        let n = batch * inputShape.count
+        for i in 0..<n {
+            let (d1, d2) = derivatives(input[i], output[i])
+            g[i] = d1 * rGradOutput[i] + (rInput.map { d2 * $0[i] * gradOutput[i] } ?? 0)
+        }
+    }
 }

@@ -12,8 +12,8 @@ public final class Conv2D: Layer {
     public let name = "conv"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
-    let kernel: Int, stride: Int, padding: Int
-    let inChannels: Int, outChannels: Int
+    public let kernel: Int, stride: Int, padding: Int
+    public let inChannels: Int, outChannels: Int
     var patch: Int { kernel * kernel * inChannels }
     private var weight: UnsafeMutablePointer<Float>!
     private var bias: UnsafeMutablePointer<Float>!
@@ -21,6 +21,12 @@ public final class Conv2D: Layer {
     private var gradBias: UnsafeMutablePointer<Float>!
     private var rows: UnsafeMutableBufferPointer<Float>
     private var gradRows: UnsafeMutableBufferPointer<Float>
+    // The R-operator's direction and product slices, and R{rows} (allocated by `bindDirection` only).
+    private var directionWeight: UnsafePointer<Float>!
+    private var directionBias: UnsafePointer<Float>!
+    private var productWeight: UnsafeMutablePointer<Float>!
+    private var productBias: UnsafeMutablePointer<Float>!
+    private var rRows = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
     public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
         inputShape = input
@@ -39,6 +45,7 @@ public final class Conv2D: Layer {
     deinit {
         rows.deallocate()
         gradRows.deallocate()
+        rRows.deallocate()
     }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch), (outChannels, patch)] }
@@ -79,6 +86,48 @@ public final class Conv2D: Layer {
         BLAS.sgemm(.none, .none, m: pixels, n: patch, k: outChannels, alpha: 1, a: gradOutput, lda: outChannels,
                    b: weight, ldb: patch, beta: 0, c: gradRows.baseAddress!, ldc: patch)
         row2im(gradInput, batch: batch)
+    }
+
+    public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        directionWeight = direction
+        directionBias = direction + outChannels * patch
+        productWeight = product
+        productBias = product + outChannels * patch
+        rRows.deallocate()
+        rRows = .allocate(capacity: maxBatch * outputShape.height * outputShape.width * patch)
+    }
+
+    /// R{rows} = im2row(R{x});  R{y} = R{rows}·Wᵀ + rows·V_Wᵀ + V_b.
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        let pixels = batch * outputShape.height * outputShape.width
+        emc_add_bias(rOutput, directionBias, pixels, outChannels)
+        BLAS.sgemm(.none, .transpose, m: pixels, n: outChannels, k: patch, alpha: 1, a: rows.baseAddress!, lda: patch,
+                   b: directionWeight, ldb: patch, beta: 1, c: rOutput, ldc: outChannels)
+        guard let rInput else { return }
+        emc_im2row(rRows.baseAddress!, rInput, Int32(batch), Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
+                   Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
+        BLAS.sgemm(.none, .transpose, m: pixels, n: outChannels, k: patch, alpha: 1, a: rRows.baseAddress!, lda: patch,
+                   b: weight, ldb: patch, beta: 1, c: rOutput, ldc: outChannels)
+    }
+
+    /// R{dW} += R{dy}ᵀ·rows + dyᵀ·R{rows},  R{db} += Σ R{dy},  R{dx} = row2im(R{dy}·W + dy·V_W).
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let pixels = batch * outputShape.height * outputShape.width
+        BLAS.sgemm(.transpose, .none, m: outChannels, n: patch, k: pixels, alpha: 1, a: rGradOutput, lda: outChannels,
+                   b: rows.baseAddress!, ldb: patch, beta: 1, c: productWeight, ldc: patch)
+        if rInput != nil {
+            BLAS.sgemm(.transpose, .none, m: outChannels, n: patch, k: pixels, alpha: 1, a: gradOutput, lda: outChannels,
+                       b: rRows.baseAddress!, ldb: patch, beta: 1, c: productWeight, ldc: patch)
+        }
+        emc_sum_rows(productBias, rGradOutput, pixels, outChannels)
+        guard let rGradInput else { return }
+        BLAS.sgemm(.none, .none, m: pixels, n: patch, k: outChannels, alpha: 1, a: rGradOutput, lda: outChannels,
+                   b: weight, ldb: patch, beta: 0, c: gradRows.baseAddress!, ldc: patch)
+        BLAS.sgemm(.none, .none, m: pixels, n: patch, k: outChannels, alpha: 1, a: gradOutput, lda: outChannels,
+                   b: directionWeight, ldb: patch, beta: 1, c: gradRows.baseAddress!, ldc: patch)
+        row2im(rGradInput, batch: batch)
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.

@@ -119,11 +119,11 @@ public final class Trainer {
     public let data: TrainingData
     public let optimizerSpec: OptimizerSpec
     public let options: FitOptions
-    private let inputs: UnsafeMutableBufferPointer<Float>
-    private let labels: UnsafeMutableBufferPointer<Int32>
+    let inputs: UnsafeMutableBufferPointer<Float>
+    let labels: UnsafeMutableBufferPointer<Int32>
 
     /// Fills the first `indices.count` samples of the batch buffers, through the data protocol's checks.
-    private func loadBatch(_ indices: UnsafeBufferPointer<UInt32>) throws {
+    func loadBatch(_ indices: UnsafeBufferPointer<UInt32>) throws {
         try data.loadBatch(indices, inputs: UnsafeMutableBufferPointer(rebasing: inputs[0..<(indices.count * model.inputShape.count)]),
                            labels: UnsafeMutableBufferPointer(rebasing: labels[0..<indices.count]))
     }

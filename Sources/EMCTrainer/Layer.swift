@@ -21,6 +21,37 @@ public protocol Layer: AnyObject {
     func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int)
     func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                   gradInput: UnsafeMutablePointer<Float>?, batch: Int)
+
+    // Pearlmutter's R-operator, for exact Hessian-vector products (docs/methods.md, "The Hessian check"): the
+    // directional derivative R{·} = d/dr (·)(θ + r·V) at r = 0 of forward and backward, along a parameter direction V.
+    // Every layer has one; a layer without parameters ignores `bindDirection`.
+
+    /// This layer's slice of the direction V and of the product store Hv (which `rBackward` adds to), and the largest batch.
+    func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int)
+    /// R{y} from R{x} (`rInput`; nil when the input does not depend on θ). Called after `forward` on the same batch.
+    func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                  rOutput: UnsafeMutablePointer<Float>, batch: Int)
+    /// Adds R{dθ} to the product store and writes R{dx} when `rGradInput` is non-nil, from dy, R{dy}, x, R{x}, y.
+    /// Called after `backward` and `rForward` on the same batch.
+    func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                   gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int)
+}
+
+/// A layer without parameters whose forward is a fixed linear map of its input (flatten, average pooling): its R-forward
+/// is its forward applied to R{x}, its R-backward its backward applied to R{dy}.
+public protocol LinearParameterFreeLayer: Layer {}
+
+extension LinearParameterFreeLayer {
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        guard let rInput else { rOutput.update(repeating: 0, count: batch * outputShape.count); return }
+        forward(rInput, rOutput, batch: batch)
+    }
+
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        backward(input: input, output: output, gradOutput: rGradOutput, gradInput: rGradInput, batch: batch)
+    }
 }
 
 extension Layer {
@@ -29,4 +60,5 @@ extension Layer {
     public var matrixShapes: [(rows: Int, cols: Int)?] { parameterTensors.map { _ in nil } }
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {}
     public func workspaceBytes(maxBatch: Int) -> Int? { 0 }
+    public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {}
 }

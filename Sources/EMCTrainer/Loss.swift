@@ -39,3 +39,21 @@ public enum SoftmaxCrossEntropy {
         return (lossSum, wrong)
     }
 }
+
+extension SoftmaxCrossEntropy {
+    /// The R-operator of the gradient: with p = softmax(z) and ż = R{z}, R{dz_b} = scale·(p ⊙ ż − p·(p·ż)) per sample
+    /// (the labels drop out: the one-hot term does not depend on z).
+    public static func rGradient(logits: UnsafePointer<Float>, rLogits: UnsafePointer<Float>, batch: Int, classes: Int,
+                                 into rGradient: UnsafeMutablePointer<Float>, scale: Float) {
+        for b in 0..<batch {
+            let z = logits + b * classes, r = rLogits + b * classes, g = rGradient + b * classes
+            var maxValue = z[0]
+            for k in 1..<classes where z[k] > maxValue { maxValue = z[k] }
+            var sum: Float = 0
+            for k in 0..<classes { g[k] = expf(z[k] - maxValue); sum += g[k] }
+            var dot: Float = 0
+            for k in 0..<classes { g[k] /= sum; dot += g[k] * r[k] }
+            for k in 0..<classes { g[k] = scale * g[k] * (r[k] - dot) }
+        }
+    }
+}

@@ -7,7 +7,7 @@ public final class Model {
     public let layers: [Layer]
     public let inputShape: FeatureShape
     public let classes: Int
-    public let maxBatch: Int
+    public private(set) var maxBatch: Int
     public let parameterCount: Int
     /// All weights and biases, layer after layer.
     public let parameters: UnsafeMutableBufferPointer<Float>
@@ -18,6 +18,11 @@ public final class Model {
     private var parameterOffsets: [Int]
     /// The first layer with parameters: no input gradient is needed at or below it.
     private let firstTrainable: Int
+    /// The R-operator's stores (the direction V, the product Hv, R{activations} and R{gradients}), allocated by
+    /// `prepareHessianVectorProducts`.
+    private var rStores: (direction: UnsafeMutableBufferPointer<Float>, product: UnsafeMutableBufferPointer<Float>)?
+    private var rActivations: [UnsafeMutableBufferPointer<Float>] = []
+    private var rGradActivations: [UnsafeMutableBufferPointer<Float>] = []
 
     public init(layers: [Layer], maxBatch: Int) {
         precondition(!layers.isEmpty && maxBatch > 0)
@@ -79,6 +84,100 @@ public final class Model {
         gradients.deallocate()
         for a in activations { a.deallocate() }
         for g in gradActivations { g.deallocate() }
+        releaseHessianStores()
+    }
+
+    // MARK: Hessian-vector products (Pearlmutter's R-operator through every layer)
+
+    /// Allocates the R-operator's stores for batches of up to `maxBatch` (once; again after `resizeBatches`).
+    public func prepareHessianVectorProducts() {
+        guard rStores == nil else { return }
+        let direction = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, parameterCount))
+        let product = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, parameterCount))
+        direction.initialize(repeating: 0)
+        product.initialize(repeating: 0)
+        rStores = (direction, product)
+        rActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
+        rGradActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
+        var offset = 0
+        for layer in layers {
+            layer.bindDirection(direction.baseAddress! + offset, product: product.baseAddress! + offset, maxBatch: maxBatch)
+            offset += layer.parameterCount
+        }
+    }
+
+    private func releaseHessianStores() {
+        guard let stores = rStores else { return }
+        stores.direction.deallocate()
+        stores.product.deallocate()
+        for a in rActivations { a.deallocate() }
+        for g in rGradActivations { g.deallocate() }
+        rActivations = []
+        rGradActivations = []
+        rStores = nil
+    }
+
+    /// The direction V of the next product (same layout as `parameters`).
+    public var hessianDirection: UnsafeMutableBufferPointer<Float> { rStores!.direction }
+    /// Where `rBackward` adds H·V (same layout as `parameters`; the caller zeroes it).
+    public var hessianProduct: UnsafeMutableBufferPointer<Float> { rStores!.product }
+
+    /// R{logits} along `hessianDirection`, after `forward` on the same input.
+    @discardableResult
+    public func rForward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        precondition(batch <= maxBatch && rStores != nil)
+        var rx: UnsafePointer<Float>? = nil
+        for i in firstTrainable..<layers.count {
+            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+            layers[i].rForward(input: x, rInput: rx, output: activations[i].baseAddress!, rOutput: rActivations[i].baseAddress!, batch: batch)
+            rx = UnsafePointer(rActivations[i].baseAddress!)
+        }
+        return UnsafePointer(rActivations[layers.count - 1].baseAddress!)
+    }
+
+    /// Where the loss's R-operator writes R{dLoss/dlogits} before `rBackward`.
+    public var rLogitGradient: UnsafeMutablePointer<Float> { rGradActivations[layers.count - 1].baseAddress! }
+
+    /// Adds this batch's H·V to `hessianProduct`, after `backward` and `rForward` on the same input.
+    public func rBackward(_ input: UnsafePointer<Float>, batch: Int) {
+        for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
+            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+            layers[i].rBackward(input: x, rInput: i == firstTrainable ? nil : UnsafePointer(rActivations[i - 1].baseAddress!),
+                                output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
+                                rGradOutput: rGradActivations[i].baseAddress!,
+                                rGradInput: i == firstTrainable ? nil : rGradActivations[i - 1].baseAddress!, batch: batch)
+        }
+    }
+
+    /// Reallocates the activation buffers and layer scratch for batches of up to `newMaxBatch` (parameters and gradients
+    /// stay): the Hessian check runs its full-batch passes as one batch when memory allows.
+    public func resizeBatches(_ newMaxBatch: Int) {
+        precondition(newMaxBatch > 0)
+        guard newMaxBatch != maxBatch else { return }
+        let hadStores = rStores != nil
+        releaseHessianStores()
+        for a in activations { a.deallocate() }
+        for g in gradActivations { g.deallocate() }
+        maxBatch = newMaxBatch
+        activations = layers.map { .allocate(capacity: newMaxBatch * $0.outputShape.count) }
+        gradActivations = layers.map { .allocate(capacity: newMaxBatch * $0.outputShape.count) }
+        for (layer, start) in zip(layers, parameterOffsets) {
+            layer.bind(parameters: parameters.baseAddress! + start, gradients: gradients.baseAddress! + start, maxBatch: newMaxBatch)
+        }
+        if hadStores { prepareHessianVectorProducts() }
+    }
+
+    /// Bytes the buffers of batches of `batch` take with the R-operator's stores (four activation-sized buffers per
+    /// layer and one and a half times the layer scratch); nil on overflow.
+    public func hessianBytes(batch: Int) -> Int? {
+        var total = 0
+        for layer in layers {
+            guard let a = checkedProduct([4 * 4, batch, layer.outputShape.count]), let w = layer.workspaceBytes(maxBatch: batch) else { return nil }
+            let (sum, overflow) = total.addingReportingOverflow(a + w + w / 2)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
     }
 
     /// PyTorch's default initialisation for Linear and Conv2d: every weight and bias uniform in
@@ -112,6 +211,9 @@ public final class Model {
         }
         return x
     }
+
+    /// The logits of the last `forward`.
+    public var logits: UnsafePointer<Float> { UnsafePointer(activations[layers.count - 1].baseAddress!) }
 
     /// Where the loss writes dLoss/dlogits before `backward`.
     public var logitGradient: UnsafeMutablePointer<Float> { gradActivations[layers.count - 1].baseAddress! }

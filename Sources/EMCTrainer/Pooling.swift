@@ -7,7 +7,7 @@ public final class MaxPool2D: Layer {
     public let name = "maxpool"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
-    let kernel: Int, stride: Int
+    public let kernel: Int, stride: Int
     private var argmax: UnsafeMutableBufferPointer<Int32>
 
     public init(input: FeatureShape, kernel: Int = 2, stride: Int? = nil) {
@@ -38,14 +38,34 @@ public final class MaxPool2D: Layer {
         guard let gradInput else { return }
         emc_maxpool_backward(gradInput, argmax.baseAddress!, gradOutput, Int32(batch), inputShape.count, outputShape.count)
     }
+
+    /// Piecewise linear: R{y} takes R{x} at forward's argmax, and R{dx} routes R{dy} back to it.
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        let inCount = inputShape.count, outCount = outputShape.count
+        for b in 0..<batch {
+            let a = argmax.baseAddress! + b * outCount, r = rOutput + b * outCount
+            if let rInput {
+                let x = rInput + b * inCount
+                for j in 0..<outCount { r[j] = x[Int(a[j])] }
+            } else {
+                r.update(repeating: 0, count: outCount)
+            }
+        }
+    }
+
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        backward(input: input, output: output, gradOutput: rGradOutput, gradInput: rGradInput, batch: batch)
+    }
 }
 
 /// Average pooling over K×K windows with stride S, as `nn.AvgPool2d(K, S)`.
-public final class AvgPool2D: Layer {
+public final class AvgPool2D: LinearParameterFreeLayer {
     public let name = "avgpool"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
-    let kernel: Int, stride: Int
+    public let kernel: Int, stride: Int
 
     public init(input: FeatureShape, kernel: Int = 2, stride: Int? = nil) {
         inputShape = input
@@ -95,7 +115,7 @@ public final class AvgPool2D: Layer {
 }
 
 /// Mean over all positions of each channel: [B, H, W, C] → [B, C], as `nn.AdaptiveAvgPool2d(1)` + flatten.
-public final class GlobalAvgPool: Layer {
+public final class GlobalAvgPool: LinearParameterFreeLayer {
     public let name = "globalavgpool"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
@@ -131,7 +151,7 @@ public final class GlobalAvgPool: Layer {
 }
 
 /// Reinterprets [B, H, W, C] as [B, H·W·C]: no data moves.
-public final class Flatten: Layer {
+public final class Flatten: LinearParameterFreeLayer {
     public let name = "flatten"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape

@@ -1,0 +1,233 @@
+import EMCCore
+import EMCTrainer
+import Foundation
+import Testing
+
+/// A Double reference of a model built from the trainer's layers, written straight from each layer's definition, and
+/// the mean softmax cross-entropy over a batch. It also reports how close the point is to a kink (a ReLU input near 0,
+/// a max-pool window with a near-tie), where second differences are meaningless.
+struct DoubleReference {
+    let layers: [Layer]
+    let inputs: [Double]
+    let labels: [Int]
+    let batch: Int
+
+    func loss(_ theta: [Double]) -> (loss: Double, kinkMargin: Double) {
+        var x = inputs
+        var offset = 0
+        var margin = Double.infinity
+        for layer in layers {
+            let inS = layer.inputShape, outS = layer.outputShape
+            var y = [Double](repeating: 0, count: batch * outS.count)
+            switch layer {
+            case let l as Linear:
+                let w = offset, b = offset + l.outFeatures * l.inFeatures
+                for s in 0..<batch {
+                    for o in 0..<l.outFeatures {
+                        var sum = theta[b + o]
+                        for i in 0..<l.inFeatures { sum += theta[w + o * l.inFeatures + i] * x[s * l.inFeatures + i] }
+                        y[s * l.outFeatures + o] = sum
+                    }
+                }
+            case let c as Conv2D:
+                let patch = c.kernel * c.kernel * c.inChannels
+                let w = offset, b = offset + c.outChannels * patch
+                for s in 0..<batch {
+                    for oy in 0..<outS.height { for ox in 0..<outS.width { for co in 0..<c.outChannels {
+                        var sum = theta[b + co]
+                        for ky in 0..<c.kernel { for kx in 0..<c.kernel {
+                            let iy = oy * c.stride - c.padding + ky, ix = ox * c.stride - c.padding + kx
+                            guard iy >= 0, iy < inS.height, ix >= 0, ix < inS.width else { continue }
+                            for ci in 0..<c.inChannels {
+                                sum += theta[w + ((co * c.kernel + ky) * c.kernel + kx) * c.inChannels + ci]
+                                    * x[((s * inS.height + iy) * inS.width + ix) * inS.channels + ci]
+                            }
+                        } }
+                        y[((s * outS.height + oy) * outS.width + ox) * outS.channels + co] = sum
+                    } } }
+                }
+            case let a as Activation:
+                for i in x.indices {
+                    let v = x[i]
+                    switch a.kind {
+                    case .relu: y[i] = max(v, 0); margin = min(margin, abs(v))
+                    case .leakyRelu: y[i] = v > 0 ? v : 0.01 * v; margin = min(margin, abs(v))
+                    case .tanh: y[i] = Foundation.tanh(v)
+                    case .sigmoid: y[i] = 1 / (1 + exp(-v))
+                    case .gelu: y[i] = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                    case .identity: y[i] = v
+                    }
+                }
+            case let p as MaxPool2D:
+                for s in 0..<batch { for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<outS.channels {
+                    var values: [Double] = []
+                    for ky in 0..<p.kernel { for kx in 0..<p.kernel {
+                        values.append(x[((s * inS.height + oy * p.stride + ky) * inS.width + ox * p.stride + kx) * inS.channels + ch])
+                    } }
+                    let sorted = values.sorted(by: >)
+                    margin = min(margin, sorted[0] - sorted[1])
+                    y[((s * outS.height + oy) * outS.width + ox) * outS.channels + ch] = sorted[0]
+                } } } }
+            case let p as AvgPool2D:
+                for s in 0..<batch { for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<outS.channels {
+                    var sum = 0.0
+                    for ky in 0..<p.kernel { for kx in 0..<p.kernel {
+                        sum += x[((s * inS.height + oy * p.stride + ky) * inS.width + ox * p.stride + kx) * inS.channels + ch]
+                    } }
+                    y[((s * outS.height + oy) * outS.width + ox) * outS.channels + ch] = sum / Double(p.kernel * p.kernel)
+                } } } }
+            case is GlobalAvgPool:
+                let positions = inS.height * inS.width
+                for s in 0..<batch { for p in 0..<positions { for ch in 0..<inS.channels {
+                    y[s * inS.channels + ch] += x[(s * positions + p) * inS.channels + ch] / Double(positions)
+                } } }
+            case is Flatten:
+                y = x
+            default:
+                Issue.record("no Double reference for \(layer.name)")
+            }
+            offset += layer.parameterCount
+            x = y
+        }
+        let classes = layers.last!.outputShape.count
+        var total = 0.0
+        for s in 0..<batch {
+            let z = Array(x[(s * classes)..<((s + 1) * classes)])
+            let m = z.max()!
+            total += log(z.map { exp($0 - m) }.reduce(0, +)) + m - z[labels[s]]
+        }
+        return (total / Double(batch), margin)
+    }
+
+    /// The dense Hessian by central second differences of the Double loss (step h in each coordinate pair).
+    func hessian(at theta: [Double], h: Double = 1e-4) -> [[Double]] {
+        let p = theta.count
+        var hess = [[Double]](repeating: [Double](repeating: 0, count: p), count: p)
+        var t = theta
+        func f() -> Double { loss(t).loss }
+        for i in 0..<p {
+            for j in i..<p {
+                let value: Double
+                if i == j {
+                    let f0 = f()
+                    t[i] = theta[i] + h; let up = f()
+                    t[i] = theta[i] - h; let down = f()
+                    t[i] = theta[i]
+                    value = (up - 2 * f0 + down) / (h * h)
+                } else {
+                    t[i] = theta[i] + h; t[j] = theta[j] + h; let pp = f()
+                    t[j] = theta[j] - h; let pm = f()
+                    t[i] = theta[i] - h; let mm = f()
+                    t[j] = theta[j] + h; let mp = f()
+                    t[i] = theta[i]; t[j] = theta[j]
+                    value = (pp - pm - mp + mm) / (4 * h * h)
+                }
+                hess[i][j] = value
+                hess[j][i] = value
+            }
+        }
+        return hess
+    }
+}
+
+func relativeError(_ a: [Double], _ b: [Double]) -> Double {
+    let diff = zip(a, b).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
+    return diff / max(1e-300, b.map { $0 * $0 }.reduce(0, +).squareRoot())
+}
+
+@Suite("Hessian-vector products and the Hessian check")
+struct HessianTests {
+    /// A tiny model on a few random samples, at a point at least `margin` from any kink (seeds tried in turn).
+    static func tinyProblem(_ spec: String, shape: FeatureShape, batch: Int = 6, classes: Int = 3, margin: Double = 0.005)
+        throws -> (Trainer, DoubleReference, [Double])
+    {
+        try tinyProblem(shape: shape, batch: batch, classes: classes, margin: margin) {
+            try ModelSpec(parsing: spec).build(input: shape, classes: classes, maxBatch: 4)
+        }
+    }
+
+    static func tinyProblem(shape: FeatureShape, batch: Int = 6, classes: Int = 3, margin: Double = 0.005,
+                            build: () throws -> Model) throws -> (Trainer, DoubleReference, [Double])
+    {
+        for seed in UInt64(1)...50 {
+            let rng = CounterRNG(seed: seed, stream: .test)
+            let inputs = (0..<(batch * shape.count)).map { Float(rng.uniform(UInt64($0)) * 2 - 1) }
+            let labels = (0..<batch).map { Int32($0 % classes) }
+            let data = try InMemoryTrainingData(inputs: inputs, labels: labels, shape: shape, classes: classes)
+            let model = try build()
+            model.initialize(seed: seed)
+            var options = FitOptions()
+            options.batchSize = 4
+            options.evalBatch = 4  // micro-batches of 4 over 6 samples: the products must add up across them
+            let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.1"), options: options)
+            let reference = DoubleReference(layers: model.layers, inputs: inputs.map(Double.init), labels: labels.map(Int.init), batch: batch)
+            let theta = model.parameterValues.map(Double.init)
+            if reference.loss(theta).kinkMargin >= margin { return (trainer, reference, theta) }
+        }
+        throw EMCError(.invalidArgument, "no seed put the model away from its kinks")
+    }
+
+    @Test("exact Hessian-vector products match a dense Double Hessian, single-batch and in micro-batches",
+          arguments: [
+            ("mlp:width=5,depth=1,act=tanh", FeatureShape.vector(4)),
+            ("mlp:width=4,depth=2,act=gelu", FeatureShape.vector(3)),
+            ("mlp:width=5,depth=2,act=sigmoid", FeatureShape.vector(3)),
+            ("mlp:width=6,depth=2", FeatureShape.vector(4)),
+            ("mlp:width=5,depth=1,act=leaky_relu", FeatureShape.vector(4)),
+            ("cnn:channels=2,layers=1,fc=0", FeatureShape(height: 4, width: 4, channels: 1)),
+            ("cnn:channels=2,layers=2,fc=3,act=tanh", FeatureShape(height: 4, width: 4, channels: 2)),
+            ("cnn:channels=2,layers=1,fc=3,act=gelu", FeatureShape(height: 4, width: 4, channels: 1)),
+          ])
+    func matchesDense(spec: String, shape: FeatureShape) throws {
+        try check(try Self.tinyProblem(spec, shape: shape), spec)
+    }
+
+    @Test("the same through strided, padded convolutions, average pooling, global average pooling and flatten")
+    func otherLayers() throws {
+        let shape = FeatureShape(height: 5, width: 5, channels: 2)
+        try check(try Self.tinyProblem(shape: shape) {
+            let c1 = Conv2D(input: shape, outChannels: 2, kernel: 3, stride: 2, padding: 1)
+            let a1 = Activation(.tanh, input: c1.outputShape)
+            let p1 = AvgPool2D(input: a1.outputShape, kernel: 2, stride: 1)
+            let c2 = Conv2D(input: p1.outputShape, outChannels: 3, kernel: 1)
+            let a2 = Activation(.gelu, input: c2.outputShape)
+            let g = GlobalAvgPool(input: a2.outputShape)
+            let f = Flatten(input: g.outputShape)
+            let out = Linear(input: f.outputShape, outputs: 3)
+            return Model(layers: [c1, a1, p1, c2, a2, g, f, out], maxBatch: 4)
+        }, "conv/avgpool/globalavgpool")
+    }
+
+    func check(_ problem: (Trainer, DoubleReference, [Double]), _ spec: String) throws {
+        let (trainer, reference, theta) = problem
+        let hess = reference.hessian(at: theta)
+        let rng = CounterRNG(seed: 9, stream: .test)
+        for trial in 0..<3 {
+            let v = (0..<theta.count).map { rng.normal(UInt64(trial * 10_000 + $0)) }
+            let expected = hess.map { row in zip(row, v).map { $0 * $1 }.reduce(0, +) }
+            let single = try trainer.hessianVectorProduct(v)
+            let micro = try trainer.hessianVectorProduct(v, memoryBudget: 0)
+            #expect(relativeError(single, expected) <= 1e-3, "\(spec): single-batch relative error \(relativeError(single, expected))")
+            #expect(relativeError(micro, expected) <= 1e-3, "\(spec): micro-batch relative error \(relativeError(micro, expected))")
+        }
+        // The model is left as it was: parameters untouched, buffers back to their batch size.
+        #expect(trainer.model.parameterValues.map(Double.init) == theta)
+        #expect(trainer.model.maxBatch == 4)
+    }
+
+    @Test("the check's λ_min and λ_max match the dense Hessian's extreme eigenvalues")
+    func extremes() throws {
+        let (trainer, reference, theta) = try Self.tinyProblem("mlp:width=5,depth=1,act=tanh", shape: .vector(4))
+        let hess = reference.hessian(at: theta)
+        // The dense spectrum, by Lanczos run to the full dimension (exact with full re-orthogonalisation).
+        let dense = try Lanczos.run(dimension: theta.count, steps: theta.count, seed: 3) { v in
+            hess.map { row in zip(row, v).map { $0 * $1 }.reduce(0, +) }
+        }
+        var options = HessianCheckOptions()
+        options.steps = theta.count
+        let check = try trainer.checkHessian(options, seed: 1)
+        #expect(abs(check.lambdaMax - dense.lambdaMax) <= 1e-3 * abs(dense.lambdaMax), "λmax \(check.lambdaMax) vs \(dense.lambdaMax)")
+        #expect(abs(check.lambdaMin - dense.lambdaMin) <= 1e-3 * abs(dense.lambdaMax), "λmin \(check.lambdaMin) vs \(dense.lambdaMin)")
+        #expect(check.products == check.steps && check.samples == 6)
+    }
+}
