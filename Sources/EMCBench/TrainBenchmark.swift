@@ -140,3 +140,53 @@ public enum ShampooBenchmark {
                            records: rows)
     }
 }
+
+/// `emc bench hessian`: what a Hessian check costs, in full passes (one forward and backward over the n samples) measured
+/// in the same run, for the width-32 MLP at n = 10,000 and a small CNN, single-batch and in micro-batches.
+public enum HessianBenchmark {
+    public struct Row: Encodable, Sendable {
+        var model: String
+        var samples: Int
+        var mode: String
+        var fullPassMilliseconds: Double
+        var productMilliseconds: Double
+        var checkSeconds: Double
+        var steps: Int
+        var fullPasses: Double
+        var bound: Int
+    }
+
+    public static func run(samples: Int, steps: Int, repeats: Int) throws -> BenchReport {
+        BLAS.configureThreads()
+        let shape = FeatureShape(height: 28, width: 28, channels: 1)
+        let rng = CounterRNG(seed: 1, stream: .test)
+        var rows: [Row] = []
+        for (specText, n) in [("mlp:width=32,depth=1", samples), ("cnn:channels=8,layers=2", max(1, samples / 5))] {
+            let inputs = (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) }
+            let labels = (0..<n).map { Int32(rng.int(UInt64(1 << 40 | $0), below: 10)) }
+            let data = try InMemoryTrainingData(inputs: inputs, labels: labels, shape: shape, classes: 10)
+            var options = FitOptions()
+            options.evalBatch = 1024
+            let model = try ModelSpec(parsing: specText).build(input: shape, classes: 10, maxBatch: 1024)
+            model.initialize(seed: 1)
+            let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.01"), options: options)
+            let pass = try medianSeconds(repeats: repeats) { try trainer.fullPass(gradient: true) }
+            let v = (0..<model.parameterCount).map { rng.normal(UInt64(1 << 50 | $0)) }
+            for (mode, budget) in [("single batch", 1 << 30), ("micro-batches", 0)] {
+                var check = HessianCheckOptions()
+                check.steps = steps
+                check.memoryBudget = budget
+                let product = try medianSeconds(repeats: repeats) { _ = try trainer.hessianVectorProduct(v, memoryBudget: budget) }
+                var result: HessianCheck?
+                let seconds = try medianSeconds(repeats: repeats) { result = try trainer.checkHessian(check, seed: 1) }
+                rows.append(Row(model: specText, samples: n, mode: mode, fullPassMilliseconds: 1000 * pass, productMilliseconds: 1000 * product,
+                                checkSeconds: seconds, steps: result?.steps ?? steps, fullPasses: seconds / pass, bound: 2 * steps + 2))
+            }
+        }
+        return BenchReport(title: "The Hessian check's cost, 28×28×1, random inputs and labels, 1 thread (median of \(repeats)); a full pass is one forward and backward over the n samples",
+                           header: ["model", "n", "mode", "full pass ms", "H·v ms (one, with setup)", "check s", "Lanczos steps", "check in full passes", "bound 2k+2"],
+                           rows: rows.map { [$0.model, "\($0.samples)", $0.mode, String(format: "%.1f", $0.fullPassMilliseconds), String(format: "%.1f", $0.productMilliseconds),
+                                             String(format: "%.2f", $0.checkSeconds), "\($0.steps)", String(format: "%.1f", $0.fullPasses), "\($0.bound)"] },
+                           records: rows)
+    }
+}

@@ -28,6 +28,9 @@ public struct SeedResult: Sendable, Codable {
     public var budgetExhausted: [Int]
     /// Sizes where a first trial failed and its confirmation fitted (so the failure did not decide the search).
     public var overturned: [Int]? = nil
+    /// Trials that stopped at a saddle (the Hessian check found negative curvature): counted as not fitted, like
+    /// budget-exhausted ones, and inconclusive in the same way.
+    public var saddles: [Int]? = nil
     /// Train and test accuracy of the fitted trial at the EMC (when the fitter evaluates).
     public var trainAccuracy: Double?
     public var testAccuracy: Double?
@@ -170,7 +173,7 @@ public final class EMCSearch: @unchecked Sendable {
     public func search(seed: Int) throws -> SeedResult {
         var trials = 0, newTrials = 0
         var sampleEpochs = 0.0, seconds = 0.0
-        var exhausted: [Int] = [], overturned: [Int] = []
+        var exhausted: [Int] = [], overturned: [Int] = [], saddles: [Int] = []
         var fittedRecords: [Int: TrialRecord] = [:]
         func run(_ n: Int, replicate: Int, role: String) throws -> Bool {
             let t = try trial(seed: seed, n: n, replicate: replicate, role: role)
@@ -179,6 +182,7 @@ public final class EMCSearch: @unchecked Sendable {
             sampleEpochs += t.record.sampleEpochs
             seconds += t.record.seconds
             if t.record.result == .budgetExhausted { exhausted.append(t.record.n) }
+            if t.record.result == .saddle { saddles.append(t.record.n) }
             if t.record.fitted && fittedRecords[n] == nil { fittedRecords[n] = t.record }
             return t.record.fitted
         }
@@ -247,7 +251,7 @@ public final class EMCSearch: @unchecked Sendable {
         return SeedResult(seed: seed, emc: lastFit, firstUnfitted: firstFail,
                           resolution: firstFail.map { lastFit > 0 ? Double($0 - lastFit) / Double(lastFit) : 1 },
                           trials: trials, newTrials: newTrials, sampleEpochs: sampleEpochs, seconds: seconds,
-                          budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(),
+                          budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(), saddles: saddles.isEmpty ? nil : saddles.sorted(),
                           trainAccuracy: atEMC?.testAccuracy == nil ? nil : atEMC?.trainAccuracy, testAccuracy: atEMC?.testAccuracy)
     }
 
@@ -306,6 +310,7 @@ public final class EMCSearch: @unchecked Sendable {
         record.schema = TrialRecord.currentSchema
         if outcome.fitted { record.fitEpoch = outcome.epochs; record.fitStep = outcome.steps }
         record.thresholdEpochs = outcome.thresholdEpochs
+        record.hessian = outcome.hessian
         record.batch = config.fit.batchSize
         record.budget = config.fit.budgetDescription
         record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)

@@ -38,6 +38,8 @@ public struct Experiment: Codable, Sendable {
     /// Learning rates to try in a pilot at `pilotN` before each search (the one that fits in the fewest steps is kept).
     public var lrGrid: [Double]?
     public var pilotN: Int?
+    /// The loss Hessian check (`--hessian-check`): off, converged or final.
+    public var hessianCheck: HessianCheckMode?
     public var log: String?
     /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
     /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
@@ -47,7 +49,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, log, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -162,6 +164,7 @@ public struct Experiment: Codable, Sendable {
         if let gapN { s.gapN = gapN }
         if let lrGrid { s.lrGrid = lrGrid }
         if let pilotN { s.pilotN = pilotN }
+        if let hessianCheck { s.hessianCheck = hessianCheck }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }
             if let epochs = p.epochs { s.epochs = epochs; s.steps = nil }

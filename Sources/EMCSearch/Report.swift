@@ -54,6 +54,8 @@ public struct ReportRow: Sendable, Codable {
     public var gapN: Int?
     public var gapAtN: Double?
     public var budgetExhaustedTrials: Int
+    /// What the Hessian checks in the row's trials said (nil when none was checked).
+    public var hessian: HessianTally? = nil
     public var trials: Int
     public var sampleEpochs: Double
     public var seconds: Double
@@ -228,7 +230,7 @@ public struct Report: Sendable, Codable {
                          emcPerParameter: emc / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
                          generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 }, gapN: gapN, gapAtN: gapAtN,
                          budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
-                         trials: trialLines.count, sampleEpochs: trialLines.reduce(0) { $0 + $1.sampleEpochs }, seconds: group.reduce(0) { $0 + $1.seconds },
+                         hessian: HessianTally(trialLines), trials: trialLines.count, sampleEpochs: trialLines.reduce(0) { $0 + $1.sampleEpochs }, seconds: group.reduce(0) { $0 + $1.seconds },
                          dataContentId: first.dataContentId, rootContentId: first.rootContentId,
                          budgetCurve: DerivedEMC.budgetCurve(trialLines, epochs: trialLines.compactMap(\.epochBudget).min() ?? trialLines.map(\.epochs).max() ?? 1),
                          thresholdEMCs: DerivedEMC.thresholds(trialLines))
@@ -332,6 +334,9 @@ extension Report {
             if r.budgetBound, let share = r.budgetShare {
                 text += String(format: "\n  budget-bound: fitted trials near the boundary used up to %.0f%% of the budget; the EMC is a lower bound for it", share * 100)
             }
+            if let h = r.hessian {
+                text += "\n  Hessian check: " + h.text
+            }
             if !r.budgetCurve.isEmpty {
                 text += "\n  EMC against budget (from the same trials' fit epochs): "
                     + r.budgetCurve.map { "\(Int($0.at)) epochs: \($0.text)" }.joined(separator: "; ")
@@ -348,9 +353,41 @@ extension Report {
         } else if report.gainGapPairs > 0 {
             text += "\n\n(\(report.gainGapPairs) true/random-label model pair(s): at least 3 are needed for a correlation)"
         }
+        if report.rows.contains(where: { ($0.hessian?.saddles ?? 0) > 0 }) {
+            text += "\nsaddle trials (converged short of fitting where the loss Hessian still has negative curvature) count as not fitted, like budget-exhausted ones."
+        }
         if report.rows.contains(where: { $0.budgetExhaustedTrials > 0 }) {
             text += "\nbudget-exhausted trials count as not fitted; \"≥\" marks an EMC that is only a lower bound (budget-bound, unfinished, or no failure yet)."
         }
         return text
+    }
+}
+
+/// The Hessian checks among a configuration's trials: how many converged-unfit trials were minima and how many saddles,
+/// how many other trials were checked (`--hessian-check final`), and what the checks cost.
+public struct HessianTally: Codable, Sendable, Equatable {
+    public var minima: Int
+    public var saddles: Int
+    public var others: Int
+    public var seconds: Double
+    /// The median check's cost in full passes over its trial's samples.
+    public var medianPasses: Double
+    public var medianProducts: Double
+
+    /// Nil when no trial was checked.
+    public init?(_ trials: [TrialRecord]) {
+        let checked = trials.filter { $0.hessian != nil }
+        guard !checked.isEmpty else { return nil }
+        minima = checked.filter { $0.result == .convergedUnfit }.count
+        saddles = checked.filter { $0.result == .saddle }.count
+        others = checked.count - minima - saddles
+        seconds = checked.reduce(0) { $0 + $1.hessian!.seconds }
+        medianPasses = median(checked.map { $0.hessian!.fullPasses })
+        medianProducts = median(checked.map { Double($0.hessian!.products) })
+    }
+
+    public var text: String {
+        String(format: "%d converged-unfit trial(s) confirmed minima, %d saddle(s)%@; %.1f s in all, a median %.0f Hessian-vector products = %.1f full passes per check",
+               minima, saddles, others > 0 ? ", \(others) other trial(s) checked" : "", seconds, medianProducts, medianPasses)
     }
 }

@@ -49,6 +49,8 @@ public struct SearchConfig: Sendable {
                 "batch:\(f.batchSize)", "epochs:\(f.maxEpochs)", "steps:\(f.maxSteps ?? 0)", "threshold:\(f.fitThreshold)",
                 "patience:\(f.patience)", "improvement:\(f.minRelativeImprovement)", "gradient:\(f.gradientTolerance)",
                 "normalize:\(normalize)"].joined(separator: "\n") + (f.minSteps > 0 ? "\nminsteps:\(f.minSteps)" : "")
+            // The Hessian check changes outcomes (converged-unfit or saddle) and records: a checked search keeps its own trials.
+            + (f.hessianCheck == .off ? "" : "\nhessian:\(f.hessianCheck.rawValue),\(f.hessian.steps),\(f.hessian.tolerance)")
     }
 
     public var configHash: String { SHA256.hex(canonical) }

@@ -50,6 +50,10 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public var jobs = 1
     /// Confirmations, boundary refinement and its cap.
     public var rules = SearchRules()
+    /// The loss Hessian check (Lanczos steps and the tolerance on λ_min/λ_max): which trials, see `HessianCheckMode`.
+    public var hessianCheck = HessianCheckMode.off
+    public var hessianSteps = 40
+    public var hessianTolerance = 1e-3
 
     public init(data: String, model: String) {
         self.data = data
@@ -86,7 +90,12 @@ public struct SearchSettings: Codable, Sendable, Equatable {
         guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
         guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
         guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }
+        guard (1...1000).contains(hessianSteps) else { throw bad("the Hessian check's Lanczos steps must be between 1 and 1000, not \(hessianSteps)") }
+        guard hessianTolerance.isFinite, hessianTolerance >= 0 else { throw bad("the Hessian tolerance must be a finite number ≥ 0, not \(hessianTolerance)") }
         var f = FitOptions()
+        f.hessianCheck = hessianCheck
+        f.hessian.steps = hessianSteps
+        f.hessian.tolerance = hessianTolerance
         f.batchSize = batch
         f.maxEpochs = epochs
         f.maxSteps = steps
@@ -141,6 +150,9 @@ public struct SearchSummary: Codable, Sendable {
 public enum SearchWarning: Codable, Sendable, Equatable {
     /// Trials at these n ran out of the epoch budget: the seed's EMC is a lower bound for that budget.
     case budgetExhausted(seed: Int, n: [Int], budget: String)
+    /// Trials at these n stopped at a saddle of the loss (the Hessian check found negative curvature): not fitted, and
+    /// not a minimum either, so the seed's EMC is a lower bound there.
+    case saddles(seed: Int, n: [Int])
     /// The model fitted every sample there is: the EMC is at least the data size.
     case fittedEverything(samples: Int)
     /// Fitted trials near the boundary used this share of the budget: the budget, not a minimum, decides the boundary.
@@ -195,6 +207,21 @@ public final class SearchRun {
                           maxSampleEpochs: sampleEpochs * Double(config.seeds), parameters: config.parameters)
     }
 
+    /// Trains the search's trial at (seed, n, replicate), as the search would, with the loss Hessian checked at its final
+    /// parameters whatever its outcome (`emc hessian`). Nothing is written to the log.
+    public func checkedTrial(n: Int, seed: Int, replicate: Int = 0, onEpoch: ((EpochReport) -> Void)? = nil) throws -> FitOutcome {
+        guard n >= 1, n <= config.maxSamples else { throw EMCError(.invalidArgument, "n must be between 1 and the train split's \(config.maxSamples) samples, not \(n)") }
+        var checked = config
+        if checked.fit.hessianCheck == .off || checked.fit.hessianCheck == .converged { checked.fit.hessianCheck = .final }
+        var subsetOptions = SubsetOptions()
+        subsetOptions.normalize = settings.normalize
+        subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
+        let fitter = TrainingFitter(view: view, config: checked, subsetOptions: subsetOptions)
+        fitter.evaluateTest = false
+        fitter.onEpoch = { _, report in onEpoch?(report) }
+        return try fitter.fit(n: n, seed: seed, replicate: replicate)
+    }
+
     /// Runs every seed's search, appending each trial to the log, and summarises.
     public func execute(events: @escaping (SearchEvent) -> Void = { _ in }) throws -> SearchSummary {
         let start = Clock.now()
@@ -220,6 +247,7 @@ public final class SearchRun {
         var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
             .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, budget: config.fit.budgetDescription)
         }
+        warnings += results.compactMap { r in r.saddles.map { .saddles(seed: r.seed, n: $0) } }
         if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }
         if outcome.budgetBound, let share = outcome.boundaryBudgetShare { warnings.append(.budgetBound(share: share)) }
         if let b = outcome.boundary, !outcome.targetReached {

@@ -75,6 +75,8 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var fitStep: Int?
     /// First epoch at which the wrong count reached each threshold ("0.99", "0.995", "0.999").
     public var thresholdEpochs: [String: Int]?
+    /// The loss Hessian's check at the trial's final parameters (`--hessian-check`).
+    public var hessian: HessianCheck?
     /// Why the search ran this trial: "search" (doubling, bisection), "confirm" (a replicate after a failure) or
     /// "refine" (placed to narrow the boundary's interval).
     public var role: String?

@@ -25,6 +25,9 @@ public struct FitOptions: Sendable {
     public var evalBatch = 1024
     /// Loss history kept in the outcome, decimated to at most this many points.
     public var historyPoints = 100
+    /// Whether trials have their loss Hessian checked, and how (Lanczos steps, tolerance): see `HessianCheckMode`.
+    public var hessianCheck = HessianCheckMode.off
+    public var hessian = HessianCheckOptions()
 
     public init() {}
 
@@ -60,6 +63,9 @@ public struct FitOutcome: Sendable, Codable, Equatable {
         case budgetExhausted = "budget-exhausted"
         /// The loss became NaN or infinite.
         case diverged
+        /// It would have been converged-unfit, but the loss Hessian has a negative eigenvalue beyond the tolerance: not a
+        /// minimum. Inconclusive, like budget-exhausted (`--hessian-check`).
+        case saddle
     }
 
     public var result: Result
@@ -81,6 +87,8 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var learningRateDrops: [Int] = []
     /// Accuracy of the trained model on the test split, when the caller evaluated it (the trainer does not).
     public var testAccuracy: Double?
+    /// The Hessian check at the final parameters, when `FitOptions.hessianCheck` asked for one.
+    public var hessian: HessianCheck?
 
     public var fitted: Bool { result == .fitted }
 
@@ -183,8 +191,28 @@ public final class Trainer {
         return sum.squareRoot()
     }
 
-    /// Trains until the sample set is fitted, the loss converges short of it, the budget runs out, or the loss diverges.
+    /// Trains until the sample set is fitted, the loss converges short of it, the budget runs out, or the loss diverges;
+    /// then, as `options.hessianCheck` asks, checks the final parameters' Hessian: a converged-unfit trial whose Hessian
+    /// has a clearly negative eigenvalue becomes a `saddle`.
     public func fit(progress: ((EpochReport) -> Void)? = nil) throws -> FitOutcome {
+        var outcome = try train(progress: progress)
+        let mode = options.hessianCheck
+        let checked = mode == .final ? outcome.result != .diverged : (mode == .converged && outcome.result == .convergedUnfit)
+        guard checked else { return outcome }
+        let check = try checkHessian(options.hessian, seed: options.seed)
+        outcome.hessian = check
+        outcome.seconds += check.seconds
+        if outcome.result == .convergedUnfit && check.verdict == .saddle {
+            outcome.result = .saddle
+            outcome.reason += String(format: "; but the loss Hessian has λ_min = %.3g < −%g·λ_max (λ_max = %.3g): a saddle, not a minimum (inconclusive)",
+                                     check.lambdaMin, check.tolerance, check.lambdaMax)
+        } else if outcome.result == .convergedUnfit {
+            outcome.reason += String(format: "; Hessian λ_min = %.3g ≥ −%g·λ_max (λ_max = %.3g): a minimum", check.lambdaMin, check.tolerance, check.lambdaMax)
+        }
+        return outcome
+    }
+
+    private func train(progress: ((EpochReport) -> Void)?) throws -> FitOutcome {
         let start = Clock.now()
         let n = data.count
         let allowed = options.allowedWrong(n)

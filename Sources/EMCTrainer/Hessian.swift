@@ -33,13 +33,29 @@ public struct HessianCheck: Sendable, Codable, Equatable {
     /// The samples the loss is averaged over (the trial's n).
     public var samples: Int
     /// Hessian-vector products computed, the check's seconds, and those seconds in units of one full pass (a forward and
-    /// backward over the n samples, timed at the start of the check).
+    /// backward over the n samples; the check starts with one, timed, which is included).
     public var products: Int
     public var seconds: Double
     public var fullPasses: Double
     /// True when the n samples went through as one batch (the forward and backward once, then only R-passes per
     /// product); false when memory made it micro-batches (every product recomputes them).
     public var singleBatch: Bool
+
+    public init(verdict: Verdict, lambdaMin: Double, lambdaMax: Double, tolerance: Double, steps: Int, ritzValues: [Double], residuals: [Double],
+                samples: Int, products: Int, seconds: Double, fullPasses: Double, singleBatch: Bool) {
+        self.verdict = verdict
+        self.lambdaMin = lambdaMin
+        self.lambdaMax = lambdaMax
+        self.tolerance = tolerance
+        self.steps = steps
+        self.ritzValues = ritzValues
+        self.residuals = residuals
+        self.samples = samples
+        self.products = products
+        self.seconds = seconds
+        self.fullPasses = fullPasses
+        self.singleBatch = singleBatch
+    }
 
     public static func verdict(lambdaMin: Double, lambdaMax: Double, tolerance: Double) -> Verdict {
         lambdaMin < -tolerance * abs(lambdaMax) ? .saddle : .minimum
@@ -143,10 +159,10 @@ extension Trainer {
 
     /// Lanczos on the full-batch Hessian at the current parameters: λ_min, λ_max and the verdict.
     public func checkHessian(_ options: HessianCheckOptions = HessianCheckOptions(), seed: UInt64) throws -> HessianCheck {
-        let passStart = Clock.now()
-        try fullPass(gradient: true)
-        let passSeconds = max(1e-9, Clock.now() - passStart)
+        // One full pass (forward and backward over the n samples), timed: the unit of the check's cost.
         let start = Clock.now()
+        try fullPass(gradient: true)
+        let passSeconds = max(1e-9, Clock.now() - start)
         let op = try HessianOperator(trainer: self, memoryBudget: options.memoryBudget)
         var products = 0
         let result = try Lanczos.run(dimension: model.parameterCount, steps: options.steps, seed: seed) { v in
@@ -157,6 +173,6 @@ extension Trainer {
         return HessianCheck(verdict: HessianCheck.verdict(lambdaMin: result.lambdaMin, lambdaMax: result.lambdaMax, tolerance: options.tolerance),
                             lambdaMin: result.lambdaMin, lambdaMax: result.lambdaMax, tolerance: options.tolerance, steps: result.steps,
                             ritzValues: result.ritzValues, residuals: result.residuals, samples: data.count, products: products,
-                            seconds: seconds, fullPasses: (seconds + passSeconds) / passSeconds, singleBatch: op.singleBatch)
+                            seconds: seconds, fullPasses: seconds / passSeconds, singleBatch: op.singleBatch)
     }
 }

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchJPEG.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self])
 }
 
 /// Flags every benchmark has.
@@ -100,6 +100,20 @@ struct BenchShampoo: ParsableCommand {
 
     func run() throws {
         try output.show(ShampooBenchmark.run(batch: batch, seconds: seconds, repeats: repeats))
+    }
+}
+
+struct BenchHessian: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hessian",
+        abstract: "The Hessian check's cost in full passes (mlp:width=32 at n = 10,000 and cnn:channels=8 at n / 5), single-batch and in micro-batches.")
+    @Option(help: "Samples of the MLP's check (the CNN's is a fifth).") var samples = 10_000
+    @Option(help: "Lanczos steps.") var steps = 40
+    @Option(help: "Repetitions (the median is reported).") var repeats = 3
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        try output.show(HessianBenchmark.run(samples: samples, steps: steps, repeats: repeats))
     }
 }
 

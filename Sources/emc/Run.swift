@@ -34,6 +34,15 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Input normalisation: standard (manifest mean/std), unit (/255) or none.")
     var normalize = Normalization.standard
 
+    @Option(help: "Check the loss Hessian by Lanczos: off, converged (a converged-unfit trial with λ_min < −tol·λ_max becomes a saddle), or final (also record a check of every other trial's final model).")
+    var hessianCheck = HessianCheckMode.off
+
+    @Option(parsing: .unconditional, help: "Lanczos steps of the Hessian check (each one Hessian-vector product over the n samples).")
+    var hessianSteps = 40
+
+    @Option(parsing: .unconditional, help: "The Hessian check's tolerance: a saddle when λ_min < −tol·λ_max.")
+    var hessianTolerance = 1e-3
+
     /// These options applied to `settings`.
     func apply(to settings: inout SearchSettings) {
         settings.batch = batch
@@ -45,10 +54,14 @@ struct TrainingOptions: ParsableArguments {
         settings.minImprovement = minImprovement
         settings.gradientTolerance = gradientTolerance
         settings.normalize = normalize
+        settings.hessianCheck = hessianCheck
+        settings.hessianSteps = hessianSteps
+        settings.hessianTolerance = hessianTolerance
     }
 }
 
 extension Normalization: ExpressibleByArgument {}
+extension HessianCheckMode: ExpressibleByArgument {}
 extension FailureConfirmation: ExpressibleByArgument {}
 
 struct Run: ParsableCommand {

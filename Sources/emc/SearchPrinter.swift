@@ -98,6 +98,9 @@ final class SearchPrinter {
         case .budgetExhausted(let seed, let n, let budget):
             return "seed \(seed): \(n.count) trial(s) ran out of the budget (\(budget); n = \(n.map(String.init).joined(separator: ", "))); "
                 + "the EMC is a lower bound for this budget (--epochs or --steps raises it)"
+        case .saddles(let seed, let n):
+            return "seed \(seed): \(n.count) trial(s) stopped at a saddle of the loss (n = \(n.map(String.init).joined(separator: ", "))): "
+                + "not fitted and not a minimum, so the EMC is a lower bound there (a longer budget or another optimizer may fit them)"
         case .fittedEverything(let samples):
             return "the model fitted all \(samples) samples: the EMC is at least the data size"
         case .budgetBound(let share):

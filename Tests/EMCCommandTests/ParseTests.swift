@@ -63,6 +63,23 @@ struct ParseTests {
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["sweep", "e.json", "--executor", "kubernetes"]) }
     }
 
+    @Test("the Hessian check: run's flags reach the trainer's options and the configuration's hash; emc hessian parses")
+    func hessian() throws {
+        let run = try parse(["run", "--data", "d", "--model", "m", "--hessian-check", "converged", "--hessian-steps", "20",
+                             "--hessian-tolerance", "0.01"], as: Run.self)
+        let f = try run.settings.fitOptions()
+        #expect(f.hessianCheck == .converged && f.hessian.steps == 20 && f.hessian.tolerance == 0.01)
+        #expect(try parse(["run", "--data", "d", "--model", "m"], as: Run.self).settings.fitOptions().hessianCheck == .off)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m", "--hessian-check", "always"]) }
+        let zero = try parse(["run", "--data", "d", "--model", "m", "--hessian-steps", "0"], as: Run.self)
+        let e = #expect(throws: EMCError.self) { _ = try zero.settings.fitOptions() }
+        #expect(e?.description.contains("Lanczos steps") == true)
+        let h = try parse(["hessian", "--data", "d", "--model", "mlp:width=4", "--n", "100", "--seed", "2", "--hessian-steps", "10", "--json"],
+                          as: HessianCommand.self)
+        #expect(h.n == 100 && h.seed == 2 && h.training.hessianSteps == 10 && h.output.json)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["hessian", "--data", "d", "--model", "m", "--n", "0"]) }
+    }
+
     @Test("an error's remedy is said as the flag that does it")
     func remedies() {
         let e = EMCError(.invalidArgument, "the output folder is not empty", file: "out", remedy: .replaceOutput)

@@ -72,6 +72,35 @@ struct SearchTests {
         #expect(none.emc == 0)
     }
 
+    @Test("saddle trials count as not fitted, are listed per seed and flagged, and the report tallies the Hessian checks")
+    func saddles() throws {
+        final class SaddleFitter: Fitter {
+            func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
+                let fitted = n <= 1_000
+                var o = FitOutcome(result: fitted ? .fitted : (n < 3_000 ? .saddle : .convergedUnfit), reason: "rule", samples: n, epochs: 10, steps: 10,
+                                   finalLoss: 0, trainAccuracy: fitted ? 1 : 0.9, wrong: fitted ? 0 : 1, gradientNorm: nil, lossHistory: [], seconds: 0)
+                if !fitted {
+                    o.hessian = HessianCheck(verdict: n < 3_000 ? .saddle : .minimum, lambdaMin: n < 3_000 ? -0.5 : 0, lambdaMax: 10, tolerance: 1e-3,
+                                             steps: 40, ritzValues: [-0.5, 10], residuals: [0, 0], samples: n, products: 40, seconds: 1,
+                                             fullPasses: 45, singleBatch: true)
+                }
+                return o
+            }
+        }
+        let dir = TemporaryDirectory()
+        let log = try ResultsLog(path: dir.file("log.jsonl"))
+        let search = EMCSearch(config: try config(), log: log, fitter: SaddleFitter())
+        let result = try search.search(seed: 0)
+        #expect(result.emc <= 1_000 && result.emc >= 980)
+        let saddles = try #require(result.saddles)
+        #expect(!saddles.isEmpty && saddles.allSatisfy { $0 > 1_000 && $0 < 3_000 })
+        let records = try ResultsLog(path: dir.file("log.jsonl")).records
+        #expect(records.contains { $0.result == .saddle && !$0.fitted && $0.hessian?.verdict == .saddle })
+        let tally = try #require(HessianTally(records))
+        #expect(tally.saddles == records.filter { $0.result == .saddle }.count && tally.minima == records.filter { $0.result == .convergedUnfit }.count)
+        #expect(tally.text.contains("saddle"))
+    }
+
     @Test("a noisy fitter still ends within the bound and brackets the noisy zone", arguments: [1, 2, 3, 4, 5])
     func noisy(seed: Int) throws {
         let dir = TemporaryDirectory()

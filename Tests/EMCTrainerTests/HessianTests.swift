@@ -231,3 +231,77 @@ struct HessianTests {
         #expect(check.products == check.steps && check.samples == 6)
     }
 }
+
+@Suite("The Hessian check in the fit decision")
+struct HessianDecisionTests {
+    /// 8 points in 2-D, labels by the sign of x₀, balanced: at θ = 0 a two-layer linear network has a zero gradient
+    /// (every product through W₁ and W₂ vanishes, and balanced labels zero the output bias's gradient) and its Hessian
+    /// couples W₁ and W₂ with both signs: a saddle by construction.
+    static func saddleData() throws -> InMemoryTrainingData {
+        let xs: [Float] = [1, 0.5, 0.8, -0.3, 0.6, 0.9, 0.2, -0.7, -1, 0.4, -0.6, -0.2, -0.9, 0.8, -0.3, 0.1]
+        let labels: [Int32] = (0..<8).map { xs[2 * $0] > 0 ? 1 : 0 }
+        return try InMemoryTrainingData(inputs: xs, labels: labels, shape: .vector(2), classes: 2)
+    }
+
+    static func trainer(_ spec: String, data: InMemoryTrainingData, optimizer: String, epochs: Int, seed: UInt64 = 1,
+                        configure: (inout FitOptions) -> Void = { _ in }) throws -> Trainer {
+        let model = try ModelSpec(parsing: spec).build(input: data.shape, classes: data.classes, maxBatch: 64)
+        model.initialize(seed: seed)
+        var options = FitOptions()
+        options.batchSize = data.count
+        options.evalBatch = 64
+        options.maxEpochs = epochs
+        options.patience = 5
+        options.hessianCheck = .converged
+        configure(&options)
+        return try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: optimizer), options: options)
+    }
+
+    @Test("a constructed saddle (a linear network at θ = 0) is reported as a saddle, not converged-unfit")
+    func constructedSaddle() throws {
+        let data = try Self.saddleData()
+        let t = try Self.trainer("mlp:width=2,depth=1,act=identity", data: data, optimizer: "gd:lr=0.1", epochs: 200)
+        t.model.parameters.update(repeating: 0)
+        let outcome = try t.fit()
+        #expect(outcome.result == .saddle, "\(outcome.result): \(outcome.reason)")
+        #expect(!outcome.fitted)
+        let h = try #require(outcome.hessian)
+        #expect(h.verdict == .saddle && h.lambdaMin < -1e-3 * h.lambdaMax && h.lambdaMax > 0, "λ \(h.lambdaMin) … \(h.lambdaMax)")
+        // Without the check, the same trial is converged-unfit: the check is what tells them apart.
+        let unchecked = try Self.trainer("mlp:width=2,depth=1,act=identity", data: data, optimizer: "gd:lr=0.1", epochs: 200) { $0.hessianCheck = .off }
+        unchecked.model.parameters.update(repeating: 0)
+        let plain = try unchecked.fit()
+        #expect(plain.result == .convergedUnfit && plain.hessian == nil, "\(plain.result): \(plain.reason)")
+    }
+
+    @Test("a trained, then perturbed, minimum is a minimum; `final` checks fitted trials without changing them")
+    func perturbedMinimum() throws {
+        // A tanh network trained to a minimum on data it cannot fit (each input twice, once per class: the best it can do
+        // is p = ½ everywhere, reached at finite parameters), then nudged: still a minimum.
+        var xs: [Float] = [], labels: [Int32] = []
+        let rng = CounterRNG(seed: 4, stream: .test)
+        for i in 0..<12 {
+            let x = [Float(rng.uniform(UInt64(2 * i)) * 2 - 1), Float(rng.uniform(UInt64(2 * i + 1)) * 2 - 1)]
+            xs += x + x
+            labels += [0, 1]
+        }
+        let data = try InMemoryTrainingData(inputs: xs, labels: labels, shape: .vector(2), classes: 2)
+        let t = try Self.trainer("mlp:width=8,depth=1,act=tanh", data: data, optimizer: "gd:lr=0.5", epochs: 20_000) {
+            $0.patience = 50
+            $0.gradientTolerance = 1e-4
+        }
+        let outcome = try t.fit()
+        #expect(outcome.result == .convergedUnfit, "\(outcome.result): \(outcome.reason)")
+        let h = try #require(outcome.hessian)
+        #expect(h.verdict == .minimum && h.lambdaMax > 0, "λ \(h.lambdaMin) … \(h.lambdaMax)")
+        let noise = CounterRNG(seed: 8, stream: .test)
+        for i in 0..<t.model.parameterCount { t.model.parameters[i] += Float(noise.normal(UInt64(i))) * 1e-4 }
+        let nudged = try t.checkHessian(seed: 2)
+        #expect(nudged.verdict == .minimum, "λ \(nudged.lambdaMin) … \(nudged.lambdaMax)")
+
+        let fitting = try randomData(n: 16, d: 4, classes: 2, seed: 2)
+        let f = try Self.trainer("mlp:width=16,depth=1", data: fitting, optimizer: "adam:lr=0.05", epochs: 500) { $0.hessianCheck = .final }
+        let fitted = try f.fit()
+        #expect(fitted.result == .fitted && fitted.hessian != nil, "\(fitted.result): \(fitted.reason)")
+    }
+}
