@@ -190,6 +190,22 @@ func syncDirectory(of path: String) {
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// `path` made absolute against the working directory (not resolving links: a shared filesystem's path as given).
+    public static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return join(String(cString: cwd), path)
+    }
+
+    /// Appends `bytes` in one write (O_APPEND) and flushes them; creates the file if needed.
+    public static func append(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(String(cString: strerror(errno)))", file: path) }
+    }
+
     /// The absolute path with links, `.` and `..` resolved (as realpath(3)); the path itself when it does not exist.
     public static func canonicalPath(_ path: String) -> String {
         guard let resolved = realpath(path, nil) else { return path }

@@ -311,6 +311,7 @@ public final class EMCSearch: @unchecked Sendable {
         if outcome.fitted { record.fitEpoch = outcome.epochs; record.fitStep = outcome.steps }
         record.thresholdEpochs = outcome.thresholdEpochs
         record.hessian = outcome.hessian
+        record.resumedFromEpoch = outcome.resumedFromEpoch
         record.batch = config.fit.batchSize
         record.budget = config.fit.budgetDescription
         record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)

@@ -27,8 +27,22 @@ public final class ResultsLog: @unchecked Sendable {
                 throw EMCError(.io, "cannot repair the torn last line: \(String(cString: strerror(errno)))", file: path)
             }
         }
+        records = try Self.parse(bytes, path: path)
+    }
+
+    /// The records of the log at `path` without opening it for appending (a torn last line, one a running search may
+    /// still be writing, is left out and left alone); none when there is no file.
+    public static func records(at path: String) throws -> [TrialRecord] {
+        guard FileSystem.exists(path) else { return [] }
+        var bytes = try ReadableFile.contents(of: path)
+        bytes.removeLast(bytes.count - ((bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0))
+        return try parse(bytes, path: path)
+    }
+
+    private static func parse(_ bytes: [UInt8], path: String) throws -> [TrialRecord] {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = TrialRecord.nonFiniteDecoding
+        var records: [TrialRecord] = []
         var lineNumber = 0
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -39,6 +53,7 @@ public final class ResultsLog: @unchecked Sendable {
                 throw EMCError(.format, "line is not a trial record (\(error))", file: path, place: .line(lineNumber))
             }
         }
+        return records
     }
 
     /// The recorded trial for (key, n, replicate), if any.

@@ -54,6 +54,10 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public var hessianCheck = HessianCheckMode.off
     public var hessianSteps = 40
     public var hessianTolerance = 1e-3
+    /// Where trials save checkpoints (every `checkpointInterval` seconds) and resume from them after a kill; nil: none.
+    /// Records do not depend on it.
+    public var checkpointDirectory: String?
+    public var checkpointInterval = 300.0
 
     public init(data: String, model: String) {
         self.data = data
@@ -231,6 +235,10 @@ public final class SearchRun {
         subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
         let pilot = try runPilot(log: log, subsetOptions: subsetOptions, events: events)
         let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
+        if let folder = settings.checkpointDirectory {
+            try FileSystem.createDirectory(folder)
+            fitter.checkpoints = (folder, settings.checkpointInterval)
+        }
         let search = EMCSearch(config: config, log: log, fitter: fitter)
         search.rules = settings.rules
         search.jobs = settings.jobs

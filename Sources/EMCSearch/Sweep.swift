@@ -17,11 +17,20 @@ public struct SweepFailure: Codable, Sendable, Error {
     public var reason: String
 }
 
-/// Runs a sweep's tasks somewhere: processes on this machine now, a cluster scheduler later. Tasks are
-/// independent; each appends to the experiment's results log and resumes from it when rerun.
+/// What an executor did with a sweep's tasks.
+public enum SweepExecution {
+    /// They ran here and are over: the ones that failed (a failure does not stop the others).
+    case finished(failures: [SweepFailure])
+    /// They were handed to a scheduler that runs them later (`SlurmExecutor`); a collect step merges their results.
+    case submitted(SlurmSubmission)
+}
+
+/// Runs a sweep's tasks somewhere: child processes on this machine (`LocalExecutor`) or a Slurm job array
+/// (`SlurmExecutor`). Tasks are independent, one configuration each (all its seeds, so that the pooled boundary over
+/// seeds is fitted where the trials are), and resume from their results log when rerun.
 public protocol SweepExecutor {
-    /// Runs every task, calling `finished` after each; returns the tasks that failed (a failure does not stop the others).
-    func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> [SweepFailure]
+    /// Runs or submits every task; `finished` is called after each task that ran here.
+    func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> SweepExecution
 }
 
 /// A sweep: the experiment's variants prepared, its cells run by an executor, its log reported.
@@ -65,7 +74,7 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
         self.command = command
     }
 
-    public func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> [SweepFailure] {
+    public func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> SweepExecution {
         let scratch = "/tmp/emc-sweep-\(getpid())"
         try FileSystem.createDirectory(scratch)
         defer { FileSystem.removeTree(scratch) }
@@ -90,7 +99,7 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
         if let sig = interrupted {
             throw EMCError(.io, "the sweep was interrupted by signal \(sig); its running searches were stopped and resume from the log on the next run")
         }
-        return (0..<tasks.count).compactMap { failures.get($0) }
+        return .finished(failures: (0..<tasks.count).compactMap { failures.get($0) })
     }
 
     private func forward(_ sig: Int32) {

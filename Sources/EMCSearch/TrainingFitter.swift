@@ -26,6 +26,8 @@ public final class TrainingFitter: Fitter {
 
     /// Measure each trained model's accuracy on the test split (a forward pass; the generalization gap at any n).
     public var evaluateTest = true
+    /// The folder where trials keep checkpoints, and the seconds between saves (nil: no checkpoints).
+    public var checkpoints: (folder: String, interval: Double)?
 
     public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
         var options = subsetOptions
@@ -34,6 +36,10 @@ public final class TrainingFitter: Fitter {
         var fit = config.fit
         fit.seed = SearchConfig.trialSeed(seed: seed, n: n, replicate: replicate)
         fit.evalBatch = min(fit.evalBatch, max(fit.batchSize, n))
+        if let checkpoints {
+            let name = String(config.key(seed: seed).prefix(16)) + "-n\(n)-r\(replicate).ckpt"
+            fit.checkpoint = CheckpointOptions(path: FileSystem.join(checkpoints.folder, name), interval: checkpoints.interval)
+        }
         let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
         model.initialize(seed: fit.seed)
         var outcome = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit).fit { [onEpoch] report in onEpoch?(n, report) }

@@ -77,6 +77,9 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var thresholdEpochs: [String: Int]?
     /// The loss Hessian's check at the trial's final parameters (`--hessian-check`).
     public var hessian: HessianCheck?
+    /// The epoch this trial resumed from after a kill (its checkpoint); the rest of the record is what an uninterrupted
+    /// trial's would be, but for the seconds.
+    public var resumedFromEpoch: Int?
     /// Why the search ran this trial: "search" (doubling, bisection), "confirm" (a replicate after a failure) or
     /// "refine" (placed to narrow the boundary's interval).
     public var role: String?

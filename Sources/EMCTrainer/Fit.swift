@@ -28,6 +28,8 @@ public struct FitOptions: Sendable {
     /// Whether trials have their loss Hessian checked, and how (Lanczos steps, tolerance): see `HessianCheckMode`.
     public var hessianCheck = HessianCheckMode.off
     public var hessian = HessianCheckOptions()
+    /// Save the trial's state every few minutes and resume from it (nil: never).
+    public var checkpoint: CheckpointOptions?
 
     public init() {}
 
@@ -89,6 +91,9 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var testAccuracy: Double?
     /// The Hessian check at the final parameters, when `FitOptions.hessianCheck` asked for one.
     public var hessian: HessianCheck?
+    /// The epoch the trial resumed from, when it went on from a checkpoint after a kill (its outcome is what an
+    /// uninterrupted trial's would be; only `seconds` adds up both runs).
+    public var resumedFromEpoch: Int?
 
     public var fitted: Bool { result == .fitted }
 
@@ -196,6 +201,8 @@ public final class Trainer {
     /// has a clearly negative eigenvalue becomes a `saddle`.
     public func fit(progress: ((EpochReport) -> Void)? = nil) throws -> FitOutcome {
         var outcome = try train(progress: progress)
+        // The trial is decided: its checkpoint has served.
+        if let path = options.checkpoint?.path { FileSystem.remove(path) }
         let mode = options.hessianCheck
         let checked = mode == .final ? outcome.result != .diverged : (mode == .converged && outcome.result == .convergedUnfit)
         guard checked else { return outcome }
@@ -236,6 +243,35 @@ public final class Trainer {
         let lrAtStep: (Int) -> Double = { [optimizerSpec] step in optimizerSpec.learningRate(epoch: step, totalEpochs: stepSchedule ?? 1) }
 
         var thresholdEpochs: [String: Int] = [:]
+        // Resume from this trial's checkpoint when there is one.
+        var firstEpoch = 0
+        var priorSeconds = 0.0
+        let identity = checkpointIdentity(epochBudget: epochBudget)
+        if let c = options.checkpoint, let saved = TrainingCheckpoint.read(c.path, identity: identity),
+           let values = saved.parameters.values(Float.self, count: model.parameterCount), optimizer.restore(saved.optimizer) {
+            model.parameters.baseAddress!.update(from: values, count: values.count)
+            firstEpoch = saved.epoch
+            steps = saved.steps
+            history = saved.history
+            scale = saved.scale
+            drops = saved.drops
+            lastPlateauDrop = saved.lastPlateauDrop
+            nextConvergenceCheck = saved.nextConvergenceCheck
+            plateauNote = saved.plateauNote
+            thresholdEpochs = saved.thresholdEpochs
+            priorSeconds = saved.elapsed
+        }
+        var lastSave = Clock.now()
+        func saveCheckpoint(epoch: Int) throws {
+            guard let c = options.checkpoint else { return }
+            var saved = TrainingCheckpoint(identity: identity, epoch: epoch, steps: steps, history: history, scale: scale, drops: drops,
+                                           lastPlateauDrop: lastPlateauDrop, nextConvergenceCheck: nextConvergenceCheck, plateauNote: plateauNote,
+                                           thresholdEpochs: thresholdEpochs, elapsed: priorSeconds + Clock.now() - start,
+                                           parameters: Data(copying: model.parameterValues), optimizer: optimizer.state, checksum: 0)
+            saved.checksum = saved.computedChecksum()
+            try saved.write(to: c.path)
+            lastSave = Clock.now()
+        }
         func reached(_ wrong: Int, epoch: Int) {
             for t in FitOutcome.thresholds where thresholdEpochs[FitOutcome.key(t)] == nil && Double(wrong) <= (1 - t) * Double(n) + 1e-9 {
                 thresholdEpochs[FitOutcome.key(t)] = epoch
@@ -245,13 +281,20 @@ public final class Trainer {
             if result == .fitted { reached(wrong, epoch: epochs) }
             var o = FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: steps, finalLoss: loss,
                                trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
-                               lossHistory: decimate(history, to: options.historyPoints), seconds: Clock.now() - start)
+                               lossHistory: decimate(history, to: options.historyPoints), seconds: priorSeconds + Clock.now() - start)
             o.thresholdEpochs = thresholdEpochs
             o.learningRateDrops = drops
+            o.resumedFromEpoch = firstEpoch > 0 ? firstEpoch : nil
             return o
         }
 
-        for epoch in 0..<epochBudget {
+        for epoch in firstEpoch..<epochBudget {
+            if let c = options.checkpoint, epoch > firstEpoch {
+                if Clock.now() - lastSave >= c.interval { try saveCheckpoint(epoch: epoch) }
+                if let stop = c.interruptAfterEpoch, epoch >= stop {
+                    throw EMCError(.io, "interrupted after epoch \(epoch) (a test's stand-in for a kill)")
+                }
+            }
             let lr = scale * (stepSchedule == nil ? optimizerSpec.learningRate(epoch: epoch, totalEpochs: epochBudget) : lrAtStep(steps))
             var epochLoss: Double, epochWrong: Int
             if fullBatch {
@@ -327,6 +370,14 @@ public final class Trainer {
         let budget = options.maxSteps.map { "\($0)-step" } ?? "\(epochBudget)-epoch"
         return outcome(.budgetExhausted, "ran out of the \(budget) budget with \(wrong) of \(n) samples wrong\(plateauNote): inconclusive",
                        epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
+    }
+
+    /// What ties a checkpoint to this trial: the model's layers, the optimizer, the samples, the seed and every rule.
+    private func checkpointIdentity(epochBudget: Int) -> String {
+        let o = options
+        return SHA256.hex([model.summary, "\(optimizerSpec)", "n=\(data.count)", "seed=\(o.seed)", "batch=\(o.batchSize)", "budget=\(epochBudget)",
+                           "steps=\(o.maxSteps ?? 0)", "min=\(o.minSteps)", "threshold=\(o.fitThreshold)", "patience=\(o.patience)",
+                           "improvement=\(o.minRelativeImprovement)", "gradient=\(o.gradientTolerance)"].joined(separator: "\n"))
     }
 
     /// `count` plain training steps cycling through the data in epoch order (no decisions): for benchmarks.

@@ -166,6 +166,37 @@ public final class Optimizer {
         }
     }
 
+    /// The state a checkpoint keeps: the step count and every moment and Shampoo statistic.
+    var state: OptimizerState {
+        OptimizerState(steps: steps, first: Data(copying: first), second: Data(copying: second),
+                       shampooBlocks: shampoo?.matrices.flatMap { $0.blocks }.map { b in
+                           Data(copying: b.left) + Data(copying: b.right) + Data(copying: b.leftRoot) + Data(copying: b.rightRoot)
+                       } ?? [])
+    }
+
+    /// Restores `state` (from an optimizer of the same spec and layout); false, changing nothing, when its sizes differ.
+    func restore(_ state: OptimizerState) -> Bool {
+        guard let f = state.first.values(Float.self, count: first.count), let s = state.second.values(Float.self, count: second.count) else { return false }
+        let blocks = shampoo?.matrices.flatMap { $0.blocks } ?? []
+        guard blocks.count == state.shampooBlocks.count else { return false }
+        var restored: [([Double], [Double], [Float], [Float])] = []
+        for (b, data) in zip(blocks, state.shampooBlocks) {
+            let l = b.rows * b.rows * 8, r = b.cols * b.cols * 8, lr = b.rows * b.rows * 4, rr = b.cols * b.cols * 4
+            guard data.count == l + r + lr + rr,
+                  let left = data.subdata(in: data.startIndex..<(data.startIndex + l)).values(Double.self, count: b.rows * b.rows),
+                  let right = data.subdata(in: (data.startIndex + l)..<(data.startIndex + l + r)).values(Double.self, count: b.cols * b.cols),
+                  let leftRoot = data.subdata(in: (data.startIndex + l + r)..<(data.startIndex + l + r + lr)).values(Float.self, count: b.rows * b.rows),
+                  let rightRoot = data.subdata(in: (data.startIndex + l + r + lr)..<data.endIndex).values(Float.self, count: b.cols * b.cols)
+            else { return false }
+            restored.append((left, right, leftRoot, rightRoot))
+        }
+        steps = state.steps
+        first = f
+        second = s
+        for (b, r) in zip(blocks, restored) { (b.left, b.right, b.leftRoot, b.rightRoot) = r }
+        return true
+    }
+
     /// One update of `parameters` from `gradients` at learning rate `lr`.
     public func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>, lr: Double) {
         steps += 1

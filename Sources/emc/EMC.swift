@@ -14,7 +14,7 @@ struct EMC: ParsableCommand {
         Set EMC_THREADS to change the BLAS thread count (default 1).
         """,
         version: EMCEnvironment.version,
-        subcommands: [Convert.self, Perturb.self, Synth.self, Inspect.self, Verify.self, Run.self, HessianCommand.self, Sweep.self, ReportCommand.self, Export.self, Doctor.self, Bench.self])
+        subcommands: [Convert.self, Perturb.self, Synth.self, Inspect.self, Verify.self, Run.self, HessianCommand.self, Sweep.self, SweepTaskCommand.self, ReportCommand.self, Export.self, Doctor.self, Bench.self])
 }
 
 /// Flags shared by commands that print results.

@@ -45,7 +45,8 @@ final class SearchPrinter {
             bar = nil
             let outcome = record.result.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
             say(String(format: "  seed %d  n=%-7d %@ %4d epochs  loss %.4f  wrong %-6d %@%@", record.seed, record.n, outcome, record.epochs,
-                       record.loss, record.wrong, formatDuration(record.seconds), new ? "" : "  (from the log)"))
+                       record.loss, record.wrong, formatDuration(record.seconds), new ? "" : "  (from the log)")
+                + (new ? record.resumedFromEpoch.map { "  (resumed from its checkpoint at epoch \($0))" } ?? "" : ""))
         case .seedFinished:
             break
         }

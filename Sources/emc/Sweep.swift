@@ -1,33 +1,64 @@
 import ArgumentParser
 import EMCCore
 import EMCSearch
+import EMCTrainer
 import Foundation
 
 /// Where a sweep's searches run.
 enum ExecutorKind: String, CaseIterable, ExpressibleByArgument {
     /// Child processes on this machine.
     case local
+    /// A Slurm job array (one configuration per task) and a collect job after it.
+    case slurm
 }
 
 struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run an experiment manifest's grid of EMC searches, J at a time, resumably, then report.",
+        abstract: "Run an experiment manifest's grid of EMC searches, J at a time, resumably, then report; here or on Slurm.",
         discussion: """
         Each cell (data × model × optimizer) is an `emc run` in its own process with one BLAS thread, appending to the \
         experiment's results log; rerunning skips finished trials. Variants listed under "prepare" are made first if missing. \
         Paths in the manifest are relative to its folder; docs/experiments.md gives its keys.
 
-        Example: emc sweep manifests/experiments/fmnist-mlp-width.json --jobs 2
+        With --executor slurm the cells become one `sbatch --array` job (one configuration per task, one core each) writing \
+        into a sweep folder (--sweep-dir, default beside the log: runs/NAME.sweep), and a collect job that merges the \
+        results and writes the report once every task succeeded (or run `emc sweep MANIFEST --collect`). Rerunning submits \
+        only unfinished tasks; a killed task resumes from its log and its running trial from a checkpoint. \
+        `--status` counts done, running, pending and failed tasks. docs/cluster.md says more.
+
+        Examples: emc sweep manifests/experiments/fmnist-mlp-width.json --jobs 2
+                  emc sweep manifests/experiments/fmnist-mlp-width.json --executor slurm --partition cpu --time 4:00:00 --jobs 50
         """)
 
     @Argument(help: "The experiment manifest (JSON).")
     var experiment: String
 
-    @Option(help: "Searches run at once (separate processes).")
+    @Option(help: "Searches run at once (separate processes; with Slurm, the array's throttle).")
     var jobs = 1
 
-    @Option(help: "Where the searches run.")
+    @Option(help: "Where the searches run: local (processes here) or slurm (a job array).")
     var executor = ExecutorKind.local
+
+    @Option(help: "Slurm: the partition.")
+    var partition: String?
+
+    @Option(help: "Slurm: each task's time limit (sbatch --time, e.g. 4:00:00); a task cut off resumes when resubmitted.")
+    var time: String?
+
+    @Option(name: .customLong("sbatch-arg"), parsing: .unconditionalSingleValue, help: "Slurm: another sbatch option, passed through (repeat it: --sbatch-arg=--account=X).")
+    var sbatchArguments: [String] = []
+
+    @Option(help: "Slurm: the sweep folder on the shared filesystem (default: beside the results log, runs/NAME.sweep).")
+    var sweepDir: String?
+
+    @Option(parsing: .unconditional, help: "Seconds between a running trial's checkpoints (Slurm sweeps).")
+    var checkpointInterval = 300.0
+
+    @Flag(help: "Slurm: merge the tasks' logs into the results log and write the report (what the collect job runs).")
+    var collect = false
+
+    @Flag(help: "Slurm: done, running, pending and failed tasks, with each failed task's last lines of stderr.")
+    var status = false
 
     @Option(help: "Write the report's SVG plot here.")
     var svg: String?
@@ -38,7 +69,12 @@ struct Sweep: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard (1...256).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 256") }
+        guard (1...100_000).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 100000") }
+        guard !(collect && status) else { throw ValidationError("--collect and --status are separate steps: give one") }
+        guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval cannot be negative") }
+        if executor == .local && (partition != nil || time != nil || !sbatchArguments.isEmpty) {
+            throw ValidationError("--partition, --time and --sbatch-arg are for --executor slurm")
+        }
     }
 
     func run() throws {
@@ -46,23 +82,93 @@ struct Sweep: ParsableCommand {
         let tasks = SweepRunner.tasks(exp)
         if dryRun { return try SweepPrinter.plan(exp, tasks, output: output) }
         let say: (String) -> Void = { if !output.json && !output.quiet { print($0) } }
+        let folder = SweepFolder(experiment: exp, override: sweepDir)
+        if status { return try SweepPrinter.status(try SlurmSweep.status(exp, folder: folder), folder: folder, output: output) }
+        if collect {
+            let collected = try SlurmSweep.collect(exp, folder: folder)
+            say("collected \(collected.added) new record(s) from \(collected.tasks) task(s) of \(folder.path) into \(exp.logPath)")
+            if !collected.unfinished.isEmpty {
+                FileHandle.standardError.write(Data(("warning: \(collected.unfinished.count) task(s) have not finished (\(collected.unfinished.map(String.init).joined(separator: ", "))); "
+                    + "the report covers what they logged so far (emc sweep \(experiment) --status says why)\n").utf8))
+            }
+            return try report(exp)
+        }
         for made in try SweepRunner.prepare(exp) { say("prepared \(made)") }
-        say("sweep \(exp.name): \(tasks.count) searches, \(jobs) at a time, log \(exp.logPath)")
-        let progress = ProgressReporter("sweep", total: tasks.count, unit: "searches", quiet: output.quiet || output.json)
-        let local = LocalExecutor(jobs: jobs, executable: EMCEnvironment.executablePath) { ["run", "--settings-file", $0, "--quiet", "--json"] }
-        let failures = try local.run(tasks) { _ in progress.advance() }
-        progress.finish()
+        switch executor {
+        case .local:
+            say("sweep \(exp.name): \(tasks.count) searches, \(jobs) at a time, log \(exp.logPath)")
+            let progress = ProgressReporter("sweep", total: tasks.count, unit: "searches", quiet: output.quiet || output.json)
+            let local = LocalExecutor(jobs: jobs, executable: EMCEnvironment.executablePath) { ["run", "--settings-file", $0, "--quiet", "--json"] }
+            guard case .finished(let failures) = try local.run(tasks, finished: { _ in progress.advance() }) else { return }
+            progress.finish()
+            try report(exp)
+            if !failures.isEmpty {
+                for f in failures { FileHandle.standardError.write(Data(("failed: " + f.reason + "\n").utf8)) }
+                throw ExitCode(1)
+            }
+        case .slurm:
+            let emc = EMCEnvironment.executablePath
+            var options = SlurmOptions(taskCommand: [emc, "sweep-task"],
+                                       collectCommand: [emc, "sweep", FileSystem.absolute(experiment), "--collect", "--sweep-dir", folder.path])
+            options.partition = partition
+            options.time = time
+            options.throttle = jobs > 1 ? jobs : 0
+            options.extraArguments = sbatchArguments
+            options.checkpointInterval = checkpointInterval
+            guard case .submitted(let s) = try SlurmExecutor(folder: folder, options: options).run(tasks, finished: { _ in }) else { return }
+            if output.json { return try printJSON(s) }
+            if output.quiet { return }
+            if let job = s.arrayJob {
+                print("submitted \(s.submitted.count) of \(tasks.count) task(s) as Slurm job \(job) (array \(job)_[\(s.submitted.map(String.init).joined(separator: ","))]), "
+                      + "collect job \(s.collectJob ?? "-") after it; folder \(s.folder)")
+            } else {
+                print("nothing to submit: \(s.finished.count) task(s) finished, \(s.queued.count) still queued or running")
+            }
+            if !s.finished.isEmpty && s.arrayJob != nil { print("  \(s.finished.count) task(s) already finished are not submitted again") }
+            if !s.queued.isEmpty && s.arrayJob != nil { print("  \(s.queued.count) task(s) still queued or running from an earlier submission are left to it") }
+            print("follow it with: emc sweep \(experiment) --status\(sweepDir.map { " --sweep-dir \($0)" } ?? "")")
+        }
+    }
+
+    private func report(_ exp: Experiment) throws {
         let report = Report.from(try ResultsLog(path: exp.logPath).records)
         if let svg { try AtomicFileWriter.write(Array(EMCPlot.svg(report, title: exp.name).utf8), to: svg) }
-        if output.json { try printJSON(report) } else { print(report.text) }
-        if !failures.isEmpty {
-            for f in failures { FileHandle.standardError.write(Data(("failed: " + f.reason + "\n").utf8)) }
-            throw ExitCode(1)
+        if output.json { try printJSON(report) } else if !output.quiet { print(report.text) }
+    }
+}
+
+/// What each task of a Slurm sweep's job array runs (submit.sh calls it): `emc sweep-task FOLDER INDEX`.
+struct SweepTaskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sweep-task", abstract: "Run one task of a Slurm sweep (what its job array runs).",
+                                                    shouldDisplay: false)
+    @Argument(help: "The sweep folder.") var folder: String
+    @Argument(help: "The task's index (SLURM_ARRAY_TASK_ID).") var index: Int
+
+    func run() throws {
+        BLAS.configureThreads()
+        let summary = try SlurmSweep.runTask(folder: folder, index: index) { event in
+            if case .trial(let r, let new) = event {
+                print("seed \(r.seed) n=\(r.n) \(r.result.rawValue) \(r.epochs) epochs\(new ? "" : " (from the log)")"
+                      + (r.resumedFromEpoch.map { " (resumed from its checkpoint at epoch \($0))" } ?? ""))
+            }
         }
+        print("done: \(summary.model) on \(summary.data): n50 \(summary.boundary.map { String(Int($0.n50.rounded())) } ?? "-"), \(summary.trials) trials")
     }
 }
 
 enum SweepPrinter {
+    static func status(_ s: SlurmSweep.Status, folder: SweepFolder, output: OutputOptions) throws {
+        if output.json { return try printJSON(s) }
+        print("\(folder.path) (job name \(folder.jobName)): \(s.tasks) task(s): \(s.done) done, \(s.running) running, \(s.pending) pending, "
+              + "\(s.failed.count) failed" + (s.notSubmitted > 0 ? ", \(s.notSubmitted) not submitted" : ""))
+        for f in s.failed {
+            print("  task \(f.index) (\(f.label)): \(f.state); last lines of \(folder.stderr(f.index)):")
+            for line in f.lastLines { print("    " + line) }
+        }
+        if !s.failed.isEmpty || s.notSubmitted > 0 { print("run the same `emc sweep ... --executor slurm` again to resubmit them; each resumes from its log") }
+        if s.failed.isEmpty == false { print("(failed states from \(s.source))") }
+    }
+
     static func plan(_ exp: Experiment, _ tasks: [SweepTask], output: OutputOptions) throws {
         var plans: [(SweepTask, SearchPlan?)] = []
         for task in tasks { plans.append((task, try? SearchRun(task.settings).plan)) }

@@ -61,6 +61,15 @@ struct ParseTests {
         let sweep = try parse(["sweep", "e.json", "--jobs", "2", "--executor", "local", "--dry-run"], as: Sweep.self)
         #expect(sweep.jobs == 2 && sweep.executor == .local && sweep.dryRun)
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["sweep", "e.json", "--executor", "kubernetes"]) }
+        let slurm = try parse(["sweep", "e.json", "--executor", "slurm", "--partition", "cpu", "--time", "4:00:00", "--jobs", "50",
+                               "--sbatch-arg=--account=lab", "--sbatch-arg", "--qos=long", "--sweep-dir", "/shared/s"], as: Sweep.self)
+        #expect(slurm.executor == .slurm && slurm.partition == "cpu" && slurm.time == "4:00:00" && slurm.jobs == 50)
+        #expect(slurm.sbatchArguments == ["--account=lab", "--qos=long"] && slurm.sweepDir == "/shared/s")
+        #expect(try parse(["sweep", "e.json", "--status"], as: Sweep.self).status)
+        #expect(try parse(["sweep", "e.json", "--collect"], as: Sweep.self).collect)
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["sweep", "e.json", "--partition", "cpu"]) }
+        #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["sweep", "e.json", "--collect", "--status"]) }
+        _ = try parse(["sweep-task", "/shared/s", "3"], as: SweepTaskCommand.self)
     }
 
     @Test("the Hessian check: run's flags reach the trainer's options and the configuration's hash; emc hessian parses")

@@ -1,0 +1,357 @@
+import EMCCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A sweep's folder on the shared filesystem, what a Slurm sweep reads and writes (docs/cluster.md):
+///
+///     SWEEP/tasks/task-0003.json    the task: its search settings, self-contained (log and checkpoints inside SWEEP)
+///     SWEEP/logs/task-0003.jsonl    its results log: one writer per file, so nothing is torn or lost on NFS
+///     SWEEP/checkpoints/task-0003/  its trials' checkpoints while they run
+///     SWEEP/done/task-0003.json     written last, atomically, when its search finished: the summary
+///     SWEEP/out/task-0003.out|.err  Slurm's stdout and stderr of the task
+///     SWEEP/submit.sh               the array job's script;  SWEEP/jobs.jsonl  every submission
+public struct SweepFolder: Sendable {
+    public let path: String
+    /// The Slurm job name of the sweep's tasks (the collect job adds "-collect"): the experiment's name and a hash of
+    /// the folder, so that two sweeps never see each other's jobs.
+    public let jobName: String
+
+    /// `override`, or beside the experiment's log: runs/NAME.jsonl → runs/NAME.sweep.
+    public init(experiment: Experiment, override: String? = nil) {
+        let base = override ?? (experiment.logPath.hasSuffix(".jsonl") ? String(experiment.logPath.dropLast(6)) : experiment.logPath) + ".sweep"
+        path = FileSystem.absolute(base)
+        let safe = experiment.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }
+        jobName = "emc-" + String(safe.prefix(40)) + "-" + String(SHA256.hex(path).prefix(8))
+    }
+
+    static func name(_ index: Int) -> String { String(format: "task-%04d", index) }
+    public func task(_ i: Int) -> String { FileSystem.join(path, "tasks/\(Self.name(i)).json") }
+    public func log(_ i: Int) -> String { FileSystem.join(path, "logs/\(Self.name(i)).jsonl") }
+    public func checkpoints(_ i: Int) -> String { FileSystem.join(path, "checkpoints/\(Self.name(i))") }
+    public func done(_ i: Int) -> String { FileSystem.join(path, "done/\(Self.name(i)).json") }
+    public func stderr(_ i: Int) -> String { FileSystem.join(path, "out/\(Self.name(i)).err") }
+    public func stdout(_ i: Int) -> String { FileSystem.join(path, "out/\(Self.name(i)).out") }
+    public var script: String { FileSystem.join(path, "submit.sh") }
+    public var jobs: String { FileSystem.join(path, "jobs.jsonl") }
+
+    /// The task with its log and checkpoints moved into the folder, one search at a time (one core per Slurm task).
+    func placed(_ task: SweepTask, checkpointInterval: Double) -> SweepTask {
+        var t = task
+        t.settings.log = log(task.index)
+        t.settings.checkpointDirectory = checkpoints(task.index)
+        t.settings.checkpointInterval = checkpointInterval
+        t.settings.jobs = 1
+        return t
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    /// The finished task's marker, when it is there and was written for these very settings.
+    func finished(_ i: Int, settingsHash: String) -> Bool {
+        guard let bytes = try? ReadableFile.contents(of: done(i)), let marker = try? JSONDecoder().decode(TaskDone.self, from: Data(bytes)) else { return false }
+        return marker.settingsHash == settingsHash
+    }
+}
+
+/// What a finished task leaves in SWEEP/done.
+public struct TaskDone: Codable, Sendable {
+    public var index: Int
+    public var label: String
+    /// SHA-256 of the task file it ran: a changed manifest makes the task run again.
+    public var settingsHash: String
+    public var summary: SearchSummary
+}
+
+/// One `sbatch` of a sweep (or nothing to submit).
+public struct SlurmSubmission: Codable, Sendable {
+    public var folder: String
+    public var jobName: String
+    /// The array job's id, and the collect job's (which waits for every task to succeed); nil when nothing was submitted.
+    public var arrayJob: String?
+    public var collectJob: String?
+    /// Task indices submitted now, finished before, and still queued or running from an earlier submission.
+    public var submitted: [Int]
+    public var finished: [Int]
+    public var queued: [Int]
+    public var date: String
+}
+
+/// What to ask Slurm for.
+public struct SlurmOptions: Sendable {
+    public var partition: String?
+    /// Each task's time limit, as sbatch's --time takes it (e.g. 2:00:00).
+    public var time: String?
+    /// Tasks running at once (the array's %K throttle; 0: no throttle).
+    public var throttle = 0
+    /// More sbatch options, passed through as given (e.g. --account=X, --qos=Y).
+    public var extraArguments: [String] = []
+    /// What each task runs, before its folder and index (the command line's `emc sweep-task`; the binary on the shared
+    /// filesystem, or installed at the same path on every node), and what the collect job runs.
+    public var taskCommand: [String]
+    public var collectCommand: [String]
+    public var checkpointInterval = 300.0
+    /// Where Slurm's commands are looked for (nil: PATH).
+    public var searchPath: String?
+
+    public init(taskCommand: [String], collectCommand: [String]) {
+        self.taskCommand = taskCommand
+        self.collectCommand = collectCommand
+    }
+}
+
+/// Submits a sweep as one Slurm job array, one configuration per task, and a collect job after it. Rerunning submits
+/// only what is neither finished nor still queued; a task that was killed resumes from its own log (no finished trial
+/// repeats) and its running trial from its checkpoint.
+public final class SlurmExecutor: SweepExecutor {
+    public let folder: SweepFolder
+    public let options: SlurmOptions
+
+    public init(folder: SweepFolder, options: SlurmOptions) {
+        self.folder = folder
+        self.options = options
+    }
+
+    public func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> SweepExecution {
+        .submitted(try submit(tasks))
+    }
+
+    public func submit(_ tasks: [SweepTask]) throws -> SlurmSubmission {
+        guard SlurmCommands.locate("sbatch", path: options.searchPath) != nil else { throw SlurmCommands.missing("sbatch") }
+        for sub in ["tasks", "logs", "checkpoints", "done", "out"] { try FileSystem.createDirectory(FileSystem.join(folder.path, sub)) }
+        var done: [Int] = [], pending: [Int] = []
+        for task in tasks {
+            let placed = folder.placed(task, checkpointInterval: options.checkpointInterval)
+            let bytes = try SweepFolder.encode(placed)
+            let existing = try? ReadableFile.contents(of: folder.task(task.index))
+            if existing != bytes { try AtomicFileWriter.write(bytes, to: folder.task(task.index)) }
+            if folder.finished(task.index, settingsHash: SHA256.hex(bytes)) { done.append(task.index) } else { pending.append(task.index) }
+        }
+        let queued = Set(try SlurmCommands.queuedTasks(jobName: folder.jobName, path: options.searchPath).keys)
+        let submit = pending.filter { !queued.contains($0) }
+        var submission = SlurmSubmission(folder: folder.path, jobName: folder.jobName, arrayJob: nil, collectJob: nil, submitted: submit,
+                                         finished: done, queued: pending.filter { queued.contains($0) }, date: ISO8601DateFormatter().string(from: Date()))
+        guard !submit.isEmpty else { return submission }
+        try AtomicFileWriter.write(Array(script.utf8), to: folder.script)
+        chmod(folder.script, 0o755)
+        var common: [String] = []
+        if let partition = options.partition { common.append("--partition=\(partition)") }
+        if let time = options.time { common.append("--time=\(time)") }
+        let array = SlurmCommands.ranges(submit) + (options.throttle > 0 ? "%\(options.throttle)" : "")
+        let arrayJob = try SlurmCommands.sbatch(path: options.searchPath, ["--parsable", "--array=\(array)", "--job-name=\(folder.jobName)", "--ntasks=1", "--cpus-per-task=1",
+                                                 "--output=\(FileSystem.join(folder.path, "out/task-%4a.out"))",
+                                                 "--error=\(FileSystem.join(folder.path, "out/task-%4a.err"))"] + common + options.extraArguments + [folder.script])
+        submission.arrayJob = arrayJob
+        let collect = options.collectCommand.map(SlurmCommands.quote).joined(separator: " ")
+        submission.collectJob = try SlurmCommands.sbatch(path: options.searchPath, ["--parsable", "--dependency=afterok:\(arrayJob)", "--kill-on-invalid-dep=yes",
+                                                          "--job-name=\(folder.jobName)-collect", "--ntasks=1", "--cpus-per-task=1",
+                                                          "--output=\(FileSystem.join(folder.path, "out/collect.out"))",
+                                                          "--error=\(FileSystem.join(folder.path, "out/collect.err"))"]
+                                                         + common + options.extraArguments + ["--wrap=\(collect)"])
+        var line = try SweepFolder.encode(submission)
+        line.append(0x0A)
+        try FileSystem.append(line, to: folder.jobs)
+        return submission
+    }
+
+    /// The array job's script: one task, one core, one BLAS thread.
+    var script: String {
+        """
+        #!/bin/sh
+        # Written by `emc sweep --executor slurm`: task $SLURM_ARRAY_TASK_ID of the sweep in \(folder.path).
+        export EMC_THREADS=1
+        exec \((options.taskCommand + [folder.path]).map(SlurmCommands.quote).joined(separator: " ")) "$SLURM_ARRAY_TASK_ID"
+
+        """
+    }
+}
+
+/// The parts of a Slurm sweep that run on the cluster (a task, the collect step) or ask it (status).
+public enum SlurmSweep {
+    /// Runs task `index` of the sweep in `folder` (what each array task does): its search, from its own log, then the
+    /// finished marker, written last and atomically.
+    @discardableResult
+    public static func runTask(folder path: String, index: Int, events: @escaping (SearchEvent) -> Void = { _ in }) throws -> SearchSummary {
+        let taskPath = FileSystem.join(path, "tasks/\(SweepFolder.name(index)).json")
+        let bytes = try ReadableFile.contents(of: taskPath)
+        let task: SweepTask
+        do { task = try JSONDecoder().decode(SweepTask.self, from: Data(bytes)) } catch {
+            throw EMCError(.format, "not a sweep task (\(error))", file: taskPath)
+        }
+        let summary = try SearchRun(task.settings).execute(events: events)
+        let done = TaskDone(index: index, label: task.label, settingsHash: SHA256.hex(bytes), summary: summary)
+        try AtomicFileWriter.write(try SweepFolder.encode(done), to: FileSystem.join(path, "done/\(SweepFolder.name(index)).json"))
+        return summary
+    }
+
+    public struct Collected: Sendable {
+        /// Records added to the experiment's log now (those already there are not added again).
+        public var added: Int
+        public var tasks: Int
+        /// Tasks with no finished marker: the report covers what they logged so far.
+        public var unfinished: [Int]
+    }
+
+    /// Merges every task's log into the experiment's results log, each record once (by its configuration key, n,
+    /// replicate and role), in task order. Safe to rerun, and to run while tasks still run (a line being written is
+    /// left for the next collect).
+    public static func collect(_ experiment: Experiment, folder: SweepFolder) throws -> Collected {
+        let tasks = SweepRunner.tasks(experiment)
+        let log = try ResultsLog(path: experiment.logPath)
+        func identity(_ r: TrialRecord) -> String { "\(r.kind.rawValue)|\(r.key)|\(r.n)|\(r.replicateIndex)|\(r.role ?? "")" }
+        var seen = Set(log.records.map(identity))
+        var added = 0, unfinished: [Int] = []
+        for task in tasks {
+            for record in try ResultsLog.records(at: folder.log(task.index)) where !seen.contains(identity(record)) {
+                try log.append(record)
+                seen.insert(identity(record))
+                added += 1
+            }
+            if !FileSystem.exists(folder.done(task.index)) { unfinished.append(task.index) }
+        }
+        return Collected(added: added, tasks: tasks.count, unfinished: unfinished)
+    }
+
+    public struct Status: Codable, Sendable {
+        public struct Failed: Codable, Sendable {
+            public var index: Int
+            public var label: String
+            public var state: String
+            public var lastLines: [String]
+        }
+        public var tasks: Int
+        public var done: Int
+        public var running: Int
+        public var pending: Int
+        public var failed: [Failed]
+        /// Neither finished, queued nor known to have failed: never submitted (run `emc sweep` again to submit them).
+        public var notSubmitted: Int
+        /// Where the failed states came from: "sacct", or "the task's stderr" when accounting is off.
+        public var source: String
+    }
+
+    /// Done, running, pending and failed counts (squeue, and sacct when the cluster keeps accounting), and each failed
+    /// task's last lines of stderr.
+    public static func status(_ experiment: Experiment, folder: SweepFolder) throws -> Status {
+        let tasks = SweepRunner.tasks(experiment)
+        let queued = try SlurmCommands.queuedTasks(jobName: folder.jobName)
+        let accounting = SlurmCommands.accountedStates(jobName: folder.jobName)
+        var done = 0, running = 0, pending = 0, notSubmitted = 0
+        var failed: [Status.Failed] = []
+        for task in tasks {
+            let i = task.index
+            if FileSystem.exists(folder.done(i)) { done += 1; continue }
+            if let state = queued[i] {
+                if state == "RUNNING" || state == "COMPLETING" { running += 1 } else { pending += 1 }
+                continue
+            }
+            let state = accounting?[i]
+            if state != nil || FileSystem.exists(folder.stderr(i)) {
+                let text = (try? ReadableFile.contents(of: folder.stderr(i))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: true).suffix(5).map(String.init)
+                failed.append(.init(index: i, label: task.label, state: state ?? "ended without finishing", lastLines: lines))
+            } else {
+                notSubmitted += 1
+            }
+        }
+        return Status(tasks: tasks.count, done: done, running: running, pending: pending, failed: failed, notSubmitted: notSubmitted,
+                      source: accounting == nil ? "the task's stderr (sacct is not available)" : "sacct")
+    }
+}
+
+/// Slurm's commands, run as child processes; their own messages reach the user when they refuse.
+public enum SlurmCommands {
+    /// A word for sh: single-quoted unless it is plainly safe.
+    public static func quote(_ word: String) -> String {
+        if !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,%@+".contains($0) }) { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// "0-3,5,7-8" for [0, 1, 2, 3, 5, 7, 8].
+    public static func ranges(_ indices: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        let sorted = indices.sorted()
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(sorted[i])" : "\(sorted[i])-\(sorted[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// The full path of `command` on PATH, or nil.
+    static func locate(_ command: String, path: String? = nil) -> String? {
+        let path = path ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { FileSystem.join(String($0), command) }.first { access($0, X_OK) == 0 }
+    }
+
+    static func missing(_ command: String) -> EMCError {
+        EMCError(.missing, "\(command) is not on PATH: this machine is not a Slurm submit host (or Slurm's commands are not installed); "
+                 + "run the sweep here with --executor local")
+    }
+
+    /// Runs a Slurm command; its exit status and output.
+    static func run(_ command: String, _ arguments: [String], path: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        guard let executable = locate(command, path: path) else { throw missing(command) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes while the command runs (a large squeue listing would fill one and stall it).
+        let errData = ResultSlots<Data>(1)
+        let reader = Thread { errData.set(0, err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while errData.get(0) == nil { usleep(1000) }
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(0)!, as: UTF8.self))
+    }
+
+    /// Submits with sbatch --parsable; the job id, or an error with sbatch's own message.
+    static func sbatch(path: String? = nil, _ arguments: [String]) throws -> String {
+        let r = try run("sbatch", arguments, path: path)
+        let id = r.out.split(separator: "\n").first.map { String($0.split(separator: ";").first ?? "") } ?? ""
+        guard r.status == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
+            let message = r.err.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw EMCError(.invalidArgument, "Slurm refused the submission: " + (message.isEmpty ? "sbatch exited with status \(r.status)" : message))
+        }
+        return id
+    }
+
+    /// Array tasks of `jobName` that squeue lists, with their state (PENDING, RUNNING, ...).
+    static func queuedTasks(jobName: String, path: String? = nil) throws -> [Int: String] {
+        let r = try run("squeue", ["--noheader", "--array", "--name=\(jobName)", "--format=%K %T"], path: path)
+        guard r.status == 0 else {
+            throw EMCError(.io, "squeue failed: " + r.err.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        var out: [Int: String] = [:]
+        for line in r.out.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count == 2, let i = Int(f[0]) { out[i] = String(f[1]) }
+        }
+        return out
+    }
+
+    /// The last accounted state of each array task of `jobName` (sacct), or nil when the cluster keeps no accounting.
+    static func accountedStates(jobName: String) -> [Int: String]? {
+        guard let r = try? run("sacct", ["--noheader", "--parsable2", "--allocations", "--name=\(jobName)", "--format=JobID,State"]), r.status == 0 else { return nil }
+        var out: [Int: String] = [:]
+        for line in r.out.split(separator: "\n") {
+            let f = line.split(separator: "|")
+            guard f.count == 2, let underscore = f[0].firstIndex(of: "_"), let i = Int(f[0][f[0].index(after: underscore)...]) else { continue }
+            out[i] = String(f[1].split(separator: " ").first ?? "")
+        }
+        return out
+    }
+}
