@@ -128,6 +128,12 @@ struct Run: ParsableCommand {
     @Flag(help: "Do not evaluate the trained models on the test split (no generalization gap).")
     var noTest = false
 
+    @Option(help: "Save each running trial's state here every --checkpoint-interval seconds; a killed search resumes its trial from it.")
+    var checkpointDir: String?
+
+    @Option(parsing: .unconditional, help: "Seconds between a trial's checkpoints.")
+    var checkpointInterval = 300.0
+
     @Flag(help: "Print the configuration and the most work the search can take, and train nothing.")
     var dryRun = false
 
@@ -139,6 +145,7 @@ struct Run: ParsableCommand {
         guard refinementCap >= 0 else { throw ValidationError("--refinement-cap cannot be negative") }
         if let gapN { guard gapN >= 1 else { throw ValidationError("--gap-n must be at least 1") } }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+        guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval cannot be negative") }
     }
 
     var settings: SearchSettings {
@@ -168,6 +175,8 @@ struct Run: ParsableCommand {
         s.rules.confirmation = confirm
         s.rules.targetHalfWidth = targetWidth
         s.rules.refinementCap = refinementCap
+        s.checkpointDirectory = checkpointDir
+        s.checkpointInterval = checkpointInterval
         return s
     }
 
