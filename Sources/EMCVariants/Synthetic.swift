@@ -9,7 +9,7 @@ import Foundation
 /// A class is a **shape and a texture**, never a colour: class k has shape k mod 6 (disc, square, triangle, ring,
 /// cross, diamond) and texture ⌊k / 6⌋ mod 3 (stripes, checks, plain), with a per-class texture frequency when there
 /// are more than 18 classes. Everything else varies within a class: the object's position, rotation, scale and aspect,
-/// its colour and the background's (independent of the class), a background gradient, two to four smaller
+/// its colour and the background's (independent of the class), a background gradient, one to three smaller
 /// distractor objects of random shapes and colours (clutter), and pixel noise. A model has to find the largest object
 /// and read its outline and texture: on 32×32 images a small CNN neither fails nor fits it easily (the README gives
 /// the measured numbers).
@@ -68,7 +68,7 @@ public struct SyntheticImages: Sendable {
         let b0 = rng.block(index: 0), b1 = rng.block(index: 1), b2 = rng.block(index: 2)
         let s = Float(size)
         func object(_ words: (UInt32, UInt32, UInt32, UInt32), _ extra: (UInt32, UInt32, UInt32, UInt32), shape: Int, big: Bool) -> Object {
-            let radius = s * (big ? 0.2 + 0.14 * Self.unit(words.2) : 0.07 + 0.06 * Self.unit(words.2))
+            let radius = s * (big ? 0.26 + 0.12 * Self.unit(words.2) : 0.06 + 0.05 * Self.unit(words.2))
             let margin = radius / s
             let angle = Self.unit(words.3) * 2 * .pi
             let colour = hsv(Self.unit(extra.0), 0.45 + 0.5 * Self.unit(extra.1), 0.45 + 0.5 * Self.unit(extra.2))
@@ -80,8 +80,8 @@ public struct SyntheticImages: Sendable {
         let background = hsv(Self.unit(b2.0), 0.2 + 0.5 * Self.unit(b2.1), 0.2 + 0.6 * Self.unit(b2.2))
         let gradientAngle = Self.unit(b2.3) * 2 * .pi
         let (ga, gb) = (cos(gradientAngle) / s, sin(gradientAngle) / s)
-        // Clutter: two to four smaller objects of random shapes, drawn under the main one.
-        let clutter = 2 + Int(rng.block(index: 3).0 % 3)
+        // Clutter: one to three smaller objects of random shapes, drawn under the main one.
+        let clutter = 1 + Int(rng.block(index: 3).0 % 3)
         var distractors: [Object] = []
         for d in 0..<clutter {
             let w = rng.block(index: UInt64(10 + 2 * d)), e = rng.block(index: UInt64(11 + 2 * d))

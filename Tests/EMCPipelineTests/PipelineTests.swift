@@ -212,29 +212,51 @@ struct SyntheticTests {
         #expect(counts.allSatisfy { abs($0 - 1000) < 150 })
     }
 
+    @Test("a class is its shape and texture, not its colour: the mean colour of an image says nothing of its class")
+    func colourIsNoCue() throws {
+        let g = try SyntheticImages(size: 16, classes: 10, seed: 3)
+        var sums = [[Double]](repeating: [0, 0, 0], count: 10), counts = [Double](repeating: 0, count: 10)
+        var image = [UInt8](repeating: 0, count: g.schema.sampleBytes)
+        for i in 0..<3000 {
+            image.withUnsafeMutableBytes { g.render(UInt64(i), into: $0) }
+            let k = Int(g.label(UInt64(i)))
+            for c in 0..<3 { sums[k][c] += stride(from: c, to: image.count, by: 3).map { Double(image[$0]) }.reduce(0, +) / Double(image.count / 3) }
+            counts[k] += 1
+        }
+        let means = (0..<10).map { k in sums[k].map { $0 / counts[k] } }
+        // Per-class means of each channel lie within a few levels of each other (image-to-image spread is about 50).
+        for c in 0..<3 {
+            let values = means.map { $0[c] }
+            #expect(values.max()! - values.min()! < 12, "channel \(c): class means \(values)")
+        }
+    }
+
     @Test("written sets verify, are identical across thread counts, and a small CNN learns them above chance")
     func learnable() throws {
-        let g = try SyntheticImages(size: 16, classes: 4, seed: 1)
+        let g = try SyntheticImages(size: 24, classes: 4, seed: 1)
         let a = TemporaryDirectory(), b = TemporaryDirectory()
         var options = ShardSetOptions(codec: .zstdDelta)
         options.threads = 1
-        _ = try g.write(to: a.path, train: 600, test: 200, options: options, progress: nil)
+        _ = try g.write(to: a.path, train: 1500, test: 200, options: options, progress: nil)
         options.threads = 2
-        _ = try g.write(to: b.path, train: 600, test: 200, options: options, progress: nil)
+        _ = try g.write(to: b.path, train: 1500, test: 200, options: options, progress: nil)
         for name in try FileSystem.list(a.path) { #expect(try ReadableFile.contents(of: a.file(name)) == ReadableFile.contents(of: b.file(name))) }
         #expect(ShardSetVerifier.verify(directory: a.path).ok)
         let view = try DatasetView(directory: a.path)
-        let train = try Subset(view: view, count: 600), test = try Subset(view: view, split: "test", count: 200)
+        let train = try Subset(view: view, count: 1500), test = try Subset(view: view, split: "test", count: 200)
         let model = try ModelSpec(parsing: "cnn:channels=8,layers=2,fc=32").build(input: train.shape, classes: 4, maxBatch: 256)
         model.initialize(seed: 0)
         var fit = FitOptions()
         fit.batchSize = 32
         fit.evalBatch = 200
-        fit.maxEpochs = 8
+        fit.maxEpochs = 12
         _ = try Trainer(model: model, data: train, optimizer: try OptimizerSpec(parsing: "adam:lr=0.003"), options: fit).fit()
         let (_, wrong) = try Trainer(model: model, data: test, optimizer: try OptimizerSpec(parsing: "sgd"), options: fit).fullPass(gradient: false)
         let accuracy = Double(200 - wrong) / 200
-        #expect(accuracy > 0.5, "test accuracy \(accuracy) (chance 0.25)")
+        // Four classes told apart by shape alone (striped disc, square, triangle, ring, in any colours, among clutter): the
+        // set is meant to be hard (the README measures a CNN on 10k samples of it). Above chance by more than three
+        // standard errors of 200 test samples at chance (0.25 + 3 × 0.031).
+        #expect(accuracy > 0.35, "test accuracy \(accuracy) (chance 0.25)")
     }
 }
 
