@@ -13,10 +13,11 @@ public enum ActivationKind: String, Sendable, CaseIterable {
     case tanh
     case sigmoid
     case gelu                      // exact (erf) form, as nn.GELU()
+    case silu                      // x·σ(x), as nn.SiLU() (swish)
     case identity
 
-    /// Non-decreasing everywhere (GELU dips below zero, so it is not).
-    public var isMonotonic: Bool { self != .gelu }
+    /// Non-decreasing everywhere (GELU and SiLU dip below zero, so they are not).
+    public var isMonotonic: Bool { self != .gelu && self != .silu }
 }
 
 /// y = f(x) elementwise; backward uses x or y, whichever is cheaper.
@@ -39,6 +40,7 @@ public final class Activation: Layer {
         case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
         case .sigmoid: for i in 0..<n { output[i] = 1 / (1 + expf(-input[i])) }
         case .gelu: for i in 0..<n { output[i] = 0.5 * input[i] * (1 + erff(input[i] * 0.70710678118654752)) }
+        case .silu: for i in 0..<n { output[i] = input[i] / (1 + expf(-input[i])) }
         case .identity: output.update(from: input, count: n)
         }
     }
@@ -59,6 +61,11 @@ public final class Activation: Layer {
                 let pdf = expf(-0.5 * x * x) * 0.39894228040143268
                 g[i] = gradOutput[i] * (cdf + x * pdf)
             }
+        case .silu:
+            for i in 0..<n {
+                let sig = 1 / (1 + expf(-input[i]))
+                g[i] = gradOutput[i] * sig * (1 + input[i] * (1 - sig))
+            }
         case .identity: g.update(from: gradOutput, count: n)
         }
     }
@@ -75,6 +82,9 @@ public final class Activation: Layer {
             let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
             let pdf = expf(-0.5 * x * x) * 0.39894228040143268
             return (cdf + x * pdf, pdf * (2 - x * x))
+        case .silu:
+            let sig = 1 / (1 + expf(-x)), ds = sig * (1 - sig)
+            return (sig + x * ds, ds * (2 + x * (1 - 2 * sig)))
         case .identity: return (1, 0)
         }
     }

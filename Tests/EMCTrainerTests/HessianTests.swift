@@ -55,6 +55,7 @@ struct DoubleReference {
                     case .tanh: y[i] = Foundation.tanh(v)
                     case .sigmoid: y[i] = 1 / (1 + exp(-v))
                     case .gelu: y[i] = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                    case .silu: y[i] = v / (1 + exp(-v))
                     case .identity: y[i] = v
                     }
                 }
@@ -174,6 +175,7 @@ struct HessianTests {
             ("mlp:width=5,depth=2,act=sigmoid", FeatureShape.vector(3)),
             ("mlp:width=6,depth=2", FeatureShape.vector(4)),
             ("mlp:width=5,depth=1,act=leaky_relu", FeatureShape.vector(4)),
+            ("mlp:width=5,depth=2,act=silu", FeatureShape.vector(3)),
             ("cnn:channels=2,layers=1,fc=0", FeatureShape(height: 4, width: 4, channels: 1)),
             ("cnn:channels=2,layers=2,fc=3,act=tanh", FeatureShape(height: 4, width: 4, channels: 2)),
             ("cnn:channels=2,layers=1,fc=3,act=gelu", FeatureShape(height: 4, width: 4, channels: 1)),
