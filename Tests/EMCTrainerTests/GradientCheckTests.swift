@@ -69,6 +69,12 @@ struct GradientCheckTests {
         gradientCheck(Conv2D(input: FeatureShape(height: 5, width: 5, channels: 1), outChannels: 2, kernel: 2, stride: 2))
     }
 
+    @Test("DepthwiseConv2D: 3×3 padded, strided 2 with padding 2, and 1×1") func depthwise() {
+        gradientCheck(DepthwiseConv2D(input: FeatureShape(height: 5, width: 4, channels: 3), kernel: 3, padding: 1))
+        gradientCheck(DepthwiseConv2D(input: FeatureShape(height: 6, width: 5, channels: 2), kernel: 3, stride: 2, padding: 2))
+        gradientCheck(DepthwiseConv2D(input: FeatureShape(height: 3, width: 3, channels: 4), kernel: 1))
+    }
+
     @Test("MaxPool2D, AvgPool2D, GlobalAvgPool, Flatten") func pooling() {
         // A small step keeps max-pool's winner from changing (it is piecewise linear: no curvature error).
         gradientCheck(MaxPool2D(input: FeatureShape(height: 4, width: 6, channels: 2)), eps: 1e-4)

@@ -46,6 +46,20 @@ struct DoubleReference {
                         y[((s * outS.height + oy) * outS.width + ox) * outS.channels + co] = sum
                     } } }
                 }
+            case let d as DepthwiseConv2D:
+                let taps = d.kernel * d.kernel
+                let w = offset, b = offset + d.channels * taps
+                for s in 0..<batch {
+                    for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<d.channels {
+                        var sum = theta[b + ch]
+                        for ky in 0..<d.kernel { for kx in 0..<d.kernel {
+                            let iy = oy * d.stride - d.padding + ky, ix = ox * d.stride - d.padding + kx
+                            guard iy >= 0, iy < inS.height, ix >= 0, ix < inS.width else { continue }
+                            sum += theta[w + ch * taps + ky * d.kernel + kx] * x[((s * inS.height + iy) * inS.width + ix) * inS.channels + ch]
+                        } }
+                        y[((s * outS.height + oy) * outS.width + ox) * outS.channels + ch] = sum
+                    } } }
+                }
             case let a as Activation:
                 for i in x.indices {
                     let v = x[i]
@@ -184,20 +198,22 @@ struct HessianTests {
         try check(try Self.tinyProblem(spec, shape: shape), spec)
     }
 
-    @Test("the same through strided, padded convolutions, average pooling, global average pooling and flatten")
+    @Test("the same through a depthwise convolution, strided, padded convolutions, average pooling, global average pooling and flatten")
     func otherLayers() throws {
         let shape = FeatureShape(height: 5, width: 5, channels: 2)
         try check(try Self.tinyProblem(shape: shape) {
             let c1 = Conv2D(input: shape, outChannels: 2, kernel: 3, stride: 2, padding: 1)
             let a1 = Activation(.tanh, input: c1.outputShape)
-            let p1 = AvgPool2D(input: a1.outputShape, kernel: 2, stride: 1)
+            let d1 = DepthwiseConv2D(input: a1.outputShape, kernel: 3, padding: 1)
+            let s1 = Activation(.silu, input: d1.outputShape)
+            let p1 = AvgPool2D(input: s1.outputShape, kernel: 2, stride: 1)
             let c2 = Conv2D(input: p1.outputShape, outChannels: 3, kernel: 1)
             let a2 = Activation(.gelu, input: c2.outputShape)
             let g = GlobalAvgPool(input: a2.outputShape)
             let f = Flatten(input: g.outputShape)
             let out = Linear(input: f.outputShape, outputs: 3)
-            return Model(layers: [c1, a1, p1, c2, a2, g, f, out], maxBatch: 4)
-        }, "conv/avgpool/globalavgpool")
+            return Model(layers: [c1, a1, d1, s1, p1, c2, a2, g, f, out], maxBatch: 4)
+        }, "conv/dwconv/silu/avgpool/globalavgpool")
     }
 
     func check(_ problem: (Trainer, DoubleReference, [Double]), _ spec: String) throws {
