@@ -71,13 +71,7 @@ public final class ResultsLog: @unchecked Sendable {
         var line = Array(try encoder.encode(record))
         line.append(0x0A)
         lock.lock(); defer { lock.unlock() }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(String(cString: strerror(errno)))", file: path) }
-        defer { close(fd) }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fsync(fd) == 0 else {
-            throw EMCError(.io, "cannot append a trial: \(String(cString: strerror(errno)))", file: path)
-        }
+        try FileSystem.append(line, to: path)
         records.append(record)
     }
 }

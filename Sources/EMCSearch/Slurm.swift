@@ -37,7 +37,7 @@ public struct SweepFolder: Sendable {
     public var jobs: String { FileSystem.join(path, "jobs.jsonl") }
 
     /// The task with its log and checkpoints moved into the folder, one search at a time (one core per Slurm task).
-    func placed(_ task: SweepTask, checkpointInterval: Double) -> SweepTask {
+    public func placed(_ task: SweepTask, checkpointInterval: Double) -> SweepTask {
         var t = task
         t.settings.log = log(task.index)
         t.settings.checkpointDirectory = checkpoints(task.index)
@@ -46,7 +46,8 @@ public struct SweepFolder: Sendable {
         return t
     }
 
-    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+    /// JSON with sorted keys: the same value is always the same bytes (a task file's hash names its settings).
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(value))
@@ -310,12 +311,12 @@ public enum SlurmCommands {
         try process.run()
         // Read both pipes while the command runs (a large squeue listing would fill one and stall it).
         let errData = ResultSlots<Data>(1)
-        let reader = Thread { errData.set(0, err.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
+        let read = DispatchSemaphore(value: 0)
+        Thread { errData.set(0, err.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while errData.get(0) == nil { usleep(1000) }
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(0)!, as: UTF8.self))
+        read.wait()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(0) ?? Data(), as: UTF8.self))
     }
 
     /// Submits with sbatch --parsable; the job id, or an error with sbatch's own message.

@@ -52,11 +52,14 @@ struct TrainingCheckpoint: Codable {
     }
 
     /// The checkpoint at `path` when there is one for this trial; nil when there is none, or when it belongs to another
-    /// trial or is damaged (then the trial starts afresh, which is always correct).
-    static func read(_ path: String, identity: String) -> TrainingCheckpoint? {
+    /// trial, is damaged, or holds a loop state no run of this trial reaches (an epoch outside 1...`epochBudget`, a
+    /// negative count): then the trial starts afresh, which is always correct.
+    static func read(_ path: String, identity: String, epochBudget: Int) -> TrainingCheckpoint? {
         guard FileSystem.exists(path), let bytes = try? ReadableFile.contents(of: path),
               let c = try? JSONDecoder().decode(TrainingCheckpoint.self, from: Data(bytes)),
-              c.format == format, c.identity == identity, c.checksum == c.computedChecksum() else { return nil }
+              c.format == format, c.identity == identity, c.checksum == c.computedChecksum(),
+              c.epoch >= 1, c.epoch <= epochBudget, c.steps >= 0, c.lastPlateauDrop >= 0, c.nextConvergenceCheck >= 0,
+              c.drops.allSatisfy({ $0 >= 0 }) else { return nil }
         return c
     }
 }

@@ -14,14 +14,10 @@ public final class DepthwiseConv2D: Layer {
     public let outputShape: FeatureShape
     public let kernel: Int, stride: Int, padding: Int
     public var channels: Int { inputShape.channels }
-    private var weight: UnsafeMutablePointer<Float>!
-    private var bias: UnsafeMutablePointer<Float>!
-    private var gradWeight: UnsafeMutablePointer<Float>!
-    private var gradBias: UnsafeMutablePointer<Float>!
-    private var directionWeight: UnsafePointer<Float>!
-    private var directionBias: UnsafePointer<Float>!
-    private var productWeight: UnsafeMutablePointer<Float>!
-    private var productBias: UnsafeMutablePointer<Float>!
+    private var parameters: WeightAndBias!
+    private var gradients: WeightAndBias!
+    private var direction: WeightAndBias!
+    private var product: WeightAndBias!
 
     public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0) {
         inputShape = input
@@ -38,17 +34,13 @@ public final class DepthwiseConv2D: Layer {
     public var matrixShapes: [(rows: Int, cols: Int)?] { [(channels, kernel * kernel), nil] }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
-        weight = parameters
-        bias = parameters + channels * kernel * kernel
-        gradWeight = gradients
-        gradBias = gradients + channels * kernel * kernel
+        self.parameters = WeightAndBias(parameters, weights: channels * kernel * kernel)
+        self.gradients = WeightAndBias(gradients, weights: channels * kernel * kernel)
     }
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
-        directionWeight = direction
-        directionBias = direction + channels * kernel * kernel
-        productWeight = product
-        productBias = product + channels * kernel * kernel
+        self.direction = WeightAndBias(direction, weights: channels * kernel * kernel)
+        self.product = WeightAndBias(product, weights: channels * kernel * kernel)
     }
 
     /// Calls `body(outputPixel, inputPixel, tap)` for every tap that falls inside the image, sample by sample.
@@ -111,36 +103,36 @@ public final class DepthwiseConv2D: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        fillBias(output, bias, batch: batch)
-        convolve(input, weight, into: output, batch: batch)
+        fillBias(output, parameters.bias, batch: batch)
+        convolve(input, parameters.weight, into: output, batch: batch)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        filterGradient(gradOutput, input, into: gradWeight, batch: batch)
-        sumChannels(gradOutput, into: gradBias, batch: batch)
+        filterGradient(gradOutput, input, into: gradients.weight, batch: batch)
+        sumChannels(gradOutput, into: gradients.bias, batch: batch)
         guard let gradInput else { return }
         gradInput.update(repeating: 0, count: batch * inputShape.count)
-        inputGradient(gradOutput, weight, into: gradInput, batch: batch)
+        inputGradient(gradOutput, parameters.weight, into: gradInput, batch: batch)
     }
 
     /// R{y} = conv(R{x}, W) + conv(x, V_W) + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        fillBias(rOutput, directionBias, batch: batch)
-        convolve(input, directionWeight, into: rOutput, batch: batch)
-        if let rInput { convolve(rInput, weight, into: rOutput, batch: batch) }
+        fillBias(rOutput, direction.bias, batch: batch)
+        convolve(input, direction.weight, into: rOutput, batch: batch)
+        if let rInput { convolve(rInput, parameters.weight, into: rOutput, batch: batch) }
     }
 
     /// R{dW} += Σ R{dy}·x + dy·R{x},  R{db} += Σ R{dy},  R{dx} = adjoint(R{dy}, W) + adjoint(dy, V_W).
     public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        filterGradient(rGradOutput, input, into: productWeight, batch: batch)
-        if let rInput { filterGradient(gradOutput, rInput, into: productWeight, batch: batch) }
-        sumChannels(rGradOutput, into: productBias, batch: batch)
+        filterGradient(rGradOutput, input, into: product.weight, batch: batch)
+        if let rInput { filterGradient(gradOutput, rInput, into: product.weight, batch: batch) }
+        sumChannels(rGradOutput, into: product.bias, batch: batch)
         guard let rGradInput else { return }
         rGradInput.update(repeating: 0, count: batch * inputShape.count)
-        inputGradient(rGradOutput, weight, into: rGradInput, batch: batch)
-        inputGradient(gradOutput, directionWeight, into: rGradInput, batch: batch)
+        inputGradient(rGradOutput, parameters.weight, into: rGradInput, batch: batch)
+        inputGradient(gradOutput, direction.weight, into: rGradInput, batch: batch)
     }
 }

@@ -247,7 +247,7 @@ public final class Trainer {
         var firstEpoch = 0
         var priorSeconds = 0.0
         let identity = checkpointIdentity(epochBudget: epochBudget)
-        if let c = options.checkpoint, let saved = TrainingCheckpoint.read(c.path, identity: identity),
+        if let c = options.checkpoint, let saved = TrainingCheckpoint.read(c.path, identity: identity, epochBudget: epochBudget),
            let values = saved.parameters.values(Float.self, count: model.parameterCount), optimizer.restore(saved.optimizer) {
             model.parameters.baseAddress!.update(from: values, count: values.count)
             firstEpoch = saved.epoch

@@ -37,6 +37,20 @@ public protocol Layer: AnyObject {
                    gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int)
 }
 
+/// A layer's weight and bias slices of one flat store (its parameters, their gradients, a Hessian direction or a
+/// Hessian product): the weights first, then the biases.
+struct WeightAndBias {
+    let weight: UnsafeMutablePointer<Float>
+    let bias: UnsafeMutablePointer<Float>
+
+    init(_ base: UnsafeMutablePointer<Float>, weights: Int) {
+        weight = base
+        bias = base + weights
+    }
+
+    init(_ base: UnsafePointer<Float>, weights: Int) { self.init(UnsafeMutablePointer(mutating: base), weights: weights) }
+}
+
 /// A layer without parameters whose forward is a fixed linear map of its input (flatten, average pooling): its R-forward
 /// is its forward applied to R{x}, its R-backward its backward applied to R{dy}.
 public protocol LinearParameterFreeLayer: Layer {}

@@ -7,21 +7,18 @@ import CTrainerKernels
 /// Forward  y  = x · Wᵀ + b           (sgemm NoTrans×Trans)
 /// Backward dW += dyᵀ · x, db += Σ_B dy (sgemm Trans×NoTrans)
 ///          dx  = dy · W               (sgemm NoTrans×NoTrans)
+/// The R-operator is the same three products on (x, R{x}) and (W, V_W): see `rForward` and `rBackward`.
 public final class Linear: Layer {
     public let name = "linear"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
     public let inFeatures: Int
     public let outFeatures: Int
-    private var weight: UnsafeMutablePointer<Float>!
-    private var bias: UnsafeMutablePointer<Float>!
-    private var gradWeight: UnsafeMutablePointer<Float>!
-    private var gradBias: UnsafeMutablePointer<Float>!
+    private var parameters: WeightAndBias!
+    private var gradients: WeightAndBias!
     // The R-operator's direction (V_W, V_b) and product slices.
-    private var directionWeight: UnsafePointer<Float>!
-    private var directionBias: UnsafePointer<Float>!
-    private var productWeight: UnsafeMutablePointer<Float>!
-    private var productBias: UnsafeMutablePointer<Float>!
+    private var direction: WeightAndBias!
+    private var product: WeightAndBias!
 
     public init(input: FeatureShape, outputs: Int) {
         inputShape = input
@@ -34,64 +31,63 @@ public final class Linear: Layer {
     public var matrixShapes: [(rows: Int, cols: Int)?] { [(outFeatures, inFeatures), nil] }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
-        weight = parameters
-        bias = parameters + outFeatures * inFeatures
-        gradWeight = gradients
-        gradBias = gradients + outFeatures * inFeatures
+        self.parameters = WeightAndBias(parameters, weights: outFeatures * inFeatures)
+        self.gradients = WeightAndBias(gradients, weights: outFeatures * inFeatures)
+    }
+
+    public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        self.direction = WeightAndBias(direction, weights: outFeatures * inFeatures)
+        self.product = WeightAndBias(product, weights: outFeatures * inFeatures)
+    }
+
+    /// out += x · Wᵀ.
+    private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
+        BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: x, lda: inFeatures,
+                   b: weight, ldb: inFeatures, beta: 1, c: out, ldc: outFeatures)
+    }
+
+    /// dW += dyᵀ · x.
+    private func addWeightGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, into dW: UnsafeMutablePointer<Float>, batch: Int) {
+        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: dy, lda: outFeatures,
+                   b: x, ldb: inFeatures, beta: 1, c: dW, ldc: inFeatures)
+    }
+
+    /// dx = dy · W (beta 0) or dx += dy · W (beta 1).
+    private func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, beta: Float, batch: Int) {
+        BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures,
+                   b: weight, ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        // Bias first, then accumulate the product onto it (beta = 1).
-        emc_add_bias(output, bias, batch, outFeatures)
-        BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: input, lda: inFeatures,
-                   b: weight, ldb: inFeatures, beta: 1, c: output, ldc: outFeatures)
+        // Bias first, then accumulate the product onto it.
+        emc_add_bias(output, parameters.bias, batch, outFeatures)
+        addProduct(input, parameters.weight, into: output, batch: batch)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: gradOutput, lda: outFeatures,
-                   b: input, ldb: inFeatures, beta: 1, c: gradWeight, ldc: inFeatures)
-        emc_sum_rows(gradBias, gradOutput, batch, outFeatures)
-        if let gradInput {
-            BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: gradOutput, lda: outFeatures,
-                       b: weight, ldb: inFeatures, beta: 0, c: gradInput, ldc: inFeatures)
-        }
-    }
-
-    public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
-        directionWeight = direction
-        directionBias = direction + outFeatures * inFeatures
-        productWeight = product
-        productBias = product + outFeatures * inFeatures
+        addWeightGradient(gradOutput, input, into: gradients.weight, batch: batch)
+        emc_sum_rows(gradients.bias, gradOutput, batch, outFeatures)
+        if let gradInput { inputGradient(gradOutput, parameters.weight, into: gradInput, beta: 0, batch: batch) }
     }
 
     /// R{y} = R{x}·Wᵀ + x·V_Wᵀ + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_add_bias(rOutput, directionBias, batch, outFeatures)
-        BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: input, lda: inFeatures,
-                   b: directionWeight, ldb: inFeatures, beta: 1, c: rOutput, ldc: outFeatures)
-        if let rInput {
-            BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: rInput, lda: inFeatures,
-                       b: weight, ldb: inFeatures, beta: 1, c: rOutput, ldc: outFeatures)
-        }
+        emc_add_bias(rOutput, direction.bias, batch, outFeatures)
+        addProduct(input, direction.weight, into: rOutput, batch: batch)
+        if let rInput { addProduct(rInput, parameters.weight, into: rOutput, batch: batch) }
     }
 
     /// R{dW} += R{dy}ᵀ·x + dyᵀ·R{x},  R{db} += Σ_B R{dy},  R{dx} = R{dy}·W + dy·V_W.
     public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: rGradOutput, lda: outFeatures,
-                   b: input, ldb: inFeatures, beta: 1, c: productWeight, ldc: inFeatures)
-        if let rInput {
-            BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: gradOutput, lda: outFeatures,
-                       b: rInput, ldb: inFeatures, beta: 1, c: productWeight, ldc: inFeatures)
-        }
-        emc_sum_rows(productBias, rGradOutput, batch, outFeatures)
+        addWeightGradient(rGradOutput, input, into: product.weight, batch: batch)
+        if let rInput { addWeightGradient(gradOutput, rInput, into: product.weight, batch: batch) }
+        emc_sum_rows(product.bias, rGradOutput, batch, outFeatures)
         if let rGradInput {
-            BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: rGradOutput, lda: outFeatures,
-                       b: weight, ldb: inFeatures, beta: 0, c: rGradInput, ldc: inFeatures)
-            BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: gradOutput, lda: outFeatures,
-                       b: directionWeight, ldb: inFeatures, beta: 1, c: rGradInput, ldc: inFeatures)
+            inputGradient(rGradOutput, parameters.weight, into: rGradInput, beta: 0, batch: batch)
+            inputGradient(gradOutput, direction.weight, into: rGradInput, beta: 1, batch: batch)
         }
     }
 }

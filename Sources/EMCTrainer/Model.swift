@@ -87,10 +87,11 @@ public final class Model {
         releaseHessianStores()
     }
 
-    // MARK: Hessian-vector products (Pearlmutter's R-operator through every layer)
+    // MARK: Hessian-vector products (Pearlmutter's R-operator through every layer), for `Trainer.hessianVectorProduct`
+    // and the Hessian check; internal, so the stores exist whenever these run.
 
     /// Allocates the R-operator's stores for batches of up to `maxBatch` (once; again after `resizeBatches`).
-    public func prepareHessianVectorProducts() {
+    func prepareHessianVectorProducts() {
         guard rStores == nil else { return }
         let direction = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, parameterCount))
         let product = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, parameterCount))
@@ -118,13 +119,13 @@ public final class Model {
     }
 
     /// The direction V of the next product (same layout as `parameters`).
-    public var hessianDirection: UnsafeMutableBufferPointer<Float> { rStores!.direction }
+    var hessianDirection: UnsafeMutableBufferPointer<Float> { rStores!.direction }
     /// Where `rBackward` adds H·V (same layout as `parameters`; the caller zeroes it).
-    public var hessianProduct: UnsafeMutableBufferPointer<Float> { rStores!.product }
+    var hessianProduct: UnsafeMutableBufferPointer<Float> { rStores!.product }
 
     /// R{logits} along `hessianDirection`, after `forward` on the same input.
     @discardableResult
-    public func rForward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+    func rForward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         precondition(batch <= maxBatch && rStores != nil)
         var rx: UnsafePointer<Float>? = nil
         for i in firstTrainable..<layers.count {
@@ -136,10 +137,10 @@ public final class Model {
     }
 
     /// Where the loss's R-operator writes R{dLoss/dlogits} before `rBackward`.
-    public var rLogitGradient: UnsafeMutablePointer<Float> { rGradActivations[layers.count - 1].baseAddress! }
+    var rLogitGradient: UnsafeMutablePointer<Float> { rGradActivations[layers.count - 1].baseAddress! }
 
     /// Adds this batch's H·V to `hessianProduct`, after `backward` and `rForward` on the same input.
-    public func rBackward(_ input: UnsafePointer<Float>, batch: Int) {
+    func rBackward(_ input: UnsafePointer<Float>, batch: Int) {
         for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
             let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
             layers[i].rBackward(input: x, rInput: i == firstTrainable ? nil : UnsafePointer(rActivations[i - 1].baseAddress!),
@@ -151,7 +152,7 @@ public final class Model {
 
     /// Reallocates the activation buffers and layer scratch for batches of up to `newMaxBatch` (parameters and gradients
     /// stay): the Hessian check runs its full-batch passes as one batch when memory allows.
-    public func resizeBatches(_ newMaxBatch: Int) {
+    func resizeBatches(_ newMaxBatch: Int) {
         precondition(newMaxBatch > 0)
         guard newMaxBatch != maxBatch else { return }
         let hadStores = rStores != nil
@@ -169,7 +170,7 @@ public final class Model {
 
     /// Bytes the buffers of batches of `batch` take with the R-operator's stores (four activation-sized buffers per
     /// layer and one and a half times the layer scratch); nil on overflow.
-    public func hessianBytes(batch: Int) -> Int? {
+    func hessianBytes(batch: Int) -> Int? {
         var total = 0
         for layer in layers {
             guard let a = checkedProduct([4 * 4, batch, layer.outputShape.count]), let w = layer.workspaceBytes(maxBatch: batch) else { return nil }

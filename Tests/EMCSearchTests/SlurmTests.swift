@@ -40,12 +40,7 @@ struct SlurmTests {
         // What `submit` writes for each task, without sbatch: the placed task files.
         for sub in ["tasks", "logs", "checkpoints", "done", "out"] { try FileSystem.createDirectory(FileSystem.join(folder.path, sub)) }
         for task in SweepRunner.tasks(exp) {
-            var placed = task
-            placed.settings.log = folder.log(task.index)
-            placed.settings.checkpointDirectory = folder.checkpoints(task.index)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try AtomicFileWriter.write(Array(try encoder.encode(placed)), to: folder.task(task.index))
+            try AtomicFileWriter.write(try SweepFolder.encode(folder.placed(task, checkpointInterval: 300)), to: folder.task(task.index))
         }
         let summary = try SlurmSweep.runTask(folder: folder.path, index: 1)
         #expect(summary.model.hasPrefix("mlp:width=8") && FileSystem.exists(folder.done(1)) && !FileSystem.exists(folder.done(0)))
@@ -63,10 +58,8 @@ struct SlurmTests {
         #expect(try ReadableFile.contents(of: folder.log(1)).last == UInt8(ascii: "i"))
         // Rerunning the finished task repeats no trial: it reads them back from its log.
         FileSystem.remove(folder.log(1))
-        try AtomicFileWriter.write(Array(logged.map { r -> String in
-            let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]; e.nonConformingFloatEncodingStrategy = TrialRecord.nonFiniteEncoding
-            return String(decoding: try! e.encode(r), as: UTF8.self) + "\n"
-        }.joined().utf8), to: folder.log(1))
+        let relog = try ResultsLog(path: folder.log(1))
+        for r in logged { try relog.append(r) }
         let rerun = try SlurmSweep.runTask(folder: folder.path, index: 1)
         #expect(rerun.seeds.allSatisfy { $0.newTrials == 0 })
         #expect(try ResultsLog.records(at: folder.log(1)).count == logged.count)
@@ -77,5 +70,18 @@ struct SlurmTests {
             _ = try SlurmExecutor(folder: SweepFolder(experiment: exp, override: dir.file("other")), options: options).submit(SweepRunner.tasks(exp))
         }
         #expect(e?.description.contains("--executor local") == true, "\(String(describing: e))")
+    }
+
+    @Test("emc hessian's trial: an n beyond the train split is an error naming the split's size, before any training")
+    func checkedTrialRange() throws {
+        let data = TemporaryDirectory()
+        _ = try makeBase(data, count: 200, testCount: 50)
+        let run = try SearchRun(SearchSettings(data: data.path, model: "mlp:width=4"))
+        for n in [0, 201] {
+            let e = #expect(throws: EMCError.self) { _ = try run.checkedTrial(n: n, seed: 0) }
+            #expect(e?.description.contains("200 samples") == true, "\(String(describing: e))")
+        }
+        let outcome = try run.checkedTrial(n: 40, seed: 0)
+        #expect(outcome.hessian != nil && outcome.samples == 40)
     }
 }

@@ -69,6 +69,18 @@ struct CheckpointTests {
         try AtomicFileWriter.write(bytes, to: path)
         let (fresh, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
         #expect(Self.same(fresh, plain) && fresh.resumedFromEpoch == nil)
+        // A checkpoint whose epoch lies outside the budget (its checksum covers the arrays, not the loop state): ignored,
+        // not a range trap.
+        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+        for epoch in ["999999", "-5"] {
+            let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
+            let edited = text.replacingOccurrences(of: #""epoch":\d+"#, with: "\"epoch\":\(epoch)", options: .regularExpression)
+            #expect(edited != text)
+            try AtomicFileWriter.write(Array(edited.utf8), to: path)
+            let (out, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
+            #expect(Self.same(out, plain) && out.resumedFromEpoch == nil, "epoch \(epoch)")
+            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+        }
         // Another trial's checkpoint (another seed): ignored, and this trial's outcome is its own.
         #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) { $0.seed = 9 } }
         let (own, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))

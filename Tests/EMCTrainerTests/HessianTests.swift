@@ -74,23 +74,13 @@ struct DoubleReference {
                     }
                 }
             case let p as MaxPool2D:
-                for s in 0..<batch { for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<outS.channels {
-                    var values: [Double] = []
-                    for ky in 0..<p.kernel { for kx in 0..<p.kernel {
-                        values.append(x[((s * inS.height + oy * p.stride + ky) * inS.width + ox * p.stride + kx) * inS.channels + ch])
-                    } }
+                forEachWindow(kernel: p.kernel, stride: p.stride, inS, outS, x) { at, values in
                     let sorted = values.sorted(by: >)
                     margin = min(margin, sorted[0] - sorted[1])
-                    y[((s * outS.height + oy) * outS.width + ox) * outS.channels + ch] = sorted[0]
-                } } } }
+                    y[at] = sorted[0]
+                }
             case let p as AvgPool2D:
-                for s in 0..<batch { for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<outS.channels {
-                    var sum = 0.0
-                    for ky in 0..<p.kernel { for kx in 0..<p.kernel {
-                        sum += x[((s * inS.height + oy * p.stride + ky) * inS.width + ox * p.stride + kx) * inS.channels + ch]
-                    } }
-                    y[((s * outS.height + oy) * outS.width + ox) * outS.channels + ch] = sum / Double(p.kernel * p.kernel)
-                } } } }
+                forEachWindow(kernel: p.kernel, stride: p.stride, inS, outS, x) { at, values in y[at] = values.reduce(0, +) / Double(values.count) }
             case is GlobalAvgPool:
                 let positions = inS.height * inS.width
                 for s in 0..<batch { for p in 0..<positions { for ch in 0..<inS.channels {
@@ -112,6 +102,17 @@ struct DoubleReference {
             total += log(z.map { exp($0 - m) }.reduce(0, +)) + m - z[labels[s]]
         }
         return (total / Double(batch), margin)
+    }
+
+    /// Each pooling window's input values, with the index of its output, over the whole batch.
+    func forEachWindow(kernel: Int, stride: Int, _ inS: FeatureShape, _ outS: FeatureShape, _ x: [Double], _ body: (Int, [Double]) -> Void) {
+        for s in 0..<batch { for oy in 0..<outS.height { for ox in 0..<outS.width { for ch in 0..<outS.channels {
+            var values: [Double] = []
+            for ky in 0..<kernel { for kx in 0..<kernel {
+                values.append(x[((s * inS.height + oy * stride + ky) * inS.width + ox * stride + kx) * inS.channels + ch])
+            } }
+            body(((s * outS.height + oy) * outS.width + ox) * outS.channels + ch, values)
+        } } } }
     }
 
     /// The dense Hessian by central second differences of the Double loss (step h in each coordinate pair).
