@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "EMCCoreTests", dependencies: ["EMCCore", "EMCTestSupport"]),
         .testTarget(name: "EMCFormatsTests", dependencies: ["EMCFormats", "EMCTestSupport"]),
         .testTarget(name: "EMCShardsTests", dependencies: ["EMCShards", "EMCTestSupport"]),
-        .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"]),
+        .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
         .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCVariants", "EMCTrainer", "EMCConvert", "EMCTestSupport"]),
         .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"]),

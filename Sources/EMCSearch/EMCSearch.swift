@@ -312,6 +312,7 @@ public final class EMCSearch: @unchecked Sendable {
         record.thresholdEpochs = outcome.thresholdEpochs
         record.hessian = outcome.hessian
         record.resumedFromEpoch = outcome.resumedFromEpoch
+        record.batchNorm = outcome.batchNorm
         record.batch = config.fit.batchSize
         record.budget = config.fit.budgetDescription
         record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)

@@ -80,6 +80,8 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     /// The epoch this trial resumed from after a kill (its checkpoint); the rest of the record is what an uninterrupted
     /// trial's would be, but for the seconds.
     public var resumedFromEpoch: Int?
+    /// How a model with batch normalisation was judged (`FitOutcome.batchNormDecision`: "eval-recomputed"); nil without.
+    public var batchNorm: String?
     /// Why the search ran this trial: "search" (doubling, bisection), "confirm" (a replicate after a failure) or
     /// "refine" (placed to narrow the boundary's interval).
     public var role: String?

@@ -15,6 +15,7 @@ public final class Conv2D: Layer {
     public let outputShape: FeatureShape
     public let kernel: Int, stride: Int, padding: Int
     public let inChannels: Int, outChannels: Int
+    public let hasBias: Bool
     var patch: Int { kernel * kernel * inChannels }
     private var parameters: WeightAndBias!
     private var gradients: WeightAndBias!
@@ -25,8 +26,9 @@ public final class Conv2D: Layer {
     private var product: WeightAndBias!
     private var rRows = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
-    public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+    public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         inputShape = input
+        hasBias = bias
         inChannels = input.channels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -45,8 +47,8 @@ public final class Conv2D: Layer {
         rRows.deallocate()
     }
 
-    public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch), (outChannels, patch)] }
-    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch), nil] }
+    public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch)] + (hasBias ? [(outChannels, patch)] : []) }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch)] + (hasBias ? [nil] : []) }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
         checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient
@@ -72,10 +74,10 @@ public final class Conv2D: Layer {
 
     private func pixels(_ batch: Int) -> Int { batch * outputShape.height * outputShape.width }
 
-    /// out += rows · Wᵀ.
-    private func addProduct(_ rows: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
+    /// out = rows · Wᵀ (beta 0) or out += rows · Wᵀ (beta 1).
+    private func addProduct(_ rows: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, beta: Float = 1, batch: Int) {
         BLAS.sgemm(.none, .transpose, m: pixels(batch), n: outChannels, k: patch, alpha: 1, a: rows, lda: patch,
-                   b: weight, ldb: patch, beta: 1, c: out, ldc: outChannels)
+                   b: weight, ldb: patch, beta: beta, c: out, ldc: outChannels)
     }
 
     /// dW += dyᵀ · rows.
@@ -92,15 +94,15 @@ public final class Conv2D: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         im2row(input, into: rows.baseAddress!, batch: batch)
-        emc_add_bias(output, parameters.bias, pixels(batch), outChannels)
-        addProduct(rows.baseAddress!, parameters.weight, into: output, batch: batch)
+        if hasBias { emc_add_bias(output, parameters.bias, pixels(batch), outChannels) }
+        addProduct(rows.baseAddress!, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         // rows still hold this batch's patches from forward.
         addWeightGradient(gradOutput, rows.baseAddress!, into: gradients.weight, batch: batch)
-        emc_sum_rows(gradients.bias, gradOutput, pixels(batch), outChannels)
+        if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), outChannels) }
         guard let gradInput else { return }
         rowGradient(gradOutput, parameters.weight, beta: 0, batch: batch)
         row2im(gradInput, batch: batch)
@@ -109,8 +111,8 @@ public final class Conv2D: Layer {
     /// R{rows} = im2row(R{x});  R{y} = R{rows}·Wᵀ + rows·V_Wᵀ + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_add_bias(rOutput, direction.bias, pixels(batch), outChannels)
-        addProduct(rows.baseAddress!, direction.weight, into: rOutput, batch: batch)
+        if hasBias { emc_add_bias(rOutput, direction.bias, pixels(batch), outChannels) }
+        addProduct(rows.baseAddress!, direction.weight, into: rOutput, beta: hasBias ? 1 : 0, batch: batch)
         guard let rInput else { return }
         im2row(rInput, into: rRows.baseAddress!, batch: batch)
         addProduct(rRows.baseAddress!, parameters.weight, into: rOutput, batch: batch)
@@ -121,7 +123,7 @@ public final class Conv2D: Layer {
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(rGradOutput, rows.baseAddress!, into: product.weight, batch: batch)
         if rInput != nil { addWeightGradient(gradOutput, rRows.baseAddress!, into: product.weight, batch: batch) }
-        emc_sum_rows(product.bias, rGradOutput, pixels(batch), outChannels)
+        if hasBias { emc_sum_rows(product.bias, rGradOutput, pixels(batch), outChannels) }
         guard let rGradInput else { return }
         rowGradient(rGradOutput, parameters.weight, beta: 0, batch: batch)
         rowGradient(gradOutput, direction.weight, beta: 1, batch: batch)

@@ -14,13 +14,15 @@ public final class DepthwiseConv2D: Layer {
     public let outputShape: FeatureShape
     public let kernel: Int, stride: Int, padding: Int
     public var channels: Int { inputShape.channels }
+    public let hasBias: Bool
     private var parameters: WeightAndBias!
     private var gradients: WeightAndBias!
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
 
-    public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0) {
+    public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         inputShape = input
+        hasBias = bias
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
@@ -30,8 +32,10 @@ public final class DepthwiseConv2D: Layer {
     }
 
     /// PyTorch's fan-in of a grouped convolution: K·K·(C / groups) = K·K.
-    public var parameterTensors: [(count: Int, fanIn: Int)] { [(channels * kernel * kernel, kernel * kernel), (channels, kernel * kernel)] }
-    public var matrixShapes: [(rows: Int, cols: Int)?] { [(channels, kernel * kernel), nil] }
+    public var parameterTensors: [(count: Int, fanIn: Int)] {
+        [(channels * kernel * kernel, kernel * kernel)] + (hasBias ? [(channels, kernel * kernel)] : [])
+    }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(channels, kernel * kernel)] + (hasBias ? [nil] : []) }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = WeightAndBias(parameters, weights: channels * kernel * kernel)
@@ -94,11 +98,14 @@ public final class DepthwiseConv2D: Layer {
 
     private func sumChannels(_ dy: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
         let c = channels
+        guard hasBias else { return }
         for p in 0..<(batch * outputShape.height * outputShape.width) { for ch in 0..<c { out[ch] += dy[p * c + ch] } }
     }
 
+    /// Every output pixel's channels set to the bias (zero without one).
     private func fillBias(_ out: UnsafeMutablePointer<Float>, _ values: UnsafePointer<Float>, batch: Int) {
         let c = channels
+        guard hasBias else { out.update(repeating: 0, count: batch * outputShape.count); return }
         for p in 0..<(batch * outputShape.height * outputShape.width) { (out + p * c).update(from: values, count: c) }
     }
 

@@ -154,11 +154,23 @@ extension Trainer {
     /// tools; a check reuses one operator for all its products.
     public func hessianVectorProduct(_ v: [Double], memoryBudget: Int = 1 << 30) throws -> [Double] {
         guard v.count == model.parameterCount else { throw EMCError(.invalidArgument, "the direction has \(v.count) values, the model \(model.parameterCount) parameters") }
+        guard model.layersWithoutHessian.isEmpty else {
+            throw EMCError(.unsupported, "no R-operator yet for \(Set(model.layersWithoutHessian).sorted().joined(separator: ", "))")
+        }
         return try HessianOperator(trainer: self, memoryBudget: memoryBudget).multiply(v)
     }
 
     /// Lanczos on the full-batch Hessian at the current parameters: λ_min, λ_max and the verdict.
+    /// A model with batch normalisation is checked as it is judged (`FitOutcome.batchNormDecision`): in evaluation mode,
+    /// with the statistics recomputed over the n samples, so the Hessian is that of the function whose fit was decided.
     public func checkHessian(_ options: HessianCheckOptions = HessianCheckOptions(), seed: UInt64) throws -> HessianCheck {
+        let missing = model.layersWithoutHessian
+        guard missing.isEmpty else {
+            throw EMCError(.unsupported, "the Hessian check has no R-operator for \(Set(missing).sorted().joined(separator: ", ")) yet; "
+                           + "run this model with --hessian-check off (it is off by default)")
+        }
+        if model.hasBatchNorm { try recomputeNormalization() }
+        defer { model.setMode(.training) }
         // One full pass (forward and backward over the n samples), timed: the unit of the check's cost.
         let start = Clock.now()
         try fullPass(gradient: true)

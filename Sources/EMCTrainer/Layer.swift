@@ -14,6 +14,16 @@ public protocol Layer: AnyObject {
     var parameterTensors: [(count: Int, fanIn: Int)] { get }
     /// For each parameter tensor, its shape as a matrix (rows × cols, row-major) when it is a weight matrix, else nil.
     var matrixShapes: [(rows: Int, cols: Int)?] { get }
+    /// How each parameter tensor starts (default: PyTorch's uniform ±1/√fan-in from `parameterTensors`).
+    var initializers: [ParameterInit] { get }
+    /// Switches batch normalisation between batch statistics and fixed ones (`NormalizationMode`); other layers
+    /// ignore it, and layers made of layers pass it on.
+    func setMode(_ mode: NormalizationMode)
+    /// False for a layer whose R-operator is not written yet: the Hessian check refuses a model that has one, and
+    /// never calls its `rForward` or `rBackward`.
+    var supportsHessian: Bool { get }
+    /// True for a layer that normalises by batch statistics in training (batch normalisation, or a block holding one).
+    var usesBatchStatistics: Bool { get }
     /// Called once with this layer's slice of the parameter and gradient stores, and the largest batch.
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int)
     /// Bytes of scratch `bind` allocates for batches of `maxBatch` (im2row rows, pooling indices); nil on overflow.
@@ -51,6 +61,11 @@ struct WeightAndBias {
     init(_ base: UnsafePointer<Float>, weights: Int) { self.init(UnsafeMutablePointer(mutating: base), weights: weights) }
 }
 
+/// A layer made of layers (a residual block, squeeze-and-excitation): for summaries and FLOP counts.
+public protocol CompositeLayer: Layer {
+    var sublayers: [Layer] { get }
+}
+
 /// A layer without parameters whose forward is a fixed linear map of its input (flatten, average pooling): its R-forward
 /// is its forward applied to R{x}, its R-backward its backward applied to R{dy}.
 public protocol LinearParameterFreeLayer: Layer {}
@@ -68,7 +83,28 @@ extension LinearParameterFreeLayer {
     }
 }
 
+/// How a parameter tensor is initialised. Draws come from the counter-based RNG by (seed, tensor, index).
+public enum ParameterInit: Sendable, Equatable {
+    /// Uniform in ±bound (PyTorch's Linear and Conv2d: bound 1/√fan-in).
+    case uniform(bound: Float)
+    /// Every value the same (normalisation scales 1, shifts 0).
+    case constant(Float)
+    /// Normal with mean 0 (ViT's class token and position embeddings: standard deviation 0.02).
+    case normal(std: Float)
+}
+
+/// What batch normalisation normalises by. Training uses each batch's statistics (and updates the running ones as
+/// PyTorch does); `collecting` does the same and also accumulates the statistics of every sample it sees; `evaluation`
+/// uses fixed statistics: those collected, when a collection preceded it, else the running ones.
+public enum NormalizationMode: Sendable, Equatable {
+    case training, collecting, evaluation
+}
+
 extension Layer {
+    public var initializers: [ParameterInit] { parameterTensors.map { .uniform(bound: 1 / Float($0.fanIn).squareRoot()) } }
+    public func setMode(_ mode: NormalizationMode) {}
+    public var supportsHessian: Bool { true }
+    public var usesBatchStatistics: Bool { false }
     public var parameterCount: Int { parameterTensors.reduce(0) { $0 + $1.count } }
     public var parameterTensors: [(count: Int, fanIn: Int)] { [] }
     public var matrixShapes: [(rows: Int, cols: Int)?] { parameterTensors.map { _ in nil } }

@@ -1,34 +1,51 @@
 import EMCCore
 import CTrainerKernels
 
-/// Fully connected layer, y = x Wᵀ + b, as PyTorch's `nn.Linear`.
+/// Fully connected layer, y = x Wᵀ + b, as PyTorch's `nn.Linear`; or, `pointwise`, the same map applied at every
+/// position of an NHWC input (a 1×1 convolution, or a transformer's per-token linear), without im2row.
 ///
-/// Shapes: x [B, in], W [out, in], b [out], y [B, out].
+/// Shapes: x [R, in], W [out, in], b [out], y [R, out], with R = B (in = the whole sample) or R = B·H·W (pointwise:
+/// in = the channels).
 /// Forward  y  = x · Wᵀ + b           (sgemm NoTrans×Trans)
-/// Backward dW += dyᵀ · x, db += Σ_B dy (sgemm Trans×NoTrans)
+/// Backward dW += dyᵀ · x, db += Σ_R dy (sgemm Trans×NoTrans)
 ///          dx  = dy · W               (sgemm NoTrans×NoTrans)
 /// The R-operator is the same three products on (x, R{x}) and (W, V_W): see `rForward` and `rBackward`.
 public final class Linear: Layer {
-    public let name = "linear"
+    public let name: String
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
     public let inFeatures: Int
     public let outFeatures: Int
+    /// Rows per sample: 1, or H·W when pointwise.
+    public let positions: Int
+    public let hasBias: Bool
     private var parameters: WeightAndBias!
     private var gradients: WeightAndBias!
     // The R-operator's direction (V_W, V_b) and product slices.
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
 
-    public init(input: FeatureShape, outputs: Int) {
+    public init(input: FeatureShape, outputs: Int, pointwise: Bool = false, bias: Bool = true) {
         inputShape = input
-        inFeatures = input.count
+        hasBias = bias
+        if pointwise {
+            inFeatures = input.channels
+            positions = input.height * input.width
+            outputShape = FeatureShape(height: input.height, width: input.width, channels: outputs)
+            name = "pointwise"
+        } else {
+            inFeatures = input.count
+            positions = 1
+            outputShape = .vector(outputs)
+            name = "linear"
+        }
         outFeatures = outputs
-        outputShape = .vector(outputs)
     }
 
-    public var parameterTensors: [(count: Int, fanIn: Int)] { [(outFeatures * inFeatures, inFeatures), (outFeatures, inFeatures)] }
-    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outFeatures, inFeatures), nil] }
+    public var parameterTensors: [(count: Int, fanIn: Int)] {
+        [(outFeatures * inFeatures, inFeatures)] + (hasBias ? [(outFeatures, inFeatures)] : [])
+    }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(outFeatures, inFeatures)] + (hasBias ? [nil] : []) }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = WeightAndBias(parameters, weights: outFeatures * inFeatures)
@@ -40,42 +57,42 @@ public final class Linear: Layer {
         self.product = WeightAndBias(product, weights: outFeatures * inFeatures)
     }
 
-    /// out += x · Wᵀ.
-    private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
-        BLAS.sgemm(.none, .transpose, m: batch, n: outFeatures, k: inFeatures, alpha: 1, a: x, lda: inFeatures,
-                   b: weight, ldb: inFeatures, beta: 1, c: out, ldc: outFeatures)
+    /// out = x · Wᵀ (beta 0) or out += x · Wᵀ (beta 1).
+    private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, beta: Float = 1, batch: Int) {
+        BLAS.sgemm(.none, .transpose, m: batch * positions, n: outFeatures, k: inFeatures, alpha: 1, a: x, lda: inFeatures,
+                   b: weight, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures)
     }
 
     /// dW += dyᵀ · x.
     private func addWeightGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, into dW: UnsafeMutablePointer<Float>, batch: Int) {
-        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch, alpha: 1, a: dy, lda: outFeatures,
+        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch * positions, alpha: 1, a: dy, lda: outFeatures,
                    b: x, ldb: inFeatures, beta: 1, c: dW, ldc: inFeatures)
     }
 
     /// dx = dy · W (beta 0) or dx += dy · W (beta 1).
     private func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, beta: Float, batch: Int) {
-        BLAS.sgemm(.none, .none, m: batch, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures,
+        BLAS.sgemm(.none, .none, m: batch * positions, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures,
                    b: weight, ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         // Bias first, then accumulate the product onto it.
-        emc_add_bias(output, parameters.bias, batch, outFeatures)
-        addProduct(input, parameters.weight, into: output, batch: batch)
+        if hasBias { emc_add_bias(output, parameters.bias, batch * positions, outFeatures) }
+        addProduct(input, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(gradOutput, input, into: gradients.weight, batch: batch)
-        emc_sum_rows(gradients.bias, gradOutput, batch, outFeatures)
+        if hasBias { emc_sum_rows(gradients.bias, gradOutput, batch * positions, outFeatures) }
         if let gradInput { inputGradient(gradOutput, parameters.weight, into: gradInput, beta: 0, batch: batch) }
     }
 
     /// R{y} = R{x}·Wᵀ + x·V_Wᵀ + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_add_bias(rOutput, direction.bias, batch, outFeatures)
-        addProduct(input, direction.weight, into: rOutput, batch: batch)
+        if hasBias { emc_add_bias(rOutput, direction.bias, batch * positions, outFeatures) }
+        addProduct(input, direction.weight, into: rOutput, beta: hasBias ? 1 : 0, batch: batch)
         if let rInput { addProduct(rInput, parameters.weight, into: rOutput, batch: batch) }
     }
 
@@ -84,7 +101,7 @@ public final class Linear: Layer {
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(rGradOutput, input, into: product.weight, batch: batch)
         if let rInput { addWeightGradient(gradOutput, rInput, into: product.weight, batch: batch) }
-        emc_sum_rows(product.bias, rGradOutput, batch, outFeatures)
+        if hasBias { emc_sum_rows(product.bias, rGradOutput, batch * positions, outFeatures) }
         if let rGradInput {
             inputGradient(rGradOutput, parameters.weight, into: rGradInput, beta: 0, batch: batch)
             inputGradient(gradOutput, direction.weight, into: rGradInput, beta: 1, batch: batch)

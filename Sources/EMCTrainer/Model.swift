@@ -181,23 +181,37 @@ public final class Model {
         return total
     }
 
-    /// PyTorch's default initialisation for Linear and Conv2d: every weight and bias uniform in
-    /// ±1/√fan_in (kaiming_uniform with a = √5 gives exactly this bound for weights). Draws come from
-    /// the counter-based RNG by (seed, parameter tensor, index), so they do not depend on threads.
+    /// Each layer's parameter initialisation (`Layer.initializers`; PyTorch's defaults: Linear and Conv2d weights and
+    /// biases uniform in ±1/√fan_in, which kaiming_uniform with a = √5 gives exactly; normalisation scales 1 and shifts
+    /// 0). Draws come from the counter-based RNG by (seed, parameter tensor, index), so they do not depend on threads.
     public func initialize(seed: UInt64) {
         let rng = CounterRNG(seed: seed, stream: .initialization)
         var offset = 0
         var tensorIndex: UInt64 = 0
         for layer in layers {
-            for (count, fanIn) in layer.parameterTensors {
-                let bound = 1 / Float(fanIn).squareRoot()
+            for ((count, _), kind) in zip(layer.parameterTensors, layer.initializers) {
                 let stream = rng.derived(tensorIndex)
-                for i in 0..<count { parameters[offset + i] = (2 * stream.uniform(UInt64(i)) - 1) * bound }
+                for i in 0..<count {
+                    switch kind {
+                    case .uniform(let bound): parameters[offset + i] = (2 * stream.uniform(UInt64(i)) - 1) * bound
+                    case .constant(let value): parameters[offset + i] = value
+                    case .normal(let std): parameters[offset + i] = Float(stream.normal(UInt64(i))) * std
+                    }
+                }
                 offset += count
                 tensorIndex += 1
             }
         }
     }
+
+    /// True when some layer normalises by batch statistics (its fit is judged in evaluation mode: `Trainer`).
+    public var hasBatchNorm: Bool { layers.contains { $0.usesBatchStatistics } }
+
+    /// The layers whose R-operator is not written yet (the Hessian check refuses the model while any remain).
+    public var layersWithoutHessian: [String] { layers.filter { !$0.supportsHessian }.map(\.name) }
+
+    /// Sets every layer's normalisation mode (`NormalizationMode`).
+    public func setMode(_ mode: NormalizationMode) { for layer in layers { layer.setMode(mode) } }
 
     public func zeroGradients() { gradients.update(repeating: 0) }
 
@@ -230,27 +244,34 @@ public final class Model {
         }
     }
 
-    /// FLOPs of the matrix products in one training step (forward and backward) at batch `batch`.
+    /// FLOPs of the matrix products and convolutions in one training step (forward and backward) at batch `batch`:
+    /// linear and convolution layers, inside blocks too. (Attention's own products and elementwise work are not counted.)
     public func gemmFLOPsPerStep(batch: Int) -> Double {
-        var flops = 0.0
-        for (i, layer) in layers.enumerated() {
+        func flops(_ layer: Layer, first: Bool) -> Double {
+            if let block = layer as? CompositeLayer { return block.sublayers.reduce(0) { $0 + flops($1, first: false) } }
             let perProduct: Double
             if let linear = layer as? Linear {
-                perProduct = 2 * Double(batch) * Double(linear.inFeatures) * Double(linear.outFeatures)
+                perProduct = 2 * Double(batch * linear.positions) * Double(linear.inFeatures) * Double(linear.outFeatures)
             } else if let conv = layer as? Conv2D {
                 perProduct = 2 * Double(batch * conv.outputShape.height * conv.outputShape.width) * Double(conv.patch) * Double(conv.outChannels)
-            } else { continue }
-            flops += perProduct * (i == firstTrainable ? 2 : 3)  // forward, dW, and dx unless first
+            } else if let conv = layer as? DepthwiseConv2D {
+                perProduct = 2 * Double(batch * conv.outputShape.count) * Double(conv.kernel * conv.kernel)
+            } else { return 0 }
+            return perProduct * (first ? 2 : 3)  // forward, dW, and dx unless first
         }
-        return flops
+        return layers.enumerated().reduce(0) { $0 + flops($1.element, first: $1.offset == firstTrainable) }
     }
 
     /// A copy of the parameters (for tests, checkpoints and determinism checks).
     public var parameterValues: [Float] { Array(parameters.prefix(parameterCount)) }
 
-    /// One line per layer: shapes and parameter counts.
+    /// One line per layer (blocks' layers indented below them): shapes and parameter counts.
     public var summary: String {
-        layers.map { "\($0.name) \($0.inputShape) → \($0.outputShape)" + ($0.parameterCount > 0 ? " (\($0.parameterCount) params)" : "") }
-            .joined(separator: "\n")
+        func lines(_ layer: Layer, indent: String) -> [String] {
+            let line = indent + "\(layer.name) \(layer.inputShape) → \(layer.outputShape)" + (layer.parameterCount > 0 ? " (\(layer.parameterCount) params)" : "")
+            guard let block = layer as? CompositeLayer else { return [line] }
+            return [line] + block.sublayers.flatMap { lines($0, indent: indent + "  ") }
+        }
+        return layers.flatMap { lines($0, indent: "") }.joined(separator: "\n")
     }
 }

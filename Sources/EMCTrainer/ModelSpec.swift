@@ -1,15 +1,28 @@
 import Foundation
 import EMCCore
 
-/// A model written as a string: `mlp:width=W,depth=D,act=relu` or
-/// `cnn:channels=C,layers=L,growth=1|2,fc=H,act=relu`.
+/// A model written as a string (docs/models.md has each family's layers and the PyTorch they match):
 ///
-/// - mlp: D hidden layers of W units (default D = 2, the paper's 2-layer MLP), then the output layer.
-/// - cnn: the paper's ConvNet. Per layer a 3×3 convolution (padding 1) + activation + 2×2 max-pool;
-///   channels fixed (growth=1) or doubling each layer (growth=2); then a hidden FC of H units and
-///   activation (fc=0: none), then the output layer.
+/// - `mlp:width=W,depth=D,act=relu`: D hidden layers of W units (default D = 2, the paper's 2-layer MLP), then the
+///   output layer.
+/// - `cnn:channels=C,layers=L,growth=1|2,fc=H,act=relu`: the paper's ConvNet. Per layer a 3×3 convolution (padding 1)
+///   + activation + 2×2 max-pool; channels fixed (growth=1) or doubling each layer (growth=2); then a hidden FC of H
+///   units and activation (fc=0: none), then the output layer.
+/// - `resnet:width=k,blocks=b,stages=s,shortcut=projection|a|conv3,act=relu`: a stem (3×3 convolution to 16·k
+///   channels, batch norm, activation), s stages of b basic blocks (channels doubling and stride 2 from the second
+///   stage), global average pooling and the output layer. A shortcut that changes shape is a 1×1 convolution with batch
+///   norm (`projection`, the default), the parameter-free option A (`a`, the CIFAR ResNet's) or a 3×3 convolution with
+///   batch norm (`conv3`, the paper authors' code).
+/// - `efficientnet:phi=p` or `efficientnet:width=w,depth=d`, with `stages=s`: EfficientNet-B0's MBConv stages with
+///   compound scaling (width ×1.1^p, depth ×1.2^p; channels rounded to multiples of 8, repeats rounded up), SiLU,
+///   squeeze-and-excitation; the first s of B0's seven stages (default all), then the 1×1 head convolution to 1280·w.
+/// - `vit:dim=D,depth=L,heads=H,patch=P,mlp=R,pool=cls|mean`: patch embedding (a P×P convolution with stride P), a class
+///   token (`cls`) or none (`mean`), learned position embeddings, L pre-LayerNorm encoder blocks (multi-head
+///   self-attention, then an MLP of R·D units with GELU, each in a residual branch), a final LayerNorm, the class token
+///   or the mean of the tokens, and the output layer.
 public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
-    public enum Family: String, Sendable { case mlp, cnn }
+    public enum Family: String, Sendable, CaseIterable { case mlp, cnn, resnet, efficientnet, vit }
+    public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
 
     public var family: Family
     public var width = 16
@@ -19,13 +32,32 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     public var growth = 1
     public var fc = 0
     public var activation: ActivationKind = .relu
+    // resnet
+    public var widthFactor = 1.0
+    public var blocks = 2
+    public var stages = 3
+    public var shortcut = Shortcut.projection
+    // efficientnet (phi, when given, sets both multipliers)
+    public var phi: Double?
+    public var widthMultiplier = 1.0
+    public var depthMultiplier = 1.0
+    /// EfficientNet: how many of B0's seven MBConv stages (fewer for small inputs and fixtures).
+    public var mbStages = 7
+    // vit
+    public var dim = 64
+    public var encoderDepth = 2
+    public var heads = 4
+    public var patch = 4
+    public var mlpRatio = 4
+    public var classToken = true
 
     public init(family: Family) { self.family = family }
 
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let familyName = parts.first, let family = Family(rawValue: familyName.lowercased()) else {
-            throw EMCError(.invalidArgument, "model spec '\(text)' must start with mlp: or cnn: (e.g. mlp:width=16 or cnn:channels=8,layers=2)")
+            throw EMCError(.invalidArgument, "model spec '\(text)' must start with mlp:, cnn:, resnet:, efficientnet: or vit: "
+                           + "(e.g. mlp:width=16, cnn:channels=8,layers=2, resnet:width=1,blocks=2, efficientnet:phi=0 or vit:dim=64,depth=2)")
         }
         self.init(family: family)
         var options = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
@@ -39,8 +71,38 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
             convLayers = try options.int("layers", default: 2, in: 1...32)
             growth = try options.int("growth", default: 1, in: 1...2)
             fc = try options.int("fc", default: 0, in: 0...(1 << 20))
+        case .resnet:
+            widthFactor = try options.double("width", default: 1, in: 1.0 / 16...64)
+            blocks = try options.int("blocks", default: 2, in: 1...64)
+            stages = try options.int("stages", default: 3, in: 1...6)
+            shortcut = Shortcut(rawValue: try options.choice("shortcut", default: "projection", from: Shortcut.allCases.map(\.rawValue)))!
+        case .efficientnet:
+            if options.has("phi") && (options.has("width") || options.has("depth")) {
+                throw EMCError(.invalidArgument, "'\(text)': give phi (compound scaling) or width and depth multipliers, not both")
+            }
+            if options.has("phi") {
+                let p = try options.double("phi", default: 0, in: -12...8)
+                phi = p
+                widthMultiplier = pow(1.1, p)
+                depthMultiplier = pow(1.2, p)
+            } else {
+                widthMultiplier = try options.double("width", default: 1, in: 0.05...8)
+                depthMultiplier = try options.double("depth", default: 1, in: 0.05...8)
+            }
+            mbStages = try options.int("stages", default: 7, in: 1...7)
+        case .vit:
+            dim = try options.int("dim", default: 64, in: 1...(1 << 14))
+            encoderDepth = try options.int("depth", default: 2, in: 0...64)
+            heads = try options.int("heads", default: 4, in: 1...256)
+            patch = try options.int("patch", default: 4, in: 1...512)
+            mlpRatio = try options.int("mlp", default: 4, in: 1...16)
+            classToken = try options.choice("pool", default: "cls", from: ["cls", "mean"]) == "cls"
+            guard dim % heads == 0 else {
+                throw EMCError(.invalidArgument, "'\(text)': dim=\(dim) does not split into heads=\(heads) heads; choose dim divisible by heads")
+            }
         }
-        activation = ActivationKind(rawValue: try options.choice("act", default: "relu", from: ActivationKind.allCases.map(\.rawValue)))!
+        let defaultActivation = family == .efficientnet ? "silu" : family == .vit ? "gelu" : "relu"
+        activation = ActivationKind(rawValue: try options.choice("act", default: defaultActivation, from: ActivationKind.allCases.map(\.rawValue)))!
         try options.rejectUnused()
     }
 
@@ -48,7 +110,33 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         switch family {
         case .mlp: return "mlp:width=\(width),depth=\(depth),act=\(activation.rawValue)"
         case .cnn: return "cnn:channels=\(channels),layers=\(convLayers),growth=\(growth),fc=\(fc),act=\(activation.rawValue)"
+        case .resnet:
+            return "resnet:width=\(Self.format(widthFactor)),blocks=\(blocks),stages=\(stages),shortcut=\(shortcut.rawValue),act=\(activation.rawValue)"
+        case .efficientnet:
+            let stagesPart = mbStages == 7 ? "" : ",stages=\(mbStages)"
+            if let phi { return "efficientnet:phi=\(Self.format(phi))\(stagesPart),act=\(activation.rawValue)" }
+            return "efficientnet:width=\(Self.format(widthMultiplier)),depth=\(Self.format(depthMultiplier))\(stagesPart),act=\(activation.rawValue)"
+        case .vit:
+            return "vit:dim=\(dim),depth=\(encoderDepth),heads=\(heads),patch=\(patch),mlp=\(mlpRatio),pool=\(classToken ? "cls" : "mean"),act=\(activation.rawValue)"
         }
+    }
+
+    private static func format(_ v: Double) -> String { String(format: "%g", v) }
+
+    /// Base channels of a resnet (16·k, at least 1).
+    public var resnetBaseChannels: Int { max(1, Int((16 * widthFactor).rounded())) }
+
+    /// EfficientNet-B0's stages (torchvision's table): expansion, kernel, stride, output channels, repeats.
+    static let efficientNetB0: [(expand: Int, kernel: Int, stride: Int, channels: Int, repeats: Int)] = [
+        (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1),
+    ]
+
+    /// torchvision's `_make_divisible(c·width, 8)`: the nearest multiple of 8, at least 8 and at least 90% of c·width.
+    static func roundChannels(_ c: Int, _ width: Double) -> Int {
+        let v = Double(c) * width
+        var rounded = max(8, Int(v + 4) / 8 * 8)
+        if Double(rounded) < 0.9 * v { rounded += 8 }
+        return rounded
     }
 
     /// The layers for inputs of `input` shape and `classes` outputs.
@@ -88,9 +176,119 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                 layers.append(Linear(input: shape, outputs: fc)); shape = .vector(fc)
                 layers.append(Activation(activation, input: shape))
             }
+        case .resnet: try resnetLayers(&layers, &shape)
+        case .efficientnet: try efficientNetLayers(&layers, &shape)
+        case .vit: try vitLayers(&layers, &shape)
         }
         layers.append(Linear(input: shape, outputs: classes))
         return layers
+    }
+
+    private func requireImage(_ shape: FeatureShape, atLeast side: Int, why: String) throws {
+        guard shape.height >= side && shape.width >= side else {
+            throw EMCError(.invalidArgument, "\(self) needs images of at least \(side)×\(side) (\(why)); the data's samples are \(shape)"
+                           + (shape.height == 1 && shape.width == 1 ? " (vectors: use mlp)" : ""))
+        }
+    }
+
+    /// A convolution without bias, then batch norm (the order of every ResNet and EfficientNet convolution).
+    private func convBN(_ layers: inout [Layer], _ shape: inout FeatureShape, _ out: Int, kernel: Int, stride: Int) {
+        let conv = Conv2D(input: shape, outChannels: out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, bias: false)
+        layers.append(conv); shape = conv.outputShape
+        layers.append(BatchNorm(input: shape))
+    }
+
+    private func resnetLayers(_ layers: inout [Layer], _ shape: inout FeatureShape) throws {
+        try requireImage(shape, atLeast: 1 << (stages - 1), why: "\(stages) stages halve it \(stages - 1) times")
+        var c = resnetBaseChannels
+        convBN(&layers, &shape, c, kernel: 3, stride: 1)
+        layers.append(Activation(activation, input: shape))
+        for stage in 0..<stages {
+            if stage > 0 { c *= 2 }
+            for block in 0..<blocks {
+                let stride = stage > 0 && block == 0 ? 2 : 1
+                let input = shape
+                var main: [Layer] = [], s = input
+                convBN(&main, &s, c, kernel: 3, stride: stride)
+                main.append(Activation(activation, input: s))
+                convBN(&main, &s, c, kernel: 3, stride: 1)
+                var side: [Layer] = []
+                if stride != 1 || input.channels != c {
+                    var t = input
+                    switch shortcut {
+                    case .projection: convBN(&side, &t, c, kernel: 1, stride: stride)
+                    case .conv3: convBN(&side, &t, c, kernel: 3, stride: stride)
+                    case .a: side.append(try ShortcutA(input: input, outChannels: c, stride: stride))
+                    }
+                }
+                layers.append(try Residual(name: "basic-block", main: main, shortcut: side)); shape = s
+                layers.append(Activation(activation, input: shape))
+            }
+        }
+        layers.append(GlobalAvgPool(input: shape)); shape = .vector(shape.channels)
+    }
+
+    private func efficientNetLayers(_ layers: inout [Layer], _ shape: inout FeatureShape) throws {
+        try requireImage(shape, atLeast: 8, why: "five stride-2 stages")
+        convBN(&layers, &shape, Self.roundChannels(32, widthMultiplier), kernel: 3, stride: 2)
+        layers.append(Activation(activation, input: shape))
+        for stage in Self.efficientNetB0.prefix(mbStages) {
+            let out = Self.roundChannels(stage.channels, widthMultiplier)
+            let repeats = Int((Double(stage.repeats) * depthMultiplier).rounded(.up))
+            for r in 0..<repeats {
+                let stride = r == 0 ? stage.stride : 1
+                let input = shape
+                var main: [Layer] = [], s = input
+                let expanded = input.channels * stage.expand
+                if stage.expand != 1 {
+                    main.append(Linear(input: s, outputs: expanded, pointwise: true, bias: false))
+                    s = main.last!.outputShape
+                    main.append(BatchNorm(input: s))
+                    main.append(Activation(activation, input: s))
+                }
+                let dw = DepthwiseConv2D(input: s, kernel: stage.kernel, stride: stride, padding: (stage.kernel - 1) / 2, bias: false)
+                main.append(dw); s = dw.outputShape
+                main.append(BatchNorm(input: s))
+                main.append(Activation(activation, input: s))
+                main.append(SqueezeExcite(input: s, squeezed: max(1, input.channels / 4)))
+                main.append(Linear(input: s, outputs: out, pointwise: true, bias: false))
+                s = main.last!.outputShape
+                main.append(BatchNorm(input: s))
+                if stride == 1 && input.channels == out {
+                    layers.append(try Residual(name: "mbconv", main: main))
+                } else {
+                    layers.append(contentsOf: main)
+                }
+                shape = s
+            }
+        }
+        let head = Self.roundChannels(1280, widthMultiplier)
+        layers.append(Linear(input: shape, outputs: head, pointwise: true, bias: false)); shape = layers.last!.outputShape
+        layers.append(BatchNorm(input: shape))
+        layers.append(Activation(activation, input: shape))
+        layers.append(GlobalAvgPool(input: shape)); shape = .vector(shape.channels)
+    }
+
+    private func vitLayers(_ layers: inout [Layer], _ shape: inout FeatureShape) throws {
+        guard shape.height % patch == 0 && shape.width % patch == 0 && shape.height >= patch && shape.width >= patch else {
+            throw EMCError(.invalidArgument, "\(self): patch=\(patch) does not tile the data's \(shape) samples; choose a patch size that divides "
+                           + "\(shape.height) and \(shape.width)" + (shape.height == 1 && shape.width == 1 ? " (vectors: use mlp)" : ""))
+        }
+        let embed = Conv2D(input: shape, outChannels: dim, kernel: patch, stride: patch)
+        layers.append(embed); shape = embed.outputShape
+        let tokens = PatchTokens(input: shape, classToken: classToken)
+        layers.append(tokens); shape = tokens.outputShape
+        for _ in 0..<encoderDepth {
+            let qkv = Linear(input: shape, outputs: 3 * dim, pointwise: true)
+            let attention = try SelfAttention(input: qkv.outputShape, heads: heads)
+            layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention,
+                                                                      Linear(input: shape, outputs: dim, pointwise: true)]))
+            let hidden = Linear(input: shape, outputs: mlpRatio * dim, pointwise: true)
+            layers.append(try Residual(name: "mlp-block", main: [LayerNorm(input: shape), hidden, Activation(activation, input: hidden.outputShape),
+                                                                Linear(input: hidden.outputShape, outputs: dim, pointwise: true)]))
+        }
+        layers.append(LayerNorm(input: shape))
+        layers.append(TokenPool(input: shape, classToken: classToken)); shape = .vector(dim)
     }
 
     /// The model, allocated for batches of up to `maxBatch`. Refused, before anything is allocated, when it would

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -114,6 +114,31 @@ struct BenchHessian: ParsableCommand {
 
     func run() throws {
         try output.show(HessianBenchmark.run(samples: samples, steps: steps, repeats: repeats))
+    }
+}
+
+struct BenchExportTorch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-torch",
+        abstract: "Write a freshly initialised model and one fixed batch for scripts/bench/torch_fixtures.py (the PyTorch reference fixtures).",
+        shouldDisplay: false)
+    @Option(help: "Model spec.") var model: String
+    @Option(help: "Input shape HxWxC.") var input = "8x8x3"
+    @Option(help: "Classes.") var classes = 5
+    @Option(help: "Batch size.") var batch = 4
+    @Option(help: "Initialisation and batch seed.") var seed: UInt64 = 1
+    @Option(help: "Output folder.") var out: String
+    @Flag(help: "Overwrite an existing export.") var force = false
+
+    func run() throws {
+        let parts = input.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else {
+            throw ValidationError("--input must be HxWxC with each between 1 and 4096, got '\(input)'")
+        }
+        guard classes >= 2, batch >= 1, batch <= 4096 else { throw ValidationError("--classes must be at least 2 and --batch between 1 and 4096") }
+        let meta = try TorchExport.write(spec: model, input: FeatureShape(height: parts[0], width: parts[1], channels: parts[2]), classes: classes,
+                                         batch: batch, seed: seed, to: out, force: force)
+        print("\(meta.spec): \(meta.parameterCount) parameters in \(meta.tensors.count) tensors → \(out)")
     }
 }
 

@@ -84,6 +84,55 @@ struct GradientCheckTests {
         gradientCheck(Flatten(input: FeatureShape(height: 2, width: 2, channels: 2)))
     }
 
+    @Test("Linear pointwise (a 1×1 convolution or a per-token linear), and layers without bias") func pointwiseAndNoBias() {
+        gradientCheck(Linear(input: FeatureShape(height: 2, width: 3, channels: 4), outputs: 3, pointwise: true))
+        gradientCheck(Linear(input: FeatureShape(height: 1, width: 3, channels: 2), outputs: 5, pointwise: true, bias: false))
+        gradientCheck(Linear(input: .vector(5), outputs: 3, bias: false))
+        gradientCheck(Conv2D(input: FeatureShape(height: 4, width: 4, channels: 2), outChannels: 3, kernel: 3, padding: 1, bias: false))
+        gradientCheck(DepthwiseConv2D(input: FeatureShape(height: 4, width: 3, channels: 3), kernel: 3, padding: 1, bias: false))
+    }
+
+    @Test("BatchNorm: batch statistics (training and collecting) and fixed statistics (evaluation)") func batchNorm() {
+        gradientCheck(BatchNorm(input: FeatureShape(height: 3, width: 2, channels: 3)), batch: 2)
+        gradientCheck(BatchNorm(input: .vector(4)), batch: 5)
+        let collecting = BatchNorm(input: FeatureShape(height: 2, width: 2, channels: 2))
+        collecting.setMode(.collecting)
+        gradientCheck(collecting, batch: 3)
+        let evaluation = BatchNorm(input: FeatureShape(height: 2, width: 3, channels: 3))
+        evaluation.setRunningStatistics(mean: [0.1, -0.2, 0.3], variance: [0.5, 2, 1.5])
+        evaluation.setMode(.evaluation)
+        gradientCheck(evaluation, batch: 2)
+    }
+
+    @Test("LayerNorm over each token's channels") func layerNorm() {
+        gradientCheck(LayerNorm(input: FeatureShape(height: 1, width: 3, channels: 5)), batch: 2)
+    }
+
+    @Test("residual blocks: identity, projection and option-A shortcuts; squeeze-and-excitation") func blocks() throws {
+        let shape = FeatureShape(height: 4, width: 4, channels: 2)
+        let identity = try Residual(main: [Conv2D(input: shape, outChannels: 2, kernel: 3, padding: 1, bias: false), BatchNorm(input: shape),
+                                           Activation(.tanh, input: shape), Conv2D(input: shape, outChannels: 2, kernel: 3, padding: 1)])
+        gradientCheck(identity)
+        let down = FeatureShape(height: 2, width: 2, channels: 4)
+        let main: () -> [Layer] = { [Conv2D(input: shape, outChannels: 4, kernel: 3, stride: 2, padding: 1), Activation(.tanh, input: down)] }
+        gradientCheck(try Residual(main: main(), shortcut: [Conv2D(input: shape, outChannels: 4, kernel: 1, stride: 2, bias: false), BatchNorm(input: down)]))
+        gradientCheck(try Residual(main: main(), shortcut: [try ShortcutA(input: shape, outChannels: 4, stride: 2)]))
+        gradientCheck(try ShortcutA(input: FeatureShape(height: 5, width: 3, channels: 2), outChannels: 6, stride: 2))
+        gradientCheck(SqueezeExcite(input: FeatureShape(height: 3, width: 2, channels: 4), squeezed: 2), batch: 2)
+        #expect(throws: EMCError.self) { try ShortcutA(input: shape, outChannels: 5, stride: 2) }
+        #expect(throws: EMCError.self) { try Residual(main: main()) }  // 2×2×4 out cannot add to a 4×4×2 identity
+    }
+
+    @Test("self-attention, patch tokens and token pooling") func attention() throws {
+        gradientCheck(try SelfAttention(input: FeatureShape(height: 1, width: 4, channels: 3 * 6), heads: 2), batch: 2, inputScale: 2)
+        gradientCheck(try SelfAttention(input: FeatureShape(height: 1, width: 3, channels: 3 * 4), heads: 1), batch: 1, inputScale: 2)
+        #expect(throws: EMCError.self) { try SelfAttention(input: FeatureShape(height: 1, width: 3, channels: 3 * 5), heads: 2) }
+        for cls in [true, false] {
+            gradientCheck(PatchTokens(input: FeatureShape(height: 2, width: 2, channels: 3), classToken: cls))
+            gradientCheck(TokenPool(input: FeatureShape(height: 1, width: 4, channels: 3), classToken: cls))
+        }
+    }
+
     @Test("activations", arguments: ActivationKind.allCases)
     func activation(kind: ActivationKind) {
         gradientCheck(Activation(kind, input: .vector(40)), inputScale: 3)

@@ -1,0 +1,208 @@
+import Foundation
+import EMCCore
+
+// The vision transformer's layers. Tokens are stored as NHWC samples of height 1: [B, 1, T, C], so the per-token
+// linear maps are pointwise `Linear`s and LayerNorm normalises each token's C values.
+
+/// Multi-head self-attention's core (no causal mask), after the joint q/k/v projection and before the output one, as
+/// timm's `Attention`: the input holds each token's [q | k | v] (3·D values; head h's q is q[h·d ..< (h+1)·d], d = D/H),
+/// and per sample and head
+///   S = q·kᵀ / √d  [T, T],  P = softmax over each row of S,  O = P·v  [T, d]  → output[:, h·d ..< (h+1)·d].
+/// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d.
+/// Every product reads q, k and v in place (leading dimension 3·D), so nothing is copied per head.
+public final class SelfAttention: Layer {
+    public let name = "attention"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    public let heads: Int
+    public let tokens: Int
+    public let dim: Int
+    var headDim: Int { dim / heads }
+    private var probabilities = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+
+    /// `input`: tokens of 3·D values ([q | k | v]); throws unless D divides into `heads` heads.
+    public init(input: FeatureShape, heads: Int) throws {
+        guard input.channels % 3 == 0, heads >= 1, (input.channels / 3) % heads == 0 else {
+            throw EMCError(.invalidArgument, "attention: \(input.channels / 3) dimensions do not split into \(heads) heads; choose dim divisible by heads")
+        }
+        inputShape = input
+        self.heads = heads
+        tokens = input.height * input.width
+        dim = input.channels / 3
+        outputShape = FeatureShape(height: input.height, width: input.width, channels: dim)
+    }
+
+    deinit { probabilities.deallocate(); scratch.deallocate() }
+
+    public var supportsHessian: Bool { false }
+
+    public func workspaceBytes(maxBatch: Int) -> Int? { checkedProduct([4, maxBatch * heads + 1, tokens, tokens]) }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        probabilities.deallocate()
+        scratch.deallocate()
+        probabilities = .allocate(capacity: maxBatch * heads * tokens * tokens)
+        scratch = .allocate(capacity: tokens * tokens)
+    }
+
+    private func probs(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + (b * heads + h) * tokens * tokens }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let t = tokens, d = headDim, ld = 3 * dim
+        let scale = 1 / Float(d).squareRoot()
+        for b in 0..<batch {
+            let qkv = input + b * t * ld
+            for h in 0..<heads {
+                let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
+                BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: p, ldc: t)
+                for row in 0..<t {
+                    let r = p + row * t
+                    var top = r[0]
+                    for j in 1..<t { top = max(top, r[j]) }
+                    var sum: Float = 0
+                    for j in 0..<t { r[j] = expf(r[j] - top); sum += r[j] }
+                    let inv = 1 / sum
+                    for j in 0..<t { r[j] *= inv }
+                }
+                BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: v, ldb: ld, beta: 0,
+                           c: output + b * t * dim + h * d, ldc: dim)
+            }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        let t = tokens, d = headDim, ld = 3 * dim
+        let scale = 1 / Float(d).squareRoot()
+        let dp = scratch.baseAddress!
+        for b in 0..<batch {
+            let qkv = input + b * t * ld, dqkv = gradInput + b * t * ld
+            for h in 0..<heads {
+                let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
+                let dq = dqkv + h * d, dk = dq + dim, dv = dq + 2 * dim
+                let dO = gradOutput + b * t * dim + h * d
+                BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: dim, beta: 0, c: dv, ldc: ld)
+                BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: 1, a: dO, lda: dim, b: v, ldb: ld, beta: 0, c: dp, ldc: t)
+                for row in 0..<t {
+                    let pr = p + row * t, gr = dp + row * t
+                    var dot: Float = 0
+                    for j in 0..<t { dot += pr[j] * gr[j] }
+                    for j in 0..<t { gr[j] = pr[j] * (gr[j] - dot) }
+                }
+                BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
+                BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
+            }
+        }
+    }
+
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        preconditionFailure("SelfAttention has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
+    }
+
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        preconditionFailure("SelfAttention has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
+    }
+}
+
+/// Patch embeddings to tokens: the patch grid [h, w, D] (a convolution with stride = kernel) becomes h·w tokens, after
+/// a learned class token when `classToken`; each token adds its learned position embedding. Parameters: the class token
+/// [D] (when present), then the position embeddings [T, D]; both start normal with standard deviation 0.02, as timm's.
+public final class PatchTokens: Layer {
+    public let name = "tokens"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    public let classToken: Bool
+    public let dim: Int
+    private var parameters: UnsafeMutablePointer<Float>!
+    private var gradients: UnsafeMutablePointer<Float>!
+
+    public init(input: FeatureShape, classToken: Bool) {
+        inputShape = input
+        self.classToken = classToken
+        dim = input.channels
+        outputShape = FeatureShape(height: 1, width: input.height * input.width + (classToken ? 1 : 0), channels: input.channels)
+    }
+
+    public var parameterTensors: [(count: Int, fanIn: Int)] { (classToken ? [(dim, dim)] : []) + [(outputShape.count, dim)] }
+    public var initializers: [ParameterInit] { parameterTensors.map { _ in .normal(std: 0.02) } }
+    public var supportsHessian: Bool { false }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        self.parameters = parameters
+        self.gradients = gradients
+    }
+
+    private var lead: Int { classToken ? dim : 0 }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let position = parameters + lead, n = outputShape.count, first = lead
+        for b in 0..<batch {
+            let y = output + b * n, x = input + b * inputShape.count
+            if classToken { for j in 0..<dim { y[j] = parameters[j] + position[j] } }
+            for j in 0..<inputShape.count { y[first + j] = x[j] + position[first + j] }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let position = gradients + lead, n = outputShape.count, first = lead
+        for b in 0..<batch {
+            let g = gradOutput + b * n
+            for j in 0..<n { position[j] += g[j] }
+            if classToken { for j in 0..<dim { gradients[j] += g[j] } }
+            gradInput?.advanced(by: b * inputShape.count).update(from: g + first, count: inputShape.count)
+        }
+    }
+
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        preconditionFailure("PatchTokens has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
+    }
+
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        preconditionFailure("PatchTokens has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
+    }
+}
+
+/// The transformer's head input: the class token (`classToken`), or the mean of all tokens.
+public final class TokenPool: LinearParameterFreeLayer {
+    public let name: String
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    public let classToken: Bool
+
+    public init(input: FeatureShape, classToken: Bool) {
+        inputShape = input
+        self.classToken = classToken
+        name = classToken ? "class-token" : "mean-pool"
+        outputShape = .vector(input.channels)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let c = inputShape.channels, t = inputShape.height * inputShape.width
+        for b in 0..<batch {
+            let x = input + b * inputShape.count, y = output + b * c
+            if classToken { y.update(from: x, count: c); continue }
+            y.update(repeating: 0, count: c)
+            for i in 0..<t { for j in 0..<c { y[j] += x[i * c + j] } }
+            for j in 0..<c { y[j] /= Float(t) }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        guard let gradInput else { return }
+        let c = inputShape.channels, t = inputShape.height * inputShape.width
+        gradInput.update(repeating: 0, count: batch * inputShape.count)
+        for b in 0..<batch {
+            let g = gradOutput + b * c, d = gradInput + b * inputShape.count
+            if classToken { d.update(from: g, count: c); continue }
+            for i in 0..<t { for j in 0..<c { d[i * c + j] = g[j] / Float(t) } }
+        }
+    }
+}
