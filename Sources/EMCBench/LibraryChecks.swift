@@ -1,3 +1,4 @@
+import Foundation
 import EMCCore
 import EMCFormats
 import EMCShards
@@ -50,7 +51,9 @@ public enum LibraryChecks {
                       decoded.pixels.allSatisfy({ abs(Int($0) - 128) <= 2 }) else { throw mismatch("JPEG round trip") }
                 return "2×2 RGB encoded (\(encoded.count) bytes) and decoded"
             },
-            check("OpenBLAS", BLAS.configuration, detail: "core \(BLAS.coreName), \(BLAS.threads) thread(s)") {
+            check("OpenBLAS", BLAS.configuration, detail: "core \(BLAS.coreName)"
+                  + (getenv("EMC_BLAS_CORE_CHOSEN") != nil ? " (chosen by emc: OpenBLAS did not recognise this CPU and fell back to its generic Prescott kernels)" : "")
+                  + ", \(BLAS.threads) thread(s)") {
                 let c = try BLAS.multiply([1, 2, 3, 4], [5, 6, 7, 8], m: 2, n: 2, k: 2)
                 guard c == [19, 22, 43, 50] else { throw mismatch("sgemm gave \(c)") }
                 return "2×2 sgemm = [19, 22; 43, 50]"

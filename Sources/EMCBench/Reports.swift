@@ -32,7 +32,7 @@ public enum BenchReports {
     }
 
     /// `torchJSON`: the output of scripts/bench/torch_train.py --json, for PyTorch's figures beside emc's.
-    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?) throws -> BenchReport {
+    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil) throws -> BenchReport {
         BLAS.configureThreads()
         var torchRates: [String: Double] = [:]
         var torchVersion = ""
@@ -45,7 +45,7 @@ public enum BenchReports {
             torchVersion = " vs PyTorch \(file.torch)"
             for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }
         }
-        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates)
+        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only)
         return BenchReport(
             title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
             header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],

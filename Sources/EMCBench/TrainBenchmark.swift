@@ -27,11 +27,18 @@ public enum TrainBenchmark {
         ("cnn:channels=4,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
         ("cnn:channels=8,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
         ("cnn:channels=32,layers=2", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("resnet:width=0.5,blocks=1,stages=3", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("resnet:width=2,blocks=1,stages=3", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("efficientnet:phi=0", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("vit:dim=64,depth=2,heads=4,patch=4", FeatureShape(height: 32, width: 32, channels: 3)),
+        ("vit:dim=128,depth=4,heads=4,patch=4", FeatureShape(height: 32, width: 32, channels: 3)),
     ]
 
-    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double]) throws -> [Row] {
+    /// `only`: the rows whose model spec contains it (all when nil).
+    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double], only: String? = nil) throws -> [Row] {
         var rows: [Row] = []
-        for (specText, shape) in cases {
+        for (specText, shape) in cases where only.map({ specText.contains($0) }) ?? true {
             let (model, trainer, optimizer) = try benchTrainer(model: specText, shape: shape, batch: batch, optimizer: "sgd:lr=0.01,momentum=0.9")
             try trainer.runSteps(5, optimizer: optimizer, lr: 0.01)
             // Steps per repetition sized to take about `seconds`.
@@ -69,22 +76,18 @@ public enum TrainBenchmark {
         return (model, trainer, Optimizer(spec: optimizerSpec, layout: model.parameterLayout))
     }
 
-    /// The forward product with the most FLOPs: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
+    /// The forward product with the most FLOPs, inside blocks too: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
     static func largestGemm(_ model: Model, batch: Int) -> (String, Int, Int, Int) {
-        var best = ("", 0, 0, 0), bestFlops = 0
-        for layer in model.layers {
-            var shape: (Int, Int, Int)?
-            if let linear = layer as? Linear { shape = (batch, linear.outputShape.count, linear.inputShape.count) }
+        func products(_ layer: Layer) -> [(Int, Int, Int)] {
+            if let block = layer as? CompositeLayer { return block.sublayers.flatMap(products) }
+            if let linear = layer as? Linear { return [(batch * linear.positions, linear.outFeatures, linear.inFeatures)] }
             if let conv = layer as? Conv2D {
-                shape = (batch * conv.outputShape.height * conv.outputShape.width, conv.outputShape.channels,
-                         conv.inputShape.channels * 9)
+                return [(batch * conv.outputShape.height * conv.outputShape.width, conv.outChannels, conv.inChannels * conv.kernel * conv.kernel)]
             }
-            if let (m, n, k) = shape, m * n * k > bestFlops {
-                bestFlops = m * n * k
-                best = ("\(m)×\(k)·\(k)×\(n)", m, n, k)
-            }
+            return []
         }
-        return best
+        let best = model.layers.flatMap(products).max { $0.0 * $0.1 * $0.2 < $1.0 * $1.1 * $1.2 } ?? (1, 1, 1)
+        return ("\(best.0)×\(best.2)·\(best.2)×\(best.1)", best.0, best.1, best.2)
     }
 
     /// GFLOP/s of cblas_sgemm alone on C[m×n] = A[m×k]·Bᵀ (the layout the layers use).

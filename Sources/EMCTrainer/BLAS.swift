@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import EMCCore
 
 /// OpenBLAS: the matrix products under every layer, and its thread setting.
@@ -10,6 +11,28 @@ public enum BLAS {
     /// The CPU kernel OpenBLAS chose at run time (e.g. "Haswell", "Zen").
     /// The corresponding C function is `openblas_get_corename`.
     public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// The kernel to ask OpenBLAS for (through `OPENBLAS_CORETYPE`, read when the library loads) when it fell back to its
+    /// generic SSE3 kernels ("Prescott") on a CPU it does not recognise but that has AVX-512 or AVX2: Debian's OpenBLAS
+    /// 0.3.21 does not know Intel's Sapphire and Emerald Rapids (family 6, models 143 and 207), and its Prescott kernels
+    /// reach a quarter of the SkylakeX kernels' sgemm speed there (docs/benchmarks.md). Nil when OpenBLAS chose a kernel
+    /// itself, when the user set `OPENBLAS_CORETYPE`, or when the CPU lacks both extensions.
+    public static func preferredCore(cpuFlags: Set<String>? = nil) -> String? {
+        guard getenv("OPENBLAS_CORETYPE") == nil, coreName.lowercased() == "prescott" else { return nil }
+        let flags = cpuFlags ?? Self.cpuFlags()
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { return "SkylakeX" }
+        if flags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+        return nil
+    }
+
+    /// The CPU's feature flags as Linux lists them (empty elsewhere).
+    static func cpuFlags() -> Set<String> {
+        // /proc files report size 0, so read to the end rather than by size.
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
 
     /// OpenBLAS's thread count. The corresponding C functions are `openblas_get_num_threads` and
     /// `openblas_set_num_threads`.

@@ -47,15 +47,16 @@ struct BenchShards: ParsableCommand {
 
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Training speed (forward + backward + SGD step) of MLPs and CNNs at 1 thread, and GEMM efficiency.",
+        commandName: "train", abstract: "Training speed (forward + backward + SGD step) of every model family at 1 thread, and GEMM efficiency.",
         discussion: "Pass --torch with the JSON of scripts/bench/torch_train.py --json to print PyTorch's figures beside emc's.")
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Seconds per measurement.") var seconds = 0.5
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "JSON from scripts/bench/torch_train.py --json, for a side-by-side table.") var torch: String?
+    @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch)) }
+    func run() throws { try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only)) }
 }
 
 struct BenchLoader: ParsableCommand {

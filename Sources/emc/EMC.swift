@@ -37,6 +37,13 @@ extension EMC {
         sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGTERM, SIG_DFL)
         signal(SIGINT, SIG_DFL)
+        // OpenBLAS picks its kernel when it loads, before main: when it fell back to its generic one on a CPU it does
+        // not know, start again with the better kernel named (once; `emc doctor` says which and why).
+        if let core = BLAS.preferredCore() {
+            setenv("OPENBLAS_CORETYPE", core, 1)
+            setenv("EMC_BLAS_CORE_CHOSEN", "1", 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)  // returns only on failure: go on with the generic kernel
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -6,8 +6,9 @@ git-ignored) and installs torch from PyPI into it, then re-runs itself there. It
 
     scripts/bench/torch_train.py                 # table on stdout
     scripts/bench/torch_train.py --json > t.json # for: emc bench train --torch t.json
+    scripts/bench/torch_train.py --only resnet   # the rows whose spec contains "resnet"
 
-Models are built from the same spec strings as emc's (mlp:width=W,depth=D / cnn:channels=C,layers=L,...),
+Models are built from the same spec strings as emc's (torch_models.py: mlp, cnn, resnet, efficientnet, vit),
 with PyTorch's default initialisation, nn.CrossEntropyLoss and torch.optim.SGD(lr=0.01, momentum=0.9).
 """
 import json
@@ -36,46 +37,20 @@ def ensure_torch():
     sys.exit("torch is not importable even in the benchmark virtualenv")
 
 
-def parse(spec):
-    family, _, rest = spec.partition(":")
-    opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    return family, opts
-
-
 def build(spec, shape, classes):
-    import torch.nn as nn
-    family, o = parse(spec)
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}[o.get("act", "relu")]
-    h, w, c = shape
-    layers = []
-    if family == "mlp":
-        width, depth = int(o.get("width", 16)), int(o.get("depth", 2))
-        layers.append(nn.Flatten())
-        d = h * w * c
-        for _ in range(depth):
-            layers += [nn.Linear(d, width), act()]
-            d = width
-        layers.append(nn.Linear(d, classes))
-    else:
-        ch, n, growth, fc = int(o.get("channels", 16)), int(o.get("layers", 2)), int(o.get("growth", 1)), int(o.get("fc", 0))
-        cin = c
-        for _ in range(n):
-            layers += [nn.Conv2d(cin, ch, 3, padding=1), act(), nn.MaxPool2d(2)]
-            cin, h, w = ch, h // 2, w // 2
-            ch *= growth
-        layers.append(nn.Flatten())
-        d = cin * h * w
-        if fc > 0:
-            layers += [nn.Linear(d, fc), act()]
-            d = fc
-        layers.append(nn.Linear(d, classes))
-    return nn.Sequential(*layers)
+    """The spec's model (scripts/bench/torch_models.py, the same layers and parameter order as emc's)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_models
+    return torch_models.build(spec, shape, classes)
 
 
 CASES = [
     ("mlp:width=8", (28, 28, 1)), ("mlp:width=16", (28, 28, 1)), ("mlp:width=32", (28, 28, 1)), ("mlp:width=256", (28, 28, 1)),
     ("cnn:channels=4,layers=2", (28, 28, 1)), ("cnn:channels=8,layers=2", (28, 28, 1)), ("cnn:channels=32,layers=2", (28, 28, 1)),
     ("cnn:channels=4,layers=2", (32, 32, 3)), ("cnn:channels=8,layers=2", (32, 32, 3)), ("cnn:channels=32,layers=2", (32, 32, 3)),
+    ("resnet:width=0.5,blocks=1,stages=3", (32, 32, 3)), ("resnet:width=2,blocks=1,stages=3", (32, 32, 3)),
+    ("efficientnet:width=0.25,depth=0.25", (32, 32, 3)), ("efficientnet:phi=0", (32, 32, 3)),
+    ("vit:dim=64,depth=2,heads=4,patch=4", (32, 32, 3)), ("vit:dim=128,depth=4,heads=4,patch=4", (32, 32, 3)),
 ]
 
 
@@ -85,8 +60,11 @@ def main():
     torch.set_num_threads(1)
     batch = 128
     as_json = "--json" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     rows = []
     for spec, shape in CASES:
+        if only not in spec:
+            continue
         torch.manual_seed(0)
         model = build(spec, shape, 10)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
