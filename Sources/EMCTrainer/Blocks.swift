@@ -138,6 +138,9 @@ public final class Residual: CompositeLayer {
 
     /// The layers inside, main path first (for summaries and FLOP counts).
     public var sublayers: [Layer] { main.layers + shortcut.layers }
+    public var mainPath: [Layer] { main.layers }
+    /// Empty for the identity.
+    public var shortcutPath: [Layer] { shortcut.layers }
     public var parameterTensors: [(count: Int, fanIn: Int)] { main.parameterTensors + shortcut.parameterTensors }
     public var matrixShapes: [(rows: Int, cols: Int)?] { main.matrixShapes + shortcut.matrixShapes }
     public var initializers: [ParameterInit] { main.initializers + shortcut.initializers }

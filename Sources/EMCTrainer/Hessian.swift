@@ -151,12 +151,15 @@ extension Trainer {
     }
 
     /// H·v for the mean loss over the n samples at the current parameters (v in the parameters' layout). For tests and
-    /// tools; a check reuses one operator for all its products.
+    /// tools; a check reuses one operator for all its products. A model with batch normalisation is in evaluation mode
+    /// for it, with the statistics recomputed over the n samples, as in `checkHessian`.
     public func hessianVectorProduct(_ v: [Double], memoryBudget: Int = 1 << 30) throws -> [Double] {
         guard v.count == model.parameterCount else { throw EMCError(.invalidArgument, "the direction has \(v.count) values, the model \(model.parameterCount) parameters") }
         guard model.layersWithoutHessian.isEmpty else {
             throw EMCError(.unsupported, "no R-operator yet for \(Set(model.layersWithoutHessian).sorted().joined(separator: ", "))")
         }
+        if model.hasBatchNorm { try recomputeNormalization() }
+        defer { model.setMode(.training) }
         return try HessianOperator(trainer: self, memoryBudget: memoryBudget).multiply(v)
     }
 

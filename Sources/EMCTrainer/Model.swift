@@ -208,7 +208,15 @@ public final class Model {
     public var hasBatchNorm: Bool { layers.contains { $0.usesBatchStatistics } }
 
     /// The layers whose R-operator is not written yet (the Hessian check refuses the model while any remain).
-    public var layersWithoutHessian: [String] { layers.filter { !$0.supportsHessian }.map(\.name) }
+    public var layersWithoutHessian: [String] {
+        func missing(_ layer: Layer) -> [String] {
+            guard !layer.supportsHessian else { return [] }
+            guard let block = layer as? CompositeLayer else { return [layer.name] }
+            let inner = block.sublayers.flatMap(missing)
+            return inner.isEmpty ? [layer.name] : inner  // a block without an R-operator of its own (squeeze-excite)
+        }
+        return layers.flatMap(missing)
+    }
 
     /// Sets every layer's normalisation mode (`NormalizationMode`).
     public func setMode(_ mode: NormalizationMode) { for layer in layers { layer.setMode(mode) } }
