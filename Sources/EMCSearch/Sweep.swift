@@ -44,6 +44,17 @@ public enum SweepRunner {
 
     /// Makes the variants the experiment lists under "prepare" that are not there yet; returns their folders.
     @discardableResult
+    /// Plans every search whose data exists (nil for those whose data a `prepare` step has yet to make): a model that
+    /// cannot take the data's shape, or would not fit in memory, is an error naming the search before anything runs.
+    public static func plans(_ tasks: [SweepTask]) throws -> [SearchPlan?] {
+        try tasks.map { task in
+            guard FileSystem.isDirectory(task.settings.data) else { return nil }
+            do { return try SearchRun(task.settings).plan } catch let error as EMCError {
+                throw EMCError(error.kind, "search \(task.label): \(error.message)", remedy: error.remedy)
+            }
+        }
+    }
+
     public static func prepare(_ experiment: Experiment) throws -> [String] {
         var made: [String] = []
         for preparation in experiment.prepare ?? [] {

@@ -94,6 +94,7 @@ struct Sweep: ParsableCommand {
             return try report(exp)
         }
         for made in try SweepRunner.prepare(exp) { say("prepared \(made)") }
+        _ = try SweepRunner.plans(tasks)  // every search's model and data checked before any runs
         switch executor {
         case .local:
             say("sweep \(exp.name): \(tasks.count) searches, \(jobs) at a time, log \(exp.logPath)")
@@ -170,8 +171,7 @@ enum SweepPrinter {
     }
 
     static func plan(_ exp: Experiment, _ tasks: [SweepTask], output: OutputOptions) throws {
-        var plans: [(SweepTask, SearchPlan?)] = []
-        for task in tasks { plans.append((task, try? SearchRun(task.settings).plan)) }
+        let plans = Array(zip(tasks, try SweepRunner.plans(tasks)))
         if output.json {
             struct Row: Encodable { var label: String; var settings: SearchSettings; var plan: SearchPlan? }
             return try printJSON(plans.map { Row(label: $0.0.label, settings: $0.0.settings, plan: $0.1) })

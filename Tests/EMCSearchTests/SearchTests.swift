@@ -327,6 +327,20 @@ struct ExperimentManifestTests {
         #expect(e?.description.contains(words) == true, "\(String(describing: e))")
     }
 
+    @Test("a model that cannot take the data's shape stops the sweep before any search runs, naming the search")
+    func shapeChecked() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        let path = try write(#"{"name": "e", "data": ["\#(base)", "not-made-yet"], "models": ["mlp:width=4", "vit:dim=8,heads=2,patch=5"], "optimizers": ["sgd"]}"#, dir)
+        let tasks = SweepRunner.tasks(try Experiment.load(path))
+        let e = #expect(throws: EMCError.self) { _ = try SweepRunner.plans(tasks) }
+        #expect(e?.description.contains("search vit:dim=8,heads=2,patch=5 on \(base)") == true, "\(String(describing: e))")
+        #expect(e?.description.contains("does not tile") == true)
+        // Without the ViT, the searches on existing data are planned and those whose data a prepare step makes are not.
+        let fine = try SweepRunner.plans(tasks.filter { $0.settings.model.hasPrefix("mlp") })
+        #expect(fine.map { $0 != nil } == [true, false])
+    }
+
     @Test("relative paths resolve against the manifest's folder, absolute ones stay")
     func paths() throws {
         let dir = TemporaryDirectory()
