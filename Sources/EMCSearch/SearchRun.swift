@@ -180,15 +180,21 @@ public final class SearchRun {
         let model = try ModelSpec(parsing: settings.model)
         let optimizer = try OptimizerSpec(parsing: settings.optimizer)
         guard let train = view.manifest.splits["train"], train.samples > 0 else { throw EMCError(.missing, "no train split with samples", file: settings.data) }
-        let schema = view.schema
-        let shape = schema.kind == .image ? FeatureShape(height: schema.height, width: schema.width, channels: schema.channels) : .vector(schema.features)
+        let shape = Self.inputShape(view)
         try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
+        try model.checkHessianSupport(input: shape, classes: view.classes.count, force: fit.hessianCheck != .off)
         let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
         config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
                               model: model, optimizer: optimizer, fit: fit, normalize: settings.normalize.rawValue,
                               start: settings.start ?? 10 * view.classes.count, resolution: settings.resolution, seeds: settings.seeds,
                               maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
         config.rootContentId = view.root.manifest.contentId
+    }
+
+    /// The shape of one sample of `view`, as the trainer sees it.
+    static func inputShape(_ view: DatasetView) -> FeatureShape {
+        let schema = view.schema
+        return schema.kind == .image ? FeatureShape(height: schema.height, width: schema.width, channels: schema.channels) : .vector(schema.features)
     }
 
     /// What the search will do at most, without training: trials per seed (doubling from the start to the data
@@ -217,6 +223,7 @@ public final class SearchRun {
         guard n >= 1, n <= config.maxSamples else { throw EMCError(.invalidArgument, "n must be between 1 and the train split's \(config.maxSamples) samples, not \(n)") }
         var checked = config
         if checked.fit.hessianCheck == .off || checked.fit.hessianCheck == .converged { checked.fit.hessianCheck = .final }
+        try config.model.checkHessianSupport(input: Self.inputShape(view), classes: view.classes.count)
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
         subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)

@@ -171,6 +171,7 @@ extension Trainer {
         guard missing.isEmpty else {
             throw EMCError(.unsupported, "the Hessian check has no R-operator for \(Set(missing).sorted().joined(separator: ", ")) yet; "
                            + "run this model with --hessian-check off (it is off by default)")
+            // (`ModelSpec.checkHessianSupport` refuses such a search before it trains; this guards direct callers.)
         }
         if model.hasBatchNorm { try recomputeNormalization() }
         defer { model.setMode(.training) }

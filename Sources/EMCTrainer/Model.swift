@@ -208,7 +208,10 @@ public final class Model {
     public var hasBatchNorm: Bool { layers.contains { $0.usesBatchStatistics } }
 
     /// The layers whose R-operator is not written yet (the Hessian check refuses the model while any remain).
-    public var layersWithoutHessian: [String] {
+    public var layersWithoutHessian: [String] { Self.layersWithoutHessian(layers) }
+
+    /// The names of the layers among `layers` (inside blocks too) whose R-operator is not written yet.
+    public static func layersWithoutHessian(_ layers: [Layer]) -> [String] {
         func missing(_ layer: Layer) -> [String] {
             guard !layer.supportsHessian else { return [] }
             guard let block = layer as? CompositeLayer else { return [layer.name] }

@@ -341,6 +341,16 @@ struct ExperimentManifestTests {
         #expect(fine.map { $0 != nil } == [true, false])
     }
 
+    @Test("a search asking for the Hessian check of a model without R-operators is refused before it trains")
+    func hessianRefusedUpFront() throws {
+        let dir = TemporaryDirectory()
+        var settings = SearchSettings(data: try makeBase(dir), model: "vit:dim=8,heads=2,patch=4")
+        _ = try SearchRun(settings)  // without the check it is a valid search
+        settings.hessianCheck = .converged
+        let e = #expect(throws: EMCError.self) { _ = try SearchRun(settings) }
+        #expect(e?.description.contains("attention, layernorm, tokens") == true, "\(String(describing: e))")
+    }
+
     @Test("relative paths resolve against the manifest's folder, absolute ones stay")
     func paths() throws {
         let dir = TemporaryDirectory()
