@@ -17,9 +17,13 @@ public enum BLAS {
     /// 0.3.21 does not know Intel's Sapphire and Emerald Rapids (family 6, models 143 and 207), and its Prescott kernels
     /// reach a quarter of the SkylakeX kernels' sgemm speed there (docs/benchmarks.md). Nil when OpenBLAS chose a kernel
     /// itself, when the user set `OPENBLAS_CORETYPE`, or when the CPU lacks both extensions.
-    public static func preferredCore(cpuFlags: Set<String>? = nil) -> String? {
-        guard getenv("OPENBLAS_CORETYPE") == nil, coreName.lowercased() == "prescott" else { return nil }
-        let flags = cpuFlags ?? Self.cpuFlags()
+    public static func preferredCore() -> String? {
+        preferredCore(current: coreName, requested: getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }, cpuFlags: cpuFlags())
+    }
+
+    /// The rule of `preferredCore()` on given facts: OpenBLAS's current kernel, the user's `OPENBLAS_CORETYPE`, the CPU's flags.
+    public static func preferredCore(current: String, requested: String?, cpuFlags flags: Set<String>) -> String? {
+        guard requested == nil, current.lowercased() == "prescott" else { return nil }
         if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { return "SkylakeX" }
         if flags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
         return nil

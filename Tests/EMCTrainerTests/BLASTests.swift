@@ -47,4 +47,15 @@ struct BLASTests {
         #expect(throws: EMCError.self) { _ = try LAPACK.solve([1, 2, 2, 4], [1, 1], n: 2) }
         #expect(LAPACK.version.split(separator: ".").count == 3)
     }
+
+    @Test("the OpenBLAS kernel emc asks for: only over the generic fallback, never over the user's choice")
+    func preferredCore() {
+        let avx512: Set<String> = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"]
+        #expect(BLAS.preferredCore(current: "Prescott", requested: nil, cpuFlags: avx512) == "SkylakeX")
+        #expect(BLAS.preferredCore(current: "Prescott", requested: nil, cpuFlags: ["avx", "avx2", "fma"]) == "Haswell")
+        #expect(BLAS.preferredCore(current: "Prescott", requested: nil, cpuFlags: ["sse4_2", "avx"]) == nil)
+        #expect(BLAS.preferredCore(current: "Prescott", requested: "Prescott", cpuFlags: avx512) == nil)
+        #expect(BLAS.preferredCore(current: "Zen", requested: nil, cpuFlags: avx512) == nil)
+        #expect(BLAS.preferredCore(current: "SkylakeX", requested: nil, cpuFlags: avx512) == nil)
+    }
 }
