@@ -42,12 +42,16 @@ public final class TrainingFitter: Fitter {
         }
         let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
         model.initialize(seed: fit.seed)
-        var outcome = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit).fit { [onEpoch] report in onEpoch?(n, report) }
+        let trainer = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit)
+        var outcome = try trainer.fit { [onEpoch] report in onEpoch?(n, report) }
         if evaluateTest, let testSplit = view.manifest.splits["test"], testSplit.samples > 0 {
             var evalOptions = fit
             evalOptions.evalBatch = min(config.fit.evalBatch, model.maxBatch)
+            // A batch-norm model is tested as its fit was judged: with the statistics of its n training samples.
+            try trainer.prepareEvaluation()
+            defer { model.setMode(.training) }
             let wrong = try testSets.with { test in
-                try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).fullPass(gradient: false).wrong
+                try Trainer(model: model, data: test, optimizer: config.optimizer, options: evalOptions).evaluateAsIs().wrong
             }
             outcome.testAccuracy = Double(testSplit.samples - wrong) / Double(testSplit.samples)
         }

@@ -195,6 +195,17 @@ public final class Trainer {
         model.setMode(.evaluation)
     }
 
+    /// Leaves a batch-norm model in evaluation mode with every batch-norm layer's statistics recomputed over this
+    /// trainer's samples, as the fit decision judges it (nothing for a model without batch norm). Then `evaluateAsIs` on
+    /// another trainer of the same model (a test split) measures it with those statistics; `model.setMode(.training)` ends it.
+    public func prepareEvaluation() throws {
+        if model.hasBatchNorm { try recomputeNormalization() }
+    }
+
+    /// Mean loss and wrong count over this trainer's samples with the model's normalisation as it stands (no statistics
+    /// collected from these samples): a test split's accuracy after `prepareEvaluation` on the training samples.
+    public func evaluateAsIs() throws -> (loss: Double, wrong: Int) { try pass(gradient: false) }
+
     /// The fit decision's count for a pass that trained (GD's gradient pass, the end of the budget): the same for a
     /// model without batch normalisation, an evaluation-mode pass for one with it.
     private func judged(_ trainingPass: (loss: Double, wrong: Int)) throws -> (loss: Double, wrong: Int) {

@@ -86,6 +86,20 @@ struct FamilyTests {
         #expect(first.loss == second.loss && first.wrong == second.wrong)
         #expect(batchNorms(model.layers).allSatisfy { $0.mode == .training })
 
+        // Other data (a test split) is measured with the training samples' statistics, not its own.
+        let other = try randomImages(n: 16, shape: shape, classes: 2, seed: 9)
+        let tester = try Trainer(model: model, data: other, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.01"), options: options)
+        try trainer.prepareEvaluation()
+        let withTrainStatistics = try tester.evaluateAsIs()
+        model.setMode(.training)
+        model.setMode(.collecting)
+        _ = wrong()  // the 24 training samples again, by hand
+        model.setMode(.evaluation)
+        let byHand = try tester.evaluateAsIs()
+        model.setMode(.training)
+        #expect(withTrainStatistics.loss == byHand.loss && withTrainStatistics.wrong == byHand.wrong)
+        #expect(try tester.fullPass(gradient: false).loss != byHand.loss, "the test data's own statistics give another function")
+
         // A model without batch norm records nothing.
         let plain = try ModelSpec(parsing: "cnn:channels=2,layers=1").build(input: shape, classes: 2, maxBatch: 16)
         plain.initialize(seed: 1)
