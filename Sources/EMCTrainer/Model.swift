@@ -169,12 +169,14 @@ public final class Model {
     }
 
     /// Bytes the buffers of batches of `batch` take with the R-operator's stores (four activation-sized buffers per
-    /// layer and one and a half times the layer scratch); nil on overflow.
+    /// layer, one and a half times a layer's scratch and twice a block's); nil on overflow.
     func hessianBytes(batch: Int) -> Int? {
         var total = 0
         for layer in layers {
             guard let a = checkedProduct([4 * 4, batch, layer.outputShape.count]), let w = layer.workspaceBytes(maxBatch: batch) else { return nil }
-            let (sum, overflow) = total.addingReportingOverflow(a + w + w / 2)
+            // A block's R-operator doubles its chains' buffers (which are most of its scratch); a leaf adds about half.
+            let r = layer is CompositeLayer ? w : w / 2
+            let (sum, overflow) = total.addingReportingOverflow(a + w + r)
             if overflow { return nil }
             total = sum
         }
