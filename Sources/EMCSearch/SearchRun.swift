@@ -182,7 +182,7 @@ public final class SearchRun {
         guard let train = view.manifest.splits["train"], train.samples > 0 else { throw EMCError(.missing, "no train split with samples", file: settings.data) }
         let shape = Self.inputShape(view)
         try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
-        try model.checkHessianSupport(input: shape, classes: view.classes.count, force: fit.hessianCheck != .off)
+        if fit.hessianCheck != .off { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
         let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
         config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
                               model: model, optimizer: optimizer, fit: fit, normalize: settings.normalize.rawValue,

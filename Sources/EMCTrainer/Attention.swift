@@ -10,7 +10,7 @@ import EMCCore
 ///   S = q·kᵀ / √d  [T, T],  P = softmax over each row of S,  O = P·v  [T, d]  → output[:, h·d ..< (h+1)·d].
 /// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d.
 /// Every product reads q, k and v in place (leading dimension 3·D), so nothing is copied per head.
-public final class SelfAttention: Layer {
+public final class SelfAttention: Layer, LayerWithoutHessian {
     public let name = "attention"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
@@ -35,7 +35,6 @@ public final class SelfAttention: Layer {
 
     deinit { probabilities.deallocate(); scratch.deallocate() }
 
-    public var supportsHessian: Bool { false }
 
     public func workspaceBytes(maxBatch: Int) -> Int? { checkedProduct([4, maxBatch * heads + 1, tokens, tokens]) }
 
@@ -96,22 +95,12 @@ public final class SelfAttention: Layer {
             }
         }
     }
-
-    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        preconditionFailure("SelfAttention has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
-    }
-
-    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        preconditionFailure("SelfAttention has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
-    }
 }
 
 /// Patch embeddings to tokens: the patch grid [h, w, D] (a convolution with stride = kernel) becomes h·w tokens, after
 /// a learned class token when `classToken`; each token adds its learned position embedding. Parameters: the class token
 /// [D] (when present), then the position embeddings [T, D]; both start normal with standard deviation 0.02, as timm's.
-public final class PatchTokens: Layer {
+public final class PatchTokens: Layer, LayerWithoutHessian {
     public let name = "tokens"
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
@@ -129,7 +118,6 @@ public final class PatchTokens: Layer {
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { (classToken ? [(dim, dim)] : []) + [(outputShape.count, dim)] }
     public var initializers: [ParameterInit] { parameterTensors.map { _ in .normal(std: 0.02) } }
-    public var supportsHessian: Bool { false }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = parameters
@@ -156,16 +144,6 @@ public final class PatchTokens: Layer {
             if classToken { for j in 0..<dim { gradients[j] += g[j] } }
             gradInput?.advanced(by: b * inputShape.count).update(from: g + first, count: inputShape.count)
         }
-    }
-
-    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        preconditionFailure("PatchTokens has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
-    }
-
-    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        preconditionFailure("PatchTokens has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
     }
 }
 

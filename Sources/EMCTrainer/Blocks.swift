@@ -246,34 +246,30 @@ public final class ShortcutA: LinearParameterFreeLayer {
         outputShape = FeatureShape(height: (input.height - 1) / stride + 1, width: (input.width - 1) / stride + 1, channels: outChannels)
     }
 
-    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+    /// Calls `body(input offset, output offset)` for each kept pixel: where its Cin values sit in the input, and where they
+    /// go in the output (after the zero channels before them).
+    private func forEachKeptPixel(batch: Int, _ body: (Int, Int) -> Void) {
         let ci = inputShape.channels, co = outputShape.channels
-        output.update(repeating: 0, count: batch * outputShape.count)
         for b in 0..<batch {
             for oy in 0..<outputShape.height {
                 for ox in 0..<outputShape.width {
-                    let src = input + ((b * inputShape.height + oy * stride) * inputShape.width + ox * stride) * ci
-                    let dst = output + ((b * outputShape.height + oy) * outputShape.width + ox) * co + padBefore
-                    dst.update(from: src, count: ci)
+                    body(((b * inputShape.height + oy * stride) * inputShape.width + ox * stride) * ci,
+                         ((b * outputShape.height + oy) * outputShape.width + ox) * co + padBefore)
                 }
             }
         }
     }
 
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        output.update(repeating: 0, count: batch * outputShape.count)
+        forEachKeptPixel(batch: batch) { i, o in (output + o).update(from: input + i, count: inputShape.channels) }
+    }
+
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        let ci = inputShape.channels, co = outputShape.channels
         gradInput.update(repeating: 0, count: batch * inputShape.count)
-        for b in 0..<batch {
-            for oy in 0..<outputShape.height {
-                for ox in 0..<outputShape.width {
-                    let dst = gradInput + ((b * inputShape.height + oy * stride) * inputShape.width + ox * stride) * ci
-                    let src = gradOutput + ((b * outputShape.height + oy) * outputShape.width + ox) * co + padBefore
-                    dst.update(from: src, count: ci)
-                }
-            }
-        }
+        forEachKeptPixel(batch: batch) { i, o in (gradInput + i).update(from: gradOutput + o, count: inputShape.channels) }
     }
 }
 
@@ -281,7 +277,7 @@ public final class ShortcutA: LinearParameterFreeLayer {
 /// channel from the global average, g = σ(W₂·silu(W₁·mean_hw(x) + b₁) + b₂), and y = x ⊙ g (broadcast over the pixels).
 /// W₁ is [S, C] and W₂ [C, S] (1×1 convolutions with biases in PyTorch). Backward:
 ///   dg[b, c] = Σ_hw dy·x,  then through the gate's chain into dx,  and dx += dy ⊙ g.
-public final class SqueezeExcite: CompositeLayer {
+public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
     public let name = "squeeze-excite"
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { inputShape }
@@ -303,7 +299,6 @@ public final class SqueezeExcite: CompositeLayer {
     public var parameterTensors: [(count: Int, fanIn: Int)] { gate.parameterTensors }
     public var matrixShapes: [(rows: Int, cols: Int)?] { gate.matrixShapes }
     public var initializers: [ParameterInit] { gate.initializers }
-    public var supportsHessian: Bool { false }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
         guard let g = gate.workspaceBytes(maxBatch: maxBatch), let d = checkedProduct([4, maxBatch, inputShape.channels]) else { return nil }
@@ -349,15 +344,5 @@ public final class SqueezeExcite: CompositeLayer {
                 for ch in 0..<c { gradInput[o + ch] += gradOutput[o + ch] * g[b * c + ch] }
             }
         }
-    }
-
-    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        preconditionFailure("SqueezeExcite has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
-    }
-
-    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        preconditionFailure("SqueezeExcite has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
     }
 }

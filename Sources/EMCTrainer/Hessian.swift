@@ -155,9 +155,7 @@ extension Trainer {
     /// for it, with the statistics recomputed over the n samples, as in `checkHessian`.
     public func hessianVectorProduct(_ v: [Double], memoryBudget: Int = 1 << 30) throws -> [Double] {
         guard v.count == model.parameterCount else { throw EMCError(.invalidArgument, "the direction has \(v.count) values, the model \(model.parameterCount) parameters") }
-        guard model.layersWithoutHessian.isEmpty else {
-            throw EMCError(.unsupported, "no R-operator yet for \(Set(model.layersWithoutHessian).sorted().joined(separator: ", "))")
-        }
+        try Model.requireHessianSupport(model.layers, model: "this model")
         if model.hasBatchNorm { try recomputeNormalization() }
         defer { model.setMode(.training) }
         return try HessianOperator(trainer: self, memoryBudget: memoryBudget).multiply(v)
@@ -167,12 +165,7 @@ extension Trainer {
     /// A model with batch normalisation is checked as it is judged (`FitOutcome.batchNormDecision`): in evaluation mode,
     /// with the statistics recomputed over the n samples, so the Hessian is that of the function whose fit was decided.
     public func checkHessian(_ options: HessianCheckOptions = HessianCheckOptions(), seed: UInt64) throws -> HessianCheck {
-        let missing = model.layersWithoutHessian
-        guard missing.isEmpty else {
-            throw EMCError(.unsupported, "the Hessian check has no R-operator for \(Set(missing).sorted().joined(separator: ", ")) yet; "
-                           + "run this model with --hessian-check off (it is off by default)")
-            // (`ModelSpec.checkHessianSupport` refuses such a search before it trains; this guards direct callers.)
-        }
+        try Model.requireHessianSupport(model.layers, model: "this model")
         if model.hasBatchNorm { try recomputeNormalization() }
         defer { model.setMode(.training) }
         // One full pass (forward and backward over the n samples), timed: the unit of the check's cost.

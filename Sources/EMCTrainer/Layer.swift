@@ -66,6 +66,24 @@ public protocol CompositeLayer: Layer {
     var sublayers: [Layer] { get }
 }
 
+/// A layer whose R-operator is not written yet (LayerNorm, self-attention, patch tokens, squeeze-and-excitation): the
+/// Hessian check refuses a model holding one before it trains (`Model.requireHessianSupport`), so these are never called.
+public protocol LayerWithoutHessian: Layer {}
+
+extension LayerWithoutHessian {
+    public var supportsHessian: Bool { false }
+
+    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        preconditionFailure("\(name) has no R-operator yet; the Hessian check refuses models with one")
+    }
+
+    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
+                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        preconditionFailure("\(name) has no R-operator yet; the Hessian check refuses models with one")
+    }
+}
+
 /// A layer without parameters whose forward is a fixed linear map of its input (flatten, average pooling): its R-forward
 /// is its forward applied to R{x}, its R-backward its backward applied to R{dy}.
 public protocol LinearParameterFreeLayer: Layer {}

@@ -223,6 +223,16 @@ public final class Model {
         return layers.flatMap(missing)
     }
 
+    /// Throws, naming them, when some of `layers` have no R-operator yet: the one refusal of the Hessian check, whether a
+    /// search is set up (`ModelSpec.checkHessianSupport`, before any training) or a trainer is asked directly.
+    static func requireHessianSupport(_ layers: [Layer], model: String) throws {
+        let missing = layersWithoutHessian(layers)
+        guard missing.isEmpty else {
+            throw EMCError(.unsupported, "the Hessian check has no R-operator for \(Set(missing).sorted().joined(separator: ", ")) yet; "
+                           + "run \(model) with --hessian-check off (it is off by default)")
+        }
+    }
+
     /// Sets every layer's normalisation mode (`NormalizationMode`).
     public func setMode(_ mode: NormalizationMode) { for layer in layers { layer.setMode(mode) } }
 

@@ -315,15 +315,10 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Throws, before any training, when the Hessian check is asked for (`force`, or a search's own setting, which the
-    /// caller passes as `force`) and a layer of this model has no R-operator yet, naming the layers.
-    public func checkHessianSupport(input: FeatureShape, classes: Int, force: Bool = true) throws {
-        guard force else { return }
-        let missing = Model.layersWithoutHessian(try layers(input: input, classes: classes))
-        guard missing.isEmpty else {
-            throw EMCError(.unsupported, "the Hessian check has no R-operator for \(Set(missing).sorted().joined(separator: ", ")) yet; "
-                           + "run \(self) with --hessian-check off (it is off by default)")
-        }
+    /// Throws, naming them, when a layer of this model has no R-operator yet: a search that asks for the Hessian check
+    /// calls it before any training.
+    public func checkHessianSupport(input: FeatureShape, classes: Int) throws {
+        try Model.requireHessianSupport(try layers(input: input, classes: classes), model: description)
     }
 
     /// Parameter count without allocating the model.

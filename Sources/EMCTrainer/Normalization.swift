@@ -30,8 +30,11 @@ public final class BatchNorm: Layer {
     private var direction: UnsafeMutablePointer<Float>!
     private var product: UnsafeMutablePointer<Float>!
     private var normalized = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    /// 1/√(σ² + ε) per channel, of the last forward.
-    private var inverseStd: [Float]
+    /// Per-channel scratch, allocated once: sums and squared deviations (Double), then the mean, 1/√(σ² + ε) of the
+    /// last forward (kept for backward and the R-operator), and backward's two means (Float).
+    private let sums: UnsafeMutablePointer<Double>
+    private let perChannel: UnsafeMutablePointer<Float>
+    private var inverseStd: UnsafeMutablePointer<Float> { perChannel + channels }
 
     public init(input: FeatureShape) {
         inputShape = input
@@ -42,10 +45,16 @@ public final class BatchNorm: Layer {
         fixedVariance = runningVariance
         collectedSum = Array(repeating: 0, count: channels)
         collectedSquares = collectedSum
-        inverseStd = Array(repeating: 1, count: channels)
+        sums = .allocate(capacity: 2 * channels)
+        perChannel = .allocate(capacity: 4 * channels)
+        perChannel.initialize(repeating: 1, count: 4 * channels)
     }
 
-    deinit { normalized.deallocate() }
+    deinit {
+        normalized.deallocate()
+        sums.deallocate()
+        perChannel.deallocate()
+    }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(channels, 1), (channels, 1)] }
     public var initializers: [ParameterInit] { [.constant(1), .constant(0)] }
@@ -97,71 +106,68 @@ public final class BatchNorm: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let c = channels, m = batch * inputShape.height * inputShape.width
-        var mean = [Double](repeating: 0, count: c)
+        let mean = perChannel, inverseStd = self.inverseStd
         if mode == .evaluation {
-            for ch in 0..<c { mean[ch] = Double(fixedMean[ch]); inverseStd[ch] = 1 / (fixedVariance[ch] + Self.epsilon).squareRoot() }
+            for ch in 0..<c { mean[ch] = fixedMean[ch]; inverseStd[ch] = 1 / (fixedVariance[ch] + Self.epsilon).squareRoot() }
         } else {
-            var squares = [Double](repeating: 0, count: c)
+            let sum = sums, squares = sums + c
+            sum.update(repeating: 0, count: 2 * c)
             for r in 0..<m {
                 let x = input + r * c
-                for ch in 0..<c { mean[ch] += Double(x[ch]) }
+                for ch in 0..<c { sum[ch] += Double(x[ch]) }
             }
-            for ch in 0..<c { mean[ch] /= Double(m) }
+            for ch in 0..<c { sum[ch] /= Double(m) }  // now the mean
             for r in 0..<m {
                 let x = input + r * c
-                for ch in 0..<c { let d = Double(x[ch]) - mean[ch]; squares[ch] += d * d }
+                for ch in 0..<c { let d = Double(x[ch]) - sum[ch]; squares[ch] += d * d }
             }
             for ch in 0..<c {
                 let variance = squares[ch] / Double(m)
+                mean[ch] = Float(sum[ch])
                 inverseStd[ch] = Float(1 / (variance + Double(Self.epsilon)).squareRoot())
                 let unbiased = m > 1 ? squares[ch] / Double(m - 1) : variance
-                runningMean[ch] = Float((1 - Self.momentum) * Double(runningMean[ch]) + Self.momentum * mean[ch])
+                runningMean[ch] = Float((1 - Self.momentum) * Double(runningMean[ch]) + Self.momentum * sum[ch])
                 runningVariance[ch] = Float((1 - Self.momentum) * Double(runningVariance[ch]) + Self.momentum * unbiased)
                 if mode == .collecting {
-                    collectedSum[ch] += mean[ch] * Double(m)
-                    collectedSquares[ch] += squares[ch] + mean[ch] * mean[ch] * Double(m)
+                    collectedSum[ch] += sum[ch] * Double(m)
+                    collectedSquares[ch] += squares[ch] + sum[ch] * sum[ch] * Double(m)
                 }
             }
             if mode == .collecting { collectedCount += m }
         }
         let gamma = parameters!, beta = parameters! + c
-        let meanF = mean.map(Float.init)
         for r in 0..<m {
             let x = input + r * c, y = output + r * c, h = normalized.baseAddress! + r * c
             for ch in 0..<c {
-                let n = (x[ch] - meanF[ch]) * inverseStd[ch]
+                let n = (x[ch] - mean[ch]) * inverseStd[ch]
                 h[ch] = n
                 y[ch] = gamma[ch] * n + beta[ch]
             }
         }
     }
 
-    /// Per channel Σ dy and Σ dy·x̂.
-    private func sums(_ dy: UnsafePointer<Float>, rows m: Int) -> ([Double], [Double]) {
-        let c = channels
-        var sumDy = [Double](repeating: 0, count: c), sumDyH = [Double](repeating: 0, count: c)
-        for r in 0..<m {
-            let g = dy + r * c, h = normalized.baseAddress! + r * c
-            for ch in 0..<c { sumDy[ch] += Double(g[ch]); sumDyH[ch] += Double(g[ch] * h[ch]) }
-        }
-        return (sumDy, sumDyH)
-    }
-
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         let c = channels, m = batch * inputShape.height * inputShape.width
-        let (sumDy, sumDyH) = sums(gradOutput, rows: m)
+        // Per channel Σ dy and Σ dy·x̂.
+        let sumDy = sums, sumDyH = sums + c
+        sumDy.update(repeating: 0, count: 2 * c)
+        for r in 0..<m {
+            let g = gradOutput + r * c, h = normalized.baseAddress! + r * c
+            for ch in 0..<c { sumDy[ch] += Double(g[ch]); sumDyH[ch] += Double(g[ch] * h[ch]) }
+        }
         for ch in 0..<c { gradients[ch] += Float(sumDyH[ch]); gradients[c + ch] += Float(sumDy[ch]) }
         guard let gradInput else { return }
-        let gamma = parameters!
-        var scale = [Float](repeating: 0, count: c), meanDy = scale, meanDyH = scale
+        let gamma = parameters!, inverseStd = self.inverseStd, meanDy = perChannel + 2 * c, meanDyH = perChannel + 3 * c
+        // Evaluation mode normalises by fixed statistics: no batch terms.
+        let training = mode != .evaluation
         for ch in 0..<c {
-            scale[ch] = gamma[ch] * inverseStd[ch]
-            if mode != .evaluation { meanDy[ch] = Float(sumDy[ch] / Double(m)); meanDyH[ch] = Float(sumDyH[ch] / Double(m)) }
+            meanDy[ch] = training ? Float(sumDy[ch] / Double(m)) : 0
+            meanDyH[ch] = training ? Float(sumDyH[ch] / Double(m)) : 0
         }
         for r in 0..<m {
             let g = gradOutput + r * c, h = normalized.baseAddress! + r * c, d = gradInput + r * c
-            for ch in 0..<c { d[ch] = scale[ch] * (g[ch] - meanDy[ch] - h[ch] * meanDyH[ch]) }
+            for ch in 0..<c { d[ch] = gamma[ch] * inverseStd[ch] * (g[ch] - meanDy[ch] - h[ch] * meanDyH[ch]) }
         }
     }
 
@@ -204,7 +210,7 @@ public final class BatchNorm: Layer {
 /// x̂ = (x − μ)/√(σ² + ε) over the C values of one position (biased σ²), y = γ·x̂ + β. Backward:
 ///   dγ += Σ dy·x̂,  dβ += Σ dy,  dx = (1/√(σ² + ε)) · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)),  dx̂ = dy·γ
 /// (means over the position's C values).
-public final class LayerNorm: Layer {
+public final class LayerNorm: Layer, LayerWithoutHessian {
     public let name = "layernorm"
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { inputShape }
@@ -224,7 +230,6 @@ public final class LayerNorm: Layer {
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(channels, 1), (channels, 1)] }
     public var initializers: [ParameterInit] { [.constant(1), .constant(0)] }
-    public var supportsHessian: Bool { false }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
         checkedProduct([4, maxBatch, inputShape.count + inputShape.height * inputShape.width])
@@ -276,15 +281,5 @@ public final class LayerNorm: Layer {
             let d = gradInput + r * c, inv = inverseStd[r]
             for ch in 0..<c { d[ch] = inv * (g[ch] * gamma[ch] - meanG - h[ch] * meanGH) }
         }
-    }
-
-    public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                         rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        preconditionFailure("LayerNorm has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
-    }
-
-    public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
-                          gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        preconditionFailure("LayerNorm has no R-operator yet; the Hessian check refuses models with one (supportsHessian)")
     }
 }
