@@ -3,10 +3,20 @@
 #include "emc_trainer_kernels.h"
 #include <string.h>
 
+// AVX-512 and AVX2 versions of the elementwise loops beside the baseline, chosen when the program loads (GNU ifunc).
+// They compute the same values: the loops are selects and single adds, with no reassociation.
+#if defined(__x86_64__) && defined(__clang__)
+#define EMC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define EMC_CLONES
+#endif
+
+EMC_CLONES
 void emc_relu_forward(float *restrict y, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+EMC_CLONES
 void emc_relu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
@@ -18,6 +28,7 @@ void emc_add_bias(float *restrict y, const float *restrict bias, size_t rows, si
     }
 }
 
+EMC_CLONES
 void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, size_t columns) {
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * columns;
@@ -25,27 +36,37 @@ void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, siz
     }
 }
 
+// Copies of a few to a few hundred floats (a patch row: kernel × channels): inlined moves instead of a call to memcpy,
+// which for runs of 3–24 floats cost more than the copy.
+static inline void copy_run(float *restrict to, const float *restrict from, size_t n) {
+    for (; n >= 8; n -= 8, to += 8, from += 8) __builtin_memcpy_inline(to, from, 8 * sizeof(float));
+    if (n >= 4) { __builtin_memcpy_inline(to, from, 4 * sizeof(float)); n -= 4; to += 4; from += 4; }
+    for (; n > 0; n--) *to++ = *from++;
+}
+
 void emc_im2row(float *restrict rows, const float *restrict x, int batch, int h, int w, int c,
                 int kernel, int stride, int padding, int ho, int wo) {
-    const size_t run = (size_t)c * sizeof(float);
+    const size_t run = (size_t)kernel * c;
     for (int b = 0; b < batch; b++) {
         const float *image = x + (size_t)b * h * w * c;
         for (int oy = 0; oy < ho; oy++) {
             for (int ox = 0; ox < wo; ox++) {
+                int ix0 = ox * stride - padding;
+                int inside = ix0 >= 0 && ix0 + kernel <= w;
                 for (int ky = 0; ky < kernel; ky++) {
                     int iy = oy * stride - padding + ky;
-                    if (iy < 0 || iy >= h) { memset(rows, 0, run * kernel); rows += (size_t)c * kernel; continue; }
-                    int ix0 = ox * stride - padding;
-                    if (ix0 >= 0 && ix0 + kernel <= w) {
+                    if (iy < 0 || iy >= h) { memset(rows, 0, run * sizeof(float)); rows += run; continue; }
+                    const float *line = image + (size_t)iy * w * c;
+                    if (inside) {
                         // The whole kernel row is inside: K·C contiguous floats.
-                        memcpy(rows, image + ((size_t)iy * w + ix0) * c, run * kernel);
-                        rows += (size_t)c * kernel;
+                        copy_run(rows, line + (size_t)ix0 * c, run);
+                        rows += run;
                         continue;
                     }
                     for (int kx = 0; kx < kernel; kx++) {
                         int ix = ix0 + kx;
-                        if (ix >= 0 && ix < w) memcpy(rows, image + ((size_t)iy * w + ix) * c, run);
-                        else memset(rows, 0, run);
+                        if (ix >= 0 && ix < w) copy_run(rows, line + (size_t)ix * c, (size_t)c);
+                        else for (int ch = 0; ch < c; ch++) rows[ch] = 0.0f;
                         rows += c;
                     }
                 }
@@ -54,19 +75,32 @@ void emc_im2row(float *restrict rows, const float *restrict x, int batch, int h,
     }
 }
 
+// The adjoint of im2row. Each input element receives its patches' gradients in the same order (output pixel, then
+// kernel row, then kernel column) whichever path the window takes, so the sums are the same bits as a plain loop's.
 void emc_row2im(float *restrict dx, const float *restrict rows, int batch, int h, int w, int c,
                 int kernel, int stride, int padding, int ho, int wo) {
     memset(dx, 0, (size_t)batch * h * w * c * sizeof(float));
+    const size_t run = (size_t)kernel * c;
     for (int b = 0; b < batch; b++) {
         float *image = dx + (size_t)b * h * w * c;
         for (int oy = 0; oy < ho; oy++) {
             for (int ox = 0; ox < wo; ox++) {
+                int ix0 = ox * stride - padding;
+                int inside = ix0 >= 0 && ix0 + kernel <= w;
                 for (int ky = 0; ky < kernel; ky++) {
                     int iy = oy * stride - padding + ky;
+                    if (iy < 0 || iy >= h) { rows += run; continue; }
+                    float *line = image + (size_t)iy * w * c;
+                    if (inside) {
+                        float *d = line + (size_t)ix0 * c;
+                        for (size_t i = 0; i < run; i++) d[i] += rows[i];
+                        rows += run;
+                        continue;
+                    }
                     for (int kx = 0; kx < kernel; kx++) {
-                        int ix = ox * stride - padding + kx;
-                        if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
-                            float *d = image + ((size_t)iy * w + ix) * c;
+                        int ix = ix0 + kx;
+                        if (ix >= 0 && ix < w) {
+                            float *d = line + (size_t)ix * c;
                             for (int ch = 0; ch < c; ch++) d[ch] += rows[ch];
                         }
                         rows += c;
@@ -77,6 +111,9 @@ void emc_row2im(float *restrict dx, const float *restrict rows, int batch, int h
     }
 }
 
+// Branch-free: which input of a window is largest is data-dependent and unpredictable, and a mispredicted branch per
+// input cost more than the rest of the layer. Selects over a channel run vectorise (AVX2/AVX-512 clones).
+EMC_CLONES
 void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const float *restrict x,
                          int batch, int h, int w, int c, int kernel, int stride, int ho, int wo) {
     for (int b = 0; b < batch; b++) {
@@ -89,10 +126,12 @@ void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const floa
                     for (int kx = 0; kx < kernel; kx++) {
                         if (ky == 0 && kx == 0) continue;
                         int32_t at = (int32_t)(((size_t)(oy * stride + ky) * w + ox * stride + kx) * c);
+                        const float *in = image + at;
                         for (int ch = 0; ch < c; ch++) {
-                            float v = image[at + ch];
                             // Strictly greater: ties keep the first maximum, as PyTorch does.
-                            if (v > y[ch]) { y[ch] = v; argmax[ch] = at + ch; }
+                            int greater = in[ch] > y[ch];
+                            y[ch] = greater ? in[ch] : y[ch];
+                            argmax[ch] = greater ? at + ch : argmax[ch];
                         }
                     }
                 }

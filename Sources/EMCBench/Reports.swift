@@ -32,7 +32,7 @@ public enum BenchReports {
     }
 
     /// `torchJSON`: the output of scripts/bench/torch_train.py --json, for PyTorch's figures beside emc's.
-    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil) throws -> BenchReport {
+    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil, rawSgemm: Bool = true) throws -> BenchReport {
         BLAS.configureThreads()
         var torchRates: [String: Double] = [:]
         var torchVersion = ""
@@ -45,14 +45,26 @@ public enum BenchReports {
             torchVersion = " vs PyTorch \(file.torch)"
             for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }
         }
-        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only)
+        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only, rawSgemm: rawSgemm)
         return BenchReport(
             title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
             header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],
             rows: rows.map { r in
                 [r.model, r.input, "\(r.parameters)", f(r.samplesPerSecond), r.torchSamplesPerSecond.map { f($0) } ?? "-",
-                 r.torchSamplesPerSecond.map { f(r.samplesPerSecond / $0, 2) + "×" } ?? "-", f(r.gemmGFLOPs, 1), r.largestGemm, f(r.rawSgemmGFLOPs, 1),
-                 f(r.gemmGFLOPs / r.rawSgemmGFLOPs * 100) + "%"]
+                 r.torchSamplesPerSecond.map { f(r.samplesPerSecond / $0, 2) + "×" } ?? "-", f(r.gemmGFLOPs, 1), r.largestGemm, r.rawSgemmGFLOPs.map { f($0, 1) } ?? "-",
+                 r.rawSgemmGFLOPs.map { f(r.gemmGFLOPs / $0 * 100) + "%" } ?? "-"]
+            }, records: rows)
+    }
+
+    public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> BenchReport {
+        let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only)
+        let level = ["none (OpenBLAS only)", "AVX2", "AVX-512"][Int(BLAS.tallLevel)]
+        return BenchReport(
+            title: "Weight-gradient products C[m×n] += Aᵀ·B, k = batch \(batch) × output pixels, 1 thread, median of \(repeats); tall kernel: \(level), OpenBLAS \(BLAS.coreName)",
+            header: ["first model with it", "m", "n", "k", "OpenBLAS GFLOP/s", "tall GFLOP/s", "tall / OpenBLAS", "chosen", "‖tall − OpenBLAS‖ / ‖OpenBLAS‖"],
+            rows: rows.map { r in
+                [r.layer, "\(r.m)", "\(r.n)", "\(r.k)", f(r.openBLASGFLOPs, 1), f(r.tallGFLOPs, 1), f(r.tallGFLOPs / r.openBLASGFLOPs, 2) + "×",
+                 r.chosen, String(format: "%.1e", r.relativeDifference)]
             }, records: rows)
     }
 

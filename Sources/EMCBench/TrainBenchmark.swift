@@ -11,7 +11,7 @@ public enum TrainBenchmark {
         var parameters: Int
         var samplesPerSecond: Double
         var gemmGFLOPs: Double
-        var rawSgemmGFLOPs: Double
+        var rawSgemmGFLOPs: Double?
         var largestGemm: String
         var torchSamplesPerSecond: Double?
     }
@@ -36,7 +36,7 @@ public enum TrainBenchmark {
     ]
 
     /// `only`: the rows whose model spec contains it (all when nil).
-    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double], only: String? = nil) throws -> [Row] {
+    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double], only: String? = nil, rawSgemm timesRaw: Bool = true) throws -> [Row] {
         var rows: [Row] = []
         for (specText, shape) in cases where only.map({ specText.contains($0) }) ?? true {
             let (model, trainer, optimizer) = try benchTrainer(model: specText, shape: shape, batch: batch, optimizer: "sgd:lr=0.01,momentum=0.9")
@@ -52,7 +52,7 @@ public enum TrainBenchmark {
             rows.append(Row(model: specText, input: "\(shape)", parameters: model.parameterCount,
                             samplesPerSecond: stepsPerSecond * Double(batch),
                             gemmGFLOPs: model.gemmFLOPsPerStep(batch: batch) * stepsPerSecond / 1e9,
-                            rawSgemmGFLOPs: rawSgemm(m: m, n: nn, k: k, seconds: seconds, repeats: repeats), largestGemm: label,
+                            rawSgemmGFLOPs: timesRaw ? rawSgemm(m: m, n: nn, k: k, seconds: seconds, repeats: repeats) : nil, largestGemm: label,
                             torchSamplesPerSecond: torch["\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"]))
         }
         return rows
@@ -191,5 +191,72 @@ public enum HessianBenchmark {
                            rows: rows.map { [$0.model, "\($0.samples)", $0.mode, String(format: "%.1f", $0.fullPassMilliseconds), String(format: "%.1f", $0.productMilliseconds),
                                              String(format: "%.2f", $0.checkSeconds), "\($0.steps)", String(format: "%.1f", $0.fullPasses), "\($0.bound)"] },
                            records: rows)
+    }
+}
+
+/// `emc bench gradients`: the weight-gradient product C[m×n] += Aᵀ·B (k = every output pixel of the batch) of every
+/// convolution and linear layer in `emc bench train`'s models, by OpenBLAS and by emc's tall kernel, side by side.
+public enum WeightGradientBenchmark {
+    public struct Row: Encodable, Sendable {
+        var layer: String
+        var m: Int, n: Int, k: Int
+        var openBLASGFLOPs: Double
+        var tallGFLOPs: Double
+        var chosen: String
+        var relativeDifference: Double
+    }
+
+    /// The distinct (m, n, k) weight-gradient products of the models whose spec contains `only`, with a model that has it.
+    static func shapes(batch: Int, only: String?) throws -> [(String, Int, Int, Int)] {
+        var seen = Set<[Int]>(), found: [(String, Int, Int, Int)] = []
+        func visit(_ layer: Layer, _ model: String) {
+            if let block = layer as? CompositeLayer { block.sublayers.forEach { visit($0, model) }; return }
+            var shape: (Int, Int, Int)?
+            if let linear = layer as? Linear { shape = (linear.outFeatures, linear.inFeatures, batch * linear.positions) }
+            if let conv = layer as? Conv2D {
+                shape = (conv.outChannels, conv.inChannels * conv.kernel * conv.kernel, batch * conv.outputShape.height * conv.outputShape.width)
+            }
+            if let (m, n, k) = shape, seen.insert([m, n, k]).inserted { found.append((model, m, n, k)) }
+        }
+        for (spec, shape) in TrainBenchmark.cases where only.map({ spec.contains($0) }) ?? true {
+            let model = try ModelSpec(parsing: spec).build(input: shape, classes: 10, maxBatch: batch)
+            model.layers.forEach { visit($0, "\(spec) \(shape)") }
+        }
+        return found
+    }
+
+    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
+        BLAS.configureThreads()
+        return try shapes(batch: batch, only: only).map { (model, m, n, k) in
+            let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * m), b = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * n)
+            let c1 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n), c2 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n)
+            defer { a.deallocate(); b.deallocate(); c1.deallocate(); c2.deallocate() }
+            let rng = CounterRNG(seed: 3, stream: .test)
+            for i in 0..<(k * m) { a[i] = Float(rng.normal(UInt64(i))) }
+            for i in 0..<(k * n) { b[i] = Float(rng.normal(UInt64(k * m + i))) }
+            c1.initialize(repeating: 0); c2.initialize(repeating: 0)
+            let blas = { BLAS.sgemm(.transpose, .none, m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: m, b: b.baseAddress!, ldb: n,
+                                    beta: 1, c: c1.baseAddress!, ldc: n) }
+            let tall = { _ = emcGemmTall(m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!, c: c2.baseAddress!) }
+            blas(); tall()
+            var difference = 0.0, norm = 0.0
+            for i in 0..<(m * n) { difference += Double(c1[i] - c2[i]) * Double(c1[i] - c2[i]); norm += Double(c1[i]) * Double(c1[i]) }
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            return Row(layer: model, m: m, n: n, k: k, openBLASGFLOPs: flops / time(blas, seconds: seconds, repeats: repeats) / 1e9,
+                       tallGFLOPs: BLAS.tallLevel > 0 ? flops / time(tall, seconds: seconds, repeats: repeats) / 1e9 : 0,
+                       chosen: BLAS.prefersTallKernel(m: m, n: n, k: k) ? "tall" : "OpenBLAS", relativeDifference: (difference / max(norm, 1e-30)).squareRoot())
+        }
+    }
+
+    static func emcGemmTall(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
+        BLAS.accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: c, ldc: n)
+    }
+
+    /// Median seconds of one call.
+    static func time(_ body: () -> Void, seconds: Double, repeats: Int) -> Double {
+        let probe = Clock.now()
+        for _ in 0..<3 { body() }
+        let calls = max(3, Int(seconds / max(1e-7, (Clock.now() - probe) / 3)))
+        return medianSeconds(repeats: repeats) { for _ in 0..<calls { body() } } / Double(calls)
     }
 }

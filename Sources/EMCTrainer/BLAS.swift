@@ -1,4 +1,5 @@
 import CBLAS
+import CTrainerKernels
 import Foundation
 import EMCCore
 
@@ -64,6 +65,40 @@ public enum BLAS {
                     transA == .none ? CblasNoTrans : CblasTrans,
                     transB == .none ? CblasNoTrans : CblasTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// Which version of emc's own kernel for C += Aᵀ·B this CPU runs (`emc_gemm_tall_level`): 2 AVX-512, 1 AVX2 with FMA,
+    /// 0 none. `EMC_TALL_GEMM=0` turns the kernel off (every such product then goes to OpenBLAS), for benchmarks.
+    public static let tallLevel: Int32 = {
+        if let value = getenv("EMC_TALL_GEMM"), String(cString: value) == "0" { return 0 }
+        return emc_gemm_tall_level()
+    }()
+
+    /// Whether C[m×n] += Aᵀ·B with a summation of length k goes to emc's tall kernel rather than OpenBLAS: when C is small
+    /// and k long, where OpenBLAS spends as long packing the operands as multiplying them. The bounds are measured on
+    /// every layer of the benchmark models (docs/benchmarks.md, "The weight-gradient product").
+    public static func prefersTallKernel(m: Int, n: Int, k: Int) -> Bool {
+        tallLevel > 0 && k >= 2048 && min(m, n) <= 64 && m * n <= 12288
+    }
+
+    /// C[m×n] += Aᵀ·B by emc's tall kernel whatever the shape, at `level` (at most what the CPU runs; default the chosen
+    /// one); false (nothing done) when the CPU has no version of it. Each element is the fused multiply-add chain over k
+    /// in order, at every level.
+    public static func accumulateTransposedProductWithTallKernel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                                                                b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                                                level: Int32 = tallLevel) -> Bool {
+        emc_gemm_tall_accumulate(min(level, emc_gemm_tall_level()), Int32(m), Int32(n), k, a, lda, b, ldb, c, ldc) != 0
+    }
+
+    /// C[m×n] += Aᵀ·B on row-major Float32, A k×m and B k×n: every layer's weight gradient. Goes to emc's tall kernel
+    /// when `prefersTallKernel`, to cblas_sgemm otherwise.
+    @inline(__always)
+    public static func accumulateTransposedProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                                                   b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if !prefersTallKernel(m: m, n: n, k: k)
+            || !accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc) {
+            sgemm(.transpose, .none, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+        }
     }
 
     /// A safe, checked sgemm on arrays (row-major, no transposes): returns A(m×k) · B(k×n).

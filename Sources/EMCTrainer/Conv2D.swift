@@ -82,8 +82,8 @@ public final class Conv2D: Layer {
 
     /// dW += dyᵀ · rows.
     private func addWeightGradient(_ dy: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, into dW: UnsafeMutablePointer<Float>, batch: Int) {
-        BLAS.sgemm(.transpose, .none, m: outChannels, n: patch, k: pixels(batch), alpha: 1, a: dy, lda: outChannels,
-                   b: rows, ldb: patch, beta: 1, c: dW, ldc: patch)
+        BLAS.accumulateTransposedProduct(m: outChannels, n: patch, k: pixels(batch), a: dy, lda: outChannels,
+                                         b: rows, ldb: patch, c: dW, ldc: patch)
     }
 
     /// gradRows = dy · W (beta 0) or gradRows += dy · W (beta 1).

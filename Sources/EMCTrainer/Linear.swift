@@ -65,8 +65,8 @@ public final class Linear: Layer {
 
     /// dW += dyᵀ · x.
     private func addWeightGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, into dW: UnsafeMutablePointer<Float>, batch: Int) {
-        BLAS.sgemm(.transpose, .none, m: outFeatures, n: inFeatures, k: batch * positions, alpha: 1, a: dy, lda: outFeatures,
-                   b: x, ldb: inFeatures, beta: 1, c: dW, ldc: inFeatures)
+        BLAS.accumulateTransposedProduct(m: outFeatures, n: inFeatures, k: batch * positions, a: dy, lda: outFeatures,
+                                         b: x, ldb: inFeatures, c: dW, ldc: inFeatures)
     }
 
     /// dx = dy · W (beta 0) or dx += dy · W (beta 1).

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -54,9 +54,26 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "JSON from scripts/bench/torch_train.py --json, for a side-by-side table.") var torch: String?
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
+    @Flag(inversion: .prefixedNo, help: "Also time raw sgemm on each model's largest product (off: only training runs, for a profiler).")
+    var rawSgemm = true
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only)) }
+    func run() throws {
+        try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only, rawSgemm: rawSgemm))
+    }
+}
+
+struct BenchGradients: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gradients", abstract: "The weight-gradient product of every layer in `emc bench train`'s models, by OpenBLAS and by emc's tall kernel.",
+        discussion: "Each distinct product C[m×n] += Aᵀ·B (k = batch × output pixels) once, 1 thread, both results compared.")
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Seconds per measurement.") var seconds = 0.3
+    @Option(help: "Repetitions; the median is reported.") var repeats = 5
+    @Option(help: "Only the models whose spec contains this text (e.g. resnet).") var only: String?
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws { try output.show(BenchReports.gradients(batch: batch, seconds: seconds, repeats: repeats, only: only)) }
 }
 
 struct BenchLoader: ParsableCommand {

@@ -59,3 +59,63 @@ struct BLASTests {
         #expect(BLAS.preferredCore(current: "SkylakeX", requested: nil, cpuFlags: avx512) == nil)
     }
 }
+
+@Suite("emc's tall kernel for C += Aᵀ·B")
+struct TallKernelTests {
+    /// Every element must be the fused multiply-add chain over k in order, bit for bit, at every level the CPU runs,
+    /// on shapes that exercise each tile and mask (m and n around the tile sizes, k across slab boundaries, padded
+    /// strides), and nothing outside C's m×n may change.
+    @Test("equals the in-order fused multiply-add chain bit for bit, at every level; leaves the padding alone")
+    func exact() throws {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.tallLevel }
+        let rng = CounterRNG(seed: 5, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (m, n, k) in [(1, 1, 1), (3, 7, 255), (4, 8, 256), (5, 15, 257), (8, 16, 600), (9, 17, 3), (13, 24, 300),
+                          (17, 25, 513), (8, 31, 100), (12, 32, 64), (7, 33, 70), (16, 47, 90), (20, 72, 40), (2, 100, 9)] {
+            let lda = m + 3, ldb = n + 5, ldc = n + 2
+            let a = (0..<(k * lda)).map { _ in random() }, b = (0..<(k * ldb)).map { _ in random() }
+            let start = (0..<(m * ldc)).map { _ in random() }
+            var expected = start
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = start[i * ldc + j]
+                    for p in 0..<k { sum = sum.addingProduct(a[p * lda + i], b[p * ldb + j]) }
+                    expected[i * ldc + j] = sum
+                }
+            }
+            for level in levels {
+                var c = start
+                let ran = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                    BLAS.accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!,
+                                                                    ldb: ldb, c: pc.baseAddress!, ldc: ldc, level: level)
+                } } }
+                #expect(ran)
+                let wrong = (0..<(m * ldc)).filter { c[$0].bitPattern != expected[$0].bitPattern }
+                #expect(wrong.isEmpty, "level \(level), m \(m) n \(n) k \(k): \(wrong.count) elements differ, first at \(wrong.first ?? -1)")
+            }
+        }
+    }
+
+    @Test("the layers' dispatcher gives OpenBLAS's product within rounding, whichever kernel it picks")
+    func dispatcher() {
+        let rng = CounterRNG(seed: 6, stream: .test)
+        for (m, n, k) in [(8, 27, 4096), (64, 576, 4096), (10, 16, 128)] {
+            let a = (0..<(k * m)).map { Float(rng.normal(UInt64($0))) }, b = (0..<(k * n)).map { Float(rng.normal(UInt64(1 << 30 + $0))) }
+            var viaBLAS = [Float](repeating: 1, count: m * n), viaDispatch = viaBLAS
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                viaBLAS.withUnsafeMutableBufferPointer { pc in
+                    BLAS.sgemm(.transpose, .none, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress!, lda: m, b: pb.baseAddress!, ldb: n,
+                               beta: 1, c: pc.baseAddress!, ldc: n)
+                }
+                viaDispatch.withUnsafeMutableBufferPointer { pc in
+                    BLAS.accumulateTransposedProduct(m: m, n: n, k: k, a: pa.baseAddress!, lda: m, b: pb.baseAddress!, ldb: n,
+                                                     c: pc.baseAddress!, ldc: n)
+                }
+            } }
+            let difference = zip(viaBLAS, viaDispatch).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+            let norm = viaBLAS.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+            #expect(difference / norm < 1e-5, "m \(m) n \(n) k \(k)")
+        }
+    }
+}

@@ -20,4 +20,11 @@ void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const floa
 void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
                           int batch, size_t in_count, size_t out_count);
 
+/* C (m×n, row stride ldc) += Aᵀ·B, with A k×m (row stride lda) and B k×n (row stride ldb): for small m and n and a long k
+   (gemm_tall.c). emc_gemm_tall_level() tells which version the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (then
+   emc_gemm_tall_accumulate does nothing and returns 0, and the caller uses BLAS). Both versions give the same bits. */
+int emc_gemm_tall_level(void);
+int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                             float *c, size_t ldc);
+
 #endif
