@@ -153,3 +153,52 @@ void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, co
     }
 }
 
+
+// GELU, SiLU, sigmoid and softmax: vectorisable through emc_exp and emc_erf, no contraction, so every clone agrees.
+#pragma clang fp contract(off)
+EMC_CLONES
+void emc_gelu_forward(float *restrict y, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + emc_erf(x[i] * 0.70710678118654752f));
+}
+
+EMC_CLONES
+void emc_gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + emc_erf(v * 0.70710678118654752f));
+        float pdf = emc_exp(-0.5f * v * v) * 0.39894228040143268f;
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
+EMC_CLONES
+void emc_silu_forward(float *restrict y, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + emc_exp(-x[i]));
+}
+
+EMC_CLONES
+void emc_silu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + emc_exp(-x[i]));
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+EMC_CLONES
+void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + emc_exp(-x[i]));
+}
+
+EMC_CLONES
+void emc_softmax_rows(float *restrict p, size_t rows, size_t columns) {
+    for (size_t r = 0; r < rows; r++, p += columns) {
+        float top = p[0];
+        for (size_t j = 1; j < columns; j++) top = p[j] > top ? p[j] : top;
+        for (size_t j = 0; j < columns; j++) p[j] = emc_exp(p[j] - top);
+        float sum = 0.0f;
+        for (size_t j = 0; j < columns; j++) sum += p[j];
+        float inverse = 1.0f / sum;
+        for (size_t j = 0; j < columns; j++) p[j] *= inverse;
+    }
+}
+#pragma clang fp contract(on)

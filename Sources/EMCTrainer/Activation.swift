@@ -38,9 +38,9 @@ public final class Activation: Layer {
         case .relu: emc_relu_forward(output, input, n)
         case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
         case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
-        case .sigmoid: for i in 0..<n { output[i] = 1 / (1 + expf(-input[i])) }
-        case .gelu: for i in 0..<n { output[i] = 0.5 * input[i] * (1 + erff(input[i] * 0.70710678118654752)) }
-        case .silu: for i in 0..<n { output[i] = input[i] / (1 + expf(-input[i])) }
+        case .sigmoid: emc_sigmoid_forward(output, input, n)
+        case .gelu: emc_gelu_forward(output, input, n)
+        case .silu: emc_silu_forward(output, input, n)
         case .identity: output.update(from: input, count: n)
         }
     }
@@ -54,18 +54,8 @@ public final class Activation: Layer {
         case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
         case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
         case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }
-        case .gelu:
-            for i in 0..<n {
-                let x = input[i]
-                let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
-                let pdf = expf(-0.5 * x * x) * 0.39894228040143268
-                g[i] = gradOutput[i] * (cdf + x * pdf)
-            }
-        case .silu:
-            for i in 0..<n {
-                let sig = 1 / (1 + expf(-input[i]))
-                g[i] = gradOutput[i] * sig * (1 + input[i] * (1 - sig))
-            }
+        case .gelu: emc_gelu_backward(g, input, gradOutput, n)
+        case .silu: emc_silu_backward(g, input, gradOutput, n)
         case .identity: g.update(from: gradOutput, count: n)
         }
     }
@@ -79,11 +69,11 @@ public final class Activation: Layer {
         case .tanh: let d = 1 - y * y; return (d, -2 * y * d)
         case .sigmoid: let d = y * (1 - y); return (d, d * (1 - 2 * y))
         case .gelu:
-            let cdf = 0.5 * (1 + erff(x * 0.70710678118654752))
-            let pdf = expf(-0.5 * x * x) * 0.39894228040143268
+            let cdf = 0.5 * (1 + emc_erf(x * 0.70710678118654752))
+            let pdf = emc_exp(-0.5 * x * x) * 0.39894228040143268
             return (cdf + x * pdf, pdf * (2 - x * x))
         case .silu:
-            let sig = 1 / (1 + expf(-x)), ds = sig * (1 - sig)
+            let sig = 1 / (1 + emc_exp(-x)), ds = sig * (1 - sig)
             return (sig + x * ds, ds * (2 + x * (1 - 2 * sig)))
         case .identity: return (1, 0)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import EMCCore
+import CTrainerKernels
 
 // The vision transformer's layers. Tokens are stored as NHWC samples of height 1: [B, 1, T, C], so the per-token
 // linear maps are pointwise `Linear`s and LayerNorm normalises each token's C values.
@@ -55,15 +56,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
             for h in 0..<heads {
                 let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
                 BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: p, ldc: t)
-                for row in 0..<t {
-                    let r = p + row * t
-                    var top = r[0]
-                    for j in 1..<t { top = max(top, r[j]) }
-                    var sum: Float = 0
-                    for j in 0..<t { r[j] = expf(r[j] - top); sum += r[j] }
-                    let inv = 1 / sum
-                    for j in 0..<t { r[j] *= inv }
-                }
+                emc_softmax_rows(p, t, t)
                 BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: v, ldb: ld, beta: 0,
                            c: output + b * t * dim + h * d, ldc: dim)
             }

@@ -1,6 +1,8 @@
 import EMCCore
 import EMCTrainer
 import Testing
+import Foundation
+import CTrainerKernels
 
 @Suite("OpenBLAS and LAPACKE wrappers")
 struct BLASTests {
@@ -117,5 +119,37 @@ struct TallKernelTests {
             let norm = viaBLAS.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
             #expect(difference / norm < 1e-5, "m \(m) n \(n) k \(k)")
         }
+    }
+}
+
+@Suite("The vectorisable exp and erf under GELU, SiLU and softmax")
+struct ElementaryFunctionTests {
+    @Test("emc_exp within 2 ulp of libm's exp, emc_erf within 6e-7 of erf; NaN stays NaN")
+    func accuracy() {
+        var worstExpUlps = 0.0, worstErf = 0.0
+        for i in 0...200_000 {
+            let x = -87 + Float(i) * (175.0 / 200_000)
+            let reference = Foundation.exp(Double(x))
+            let ulp = Double(Float(reference).ulp)
+            worstExpUlps = max(worstExpUlps, abs(Double(emc_exp(x)) - reference) / ulp)
+            let z = -6 + Float(i) * (12.0 / 200_000)
+            worstErf = max(worstErf, abs(Double(emc_erf(z)) - Foundation.erf(Double(z))))
+        }
+        #expect(worstExpUlps <= 2, "exp: \(worstExpUlps) ulp")
+        #expect(worstErf <= 6e-7, "erf: \(worstErf)")
+        #expect(emc_exp(.nan).isNaN && emc_erf(.nan).isNaN)
+        #expect(emc_exp(-1000) >= 0 && emc_exp(-1000) < 1e-37 && emc_erf(50) == 1 && emc_erf(-50) == -1)
+    }
+
+    @Test("softmax rows are positive, sum to 1 and keep their order, also for large logits")
+    func softmax() {
+        var rows: [Float] = [1, 2, 3, 1000, 1001, 999, -50, -50, -50]
+        rows.withUnsafeMutableBufferPointer { emc_softmax_rows($0.baseAddress!, 3, 3) }
+        for r in 0..<3 {
+            let row = rows[(r * 3)..<(r * 3 + 3)]
+            #expect(abs(row.reduce(0, +) - 1) < 1e-6 && row.allSatisfy { $0 > 0 })
+        }
+        #expect(rows[0] < rows[1] && rows[1] < rows[2] && rows[5] < rows[3] && rows[3] < rows[4])
+        #expect(abs(rows[6] - 1.0 / 3) < 1e-7)
     }
 }

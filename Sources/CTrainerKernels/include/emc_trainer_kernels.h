@@ -27,4 +27,50 @@ int emc_gemm_tall_level(void);
 int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                              float *c, size_t ldc);
 
+/* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
+   operations at every instruction set (no contraction into FMA), so every clone gives the same bits.
+   emc_exp: Cephes' range reduction and degree-6 polynomial, within 2 ulp of expf on [-87, 88]; clamped outside it (NaN
+   stays NaN). emc_erf: Abramowitz and Stegun 7.1.26 (|error| ≤ 1.5e-7 in exact arithmetic, ≤ 6e-7 in float), the form
+   PyTorch's vectorised GELU uses. */
+#pragma clang fp contract(off)
+static inline float emc_exp(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.7f ? 88.7f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = p * (r * r) + r + 1.0f;
+    union { int32_t i; float f; } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return e * scale.f;
+}
+
+static inline float emc_erf(float x) {
+    float a = x < 0 ? -x : x;
+    float t = 1.0f / (0.3275911f * a + 1.0f);
+    float r = 1.061405429f;
+    r = r * t + -1.453152027f;
+    r = r * t + 1.421413741f;
+    r = r * t + -0.284496736f;
+    r = r * t + 0.254829592f;
+    float y = 1.0f - r * t * emc_exp(-a * a);
+    return x < 0 ? -y : y;
+}
+#pragma clang fp contract(on)
+
+/* Activations over n floats (the exact-erf GELU through emc_erf, SiLU and the sigmoid through emc_exp). */
+void emc_gelu_forward(float *restrict y, const float *restrict x, size_t n);
+void emc_gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n);
+void emc_silu_forward(float *restrict y, const float *restrict x, size_t n);
+void emc_silu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n);
+void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n);
+/* Each of `rows` rows of `columns` floats becomes its softmax, in place (max subtracted; the sum in order). */
+void emc_softmax_rows(float *restrict p, size_t rows, size_t columns);
+
 #endif
