@@ -1,5 +1,10 @@
 import EMCCore
 import CTrainerKernels
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// 2-D convolution over NHWC samples, as PyTorch's `nn.Conv2d` (cross-correlation, zero padding).
 ///
@@ -9,6 +14,11 @@ import CTrainerKernels
 ///   dW += dyᵀ · rows,  db += Σ dy,  drows = dy · W,  dx = row2im(drows) (scatter-add)
 /// In NHWC the patch's Cin values are contiguous, so im2row copies runs of Cin floats. The R-operator is the same
 /// products on (rows, R{rows}) and (W, V_W): see `rForward` and `rBackward`.
+///
+/// A stride-1 "same" convolution with few channels (`usesDirect`) skips im2row in training: the input is copied once
+/// into zero-padded images, whose patches are overlapping rows that `emc_conv_direct` (forward, and the input gradient
+/// with the flipped kernel) and the tall kernel (weight gradient) read in place. At 8–32 channels im2row's rows are 9×
+/// the input and the layer was bound by writing and reading them (docs/benchmarks.md, "Direct convolutions").
 public final class Conv2D: Layer {
     public let name = "conv"
     public let inputShape: FeatureShape
@@ -25,8 +35,26 @@ public final class Conv2D: Layer {
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
     private var rRows = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// The direct path's buffers: the padded input, the padded output gradient, the padded-grid output, the weights as
+    /// [ky][kx][ci][co] and flipped as [ky][kx][co][ci] (see `usesDirect`).
+    private var padded = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var paddedGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var grid = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var weightsByTap = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// Whether training skips im2row (`emc_conv_direct`): stride 1, an odd kernel with "same" padding, a CPU with
+    /// AVX2 or AVX-512, at most `directChannelLimit` channels in and out, and not turned off by `EMC_DIRECT_CONV=0`.
+    public let usesDirect: Bool
+    /// The widest layer (in or out channels) that takes the direct path; measured in docs/benchmarks.md.
+    public static let directChannelLimit = 64
+    static let directEnabled: Bool = {
+        if let value = getenv("EMC_DIRECT_CONV"), String(cString: value) == "0" { return false }
+        return BLAS.tallLevel > 0
+    }()
 
-    public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+    /// `direct: false` keeps im2row even where the direct path applies (tests compare the two).
+    public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
+                direct: Bool = true) {
         inputShape = input
         hasBias = bias
         inChannels = input.channels
@@ -39,19 +67,34 @@ public final class Conv2D: Layer {
         outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
         rows = UnsafeMutableBufferPointer(start: nil, count: 0)
         gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
+        usesDirect = direct && Self.directEnabled && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2
+            && max(input.channels, outChannels) <= Self.directChannelLimit && input.height > 0 && input.width > 0
     }
 
     deinit {
         rows.deallocate()
         gradRows.deallocate()
         rRows.deallocate()
+        for buffer in [padded, paddedGradient, grid, weightsByTap, flippedWeights] { buffer.deallocate() }
     }
+
+    // The padded grid: images of (H + K − 1) × (W + K − 1) positions one after the other, and after the last image
+    // enough zero rows for the furthest patch row a position of the batch reads.
+    private var paddedHeight: Int { inputShape.height + kernel - 1 }
+    private var paddedWidth: Int { inputShape.width + kernel - 1 }
+    private func gridPositions(_ batch: Int) -> Int { batch * paddedHeight * paddedWidth }
+    private var slackRows: Int { kernel * paddedWidth + kernel }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch)] + (hasBias ? [(outChannels, patch)] : []) }
     public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch)] + (hasBias ? [nil] : []) }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
-        checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient
+        if usesDirect {
+            // Padded input, padded output gradient and the grid output (the R-operator's rows come on top, when bound).
+            let positions = maxBatch * paddedHeight * paddedWidth + slackRows
+            return checkedProduct([4, positions, inChannels + 2 * outChannels])
+        }
+        return checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient
     }
 
     private func rowCount(_ maxBatch: Int) -> Int { maxBatch * outputShape.height * outputShape.width * patch }
@@ -61,15 +104,37 @@ public final class Conv2D: Layer {
         self.gradients = WeightAndBias(gradients, weights: outChannels * patch)
         rows.deallocate()
         gradRows.deallocate()
-        rows = .allocate(capacity: rowCount(maxBatch))
-        gradRows = .allocate(capacity: rowCount(maxBatch))
+        for buffer in [padded, paddedGradient, grid, weightsByTap, flippedWeights] { buffer.deallocate() }
+        if usesDirect {
+            // im2row's rows only if the R-operator is bound (`bindDirection`).
+            rows = UnsafeMutableBufferPointer(start: nil, count: 0)
+            gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
+            let positions = gridPositions(maxBatch) + slackRows
+            // Zeroed once: only the images' interiors are ever written, so the borders stay zero.
+            padded = .allocate(capacity: positions * inChannels)
+            padded.initialize(repeating: 0)
+            paddedGradient = .allocate(capacity: positions * outChannels)
+            paddedGradient.initialize(repeating: 0)
+            grid = .allocate(capacity: positions * max(inChannels, outChannels))
+            weightsByTap = .allocate(capacity: outChannels * patch)
+            flippedWeights = .allocate(capacity: outChannels * patch)
+        } else {
+            rows = .allocate(capacity: rowCount(maxBatch))
+            gradRows = .allocate(capacity: rowCount(maxBatch))
+        }
+        self.maxBatch = maxBatch
     }
+    private var maxBatch = 0
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.direction = WeightAndBias(direction, weights: outChannels * patch)
         self.product = WeightAndBias(product, weights: outChannels * patch)
         rRows.deallocate()
         rRows = .allocate(capacity: rowCount(maxBatch))
+        if usesDirect && rows.baseAddress == nil {
+            rows = .allocate(capacity: rowCount(maxBatch))
+            gradRows = .allocate(capacity: rowCount(maxBatch))
+        }
     }
 
     private func pixels(_ batch: Int) -> Int { batch * outputShape.height * outputShape.width }
@@ -93,6 +158,7 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        if usesDirect { directForward(input, output, batch: batch); return }
         im2row(input, into: rows.baseAddress!, batch: batch)
         if hasBias { emc_add_bias(output, parameters.bias, pixels(batch), outChannels) }
         addProduct(rows.baseAddress!, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
@@ -100,6 +166,7 @@ public final class Conv2D: Layer {
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        if usesDirect { directBackward(gradOutput: gradOutput, gradInput: gradInput, batch: batch); return }
         // rows still hold this batch's patches from forward.
         addWeightGradient(gradOutput, rows.baseAddress!, into: gradients.weight, batch: batch)
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), outChannels) }
@@ -111,6 +178,8 @@ public final class Conv2D: Layer {
     /// R{rows} = im2row(R{x});  R{y} = R{rows}·Wᵀ + rows·V_Wᵀ + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
+        // The direct path's forward wrote no rows; the R-operator works on them.
+        if usesDirect { im2row(input, into: rows.baseAddress!, batch: batch) }
         if hasBias { emc_add_bias(rOutput, direction.bias, pixels(batch), outChannels) }
         addProduct(rows.baseAddress!, direction.weight, into: rOutput, beta: hasBias ? 1 : 0, batch: batch)
         guard let rInput else { return }
@@ -128,6 +197,75 @@ public final class Conv2D: Layer {
         rowGradient(rGradOutput, parameters.weight, beta: 0, batch: batch)
         rowGradient(gradOutput, direction.weight, beta: 1, batch: batch)
         row2im(rGradInput, batch: batch)
+    }
+
+    /// Copies `count`-channel images into the interiors of the padded grid at `to` (borders untouched, so zero), and
+    /// zeroes the slack rows after the batch (a smaller batch than the last leaves stale rows there).
+    private func pad(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, p = padding, wp = paddedWidth
+        for b in 0..<batch {
+            for y in 0..<h {
+                let source = from + ((b * h + y) * w) * count
+                let target = to + ((b * paddedHeight + y + p) * wp + p) * count
+                target.update(from: source, count: w * count)
+            }
+        }
+        (to + gridPositions(batch) * count).update(repeating: 0, count: slackRows * count)
+    }
+
+    /// The valid positions of the grid (the top-left H × W of each padded image) into a dense NHWC tensor.
+    private func compact(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int) {
+        let h = inputShape.height, w = inputShape.width, wp = paddedWidth
+        for b in 0..<batch {
+            for y in 0..<h {
+                (to + ((b * h + y) * w) * count).update(from: from + ((b * paddedHeight + y) * wp) * count, count: w * count)
+            }
+        }
+    }
+
+    private func directForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let k = kernel, cin = inChannels, cout = outChannels, weight = parameters.weight, taps = weightsByTap.baseAddress!
+        // W [co][ky][kx][ci] → [ky][kx][ci][co].
+        for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
+        pad(input, into: padded.baseAddress!, channels: cin, batch: batch)
+        _ = emc_conv_direct(BLAS.tallLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), paddedWidth,
+                            padded.baseAddress!, taps, grid.baseAddress!)
+        compact(grid.baseAddress!, into: output, channels: cout, batch: batch)
+        if hasBias {
+            let bias = parameters.bias
+            for r in 0..<pixels(batch) { let y = output + r * cout; for co in 0..<cout { y[co] += bias[co] } }
+        }
+    }
+
+    private func directBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let k = kernel, cin = inChannels, cout = outChannels, wp = paddedWidth
+        // dy into the padded grid: at its own position it is the weight gradient's operand (zero at every position whose
+        // output is thrown away), shifted by the padding it is the input gradient's padded input.
+        let gradientGrid = paddedGradient.baseAddress!
+        pad(gradOutput, into: gradientGrid, channels: cout, batch: batch)
+        let atOutputs = UnsafePointer(gradientGrid + (padding * wp + padding) * cout)
+        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(q + ky·Wp)·C + kx·C + ci]: one tall product per kernel row.
+        for ky in 0..<k {
+            _ = BLAS.accumulateTransposedProductWithTallKernel(
+                m: cout, n: k * cin, k: gridPositions(batch), a: atOutputs, lda: cout,
+                b: padded.baseAddress! + ky * wp * cin, ldb: cin, c: gradients.weight + ky * k * cin, ldc: patch)
+        }
+        if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
+        guard let gradInput else { return }
+        // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
+        let weight = parameters.weight, flipped = flippedWeights.baseAddress!
+        for ky in 0..<k {
+            for kx in 0..<k {
+                for co in 0..<cout {
+                    for ci in 0..<cin {
+                        flipped[((ky * k + kx) * cout + co) * cin + ci] = weight[co * patch + ((k - 1 - ky) * k + (k - 1 - kx)) * cin + ci]
+                    }
+                }
+            }
+        }
+        _ = emc_conv_direct(BLAS.tallLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), wp,
+                            gradientGrid, flipped, grid.baseAddress!)
+        compact(grid.baseAddress!, into: gradInput, channels: cin, batch: batch)
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.

@@ -153,3 +153,86 @@ struct ElementaryFunctionTests {
         #expect(abs(rows[6] - 1.0 / 3) < 1e-7)
     }
 }
+
+@Suite("Direct convolutions (no im2row)")
+struct DirectConvolutionTests {
+    /// emc_conv_direct at each level the CPU runs must be the in-order fused multiply-add chain over (ky, j), from zero,
+    /// bit for bit, for output widths that exercise every tile and mask (1–80 channels).
+    @Test("the kernel equals the in-order FMA chain bit for bit at every level")
+    func kernelExact() {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.tallLevel }
+        let rng = CounterRNG(seed: 8, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (m, cout, k, c, wp) in [(37, 8, 3, 3, 9), (50, 16, 3, 8, 10), (29, 24, 3, 5, 7), (20, 40, 3, 4, 6), (17, 64, 1, 6, 5),
+                                     (31, 80, 3, 2, 8), (13, 1, 5, 3, 9), (26, 33, 3, 1, 6)] {
+            let xCount = (m - 1 + (k - 1) * wp) * c + k * c
+            let x = (0..<xCount).map { _ in random() }, w = (0..<(k * k * c * cout)).map { _ in random() }
+            var expected = [Float](repeating: 0, count: m * cout)
+            for q in 0..<m {
+                for co in 0..<cout {
+                    var sum: Float = 0
+                    for ky in 0..<k { for j in 0..<(k * c) { sum = sum.addingProduct(x[(q + ky * wp) * c + j], w[(ky * k * c + j) * cout + co]) } }
+                    expected[q * cout + co] = sum
+                }
+            }
+            for level in levels {
+                var y = [Float](repeating: .nan, count: m * cout)
+                let ran = x.withUnsafeBufferPointer { px in w.withUnsafeBufferPointer { pw in y.withUnsafeMutableBufferPointer { py in
+                    emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, px.baseAddress!, pw.baseAddress!, py.baseAddress!)
+                } } }
+                #expect(ran == 1)
+                let wrong = (0..<(m * cout)).filter { y[$0].bitPattern != expected[$0].bitPattern }
+                #expect(wrong.isEmpty, "level \(level), m \(m) cout \(cout) k \(k) c \(c): \(wrong.count) differ")
+            }
+        }
+    }
+
+    /// The direct path and im2row on the same weights and batches: outputs, weight and bias gradients and input gradients
+    /// within rounding; a smaller batch after a full one (stale rows after the batch must not leak in).
+    @Test("the direct path gives im2row's outputs and gradients, batch after batch")
+    func matchesIm2row() throws {
+        try #require(BLAS.tallLevel > 0)
+        for (h, w, cin, cout, k) in [(7, 9, 3, 8, 3), (8, 8, 16, 16, 3), (5, 6, 4, 40, 5), (6, 5, 2, 3, 1)] {
+            let shape = FeatureShape(height: h, width: w, channels: cin)
+            let direct = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2)
+            let reference = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: false)
+            #expect(direct.usesDirect && !reference.usesDirect)
+            let maxBatch = 4, n = direct.parameterCount
+            let rng = CounterRNG(seed: 9, stream: .test)
+            let parameters = (0..<n).map { Float(rng.normal(UInt64($0))) * 0.3 }
+            var stores: [(UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)] = []
+            for layer in [direct, reference] {
+                let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: n), g = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+                _ = p.initialize(from: parameters); g.initialize(repeating: 0)
+                layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: maxBatch)
+                stores.append((p, g))
+            }
+            defer { for (p, g) in stores { p.deallocate(); g.deallocate() } }
+            for (round, batch) in [4, 2, 3].enumerated() {
+                let x = (0..<(batch * shape.count)).map { Float(rng.normal(UInt64(1 << 20 + round * 100_000 + $0))) }
+                let dy = (0..<(batch * direct.outputShape.count)).map { Float(rng.normal(UInt64(1 << 24 + round * 100_000 + $0))) }
+                var outputs: [[Float]] = [], inputGradients: [[Float]] = []
+                for layer in [direct, reference] {
+                    var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+                    x.withUnsafeBufferPointer { px in dy.withUnsafeBufferPointer { pdy in
+                        y.withUnsafeMutableBufferPointer { py in dx.withUnsafeMutableBufferPointer { pdx in
+                            layer.forward(px.baseAddress!, py.baseAddress!, batch: batch)
+                            layer.backward(input: px.baseAddress!, output: py.baseAddress!, gradOutput: pdy.baseAddress!,
+                                           gradInput: pdx.baseAddress!, batch: batch)
+                        } }
+                    } }
+                    outputs.append(y); inputGradients.append(dx)
+                }
+                func relative(_ a: [Float], _ b: [Float]) -> Double {
+                    let d = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+                    return (d / max(1e-30, b.map { Double($0) * Double($0) }.reduce(0, +))).squareRoot()
+                }
+                let label = "\(h)×\(w)×\(cin)→\(cout) k\(k) batch \(batch)"
+                #expect(relative(outputs[0], outputs[1]) < 1e-6, "output \(label)")
+                #expect(relative(inputGradients[0], inputGradients[1]) < 1e-6, "input gradient \(label)")
+                #expect(relative(Array(stores[0].1), Array(stores[1].1)) < 1e-6, "weight and bias gradients \(label)")
+            }
+        }
+    }
+}

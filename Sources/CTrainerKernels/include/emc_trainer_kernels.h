@@ -27,6 +27,13 @@ int emc_gemm_tall_level(void);
 int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                              float *c, size_t ldc);
 
+/* y[q][co] = Σ_{ky<K} Σ_{j<K·C} x[(q + ky·Wp)·C + j] · w[(ky·K·C + j)·cout + co] for q < m (conv_direct.c): a stride-1
+   convolution over zero-padded images of width Wp (`paddedWidth`), the patches read in place as overlapping rows. x must
+   be readable up to ((m − 1 + (K − 1)·Wp)·C + K·C) floats. Same levels as emc_gemm_tall_level; returns 0 (nothing
+   done) at level 0. */
+int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
+                    const float *w, float *y);
+
 /* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
    operations at every instruction set (no contraction into FMA), so every clone gives the same bits.
    emc_exp: Cephes' range reduction and degree-6 polynomial, within 2 ulp of expf on [-87, 88]; clamped outside it (NaN
