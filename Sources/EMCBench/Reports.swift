@@ -68,6 +68,17 @@ public enum BenchReports {
             }, records: rows)
     }
 
+    public static func conv(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> BenchReport {
+        let rows = try ConvolutionBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only)
+        return BenchReport(
+            title: "Stride-1 convolutions, forward + backward (with the input gradient), batch \(batch), 1 thread, median of \(repeats); im2row + OpenBLAS \(BLAS.coreName) against the direct path",
+            header: ["first model with it", "input", "out channels", "kernel", "im2row ms", "direct ms", "im2row / direct", "chosen"],
+            rows: rows.map { r in
+                [r.layer, r.input, "\(r.outChannels)", "\(r.kernel)×\(r.kernel)", f(r.im2rowMilliseconds, 2), f(r.directMilliseconds, 2),
+                 f(r.im2rowMilliseconds / r.directMilliseconds, 2) + "×", r.chosen]
+            }, records: rows)
+    }
+
     public static func loader(repeats: Int, scratch: String, progress: (String) -> Void) throws -> BenchReport {
         try FileSystem.createDirectory(scratch)
         defer { FileSystem.removeTree(scratch) }

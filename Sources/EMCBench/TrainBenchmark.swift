@@ -260,3 +260,57 @@ public enum WeightGradientBenchmark {
         return medianSeconds(repeats: repeats) { for _ in 0..<calls { body() } } / Double(calls)
     }
 }
+
+/// `emc bench conv`: forward + backward (weight, bias and input gradients) of every stride-1 "same" convolution in
+/// `emc bench train`'s models, by im2row with OpenBLAS and by the direct path, side by side.
+public enum ConvolutionBenchmark {
+    public struct Row: Encodable, Sendable {
+        var layer: String
+        var input: String
+        var outChannels: Int
+        var kernel: Int
+        var im2rowMilliseconds: Double
+        var directMilliseconds: Double
+        var chosen: String
+    }
+
+    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
+        BLAS.configureThreads()
+        var seen = Set<[Int]>(), found: [(String, Conv2D)] = []
+        func visit(_ layer: Layer, _ model: String) {
+            if let block = layer as? CompositeLayer { block.sublayers.forEach { visit($0, model) }; return }
+            guard let conv = layer as? Conv2D, conv.stride == 1, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { return }
+            let key = [conv.inputShape.height, conv.inputShape.width, conv.inChannels, conv.outChannels, conv.kernel]
+            if seen.insert(key).inserted { found.append((model, conv)) }
+        }
+        for (spec, shape) in TrainBenchmark.cases where only.map({ spec.contains($0) }) ?? true {
+            try ModelSpec(parsing: spec).build(input: shape, classes: 10, maxBatch: batch).layers.forEach { visit($0, spec) }
+        }
+        return found.map { (model, conv) in
+            func timed(direct: Bool) -> Double {
+                let layer = Conv2D(input: conv.inputShape, outChannels: conv.outChannels, kernel: conv.kernel, padding: conv.padding,
+                                   bias: conv.hasBias, direct: direct)
+                let n = layer.parameterCount
+                let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: n), g = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+                let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
+                let dx = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
+                let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
+                let dy = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
+                defer { for b in [p, g, x, dx, y, dy] { b.deallocate() } }
+                let rng = CounterRNG(seed: 4, stream: .test)
+                for i in 0..<n { p[i] = Float(rng.normal(UInt64(i))) * 0.1 }
+                for i in 0..<x.count { x[i] = Float(rng.normal(UInt64(n + i))) }
+                for i in 0..<dy.count { dy[i] = Float(rng.normal(UInt64(n + x.count + i))) }
+                g.initialize(repeating: 0)
+                layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: batch)
+                return WeightGradientBenchmark.time({
+                    layer.forward(x.baseAddress!, y.baseAddress!, batch: batch)
+                    layer.backward(input: x.baseAddress!, output: y.baseAddress!, gradOutput: dy.baseAddress!, gradInput: dx.baseAddress!, batch: batch)
+                }, seconds: seconds, repeats: repeats) * 1000
+            }
+            return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel,
+                       im2rowMilliseconds: timed(direct: false), directMilliseconds: conv.usesDirect || BLAS.tallLevel > 0 ? timed(direct: true) : .infinity,
+                       chosen: conv.usesDirect ? "direct" : "im2row")
+        }
+    }
+}

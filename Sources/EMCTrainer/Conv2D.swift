@@ -43,18 +43,23 @@ public final class Conv2D: Layer {
     private var weightsByTap = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// Whether training skips im2row (`emc_conv_direct`): stride 1, an odd kernel with "same" padding, a CPU with
-    /// AVX2 or AVX-512, at most `directChannelLimit` channels in and out, and not turned off by `EMC_DIRECT_CONV=0`.
+    /// AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
     public let usesDirect: Bool
-    /// The widest layer (in or out channels) that takes the direct path; measured in docs/benchmarks.md.
-    public static let directChannelLimit = 64
+    /// The channel counts where the direct path was faster than im2row on every layer of `emc bench conv`
+    /// (docs/benchmarks.md): at most 64 channels, and not a first layer of 1–3 channels widening to more than 16, whose
+    /// weight gradient is a product 3–27 columns wide that the tall kernel handles poorly.
+    public static func prefersDirect(inChannels: Int, outChannels: Int) -> Bool {
+        max(inChannels, outChannels) <= 64 && (inChannels >= 4 || outChannels <= 16)
+    }
     static let directEnabled: Bool = {
         if let value = getenv("EMC_DIRECT_CONV"), String(cString: value) == "0" { return false }
-        return BLAS.tallLevel > 0
+        return true
     }()
 
-    /// `direct: false` keeps im2row even where the direct path applies (tests compare the two).
+    /// `direct`: nil chooses by the rule of `usesDirect`; false keeps im2row; true takes the direct path wherever it
+    /// applies, whatever the channel count (tests and `emc bench conv` compare the two).
     public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
-                direct: Bool = true) {
+                direct: Bool? = nil) {
         inputShape = input
         hasBias = bias
         inChannels = input.channels
@@ -67,8 +72,8 @@ public final class Conv2D: Layer {
         outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
         rows = UnsafeMutableBufferPointer(start: nil, count: 0)
         gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-        usesDirect = direct && Self.directEnabled && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2
-            && max(input.channels, outChannels) <= Self.directChannelLimit && input.height > 0 && input.width > 0
+        let applies = BLAS.tallLevel > 0 && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
+        usesDirect = applies && (direct ?? (Self.directEnabled && Self.prefersDirect(inChannels: input.channels, outChannels: outChannels)))
     }
 
     deinit {

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -74,6 +74,19 @@ struct BenchGradients: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws { try output.show(BenchReports.gradients(batch: batch, seconds: seconds, repeats: repeats, only: only)) }
+}
+
+struct BenchConv: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conv", abstract: "Every stride-1 convolution in `emc bench train`'s models, by im2row with OpenBLAS and by the direct path.",
+        discussion: "Forward and backward (weight, bias and input gradients) of each distinct layer once, 1 thread.")
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Seconds per measurement.") var seconds = 0.3
+    @Option(help: "Repetitions; the median is reported.") var repeats = 5
+    @Option(help: "Only the models whose spec contains this text (e.g. resnet).") var only: String?
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws { try output.show(BenchReports.conv(batch: batch, seconds: seconds, repeats: repeats, only: only)) }
 }
 
 struct BenchLoader: ParsableCommand {

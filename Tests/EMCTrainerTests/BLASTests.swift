@@ -195,7 +195,7 @@ struct DirectConvolutionTests {
         try #require(BLAS.tallLevel > 0)
         for (h, w, cin, cout, k) in [(7, 9, 3, 8, 3), (8, 8, 16, 16, 3), (5, 6, 4, 40, 5), (6, 5, 2, 3, 1)] {
             let shape = FeatureShape(height: h, width: w, channels: cin)
-            let direct = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2)
+            let direct = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: true)
             let reference = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: false)
             #expect(direct.usesDirect && !reference.usesDirect)
             let maxBatch = 4, n = direct.parameterCount
