@@ -189,16 +189,32 @@ void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + emc_exp(-x[i]));
 }
 
+// The maximum and the sum run in 16 lanes (element j in lane j mod 16), combined in a fixed order: the same bits at
+// every instruction set, and vectorised (a single running sum is a dependency chain the compiler may not reorder).
+#define LANES 16
 EMC_CLONES
 void emc_softmax_rows(float *restrict p, size_t rows, size_t columns) {
     for (size_t r = 0; r < rows; r++, p += columns) {
+        size_t whole = columns / LANES * LANES;
         float top = p[0];
-        for (size_t j = 1; j < columns; j++) top = p[j] > top ? p[j] : top;
+        if (whole > 0) {
+            float lane[LANES];
+            for (int l = 0; l < LANES; l++) lane[l] = p[l];
+            for (size_t j = LANES; j < whole; j += LANES)
+                for (int l = 0; l < LANES; l++) lane[l] = p[j + l] > lane[l] ? p[j + l] : lane[l];
+            for (int l = 0; l < LANES; l++) top = lane[l] > top ? lane[l] : top;
+        }
+        for (size_t j = whole; j < columns; j++) top = p[j] > top ? p[j] : top;
         for (size_t j = 0; j < columns; j++) p[j] = emc_exp(p[j] - top);
+        float partial[LANES] = {0};
+        for (size_t j = 0; j < whole; j += LANES)
+            for (int l = 0; l < LANES; l++) partial[l] += p[j + l];
         float sum = 0.0f;
-        for (size_t j = 0; j < columns; j++) sum += p[j];
+        for (int l = 0; l < LANES; l++) sum += partial[l];
+        for (size_t j = whole; j < columns; j++) sum += p[j];
         float inverse = 1.0f / sum;
         for (size_t j = 0; j < columns; j++) p[j] *= inverse;
     }
 }
+#undef LANES
 #pragma clang fp contract(on)

@@ -151,6 +151,16 @@ struct ElementaryFunctionTests {
         }
         #expect(rows[0] < rows[1] && rows[1] < rows[2] && rows[5] < rows[3] && rows[3] < rows[4])
         #expect(abs(rows[6] - 1.0 / 3) < 1e-7)
+        // Rows longer than the 16 lanes (a ViT's 65 tokens): against a Double softmax, the maximum in every position.
+        for columns in [16, 17, 65] {
+            for top in Set([0, 15, 16, columns - 1]).filter({ $0 < columns }).sorted() {
+                var row = (0..<columns).map { Float(sin(Double($0) * 1.7)) * 3 }
+                row[top] = 40
+                let exps = row.map { Foundation.exp(Double($0) - 40) }, total = exps.reduce(0, +)
+                row.withUnsafeMutableBufferPointer { emc_softmax_rows($0.baseAddress!, 1, columns) }
+                for j in 0..<columns { #expect(abs(Double(row[j]) - exps[j] / total) < 1e-6, "columns \(columns), max at \(top), j \(j)") }
+            }
+        }
     }
 }
 
