@@ -28,8 +28,20 @@ void emc_add_bias(float *restrict y, const float *restrict bias, size_t rows, si
     }
 }
 
+// Column sums (a bias's gradient). When the columns divide 16, the rows are summed as one flat array in 16 lanes (lane
+// l holds column l mod columns), then the lanes are added into their columns in order: a fixed order, so the same bits
+// at every instruction set, and a loop long enough to vectorise for 1–16 columns.
 EMC_CLONES
 void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, size_t columns) {
+    if (columns > 0 && columns <= 16 && 16 % columns == 0) {
+        size_t n = rows * columns, whole = n / 16 * 16;
+        float lane[16] = {0};
+        for (size_t i = 0; i < whole; i += 16)
+            for (int l = 0; l < 16; l++) lane[l] += x[i + l];
+        for (int l = 0; l < 16; l++) out[l % columns] += lane[l];
+        for (size_t i = whole; i < n; i++) out[i % columns] += x[i];
+        return;
+    }
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * columns;
         for (size_t c = 0; c < columns; c++) out[c] += row[c];
@@ -113,9 +125,51 @@ void emc_row2im(float *restrict dx, const float *restrict rows, int batch, int h
 
 // Branch-free: which input of a window is largest is data-dependent and unpredictable, and a mispredicted branch per
 // input cost more than the rest of the layer. Selects over a channel run vectorise (AVX2/AVX-512 clones).
+// Channel counts that are multiples of 4 (every pooled layer emc builds) take groups of 4 channels in SSE2 registers,
+// which every x86-64 has: a loop of 4 to 16 channels per window position was too short for the compilers' vector code.
+#if defined(__x86_64__)
+#include <emmintrin.h>
+static void maxpool_forward_by4(float *restrict y, int32_t *restrict argmax, const float *restrict x,
+                                int batch, int h, int w, int c, int kernel, int stride, int ho, int wo) {
+    const __m128i lanes = _mm_setr_epi32(0, 1, 2, 3);
+    for (int b = 0; b < batch; b++) {
+        const float *image = x + (size_t)b * h * w * c;
+        for (int oy = 0; oy < ho; oy++) {
+            for (int ox = 0; ox < wo; ox++) {
+                int32_t first = (int32_t)(((size_t)(oy * stride) * w + ox * stride) * c);
+                for (int ch = 0; ch < c; ch += 4) {
+                    __m128 best = _mm_loadu_ps(image + first + ch);
+                    __m128i where = _mm_add_epi32(_mm_set1_epi32(first + ch), lanes);
+                    for (int ky = 0; ky < kernel; ky++) {
+                        for (int kx = 0; kx < kernel; kx++) {
+                            if (ky == 0 && kx == 0) continue;
+                            int32_t at = (int32_t)(((size_t)(oy * stride + ky) * w + ox * stride + kx) * c) + ch;
+                            __m128 v = _mm_loadu_ps(image + at);
+                            // Strictly greater: ties keep the first maximum, as PyTorch does.
+                            __m128 greater = _mm_cmpgt_ps(v, best);
+                            best = _mm_or_ps(_mm_and_ps(greater, v), _mm_andnot_ps(greater, best));
+                            __m128i g = _mm_castps_si128(greater);
+                            __m128i index = _mm_add_epi32(_mm_set1_epi32(at), lanes);
+                            where = _mm_or_si128(_mm_and_si128(g, index), _mm_andnot_si128(g, where));
+                        }
+                    }
+                    _mm_storeu_ps(y + ch, best);
+                    _mm_storeu_si128((__m128i *)(argmax + ch), where);
+                }
+                y += c;
+                argmax += c;
+            }
+        }
+    }
+}
+#endif
+
 EMC_CLONES
 void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const float *restrict x,
                          int batch, int h, int w, int c, int kernel, int stride, int ho, int wo) {
+#if defined(__x86_64__)
+    if (c % 4 == 0) { maxpool_forward_by4(y, argmax, x, batch, h, w, c, kernel, stride, ho, wo); return; }
+#endif
     for (int b = 0; b < batch; b++) {
         const float *image = x + (size_t)b * h * w * c;
         for (int oy = 0; oy < ho; oy++) {

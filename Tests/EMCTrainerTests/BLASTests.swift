@@ -246,3 +246,45 @@ struct DirectConvolutionTests {
         }
     }
 }
+
+@Suite("Max-pool and column-sum kernels")
+struct PoolingKernelTests {
+    /// The by-4 path and the general path against a scalar reference, on inputs full of ties (values from {0, 1, 2}):
+    /// the first maximum in window order wins, as PyTorch's.
+    @Test("max-pool forward picks the first maximum of each window, for 1–12 channels")
+    func maxpoolTies() {
+        for (c, k, s) in [(1, 2, 2), (3, 2, 2), (4, 2, 2), (8, 2, 2), (12, 3, 2), (4, 3, 1)] {
+            let batch = 2, h = 7, w = 6
+            let ho = (h - k) / s + 1, wo = (w - k) / s + 1
+            let x = (0..<(batch * h * w * c)).map { Float(($0 * 7 + $0 / 5) % 3) }
+            var y = [Float](repeating: -1, count: batch * ho * wo * c), argmax = [Int32](repeating: -1, count: y.count)
+            x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in argmax.withUnsafeMutableBufferPointer { pa in
+                emc_maxpool_forward(py.baseAddress!, pa.baseAddress!, px.baseAddress!, Int32(batch), Int32(h), Int32(w), Int32(c),
+                                    Int32(k), Int32(s), Int32(ho), Int32(wo))
+            } } }
+            for b in 0..<batch { for oy in 0..<ho { for ox in 0..<wo { for ch in 0..<c {
+                var best: Float = -.infinity, at = -1
+                for ky in 0..<k { for kx in 0..<k {
+                    let i = ((oy * s + ky) * w + ox * s + kx) * c + ch
+                    if x[b * h * w * c + i] > best { best = x[b * h * w * c + i]; at = i }
+                } }
+                let o = ((b * ho + oy) * wo + ox) * c + ch
+                #expect(y[o] == best && Int(argmax[o]) == at, "c \(c) k \(k) s \(s) at \(o)")
+            } } } }
+        }
+    }
+
+    @Test("column sums equal a Double sum, for columns that divide 16 and others")
+    func sumRows() {
+        for columns in [1, 2, 4, 8, 16, 3, 10, 17] {
+            let rows = 37
+            let x = (0..<(rows * columns)).map { Float(sin(Double($0))) }
+            var out = (0..<columns).map { Float($0) }
+            x.withUnsafeBufferPointer { px in out.withUnsafeMutableBufferPointer { emc_sum_rows($0.baseAddress!, px.baseAddress!, rows, columns) } }
+            for c in 0..<columns {
+                let expected = Double(c) + (0..<rows).map { Double(x[$0 * columns + c]) }.reduce(0, +)
+                #expect(abs(Double(out[c]) - expected) < 1e-5, "columns \(columns), column \(c)")
+            }
+        }
+    }
+}

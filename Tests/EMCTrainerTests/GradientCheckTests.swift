@@ -83,6 +83,9 @@ struct GradientCheckTests {
         // A small step keeps max-pool's winner from changing (it is piecewise linear: no curvature error).
         gradientCheck(MaxPool2D(input: FeatureShape(height: 4, width: 6, channels: 2)), eps: 1e-4)
         gradientCheck(MaxPool2D(input: FeatureShape(height: 5, width: 5, channels: 1), kernel: 3, stride: 2), eps: 1e-4)
+        // Channel counts in multiples of 4 take the SSE2 path.
+        gradientCheck(MaxPool2D(input: FeatureShape(height: 4, width: 6, channels: 8)), eps: 1e-4)
+        gradientCheck(MaxPool2D(input: FeatureShape(height: 5, width: 5, channels: 4), kernel: 3, stride: 2), eps: 1e-4)
         gradientCheck(AvgPool2D(input: FeatureShape(height: 4, width: 4, channels: 3)))
         gradientCheck(GlobalAvgPool(input: FeatureShape(height: 3, width: 2, channels: 4)))
         gradientCheck(Flatten(input: FeatureShape(height: 2, width: 2, channels: 2)))
