@@ -53,8 +53,9 @@ public enum LibraryChecks {
             },
             check("OpenBLAS", BLAS.configuration, detail: "core \(BLAS.coreName)"
                   + (getenv("EMC_BLAS_CORE_CHOSEN") != nil ? " (chosen by emc: OpenBLAS did not recognise this CPU and fell back to its generic Prescott kernels)" : "")
-                  + ", \(BLAS.threads) thread(s); emc's own weight-gradient kernel: "
-                  + ["off (OpenBLAS for every product)", "AVX2", "AVX-512"][Int(BLAS.tallLevel)]) {
+                  + ", \(BLAS.threads) thread(s); emc's own kernels: "
+                  + ["none (this CPU has neither AVX2 nor AVX-512: OpenBLAS and im2row for everything)", "AVX2", "AVX-512"][Int(BLAS.hardwareLevel)]
+                  + (BLAS.hardwareLevel > 0 && BLAS.tallLevel == 0 ? " (weight-gradient products sent to OpenBLAS by EMC_TALL_GEMM=0)" : "")) {
                 let c = try BLAS.multiply([1, 2, 3, 4], [5, 6, 7, 8], m: 2, n: 2, k: 2)
                 guard c == [19, 22, 43, 50] else { throw mismatch("sgemm gave \(c)") }
                 return "2×2 sgemm = [19, 22; 43, 50]"

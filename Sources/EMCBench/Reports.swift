@@ -58,7 +58,7 @@ public enum BenchReports {
 
     public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> BenchReport {
         let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only)
-        let level = ["none (OpenBLAS only)", "AVX2", "AVX-512"][Int(BLAS.tallLevel)]
+        let level = ["none (OpenBLAS only)", "AVX2", "AVX-512"][Int(BLAS.hardwareLevel)]
         return BenchReport(
             title: "Weight-gradient products C[m×n] += Aᵀ·B, k = batch \(batch) × output pixels, 1 thread, median of \(repeats); tall kernel: \(level), OpenBLAS \(BLAS.coreName)",
             header: ["first model with it", "m", "n", "k", "OpenBLAS GFLOP/s", "tall GFLOP/s", "tall / OpenBLAS", "chosen", "‖tall − OpenBLAS‖ / ‖OpenBLAS‖"],
@@ -74,8 +74,8 @@ public enum BenchReports {
             title: "Stride-1 convolutions, forward + backward (with the input gradient), batch \(batch), 1 thread, median of \(repeats); im2row + OpenBLAS \(BLAS.coreName) against the direct path",
             header: ["first model with it", "input", "out channels", "kernel", "im2row ms", "direct ms", "im2row / direct", "chosen"],
             rows: rows.map { r in
-                [r.layer, r.input, "\(r.outChannels)", "\(r.kernel)×\(r.kernel)", f(r.im2rowMilliseconds, 2), f(r.directMilliseconds, 2),
-                 f(r.im2rowMilliseconds / r.directMilliseconds, 2) + "×", r.chosen]
+                [r.layer, r.input, "\(r.outChannels)", "\(r.kernel)×\(r.kernel)", f(r.im2rowMilliseconds, 2), r.directMilliseconds.map { f($0, 2) } ?? "-",
+                 r.directMilliseconds.map { f(r.im2rowMilliseconds / $0, 2) + "×" } ?? "-", r.chosen]
             }, records: rows)
     }
 

@@ -243,13 +243,13 @@ public enum WeightGradientBenchmark {
             for i in 0..<(m * n) { difference += Double(c1[i] - c2[i]) * Double(c1[i] - c2[i]); norm += Double(c1[i]) * Double(c1[i]) }
             let flops = 2 * Double(m) * Double(n) * Double(k)
             return Row(layer: model, m: m, n: n, k: k, openBLASGFLOPs: flops / time(blas, seconds: seconds, repeats: repeats) / 1e9,
-                       tallGFLOPs: BLAS.tallLevel > 0 ? flops / time(tall, seconds: seconds, repeats: repeats) / 1e9 : 0,
+                       tallGFLOPs: BLAS.hardwareLevel > 0 ? flops / time(tall, seconds: seconds, repeats: repeats) / 1e9 : 0,
                        chosen: BLAS.prefersTallKernel(m: m, n: n, k: k) ? "tall" : "OpenBLAS", relativeDifference: (difference / max(norm, 1e-30)).squareRoot())
         }
     }
 
     static func emcGemmTall(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) -> Bool {
-        BLAS.accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: c, ldc: n)
+        BLAS.accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: m, b: b, ldb: n, c: c, ldc: n, level: BLAS.hardwareLevel)
     }
 
     /// Median seconds of one call.
@@ -270,7 +270,7 @@ public enum ConvolutionBenchmark {
         var outChannels: Int
         var kernel: Int
         var im2rowMilliseconds: Double
-        var directMilliseconds: Double
+        var directMilliseconds: Double?
         var chosen: String
     }
 
@@ -309,7 +309,7 @@ public enum ConvolutionBenchmark {
                 }, seconds: seconds, repeats: repeats) * 1000
             }
             return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel,
-                       im2rowMilliseconds: timed(direct: false), directMilliseconds: conv.usesDirect || BLAS.tallLevel > 0 ? timed(direct: true) : .infinity,
+                       im2rowMilliseconds: timed(direct: false), directMilliseconds: BLAS.hardwareLevel > 0 ? timed(direct: true) : nil,
                        chosen: conv.usesDirect ? "direct" : "im2row")
         }
     }

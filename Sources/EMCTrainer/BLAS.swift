@@ -71,8 +71,12 @@ public enum BLAS {
     /// 0 none. `EMC_TALL_GEMM=0` turns the kernel off (every such product then goes to OpenBLAS), for benchmarks.
     public static let tallLevel: Int32 = {
         if let value = getenv("EMC_TALL_GEMM"), String(cString: value) == "0" { return 0 }
-        return emc_gemm_tall_level()
+        return hardwareLevel
     }()
+
+    /// What the CPU can run of emc's own kernels (the tall product and the direct convolution), whatever
+    /// `EMC_TALL_GEMM` says.
+    public static let hardwareLevel: Int32 = emc_gemm_tall_level()
 
     /// Whether C[m×n] += Aᵀ·B with a summation of length k goes to emc's tall kernel rather than OpenBLAS: when C is small
     /// and k long, where OpenBLAS spends as long packing the operands as multiplying them. The bounds are measured on
@@ -87,7 +91,7 @@ public enum BLAS {
     public static func accumulateTransposedProductWithTallKernel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                                                 b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                                                                 level: Int32 = tallLevel) -> Bool {
-        emc_gemm_tall_accumulate(min(level, emc_gemm_tall_level()), Int32(m), Int32(n), k, a, lda, b, ldb, c, ldc) != 0
+        emc_gemm_tall_accumulate(min(level, hardwareLevel), Int32(m), Int32(n), k, a, lda, b, ldb, c, ldc) != 0
     }
 
     /// C[m×n] += Aᵀ·B on row-major Float32, A k×m and B k×n: every layer's weight gradient. Goes to emc's tall kernel

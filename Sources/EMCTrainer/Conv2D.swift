@@ -72,7 +72,7 @@ public final class Conv2D: Layer {
         outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
         rows = UnsafeMutableBufferPointer(start: nil, count: 0)
         gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-        let applies = BLAS.tallLevel > 0 && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
+        let applies = BLAS.hardwareLevel > 0 && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
         usesDirect = applies && (direct ?? (Self.directEnabled && Self.prefersDirect(inChannels: input.channels, outChannels: outChannels)))
     }
 
@@ -127,9 +127,7 @@ public final class Conv2D: Layer {
             rows = .allocate(capacity: rowCount(maxBatch))
             gradRows = .allocate(capacity: rowCount(maxBatch))
         }
-        self.maxBatch = maxBatch
     }
-    private var maxBatch = 0
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.direction = WeightAndBias(direction, weights: outChannels * patch)
@@ -233,7 +231,7 @@ public final class Conv2D: Layer {
         // W [co][ky][kx][ci] → [ky][kx][ci][co].
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
         pad(input, into: padded.baseAddress!, channels: cin, batch: batch)
-        _ = emc_conv_direct(BLAS.tallLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), paddedWidth,
+        _ = emc_conv_direct(BLAS.hardwareLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), paddedWidth,
                             padded.baseAddress!, taps, grid.baseAddress!)
         compact(grid.baseAddress!, into: output, channels: cout, batch: batch)
         if hasBias {
@@ -253,7 +251,8 @@ public final class Conv2D: Layer {
         for ky in 0..<k {
             _ = BLAS.accumulateTransposedProductWithTallKernel(
                 m: cout, n: k * cin, k: gridPositions(batch), a: atOutputs, lda: cout,
-                b: padded.baseAddress! + ky * wp * cin, ldb: cin, c: gradients.weight + ky * k * cin, ldc: patch)
+                b: padded.baseAddress! + ky * wp * cin, ldb: cin, c: gradients.weight + ky * k * cin, ldc: patch,
+                level: BLAS.hardwareLevel)
         }
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
         guard let gradInput else { return }
@@ -268,7 +267,7 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        _ = emc_conv_direct(BLAS.tallLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), wp,
+        _ = emc_conv_direct(BLAS.hardwareLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), wp,
                             gradientGrid, flipped, grid.baseAddress!)
         compact(grid.baseAddress!, into: gradInput, channels: cin, batch: batch)
     }

@@ -69,7 +69,7 @@ struct TallKernelTests {
     /// strides), and nothing outside C's m×n may change.
     @Test("equals the in-order fused multiply-add chain bit for bit, at every level; leaves the padding alone")
     func exact() throws {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.tallLevel }
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
         let rng = CounterRNG(seed: 5, stream: .test)
         var draws: UInt64 = 0
         func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
@@ -170,7 +170,7 @@ struct DirectConvolutionTests {
     /// bit for bit, for output widths that exercise every tile and mask (1–80 channels).
     @Test("the kernel equals the in-order FMA chain bit for bit at every level")
     func kernelExact() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.tallLevel }
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
         let rng = CounterRNG(seed: 8, stream: .test)
         var draws: UInt64 = 0
         func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
@@ -202,7 +202,7 @@ struct DirectConvolutionTests {
     /// within rounding; a smaller batch after a full one (stale rows after the batch must not leak in).
     @Test("the direct path gives im2row's outputs and gradients, batch after batch")
     func matchesIm2row() throws {
-        try #require(BLAS.tallLevel > 0)
+        try #require(BLAS.hardwareLevel > 0)
         for (h, w, cin, cout, k) in [(7, 9, 3, 8, 3), (8, 8, 16, 16, 3), (5, 6, 4, 40, 5), (6, 5, 2, 3, 1)] {
             let shape = FeatureShape(height: h, width: w, channels: cin)
             let direct = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: true)
