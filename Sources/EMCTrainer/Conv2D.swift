@@ -94,12 +94,15 @@ public final class Conv2D: Layer {
     public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch)] + (hasBias ? [nil] : []) }
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
-        if usesDirect {
-            // Padded input, padded output gradient and the grid output (the R-operator's rows come on top, when bound).
-            let positions = maxBatch * paddedHeight * paddedWidth + slackRows
-            return checkedProduct([4, positions, inChannels + 2 * outChannels])
-        }
-        return checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch])  // rows and their gradient
+        // im2row's rows and their gradient. The direct path allocates them only when the R-operator is bound, but they are
+        // counted anyway: `Model.hessianBytes` adds half of this for R{rows}, so the Hessian check's estimate stays true.
+        guard let rows = checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch]) else { return nil }
+        guard usesDirect else { return rows }
+        // Plus the padded input, the padded output gradient and the grid output.
+        let positions = maxBatch * paddedHeight * paddedWidth + slackRows
+        guard let direct = checkedProduct([4, positions, inChannels + 2 * outChannels]) else { return nil }
+        let (sum, overflow) = rows.addingReportingOverflow(direct)
+        return overflow ? nil : sum
     }
 
     private func rowCount(_ maxBatch: Int) -> Int { maxBatch * outputShape.height * outputShape.width * patch }

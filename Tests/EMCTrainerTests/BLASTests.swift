@@ -198,6 +198,16 @@ struct DirectConvolutionTests {
         }
     }
 
+    @Test("a direct layer's workspace estimate still counts the rows its R-operator allocates")
+    func workspace() throws {
+        try #require(BLAS.hardwareLevel > 0)
+        let shape = FeatureShape(height: 16, width: 16, channels: 8)
+        let direct = Conv2D(input: shape, outChannels: 8, kernel: 3, padding: 1, direct: true)
+        let im2row = Conv2D(input: shape, outChannels: 8, kernel: 3, padding: 1, direct: false)
+        let d = try #require(direct.workspaceBytes(maxBatch: 64)), r = try #require(im2row.workspaceBytes(maxBatch: 64))
+        #expect(d > r, "direct \(d) bytes, im2row \(r)")
+    }
+
     /// The direct path and im2row on the same weights and batches: outputs, weight and bias gradients and input gradients
     /// within rounding; a smaller batch after a full one (stale rows after the batch must not leak in).
     @Test("the direct path gives im2row's outputs and gradients, batch after batch")
