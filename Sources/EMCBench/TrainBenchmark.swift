@@ -76,17 +76,28 @@ public enum TrainBenchmark {
         return (model, trainer, Optimizer(spec: optimizerSpec, layout: model.parameterLayout))
     }
 
+    /// A model's leaf layers in order, inside blocks too.
+    static func leafLayers(_ layers: [Layer]) -> [Layer] {
+        layers.flatMap { ($0 as? CompositeLayer).map { leafLayers($0.sublayers) } ?? [$0] }
+    }
+
+    /// The leaf layers of the benchmark models whose spec contains `only`, each with its model's spec and input.
+    static func leafLayers(batch: Int, only: String?) throws -> [(model: String, layer: Layer)] {
+        try cases.filter { only.map($0.0.contains) ?? true }.flatMap { spec, shape in
+            leafLayers(try ModelSpec(parsing: spec).build(input: shape, classes: 10, maxBatch: batch).layers).map { ("\(spec) \(shape)", $0) }
+        }
+    }
+
     /// The forward product with the most FLOPs, inside blocks too: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
     static func largestGemm(_ model: Model, batch: Int) -> (String, Int, Int, Int) {
-        func products(_ layer: Layer) -> [(Int, Int, Int)] {
-            if let block = layer as? CompositeLayer { return block.sublayers.flatMap(products) }
-            if let linear = layer as? Linear { return [(batch * linear.positions, linear.outFeatures, linear.inFeatures)] }
+        let products: [(Int, Int, Int)] = leafLayers(model.layers).compactMap { layer in
+            if let linear = layer as? Linear { return (batch * linear.positions, linear.outFeatures, linear.inFeatures) }
             if let conv = layer as? Conv2D {
-                return [(batch * conv.outputShape.height * conv.outputShape.width, conv.outChannels, conv.inChannels * conv.kernel * conv.kernel)]
+                return (batch * conv.outputShape.height * conv.outputShape.width, conv.outChannels, conv.inChannels * conv.kernel * conv.kernel)
             }
-            return []
+            return nil
         }
-        let best = model.layers.flatMap(products).max { $0.0 * $0.1 * $0.2 < $1.0 * $1.1 * $1.2 } ?? (1, 1, 1)
+        let best = products.max { $0.0 * $0.1 * $0.2 < $1.0 * $1.1 * $1.2 } ?? (1, 1, 1)
         return ("\(best.0)×\(best.2)·\(best.2)×\(best.1)", best.0, best.1, best.2)
     }
 
@@ -209,18 +220,13 @@ public enum WeightGradientBenchmark {
     /// The distinct (m, n, k) weight-gradient products of the models whose spec contains `only`, with a model that has it.
     static func shapes(batch: Int, only: String?) throws -> [(String, Int, Int, Int)] {
         var seen = Set<[Int]>(), found: [(String, Int, Int, Int)] = []
-        func visit(_ layer: Layer, _ model: String) {
-            if let block = layer as? CompositeLayer { block.sublayers.forEach { visit($0, model) }; return }
+        for (model, layer) in try TrainBenchmark.leafLayers(batch: batch, only: only) {
             var shape: (Int, Int, Int)?
             if let linear = layer as? Linear { shape = (linear.outFeatures, linear.inFeatures, batch * linear.positions) }
             if let conv = layer as? Conv2D {
                 shape = (conv.outChannels, conv.inChannels * conv.kernel * conv.kernel, batch * conv.outputShape.height * conv.outputShape.width)
             }
             if let (m, n, k) = shape, seen.insert([m, n, k]).inserted { found.append((model, m, n, k)) }
-        }
-        for (spec, shape) in TrainBenchmark.cases where only.map({ spec.contains($0) }) ?? true {
-            let model = try ModelSpec(parsing: spec).build(input: shape, classes: 10, maxBatch: batch)
-            model.layers.forEach { visit($0, "\(spec) \(shape)") }
         }
         return found
     }
@@ -277,14 +283,10 @@ public enum ConvolutionBenchmark {
     public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
         BLAS.configureThreads()
         var seen = Set<[Int]>(), found: [(String, Conv2D)] = []
-        func visit(_ layer: Layer, _ model: String) {
-            if let block = layer as? CompositeLayer { block.sublayers.forEach { visit($0, model) }; return }
-            guard let conv = layer as? Conv2D, conv.stride == 1, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { return }
+        for (model, layer) in try TrainBenchmark.leafLayers(batch: batch, only: only) {
+            guard let conv = layer as? Conv2D, conv.stride == 1, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { continue }
             let key = [conv.inputShape.height, conv.inputShape.width, conv.inChannels, conv.outChannels, conv.kernel]
-            if seen.insert(key).inserted { found.append((model, conv)) }
-        }
-        for (spec, shape) in TrainBenchmark.cases where only.map({ spec.contains($0) }) ?? true {
-            try ModelSpec(parsing: spec).build(input: shape, classes: 10, maxBatch: batch).layers.forEach { visit($0, spec) }
+            if seen.insert(key).inserted { found.append((String(model.prefix { $0 != " " }), conv)) }
         }
         return found.map { (model, conv) in
             func timed(direct: Bool) -> Double {

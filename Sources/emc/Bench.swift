@@ -63,30 +63,32 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
-struct BenchGradients: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gradients", abstract: "The weight-gradient product of every layer in `emc bench train`'s models, by OpenBLAS and by emc's tall kernel.",
-        discussion: "Each distinct product C[m×n] += Aᵀ·B (k = batch × output pixels) once, 1 thread, both results compared.")
+/// The options of the benchmarks that time single layers of `emc bench train`'s models.
+struct LayerBenchOptions: ParsableArguments {
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Seconds per measurement.") var seconds = 0.3
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "Only the models whose spec contains this text (e.g. resnet).") var only: String?
+}
+
+struct BenchGradients: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gradients", abstract: "The weight-gradient product of every layer in `emc bench train`'s models, by OpenBLAS and by emc's tall kernel.",
+        discussion: "Each distinct product C[m×n] += Aᵀ·B (k = batch × output pixels) once, 1 thread, both results compared.")
+    @OptionGroup var layers: LayerBenchOptions
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.gradients(batch: batch, seconds: seconds, repeats: repeats, only: only)) }
+    func run() throws { try output.show(BenchReports.gradients(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only)) }
 }
 
 struct BenchConv: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv", abstract: "Every stride-1 convolution in `emc bench train`'s models, by im2row with OpenBLAS and by the direct path.",
         discussion: "Forward and backward (weight, bias and input gradients) of each distinct layer once, 1 thread.")
-    @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Seconds per measurement.") var seconds = 0.3
-    @Option(help: "Repetitions; the median is reported.") var repeats = 5
-    @Option(help: "Only the models whose spec contains this text (e.g. resnet).") var only: String?
+    @OptionGroup var layers: LayerBenchOptions
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.conv(batch: batch, seconds: seconds, repeats: repeats, only: only)) }
+    func run() throws { try output.show(BenchReports.conv(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only)) }
 }
 
 struct BenchLoader: ParsableCommand {
