@@ -48,11 +48,12 @@ public enum BenchReports {
         let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only, rawSgemm: rawSgemm)
         return BenchReport(
             title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
-            header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw"],
+            header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw", "its layer GFLOP/s", "layer / raw"],
             rows: rows.map { r in
                 [r.model, r.input, "\(r.parameters)", f(r.samplesPerSecond), r.torchSamplesPerSecond.map { f($0) } ?? "-",
                  r.torchSamplesPerSecond.map { f(r.samplesPerSecond / $0, 2) + "×" } ?? "-", f(r.gemmGFLOPs, 1), r.largestGemm, r.rawSgemmGFLOPs.map { f($0, 1) } ?? "-",
-                 r.rawSgemmGFLOPs.map { f(r.gemmGFLOPs / $0 * 100) + "%" } ?? "-"]
+                 r.rawSgemmGFLOPs.map { f(r.gemmGFLOPs / $0 * 100) + "%" } ?? "-", r.heaviestLayerGFLOPs.map { f($0, 1) } ?? "-",
+                 r.heaviestLayerGFLOPs.flatMap { layer in r.rawSgemmGFLOPs.map { f(layer / $0 * 100) + "%" } } ?? "-"]
             }, records: rows)
     }
 

@@ -13,6 +13,8 @@ public enum TrainBenchmark {
         var gemmGFLOPs: Double
         var rawSgemmGFLOPs: Double?
         var largestGemm: String
+        /// The layer with the largest product, alone: forward, weight, bias and input gradients (3 products' FLOPs).
+        var heaviestLayerGFLOPs: Double?
         var torchSamplesPerSecond: Double?
     }
 
@@ -48,11 +50,14 @@ public enum TrainBenchmark {
             let steps = max(5, Int(seconds / perStep))
             let time = try medianSeconds(repeats: repeats) { try trainer.runSteps(steps, optimizer: optimizer, lr: 0.01) }
             let stepsPerSecond = Double(steps) / time
-            let (label, m, nn, k) = largestGemm(model, batch: batch)
+            let (label, m, nn, k, heaviest) = largestGemm(model, batch: batch)
+            // After the model's timing: the layer is rebound to buffers of its own.
+            let layerSeconds = timesRaw ? heaviest.map { forwardBackwardSeconds($0, batch: batch, seconds: seconds, repeats: repeats) } : nil
             rows.append(Row(model: specText, input: "\(shape)", parameters: model.parameterCount,
                             samplesPerSecond: stepsPerSecond * Double(batch),
                             gemmGFLOPs: model.gemmFLOPsPerStep(batch: batch) * stepsPerSecond / 1e9,
                             rawSgemmGFLOPs: timesRaw ? rawSgemm(m: m, n: nn, k: k, seconds: seconds, repeats: repeats) : nil, largestGemm: label,
+                            heaviestLayerGFLOPs: layerSeconds.map { 3 * 2 * Double(m) * Double(nn) * Double(k) / $0 / 1e9 },
                             torchSamplesPerSecond: torch["\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"]))
         }
         return rows
@@ -88,17 +93,21 @@ public enum TrainBenchmark {
         }
     }
 
-    /// The forward product with the most FLOPs, inside blocks too: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n].
-    static func largestGemm(_ model: Model, batch: Int) -> (String, Int, Int, Int) {
-        let products: [(Int, Int, Int)] = leafLayers(model.layers).compactMap { layer in
-            if let linear = layer as? Linear { return (batch * linear.positions, linear.outFeatures, linear.inFeatures) }
+    /// The forward product with the most FLOPs, inside blocks too: (label, m, n, k) of C[m×n] = A[m×k]·B[k×n], and the
+    /// layer that computes it (the first of equals).
+    static func largestGemm(_ model: Model, batch: Int) -> (String, Int, Int, Int, Layer?) {
+        let products: [(Int, Int, Int, Layer)] = leafLayers(model.layers).compactMap { layer in
+            if let linear = layer as? Linear { return (batch * linear.positions, linear.outFeatures, linear.inFeatures, layer) }
             if let conv = layer as? Conv2D {
-                return (batch * conv.outputShape.height * conv.outputShape.width, conv.outChannels, conv.inChannels * conv.kernel * conv.kernel)
+                return (batch * conv.outputShape.height * conv.outputShape.width, conv.outChannels, conv.inChannels * conv.kernel * conv.kernel, layer)
             }
             return nil
         }
-        let best = products.max { $0.0 * $0.1 * $0.2 < $1.0 * $1.1 * $1.2 } ?? (1, 1, 1)
-        return ("\(best.0)×\(best.2)·\(best.2)×\(best.1)", best.0, best.1, best.2)
+        guard let best = products.enumerated().max(by: { a, b in
+            let (x, y) = (a.element.0 * a.element.1 * a.element.2, b.element.0 * b.element.1 * b.element.2)
+            return x < y || (x == y && a.offset > b.offset)
+        })?.element else { return ("-", 1, 1, 1, nil) }
+        return ("\(best.0)×\(best.2)·\(best.2)×\(best.1)", best.0, best.1, best.2, best.3)
     }
 
     /// GFLOP/s of cblas_sgemm alone on C[m×n] = A[m×k]·Bᵀ (the layout the layers use).
@@ -114,6 +123,30 @@ public enum TrainBenchmark {
         let calls = max(5, Int(seconds / max(1e-7, (Clock.now() - probe) / 5)))
         let time = medianSeconds(repeats: repeats) { for _ in 0..<calls { once() } }
         return 2 * Double(m) * Double(n) * Double(k) * Double(calls) / time / 1e9
+    }
+}
+
+extension TrainBenchmark {
+    /// Median seconds of one forward and backward pass (every gradient, the input's too) of `layer` alone at `batch`,
+    /// on seeded noise, with fresh parameters: `layer` is rebound to them.
+    static func forwardBackwardSeconds(_ layer: Layer, batch: Int, seconds: Double, repeats: Int) -> Double {
+        let n = layer.parameterCount
+        let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1)), g = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+        let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
+        let dx = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
+        let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
+        let dy = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
+        defer { for b in [p, g, x, dx, y, dy] { b.deallocate() } }
+        let rng = CounterRNG(seed: 4, stream: .test)
+        for i in 0..<n { p[i] = Float(rng.normal(UInt64(i))) * 0.1 }
+        for i in 0..<x.count { x[i] = Float(rng.normal(UInt64(n + i))) }
+        for i in 0..<dy.count { dy[i] = Float(rng.normal(UInt64(n + x.count + i))) }
+        g.initialize(repeating: 0)
+        layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: batch)
+        return WeightGradientBenchmark.time({
+            layer.forward(x.baseAddress!, y.baseAddress!, batch: batch)
+            layer.backward(input: x.baseAddress!, output: y.baseAddress!, gradOutput: dy.baseAddress!, gradInput: dx.baseAddress!, batch: batch)
+        }, seconds: seconds, repeats: repeats)
     }
 }
 
@@ -292,23 +325,7 @@ public enum ConvolutionBenchmark {
             func timed(direct: Bool) -> Double {
                 let layer = Conv2D(input: conv.inputShape, outChannels: conv.outChannels, kernel: conv.kernel, padding: conv.padding,
                                    bias: conv.hasBias, direct: direct)
-                let n = layer.parameterCount
-                let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: n), g = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
-                let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
-                let dx = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.inputShape.count)
-                let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
-                let dy = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * layer.outputShape.count)
-                defer { for b in [p, g, x, dx, y, dy] { b.deallocate() } }
-                let rng = CounterRNG(seed: 4, stream: .test)
-                for i in 0..<n { p[i] = Float(rng.normal(UInt64(i))) * 0.1 }
-                for i in 0..<x.count { x[i] = Float(rng.normal(UInt64(n + i))) }
-                for i in 0..<dy.count { dy[i] = Float(rng.normal(UInt64(n + x.count + i))) }
-                g.initialize(repeating: 0)
-                layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: batch)
-                return WeightGradientBenchmark.time({
-                    layer.forward(x.baseAddress!, y.baseAddress!, batch: batch)
-                    layer.backward(input: x.baseAddress!, output: y.baseAddress!, gradOutput: dy.baseAddress!, gradInput: dx.baseAddress!, batch: batch)
-                }, seconds: seconds, repeats: repeats) * 1000
+                return TrainBenchmark.forwardBackwardSeconds(layer, batch: batch, seconds: seconds, repeats: repeats) * 1000
             }
             return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel,
                        im2rowMilliseconds: timed(direct: false), directMilliseconds: BLAS.hardwareLevel > 0 ? timed(direct: true) : nil,

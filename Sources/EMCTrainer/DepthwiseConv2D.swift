@@ -1,4 +1,5 @@
 import EMCCore
+import CTrainerKernels
 
 /// Depthwise 2-D convolution over NHWC samples, as PyTorch's `nn.Conv2d(C, C, K, stride: S, padding: P, groups: C)`:
 /// each channel is convolved with its own K×K filter (the MBConv blocks of EfficientNet).
@@ -7,7 +8,8 @@ import EMCCore
 ///   y[b, o, c]  = b[c] + Σ_k W[c, k] · x[b, i(o, k), c]          (i(o, k): the input pixel under tap k of output pixel o)
 ///   dW[c, k]   += Σ_{b, o} dy[b, o, c] · x[b, i(o, k), c],  db[c] += Σ dy[·, ·, c]
 ///   dx[b, i, c] = Σ_{o, k: i(o, k) = i} dy[b, o, c] · W[c, k]
-/// The loops run over channels innermost, where NHWC keeps them contiguous.
+/// The loops (Sources/CTrainerKernels/depthwise.c) run over channels innermost, where NHWC keeps them contiguous, with
+/// the filters transposed to tap-major [K·K, C] at each call.
 public final class DepthwiseConv2D: Layer {
     public let name = "dwconv"
     public let inputShape: FeatureShape
@@ -19,6 +21,9 @@ public final class DepthwiseConv2D: Layer {
     private var gradients: WeightAndBias!
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
+    /// The filters and a gradient in the kernels' tap-major layout [K·K, C].
+    private var tapMajorFilters = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var tapMajorGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
     public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         inputShape = input
@@ -40,73 +45,60 @@ public final class DepthwiseConv2D: Layer {
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = WeightAndBias(parameters, weights: channels * kernel * kernel)
         self.gradients = WeightAndBias(gradients, weights: channels * kernel * kernel)
+        for buffer in [tapMajorFilters, tapMajorGradient] { buffer.deallocate() }
+        tapMajorFilters = .allocate(capacity: channels * kernel * kernel)
+        tapMajorGradient = .allocate(capacity: channels * kernel * kernel)
     }
+
+    deinit { for buffer in [tapMajorFilters, tapMajorGradient] { buffer.deallocate() } }
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.direction = WeightAndBias(direction, weights: channels * kernel * kernel)
         self.product = WeightAndBias(product, weights: channels * kernel * kernel)
     }
 
-    /// Calls `body(outputPixel, inputPixel, tap)` for every tap that falls inside the image, sample by sample.
-    @inline(__always)
-    private func forEachTap(batch: Int, _ body: (Int, Int, Int) -> Void) {
-        let h = inputShape.height, w = inputShape.width, ho = outputShape.height, wo = outputShape.width
-        for b in 0..<batch {
-            for oy in 0..<ho {
-                for ox in 0..<wo {
-                    let o = (b * ho + oy) * wo + ox
-                    for ky in 0..<kernel {
-                        let iy = oy * stride - padding + ky
-                        guard iy >= 0 && iy < h else { continue }
-                        for kx in 0..<kernel {
-                            let ix = ox * stride - padding + kx
-                            guard ix >= 0 && ix < w else { continue }
-                            body(o, (b * h + iy) * w + ix, ky * kernel + kx)
-                        }
-                    }
-                }
-            }
-        }
+    /// `filters` [C, K·K] into `tapMajor` [K·K, C], the kernels' layout.
+    private func tapMajor(_ filters: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        let c = channels, taps = kernel * kernel, t = tapMajorFilters.baseAddress!
+        for ch in 0..<c { for tap in 0..<taps { t[tap * c + ch] = filters[ch * taps + tap] } }
+        return UnsafePointer(t)
+    }
+
+    private var shapeArguments: (Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) {
+        (Int32(inputShape.height), Int32(inputShape.width), Int32(channels), Int32(kernel), Int32(stride), Int32(padding),
+         Int32(outputShape.height), Int32(outputShape.width))
     }
 
     /// out += conv(x, filters) (no bias).
     private func convolve(_ x: UnsafePointer<Float>, _ filters: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
-        let c = channels, taps = kernel * kernel
-        forEachTap(batch: batch) { o, i, t in
-            let y = out + o * c, xi = x + i * c
-            for ch in 0..<c { y[ch] += filters[ch * taps + t] * xi[ch] }
-        }
+        let (h, w, c, k, s, p, ho, wo) = shapeArguments
+        emc_depthwise_forward(out, x, tapMajor(filters), Int32(batch), h, w, c, k, s, p, ho, wo)
     }
 
-    /// dFilters += Σ dy · x over every tap, dBias += Σ dy.
+    /// dFilters += Σ dy · x over every tap (accumulated tap-major, in place of dFilters' own order).
     private func filterGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, into dFilters: UnsafeMutablePointer<Float>, batch: Int) {
-        let c = channels, taps = kernel * kernel
-        forEachTap(batch: batch) { o, i, t in
-            let g = dy + o * c, xi = x + i * c
-            for ch in 0..<c { dFilters[ch * taps + t] += g[ch] * xi[ch] }
-        }
+        let (h, w, c, k, s, p, ho, wo) = shapeArguments
+        let channels = channels, taps = kernel * kernel, t = tapMajorGradient.baseAddress!
+        for ch in 0..<channels { for tap in 0..<taps { t[tap * channels + ch] = dFilters[ch * taps + tap] } }
+        emc_depthwise_filter_gradient(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo)
+        for ch in 0..<channels { for tap in 0..<taps { dFilters[ch * taps + tap] = t[tap * channels + ch] } }
     }
 
     /// dx += the adjoint of `convolve`.
     private func inputGradient(_ dy: UnsafePointer<Float>, _ filters: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, batch: Int) {
-        let c = channels, taps = kernel * kernel
-        forEachTap(batch: batch) { o, i, t in
-            let g = dy + o * c, d = dx + i * c
-            for ch in 0..<c { d[ch] += g[ch] * filters[ch * taps + t] }
-        }
+        let (h, w, c, k, s, p, ho, wo) = shapeArguments
+        emc_depthwise_input_gradient(dx, dy, tapMajor(filters), Int32(batch), h, w, c, k, s, p, ho, wo)
     }
 
     private func sumChannels(_ dy: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
-        let c = channels
         guard hasBias else { return }
-        for p in 0..<(batch * outputShape.height * outputShape.width) { for ch in 0..<c { out[ch] += dy[p * c + ch] } }
+        emc_sum_rows(out, dy, batch * outputShape.height * outputShape.width, channels)
     }
 
     /// Every output pixel's channels set to the bias (zero without one).
     private func fillBias(_ out: UnsafeMutablePointer<Float>, _ values: UnsafePointer<Float>, batch: Int) {
-        let c = channels
         guard hasBias else { out.update(repeating: 0, count: batch * outputShape.count); return }
-        for p in 0..<(batch * outputShape.height * outputShape.width) { (out + p * c).update(from: values, count: c) }
+        emc_add_bias(out, values, batch * outputShape.height * outputShape.width, channels)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {

@@ -36,7 +36,8 @@ public final class MaxPool2D: Layer {
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        emc_maxpool_backward(gradInput, argmax.baseAddress!, gradOutput, Int32(batch), inputShape.count, outputShape.count)
+        emc_maxpool_backward_windows(gradInput, argmax.baseAddress!, gradOutput, Int32(batch), Int32(inputShape.height), Int32(inputShape.width),
+                                     Int32(inputShape.channels), Int32(kernel), Int32(stride), Int32(outputShape.height), Int32(outputShape.width))
     }
 
     /// Piecewise linear: R{y} takes R{x} at forward's argmax, and R{dx} routes R{dy} back to it.

@@ -261,9 +261,9 @@ struct DirectConvolutionTests {
 struct PoolingKernelTests {
     /// The by-4 path and the general path against a scalar reference, on inputs full of ties (values from {0, 1, 2}):
     /// the first maximum in window order wins, as PyTorch's.
-    @Test("max-pool forward picks the first maximum of each window, for 1–12 channels")
+    @Test("max-pool forward picks the first maximum of each window, for 1–32 channels")
     func maxpoolTies() {
-        for (c, k, s) in [(1, 2, 2), (3, 2, 2), (4, 2, 2), (8, 2, 2), (12, 3, 2), (4, 3, 1)] {
+        for (c, k, s) in [(1, 2, 2), (3, 2, 2), (4, 2, 2), (8, 2, 2), (12, 3, 2), (4, 3, 1), (16, 2, 2), (32, 2, 2), (48, 3, 1)] {
             let batch = 2, h = 7, w = 6
             let ho = (h - k) / s + 1, wo = (w - k) / s + 1
             let x = (0..<(batch * h * w * c)).map { Float(($0 * 7 + $0 / 5) % 3) }
@@ -284,6 +284,26 @@ struct PoolingKernelTests {
         }
     }
 
+    /// Tiling windows (written once, no clearing) and the others (cleared, then scattered): each input gets its window's
+    /// gradient where it was the recorded maximum and zero elsewhere, also in rows and columns no window covers. dx starts
+    /// as garbage, which both paths must overwrite.
+    @Test("max-pool backward routes each gradient to its window's maximum and zeroes the rest, tiled or not")
+    func maxpoolBackward() {
+        for (c, k, s, h, w) in [(4, 2, 2, 8, 6), (8, 2, 2, 8, 6), (12, 2, 2, 6, 4), (32, 2, 2, 4, 4), (16, 2, 2, 7, 5), (8, 3, 1, 6, 6), (3, 2, 2, 4, 4)] {
+            let batch = 2
+            let ho = (h - k) / s + 1, wo = (w - k) / s + 1
+            let x = (0..<(batch * h * w * c)).map { Float(($0 * 7 + $0 / 5) % 11) }
+            let dy = (0..<(batch * ho * wo * c)).map { Float($0 + 1) }
+            var y = [Float](repeating: 0, count: dy.count), argmax = [Int32](repeating: 0, count: dy.count)
+            var dx = [Float](repeating: .nan, count: x.count)
+            emc_maxpool_forward(&y, &argmax, x, Int32(batch), Int32(h), Int32(w), Int32(c), Int32(k), Int32(s), Int32(ho), Int32(wo))
+            emc_maxpool_backward_windows(&dx, argmax, dy, Int32(batch), Int32(h), Int32(w), Int32(c), Int32(k), Int32(s), Int32(ho), Int32(wo))
+            var expected = [Float](repeating: 0, count: x.count)
+            for b in 0..<batch { for j in 0..<(ho * wo * c) { expected[b * h * w * c + Int(argmax[b * ho * wo * c + j])] += dy[b * ho * wo * c + j] } }
+            #expect(dx.map(\.bitPattern) == expected.map(\.bitPattern), "c \(c) k \(k) s \(s) \(h)×\(w)")
+        }
+    }
+
     @Test("column sums equal a Double sum, for columns that divide 16 and others")
     func sumRows() {
         for columns in [1, 2, 4, 8, 16, 3, 10, 17] {
@@ -295,6 +315,43 @@ struct PoolingKernelTests {
                 let expected = Double(c) + (0..<rows).map { Double(x[$0 * columns + c]) }.reduce(0, +)
                 #expect(abs(Double(out[c]) - expected) < 1e-5, "columns \(columns), column \(c)")
             }
+        }
+    }
+}
+
+@Suite("Depthwise convolution kernels")
+struct DepthwiseKernelTests {
+    /// The layer's definition as plain loops over (pixel, ky, kx), multiply then add: what the C kernels must equal bit
+    /// for bit (they promise that order and no contraction, so every instruction-set clone agrees).
+    @Test("forward, filter and input gradients equal the tap-by-tap reference bit for bit, strides 1 and 2, 1–40 channels")
+    func matchesReference() {
+        for (c, k, s, p) in [(1, 3, 1, 1), (8, 3, 1, 1), (24, 5, 2, 2), (40, 3, 2, 1), (17, 3, 1, 0), (16, 1, 1, 0)] {
+            let batch = 2, h = 7, w = 6
+            let ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1
+            let rng = CounterRNG(seed: 9, stream: .test)
+            let x = (0..<(batch * h * w * c)).map { Float(rng.normal(UInt64($0))) }
+            let dy = (0..<(batch * ho * wo * c)).map { Float(rng.normal(UInt64(1 << 30 | $0))) }
+            let wt = (0..<(k * k * c)).map { Float(rng.normal(UInt64(1 << 40 | $0))) }  // tap-major [t][c]
+            var y = (0..<(batch * ho * wo * c)).map { Float($0 % 7) * 0.25 }, dw = wt.map { $0 * 0.5 }
+            var dx = x.map { $0 * 0.125 }
+            var (ry, rdw, rdx) = (y, dw, dx)
+            for b in 0..<batch { for oy in 0..<ho { for ox in 0..<wo { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * s - p + ky, ix = ox * s - p + kx
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                let o = ((b * ho + oy) * wo + ox) * c, i = ((b * h + iy) * w + ix) * c, t = (ky * k + kx) * c
+                for ch in 0..<c {
+                    ry[o + ch] += wt[t + ch] * x[i + ch]
+                    rdw[t + ch] += dy[o + ch] * x[i + ch]
+                    rdx[i + ch] += dy[o + ch] * wt[t + ch]
+                }
+            } } } } }
+            let args = (Int32(batch), Int32(h), Int32(w), Int32(c), Int32(k), Int32(s), Int32(p), Int32(ho), Int32(wo))
+            emc_depthwise_forward(&y, x, wt, args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8)
+            emc_depthwise_filter_gradient(&dw, dy, x, args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8)
+            emc_depthwise_input_gradient(&dx, dy, wt, args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8)
+            #expect(y.map(\.bitPattern) == ry.map(\.bitPattern), "forward, c \(c) k \(k) s \(s) p \(p)")
+            #expect(dw.map(\.bitPattern) == rdw.map(\.bitPattern), "filter gradient, c \(c) k \(k) s \(s) p \(p)")
+            #expect(dx.map(\.bitPattern) == rdx.map(\.bitPattern), "input gradient, c \(c) k \(k) s \(s) p \(p)")
         }
     }
 }

@@ -19,6 +19,22 @@ void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const floa
                          int batch, int h, int w, int c, int kernel, int stride, int ho, int wo);
 void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
                           int batch, size_t in_count, size_t out_count);
+/* The same for the windows of emc_maxpool_forward's arguments: when they tile the input (stride = kernel, H = Ho·K,
+   W = Wo·K) and there are 8 channels or more, each input is written once, without a clearing pass; otherwise it is
+   emc_maxpool_backward. */
+void emc_maxpool_backward_windows(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
+                                  int batch, int h, int w, int c, int kernel, int stride, int ho, int wo);
+
+/* Depthwise convolution, NHWC, filters tap-major w[ky·K + kx][c] (depthwise.c). Each adds into its output:
+   forward y[o][c] += Σ_t w[t][c]·x[i(o,t)][c]; filter gradient dw[t][c] += Σ_o dy[o][c]·x[i(o,t)][c]; input gradient
+   dx[i(o,t)][c] += dy[o][c]·w[t][c]; i(o, t) the input pixel under tap t of output pixel o, taps outside the image
+   skipped. Every element is updated in the order (pixel, ky, kx), with no contraction, at every instruction set. */
+void emc_depthwise_forward(float *restrict y, const float *restrict x, const float *restrict w, int batch, int h, int width,
+                           int c, int kernel, int stride, int padding, int ho, int wo);
+void emc_depthwise_filter_gradient(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
+                                   int width, int c, int kernel, int stride, int padding, int ho, int wo);
+void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict w, int batch, int h,
+                                  int width, int c, int kernel, int stride, int padding, int ho, int wo);
 
 /* C (m×n, row stride ldc) += Aᵀ·B, with A k×m (row stride lda) and B k×n (row stride ldb): for small m and n and a long k
    (gemm_tall.c). emc_gemm_tall_level() tells which version the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (then
