@@ -1,4 +1,5 @@
 import EMCCore
+import CTrainerKernels
 
 /// Batch normalisation over the channels of NHWC samples, as PyTorch's `nn.BatchNorm2d(C)` (eps 1e-5, momentum 0.1),
 /// or `nn.BatchNorm1d` on vectors (H = W = 1).
@@ -29,9 +30,9 @@ public final class BatchNorm: Layer {
     private var gradients: UnsafeMutablePointer<Float>!
     private var direction: UnsafeMutablePointer<Float>!
     private var product: UnsafeMutablePointer<Float>!
-    private var normalized = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    /// Per-channel scratch, allocated once: sums and squared deviations (Double), then the mean, 1/√(σ² + ε) of the
-    /// last forward (kept for backward and the R-operator), and backward's two means (Float).
+    /// Per-channel scratch, allocated once: sums and sums of squares (Double), then the mean, 1/√(σ² + ε) of the last
+    /// forward (kept for backward and the R-operator, which recompute x̂ from the input rather than store it: a pass of
+    /// memory traffic less, and it is traffic that bounds this layer), and backward's two means (Float).
     private let sums: UnsafeMutablePointer<Double>
     private let perChannel: UnsafeMutablePointer<Float>
     private var inverseStd: UnsafeMutablePointer<Float> { perChannel + channels }
@@ -51,7 +52,6 @@ public final class BatchNorm: Layer {
     }
 
     deinit {
-        normalized.deallocate()
         sums.deallocate()
         perChannel.deallocate()
     }
@@ -60,13 +60,9 @@ public final class BatchNorm: Layer {
     public var initializers: [ParameterInit] { [.constant(1), .constant(0)] }
     public var usesBatchStatistics: Bool { true }
 
-    public func workspaceBytes(maxBatch: Int) -> Int? { checkedProduct([4, maxBatch, inputShape.count]) }
-
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = parameters
         self.gradients = gradients
-        normalized.deallocate()
-        normalized = .allocate(capacity: maxBatch * inputShape.count)
     }
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
@@ -110,52 +106,35 @@ public final class BatchNorm: Layer {
         if mode == .evaluation {
             for ch in 0..<c { mean[ch] = fixedMean[ch]; inverseStd[ch] = 1 / (fixedVariance[ch] + Self.epsilon).squareRoot() }
         } else {
+            // One pass: Σx and Σx² in double, variance = Σx²/m − mean² (clamped at 0).
             let sum = sums, squares = sums + c
             sum.update(repeating: 0, count: 2 * c)
-            for r in 0..<m {
-                let x = input + r * c
-                for ch in 0..<c { sum[ch] += Double(x[ch]) }
-            }
-            for ch in 0..<c { sum[ch] /= Double(m) }  // now the mean
-            for r in 0..<m {
-                let x = input + r * c
-                for ch in 0..<c { let d = Double(x[ch]) - sum[ch]; squares[ch] += d * d }
-            }
+            emc_channel_moments(sum, squares, input, m, c)
             for ch in 0..<c {
-                let variance = squares[ch] / Double(m)
-                mean[ch] = Float(sum[ch])
+                let batchMean = sum[ch] / Double(m)
+                let variance = max(0, squares[ch] / Double(m) - batchMean * batchMean)
+                mean[ch] = Float(batchMean)
                 inverseStd[ch] = Float(1 / (variance + Double(Self.epsilon)).squareRoot())
-                let unbiased = m > 1 ? squares[ch] / Double(m - 1) : variance
-                runningMean[ch] = Float((1 - Self.momentum) * Double(runningMean[ch]) + Self.momentum * sum[ch])
+                let unbiased = m > 1 ? variance * Double(m) / Double(m - 1) : variance
+                runningMean[ch] = Float((1 - Self.momentum) * Double(runningMean[ch]) + Self.momentum * batchMean)
                 runningVariance[ch] = Float((1 - Self.momentum) * Double(runningVariance[ch]) + Self.momentum * unbiased)
                 if mode == .collecting {
-                    collectedSum[ch] += sum[ch] * Double(m)
-                    collectedSquares[ch] += squares[ch] + sum[ch] * sum[ch] * Double(m)
+                    collectedSum[ch] += sum[ch]
+                    collectedSquares[ch] += squares[ch]
                 }
             }
             if mode == .collecting { collectedCount += m }
         }
-        let gamma = parameters!, beta = parameters! + c
-        for r in 0..<m {
-            let x = input + r * c, y = output + r * c, h = normalized.baseAddress! + r * c
-            for ch in 0..<c {
-                let n = (x[ch] - mean[ch]) * inverseStd[ch]
-                h[ch] = n
-                y[ch] = gamma[ch] * n + beta[ch]
-            }
-        }
+        emc_batchnorm_apply(output, input, mean, inverseStd, parameters!, parameters! + c, m, c)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         let c = channels, m = batch * inputShape.height * inputShape.width
-        // Per channel Σ dy and Σ dy·x̂.
-        let sumDy = sums, sumDyH = sums + c
+        // Per channel Σ dy and Σ dy·x̂, x̂ recomputed from x and the last forward's statistics.
+        let sumDy = sums, sumDyH = sums + c, mean = perChannel
         sumDy.update(repeating: 0, count: 2 * c)
-        for r in 0..<m {
-            let g = gradOutput + r * c, h = normalized.baseAddress! + r * c
-            for ch in 0..<c { sumDy[ch] += Double(g[ch]); sumDyH[ch] += Double(g[ch] * h[ch]) }
-        }
+        emc_channel_gradient_sums(sumDy, sumDyH, gradOutput, input, mean, inverseStd, m, c)
         for ch in 0..<c { gradients[ch] += Float(sumDyH[ch]); gradients[c + ch] += Float(sumDy[ch]) }
         guard let gradInput else { return }
         let gamma = parameters!, inverseStd = self.inverseStd, meanDy = perChannel + 2 * c, meanDyH = perChannel + 3 * c
@@ -165,10 +144,7 @@ public final class BatchNorm: Layer {
             meanDy[ch] = training ? Float(sumDy[ch] / Double(m)) : 0
             meanDyH[ch] = training ? Float(sumDyH[ch] / Double(m)) : 0
         }
-        for r in 0..<m {
-            let g = gradOutput + r * c, h = normalized.baseAddress! + r * c, d = gradInput + r * c
-            for ch in 0..<c { d[ch] = gamma[ch] * inverseStd[ch] * (g[ch] - meanDy[ch] - h[ch] * meanDyH[ch]) }
-        }
+        emc_batchnorm_input_gradient(gradInput, gradOutput, input, mean, inverseStd, gamma, meanDy, meanDyH, m, c)
     }
 
     /// Evaluation mode: R{y} = V_γ·x̂ + γ·R{x}/σ + V_β.
@@ -176,11 +152,11 @@ public final class BatchNorm: Layer {
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
         precondition(mode == .evaluation, "batch normalisation's R-operator is written for evaluation mode")
         let c = channels, m = batch * inputShape.height * inputShape.width
-        let gamma = parameters!, vGamma = direction!, vBeta = direction! + c
+        let gamma = parameters!, vGamma = direction!, vBeta = direction! + c, mean = perChannel
         for r in 0..<m {
-            let h = normalized.baseAddress! + r * c, ry = rOutput + r * c
+            let x = input + r * c, ry = rOutput + r * c
             for ch in 0..<c {
-                var v = vGamma[ch] * h[ch] + vBeta[ch]
+                var v = vGamma[ch] * ((x[ch] - mean[ch]) * inverseStd[ch]) + vBeta[ch]
                 if let rInput { v += gamma[ch] * inverseStd[ch] * rInput[r * c + ch] }
                 ry[ch] = v
             }
@@ -192,11 +168,11 @@ public final class BatchNorm: Layer {
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         precondition(mode == .evaluation, "batch normalisation's R-operator is written for evaluation mode")
         let c = channels, m = batch * inputShape.height * inputShape.width
-        let gamma = parameters!, vGamma = direction!
+        let gamma = parameters!, vGamma = direction!, mean = perChannel
         for r in 0..<m {
-            let g = gradOutput + r * c, rg = rGradOutput + r * c, h = normalized.baseAddress! + r * c
+            let g = gradOutput + r * c, rg = rGradOutput + r * c, x = input + r * c
             for ch in 0..<c {
-                var dGamma = rg[ch] * h[ch]
+                var dGamma = rg[ch] * ((x[ch] - mean[ch]) * inverseStd[ch])
                 if let rInput { dGamma += g[ch] * rInput[r * c + ch] * inverseStd[ch] }
                 product[ch] += dGamma
                 product[c + ch] += rg[ch]

@@ -355,3 +355,51 @@ struct DepthwiseKernelTests {
         }
     }
 }
+
+@Suite("Batch-norm kernels")
+struct BatchNormKernelTests {
+    /// Channel counts that take the 16-lane layout (1, 2, 4, 8, 16) and the row layout (3, 24, 40), with row counts whose
+    /// element count is not a multiple of 16 (the lanes' tail), against sums in Double and the formulas in Double.
+    @Test("moments, the affine map, the gradient sums and the input gradient match Double references, lane and row layouts")
+    func matchesDouble() {
+        for c in [1, 2, 4, 8, 16, 3, 24, 40] {
+            let rows = 37
+            let rng = CounterRNG(seed: 21, stream: .test)
+            let x = (0..<(rows * c)).map { Float(rng.normal(UInt64($0)) * 2 + 0.5) }
+            let dy = (0..<(rows * c)).map { Float(rng.normal(UInt64(1 << 30 | $0))) }
+            var sum = [Double](repeating: 1, count: c), squares = [Double](repeating: 2, count: c)
+            emc_channel_moments(&sum, &squares, x, rows, c)
+            var mean = [Float](repeating: 0, count: c), istd = mean, gamma = mean, beta = mean, meanDy = mean, meanDyH = mean
+            for ch in 0..<c {
+                let xs = (0..<rows).map { Double(x[$0 * c + ch]) }
+                let s = xs.reduce(0, +), q = xs.map { $0 * $0 }.reduce(0, +)
+                #expect(abs(sum[ch] - 1 - s) < 1e-9 && abs(squares[ch] - 2 - q) < 1e-9, "moments, c \(c) channel \(ch)")
+                mean[ch] = Float(s / Double(rows))
+                istd[ch] = Float(1 / (q / Double(rows) - s * s / Double(rows * rows) + 1e-5).squareRoot())
+                gamma[ch] = Float(ch + 1) * 0.5
+                beta[ch] = Float(ch) * 0.25 - 1
+                meanDy[ch] = Float(ch) * 0.01
+                meanDyH[ch] = -Float(ch) * 0.02
+            }
+            var y = [Float](repeating: 0, count: x.count), dx = y
+            emc_batchnorm_apply(&y, x, mean, istd, gamma, beta, rows, c)
+            var sumDy = [Double](repeating: 0, count: c), sumDyH = sumDy
+            emc_channel_gradient_sums(&sumDy, &sumDyH, dy, x, mean, istd, rows, c)
+            emc_batchnorm_input_gradient(&dx, dy, x, mean, istd, gamma, meanDy, meanDyH, rows, c)
+            var referenceDy = [Double](repeating: 0, count: c), referenceDyH = referenceDy
+            for i in 0..<x.count {
+                let ch = i % c
+                let h = (Double(x[i]) - Double(mean[ch])) * Double(istd[ch])
+                #expect(abs(Double(y[i]) - (Double(gamma[ch]) * h + Double(beta[ch]))) < 1e-5, "apply, c \(c) at \(i)")
+                let d = Double(gamma[ch]) * Double(istd[ch]) * (Double(dy[i]) - Double(meanDy[ch]) - h * Double(meanDyH[ch]))
+                #expect(abs(Double(dx[i]) - d) < 1e-5 * max(1, abs(d)), "input gradient, c \(c) at \(i)")
+                referenceDy[ch] += Double(dy[i])
+                referenceDyH[ch] += Double(dy[i]) * h
+            }
+            for ch in 0..<c {
+                #expect(abs(sumDy[ch] - referenceDy[ch]) < 1e-9, "Σ dy, c \(c) channel \(ch)")
+                #expect(abs(sumDyH[ch] - referenceDyH[ch]) < 1e-4, "Σ dy·x̂, c \(c) channel \(ch)")
+            }
+        }
+    }
+}

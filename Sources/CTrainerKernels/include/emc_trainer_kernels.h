@@ -36,6 +36,20 @@ void emc_depthwise_filter_gradient(float *restrict dw, const float *restrict dy,
 void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict w, int batch, int h,
                                   int width, int c, int kernel, int stride, int padding, int ho, int wo);
 
+/* Batch normalisation's passes over `rows` rows of c channels (norm.c). Sums are per channel, in double, added to
+   what the output holds; x̂ = (x − mean)·istd is recomputed where needed, never stored; every clone gives the same bits.
+   emc_channel_moments: sum[ch] += Σ x, squares[ch] += Σ x²;  emc_batchnorm_apply: y = γ·x̂ + β;
+   emc_channel_gradient_sums: Σ dy and Σ dy·x̂;  emc_batchnorm_input_gradient: dx = (γ·istd)·((dy − mean_dy) − x̂·mean_dyh). */
+void emc_channel_moments(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c);
+void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float *restrict mean, const float *restrict istd,
+                         const float *restrict gamma, const float *restrict beta, size_t rows, size_t c);
+void emc_channel_gradient_sums(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
+                               const float *restrict x, const float *restrict mean, const float *restrict istd, size_t rows,
+                               size_t c);
+void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict x,
+                                  const float *restrict mean, const float *restrict istd, const float *restrict gamma,
+                                  const float *restrict mean_dy, const float *restrict mean_dyh, size_t rows, size_t c);
+
 /* C (m×n, row stride ldc) += Aᵀ·B, with A k×m (row stride lda) and B k×n (row stride ldb): for small m and n and a long k
    (gemm_tall.c). emc_gemm_tall_level() tells which version the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (then
    emc_gemm_tall_accumulate does nothing and returns 0, and the caller uses BLAS). Both versions give the same bits. */
