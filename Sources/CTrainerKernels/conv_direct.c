@@ -13,10 +13,33 @@
 #include "emc_trainer_kernels.h"
 #include <immintrin.h>
 
+// A tile at grid position q writes to y + q·cout, or with a grid shape to the dense output row of each position that
+// lies in an image's top-left H × W (nothing for the others), and adds the bias when there is one: after the chain, so
+// the same bits as adding it afterwards.
+struct position { size_t b, oy, ox; };
+
+static inline struct position locate(const emc_grid_shape *grid, size_t q) {
+    size_t image = grid->paddedHeight * grid->paddedWidth, r = q % image;
+    return (struct position){q / image, r / grid->paddedWidth, r % grid->paddedWidth};
+}
+
+// The output row of the position `at`, or NULL outside the valid H × W; then steps `at` to the next position.
+static inline float *target(const emc_grid_shape *grid, struct position *at, float *y, size_t cout) {
+    float *to = at->oy < grid->height && at->ox < grid->width ? y + ((at->b * grid->height + at->oy) * grid->width + at->ox) * cout : NULL;
+    if (++at->ox == grid->paddedWidth) {
+        at->ox = 0;
+        if (++at->oy == grid->paddedHeight) { at->oy = 0; at->b++; }
+    }
+    return to;
+}
+#define TO(q) (grid ? yc : yc + (q) * cout)
+#define MAP(q) grid, (q)
+#define BIAS_AT(o) (bc ? bc + (o) : NULL)
+
 #define TILE512(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
         const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
-        __mmask16 tail) {                                                                                              \
+        const emc_grid_shape *grid, size_t q, const float *bias, __mmask16 tail) {                                    \
         __m512 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
             for (int v = 0; v < V; v++) acc[p][v] = _mm512_setzero_ps();                                               \
@@ -33,9 +56,19 @@
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
-        for (int p = 0; p < P; p++)                                                                                    \
-            for (int v = 0; v < V; v++)                                                                                \
-                _mm512_mask_storeu_ps(y + p * cout + v * 16, v == V - 1 ? tail : 0xFFFF, acc[p][v]);                  \
+        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            float *to = y + p * cout;                                                                                  \
+            if (grid) {                                                                                                \
+                to = target(grid, &at, y, cout);                                                                       \
+                if (!to) continue;                                                                                     \
+            }                                                                                                          \
+            for (int v = 0; v < V; v++) {                                                                              \
+                __mmask16 mask = v == V - 1 ? tail : 0xFFFF;                                                           \
+                __m512 value = bias ? _mm512_add_ps(acc[p][v], _mm512_maskz_loadu_ps(mask, bias + v * 16)) : acc[p][v];\
+                _mm512_mask_storeu_ps(to + v * 16, mask, value);                                                       \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 TILE512(16, 1)
@@ -48,9 +81,10 @@ TILE512(6, 2)
 TILE512(6, 1)
 
 __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, int K, int C, size_t wp, const float *x,
-                                                           const float *w, float *y) {
+                                                           const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
     const size_t KC = (size_t)K * C, rowStep = wp * C;
     for (int co = 0; co < cout; co += 64) {
+        const float *bc = bias ? bias + co : NULL;
         int width = cout - co < 64 ? cout - co : 64;
         int vectors = (width + 15) / 16;
         int rest = width - (vectors - 1) * 16;
@@ -60,27 +94,27 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
         size_t q = 0;
         switch (vectors) {
         case 1:
-            for (; q + 16 <= m; q += 16) conv512_16_1(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
-            for (; q < m; q++) conv512_1_1(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+            for (; q + 16 <= m; q += 16) conv512_16_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q < m; q++) conv512_1_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
             break;
         case 2:
-            for (; q + 12 <= m; q += 12) conv512_12_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
-            for (; q < m; q++) conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+            for (; q + 12 <= m; q += 12) conv512_12_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q < m; q++) conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
             break;
         default: {
             // 3 or 4 vectors: a 4-vector tile with the missing vectors masked off entirely.
             for (; q + 6 <= m; q += 6) {
-                if (vectors == 4) conv512_6_4(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+                if (vectors == 4) conv512_6_4(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
                 else {
-                    conv512_6_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, 0xFFFF);
-                    conv512_6_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, yc + q * cout + 32, tail);
+                    conv512_6_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), 0xFFFF);
+                    conv512_6_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, TO(q) + 32, MAP(q), BIAS_AT(32), tail);
                 }
             }
             for (; q < m; q++) {
-                if (vectors == 4) conv512_1_4(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+                if (vectors == 4) conv512_1_4(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
                 else {
-                    conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, 0xFFFF);
-                    conv512_1_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, yc + q * cout + 32, tail);
+                    conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), 0xFFFF);
+                    conv512_1_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, TO(q) + 32, MAP(q), BIAS_AT(32), tail);
                 }
             }
         }
@@ -91,7 +125,7 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
 #define TILE256(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx2,fma"))) void conv256_##P##_##V(                        \
         const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
-        __m256i tail) {                                                                                                \
+        const emc_grid_shape *grid, size_t q, const float *bias, __m256i tail) {                                      \
         const __m256i all = _mm256_set1_epi32(-1);                                                                     \
         __m256 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
@@ -109,8 +143,19 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
-        for (int p = 0; p < P; p++)                                                                                    \
-            for (int v = 0; v < V; v++) _mm256_maskstore_ps(y + p * cout + v * 8, v == V - 1 ? tail : all, acc[p][v]); \
+        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            float *to = y + p * cout;                                                                                  \
+            if (grid) {                                                                                                \
+                to = target(grid, &at, y, cout);                                                                       \
+                if (!to) continue;                                                                                     \
+            }                                                                                                          \
+            for (int v = 0; v < V; v++) {                                                                              \
+                __m256i mask = v == V - 1 ? tail : all;                                                                \
+                __m256 value = bias ? _mm256_add_ps(acc[p][v], _mm256_maskload_ps(bias + v * 8, mask)) : acc[p][v];    \
+                _mm256_maskstore_ps(to + v * 8, mask, value);                                                          \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 TILE256(12, 1)
@@ -119,9 +164,10 @@ TILE256(6, 2)
 TILE256(1, 2)
 
 __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, int K, int C, size_t wp, const float *x,
-                                                          const float *w, float *y) {
+                                                          const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
     const size_t KC = (size_t)K * C, rowStep = wp * C;
     for (int co = 0; co < cout; co += 16) {
+        const float *bc = bias ? bias + co : NULL;
         int width = cout - co < 16 ? cout - co : 16;
         int vectors = (width + 7) / 8;
         int rest = width - (vectors - 1) * 8;
@@ -130,18 +176,25 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, in
         float *yc = y + co;
         size_t q = 0;
         if (vectors == 1) {
-            for (; q + 12 <= m; q += 12) conv256_12_1(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
-            for (; q < m; q++) conv256_1_1(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+            for (; q + 12 <= m; q += 12) conv256_12_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q < m; q++) conv256_1_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
         } else {
-            for (; q + 6 <= m; q += 6) conv256_6_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
-            for (; q < m; q++) conv256_1_2(x + q * C, C, KC, K, rowStep, wc, cout, yc + q * cout, tail);
+            for (; q + 6 <= m; q += 6) conv256_6_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q < m; q++) conv256_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
         }
     }
 }
 
+int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
+                          const float *x, const float *w, float *y, const float *bias) {
+    if (level >= 2) { conv_avx512(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
+    if (level == 1) { conv_avx2(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
+    return 0;
+}
+
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
                     const float *w, float *y) {
-    if (level >= 2) { conv_avx512(m, cout, kernel, channels, paddedWidth, x, w, y); return 1; }
-    if (level == 1) { conv_avx2(m, cout, kernel, channels, paddedWidth, x, w, y); return 1; }
+    if (level >= 2) { conv_avx512(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL); return 1; }
+    if (level == 1) { conv_avx2(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL); return 1; }
     return 0;
 }

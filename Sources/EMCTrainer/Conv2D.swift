@@ -35,11 +35,10 @@ public final class Conv2D: Layer {
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
     private var rRows = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    /// The direct path's buffers: the padded input, the padded output gradient, the padded-grid output, the weights as
-    /// [ky][kx][ci][co] and flipped as [ky][kx][co][ci] (see `usesDirect`).
+    /// The direct path's buffers: the padded input, the padded output gradient, the weights as [ky][kx][ci][co] and
+    /// flipped as [ky][kx][co][ci] (see `usesDirect`). Its outputs go straight into the dense output and input gradient.
     private var padded = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var paddedGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var grid = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var weightsByTap = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// Whether training skips im2row (`emc_conv_direct`): stride 1, an odd kernel with "same" padding, a CPU with
@@ -80,7 +79,7 @@ public final class Conv2D: Layer {
         rows.deallocate()
         gradRows.deallocate()
         rRows.deallocate()
-        for buffer in [padded, paddedGradient, grid, weightsByTap, flippedWeights] { buffer.deallocate() }
+        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights] { buffer.deallocate() }
     }
 
     // The padded grid: images of (H + K − 1) × (W + K − 1) positions one after the other, and after the last image
@@ -89,6 +88,9 @@ public final class Conv2D: Layer {
     private var paddedWidth: Int { inputShape.width + kernel - 1 }
     private func gridPositions(_ batch: Int) -> Int { batch * paddedHeight * paddedWidth }
     private var slackRows: Int { kernel * paddedWidth + kernel }
+    private var gridShape: emc_grid_shape {
+        emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height, width: inputShape.width)
+    }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch)] + (hasBias ? [(outChannels, patch)] : []) }
     public var matrixShapes: [(rows: Int, cols: Int)?] { [(outChannels, patch)] + (hasBias ? [nil] : []) }
@@ -98,9 +100,9 @@ public final class Conv2D: Layer {
         // counted anyway: `Model.hessianBytes` adds half of this for R{rows}, so the Hessian check's estimate stays true.
         guard let rows = checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch]) else { return nil }
         guard usesDirect else { return rows }
-        // Plus the padded input, the padded output gradient and the grid output.
+        // Plus the padded input and the padded output gradient.
         let positions = maxBatch * paddedHeight * paddedWidth + slackRows
-        guard let direct = checkedProduct([4, positions, inChannels + 2 * outChannels]) else { return nil }
+        guard let direct = checkedProduct([4, positions, inChannels + outChannels]) else { return nil }
         let (sum, overflow) = rows.addingReportingOverflow(direct)
         return overflow ? nil : sum
     }
@@ -112,7 +114,7 @@ public final class Conv2D: Layer {
         self.gradients = WeightAndBias(gradients, weights: outChannels * patch)
         rows.deallocate()
         gradRows.deallocate()
-        for buffer in [padded, paddedGradient, grid, weightsByTap, flippedWeights] { buffer.deallocate() }
+        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights] { buffer.deallocate() }
         if usesDirect {
             // im2row's rows only if the R-operator is bound (`bindDirection`).
             rows = UnsafeMutableBufferPointer(start: nil, count: 0)
@@ -123,7 +125,6 @@ public final class Conv2D: Layer {
             padded.initialize(repeating: 0)
             paddedGradient = .allocate(capacity: positions * outChannels)
             paddedGradient.initialize(repeating: 0)
-            grid = .allocate(capacity: positions * max(inChannels, outChannels))
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
         } else {
@@ -219,28 +220,14 @@ public final class Conv2D: Layer {
         (to + gridPositions(batch) * count).update(repeating: 0, count: slackRows * count)
     }
 
-    /// The valid positions of the grid (the top-left H × W of each padded image) into a dense NHWC tensor.
-    private func compact(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int) {
-        let h = inputShape.height, w = inputShape.width, wp = paddedWidth
-        for b in 0..<batch {
-            for y in 0..<h {
-                (to + ((b * h + y) * w) * count).update(from: from + ((b * paddedHeight + y) * wp) * count, count: w * count)
-            }
-        }
-    }
-
     private func directForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, weight = parameters.weight, taps = weightsByTap.baseAddress!
         // W [co][ky][kx][ci] → [ky][kx][ci][co].
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
         pad(input, into: padded.baseAddress!, channels: cin, batch: batch)
-        _ = emc_conv_direct(BLAS.hardwareLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), paddedWidth,
-                            padded.baseAddress!, taps, grid.baseAddress!)
-        compact(grid.baseAddress!, into: output, channels: cout, batch: batch)
-        if hasBias {
-            let bias = parameters.bias
-            for r in 0..<pixels(batch) { let y = output + r * cout; for co in 0..<cout { y[co] += bias[co] } }
-        }
+        var grid = gridShape
+        _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), &grid,
+                                  padded.baseAddress!, taps, output, hasBias ? UnsafePointer(parameters.bias) : nil)
     }
 
     private func directBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
@@ -270,9 +257,9 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        _ = emc_conv_direct(BLAS.hardwareLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), wp,
-                            gradientGrid, flipped, grid.baseAddress!)
-        compact(grid.baseAddress!, into: gradInput, channels: cin, batch: batch)
+        var grid = gridShape
+        _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), &grid,
+                                  gradientGrid, flipped, gradInput, nil)
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.

@@ -198,6 +198,33 @@ struct DirectConvolutionTests {
         }
     }
 
+    /// The dense form writes each valid grid position's row, plus the bias, where compacting the grid would put it, and
+    /// nothing else: bit for bit the grid form followed by the compaction and the bias.
+    @Test("the dense form equals the grid form compacted, with the bias, and writes nothing outside the images")
+    func denseExact() {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+        let rng = CounterRNG(seed: 18, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (batch, h, w, k, c, cout) in [(2, 5, 4, 3, 3, 8), (3, 4, 6, 3, 8, 20), (2, 3, 3, 5, 2, 40), (1, 6, 5, 3, 4, 1), (2, 4, 4, 1, 5, 17)] {
+            let hp = h + k - 1, wp = w + k - 1, m = batch * hp * wp
+            let x = (0..<((m + k * wp + k) * c)).map { _ in random() }, weights = (0..<(k * k * c * cout)).map { _ in random() }
+            let bias = (0..<cout).map { _ in random() }
+            for level in levels {
+                var gridOut = [Float](repeating: 0, count: m * cout)
+                _ = emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, x, weights, &gridOut)
+                var expected = [Float](repeating: .nan, count: batch * h * w * cout + 5)
+                for b in 0..<batch { for oy in 0..<h { for ox in 0..<w { for co in 0..<cout {
+                    expected[((b * h + oy) * w + ox) * cout + co] = gridOut[((b * hp + oy) * wp + ox) * cout + co] + bias[co]
+                } } } }
+                var dense = [Float](repeating: .nan, count: expected.count)
+                var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: h, width: w)
+                _ = emc_conv_direct_dense(level, m, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias)
+                #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(h)×\(w)×\(c) → \(cout), k \(k)")
+            }
+        }
+    }
+
     @Test("a direct layer's workspace estimate still counts the rows its R-operator allocates")
     func workspace() throws {
         try #require(BLAS.hardwareLevel > 0)

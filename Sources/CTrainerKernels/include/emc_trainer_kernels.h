@@ -63,6 +63,13 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
    done) at level 0. */
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
                     const float *w, float *y);
+/* The padded grid's geometry: images of paddedHeight × paddedWidth positions one after the other, of which the top-left
+   height × width are an image's outputs. */
+typedef struct { size_t paddedHeight, paddedWidth, height, width; } emc_grid_shape;
+/* emc_conv_direct over the grid's m positions, each valid position's row written straight into the dense NHWC output
+   y [B, height, width, cout] (the others not written), plus bias[co] after the chain when bias is not NULL. */
+int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
+                          const float *x, const float *w, float *y, const float *bias);
 
 /* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
    operations at every instruction set (no contraction into FMA), so every clone gives the same bits.
