@@ -101,3 +101,66 @@ void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, 
             dx[i] = (gamma[ch] * istd[ch]) * ((dy[i] - mean_dy[ch]) - ((x[i] - mean[ch]) * istd[ch]) * mean_dyh[ch]);
         }
 }
+
+// Layer normalisation over each row's c values. A row's sums run in 16 lanes (lane l takes the elements l, l + 16, …)
+// folded in lane order, then the remainder in order: a fixed order that vectorises.
+static inline __attribute__((always_inline)) float row_sum(const float *restrict v, size_t c) {
+    float lane[LANES] = {0};
+    size_t whole = c / LANES * LANES;
+    for (size_t i = 0; i < whole; i += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] += v[i + l];
+    float total = 0;
+    for (int l = 0; l < LANES; l++) total += lane[l];
+    for (size_t i = whole; i < c; i++) total += v[i];
+    return total;
+}
+
+static inline __attribute__((always_inline)) float row_squared_deviation(const float *restrict v, float mean, size_t c) {
+    float lane[LANES] = {0};
+    size_t whole = c / LANES * LANES;
+    for (size_t i = 0; i < whole; i += LANES)
+        for (int l = 0; l < LANES; l++) { float d = v[i + l] - mean; lane[l] += d * d; }
+    float total = 0;
+    for (int l = 0; l < LANES; l++) total += lane[l];
+    for (size_t i = whole; i < c; i++) { float d = v[i] - mean; total += d * d; }
+    return total;
+}
+
+EMC_CLONES
+void emc_layernorm_forward(float *restrict y, float *restrict h, float *restrict istd, const float *restrict x,
+                           const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, float epsilon) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        float *yr = y + r * c, *hr = h + r * c;
+        float mean = row_sum(xr, c) / (float)c;
+        float inv = 1.0f / __builtin_sqrtf(row_squared_deviation(xr, mean, c) / (float)c + epsilon);
+        istd[r] = inv;
+        for (size_t ch = 0; ch < c; ch++) {
+            float v = (xr[ch] - mean) * inv;
+            hr[ch] = v;
+            yr[ch] = gamma[ch] * v + beta[ch];
+        }
+    }
+}
+
+// dγ += Σ dy·x̂, dβ += Σ dy (row after row), and when dx is not NULL dx = istd·(dy·γ − mean(dy·γ) − x̂·mean(dy·γ·x̂)).
+// `scratch` holds c floats.
+EMC_CLONES
+void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta, float *restrict scratch,
+                            const float *restrict dy, const float *restrict h, const float *restrict istd,
+                            const float *restrict gamma, size_t rows, size_t c) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = dy + r * c, *hr = h + r * c;
+        for (size_t ch = 0; ch < c; ch++) {
+            dgamma[ch] += g[ch] * hr[ch];
+            dbeta[ch] += g[ch];
+        }
+        if (!dx) continue;
+        for (size_t ch = 0; ch < c; ch++) scratch[ch] = g[ch] * gamma[ch];
+        float meanG = row_sum(scratch, c) / (float)c;
+        for (size_t ch = 0; ch < c; ch++) scratch[ch] = scratch[ch] * hr[ch];
+        float meanGH = row_sum(scratch, c) / (float)c;
+        float *d = dx + r * c, inv = istd[r];
+        for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
+    }
+}

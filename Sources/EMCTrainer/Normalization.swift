@@ -185,7 +185,8 @@ public final class BatchNorm: Layer {
 /// Layer normalisation over each position's channels, as PyTorch's `nn.LayerNorm(C)` (eps 1e-5) on tokens [B, T, C]:
 /// x̂ = (x − μ)/√(σ² + ε) over the C values of one position (biased σ²), y = γ·x̂ + β. Backward:
 ///   dγ += Σ dy·x̂,  dβ += Σ dy,  dx = (1/√(σ² + ε)) · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)),  dx̂ = dy·γ
-/// (means over the position's C values).
+/// (means over the position's C values). The loops are `emc_layernorm_forward` and `_backward` (norm.c): each position's
+/// sums run in 16 fixed lanes, so they vectorise and give the same bits at every instruction set.
 public final class LayerNorm: Layer, LayerWithoutHessian {
     public let name = "layernorm"
     public let inputShape: FeatureShape
@@ -196,13 +197,14 @@ public final class LayerNorm: Layer, LayerWithoutHessian {
     private var gradients: UnsafeMutablePointer<Float>!
     private var normalized = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var inverseStd = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
     public init(input: FeatureShape) {
         inputShape = input
         channels = input.channels
     }
 
-    deinit { normalized.deallocate(); inverseStd.deallocate() }
+    deinit { normalized.deallocate(); inverseStd.deallocate(); scratch.deallocate() }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(channels, 1), (channels, 1)] }
     public var initializers: [ParameterInit] { [.constant(1), .constant(0)] }
@@ -216,46 +218,20 @@ public final class LayerNorm: Layer, LayerWithoutHessian {
         self.gradients = gradients
         normalized.deallocate()
         inverseStd.deallocate()
+        scratch.deallocate()
         normalized = .allocate(capacity: maxBatch * inputShape.count)
         inverseStd = .allocate(capacity: maxBatch * inputShape.height * inputShape.width)
+        scratch = .allocate(capacity: channels)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let c = channels, gamma = parameters!, beta = parameters! + c
-        for r in 0..<(batch * inputShape.height * inputShape.width) {
-            let x = input + r * c, y = output + r * c, h = normalized.baseAddress! + r * c
-            var mean: Float = 0
-            for ch in 0..<c { mean += x[ch] }
-            mean /= Float(c)
-            var variance: Float = 0
-            for ch in 0..<c { let d = x[ch] - mean; variance += d * d }
-            let inv = 1 / (variance / Float(c) + Self.epsilon).squareRoot()
-            inverseStd[r] = inv
-            for ch in 0..<c {
-                h[ch] = (x[ch] - mean) * inv
-                y[ch] = gamma[ch] * h[ch] + beta[ch]
-            }
-        }
+        emc_layernorm_forward(output, normalized.baseAddress!, inverseStd.baseAddress!, input, parameters!, parameters! + channels,
+                              batch * inputShape.height * inputShape.width, channels, Self.epsilon)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        let c = channels, gamma = parameters!
-        for r in 0..<(batch * inputShape.height * inputShape.width) {
-            let g = gradOutput + r * c, h = normalized.baseAddress! + r * c
-            var meanG: Float = 0, meanGH: Float = 0
-            for ch in 0..<c {
-                gradients[ch] += g[ch] * h[ch]
-                gradients[c + ch] += g[ch]
-                let dh = g[ch] * gamma[ch]
-                meanG += dh
-                meanGH += dh * h[ch]
-            }
-            guard let gradInput else { continue }
-            meanG /= Float(c)
-            meanGH /= Float(c)
-            let d = gradInput + r * c, inv = inverseStd[r]
-            for ch in 0..<c { d[ch] = inv * (g[ch] * gamma[ch] - meanG - h[ch] * meanGH) }
-        }
+        emc_layernorm_backward(gradInput, gradients!, gradients! + channels, scratch.baseAddress!, gradOutput, normalized.baseAddress!,
+                               inverseStd.baseAddress!, parameters!, batch * inputShape.height * inputShape.width, channels)
     }
 }

@@ -50,6 +50,15 @@ void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, 
                                   const float *restrict mean, const float *restrict istd, const float *restrict gamma,
                                   const float *restrict mean_dy, const float *restrict mean_dyh, size_t rows, size_t c);
 
+/* Layer normalisation over each of `rows` rows of c values (norm.c), row sums in 16 fixed lanes: forward writes
+   y = γ·x̂ + β, x̂ and each row's 1/√(σ² + ε); backward adds dγ += Σ dy·x̂, dβ += Σ dy and, when dx is not NULL, writes
+   dx = istd·(dy·γ − mean(dy·γ) − x̂·mean(dy·γ·x̂)), with c floats of scratch. */
+void emc_layernorm_forward(float *restrict y, float *restrict h, float *restrict istd, const float *restrict x,
+                           const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, float epsilon);
+void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta, float *restrict scratch,
+                            const float *restrict dy, const float *restrict h, const float *restrict istd,
+                            const float *restrict gamma, size_t rows, size_t c);
+
 /* C (m×n, row stride ldc) += Aᵀ·B, with A k×m (row stride lda) and B k×n (row stride ldb): for small m and n and a long k
    (gemm_tall.c). emc_gemm_tall_level() tells which version the CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (then
    emc_gemm_tall_accumulate does nothing and returns 0, and the caller uses BLAS). Both versions give the same bits. */
