@@ -48,13 +48,20 @@ struct BenchShards: ParsableCommand {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Training speed (forward + backward + SGD step) of every model family at 1 thread, and GEMM efficiency.",
-        discussion: "Pass --torch with the JSON of scripts/bench/torch_train.py --json to print PyTorch's figures beside emc's.")
+        discussion: """
+            Pass --torch with the JSON of scripts/bench/torch_train.py --json to print PyTorch's figures beside emc's.
+
+            GEMM GFLOP/s counts every matrix product and convolution of the step (forward, weight and input gradients) \
+            over the whole step's time; "model / raw" sets it beside raw sgemm on the model's largest product. \
+            "its layer" times the layer with that product alone (forward, weight and input gradients) and counts its \
+            FLOPs, whichever kernel computes them; "layer / raw" sets that beside the same raw sgemm.
+            """)
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Seconds per measurement.") var seconds = 0.5
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "JSON from scripts/bench/torch_train.py --json, for a side-by-side table.") var torch: String?
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
-    @Flag(inversion: .prefixedNo, help: "Also time raw sgemm on each model's largest product (off: only training runs, for a profiler).")
+    @Flag(inversion: .prefixedNo, help: "Also time raw sgemm on each model's largest product, and the layer with it alone (off: only training runs, for a profiler).")
     var rawSgemm = true
     @OptionGroup var output: BenchOutputOptions
 
