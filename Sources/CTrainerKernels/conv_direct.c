@@ -4,7 +4,8 @@
 // K·C floats that kernel row ky of output position q = (b·Hp + oy)·Wp + ox reads are contiguous and start at
 // (q + ky·Wp)·C: the patches of consecutive positions are overlapping rows with stride C. So
 //     y[q][co] = Σ_ky Σ_{j < K·C} x[(q + ky·Wp)·C + j] · w[ky][j][co]
-// over every q of the padded grid (the positions with ox ≥ W or oy ≥ H are computed and thrown away by the caller).
+// over every q of the padded grid. The positions with ox ≥ W or oy ≥ H are computed and thrown away: the dense form
+// (emc_conv_direct_dense, what the layers call) stores only the others, each straight into its row of the NHWC output.
 // OpenBLAS cannot read such rows (it requires lda ≥ k), and im2row writes them out 9 times over, which at 8–32
 // channels made the convolution bound by memory traffic. The same kernel gives the input gradient (the padded output
 // gradient with the flipped kernel).
