@@ -33,9 +33,9 @@ static inline float *target(const emc_grid_shape *grid, struct position *at, flo
     }
     return to;
 }
-#define TO(q) (grid ? yc : yc + (q) * cout)
-#define MAP(q) grid, (q)
-#define BIAS_AT(o) (bc ? bc + (o) : NULL)
+// A tile's arguments at grid position q and output channel co + o (inside the drivers below).
+#define TILE_ARGS(q, o)                                                                                                \
+    x + (q) * C, C, KC, K, rowStep, wc + (o), cout, (grid ? yc : yc + (q) * cout) + (o), grid, (q), (bc ? bc + (o) : NULL)
 
 #define TILE512(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
@@ -95,27 +95,27 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
         size_t q = 0;
         switch (vectors) {
         case 1:
-            for (; q + 16 <= m; q += 16) conv512_16_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
-            for (; q < m; q++) conv512_1_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q + 16 <= m; q += 16) conv512_16_1(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) conv512_1_1(TILE_ARGS(q, 0), tail);
             break;
         case 2:
-            for (; q + 12 <= m; q += 12) conv512_12_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
-            for (; q < m; q++) conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q + 12 <= m; q += 12) conv512_12_2(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) conv512_1_2(TILE_ARGS(q, 0), tail);
             break;
         default: {
             // 3 or 4 vectors: a 4-vector tile with the missing vectors masked off entirely.
             for (; q + 6 <= m; q += 6) {
-                if (vectors == 4) conv512_6_4(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+                if (vectors == 4) conv512_6_4(TILE_ARGS(q, 0), tail);
                 else {
-                    conv512_6_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), 0xFFFF);
-                    conv512_6_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, TO(q) + 32, MAP(q), BIAS_AT(32), tail);
+                    conv512_6_2(TILE_ARGS(q, 0), 0xFFFF);
+                    conv512_6_1(TILE_ARGS(q, 32), tail);
                 }
             }
             for (; q < m; q++) {
-                if (vectors == 4) conv512_1_4(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+                if (vectors == 4) conv512_1_4(TILE_ARGS(q, 0), tail);
                 else {
-                    conv512_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), 0xFFFF);
-                    conv512_1_1(x + q * C, C, KC, K, rowStep, wc + 32, cout, TO(q) + 32, MAP(q), BIAS_AT(32), tail);
+                    conv512_1_2(TILE_ARGS(q, 0), 0xFFFF);
+                    conv512_1_1(TILE_ARGS(q, 32), tail);
                 }
             }
         }
@@ -177,11 +177,11 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, in
         float *yc = y + co;
         size_t q = 0;
         if (vectors == 1) {
-            for (; q + 12 <= m; q += 12) conv256_12_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
-            for (; q < m; q++) conv256_1_1(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q + 12 <= m; q += 12) conv256_12_1(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) conv256_1_1(TILE_ARGS(q, 0), tail);
         } else {
-            for (; q + 6 <= m; q += 6) conv256_6_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
-            for (; q < m; q++) conv256_1_2(x + q * C, C, KC, K, rowStep, wc, cout, TO(q), MAP(q), BIAS_AT(0), tail);
+            for (; q + 6 <= m; q += 6) conv256_6_2(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) conv256_1_2(TILE_ARGS(q, 0), tail);
         }
     }
 }

@@ -8,79 +8,49 @@
 #pragma clang fp contract(off)
 
 // The taps of output pixel (oy, ox) that fall inside the image: ky in [ky0, ky1), kx in [kx0, kx1).
-static inline void tap_range(int o, int stride, int padding, int kernel, int size, int *first, int *end) {
+static inline __attribute__((always_inline)) void tap_range(int o, int stride, int padding, int kernel, int size, int *first,
+                                                            int *end) {
     int start = o * stride - padding;
     *first = start < 0 ? -start : 0;
     *end = start + kernel > size ? size - start : kernel;
 }
 
+// Runs BODY for every output pixel and every tap of it inside the image, in the order (pixel, ky, kx), with `o`, `i`
+// and `t` the offsets of the output pixel's, the input pixel's and the tap's c values. The three kernels below differ
+// only in BODY.
+#define FOR_EACH_TAP(BODY)                                                                                             \
+    for (int b = 0; b < batch; b++)                                                                                    \
+        for (int oy = 0; oy < ho; oy++) {                                                                              \
+            int ky0, ky1;                                                                                              \
+            tap_range(oy, stride, padding, kernel, h, &ky0, &ky1);                                                     \
+            for (int ox = 0; ox < wo; ox++) {                                                                          \
+                int kx0, kx1;                                                                                          \
+                tap_range(ox, stride, padding, kernel, width, &kx0, &kx1);                                             \
+                size_t o = ((size_t)(b * ho + oy) * wo + ox) * c;                                                      \
+                for (int ky = ky0; ky < ky1; ky++) {                                                                   \
+                    size_t row = ((size_t)(b * h + oy * stride - padding + ky) * width + ox * stride - padding) * c;   \
+                    for (int kx = kx0; kx < kx1; kx++) {                                                               \
+                        size_t i = row + (size_t)kx * c, t = (size_t)(ky * kernel + kx) * c;                           \
+                        BODY                                                                                           \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+        }
+
 EMC_CLONES
 void emc_depthwise_forward(float *restrict y, const float *restrict x, const float *restrict w, int batch, int h, int width,
                            int c, int kernel, int stride, int padding, int ho, int wo) {
-    for (int b = 0; b < batch; b++) {
-        for (int oy = 0; oy < ho; oy++) {
-            int ky0, ky1;
-            tap_range(oy, stride, padding, kernel, h, &ky0, &ky1);
-            for (int ox = 0; ox < wo; ox++) {
-                int kx0, kx1;
-                tap_range(ox, stride, padding, kernel, width, &kx0, &kx1);
-                float *out = y + ((size_t)(b * ho + oy) * wo + ox) * c;
-                for (int ky = ky0; ky < ky1; ky++) {
-                    const float *row = x + ((size_t)(b * h + oy * stride - padding + ky) * width + ox * stride - padding) * c;
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        const float *in = row + (size_t)kx * c, *tap = w + (size_t)(ky * kernel + kx) * c;
-                        for (int ch = 0; ch < c; ch++) out[ch] += tap[ch] * in[ch];
-                    }
-                }
-            }
-        }
-    }
+    FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) y[o + ch] += w[t + ch] * x[i + ch];)
 }
 
 EMC_CLONES
 void emc_depthwise_filter_gradient(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                    int width, int c, int kernel, int stride, int padding, int ho, int wo) {
-    for (int b = 0; b < batch; b++) {
-        for (int oy = 0; oy < ho; oy++) {
-            int ky0, ky1;
-            tap_range(oy, stride, padding, kernel, h, &ky0, &ky1);
-            for (int ox = 0; ox < wo; ox++) {
-                int kx0, kx1;
-                tap_range(ox, stride, padding, kernel, width, &kx0, &kx1);
-                const float *g = dy + ((size_t)(b * ho + oy) * wo + ox) * c;
-                for (int ky = ky0; ky < ky1; ky++) {
-                    const float *row = x + ((size_t)(b * h + oy * stride - padding + ky) * width + ox * stride - padding) * c;
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        const float *in = row + (size_t)kx * c;
-                        float *tap = dw + (size_t)(ky * kernel + kx) * c;
-                        for (int ch = 0; ch < c; ch++) tap[ch] += g[ch] * in[ch];
-                    }
-                }
-            }
-        }
-    }
+    FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
 }
 
 EMC_CLONES
 void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict w, int batch, int h,
                                   int width, int c, int kernel, int stride, int padding, int ho, int wo) {
-    for (int b = 0; b < batch; b++) {
-        for (int oy = 0; oy < ho; oy++) {
-            int ky0, ky1;
-            tap_range(oy, stride, padding, kernel, h, &ky0, &ky1);
-            for (int ox = 0; ox < wo; ox++) {
-                int kx0, kx1;
-                tap_range(ox, stride, padding, kernel, width, &kx0, &kx1);
-                const float *g = dy + ((size_t)(b * ho + oy) * wo + ox) * c;
-                for (int ky = ky0; ky < ky1; ky++) {
-                    float *row = dx + ((size_t)(b * h + oy * stride - padding + ky) * width + ox * stride - padding) * c;
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        float *d = row + (size_t)kx * c;
-                        const float *tap = w + (size_t)(ky * kernel + kx) * c;
-                        for (int ch = 0; ch < c; ch++) d[ch] += g[ch] * tap[ch];
-                    }
-                }
-            }
-        }
-    }
+    FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) dx[i + ch] += dy[o + ch] * w[t + ch];)
 }

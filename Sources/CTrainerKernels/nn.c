@@ -194,52 +194,39 @@ void emc_maxpool_forward(float *restrict y, int32_t *restrict argmax, const floa
 // Windows that tile the input (stride = kernel, H = Ho·K, W = Wo·K): every input is written once, in order, the
 // gradient at the window's recorded maximum and zero elsewhere; no clearing pass and no scattered adds. The same values
 // as the scatter: each input belongs to one window, so it receives one gradient or none.
+// BODY runs for every input position in order, with `image` the sample's input gradient, `o` the offset of its window's
+// c outputs (and recorded maxima), `at` the position's offset in the sample.
+#define FOR_EACH_TILED_INPUT(BODY)                                                                                     \
+    for (int b = 0; b < batch; b++) {                                                                                  \
+        float *image = dx + (size_t)b * h * w * c;                                                                     \
+        for (int oy = 0; oy < ho; oy++)                                                                                \
+            for (int ky = 0; ky < kernel; ky++)                                                                        \
+                for (int ox = 0; ox < wo; ox++) {                                                                      \
+                    size_t o = ((size_t)(b * ho + oy) * wo + ox) * c;                                                  \
+                    for (int kx = 0; kx < kernel; kx++) {                                                              \
+                        int32_t at = (int32_t)(((size_t)(oy * kernel + ky) * w + ox * kernel + kx) * c);               \
+                        BODY                                                                                           \
+                    }                                                                                                  \
+                }                                                                                                      \
+    }
+
 #if defined(__x86_64__)
 static void maxpool_backward_tiles_by4(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
                                        int batch, int h, int w, int c, int kernel, int ho, int wo) {
     const __m128i lanes = _mm_setr_epi32(0, 1, 2, 3);
-    for (int b = 0; b < batch; b++) {
-        float *image = dx + (size_t)b * h * w * c;
-        for (int oy = 0; oy < ho; oy++) {
-            for (int ky = 0; ky < kernel; ky++) {
-                int iy = oy * kernel + ky;
-                for (int ox = 0; ox < wo; ox++) {
-                    size_t o = ((size_t)(b * ho + oy) * wo + ox) * c;
-                    for (int kx = 0; kx < kernel; kx++) {
-                        int32_t at = (int32_t)(((size_t)iy * w + ox * kernel + kx) * c);
-                        for (int ch = 0; ch < c; ch += 4) {
-                            __m128i here = _mm_add_epi32(_mm_set1_epi32(at + ch), lanes);
-                            __m128 hit = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(argmax + o + ch)), here));
-                            _mm_storeu_ps(image + at + ch, _mm_and_ps(hit, _mm_loadu_ps(dy + o + ch)));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    FOR_EACH_TILED_INPUT(
+        for (int ch = 0; ch < c; ch += 4) {
+            __m128i here = _mm_add_epi32(_mm_set1_epi32(at + ch), lanes);
+            __m128 hit = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(argmax + o + ch)), here));
+            _mm_storeu_ps(image + at + ch, _mm_and_ps(hit, _mm_loadu_ps(dy + o + ch)));
+        })
 }
 #endif
 
 EMC_CLONES
 static void maxpool_backward_tiles(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
                                    int batch, int h, int w, int c, int kernel, int ho, int wo) {
-    for (int b = 0; b < batch; b++) {
-        float *image = dx + (size_t)b * h * w * c;
-        for (int oy = 0; oy < ho; oy++) {
-            for (int ky = 0; ky < kernel; ky++) {
-                int iy = oy * kernel + ky;
-                for (int ox = 0; ox < wo; ox++) {
-                    const int32_t *a = argmax + ((size_t)(b * ho + oy) * wo + ox) * c;
-                    const float *g = dy + ((size_t)(b * ho + oy) * wo + ox) * c;
-                    for (int kx = 0; kx < kernel; kx++) {
-                        int32_t at = (int32_t)(((size_t)iy * w + ox * kernel + kx) * c);
-                        float *d = image + at;
-                        for (int ch = 0; ch < c; ch++) d[ch] = a[ch] == at + ch ? g[ch] : 0.0f;
-                    }
-                }
-            }
-        }
-    }
+    FOR_EACH_TILED_INPUT(for (int ch = 0; ch < c; ch++) image[at + ch] = argmax[o + ch] == at + ch ? dy[o + ch] : 0.0f;)
 }
 
 void emc_maxpool_backward_windows(float *restrict dx, const int32_t *restrict argmax, const float *restrict dy,
