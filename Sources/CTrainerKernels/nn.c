@@ -256,32 +256,30 @@ void emc_maxpool_backward(float *restrict dx, const int32_t *restrict argmax, co
 
 // GELU, SiLU, sigmoid and softmax: vectorisable through emc_exp and emc_erf, no contraction, so every clone agrees.
 #pragma clang fp contract(off)
+// GELU: y = v·Φ(v), f′(v) = Φ(v) + v·φ(v); φ(v) = exp(−v²/2)/√(2π) is the exponential erf(v/√2) is made from.
 EMC_CLONES
-void emc_gelu_forward(float *restrict y, const float *restrict x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + emc_erf(x[i] * 0.70710678118654752f));
+void emc_gelu_forward(float *restrict y, float *restrict derivative, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], gaussian;
+        float erf = emc_erf_gaussian(v * 0.70710678118654752f, &gaussian);
+        y[i] = 0.5f * v * (1.0f + erf);
+        derivative[i] = 0.5f * (1.0f + erf) + v * (gaussian * 0.39894228040143268f);
+    }
 }
 
+// SiLU: y = v·s, f′(v) = s·(1 + v·(1 − s)), s = 1/(1 + exp(−v)).
 EMC_CLONES
-void emc_gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n) {
+void emc_silu_forward(float *restrict y, float *restrict derivative, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float cdf = 0.5f * (1.0f + emc_erf(v * 0.70710678118654752f));
-        float pdf = emc_exp(-0.5f * v * v) * 0.39894228040143268f;
-        dx[i] = dy[i] * (cdf + v * pdf);
+        float e = 1.0f + emc_exp(-x[i]), s = 1.0f / e;
+        y[i] = x[i] / e;
+        derivative[i] = s * (1.0f + x[i] * (1.0f - s));
     }
 }
 
 EMC_CLONES
-void emc_silu_forward(float *restrict y, const float *restrict x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + emc_exp(-x[i]));
-}
-
-EMC_CLONES
-void emc_silu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + emc_exp(-x[i]));
-        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
+void emc_multiply(float *restrict z, const float *restrict x, const float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i];
 }
 
 EMC_CLONES
@@ -305,15 +303,36 @@ void emc_softmax_rows(float *restrict p, size_t rows, size_t columns) {
             for (int l = 0; l < LANES; l++) top = lane[l] > top ? lane[l] : top;
         }
         for (size_t j = whole; j < columns; j++) top = p[j] > top ? p[j] : top;
-        for (size_t j = 0; j < columns; j++) p[j] = emc_exp(p[j] - top);
+        // The exponentials and their sum in one pass.
         float partial[LANES] = {0};
         for (size_t j = 0; j < whole; j += LANES)
-            for (int l = 0; l < LANES; l++) partial[l] += p[j + l];
+            for (int l = 0; l < LANES; l++) {
+                p[j + l] = emc_exp(p[j + l] - top);
+                partial[l] += p[j + l];
+            }
         float sum = 0.0f;
         for (int l = 0; l < LANES; l++) sum += partial[l];
-        for (size_t j = whole; j < columns; j++) sum += p[j];
+        for (size_t j = whole; j < columns; j++) {
+            p[j] = emc_exp(p[j] - top);
+            sum += p[j];
+        }
         float inverse = 1.0f / sum;
         for (size_t j = 0; j < columns; j++) p[j] *= inverse;
+    }
+}
+
+// Softmax's backward, row by row in place: g ← p ⊙ (g − Σ_j p_j·g_j), the sum in 16 lanes as above.
+EMC_CLONES
+void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_t rows, size_t columns) {
+    for (size_t r = 0; r < rows; r++, p += columns, g += columns) {
+        size_t whole = columns / LANES * LANES;
+        float partial[LANES] = {0};
+        for (size_t j = 0; j < whole; j += LANES)
+            for (int l = 0; l < LANES; l++) partial[l] += p[j + l] * g[j + l];
+        float dot = 0.0f;
+        for (int l = 0; l < LANES; l++) dot += partial[l];
+        for (size_t j = whole; j < columns; j++) dot += p[j] * g[j];
+        for (size_t j = 0; j < columns; j++) g[j] = p[j] * (g[j] - dot);
     }
 }
 #undef LANES

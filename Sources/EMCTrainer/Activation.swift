@@ -20,16 +20,29 @@ public enum ActivationKind: String, Sendable, CaseIterable {
     public var isMonotonic: Bool { self != .gelu && self != .silu }
 }
 
-/// y = f(x) elementwise; backward uses x or y, whichever is cheaper.
+/// y = f(x) elementwise; backward uses x or y, whichever is cheaper. GELU and SiLU keep f′(x) from forward (computed
+/// with the exponentials y needs anyway), so their backward is one product instead of a second pass of exponentials.
 public final class Activation: Layer {
     public let kind: ActivationKind
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { inputShape }
     public var name: String { kind.rawValue }
+    /// f′(x) of the last forward (GELU and SiLU only).
+    private var derivative = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var keepsDerivative: Bool { kind == .gelu || kind == .silu }
 
     public init(_ kind: ActivationKind, input: FeatureShape) {
         self.kind = kind
         inputShape = input
+    }
+
+    deinit { derivative.deallocate() }
+
+    public func workspaceBytes(maxBatch: Int) -> Int? { keepsDerivative ? checkedProduct([4, maxBatch, inputShape.count]) : 0 }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        derivative.deallocate()
+        derivative = keepsDerivative ? .allocate(capacity: maxBatch * inputShape.count) : UnsafeMutableBufferPointer(start: nil, count: 0)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
@@ -39,8 +52,8 @@ public final class Activation: Layer {
         case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
         case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
         case .sigmoid: emc_sigmoid_forward(output, input, n)
-        case .gelu: emc_gelu_forward(output, input, n)
-        case .silu: emc_silu_forward(output, input, n)
+        case .gelu: emc_gelu_forward(output, derivative.baseAddress!, input, n)
+        case .silu: emc_silu_forward(output, derivative.baseAddress!, input, n)
         case .identity: output.update(from: input, count: n)
         }
     }
@@ -54,8 +67,7 @@ public final class Activation: Layer {
         case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
         case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
         case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }
-        case .gelu: emc_gelu_backward(g, input, gradOutput, n)
-        case .silu: emc_silu_backward(g, input, gradOutput, n)
+        case .gelu, .silu: emc_multiply(g, gradOutput, derivative.baseAddress!, n)
         case .identity: g.update(from: gradOutput, count: n)
         }
     }

@@ -77,12 +77,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
                 let dO = gradOutput + b * t * dim + h * d
                 BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: dim, beta: 0, c: dv, ldc: ld)
                 BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: 1, a: dO, lda: dim, b: v, ldb: ld, beta: 0, c: dp, ldc: t)
-                for row in 0..<t {
-                    let pr = p + row * t, gr = dp + row * t
-                    var dot: Float = 0
-                    for j in 0..<t { dot += pr[j] * gr[j] }
-                    for j in 0..<t { gr[j] = pr[j] * (gr[j] - dot) }
-                }
+                emc_softmax_backward_rows(dp, p, t, t)
                 BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
                 BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
             }

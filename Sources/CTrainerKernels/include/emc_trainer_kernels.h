@@ -104,7 +104,8 @@ static inline float emc_exp(float x) {
     return e * scale.f;
 }
 
-static inline float emc_erf(float x) {
+/* erf(x), and in *gaussian the exp(−x²) it is made from (GELU's derivative reuses it: exp(−v²/2) at x = v/√2). */
+static inline float emc_erf_gaussian(float x, float *gaussian) {
     float a = x < 0 ? -x : x;
     float t = 1.0f / (0.3275911f * a + 1.0f);
     float r = 1.061405429f;
@@ -112,18 +113,27 @@ static inline float emc_erf(float x) {
     r = r * t + 1.421413741f;
     r = r * t + -0.284496736f;
     r = r * t + 0.254829592f;
-    float y = 1.0f - r * t * emc_exp(-a * a);
+    *gaussian = emc_exp(-a * a);
+    float y = 1.0f - r * t * *gaussian;
     return x < 0 ? -y : y;
+}
+
+static inline float emc_erf(float x) {
+    float gaussian;
+    return emc_erf_gaussian(x, &gaussian);
 }
 #pragma clang fp contract(on)
 
-/* Activations over n floats (the exact-erf GELU through emc_erf, SiLU and the sigmoid through emc_exp). */
-void emc_gelu_forward(float *restrict y, const float *restrict x, size_t n);
-void emc_gelu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n);
-void emc_silu_forward(float *restrict y, const float *restrict x, size_t n);
-void emc_silu_backward(float *restrict dx, const float *restrict x, const float *restrict dy, size_t n);
+/* Activations over n floats (the exact-erf GELU through emc_erf, SiLU and the sigmoid through emc_exp). GELU and SiLU
+   write their derivative f′(x) beside y (the exponentials are shared with y's, and backward is then one product):
+   dx = dy · f′(x) is emc_multiply. */
+void emc_gelu_forward(float *restrict y, float *restrict derivative, const float *restrict x, size_t n);
+void emc_silu_forward(float *restrict y, float *restrict derivative, const float *restrict x, size_t n);
+void emc_multiply(float *restrict z, const float *restrict x, const float *restrict y, size_t n);
 void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n);
 /* Each of `rows` rows of `columns` floats becomes its softmax, in place (max subtracted; the sum in order). */
 void emc_softmax_rows(float *restrict p, size_t rows, size_t columns);
+/* Softmax's backward in place: each row of g becomes p ⊙ (g − Σ p·g), p the row's softmax. */
+void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_t rows, size_t columns);
 
 #endif
