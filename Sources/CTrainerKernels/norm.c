@@ -28,79 +28,128 @@ void emc_channel_moments(double *restrict sum, double *restrict squares, const f
         for (size_t ch = 0; ch < c; ch++) { double v = (double)x[r * c + ch]; sum[ch] += v; squares[ch] += v * v; }
 }
 
-// y = γ·x̂ + β with x̂ = (x − mean)·istd. x̂ is not stored: backward recomputes it from x with the same operations.
-EMC_CLONES
-void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float *restrict mean, const float *restrict istd,
-                         const float *restrict gamma, const float *restrict beta, size_t rows, size_t c) {
+// With `relu` (a ReLU fused after the normalisation) backward needs the mask y > 0. It is recomputed from x with the
+// forward's own operations (BN_AFFINE, contraction off), so it is the forward's mask bit for bit, and neither y nor a
+// mask is read: the fused layer's passes stream x and dy only.
+#define BN_AFFINE(x, m, s, g, b) ((g) * (((x) - (m)) * (s)) + (b))
+
+// y = γ·x̂ + β with x̂ = (x − mean)·istd, then max(0, ·) with `relu`. x̂ is not stored: backward recomputes it from x with
+// the same operations.
+static inline __attribute__((always_inline)) void apply_body(float *restrict y, const float *restrict x, const float *restrict mean,
+                                                             const float *restrict istd, const float *restrict gamma,
+                                                             const float *restrict beta, size_t rows, size_t c, int relu) {
+#define RELU(v) (relu ? ((v) > 0.0f ? (v) : 0.0f) : (v))
     if (lanes_fit(c)) {
         size_t n = rows * c, whole = n / LANES * LANES;
         float m[LANES], s[LANES], g[LANES], b[LANES];
         for (int l = 0; l < LANES; l++) { m[l] = mean[l % c]; s[l] = istd[l % c]; g[l] = gamma[l % c]; b[l] = beta[l % c]; }
         for (size_t i = 0; i < whole; i += LANES)
-            for (int l = 0; l < LANES; l++) y[i + l] = g[l] * ((x[i + l] - m[l]) * s[l]) + b[l];
-        for (size_t i = whole; i < n; i++) y[i] = gamma[i % c] * ((x[i] - mean[i % c]) * istd[i % c]) + beta[i % c];
+            for (int l = 0; l < LANES; l++) { float v = BN_AFFINE(x[i + l], m[l], s[l], g[l], b[l]); y[i + l] = RELU(v); }
+        for (size_t i = whole; i < n; i++) { float v = BN_AFFINE(x[i], mean[i % c], istd[i % c], gamma[i % c], beta[i % c]); y[i] = RELU(v); }
         return;
     }
     for (size_t r = 0; r < rows; r++)
-        for (size_t ch = 0; ch < c; ch++) y[r * c + ch] = gamma[ch] * ((x[r * c + ch] - mean[ch]) * istd[ch]) + beta[ch];
+        for (size_t ch = 0; ch < c; ch++) {
+            float v = BN_AFFINE(x[r * c + ch], mean[ch], istd[ch], gamma[ch], beta[ch]);
+            y[r * c + ch] = RELU(v);
+        }
+#undef RELU
 }
 
-// Σ dy and Σ dy·x̂ per channel (the product in float, summed in double).
 EMC_CLONES
-void emc_channel_gradient_sums(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
-                               const float *restrict x, const float *restrict mean, const float *restrict istd, size_t rows,
-                               size_t c) {
+void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float *restrict mean, const float *restrict istd,
+                         const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, int relu) {
+    if (relu) apply_body(y, x, mean, istd, gamma, beta, rows, c, 1);
+    else apply_body(y, x, mean, istd, gamma, beta, rows, c, 0);
+}
+
+// The gradient reaching the normalisation: dy, or with `relu` dy where the forward's y was positive and 0 elsewhere.
+#define MASKED(dy, h, g, b) (relu ? ((g) * (h) + (b) > 0.0f ? (dy) : 0.0f) : (dy))
+
+// Σ g and Σ g·x̂ per channel, g the masked dy (the product in float, summed in double).
+static inline __attribute__((always_inline)) void gradient_sums_body(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
+                                                                     const float *restrict x, const float *restrict mean,
+                                                                     const float *restrict istd, const float *restrict gamma,
+                                                                     const float *restrict beta, size_t rows, size_t c, int relu) {
     if (lanes_fit(c)) {
         size_t n = rows * c, whole = n / LANES * LANES;
         double a[LANES] = {0}, b[LANES] = {0};
-        float m[LANES], s[LANES];
-        for (int l = 0; l < LANES; l++) { m[l] = mean[l % c]; s[l] = istd[l % c]; }
+        float m[LANES], s[LANES], gg[LANES], bb[LANES];
+        for (int l = 0; l < LANES; l++) { m[l] = mean[l % c]; s[l] = istd[l % c]; gg[l] = gamma[l % c]; bb[l] = beta[l % c]; }
         for (size_t i = 0; i < whole; i += LANES)
             for (int l = 0; l < LANES; l++) {
-                a[l] += (double)dy[i + l];
-                b[l] += (double)(dy[i + l] * ((x[i + l] - m[l]) * s[l]));
+                float h = (x[i + l] - m[l]) * s[l], g = MASKED(dy[i + l], h, gg[l], bb[l]);
+                a[l] += (double)g;
+                b[l] += (double)(g * h);
             }
         for (int l = 0; l < LANES; l++) { sum_dy[l % c] += a[l]; sum_dyh[l % c] += b[l]; }
         for (size_t i = whole; i < n; i++) {
-            sum_dy[i % c] += (double)dy[i];
-            sum_dyh[i % c] += (double)(dy[i] * ((x[i] - mean[i % c]) * istd[i % c]));
+            float h = (x[i] - mean[i % c]) * istd[i % c], g = MASKED(dy[i], h, gamma[i % c], beta[i % c]);
+            sum_dy[i % c] += (double)g;
+            sum_dyh[i % c] += (double)(g * h);
         }
         return;
     }
     for (size_t r = 0; r < rows; r++)
         for (size_t ch = 0; ch < c; ch++) {
             size_t i = r * c + ch;
-            sum_dy[ch] += (double)dy[i];
-            sum_dyh[ch] += (double)(dy[i] * ((x[i] - mean[ch]) * istd[ch]));
+            float h = (x[i] - mean[ch]) * istd[ch], g = MASKED(dy[i], h, gamma[ch], beta[ch]);
+            sum_dy[ch] += (double)g;
+            sum_dyh[ch] += (double)(g * h);
         }
 }
 
-// dx = (γ·istd)·((dy − mean_dy) − x̂·mean_dyh).
 EMC_CLONES
-void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict x,
-                                  const float *restrict mean, const float *restrict istd, const float *restrict gamma,
-                                  const float *restrict mean_dy, const float *restrict mean_dyh, size_t rows, size_t c) {
+void emc_channel_gradient_sums(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
+                               const float *restrict x, const float *restrict mean, const float *restrict istd,
+                               const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, int relu) {
+    if (relu) gradient_sums_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, 1);
+    else gradient_sums_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, 0);
+}
+
+// dx = (γ·istd)·((g − mean_dy) − x̂·mean_dyh), g the masked dy.
+static inline __attribute__((always_inline)) void input_gradient_body(float *restrict dx, const float *restrict dy, const float *restrict x,
+                                                                      const float *restrict mean, const float *restrict istd,
+                                                                      const float *restrict gamma, const float *restrict beta,
+                                                                      const float *restrict mean_dy, const float *restrict mean_dyh,
+                                                                      size_t rows, size_t c, int relu) {
     if (lanes_fit(c)) {
         size_t n = rows * c, whole = n / LANES * LANES;
-        float m[LANES], s[LANES], k[LANES], a[LANES], b[LANES];
+        float m[LANES], s[LANES], k[LANES], a[LANES], b[LANES], gg[LANES], bb[LANES];
         for (int l = 0; l < LANES; l++) {
             size_t ch = (size_t)l % c;
             m[l] = mean[ch]; s[l] = istd[ch]; k[l] = gamma[ch] * istd[ch]; a[l] = mean_dy[ch]; b[l] = mean_dyh[ch];
+            gg[l] = gamma[ch]; bb[l] = beta[ch];
         }
         for (size_t i = 0; i < whole; i += LANES)
-            for (int l = 0; l < LANES; l++) dx[i + l] = k[l] * ((dy[i + l] - a[l]) - ((x[i + l] - m[l]) * s[l]) * b[l]);
+            for (int l = 0; l < LANES; l++) {
+                float h = (x[i + l] - m[l]) * s[l];
+                dx[i + l] = k[l] * ((MASKED(dy[i + l], h, gg[l], bb[l]) - a[l]) - h * b[l]);
+            }
         for (size_t i = whole; i < n; i++) {
             size_t ch = i % c;
-            dx[i] = (gamma[ch] * istd[ch]) * ((dy[i] - mean_dy[ch]) - ((x[i] - mean[ch]) * istd[ch]) * mean_dyh[ch]);
+            float h = (x[i] - mean[ch]) * istd[ch];
+            dx[i] = (gamma[ch] * istd[ch]) * ((MASKED(dy[i], h, gamma[ch], beta[ch]) - mean_dy[ch]) - h * mean_dyh[ch]);
         }
         return;
     }
     for (size_t r = 0; r < rows; r++)
         for (size_t ch = 0; ch < c; ch++) {
             size_t i = r * c + ch;
-            dx[i] = (gamma[ch] * istd[ch]) * ((dy[i] - mean_dy[ch]) - ((x[i] - mean[ch]) * istd[ch]) * mean_dyh[ch]);
+            float h = (x[i] - mean[ch]) * istd[ch];
+            dx[i] = (gamma[ch] * istd[ch]) * ((MASKED(dy[i], h, gamma[ch], beta[ch]) - mean_dy[ch]) - h * mean_dyh[ch]);
         }
 }
+
+EMC_CLONES
+void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict x,
+                                  const float *restrict mean, const float *restrict istd, const float *restrict gamma,
+                                  const float *restrict beta, const float *restrict mean_dy, const float *restrict mean_dyh,
+                                  size_t rows, size_t c, int relu) {
+    if (relu) input_gradient_body(dx, dy, x, mean, istd, gamma, beta, mean_dy, mean_dyh, rows, c, 1);
+    else input_gradient_body(dx, dy, x, mean, istd, gamma, beta, mean_dy, mean_dyh, rows, c, 0);
+}
+#undef MASKED
 
 // Layer normalisation over each row's c values. A row's sums run in 16 lanes (lane l takes the elements l, l + 16, …)
 // folded in lane order, then the remainder in order: a fixed order that vectorises.

@@ -191,26 +191,32 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// A convolution without bias, then batch norm (the order of every ResNet and EfficientNet convolution).
-    private func convBN(_ layers: inout [Layer], _ shape: inout FeatureShape, _ out: Int, kernel: Int, stride: Int) {
+    /// A convolution without bias, then batch norm (the order of every ResNet and EfficientNet convolution), then the
+    /// activation when `activated`.
+    private func convBN(_ layers: inout [Layer], _ shape: inout FeatureShape, _ out: Int, kernel: Int, stride: Int, activated: Bool = false) {
         let conv = Conv2D(input: shape, outChannels: out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, bias: false)
         layers.append(conv); shape = conv.outputShape
+        if activated { bnActivation(&layers, shape) } else { layers.append(BatchNorm(input: shape)) }
+    }
+
+    /// Batch norm then the activation: one fused layer for ReLU (`BatchNorm(relu:)`, the same function in fewer passes).
+    private func bnActivation(_ layers: inout [Layer], _ shape: FeatureShape) {
+        if activation == .relu { layers.append(BatchNorm(input: shape, relu: true)); return }
         layers.append(BatchNorm(input: shape))
+        layers.append(Activation(activation, input: shape))
     }
 
     private func resnetLayers(_ layers: inout [Layer], _ shape: inout FeatureShape) throws {
         try requireImage(shape, atLeast: 1 << (stages - 1), why: "\(stages) stages halve it \(stages - 1) times")
         var c = resnetBaseChannels
-        convBN(&layers, &shape, c, kernel: 3, stride: 1)
-        layers.append(Activation(activation, input: shape))
+        convBN(&layers, &shape, c, kernel: 3, stride: 1, activated: true)
         for stage in 0..<stages {
             if stage > 0 { c *= 2 }
             for block in 0..<blocks {
                 let stride = stage > 0 && block == 0 ? 2 : 1
                 let input = shape
                 var main: [Layer] = [], s = input
-                convBN(&main, &s, c, kernel: 3, stride: stride)
-                main.append(Activation(activation, input: s))
+                convBN(&main, &s, c, kernel: 3, stride: stride, activated: true)
                 convBN(&main, &s, c, kernel: 3, stride: 1)
                 var side: [Layer] = []
                 if stride != 1 || input.channels != c {
@@ -230,8 +236,7 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
     private func efficientNetLayers(_ layers: inout [Layer], _ shape: inout FeatureShape) throws {
         try requireImage(shape, atLeast: 8, why: "five stride-2 stages")
-        convBN(&layers, &shape, Self.roundChannels(32, widthMultiplier), kernel: 3, stride: 2)
-        layers.append(Activation(activation, input: shape))
+        convBN(&layers, &shape, Self.roundChannels(32, widthMultiplier), kernel: 3, stride: 2, activated: true)
         for stage in Self.efficientNetB0.prefix(mbStages) {
             let out = Self.roundChannels(stage.channels, widthMultiplier)
             let repeats = Int((Double(stage.repeats) * depthMultiplier).rounded(.up))
@@ -243,13 +248,11 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                 if stage.expand != 1 {
                     main.append(Linear(input: s, outputs: expanded, pointwise: true, bias: false))
                     s = main.last!.outputShape
-                    main.append(BatchNorm(input: s))
-                    main.append(Activation(activation, input: s))
+                    bnActivation(&main, s)
                 }
                 let dw = DepthwiseConv2D(input: s, kernel: stage.kernel, stride: stride, padding: (stage.kernel - 1) / 2, bias: false)
                 main.append(dw); s = dw.outputShape
-                main.append(BatchNorm(input: s))
-                main.append(Activation(activation, input: s))
+                bnActivation(&main, s)
                 main.append(SqueezeExcite(input: s, squeezed: max(1, input.channels / 4)))
                 main.append(Linear(input: s, outputs: out, pointwise: true, bias: false))
                 s = main.last!.outputShape
@@ -264,8 +267,7 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         }
         let head = Self.roundChannels(1280, widthMultiplier)
         layers.append(Linear(input: shape, outputs: head, pointwise: true, bias: false)); shape = layers.last!.outputShape
-        layers.append(BatchNorm(input: shape))
-        layers.append(Activation(activation, input: shape))
+        bnActivation(&layers, shape)
         layers.append(GlobalAvgPool(input: shape)); shape = .vector(shape.channels)
     }
 

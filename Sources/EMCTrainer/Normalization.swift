@@ -11,11 +11,17 @@ import CTrainerKernels
 /// In `evaluation` mode μ and σ² are fixed (the statistics collected over a whole set, else the running ones), so the
 /// layer is a per-channel affine map and dx = dy·γ/√(σ² + ε). Its R-operator is written for that mode only, the mode
 /// the Hessian check runs in (docs/methods.md).
+///
+/// With `relu` the ReLU that follows is fused into the same passes: y = max(0, γ·x̂ + β), and backward zeroes dy where
+/// y was not positive, the mask recomputed from x (norm.c). The same function and parameters as the two layers, two
+/// passes over the activations fewer in forward and three in backward (docs/benchmarks.md).
 public final class BatchNorm: Layer {
-    public let name = "batchnorm"
+    public var name: String { relu ? "batchnorm+relu" : "batchnorm" }
     public let inputShape: FeatureShape
     public var outputShape: FeatureShape { inputShape }
     public let channels: Int
+    /// Whether a ReLU is fused after the normalisation.
+    public let relu: Bool
     public static let epsilon: Float = 1e-5
     public static let momentum: Double = 0.1
     public private(set) var mode: NormalizationMode = .training
@@ -37,9 +43,10 @@ public final class BatchNorm: Layer {
     private let perChannel: UnsafeMutablePointer<Float>
     private var inverseStd: UnsafeMutablePointer<Float> { perChannel + channels }
 
-    public init(input: FeatureShape) {
+    public init(input: FeatureShape, relu: Bool = false) {
         inputShape = input
         channels = input.channels
+        self.relu = relu
         runningMean = Array(repeating: 0, count: channels)
         runningVariance = Array(repeating: 1, count: channels)
         fixedMean = runningMean
@@ -125,7 +132,7 @@ public final class BatchNorm: Layer {
             }
             if mode == .collecting { collectedCount += m }
         }
-        emc_batchnorm_apply(output, input, mean, inverseStd, parameters!, parameters! + c, m, c)
+        emc_batchnorm_apply(output, input, mean, inverseStd, parameters!, parameters! + c, m, c, relu ? 1 : 0)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
@@ -134,7 +141,7 @@ public final class BatchNorm: Layer {
         // Per channel Σ dy and Σ dy·x̂, x̂ recomputed from x and the last forward's statistics.
         let sumDy = sums, sumDyH = sums + c, mean = perChannel
         sumDy.update(repeating: 0, count: 2 * c)
-        emc_channel_gradient_sums(sumDy, sumDyH, gradOutput, input, mean, inverseStd, m, c)
+        emc_channel_gradient_sums(sumDy, sumDyH, gradOutput, input, mean, inverseStd, parameters!, parameters! + c, m, c, relu ? 1 : 0)
         for ch in 0..<c { gradients[ch] += Float(sumDyH[ch]); gradients[c + ch] += Float(sumDy[ch]) }
         guard let gradInput else { return }
         let gamma = parameters!, inverseStd = self.inverseStd, meanDy = perChannel + 2 * c, meanDyH = perChannel + 3 * c
@@ -144,10 +151,10 @@ public final class BatchNorm: Layer {
             meanDy[ch] = training ? Float(sumDy[ch] / Double(m)) : 0
             meanDyH[ch] = training ? Float(sumDyH[ch] / Double(m)) : 0
         }
-        emc_batchnorm_input_gradient(gradInput, gradOutput, input, mean, inverseStd, gamma, meanDy, meanDyH, m, c)
+        emc_batchnorm_input_gradient(gradInput, gradOutput, input, mean, inverseStd, gamma, gamma + c, meanDy, meanDyH, m, c, relu ? 1 : 0)
     }
 
-    /// Evaluation mode: R{y} = V_γ·x̂ + γ·R{x}/σ + V_β.
+    /// Evaluation mode: R{y} = V_γ·x̂ + γ·R{x}/σ + V_β (times the ReLU's mask y > 0 when fused).
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
         precondition(mode == .evaluation, "batch normalisation's R-operator is written for evaluation mode")
@@ -158,25 +165,28 @@ public final class BatchNorm: Layer {
             for ch in 0..<c {
                 var v = vGamma[ch] * ((x[ch] - mean[ch]) * inverseStd[ch]) + vBeta[ch]
                 if let rInput { v += gamma[ch] * inverseStd[ch] * rInput[r * c + ch] }
-                ry[ch] = v
+                ry[ch] = relu && !(output[r * c + ch] > 0) ? 0 : v
             }
         }
     }
 
-    /// Evaluation mode: R{dγ} += Σ R{dy}·x̂ + dy·R{x}/σ,  R{dβ} += Σ R{dy},  R{dx} = (R{dy}·γ + dy·V_γ)/σ.
+    /// Evaluation mode: R{dγ} += Σ R{dy}·x̂ + dy·R{x}/σ,  R{dβ} += Σ R{dy},  R{dx} = (R{dy}·γ + dy·V_γ)/σ. A fused ReLU
+    /// masks dy and R{dy} by y > 0 first (its second derivative is zero).
     public func rBackward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         precondition(mode == .evaluation, "batch normalisation's R-operator is written for evaluation mode")
         let c = channels, m = batch * inputShape.height * inputShape.width
         let gamma = parameters!, vGamma = direction!, mean = perChannel
         for r in 0..<m {
-            let g = gradOutput + r * c, rg = rGradOutput + r * c, x = input + r * c
+            let gradient = gradOutput + r * c, rGradient = rGradOutput + r * c, x = input + r * c, y = output + r * c
             for ch in 0..<c {
-                var dGamma = rg[ch] * ((x[ch] - mean[ch]) * inverseStd[ch])
-                if let rInput { dGamma += g[ch] * rInput[r * c + ch] * inverseStd[ch] }
+                let open = !relu || y[ch] > 0
+                let g = open ? gradient[ch] : 0, rg = open ? rGradient[ch] : 0
+                var dGamma = rg * ((x[ch] - mean[ch]) * inverseStd[ch])
+                if let rInput { dGamma += g * rInput[r * c + ch] * inverseStd[ch] }
                 product[ch] += dGamma
-                product[c + ch] += rg[ch]
-                if let rGradInput { rGradInput[r * c + ch] = (rg[ch] * gamma[ch] + g[ch] * vGamma[ch]) * inverseStd[ch] }
+                product[c + ch] += rg
+                if let rGradInput { rGradInput[r * c + ch] = (rg * gamma[ch] + g * vGamma[ch]) * inverseStd[ch] }
             }
         }
     }

@@ -387,8 +387,11 @@ struct DepthwiseKernelTests {
 struct BatchNormKernelTests {
     /// Channel counts that take the 16-lane layout (1, 2, 4, 8, 16) and the row layout (3, 24, 40), with row counts whose
     /// element count is not a multiple of 16 (the lanes' tail), against sums in Double and the formulas in Double.
-    @Test("moments, the affine map, the gradient sums and the input gradient match Double references, lane and row layouts")
-    func matchesDouble() {
+    /// With a fused ReLU, y = max(0, γ·x̂ + β) and backward's dy is masked by y > 0: the mask the kernels recompute from x
+    /// must be the forward's, element for element (checked against the y the apply kernel wrote).
+    @Test("moments, the affine map, the gradient sums and the input gradient match Double references, lane and row layouts, with and without a fused ReLU",
+          arguments: [false, true])
+    func matchesDouble(relu: Bool) {
         for c in [1, 2, 4, 8, 16, 3, 24, 40] {
             let rows = 37
             let rng = CounterRNG(seed: 21, stream: .test)
@@ -408,21 +411,26 @@ struct BatchNormKernelTests {
                 meanDy[ch] = Float(ch) * 0.01
                 meanDyH[ch] = -Float(ch) * 0.02
             }
+            let fused: Int32 = relu ? 1 : 0
             var y = [Float](repeating: 0, count: x.count), dx = y
-            emc_batchnorm_apply(&y, x, mean, istd, gamma, beta, rows, c)
+            emc_batchnorm_apply(&y, x, mean, istd, gamma, beta, rows, c, fused)
             var sumDy = [Double](repeating: 0, count: c), sumDyH = sumDy
-            emc_channel_gradient_sums(&sumDy, &sumDyH, dy, x, mean, istd, rows, c)
-            emc_batchnorm_input_gradient(&dx, dy, x, mean, istd, gamma, meanDy, meanDyH, rows, c)
-            var referenceDy = [Double](repeating: 0, count: c), referenceDyH = referenceDy
+            emc_channel_gradient_sums(&sumDy, &sumDyH, dy, x, mean, istd, gamma, beta, rows, c, fused)
+            emc_batchnorm_input_gradient(&dx, dy, x, mean, istd, gamma, beta, meanDy, meanDyH, rows, c, fused)
+            var referenceDy = [Double](repeating: 0, count: c), referenceDyH = referenceDy, masked = 0
             for i in 0..<x.count {
                 let ch = i % c
                 let h = (Double(x[i]) - Double(mean[ch])) * Double(istd[ch])
-                #expect(abs(Double(y[i]) - (Double(gamma[ch]) * h + Double(beta[ch]))) < 1e-5, "apply, c \(c) at \(i)")
-                let d = Double(gamma[ch]) * Double(istd[ch]) * (Double(dy[i]) - Double(meanDy[ch]) - h * Double(meanDyH[ch]))
+                let affine = Double(gamma[ch]) * h + Double(beta[ch])
+                #expect(abs(Double(y[i]) - (relu ? max(0, affine) : affine)) < 1e-5, "apply, c \(c) at \(i)")
+                let g = relu && !(y[i] > 0) ? 0 : Double(dy[i])
+                if g == 0 { masked += 1 }
+                let d = Double(gamma[ch]) * Double(istd[ch]) * (g - Double(meanDy[ch]) - h * Double(meanDyH[ch]))
                 #expect(abs(Double(dx[i]) - d) < 1e-5 * max(1, abs(d)), "input gradient, c \(c) at \(i)")
-                referenceDy[ch] += Double(dy[i])
-                referenceDyH[ch] += Double(dy[i]) * h
+                referenceDy[ch] += g
+                referenceDyH[ch] += g * h
             }
+            if relu { #expect(masked > x.count / 10 && masked < x.count, "the ReLU cuts some values and not all, c \(c)") }
             for ch in 0..<c {
                 #expect(abs(sumDy[ch] - referenceDy[ch]) < 1e-9, "Σ dy, c \(c) channel \(ch)")
                 #expect(abs(sumDyH[ch] - referenceDyH[ch]) < 1e-4, "Σ dy·x̂, c \(c) channel \(ch)")

@@ -207,6 +207,40 @@ struct GradientCheckTests {
 
 @Suite("Layer order")
 struct LayerOrderTests {
+    @Test("batch norm with a fused ReLU gives the bits of batch norm then ReLU: logits and every gradient, training and evaluation",
+          arguments: [3, 8, 16])
+    func fusedBatchNormReLU(channels: Int) throws {
+        let shape = FeatureShape(height: 4, width: 4, channels: 2), inner = FeatureShape(height: 4, width: 4, channels: channels)
+        let rng = CounterRNG(seed: 31, stream: .test)
+        let x = (0..<(5 * shape.count)).map { rng.uniform(UInt64($0)) * 2 - 1 }
+        func run(_ normalization: [Layer], mode: NormalizationMode) -> (logits: [Float], gradients: [Float]) {
+            let layers = [Conv2D(input: shape, outChannels: channels, kernel: 3, padding: 1)] + normalization + [Linear(input: inner, outputs: 3)]
+            let model = Model(layers: layers, maxBatch: 5)
+            for i in 0..<model.parameterCount { model.parameters[i] = rng.uniform(UInt64(1 << 20 | i)) - 0.5 }
+            model.setMode(mode == .evaluation ? .collecting : mode)
+            if mode == .evaluation {
+                _ = x.withUnsafeBufferPointer { model.forward($0.baseAddress!, batch: 5) }
+                model.setMode(.evaluation)
+            }
+            model.zeroGradients()
+            let logits = x.withUnsafeBufferPointer { xp in
+                let out = model.forward(xp.baseAddress!, batch: 5)
+                let copy = Array(UnsafeBufferPointer(start: out, count: 15))
+                for i in 0..<15 { model.logitGradient[i] = Float(i % 4) - 1.5 }
+                model.backward(xp.baseAddress!, batch: 5)
+                return copy
+            }
+            return (logits, model.parameterValues.indices.map { model.gradients[$0] })
+        }
+        for mode in [NormalizationMode.training, .evaluation] {
+            let fused = run([BatchNorm(input: inner, relu: true)], mode: mode)
+            let separate = run([BatchNorm(input: inner), Activation(.relu, input: inner)], mode: mode)
+            #expect(fused.logits.map(\.bitPattern) == separate.logits.map(\.bitPattern), "logits, \(channels) channels, \(mode)")
+            #expect(fused.gradients.map(\.bitPattern) == separate.gradients.map(\.bitPattern), "gradients, \(channels) channels, \(mode)")
+            #expect(fused.gradients.contains { $0 != 0 })
+        }
+    }
+
     @Test("pooling before a monotonic activation gives the same outputs and gradients as after it", arguments: [ActivationKind.relu, .tanh, .leakyRelu])
     func poolActivationCommute(kind: ActivationKind) throws {
         let shape = FeatureShape(height: 4, width: 4, channels: 3)

@@ -39,16 +39,19 @@ void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, 
 /* Batch normalisation's passes over `rows` rows of c channels (norm.c). Sums are per channel, in double, added to
    what the output holds; x̂ = (x − mean)·istd is recomputed where needed, never stored; every clone gives the same bits.
    emc_channel_moments: sum[ch] += Σ x, squares[ch] += Σ x²;  emc_batchnorm_apply: y = γ·x̂ + β;
-   emc_channel_gradient_sums: Σ dy and Σ dy·x̂;  emc_batchnorm_input_gradient: dx = (γ·istd)·((dy − mean_dy) − x̂·mean_dyh). */
+   emc_channel_gradient_sums: Σ dy and Σ dy·x̂;  emc_batchnorm_input_gradient: dx = (γ·istd)·((dy − mean_dy) − x̂·mean_dyh).
+   With `relu` a ReLU follows in the same pass: y = max(0, γ·x̂ + β), and backward's dy is zeroed where that y was not
+   positive (the mask recomputed from x, bit for bit the forward's). */
 void emc_channel_moments(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c);
 void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float *restrict mean, const float *restrict istd,
-                         const float *restrict gamma, const float *restrict beta, size_t rows, size_t c);
+                         const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, int relu);
 void emc_channel_gradient_sums(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
-                               const float *restrict x, const float *restrict mean, const float *restrict istd, size_t rows,
-                               size_t c);
+                               const float *restrict x, const float *restrict mean, const float *restrict istd,
+                               const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, int relu);
 void emc_batchnorm_input_gradient(float *restrict dx, const float *restrict dy, const float *restrict x,
                                   const float *restrict mean, const float *restrict istd, const float *restrict gamma,
-                                  const float *restrict mean_dy, const float *restrict mean_dyh, size_t rows, size_t c);
+                                  const float *restrict beta, const float *restrict mean_dy, const float *restrict mean_dyh,
+                                  size_t rows, size_t c, int relu);
 
 /* Layer normalisation over each of `rows` rows of c values (norm.c), row sums in 16 fixed lanes: forward writes
    y = γ·x̂ + β, x̂ and each row's 1/√(σ² + ε); backward adds dγ += Σ dy·x̂, dβ += Σ dy and, when dx is not NULL, writes
