@@ -25,7 +25,7 @@ public struct BenchReport {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
-        return "\(cpu), \(EMCEnvironment.cpuCount) cores, \(formatBytes(EMCEnvironment.physicalMemory)) RAM, EMC_THREADS=\(EMCEnvironment.threads)"
+        return "\(cpu), \(EMCEnvironment.cpuCount) cores, \(formatBytes(EMCEnvironment.physicalMemory)) RAM, 1 BLAS thread"
     }
 
     /// Title, machine and the Markdown table.

@@ -33,7 +33,7 @@ public enum BenchReports {
 
     /// `torchJSON`: the output of scripts/bench/torch_train.py --json, for PyTorch's figures beside emc's.
     public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil, rawSgemm: Bool = true) throws -> BenchReport {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         var torchRates: [String: Double] = [:]
         var torchVersion = ""
         if let torchJSON {
@@ -181,7 +181,7 @@ public enum BenchReports {
     /// The EMC search against the authors' method (every point of a fixed log grid trained), same model and rules.
     public static func search(settings: SearchSettings, grid: (low: Int, high: Int, points: Int)?, progress: @escaping (String) -> Void) throws -> BenchReport {
         struct Out: Encodable, Sendable { var search: SearchSummary; var grid: GridSearch.Result? }
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         var settings = settings
         settings.log = "/tmp/emc-bench-search-\(getpid()).jsonl"
         settings.evaluateTest = false

@@ -161,7 +161,7 @@ public enum ShampooBenchmark {
     }
 
     public static func run(batch: Int, seconds: Double, repeats: Int) throws -> BenchReport {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         let shape = FeatureShape(height: 28, width: 28, channels: 1)
         var rows: [Row] = []
         for specText in ["mlp:width=256", "cnn:channels=32,layers=2"] {
@@ -204,7 +204,7 @@ public enum HessianBenchmark {
     }
 
     public static func run(samples: Int, steps: Int, repeats: Int) throws -> BenchReport {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         let shape = FeatureShape(height: 28, width: 28, channels: 1)
         let rng = CounterRNG(seed: 1, stream: .test)
         var rows: [Row] = []
@@ -265,7 +265,7 @@ public enum WeightGradientBenchmark {
     }
 
     public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         return try shapes(batch: batch, only: only).map { (model, m, n, k) in
             let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * m), b = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * n)
             let c1 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n), c2 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n)
@@ -314,7 +314,7 @@ public enum ConvolutionBenchmark {
     }
 
     public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         var seen = Set<[Int]>(), found: [(String, Conv2D)] = []
         for (model, layer) in try TrainBenchmark.leafLayers(batch: batch, only: only) {
             guard let conv = layer as? Conv2D, conv.stride == 1, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { continue }

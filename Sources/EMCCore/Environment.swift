@@ -10,13 +10,12 @@ public enum EMCEnvironment {
     /// emc's version, printed by `emc --version` and recorded in every manifest's provenance.
     public static let version = "0.1.0"
 
-    /// The thread count emc uses for BLAS and parallel work: `EMC_THREADS` if set, else 1.
-    ///
-    /// One by default: on a small shared machine two BLAS threads are often slower than one,
-    /// and sweeps run one process per core instead.
-    public static var threads: Int {
+    /// `EMC_THREADS` as set (nil when unset or not a positive number). It once set OpenBLAS's thread count; emc now
+    /// always runs OpenBLAS on one thread, because OpenBLAS rounds some products differently at each thread count and
+    /// emc's results must not depend on it (`BLAS.useOneThread`). Parallel work is across trials: `--jobs`, sweeps.
+    public static var requestedThreads: Int? {
         if let text = getenv("EMC_THREADS").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
-        return 1
+        return nil
     }
 
     /// Logical CPUs available to this process.

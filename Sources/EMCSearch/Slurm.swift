@@ -160,12 +160,11 @@ public final class SlurmExecutor: SweepExecutor {
         return submission
     }
 
-    /// The array job's script: one task, one core, one BLAS thread.
+    /// The array job's script: one task on one core (emc runs OpenBLAS on one thread).
     var script: String {
         """
         #!/bin/sh
         # Written by `emc sweep --executor slurm`: task $SLURM_ARRAY_TASK_ID of the sweep in \(folder.path).
-        export EMC_THREADS=1
         exec \((options.taskCommand + [folder.path]).map(SlurmCommands.quote).joined(separator: " ")) "$SLURM_ARRAY_TASK_ID"
 
         """

@@ -125,9 +125,7 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = command(file)
-        var environment = ProcessInfo.processInfo.environment
-        environment["EMC_THREADS"] = "1"
-        process.environment = environment
+        process.environment = ProcessInfo.processInfo.environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.standardError
         lock.lock()

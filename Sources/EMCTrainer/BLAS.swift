@@ -46,10 +46,22 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
-    /// Applies `EMC_THREADS` (default 1) to OpenBLAS. Call once at start-up.
-    public static func configureThreads(_ count: Int = EMCEnvironment.threads) {
-        threads = count
-    }
+    /// Puts OpenBLAS on one thread, once per process (every `Model` calls it; the commands call it at start-up too).
+    ///
+    /// OpenBLAS splits a product among its threads differently at each thread count, and the rounding follows the
+    /// split: on this project's machine 6,660 of the 8,192 outputs of a 128×784 · 784×64 product (an MLP's first
+    /// layer) differ in their last bits between 1 and 2 threads, and so do whole training runs after a few steps. emc's
+    /// records must not depend on the thread count, so OpenBLAS always runs on one thread; trials run in parallel
+    /// instead (`--jobs`, sweeps), which changes no result. An `EMC_THREADS` above 1 is reported once on stderr as ignored.
+    public static func useOneThread() { _ = oneThread }
+
+    private static let oneThread: Void = {
+        threads = 1
+        if let requested = EMCEnvironment.requestedThreads, requested > 1 {
+            FileHandle.standardError.write(Data(("emc: EMC_THREADS=\(requested) is ignored: OpenBLAS rounds products differently at each thread count, "
+                + "and emc's results must not depend on it. Run seeds in parallel with --jobs, or a sweep with one process per core.\n").utf8))
+        }
+    }()
 
     public enum Transpose: Sendable { case none, transpose }
 

@@ -26,6 +26,7 @@ public final class Model {
 
     public init(layers: [Layer], maxBatch: Int) {
         precondition(!layers.isEmpty && maxBatch > 0)
+        BLAS.useOneThread()
         self.layers = layers
         self.inputShape = layers[0].inputShape
         self.classes = layers.last!.outputShape.count

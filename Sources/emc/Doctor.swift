@@ -27,7 +27,7 @@ struct Doctor: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         let libraries = LibraryChecks.run()
         let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
         let dataPresent = files.allSatisfy { FileSystem.exists(FileSystem.join(fashionMNIST, $0)) }
@@ -44,7 +44,8 @@ struct Doctor: ParsableCommand {
                 if let detail = lib.detail { print("       \(String(repeating: " ", count: 13)) \(detail)") }
                 if let error = lib.error { print("       \(String(repeating: " ", count: 13)) error: \(error)") }
             }
-            print("  BLAS threads: \(report.blasThreads) (EMC_THREADS=\(report.emcThreadsVariable ?? "unset"), default 1)")
+            print("  BLAS threads: \(report.blasThreads) (always one: results must not depend on a thread count"
+                  + (report.emcThreadsVariable.map { "; EMC_THREADS=\($0) is ignored" } ?? "") + ")")
             print("  CRC32C: \(report.crc32cHardware ? "SSE4.2 instruction" : "software (slicing-by-8)")")
             print("  Fashion-MNIST: \(dataPresent ? "present" : "MISSING") at \(fashionMNIST)"
                   + (dataPresent ? "" : " (install it with scripts/setup, or: apt-get install dataset-fashion-mnist)"))

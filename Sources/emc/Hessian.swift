@@ -44,7 +44,7 @@ struct HessianCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         var settings = SearchSettings(data: data, model: model)
         settings.optimizer = optimizer
         training.apply(to: &settings)

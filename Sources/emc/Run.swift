@@ -181,7 +181,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         let search = try SearchRun(try settings)
         let printer = SearchPrinter(output: output)
         if dryRun { return try printer.plan(search) }

@@ -146,7 +146,7 @@ struct SweepTaskCommand: ParsableCommand {
     @Argument(help: "The task's index (SLURM_ARRAY_TASK_ID).") var index: Int
 
     func run() throws {
-        BLAS.configureThreads()
+        BLAS.useOneThread()
         let summary = try SlurmSweep.runTask(folder: folder, index: index) { event in
             if case .trial(let r, let new) = event {
                 print("seed \(r.seed) n=\(r.n) \(r.result.rawValue) \(r.epochs) epochs\(new ? "" : " (from the log)")"
