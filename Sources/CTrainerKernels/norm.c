@@ -64,6 +64,7 @@ void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float
 }
 
 // The gradient reaching the normalisation: dy, or with `relu` dy where the forward's y was positive and 0 elsewhere.
+// With h = (x − mean)·istd already computed, g·h + b is BN_AFFINE's operations in BN_AFFINE's order.
 #define MASKED(dy, h, g, b) (relu ? ((g) * (h) + (b) > 0.0f ? (dy) : 0.0f) : (dy))
 
 // Σ g and Σ g·x̂ per channel, g the masked dy (the product in float, summed in double).
