@@ -32,7 +32,8 @@ public enum BenchReports {
     }
 
     /// `torchJSON`: the output of scripts/bench/torch_train.py --json, for PyTorch's figures beside emc's.
-    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil, rawSgemm: Bool = true) throws -> BenchReport {
+    public static func train(batch: Int, seconds: Double, repeats: Int, torchJSON: String?, only: String? = nil, rawSgemm: Bool = true,
+                             progress: (String) -> Void = { _ in }) throws -> BenchReport {
         BLAS.useOneThread()
         var torchRates: [String: Double] = [:]
         var torchVersion = ""
@@ -45,7 +46,7 @@ public enum BenchReports {
             torchVersion = " vs PyTorch \(file.torch)"
             for r in file.results { torchRates["\(r.model)@\(r.input)"] = r.samplesPerSecond }
         }
-        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only, rawSgemm: rawSgemm)
+        let rows = try TrainBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, torch: torchRates, only: only, rawSgemm: rawSgemm, progress: progress)
         return BenchReport(
             title: "Training step (forward + backward + SGD momentum), batch \(batch), \(BLAS.threads) BLAS thread, median of \(repeats)\(torchVersion)",
             header: ["model", "input", "params", "emc samples/s", "torch samples/s", "emc / torch", "GEMM GFLOP/s", "largest GEMM", "raw sgemm GFLOP/s", "model / raw", "its layer GFLOP/s", "layer / raw"],
@@ -57,8 +58,8 @@ public enum BenchReports {
             }, records: rows)
     }
 
-    public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> BenchReport {
-        let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only)
+    public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
+        let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
         let level = ["none (OpenBLAS only)", "AVX2", "AVX-512"][Int(BLAS.hardwareLevel)]
         return BenchReport(
             title: "Weight-gradient products C[m×n] += Aᵀ·B, k = batch \(batch) × output pixels, 1 thread, median of \(repeats); tall kernel: \(level), OpenBLAS \(BLAS.coreName)",
@@ -69,8 +70,8 @@ public enum BenchReports {
             }, records: rows)
     }
 
-    public static func conv(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> BenchReport {
-        let rows = try ConvolutionBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only)
+    public static func conv(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
+        let rows = try ConvolutionBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
         return BenchReport(
             title: "Stride-1 convolutions, forward + backward (with the input gradient), batch \(batch), 1 thread, median of \(repeats); im2row + OpenBLAS \(BLAS.coreName) against the direct path",
             header: ["first model with it", "input", "out channels", "kernel", "im2row ms", "direct ms", "im2row / direct", "chosen"],

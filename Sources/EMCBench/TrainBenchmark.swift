@@ -37,10 +37,12 @@ public enum TrainBenchmark {
         ("vit:dim=128,depth=4,heads=4,patch=4", FeatureShape(height: 32, width: 32, channels: 3)),
     ]
 
-    /// `only`: the rows whose model spec contains it (all when nil).
-    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double], only: String? = nil, rawSgemm timesRaw: Bool = true) throws -> [Row] {
+    /// `only`: the rows whose model spec contains it (all when nil). `progress` gets a line as each row is measured.
+    public static func run(batch: Int, seconds: Double, repeats: Int, torch: [String: Double], only: String? = nil, rawSgemm timesRaw: Bool = true,
+                           progress: (String) -> Void = { _ in }) throws -> [Row] {
         var rows: [Row] = []
-        for (specText, shape) in cases where only.map({ specText.contains($0) }) ?? true {
+        let selected = cases.filter { only.map($0.0.contains) ?? true }
+        for (index, (specText, shape)) in selected.enumerated() {
             let (model, trainer, optimizer) = try benchTrainer(model: specText, shape: shape, batch: batch, optimizer: "sgd:lr=0.01,momentum=0.9")
             try trainer.runSteps(5, optimizer: optimizer, lr: 0.01)
             // Steps per repetition sized to take about `seconds`.
@@ -59,6 +61,7 @@ public enum TrainBenchmark {
                             rawSgemmGFLOPs: timesRaw ? rawSgemm(m: m, n: nn, k: k, seconds: seconds, repeats: repeats) : nil, largestGemm: label,
                             heaviestLayerGFLOPs: layerSeconds.map { 3 * 2 * Double(m) * Double(nn) * Double(k) / $0 / 1e9 },
                             torchSamplesPerSecond: torch["\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"]))
+            progress("  [\(index + 1)/\(selected.count)] \(specText) \(shape): \(Int(stepsPerSecond * Double(batch))) samples/s")
         }
         return rows
     }
@@ -160,7 +163,7 @@ public enum ShampooBenchmark {
         var ratioToSGD: Double
     }
 
-    public static func run(batch: Int, seconds: Double, repeats: Int) throws -> BenchReport {
+    public static func run(batch: Int, seconds: Double, repeats: Int, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         BLAS.useOneThread()
         let shape = FeatureShape(height: 28, width: 28, channels: 1)
         var rows: [Row] = []
@@ -179,6 +182,7 @@ public enum ShampooBenchmark {
                 let ms = 1000 * time / Double(steps)
                 if optimizerText.hasPrefix("sgd") { sgd = ms }
                 rows.append(Row(model: specText, optimizer: optimizerText, millisecondsPerStep: ms, ratioToSGD: ms / sgd))
+                progress("  \(specText) \(optimizerText): \(String(format: "%.2f", ms)) ms/step")
             }
         }
         return BenchReport(title: "Shampoo's step time against SGD, 28×28×1, batch \(batch), 1 thread (median of \(repeats); default block 128, graft adam)",
@@ -203,7 +207,7 @@ public enum HessianBenchmark {
         var bound: Int
     }
 
-    public static func run(samples: Int, steps: Int, repeats: Int) throws -> BenchReport {
+    public static func run(samples: Int, steps: Int, repeats: Int, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         BLAS.useOneThread()
         let shape = FeatureShape(height: 28, width: 28, channels: 1)
         let rng = CounterRNG(seed: 1, stream: .test)
@@ -228,6 +232,7 @@ public enum HessianBenchmark {
                 let seconds = try medianSeconds(repeats: repeats) { result = try trainer.checkHessian(check, seed: 1) }
                 rows.append(Row(model: specText, samples: n, mode: mode, fullPassMilliseconds: 1000 * pass, productMilliseconds: 1000 * product,
                                 checkSeconds: seconds, steps: result?.steps ?? steps, fullPasses: seconds / pass, bound: 2 * steps + 2))
+                progress("  \(specText) n=\(n) \(mode): check \(String(format: "%.2f", seconds)) s")
             }
         }
         return BenchReport(title: "The Hessian check's cost, 28×28×1, random inputs and labels, 1 thread (median of \(repeats)); a full pass is one forward and backward over the n samples",
@@ -264,9 +269,12 @@ public enum WeightGradientBenchmark {
         return found
     }
 
-    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
+    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> [Row] {
         BLAS.useOneThread()
-        return try shapes(batch: batch, only: only).map { (model, m, n, k) in
+        let products = try shapes(batch: batch, only: only)
+        return products.enumerated().map { (index, product) in
+            let (model, m, n, k) = product
+            defer { progress("  [\(index + 1)/\(products.count)] \(m)×\(n), k = \(k) (\(model))") }
             let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * m), b = UnsafeMutableBufferPointer<Float>.allocate(capacity: k * n)
             let c1 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n), c2 = UnsafeMutableBufferPointer<Float>.allocate(capacity: m * n)
             defer { a.deallocate(); b.deallocate(); c1.deallocate(); c2.deallocate() }
@@ -313,7 +321,7 @@ public enum ConvolutionBenchmark {
         var chosen: String
     }
 
-    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?) throws -> [Row] {
+    public static func run(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> [Row] {
         BLAS.useOneThread()
         var seen = Set<[Int]>(), found: [(String, Conv2D)] = []
         for (model, layer) in try TrainBenchmark.leafLayers(batch: batch, only: only) {
@@ -321,7 +329,9 @@ public enum ConvolutionBenchmark {
             let key = [conv.inputShape.height, conv.inputShape.width, conv.inChannels, conv.outChannels, conv.kernel]
             if seen.insert(key).inserted { found.append((String(model.prefix { $0 != " " }), conv)) }
         }
-        return found.map { (model, conv) in
+        return found.enumerated().map { (index, layer) in
+            let (model, conv) = layer
+            defer { progress("  [\(index + 1)/\(found.count)] \(conv.inputShape) → \(conv.outChannels) channels (\(model))") }
             func timed(direct: Bool) -> Double {
                 let layer = Conv2D(input: conv.inputShape, outChannels: conv.outChannels, kernel: conv.kernel, padding: conv.padding,
                                    bias: conv.hasBias, direct: direct)

@@ -66,7 +66,8 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only, rawSgemm: rawSgemm))
+        try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only, rawSgemm: rawSgemm,
+                                           progress: output.progress))
     }
 }
 
@@ -85,7 +86,7 @@ struct BenchGradients: ParsableCommand {
     @OptionGroup var layers: LayerBenchOptions
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.gradients(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only)) }
+    func run() throws { try output.show(BenchReports.gradients(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only, progress: output.progress)) }
 }
 
 struct BenchConv: ParsableCommand {
@@ -95,7 +96,7 @@ struct BenchConv: ParsableCommand {
     @OptionGroup var layers: LayerBenchOptions
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws { try output.show(BenchReports.conv(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only)) }
+    func run() throws { try output.show(BenchReports.conv(batch: layers.batch, seconds: layers.seconds, repeats: layers.repeats, only: layers.only, progress: output.progress)) }
 }
 
 struct BenchLoader: ParsableCommand {
@@ -139,7 +140,7 @@ struct BenchShampoo: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        try output.show(ShampooBenchmark.run(batch: batch, seconds: seconds, repeats: repeats))
+        try output.show(ShampooBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, progress: output.progress))
     }
 }
 
@@ -153,7 +154,7 @@ struct BenchHessian: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        try output.show(HessianBenchmark.run(samples: samples, steps: steps, repeats: repeats))
+        try output.show(HessianBenchmark.run(samples: samples, steps: steps, repeats: repeats, progress: output.progress))
     }
 }
 
