@@ -125,7 +125,6 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = command(file)
-        process.environment = ProcessInfo.processInfo.environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.standardError
         lock.lock()
