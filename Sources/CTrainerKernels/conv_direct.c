@@ -4,19 +4,199 @@
 // K·C floats that kernel row ky of output position q = (b·Hp + oy)·Wp + ox reads are contiguous and start at
 // (q + ky·Wp)·C: the patches of consecutive positions are overlapping rows with stride C. So
 //     y[q][co] = Σ_ky Σ_{j < K·C} x[(q + ky·Wp)·C + j] · w[ky][j][co]
-// over every q of the padded grid. The positions with ox ≥ W or oy ≥ H are computed and thrown away: the dense form
-// (emc_conv_direct_dense, what the layers call) stores only the others, each straight into its row of the NHWC output.
+// over every q of the padded grid. The grid form (emc_conv_direct) computes every q; the dense form
+// (emc_conv_direct_dense, what the layers call) computes only the positions with ox < W and oy < H, each stored straight
+// into its row of the NHWC output (at AVX-512 it walks the images' rows; at AVX2 it walks the grid and skips the stores).
 // OpenBLAS cannot read such rows (it requires lda ≥ k), and im2row writes them out 9 times over, which at 8–32
 // channels made the convolution bound by memory traffic. The same kernel gives the input gradient (the padded output
 // gradient with the flipped kernel).
 //
-// Every output element is one fused multiply-add chain over (ky, j) in order, from zero, at both levels: the same bits.
+// Every output element is one fused multiply-add chain over (ky, j) in order, from zero (or G such chains, below), at
+// both levels: the same bits.
 #include "emc_trainer_kernels.h"
 #include <immintrin.h>
 
-// A tile at grid position q writes to y + q·cout, or with a grid shape to the dense output row of each position that
-// lies in an image's top-left H × W (nothing for the others), and adds the bias when there is one: after the chain, so
-// the same bits as adding it afterwards.
+// Output widths of at most 8 channels fill a quarter or half of a 16-lane vector. There the kernels split each output's
+// chain into G = 4 (cout ≤ 4) or G = 2 (cout ≤ 8) partial chains, partial g taking the taps j ≡ g (mod G) of each kernel
+// row, and add the partials in order at the end, ((p₀ + p₁) + p₂) + p₃: the AVX-512 version then puts G consecutive taps
+// of a patch in the lanes of one broadcast (a 64- or 128-bit load) against weights packed [ky][j / G][co·G + j mod G],
+// and every lane does useful work. The AVX2 version keeps the G partials in G registers: the same bits.
+static inline int groups_for(int cout) { return cout <= 4 ? 4 : cout <= 8 ? 2 : 1; }
+
+size_t emc_conv_direct_scratch(int cout, int kernel, int channels) {
+    int g = groups_for(cout);
+    if (g == 1) return 0;
+    size_t kc = (size_t)kernel * channels;
+    return (size_t)kernel * ((kc + g - 1) / g) * 16;
+}
+
+// AVX-512 tiles: P consecutive positions of the grid, whose patches start at x + p·C, written to the rows y + p·cout.
+
+// The grouped tile: one accumulator per position, lane co·G + g holding partial g of output co.
+static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast_taps(const float *x, int g) {
+    if (g == 2) {
+        double pair;
+        __builtin_memcpy(&pair, x, sizeof pair);
+        return _mm512_castpd_ps(_mm512_set1_pd(pair));
+    }
+    return _mm512_broadcast_f32x4(_mm_loadu_ps(x));
+}
+
+static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast_tail(const float *x, size_t count, int g) {
+    float taps[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < count; i++) taps[i] = x[i];
+    return broadcast_taps(taps, g);
+}
+
+// Lane co of the result: ((lane co·G + 0) + lane co·G + 1) + … for co < 16 / G.
+static inline __attribute__((always_inline, target("avx512f"))) __m512 add_partials(__m512 acc, int g) {
+    __m512 sum = _mm512_permutexvar_ps(_mm512_setr_epi32(0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g, 0, 0, 0, 0, 0, 0, 0, 0)
+                                       , acc);
+    for (int i = 1; i < g; i++) {
+        __m512i index = _mm512_add_epi32(_mm512_setr_epi32(0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g, 0, 0, 0, 0, 0, 0, 0, 0),
+                                         _mm512_set1_epi32(i));
+        sum = _mm512_add_ps(sum, _mm512_permutexvar_ps(index, acc));
+    }
+    return sum;
+}
+
+#define TILE512_GROUPED(P, G)                                                                                          \
+    static inline __attribute__((always_inline, target("avx512f"))) void convg512_##P##_##G(                         \
+        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,           \
+        const float *bias, __mmask16 mask) {                                                                           \
+        const size_t full = KC / G, groups = (KC + G - 1) / G;                                                         \
+        __m512 acc[P];                                                                                                 \
+        for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();                                                      \
+        for (int ky = 0; ky < K; ky++) {                                                                               \
+            const float *xr = x + ky * rowStep;                                                                        \
+            const float *wr = w + (size_t)ky * groups * 16;                                                            \
+            for (size_t jg = 0; jg < full; jg++) {                                                                     \
+                __m512 wv = _mm512_loadu_ps(wr + jg * 16);                                                             \
+                for (int p = 0; p < P; p++)                                                                            \
+                    acc[p] = _mm512_fmadd_ps(broadcast_taps(xr + p * C + jg * G, G), wv, acc[p]);                      \
+            }                                                                                                          \
+            if (full < groups) {                                                                                       \
+                __m512 wv = _mm512_loadu_ps(wr + full * 16);                                                           \
+                for (int p = 0; p < P; p++)                                                                            \
+                    acc[p] = _mm512_fmadd_ps(broadcast_tail(xr + p * C + full * G, KC - full * G, G), wv, acc[p]);     \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            __m512 value = add_partials(acc[p], G);                                                                    \
+            if (bias) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, bias));                                 \
+            _mm512_mask_storeu_ps(y + p * cout, mask, value);                                                          \
+        }                                                                                                              \
+    }
+
+// The plain tile: V vectors of 16 output channels (the last masked by `mask`), the bias added after the chain.
+#define TILE512(P, V)                                                                                                  \
+    static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
+        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,           \
+        const float *bias, __mmask16 mask) {                                                                           \
+        __m512 acc[P][V];                                                                                              \
+        for (int p = 0; p < P; p++)                                                                                    \
+            for (int v = 0; v < V; v++) acc[p][v] = _mm512_setzero_ps();                                               \
+        for (int ky = 0; ky < K; ky++) {                                                                               \
+            const float *xr = x + ky * rowStep;                                                                        \
+            const float *wr = w + (size_t)ky * KC * cout;                                                              \
+            for (size_t j = 0; j < KC; j++) {                                                                          \
+                __m512 wv[V];                                                                                          \
+                for (int v = 0; v < V; v++)                                                                            \
+                    wv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? mask : 0xFFFF, wr + j * cout + v * 16);                \
+                for (int p = 0; p < P; p++) {                                                                          \
+                    __m512 a = _mm512_set1_ps(xr[p * C + j]);                                                          \
+                    for (int v = 0; v < V; v++) acc[p][v] = _mm512_fmadd_ps(a, wv[v], acc[p][v]);                      \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            for (int v = 0; v < V; v++) {                                                                              \
+                __mmask16 m = v == V - 1 ? mask : 0xFFFF;                                                              \
+                __m512 value = bias ? _mm512_add_ps(acc[p][v], _mm512_maskz_loadu_ps(m, bias + v * 16)) : acc[p][v];   \
+                _mm512_mask_storeu_ps(y + p * cout + v * 16, m, value);                                                \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+
+// A strip: `count` consecutive positions, covered by tiles of P1, P2, P3 and 1 positions.
+typedef void (*strip512)(size_t count, const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y,
+                         size_t cout, const float *bias, __mmask16 mask);
+#define STRIP_ARGS(q) x + (q) * C, C, KC, K, rowStep, w, y + (q) * cout, cout, bias, mask
+#define STRIP512(NAME, TILE, SUFFIX, P1, P2, P3)                                                                       \
+    TILE(P1, SUFFIX)                                                                                                   \
+    TILE(P2, SUFFIX)                                                                                                   \
+    TILE(P3, SUFFIX)                                                                                                   \
+    TILE(1, SUFFIX)                                                                                                    \
+    __attribute__((target("avx512f"))) static void NAME(size_t count, const float *x, size_t C, size_t KC, int K,     \
+                                                        size_t rowStep, const float *w, float *y, size_t cout,        \
+                                                        const float *bias, __mmask16 mask) {                          \
+        size_t q = 0;                                                                                                  \
+        for (; q + P1 <= count; q += P1) TILE##_CALL(P1, SUFFIX)(STRIP_ARGS(q));                                       \
+        for (; q + P2 <= count; q += P2) TILE##_CALL(P2, SUFFIX)(STRIP_ARGS(q));                                       \
+        for (; q + P3 <= count; q += P3) TILE##_CALL(P3, SUFFIX)(STRIP_ARGS(q));                                       \
+        for (; q < count; q++) TILE##_CALL(1, SUFFIX)(STRIP_ARGS(q));                                                  \
+    }
+#define TILE512_GROUPED_CALL(P, G) convg512_##P##_##G
+#define TILE512_CALL(P, V) conv512_##P##_##V
+
+STRIP512(strip_g4, TILE512_GROUPED, 4, 16, 8, 4)
+STRIP512(strip_g2, TILE512_GROUPED, 2, 16, 8, 4)
+STRIP512(strip_v1, TILE512, 1, 16, 8, 4)
+STRIP512(strip_v2, TILE512, 2, 12, 8, 4)
+STRIP512(strip_v3, TILE512, 3, 6, 4, 2)
+STRIP512(strip_v4, TILE512, 4, 6, 4, 2)
+
+// The grouped weights: [ky][j / G][co·G + j mod G], zero past cout·G lanes and past the kernel row's K·C taps.
+static void pack_groups(const float *w, float *packed, int cout, int K, size_t KC, int g) {
+    size_t groups = (KC + g - 1) / g;
+    for (int ky = 0; ky < K; ky++) {
+        for (size_t jg = 0; jg < groups; jg++) {
+            float *to = packed + (ky * groups + jg) * 16;
+            for (int lane = 0; lane < 16; lane++) to[lane] = 0;
+            for (int co = 0; co < cout; co++)
+                for (int i = 0; i < g; i++)
+                    if (jg * g + i < KC) to[co * g + i] = w[(ky * KC + jg * g + i) * cout + co];
+        }
+    }
+}
+
+// Runs `strip` over the grid form's m positions (grid NULL), or over each image row of the grid's valid positions,
+// writing row (b, oy) of the dense output: the padded columns and rows are never computed.
+__attribute__((target("avx512f"))) static void run_strips(strip512 strip, size_t m, const emc_grid_shape *grid, size_t wp,
+                                                          const float *x, size_t C, size_t KC, int K, const float *w,
+                                                          float *y, size_t cout, const float *bias, __mmask16 mask) {
+    const size_t rowStep = wp * C;
+    if (!grid) { strip(m, x, C, KC, K, rowStep, w, y, cout, bias, mask); return; }
+    const size_t images = m / (grid->paddedHeight * grid->paddedWidth);
+    for (size_t b = 0; b < images; b++)
+        for (size_t oy = 0; oy < grid->height; oy++)
+            strip(grid->width, x + (b * grid->paddedHeight + oy) * rowStep, C, KC, K, rowStep, w,
+                  y + (b * grid->height + oy) * grid->width * cout, cout, bias, mask);
+}
+
+__attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, int K, int C, size_t wp, const float *x,
+                                                           const float *w, float *y, const emc_grid_shape *grid,
+                                                           const float *bias, float *scratch) {
+    const size_t KC = (size_t)K * C;
+    const int g = groups_for(cout);
+    if (g > 1) {
+        pack_groups(w, scratch, cout, K, KC, g);
+        run_strips(g == 4 ? strip_g4 : strip_g2, m, grid, wp, x, C, KC, K, scratch, y, cout, bias,
+                   (__mmask16)((1u << cout) - 1));
+        return;
+    }
+    for (int co = 0; co < cout; co += 64) {
+        int width = cout - co < 64 ? cout - co : 64;
+        int vectors = (width + 15) / 16;
+        int rest = width - (vectors - 1) * 16;
+        __mmask16 tail = (__mmask16)(rest == 16 ? 0xFFFF : (1u << rest) - 1);
+        strip512 strip = vectors == 1 ? strip_v1 : vectors == 2 ? strip_v2 : vectors == 3 ? strip_v3 : strip_v4;
+        run_strips(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
+    }
+}
+
+// AVX2 keeps the grid walk: a tile at grid position q writes to y + q·cout, or with a grid shape to the dense output
+// row of each position that lies in an image's top-left H × W (nothing for the others).
 struct position { size_t b, oy, ox; };
 
 static inline struct position locate(const emc_grid_shape *grid, size_t q) {
@@ -36,92 +216,6 @@ static inline float *target(const emc_grid_shape *grid, struct position *at, flo
 // A tile's arguments at grid position q and output channel co + o (inside the drivers below).
 #define TILE_ARGS(q, o)                                                                                                \
     x + (q) * C, C, KC, K, rowStep, wc + (o), cout, (grid ? yc : yc + (q) * cout) + (o), grid, (q), (bc ? bc + (o) : NULL)
-
-#define TILE512(P, V)                                                                                                  \
-    static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
-        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
-        const emc_grid_shape *grid, size_t q, const float *bias, __mmask16 tail) {                                    \
-        __m512 acc[P][V];                                                                                              \
-        for (int p = 0; p < P; p++)                                                                                    \
-            for (int v = 0; v < V; v++) acc[p][v] = _mm512_setzero_ps();                                               \
-        for (int ky = 0; ky < K; ky++) {                                                                               \
-            const float *xr = x + ky * rowStep;                                                                        \
-            const float *wr = w + (size_t)ky * KC * cout;                                                              \
-            for (size_t j = 0; j < KC; j++) {                                                                          \
-                __m512 wv[V];                                                                                          \
-                for (int v = 0; v < V; v++)                                                                            \
-                    wv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, wr + j * cout + v * 16);                \
-                for (int p = 0; p < P; p++) {                                                                          \
-                    __m512 a = _mm512_set1_ps(xr[p * C + j]);                                                          \
-                    for (int v = 0; v < V; v++) acc[p][v] = _mm512_fmadd_ps(a, wv[v], acc[p][v]);                      \
-                }                                                                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
-        for (int p = 0; p < P; p++) {                                                                                  \
-            float *to = y + p * cout;                                                                                  \
-            if (grid) {                                                                                                \
-                to = target(grid, &at, y, cout);                                                                       \
-                if (!to) continue;                                                                                     \
-            }                                                                                                          \
-            for (int v = 0; v < V; v++) {                                                                              \
-                __mmask16 mask = v == V - 1 ? tail : 0xFFFF;                                                           \
-                __m512 value = bias ? _mm512_add_ps(acc[p][v], _mm512_maskz_loadu_ps(mask, bias + v * 16)) : acc[p][v];\
-                _mm512_mask_storeu_ps(to + v * 16, mask, value);                                                       \
-            }                                                                                                          \
-        }                                                                                                              \
-    }
-
-TILE512(16, 1)
-TILE512(1, 1)
-TILE512(12, 2)
-TILE512(1, 2)
-TILE512(6, 4)
-TILE512(1, 4)
-TILE512(6, 2)
-TILE512(6, 1)
-
-__attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, int K, int C, size_t wp, const float *x,
-                                                           const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
-    const size_t KC = (size_t)K * C, rowStep = wp * C;
-    for (int co = 0; co < cout; co += 64) {
-        const float *bc = bias ? bias + co : NULL;
-        int width = cout - co < 64 ? cout - co : 64;
-        int vectors = (width + 15) / 16;
-        int rest = width - (vectors - 1) * 16;
-        __mmask16 tail = (__mmask16)(rest == 16 ? 0xFFFF : (1u << rest) - 1);
-        const float *wc = w + co;
-        float *yc = y + co;
-        size_t q = 0;
-        switch (vectors) {
-        case 1:
-            for (; q + 16 <= m; q += 16) conv512_16_1(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) conv512_1_1(TILE_ARGS(q, 0), tail);
-            break;
-        case 2:
-            for (; q + 12 <= m; q += 12) conv512_12_2(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) conv512_1_2(TILE_ARGS(q, 0), tail);
-            break;
-        default: {
-            // 3 or 4 vectors: a 4-vector tile with the missing vectors masked off entirely.
-            for (; q + 6 <= m; q += 6) {
-                if (vectors == 4) conv512_6_4(TILE_ARGS(q, 0), tail);
-                else {
-                    conv512_6_2(TILE_ARGS(q, 0), 0xFFFF);
-                    conv512_6_1(TILE_ARGS(q, 32), tail);
-                }
-            }
-            for (; q < m; q++) {
-                if (vectors == 4) conv512_1_4(TILE_ARGS(q, 0), tail);
-                else {
-                    conv512_1_2(TILE_ARGS(q, 0), 0xFFFF);
-                    conv512_1_1(TILE_ARGS(q, 32), tail);
-                }
-            }
-        }
-        }
-    }
-}
 
 #define TILE256(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx2,fma"))) void conv256_##P##_##V(                        \
@@ -159,14 +253,59 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
         }                                                                                                              \
     }
 
+// The grouped tile at AVX2 (cout ≤ 8, one vector): G accumulators per position, partial g taking the taps j ≡ g (mod G)
+// of each kernel row in order, added in order at the store.
+#define TILE256_GROUPED(P, G)                                                                                          \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void convg256_##P##_##G(                       \
+        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
+        const emc_grid_shape *grid, size_t q, const float *bias, __m256i tail) {                                      \
+        __m256 acc[P][G];                                                                                              \
+        for (int p = 0; p < P; p++)                                                                                    \
+            for (int i = 0; i < G; i++) acc[p][i] = _mm256_setzero_ps();                                               \
+        for (int ky = 0; ky < K; ky++) {                                                                               \
+            const float *xr = x + ky * rowStep;                                                                        \
+            const float *wr = w + (size_t)ky * KC * cout;                                                              \
+            size_t j = 0;                                                                                              \
+            for (; j + G <= KC; j += G) {                                                                              \
+                for (int i = 0; i < G; i++) {                                                                          \
+                    __m256 wv = _mm256_maskload_ps(wr + (j + i) * cout, tail);                                         \
+                    for (int p = 0; p < P; p++)                                                                        \
+                        acc[p][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + p * C + j + i), wv, acc[p][i]);           \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int i = 0; j + i < KC; i++) {                                                                         \
+                __m256 wv = _mm256_maskload_ps(wr + (j + i) * cout, tail);                                             \
+                for (int p = 0; p < P; p++)                                                                            \
+                    acc[p][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + p * C + j + i), wv, acc[p][i]);               \
+            }                                                                                                          \
+        }                                                                                                              \
+        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            float *to = y + p * cout;                                                                                  \
+            if (grid) {                                                                                                \
+                to = target(grid, &at, y, cout);                                                                       \
+                if (!to) continue;                                                                                     \
+            }                                                                                                          \
+            __m256 value = acc[p][0];                                                                                  \
+            for (int i = 1; i < G; i++) value = _mm256_add_ps(value, acc[p][i]);                                       \
+            if (bias) value = _mm256_add_ps(value, _mm256_maskload_ps(bias, tail));                                    \
+            _mm256_maskstore_ps(to, tail, value);                                                                      \
+        }                                                                                                              \
+    }
+
 TILE256(12, 1)
 TILE256(1, 1)
 TILE256(6, 2)
 TILE256(1, 2)
+TILE256_GROUPED(6, 2)
+TILE256_GROUPED(1, 2)
+TILE256_GROUPED(3, 4)
+TILE256_GROUPED(1, 4)
 
 __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, int K, int C, size_t wp, const float *x,
                                                           const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
     const size_t KC = (size_t)K * C, rowStep = wp * C;
+    const int g = groups_for(cout);
     for (int co = 0; co < cout; co += 16) {
         const float *bc = bias ? bias + co : NULL;
         int width = cout - co < 16 ? cout - co : 16;
@@ -176,7 +315,13 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, in
         const float *wc = w + co;
         float *yc = y + co;
         size_t q = 0;
-        if (vectors == 1) {
+        if (g == 4) {
+            for (; q + 3 <= m; q += 3) convg256_3_4(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) convg256_1_4(TILE_ARGS(q, 0), tail);
+        } else if (g == 2) {
+            for (; q + 6 <= m; q += 6) convg256_6_2(TILE_ARGS(q, 0), tail);
+            for (; q < m; q++) convg256_1_2(TILE_ARGS(q, 0), tail);
+        } else if (vectors == 1) {
             for (; q + 12 <= m; q += 12) conv256_12_1(TILE_ARGS(q, 0), tail);
             for (; q < m; q++) conv256_1_1(TILE_ARGS(q, 0), tail);
         } else {
@@ -187,15 +332,15 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, in
 }
 
 int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
-                          const float *x, const float *w, float *y, const float *bias) {
-    if (level >= 2) { conv_avx512(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
+                          const float *x, const float *w, float *y, const float *bias, float *scratch) {
+    if (level >= 2) { conv_avx512(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias, scratch); return 1; }
     if (level == 1) { conv_avx2(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
     return 0;
 }
 
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
-                    const float *w, float *y) {
-    if (level >= 2) { conv_avx512(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL); return 1; }
+                    const float *w, float *y, float *scratch) {
+    if (level >= 2) { conv_avx512(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL, scratch); return 1; }
     if (level == 1) { conv_avx2(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL); return 1; }
     return 0;
 }

@@ -41,6 +41,16 @@ public final class Conv2D: Layer {
     private var paddedGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var weightsByTap = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// The kernel's packed weights for outputs of at most 8 channels (`emc_conv_direct_scratch`), forward or backward.
+    private var directScratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// The weight gradient's runs (`emc_gemm_tall_runs`): image row r = (b, oy) of the batch starts at dense output
+    /// row r·W and at padded grid position (b·Hp + oy)·Wp.
+    private var outputRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
+    private var gridRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
+    private var scratchCount: Int {
+        max(emc_conv_direct_scratch(Int32(outChannels), Int32(kernel), Int32(inChannels)),
+            emc_conv_direct_scratch(Int32(inChannels), Int32(kernel), Int32(outChannels)))
+    }
     /// Whether training skips im2row (`emc_conv_direct`): stride 1, an odd kernel with "same" padding, a CPU with
     /// AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
     public let usesDirect: Bool
@@ -79,7 +89,9 @@ public final class Conv2D: Layer {
         rows.deallocate()
         gradRows.deallocate()
         rRows.deallocate()
-        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights] { buffer.deallocate() }
+        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights, directScratch] { buffer.deallocate() }
+        outputRuns.deallocate()
+        gridRuns.deallocate()
     }
 
     // The padded grid: images of (H + K − 1) × (W + K − 1) positions one after the other, and after the last image
@@ -102,7 +114,8 @@ public final class Conv2D: Layer {
         guard usesDirect else { return rows }
         // Plus the padded input and the padded output gradient.
         let positions = maxBatch * paddedHeight * paddedWidth + slackRows
-        guard let direct = checkedProduct([4, positions, inChannels + outChannels]) else { return nil }
+        guard let direct = checkedProduct([4, positions, inChannels + outChannels]).map({ $0 + 4 * scratchCount + 16 * maxBatch * inputShape.height })
+        else { return nil }
         let (sum, overflow) = rows.addingReportingOverflow(direct)
         return overflow ? nil : sum
     }
@@ -114,7 +127,9 @@ public final class Conv2D: Layer {
         self.gradients = WeightAndBias(gradients, weights: outChannels * patch)
         rows.deallocate()
         gradRows.deallocate()
-        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights] { buffer.deallocate() }
+        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights, directScratch] { buffer.deallocate() }
+        outputRuns.deallocate()
+        gridRuns.deallocate()
         if usesDirect {
             // im2row's rows only if the R-operator is bound (`bindDirection`).
             rows = UnsafeMutableBufferPointer(start: nil, count: 0)
@@ -127,6 +142,14 @@ public final class Conv2D: Layer {
             paddedGradient.initialize(repeating: 0)
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
+            directScratch = .allocate(capacity: max(1, scratchCount))
+            let h = inputShape.height
+            outputRuns = .allocate(capacity: maxBatch * h)
+            gridRuns = .allocate(capacity: maxBatch * h)
+            for r in 0..<(maxBatch * h) {
+                outputRuns[r] = r * inputShape.width
+                gridRuns[r] = ((r / h) * paddedHeight + r % h) * paddedWidth
+            }
         } else {
             rows = .allocate(capacity: rowCount(maxBatch))
             gradRows = .allocate(capacity: rowCount(maxBatch))
@@ -227,25 +250,24 @@ public final class Conv2D: Layer {
         pad(input, into: padded.baseAddress!, channels: cin, batch: batch)
         var grid = gridShape
         _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), &grid,
-                                  padded.baseAddress!, taps, output, hasBias ? UnsafePointer(parameters.bias) : nil)
+                                  padded.baseAddress!, taps, output, hasBias ? UnsafePointer(parameters.bias) : nil,
+                                  directScratch.baseAddress!)
     }
 
     private func directBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, wp = paddedWidth
-        // dy into the padded grid: at its own position it is the weight gradient's operand (zero at every position whose
-        // output is thrown away), shifted by the padding it is the input gradient's padded input.
-        let gradientGrid = paddedGradient.baseAddress!
-        pad(gradOutput, into: gradientGrid, channels: cout, batch: batch)
-        let atOutputs = UnsafePointer(gradientGrid + (padding * wp + padding) * cout)
-        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(q + ky·Wp)·C + kx·C + ci]: one tall product per kernel row.
+        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(q + ky·Wp)·C + kx·C + ci] over the valid positions q, one image row at a
+        // time (dy read dense, x in the padded grid): one tall product per kernel row.
         for ky in 0..<k {
-            _ = BLAS.accumulateTransposedProductWithTallKernel(
-                m: cout, n: k * cin, k: gridPositions(batch), a: atOutputs, lda: cout,
-                b: padded.baseAddress! + ky * wp * cin, ldb: cin, c: gradients.weight + ky * k * cin, ldc: patch,
-                level: BLAS.hardwareLevel)
+            _ = emc_gemm_tall_runs(BLAS.hardwareLevel, Int32(cout), Int32(k * cin), batch * inputShape.height, inputShape.width,
+                                   gradOutput, cout, outputRuns.baseAddress!, padded.baseAddress! + ky * wp * cin, cin,
+                                   gridRuns.baseAddress!, gradients.weight + ky * k * cin, patch)
         }
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
         guard let gradInput else { return }
+        // dy into the padded grid, shifted by the padding: the input gradient's padded input.
+        let gradientGrid = paddedGradient.baseAddress!
+        pad(gradOutput, into: gradientGrid, channels: cout, batch: batch)
         // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
         let weight = parameters.weight, flipped = flippedWeights.baseAddress!
         for ky in 0..<k {
@@ -259,7 +281,7 @@ public final class Conv2D: Layer {
         }
         var grid = gridShape
         _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), &grid,
-                                  gradientGrid, flipped, gradInput, nil)
+                                  gradientGrid, flipped, gradInput, nil, directScratch.baseAddress!)
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.

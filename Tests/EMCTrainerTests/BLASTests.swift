@@ -167,29 +167,39 @@ struct ElementaryFunctionTests {
 @Suite("Direct convolutions (no im2row)")
 struct DirectConvolutionTests {
     /// emc_conv_direct at each level the CPU runs must be the in-order fused multiply-add chain over (ky, j), from zero,
-    /// bit for bit, for output widths that exercise every tile and mask (1–80 channels).
-    @Test("the kernel equals the in-order FMA chain bit for bit at every level")
+    /// bit for bit, for output widths that exercise every tile and mask (1–80 channels); at most 8 output channels, the
+    /// G = 4 or 2 chains over the taps j ≡ g (mod G), added in order.
+    @Test("the kernel equals the in-order FMA chains bit for bit at every level")
     func kernelExact() {
         let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
         let rng = CounterRNG(seed: 8, stream: .test)
         var draws: UInt64 = 0
         func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
         for (m, cout, k, c, wp) in [(37, 8, 3, 3, 9), (50, 16, 3, 8, 10), (29, 24, 3, 5, 7), (20, 40, 3, 4, 6), (17, 64, 1, 6, 5),
-                                     (31, 80, 3, 2, 8), (13, 1, 5, 3, 9), (26, 33, 3, 1, 6)] {
+                                     (31, 80, 3, 2, 8), (13, 1, 5, 3, 9), (26, 33, 3, 1, 6), (41, 5, 3, 8, 10), (23, 3, 3, 7, 9),
+                                     (35, 4, 1, 6, 7), (19, 7, 3, 1, 5), (44, 12, 3, 8, 11), (40, 48, 3, 8, 9)] {
             let xCount = (m - 1 + (k - 1) * wp) * c + k * c
             let x = (0..<xCount).map { _ in random() }, w = (0..<(k * k * c * cout)).map { _ in random() }
+            let groups = cout <= 4 ? 4 : cout <= 8 ? 2 : 1
             var expected = [Float](repeating: 0, count: m * cout)
             for q in 0..<m {
                 for co in 0..<cout {
-                    var sum: Float = 0
-                    for ky in 0..<k { for j in 0..<(k * c) { sum = sum.addingProduct(x[(q + ky * wp) * c + j], w[(ky * k * c + j) * cout + co]) } }
+                    var partial = [Float](repeating: 0, count: groups)
+                    for ky in 0..<k {
+                        for j in 0..<(k * c) {
+                            partial[j % groups] = partial[j % groups].addingProduct(x[(q + ky * wp) * c + j], w[(ky * k * c + j) * cout + co])
+                        }
+                    }
+                    var sum = partial[0]
+                    for g in 1..<groups { sum += partial[g] }
                     expected[q * cout + co] = sum
                 }
             }
+            var scratch = [Float](repeating: .nan, count: max(1, emc_conv_direct_scratch(Int32(cout), Int32(k), Int32(c))))
             for level in levels {
                 var y = [Float](repeating: .nan, count: m * cout)
                 let ran = x.withUnsafeBufferPointer { px in w.withUnsafeBufferPointer { pw in y.withUnsafeMutableBufferPointer { py in
-                    emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, px.baseAddress!, pw.baseAddress!, py.baseAddress!)
+                    emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, px.baseAddress!, pw.baseAddress!, py.baseAddress!, &scratch)
                 } } }
                 #expect(ran == 1)
                 let wrong = (0..<(m * cout)).filter { y[$0].bitPattern != expected[$0].bitPattern }
@@ -206,20 +216,22 @@ struct DirectConvolutionTests {
         let rng = CounterRNG(seed: 18, stream: .test)
         var draws: UInt64 = 0
         func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
-        for (batch, h, w, k, c, cout) in [(2, 5, 4, 3, 3, 8), (3, 4, 6, 3, 8, 20), (2, 3, 3, 5, 2, 40), (1, 6, 5, 3, 4, 1), (2, 4, 4, 1, 5, 17)] {
+        for (batch, h, w, k, c, cout) in [(2, 5, 4, 3, 3, 8), (3, 4, 6, 3, 8, 20), (2, 3, 3, 5, 2, 40), (1, 6, 5, 3, 4, 1), (2, 4, 4, 1, 5, 17),
+                                          (2, 3, 37, 3, 8, 8), (1, 2, 29, 3, 4, 16), (1, 2, 21, 3, 3, 64), (2, 3, 13, 3, 2, 3)] {
             let hp = h + k - 1, wp = w + k - 1, m = batch * hp * wp
             let x = (0..<((m + k * wp + k) * c)).map { _ in random() }, weights = (0..<(k * k * c * cout)).map { _ in random() }
             let bias = (0..<cout).map { _ in random() }
+            var scratch = [Float](repeating: .nan, count: max(1, emc_conv_direct_scratch(Int32(cout), Int32(k), Int32(c))))
             for level in levels {
                 var gridOut = [Float](repeating: 0, count: m * cout)
-                _ = emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, x, weights, &gridOut)
+                _ = emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, x, weights, &gridOut, &scratch)
                 var expected = [Float](repeating: .nan, count: batch * h * w * cout + 5)
                 for b in 0..<batch { for oy in 0..<h { for ox in 0..<w { for co in 0..<cout {
                     expected[((b * h + oy) * w + ox) * cout + co] = gridOut[((b * hp + oy) * wp + ox) * cout + co] + bias[co]
                 } } } }
                 var dense = [Float](repeating: .nan, count: expected.count)
                 var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: h, width: w)
-                _ = emc_conv_direct_dense(level, m, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias)
+                _ = emc_conv_direct_dense(level, m, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
                 #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(h)×\(w)×\(c) → \(cout), k \(k)")
             }
         }

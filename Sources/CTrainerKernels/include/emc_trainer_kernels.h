@@ -68,20 +68,29 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
 int emc_gemm_tall_level(void);
 int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                              float *c, size_t ldc);
+/* The same over `runs` runs of `length` rows: C += Σ_r Σ_{k<length} A[runA[r] + k]ᵀ · B[runB[r] + k], each element the
+   fused multiply-add chain over the runs' rows in order (a convolution's weight gradient over the valid positions of a
+   padded grid, A the dense output gradient and B the padded input). */
+int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, const float *a, size_t lda,
+                       const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc);
 
 /* y[q][co] = Σ_{ky<K} Σ_{j<K·C} x[(q + ky·Wp)·C + j] · w[(ky·K·C + j)·cout + co] for q < m (conv_direct.c): a stride-1
    convolution over zero-padded images of width Wp (`paddedWidth`), the patches read in place as overlapping rows. x must
    be readable up to ((m − 1 + (K − 1)·Wp)·C + K·C) floats. Same levels as emc_gemm_tall_level; returns 0 (nothing
-   done) at level 0. */
+   done) at level 0. Each output is one fused multiply-add chain over (ky, j) in order from zero, except at cout ≤ 8:
+   there G = 4 (cout ≤ 4) or 2 (cout ≤ 8) chains, chain g over the taps j ≡ g (mod G) of each kernel row, added in
+   order g = 0, 1, … at the end. `scratch` holds emc_conv_direct_scratch(cout, kernel, channels) floats (0: may be NULL). */
+size_t emc_conv_direct_scratch(int cout, int kernel, int channels);
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
-                    const float *w, float *y);
+                    const float *w, float *y, float *scratch);
 /* The padded grid's geometry: images of paddedHeight × paddedWidth positions one after the other, of which the top-left
    height × width are an image's outputs. */
 typedef struct { size_t paddedHeight, paddedWidth, height, width; } emc_grid_shape;
-/* emc_conv_direct over the grid's m positions, each valid position's row written straight into the dense NHWC output
-   y [B, height, width, cout] (the others not written), plus bias[co] after the chain when bias is not NULL. */
+/* emc_conv_direct over the grid's m positions (whole images), each valid position's row written straight into the
+   dense NHWC output y [B, height, width, cout] (the others neither computed nor written), plus bias[co] after the
+   chain when bias is not NULL. Reads only the padded images' positions, no slack after the last. */
 int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
-                          const float *x, const float *w, float *y, const float *bias);
+                          const float *x, const float *w, float *y, const float *bias, float *scratch);
 
 /* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
    operations at every instruction set (no contraction into FMA), so every clone gives the same bits.
