@@ -1,12 +1,13 @@
-// A stride-1 "same" convolution without im2row, over zero-padded images (docs/benchmarks.md, "Direct convolutions").
+// A "same"-padded convolution without im2row, over zero-padded images (docs/benchmarks.md, "Direct convolutions").
 //
-// With the input padded to Hp × Wp (Hp = H + K − 1, Wp = W + K − 1) and the images of the batch one after the other, the
-// K·C floats that kernel row ky of output position q = (b·Hp + oy)·Wp + ox reads are contiguous and start at
-// (q + ky·Wp)·C: the patches of consecutive positions are overlapping rows with stride C. So
+// With the input padded to Hp × Wp and the images of the batch one after the other, the K·C floats that kernel row ky
+// of output position q = (b·Hp + oy)·Wp + ox reads (stride 1) are contiguous and start at (q + ky·Wp)·C: the patches
+// of consecutive positions are overlapping rows with stride C. So
 //     y[q][co] = Σ_ky Σ_{j < K·C} x[(q + ky·Wp)·C + j] · w[ky][j][co]
 // over every q of the padded grid. The grid form (emc_conv_direct) computes every q; the dense form
-// (emc_conv_direct_dense, what the layers call) computes only the positions with ox < W and oy < H, each stored straight
-// into its row of the NHWC output (at AVX-512 it walks the images' rows; at AVX2 it walks the grid and skips the stores).
+// (emc_conv_direct_dense, what the layers call) walks each image's output rows only, each output stored straight into
+// its row of the NHWC output. At stride S, output (oy, ox) reads rows S·oy + ky from column S·ox: the same walk with
+// patches S·C apart.
 // OpenBLAS cannot read such rows (it requires lda ≥ k), and im2row writes them out 9 times over, which at 8–32
 // channels made the convolution bound by memory traffic. The same kernel gives the input gradient (the padded output
 // gradient with the flipped kernel).
@@ -30,9 +31,40 @@ size_t emc_conv_direct_scratch(int cout, int kernel, int channels) {
     return (size_t)kernel * ((kc + g - 1) / g) * 16;
 }
 
-// AVX-512 tiles: P consecutive positions of the grid, whose patches start at x + p·C, written to the rows y + p·cout.
+// Every tile computes P consecutive outputs of a row, whose patches start at x + p·step (step = S·C), and writes them
+// to the rows y + p·cout; its weights are w + ky·(row of the kernel) and the bias, when there is one, is added after
+// the chain (the same bits as adding it afterwards). A strip covers `count` consecutive outputs with tiles of P1, P2,
+// P3 and 1 outputs.
+#define STRIP_ARGS(q) x + (q) * step, step, KC, K, rowStep, w, y + (q) * cout, cout, bias, mask
+#define STRIP(TARGET, MASK, NAME, TILE, P1, P2, P3)                                                                    \
+    __attribute__((target(TARGET))) static void NAME(size_t count, const float *x, size_t step, size_t KC, int K,     \
+                                                     size_t rowStep, const float *w, float *y, size_t cout,           \
+                                                     const float *bias, MASK mask) {                                  \
+        size_t q = 0;                                                                                                  \
+        for (; q + P1 <= count; q += P1) TILE(P1)(STRIP_ARGS(q));                                                      \
+        for (; q + P2 <= count; q += P2) TILE(P2)(STRIP_ARGS(q));                                                      \
+        for (; q + P3 <= count; q += P3) TILE(P3)(STRIP_ARGS(q));                                                      \
+        for (; q < count; q++) TILE(1)(STRIP_ARGS(q));                                                                 \
+    }
 
-// The grouped tile: one accumulator per position, lane co·G + g holding partial g of output co.
+// Runs `strip` over the grid form's m positions (grid NULL: stride 1, every position), or over each output row
+// (b, oy) of the grid's images, reading the padded rows from S·oy and writing row (b, oy) of the dense output.
+#define RUN_STRIPS(TARGET, MASK, NAME, STRIP_TYPE)                                                                     \
+    __attribute__((target(TARGET))) static void NAME(STRIP_TYPE strip, size_t m, const emc_grid_shape *grid,          \
+                                                     size_t wp, const float *x, size_t C, size_t KC, int K,           \
+                                                     const float *w, float *y, size_t cout, const float *bias,        \
+                                                     MASK mask) {                                                     \
+        const size_t rowStep = wp * C;                                                                                 \
+        if (!grid) { strip(m, x, C, KC, K, rowStep, w, y, cout, bias, mask); return; }                                 \
+        const size_t step = grid->stride * C;                                                                          \
+        for (size_t b = 0; b < m; b++)                                                                                 \
+            for (size_t oy = 0; oy < grid->height; oy++)                                                               \
+                strip(grid->width, x + (b * grid->paddedHeight + grid->stride * oy) * rowStep, step, KC, K, rowStep,   \
+                      w, y + (b * grid->height + oy) * grid->width * cout, cout, bias, mask);                          \
+    }
+
+// ---- AVX-512 ----
+
 static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast_taps(const float *x, int g) {
     if (g == 2) {
         double pair;
@@ -50,19 +82,16 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast
 
 // Lane co of the result: ((lane co·G + 0) + lane co·G + 1) + … for co < 16 / G.
 static inline __attribute__((always_inline, target("avx512f"))) __m512 add_partials(__m512 acc, int g) {
-    __m512 sum = _mm512_permutexvar_ps(_mm512_setr_epi32(0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g, 0, 0, 0, 0, 0, 0, 0, 0)
-                                       , acc);
-    for (int i = 1; i < g; i++) {
-        __m512i index = _mm512_add_epi32(_mm512_setr_epi32(0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g, 0, 0, 0, 0, 0, 0, 0, 0),
-                                         _mm512_set1_epi32(i));
-        sum = _mm512_add_ps(sum, _mm512_permutexvar_ps(index, acc));
-    }
+    const __m512i first = _mm512_setr_epi32(0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 sum = _mm512_permutexvar_ps(first, acc);
+    for (int i = 1; i < g; i++) sum = _mm512_add_ps(sum, _mm512_permutexvar_ps(_mm512_add_epi32(first, _mm512_set1_epi32(i)), acc));
     return sum;
 }
 
+// The grouped tile: one accumulator per output, lane co·G + g holding partial g of channel co; w is packed.
 #define TILE512_GROUPED(P, G)                                                                                          \
     static inline __attribute__((always_inline, target("avx512f"))) void convg512_##P##_##G(                         \
-        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,           \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
         const float *bias, __mmask16 mask) {                                                                           \
         const size_t full = KC / G, groups = (KC + G - 1) / G;                                                         \
         __m512 acc[P];                                                                                                 \
@@ -73,12 +102,12 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
             for (size_t jg = 0; jg < full; jg++) {                                                                     \
                 __m512 wv = _mm512_loadu_ps(wr + jg * 16);                                                             \
                 for (int p = 0; p < P; p++)                                                                            \
-                    acc[p] = _mm512_fmadd_ps(broadcast_taps(xr + p * C + jg * G, G), wv, acc[p]);                      \
+                    acc[p] = _mm512_fmadd_ps(broadcast_taps(xr + p * step + jg * G, G), wv, acc[p]);                   \
             }                                                                                                          \
             if (full < groups) {                                                                                       \
                 __m512 wv = _mm512_loadu_ps(wr + full * 16);                                                           \
                 for (int p = 0; p < P; p++)                                                                            \
-                    acc[p] = _mm512_fmadd_ps(broadcast_tail(xr + p * C + full * G, KC - full * G, G), wv, acc[p]);     \
+                    acc[p] = _mm512_fmadd_ps(broadcast_tail(xr + p * step + full * G, KC - full * G, G), wv, acc[p]);  \
             }                                                                                                          \
         }                                                                                                              \
         for (int p = 0; p < P; p++) {                                                                                  \
@@ -88,10 +117,10 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
         }                                                                                                              \
     }
 
-// The plain tile: V vectors of 16 output channels (the last masked by `mask`), the bias added after the chain.
+// The plain tile: V vectors of 16 output channels (the last masked by `mask`); w is [ky][j][co].
 #define TILE512(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
-        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,           \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
         const float *bias, __mmask16 mask) {                                                                           \
         __m512 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
@@ -104,7 +133,7 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
                 for (int v = 0; v < V; v++)                                                                            \
                     wv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? mask : 0xFFFF, wr + j * cout + v * 16);                \
                 for (int p = 0; p < P; p++) {                                                                          \
-                    __m512 a = _mm512_set1_ps(xr[p * C + j]);                                                          \
+                    __m512 a = _mm512_set1_ps(xr[p * step + j]);                                                       \
                     for (int v = 0; v < V; v++) acc[p][v] = _mm512_fmadd_ps(a, wv[v], acc[p][v]);                      \
                 }                                                                                                      \
             }                                                                                                          \
@@ -118,33 +147,46 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
         }                                                                                                              \
     }
 
-// A strip: `count` consecutive positions, covered by tiles of P1, P2, P3 and 1 positions.
-typedef void (*strip512)(size_t count, const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, float *y,
-                         size_t cout, const float *bias, __mmask16 mask);
-#define STRIP_ARGS(q) x + (q) * C, C, KC, K, rowStep, w, y + (q) * cout, cout, bias, mask
-#define STRIP512(NAME, TILE, SUFFIX, P1, P2, P3)                                                                       \
-    TILE(P1, SUFFIX)                                                                                                   \
-    TILE(P2, SUFFIX)                                                                                                   \
-    TILE(P3, SUFFIX)                                                                                                   \
-    TILE(1, SUFFIX)                                                                                                    \
-    __attribute__((target("avx512f"))) static void NAME(size_t count, const float *x, size_t C, size_t KC, int K,     \
-                                                        size_t rowStep, const float *w, float *y, size_t cout,        \
-                                                        const float *bias, __mmask16 mask) {                          \
-        size_t q = 0;                                                                                                  \
-        for (; q + P1 <= count; q += P1) TILE##_CALL(P1, SUFFIX)(STRIP_ARGS(q));                                       \
-        for (; q + P2 <= count; q += P2) TILE##_CALL(P2, SUFFIX)(STRIP_ARGS(q));                                       \
-        for (; q + P3 <= count; q += P3) TILE##_CALL(P3, SUFFIX)(STRIP_ARGS(q));                                       \
-        for (; q < count; q++) TILE##_CALL(1, SUFFIX)(STRIP_ARGS(q));                                                  \
-    }
-#define TILE512_GROUPED_CALL(P, G) convg512_##P##_##G
-#define TILE512_CALL(P, V) conv512_##P##_##V
+TILE512_GROUPED(16, 4)
+TILE512_GROUPED(8, 4)
+TILE512_GROUPED(4, 4)
+TILE512_GROUPED(1, 4)
+TILE512_GROUPED(16, 2)
+TILE512_GROUPED(8, 2)
+TILE512_GROUPED(4, 2)
+TILE512_GROUPED(1, 2)
+TILE512(16, 1)
+TILE512(8, 1)
+TILE512(4, 1)
+TILE512(1, 1)
+TILE512(12, 2)
+TILE512(8, 2)
+TILE512(4, 2)
+TILE512(1, 2)
+TILE512(6, 3)
+TILE512(4, 3)
+TILE512(2, 3)
+TILE512(1, 3)
+TILE512(6, 4)
+TILE512(4, 4)
+TILE512(2, 4)
+TILE512(1, 4)
 
-STRIP512(strip_g4, TILE512_GROUPED, 4, 16, 8, 4)
-STRIP512(strip_g2, TILE512_GROUPED, 2, 16, 8, 4)
-STRIP512(strip_v1, TILE512, 1, 16, 8, 4)
-STRIP512(strip_v2, TILE512, 2, 12, 8, 4)
-STRIP512(strip_v3, TILE512, 3, 6, 4, 2)
-STRIP512(strip_v4, TILE512, 4, 6, 4, 2)
+#define G4_512(P) convg512_##P##_4
+#define G2_512(P) convg512_##P##_2
+#define V1_512(P) conv512_##P##_1
+#define V2_512(P) conv512_##P##_2
+#define V3_512(P) conv512_##P##_3
+#define V4_512(P) conv512_##P##_4
+typedef void (*strip512)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, const float *,
+                         __mmask16);
+STRIP("avx512f", __mmask16, strip512_g4, G4_512, 16, 8, 4)
+STRIP("avx512f", __mmask16, strip512_g2, G2_512, 16, 8, 4)
+STRIP("avx512f", __mmask16, strip512_v1, V1_512, 16, 8, 4)
+STRIP("avx512f", __mmask16, strip512_v2, V2_512, 12, 8, 4)
+STRIP("avx512f", __mmask16, strip512_v3, V3_512, 6, 4, 2)
+STRIP("avx512f", __mmask16, strip512_v4, V4_512, 6, 4, 2)
+RUN_STRIPS("avx512f", __mmask16, run512, strip512)
 
 // The grouped weights: [ky][j / G][co·G + j mod G], zero past cout·G lanes and past the kernel row's K·C taps.
 static void pack_groups(const float *w, float *packed, int cout, int K, size_t KC, int g) {
@@ -160,20 +202,6 @@ static void pack_groups(const float *w, float *packed, int cout, int K, size_t K
     }
 }
 
-// Runs `strip` over the grid form's m positions (grid NULL), or over each image row of the grid's valid positions,
-// writing row (b, oy) of the dense output: the padded columns and rows are never computed.
-__attribute__((target("avx512f"))) static void run_strips(strip512 strip, size_t m, const emc_grid_shape *grid, size_t wp,
-                                                          const float *x, size_t C, size_t KC, int K, const float *w,
-                                                          float *y, size_t cout, const float *bias, __mmask16 mask) {
-    const size_t rowStep = wp * C;
-    if (!grid) { strip(m, x, C, KC, K, rowStep, w, y, cout, bias, mask); return; }
-    const size_t images = m / (grid->paddedHeight * grid->paddedWidth);
-    for (size_t b = 0; b < images; b++)
-        for (size_t oy = 0; oy < grid->height; oy++)
-            strip(grid->width, x + (b * grid->paddedHeight + oy) * rowStep, C, KC, K, rowStep, w,
-                  y + (b * grid->height + oy) * grid->width * cout, cout, bias, mask);
-}
-
 __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, int K, int C, size_t wp, const float *x,
                                                            const float *w, float *y, const emc_grid_shape *grid,
                                                            const float *bias, float *scratch) {
@@ -181,8 +209,7 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
     const int g = groups_for(cout);
     if (g > 1) {
         pack_groups(w, scratch, cout, K, KC, g);
-        run_strips(g == 4 ? strip_g4 : strip_g2, m, grid, wp, x, C, KC, K, scratch, y, cout, bias,
-                   (__mmask16)((1u << cout) - 1));
+        run512(g == 4 ? strip512_g4 : strip512_g2, m, grid, wp, x, C, KC, K, scratch, y, cout, bias, (__mmask16)((1u << cout) - 1));
         return;
     }
     for (int co = 0; co < cout; co += 64) {
@@ -190,37 +217,45 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
         int vectors = (width + 15) / 16;
         int rest = width - (vectors - 1) * 16;
         __mmask16 tail = (__mmask16)(rest == 16 ? 0xFFFF : (1u << rest) - 1);
-        strip512 strip = vectors == 1 ? strip_v1 : vectors == 2 ? strip_v2 : vectors == 3 ? strip_v3 : strip_v4;
-        run_strips(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
+        strip512 strip = vectors == 1 ? strip512_v1 : vectors == 2 ? strip512_v2 : vectors == 3 ? strip512_v3 : strip512_v4;
+        run512(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
     }
 }
 
-// AVX2 keeps the grid walk: a tile at grid position q writes to y + q·cout, or with a grid shape to the dense output
-// row of each position that lies in an image's top-left H × W (nothing for the others).
-struct position { size_t b, oy, ox; };
+// ---- AVX2 ----
 
-static inline struct position locate(const emc_grid_shape *grid, size_t q) {
-    size_t image = grid->paddedHeight * grid->paddedWidth, r = q % image;
-    return (struct position){q / image, r / grid->paddedWidth, r % grid->paddedWidth};
-}
-
-// The output row of the position `at`, or NULL outside the valid H × W; then steps `at` to the next position.
-static inline float *target(const emc_grid_shape *grid, struct position *at, float *y, size_t cout) {
-    float *to = at->oy < grid->height && at->ox < grid->width ? y + ((at->b * grid->height + at->oy) * grid->width + at->ox) * cout : NULL;
-    if (++at->ox == grid->paddedWidth) {
-        at->ox = 0;
-        if (++at->oy == grid->paddedHeight) { at->oy = 0; at->b++; }
+// The grouped tile at AVX2 (cout ≤ 8, one vector): G accumulators per output, partial g taking the taps j ≡ g (mod G)
+// of each kernel row in order, added in order at the store; w is [ky][j][co] as for the plain tile.
+#define TILE256_GROUPED(P, G)                                                                                          \
+    static inline __attribute__((always_inline, target("avx2,fma"))) void convg256_##P##_##G(                       \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
+        const float *bias, __m256i mask) {                                                                             \
+        __m256 acc[P][G];                                                                                              \
+        for (int p = 0; p < P; p++)                                                                                    \
+            for (int i = 0; i < G; i++) acc[p][i] = _mm256_setzero_ps();                                               \
+        for (int ky = 0; ky < K; ky++) {                                                                               \
+            const float *xr = x + ky * rowStep;                                                                        \
+            const float *wr = w + (size_t)ky * KC * cout;                                                              \
+            for (size_t j = 0; j < KC; j += G) {                                                                       \
+                for (int i = 0; i < G && j + i < KC; i++) {                                                            \
+                    __m256 wv = _mm256_maskload_ps(wr + (j + i) * cout, mask);                                         \
+                    for (int p = 0; p < P; p++)                                                                        \
+                        acc[p][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + p * step + j + i), wv, acc[p][i]);        \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            __m256 value = acc[p][0];                                                                                  \
+            for (int i = 1; i < G; i++) value = _mm256_add_ps(value, acc[p][i]);                                       \
+            if (bias) value = _mm256_add_ps(value, _mm256_maskload_ps(bias, mask));                                    \
+            _mm256_maskstore_ps(y + p * cout, mask, value);                                                            \
+        }                                                                                                              \
     }
-    return to;
-}
-// A tile's arguments at grid position q and output channel co + o (inside the drivers below).
-#define TILE_ARGS(q, o)                                                                                                \
-    x + (q) * C, C, KC, K, rowStep, wc + (o), cout, (grid ? yc : yc + (q) * cout) + (o), grid, (q), (bc ? bc + (o) : NULL)
 
 #define TILE256(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx2,fma"))) void conv256_##P##_##V(                        \
-        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
-        const emc_grid_shape *grid, size_t q, const float *bias, __m256i tail) {                                      \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
+        const float *bias, __m256i mask) {                                                                             \
         const __m256i all = _mm256_set1_epi32(-1);                                                                     \
         __m256 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
@@ -231,110 +266,68 @@ static inline float *target(const emc_grid_shape *grid, struct position *at, flo
             for (size_t j = 0; j < KC; j++) {                                                                          \
                 __m256 wv[V];                                                                                          \
                 for (int v = 0; v < V; v++)                                                                            \
-                    wv[v] = _mm256_maskload_ps(wr + j * cout + v * 8, v == V - 1 ? tail : all);                        \
+                    wv[v] = _mm256_maskload_ps(wr + j * cout + v * 8, v == V - 1 ? mask : all);                        \
                 for (int p = 0; p < P; p++) {                                                                          \
-                    __m256 a = _mm256_broadcast_ss(xr + p * C + j);                                                    \
+                    __m256 a = _mm256_broadcast_ss(xr + p * step + j);                                                 \
                     for (int v = 0; v < V; v++) acc[p][v] = _mm256_fmadd_ps(a, wv[v], acc[p][v]);                      \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
-        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
         for (int p = 0; p < P; p++) {                                                                                  \
-            float *to = y + p * cout;                                                                                  \
-            if (grid) {                                                                                                \
-                to = target(grid, &at, y, cout);                                                                       \
-                if (!to) continue;                                                                                     \
-            }                                                                                                          \
             for (int v = 0; v < V; v++) {                                                                              \
-                __m256i mask = v == V - 1 ? tail : all;                                                                \
-                __m256 value = bias ? _mm256_add_ps(acc[p][v], _mm256_maskload_ps(bias + v * 8, mask)) : acc[p][v];    \
-                _mm256_maskstore_ps(to + v * 8, mask, value);                                                          \
+                __m256i m = v == V - 1 ? mask : all;                                                                   \
+                __m256 value = bias ? _mm256_add_ps(acc[p][v], _mm256_maskload_ps(bias + v * 8, m)) : acc[p][v];       \
+                _mm256_maskstore_ps(y + p * cout + v * 8, m, value);                                                   \
             }                                                                                                          \
         }                                                                                                              \
     }
 
-// The grouped tile at AVX2 (cout ≤ 8, one vector): G accumulators per position, partial g taking the taps j ≡ g (mod G)
-// of each kernel row in order, added in order at the store.
-#define TILE256_GROUPED(P, G)                                                                                          \
-    static inline __attribute__((always_inline, target("avx2,fma"))) void convg256_##P##_##G(                       \
-        const float *x, size_t C, size_t KC, int K, size_t rowStep, const float *w, size_t cout, float *y,           \
-        const emc_grid_shape *grid, size_t q, const float *bias, __m256i tail) {                                      \
-        __m256 acc[P][G];                                                                                              \
-        for (int p = 0; p < P; p++)                                                                                    \
-            for (int i = 0; i < G; i++) acc[p][i] = _mm256_setzero_ps();                                               \
-        for (int ky = 0; ky < K; ky++) {                                                                               \
-            const float *xr = x + ky * rowStep;                                                                        \
-            const float *wr = w + (size_t)ky * KC * cout;                                                              \
-            size_t j = 0;                                                                                              \
-            for (; j + G <= KC; j += G) {                                                                              \
-                for (int i = 0; i < G; i++) {                                                                          \
-                    __m256 wv = _mm256_maskload_ps(wr + (j + i) * cout, tail);                                         \
-                    for (int p = 0; p < P; p++)                                                                        \
-                        acc[p][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + p * C + j + i), wv, acc[p][i]);           \
-                }                                                                                                      \
-            }                                                                                                          \
-            for (int i = 0; j + i < KC; i++) {                                                                         \
-                __m256 wv = _mm256_maskload_ps(wr + (j + i) * cout, tail);                                             \
-                for (int p = 0; p < P; p++)                                                                            \
-                    acc[p][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + p * C + j + i), wv, acc[p][i]);               \
-            }                                                                                                          \
-        }                                                                                                              \
-        struct position at = grid ? locate(grid, q) : (struct position){0, 0, 0};                                      \
-        for (int p = 0; p < P; p++) {                                                                                  \
-            float *to = y + p * cout;                                                                                  \
-            if (grid) {                                                                                                \
-                to = target(grid, &at, y, cout);                                                                       \
-                if (!to) continue;                                                                                     \
-            }                                                                                                          \
-            __m256 value = acc[p][0];                                                                                  \
-            for (int i = 1; i < G; i++) value = _mm256_add_ps(value, acc[p][i]);                                       \
-            if (bias) value = _mm256_add_ps(value, _mm256_maskload_ps(bias, tail));                                    \
-            _mm256_maskstore_ps(to, tail, value);                                                                      \
-        }                                                                                                              \
-    }
-
+TILE256_GROUPED(3, 4)
+TILE256_GROUPED(2, 4)
+TILE256_GROUPED(1, 4)
+TILE256_GROUPED(6, 2)
+TILE256_GROUPED(4, 2)
+TILE256_GROUPED(2, 2)
+TILE256_GROUPED(1, 2)
 TILE256(12, 1)
+TILE256(8, 1)
+TILE256(4, 1)
 TILE256(1, 1)
 TILE256(6, 2)
+TILE256(4, 2)
+TILE256(2, 2)
 TILE256(1, 2)
-TILE256_GROUPED(6, 2)
-TILE256_GROUPED(1, 2)
-TILE256_GROUPED(3, 4)
-TILE256_GROUPED(1, 4)
+
+#define G4_256(P) convg256_##P##_4
+#define G2_256(P) convg256_##P##_2
+#define V1_256(P) conv256_##P##_1
+#define V2_256(P) conv256_##P##_2
+typedef void (*strip256)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, const float *,
+                         __m256i);
+STRIP("avx2,fma", __m256i, strip256_g4, G4_256, 3, 2, 2)
+STRIP("avx2,fma", __m256i, strip256_g2, G2_256, 6, 4, 2)
+STRIP("avx2,fma", __m256i, strip256_v1, V1_256, 12, 8, 4)
+STRIP("avx2,fma", __m256i, strip256_v2, V2_256, 6, 4, 2)
+RUN_STRIPS("avx2,fma", __m256i, run256, strip256)
 
 __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, int K, int C, size_t wp, const float *x,
                                                           const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
-    const size_t KC = (size_t)K * C, rowStep = wp * C;
+    const size_t KC = (size_t)K * C;
     const int g = groups_for(cout);
     for (int co = 0; co < cout; co += 16) {
-        const float *bc = bias ? bias + co : NULL;
         int width = cout - co < 16 ? cout - co : 16;
         int vectors = (width + 7) / 8;
         int rest = width - (vectors - 1) * 8;
         __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const float *wc = w + co;
-        float *yc = y + co;
-        size_t q = 0;
-        if (g == 4) {
-            for (; q + 3 <= m; q += 3) convg256_3_4(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) convg256_1_4(TILE_ARGS(q, 0), tail);
-        } else if (g == 2) {
-            for (; q + 6 <= m; q += 6) convg256_6_2(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) convg256_1_2(TILE_ARGS(q, 0), tail);
-        } else if (vectors == 1) {
-            for (; q + 12 <= m; q += 12) conv256_12_1(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) conv256_1_1(TILE_ARGS(q, 0), tail);
-        } else {
-            for (; q + 6 <= m; q += 6) conv256_6_2(TILE_ARGS(q, 0), tail);
-            for (; q < m; q++) conv256_1_2(TILE_ARGS(q, 0), tail);
-        }
+        strip256 strip = g == 4 ? strip256_g4 : g == 2 ? strip256_g2 : vectors == 1 ? strip256_v1 : strip256_v2;
+        run256(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
     }
 }
 
-int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
+int emc_conv_direct_dense(int level, size_t images, int cout, int kernel, int channels, const emc_grid_shape *grid,
                           const float *x, const float *w, float *y, const float *bias, float *scratch) {
-    if (level >= 2) { conv_avx512(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias, scratch); return 1; }
-    if (level == 1) { conv_avx2(m, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
+    if (level >= 2) { conv_avx512(images, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias, scratch); return 1; }
+    if (level == 1) { conv_avx2(images, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
     return 0;
 }
 

@@ -12,9 +12,9 @@
 
 #define SLAB 256
 
-// The summation runs over `runs` runs of `length` rows each: run r is A's rows as[r] … as[r] + length − 1 and B's rows
-// bs[r] … (a convolution's weight gradient skips the padded grid's border positions this way); a plain product is one
-// run per slab. A tile keeps its block of C in registers over a slab of about SLAB rows.
+// The summation runs over `runs` runs of `length` rows each: run r is `length` rows of A from element offset as[r] and of
+// B from bs[r], lda and ldb apart (a convolution's weight gradient skips the padded grid's border positions this way,
+// and reads every S-th position at stride S); a plain product is one run per slab. A tile keeps its block of C in registers over a slab of about SLAB rows.
 
 // One tile: rows i0..i0+R of C, columns n0..n0+V·16 (the last vector masked by `tail`), over `runs` runs (a and b point
 // at the tile's first column of A and of B).
@@ -27,7 +27,7 @@
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, c + r * ldc + v * 16);                  \
         for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run] * lda, *br = b + bs[run] * ldb;                                              \
+            const float *ar = a + as[run], *br = b + bs[run];                                              \
             for (size_t k = 0; k < length; k++) {                                                                      \
                 __m512 bv[V];                                                                                          \
                 for (int v = 0; v < V; v++) bv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, br + v * 16);  \
@@ -89,7 +89,7 @@ __attribute__((target("avx512f"))) static void tall_avx512(int m, int n, size_t 
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm256_maskload_ps(c + r * ldc + v * 8, v == V - 1 ? tail : all);                         \
         for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run] * lda, *br = b + bs[run] * ldb;                                              \
+            const float *ar = a + as[run], *br = b + bs[run];                                              \
             for (size_t k = 0; k < length; k++) {                                                                      \
                 __m256 bv[V];                                                                                          \
                 for (int v = 0; v < V; v++) bv[v] = _mm256_maskload_ps(br + v * 8, v == V - 1 ? tail : all);           \
@@ -163,8 +163,8 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
     if (level < 1) return 0;
     // One run per slab of SLAB rows, in order: the same chain as a single run of k rows.
     for (size_t k0 = 0; k0 < k; k0 += SLAB) {
-        size_t start = k0, kc = k - k0 < SLAB ? k - k0 : SLAB;
-        emc_gemm_tall_runs(level, m, n, 1, kc, a, lda, &start, b, ldb, &start, c, ldc);
+        size_t startA = k0 * lda, startB = k0 * ldb, kc = k - k0 < SLAB ? k - k0 : SLAB;
+        emc_gemm_tall_runs(level, m, n, 1, kc, a, lda, &startA, b, ldb, &startB, c, ldc);
     }
     return 1;
 }

@@ -15,10 +15,12 @@ import Darwin
 /// In NHWC the patch's Cin values are contiguous, so im2row copies runs of Cin floats. The R-operator is the same
 /// products on (rows, R{rows}) and (W, V_W): see `rForward` and `rBackward`.
 ///
-/// A stride-1 "same" convolution with few channels (`usesDirect`) skips im2row in training: the input is copied once
-/// into zero-padded images, whose patches are overlapping rows that `emc_conv_direct` (forward, and the input gradient
-/// with the flipped kernel) and the tall kernel (weight gradient) read in place. At 8–32 channels im2row's rows are 9×
-/// the input and the layer was bound by writing and reading them (docs/benchmarks.md, "Direct convolutions").
+/// A "same"-padded convolution with few channels (`usesDirect`) skips im2row in training: the input is copied once
+/// into zero-padded images (read in place when there is no padding), whose patches are overlapping rows that
+/// `emc_conv_direct_dense` (forward; at stride 1 also the input gradient, with the flipped kernel) and the tall kernel
+/// (weight gradient) read in place. At 8–32 channels im2row's rows are 9× the input (2.25× at stride 2) and the layer
+/// was bound by writing and reading them (docs/benchmarks.md, "Direct convolutions"). A strided layer's input gradient
+/// still goes through dy·W and row2im.
 public final class Conv2D: Layer {
     public let name = "conv"
     public let inputShape: FeatureShape
@@ -43,16 +45,16 @@ public final class Conv2D: Layer {
     private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// The kernel's packed weights for outputs of at most 8 channels (`emc_conv_direct_scratch`), forward or backward.
     private var directScratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    /// The weight gradient's runs (`emc_gemm_tall_runs`): image row r = (b, oy) of the batch starts at dense output
-    /// row r·W and at padded grid position (b·Hp + oy)·Wp.
+    /// The weight gradient's runs (`emc_gemm_tall_runs`), element offsets of output row r = (b, oy) of the batch: in the
+    /// dense output gradient r·Wo·Cout, in the padded input (b·Hp + S·oy)·Wp·Cin.
     private var outputRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
     private var gridRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
     private var scratchCount: Int {
         max(emc_conv_direct_scratch(Int32(outChannels), Int32(kernel), Int32(inChannels)),
             emc_conv_direct_scratch(Int32(inChannels), Int32(kernel), Int32(outChannels)))
     }
-    /// Whether training skips im2row (`emc_conv_direct`): stride 1, an odd kernel with "same" padding, a CPU with
-    /// AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
+    /// Whether training skips im2row (`emc_conv_direct_dense`): an odd kernel with "same" padding (any stride), a CPU
+    /// with AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
     public let usesDirect: Bool
     /// The channel counts where the direct path was faster than im2row on every layer of `emc bench conv`
     /// (docs/benchmarks.md): at most 64 channels, and not a first layer of 1–3 channels widening to more than 16, whose
@@ -81,7 +83,7 @@ public final class Conv2D: Layer {
         outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
         rows = UnsafeMutableBufferPointer(start: nil, count: 0)
         gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-        let applies = BLAS.hardwareLevel > 0 && stride == 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
+        let applies = BLAS.hardwareLevel > 0 && stride >= 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
         usesDirect = applies && (direct ?? (Self.directEnabled && Self.prefersDirect(inChannels: input.channels, outChannels: outChannels)))
     }
 
@@ -100,8 +102,10 @@ public final class Conv2D: Layer {
     private var paddedWidth: Int { inputShape.width + kernel - 1 }
     private func gridPositions(_ batch: Int) -> Int { batch * paddedHeight * paddedWidth }
     private var slackRows: Int { kernel * paddedWidth + kernel }
+    /// The forward's geometry: the padded input to the output, at the layer's stride.
     private var gridShape: emc_grid_shape {
-        emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height, width: inputShape.width)
+        emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: outputShape.height,
+                       width: outputShape.width, stride: stride)
     }
 
     public var parameterTensors: [(count: Int, fanIn: Int)] { [(outChannels * patch, patch)] + (hasBias ? [(outChannels, patch)] : []) }
@@ -114,7 +118,7 @@ public final class Conv2D: Layer {
         guard usesDirect else { return rows }
         // Plus the padded input and the padded output gradient.
         let positions = maxBatch * paddedHeight * paddedWidth + slackRows
-        guard let direct = checkedProduct([4, positions, inChannels + outChannels]).map({ $0 + 4 * scratchCount + 16 * maxBatch * inputShape.height })
+        guard let direct = checkedProduct([4, positions, inChannels + outChannels]).map({ $0 + 4 * scratchCount + 16 * maxBatch * outputShape.height })
         else { return nil }
         let (sum, overflow) = rows.addingReportingOverflow(direct)
         return overflow ? nil : sum
@@ -135,20 +139,30 @@ public final class Conv2D: Layer {
             rows = UnsafeMutableBufferPointer(start: nil, count: 0)
             gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
             let positions = gridPositions(maxBatch) + slackRows
-            // Zeroed once: only the images' interiors are ever written, so the borders stay zero.
-            padded = .allocate(capacity: positions * inChannels)
-            padded.initialize(repeating: 0)
-            paddedGradient = .allocate(capacity: positions * outChannels)
-            paddedGradient.initialize(repeating: 0)
+            // Zeroed once: only the images' interiors are ever written, so the borders stay zero. Without padding the
+            // input is read in place.
+            padded = UnsafeMutableBufferPointer(start: nil, count: 0)
+            if padding > 0 {
+                padded = .allocate(capacity: positions * inChannels)
+                padded.initialize(repeating: 0)
+            }
+            paddedGradient = UnsafeMutableBufferPointer(start: nil, count: 0)
+            if stride == 1 {
+                paddedGradient = .allocate(capacity: positions * outChannels)
+                paddedGradient.initialize(repeating: 0)
+            } else {
+                // A strided layer's input gradient: dy·W into rows, then row2im.
+                gradRows = .allocate(capacity: rowCount(maxBatch))
+            }
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
             directScratch = .allocate(capacity: max(1, scratchCount))
-            let h = inputShape.height
-            outputRuns = .allocate(capacity: maxBatch * h)
-            gridRuns = .allocate(capacity: maxBatch * h)
-            for r in 0..<(maxBatch * h) {
-                outputRuns[r] = r * inputShape.width
-                gridRuns[r] = ((r / h) * paddedHeight + r % h) * paddedWidth
+            let ho = outputShape.height
+            outputRuns = .allocate(capacity: maxBatch * ho)
+            gridRuns = .allocate(capacity: maxBatch * ho)
+            for r in 0..<(maxBatch * ho) {
+                outputRuns[r] = r * outputShape.width * outChannels
+                gridRuns[r] = ((r / ho) * paddedHeight + stride * (r % ho)) * paddedWidth * inChannels
             }
         } else {
             rows = .allocate(capacity: rowCount(maxBatch))
@@ -163,7 +177,7 @@ public final class Conv2D: Layer {
         rRows = .allocate(capacity: rowCount(maxBatch))
         if usesDirect && rows.baseAddress == nil {
             rows = .allocate(capacity: rowCount(maxBatch))
-            gradRows = .allocate(capacity: rowCount(maxBatch))
+            if gradRows.baseAddress == nil { gradRows = .allocate(capacity: rowCount(maxBatch)) }
         }
     }
 
@@ -196,7 +210,7 @@ public final class Conv2D: Layer {
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        if usesDirect { directBackward(gradOutput: gradOutput, gradInput: gradInput, batch: batch); return }
+        if usesDirect { directBackward(input: input, gradOutput: gradOutput, gradInput: gradInput, batch: batch); return }
         // rows still hold this batch's patches from forward.
         addWeightGradient(gradOutput, rows.baseAddress!, into: gradients.weight, batch: batch)
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), outChannels) }
@@ -243,28 +257,39 @@ public final class Conv2D: Layer {
         (to + gridPositions(batch) * count).update(repeating: 0, count: slackRows * count)
     }
 
+    /// The padded input the direct path reads: the input itself when there is no padding.
+    private func paddedInput(_ input: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        padding == 0 ? input : UnsafePointer(padded.baseAddress!)
+    }
+
     private func directForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, weight = parameters.weight, taps = weightsByTap.baseAddress!
         // W [co][ky][kx][ci] → [ky][kx][ci][co].
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
-        pad(input, into: padded.baseAddress!, channels: cin, batch: batch)
+        if padding > 0 { pad(input, into: padded.baseAddress!, channels: cin, batch: batch) }
         var grid = gridShape
-        _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cout), Int32(k), Int32(cin), &grid,
-                                  padded.baseAddress!, taps, output, hasBias ? UnsafePointer(parameters.bias) : nil,
-                                  directScratch.baseAddress!)
+        _ = emc_conv_direct_dense(BLAS.hardwareLevel, batch, Int32(cout), Int32(k), Int32(cin), &grid, paddedInput(input), taps,
+                                  output, hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!)
     }
 
-    private func directBackward(gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+    private func directBackward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+                                batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, wp = paddedWidth
-        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(q + ky·Wp)·C + kx·C + ci] over the valid positions q, one image row at a
-        // time (dy read dense, x in the padded grid): one tall product per kernel row.
+        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
+        // one output row at a time (dy read dense, x in the padded grid, S·C apart): one tall product per kernel row.
+        let source = paddedInput(input)
         for ky in 0..<k {
-            _ = emc_gemm_tall_runs(BLAS.hardwareLevel, Int32(cout), Int32(k * cin), batch * inputShape.height, inputShape.width,
-                                   gradOutput, cout, outputRuns.baseAddress!, padded.baseAddress! + ky * wp * cin, cin,
+            _ = emc_gemm_tall_runs(BLAS.hardwareLevel, Int32(cout), Int32(k * cin), batch * outputShape.height, outputShape.width,
+                                   gradOutput, cout, outputRuns.baseAddress!, source + ky * wp * cin, stride * cin,
                                    gridRuns.baseAddress!, gradients.weight + ky * k * cin, patch)
         }
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
         guard let gradInput else { return }
+        if stride > 1 {
+            rowGradient(gradOutput, parameters.weight, beta: 0, batch: batch)
+            row2im(gradInput, batch: batch)
+            return
+        }
         // dy into the padded grid, shifted by the padding: the input gradient's padded input.
         let gradientGrid = paddedGradient.baseAddress!
         pad(gradOutput, into: gradientGrid, channels: cout, batch: batch)
@@ -279,8 +304,9 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        var grid = gridShape
-        _ = emc_conv_direct_dense(BLAS.hardwareLevel, gridPositions(batch), Int32(cin), Int32(k), Int32(cout), &grid,
+        var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
+                                  width: inputShape.width, stride: 1)
+        _ = emc_conv_direct_dense(BLAS.hardwareLevel, batch, Int32(cin), Int32(k), Int32(cout), &grid,
                                   gradientGrid, flipped, gradInput, nil, directScratch.baseAddress!)
     }
 

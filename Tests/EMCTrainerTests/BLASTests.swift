@@ -230,9 +230,45 @@ struct DirectConvolutionTests {
                     expected[((b * h + oy) * w + ox) * cout + co] = gridOut[((b * hp + oy) * wp + ox) * cout + co] + bias[co]
                 } } } }
                 var dense = [Float](repeating: .nan, count: expected.count)
-                var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: h, width: w)
-                _ = emc_conv_direct_dense(level, m, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
+                var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: h, width: w, stride: 1)
+                _ = emc_conv_direct_dense(level, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
                 #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(h)×\(w)×\(c) → \(cout), k \(k)")
+            }
+        }
+    }
+
+    /// At stride S the dense form's output (oy, ox) reads the padded rows S·oy + ky from column S·ox: each output the same
+    /// chains (grouped at ≤ 8 channels) over exactly those taps, bit for bit at every level, and nothing written past the
+    /// output.
+    @Test("the strided dense form equals the chains over each output's strided patch, bit for bit at every level")
+    func stridedExact() {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+        let rng = CounterRNG(seed: 28, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (batch, hp, wp, k, c, cout, stride) in [(2, 9, 9, 3, 8, 16, 2), (1, 10, 11, 3, 8, 8, 2), (2, 8, 7, 1, 16, 32, 2),
+                                                   (1, 11, 9, 3, 3, 5, 3), (2, 7, 8, 3, 4, 2, 2), (1, 9, 10, 3, 5, 48, 2)] {
+            let ho = (hp - k) / stride + 1, wo = (wp - k) / stride + 1
+            let x = (0..<(batch * hp * wp * c)).map { _ in random() }, weights = (0..<(k * k * c * cout)).map { _ in random() }
+            let bias = (0..<cout).map { _ in random() }
+            let groups = cout <= 4 ? 4 : cout <= 8 ? 2 : 1
+            var expected = [Float](repeating: .nan, count: batch * ho * wo * cout + 7)
+            for b in 0..<batch { for oy in 0..<ho { for ox in 0..<wo { for co in 0..<cout {
+                var partial = [Float](repeating: 0, count: groups)
+                for ky in 0..<k {
+                    let row = ((b * hp + stride * oy + ky) * wp + stride * ox) * c
+                    for j in 0..<(k * c) { partial[j % groups] = partial[j % groups].addingProduct(x[row + j], weights[(ky * k * c + j) * cout + co]) }
+                }
+                var sum = partial[0]
+                for g in 1..<groups { sum += partial[g] }
+                expected[((b * ho + oy) * wo + ox) * cout + co] = sum + bias[co]
+            } } } }
+            var scratch = [Float](repeating: .nan, count: max(1, emc_conv_direct_scratch(Int32(cout), Int32(k), Int32(c))))
+            for level in levels {
+                var dense = [Float](repeating: .nan, count: expected.count)
+                var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: ho, width: wo, stride: stride)
+                _ = emc_conv_direct_dense(level, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
+                #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(hp)×\(wp)×\(c) → \(cout), k \(k), stride \(stride)")
             }
         }
     }
@@ -252,10 +288,12 @@ struct DirectConvolutionTests {
     @Test("the direct path gives im2row's outputs and gradients, batch after batch")
     func matchesIm2row() throws {
         try #require(BLAS.hardwareLevel > 0)
-        for (h, w, cin, cout, k) in [(7, 9, 3, 8, 3), (8, 8, 16, 16, 3), (5, 6, 4, 40, 5), (6, 5, 2, 3, 1)] {
+        for (h, w, cin, cout, k, stride) in [(7, 9, 3, 8, 3, 1), (8, 8, 16, 16, 3, 1), (5, 6, 4, 40, 5, 1), (6, 5, 2, 3, 1, 1),
+                                             (8, 8, 8, 16, 3, 2), (9, 7, 8, 16, 3, 2), (8, 8, 8, 16, 1, 2), (7, 9, 4, 32, 3, 2),
+                                             (6, 6, 3, 5, 3, 2), (5, 5, 16, 4, 1, 1), (9, 9, 6, 12, 3, 3)] {
             let shape = FeatureShape(height: h, width: w, channels: cin)
-            let direct = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: true)
-            let reference = Conv2D(input: shape, outChannels: cout, kernel: k, padding: (k - 1) / 2, direct: false)
+            let direct = Conv2D(input: shape, outChannels: cout, kernel: k, stride: stride, padding: (k - 1) / 2, direct: true)
+            let reference = Conv2D(input: shape, outChannels: cout, kernel: k, stride: stride, padding: (k - 1) / 2, direct: false)
             #expect(direct.usesDirect && !reference.usesDirect)
             let maxBatch = 4, n = direct.parameterCount
             let rng = CounterRNG(seed: 9, stream: .test)
@@ -287,7 +325,7 @@ struct DirectConvolutionTests {
                     let d = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
                     return (d / max(1e-30, b.map { Double($0) * Double($0) }.reduce(0, +))).squareRoot()
                 }
-                let label = "\(h)×\(w)×\(cin)→\(cout) k\(k) batch \(batch)"
+                let label = "\(h)×\(w)×\(cin)→\(cout) k\(k) stride \(stride) batch \(batch)"
                 #expect(relative(outputs[0], outputs[1]) < 1e-6, "output \(label)")
                 #expect(relative(inputGradients[0], inputGradients[1]) < 1e-6, "input gradient \(label)")
                 #expect(relative(Array(stores[0].1), Array(stores[1].1)) < 1e-6, "weight and bias gradients \(label)")

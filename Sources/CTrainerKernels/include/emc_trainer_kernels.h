@@ -68,9 +68,10 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
 int emc_gemm_tall_level(void);
 int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                              float *c, size_t ldc);
-/* The same over `runs` runs of `length` rows: C += Σ_r Σ_{k<length} A[runA[r] + k]ᵀ · B[runB[r] + k], each element the
-   fused multiply-add chain over the runs' rows in order (a convolution's weight gradient over the valid positions of a
-   padded grid, A the dense output gradient and B the padded input). */
+/* The same over `runs` runs of `length` rows: run r is A's rows at a + runA[r] + k·lda and B's at b + runB[r] + k·ldb
+   (element offsets), k < length; each element of C is the fused multiply-add chain over the runs' rows in order (a
+   convolution's weight gradient over the valid positions of a padded grid: A the dense output gradient, B the padded
+   input). */
 int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, const float *a, size_t lda,
                        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc);
 
@@ -83,13 +84,13 @@ int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, cons
 size_t emc_conv_direct_scratch(int cout, int kernel, int channels);
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
                     const float *w, float *y, float *scratch);
-/* The padded grid's geometry: images of paddedHeight × paddedWidth positions one after the other, of which the top-left
-   height × width are an image's outputs. */
-typedef struct { size_t paddedHeight, paddedWidth, height, width; } emc_grid_shape;
-/* emc_conv_direct over the grid's m positions (whole images), each valid position's row written straight into the
-   dense NHWC output y [B, height, width, cout] (the others neither computed nor written), plus bias[co] after the
-   chain when bias is not NULL. Reads only the padded images' positions, no slack after the last. */
-int emc_conv_direct_dense(int level, size_t m, int cout, int kernel, int channels, const emc_grid_shape *grid,
+/* A batch of padded images for the dense form: each paddedHeight × paddedWidth, one after the other; the output is
+   height × width per image, output (oy, ox) reading the padded rows stride·oy + ky from column stride·ox. */
+typedef struct { size_t paddedHeight, paddedWidth, height, width, stride; } emc_grid_shape;
+/* The same sums for each output of `images` padded images (rows of K·C floats, patches stride·C apart), each written
+   straight into the dense NHWC output y [images, height, width, cout], plus bias[co] after the chain when bias is not
+   NULL. Reads only inside the padded images. */
+int emc_conv_direct_dense(int level, size_t images, int cout, int kernel, int channels, const emc_grid_shape *grid,
                           const float *x, const float *w, float *y, const float *bias, float *scratch);
 
 /* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
