@@ -32,14 +32,13 @@ size_t emc_conv_direct_scratch(int cout, int kernel, int channels) {
 }
 
 // Every tile computes P consecutive outputs of a row, whose patches start at x + p·step (step = S·C), and writes them
-// to the rows y + p·cout; its weights are w + ky·(row of the kernel) and the bias, when there is one, is added after
-// the chain (the same bits as adding it afterwards). A strip covers `count` consecutive outputs with tiles of P1, P2,
-// P3 and 1 outputs.
-#define STRIP_ARGS(q) x + (q) * step, step, KC, K, rowStep, w, y + (q) * cout, cout, bias, mask
+// to y + p·ystep; its weights are w + ky·(row of the kernel) and the bias, when there is one, is added after the chain
+// (the same bits as adding it afterwards). A strip covers `count` consecutive outputs with tiles of P1, P2, P3 and 1.
+#define STRIP_ARGS(q) x + (q) * step, step, KC, K, rowStep, w, y + (q) * ystep, ystep, cout, bias, mask
 #define STRIP(TARGET, MASK, NAME, TILE, P1, P2, P3)                                                                    \
     __attribute__((target(TARGET))) static void NAME(size_t count, const float *x, size_t step, size_t KC, int K,     \
-                                                     size_t rowStep, const float *w, float *y, size_t cout,           \
-                                                     const float *bias, MASK mask) {                                  \
+                                                     size_t rowStep, const float *w, float *y, size_t ystep,          \
+                                                     size_t cout, const float *bias, MASK mask) {                     \
         size_t q = 0;                                                                                                  \
         for (; q + P1 <= count; q += P1) TILE(P1)(STRIP_ARGS(q));                                                      \
         for (; q + P2 <= count; q += P2) TILE(P2)(STRIP_ARGS(q));                                                      \
@@ -47,20 +46,19 @@ size_t emc_conv_direct_scratch(int cout, int kernel, int channels) {
         for (; q < count; q++) TILE(1)(STRIP_ARGS(q));                                                                 \
     }
 
-// Runs `strip` over the grid form's m positions (grid NULL: stride 1, every position), or over each output row
-// (b, oy) of the grid's images, reading the padded rows from S·oy and writing row (b, oy) of the dense output.
+// Which outputs a call computes: `rows` rows of `count` outputs in each of `images` images; row i of image b reads
+// its patches from x + b·xImage + i·xRow (then `step` apart, kernel rows `rowStep` apart) and writes to
+// y + b·yImage + i·yRow (then `ystep` apart).
+struct walk { size_t images, rows, count, xImage, xRow, step, rowStep, yImage, yRow, ystep; };
+
 #define RUN_STRIPS(TARGET, MASK, NAME, STRIP_TYPE)                                                                     \
-    __attribute__((target(TARGET))) static void NAME(STRIP_TYPE strip, size_t m, const emc_grid_shape *grid,          \
-                                                     size_t wp, const float *x, size_t C, size_t KC, int K,           \
-                                                     const float *w, float *y, size_t cout, const float *bias,        \
-                                                     MASK mask) {                                                     \
-        const size_t rowStep = wp * C;                                                                                 \
-        if (!grid) { strip(m, x, C, KC, K, rowStep, w, y, cout, bias, mask); return; }                                 \
-        const size_t step = grid->stride * C;                                                                          \
-        for (size_t b = 0; b < m; b++)                                                                                 \
-            for (size_t oy = 0; oy < grid->height; oy++)                                                               \
-                strip(grid->width, x + (b * grid->paddedHeight + grid->stride * oy) * rowStep, step, KC, K, rowStep,   \
-                      w, y + (b * grid->height + oy) * grid->width * cout, cout, bias, mask);                          \
+    __attribute__((target(TARGET))) static void NAME(STRIP_TYPE strip, const struct walk *at, const float *x,         \
+                                                     size_t KC, int K, const float *w, float *y, size_t cout,         \
+                                                     const float *bias, MASK mask) {                                  \
+        for (size_t b = 0; b < at->images; b++)                                                                        \
+            for (size_t i = 0; i < at->rows; i++)                                                                      \
+                strip(at->count, x + b * at->xImage + i * at->xRow, at->step, KC, K, at->rowStep, w,                   \
+                      y + b * at->yImage + i * at->yRow, at->ystep, cout, bias, mask);                                 \
     }
 
 // ---- AVX-512 ----
@@ -91,8 +89,8 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
 // The grouped tile: one accumulator per output, lane co·G + g holding partial g of channel co; w is packed.
 #define TILE512_GROUPED(P, G)                                                                                          \
     static inline __attribute__((always_inline, target("avx512f"))) void convg512_##P##_##G(                         \
-        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
-        const float *bias, __mmask16 mask) {                                                                           \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t ystep,        \
+        size_t cout, const float *bias, __mmask16 mask) {                                                                           \
         const size_t full = KC / G, groups = (KC + G - 1) / G;                                                         \
         __m512 acc[P];                                                                                                 \
         for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();                                                      \
@@ -113,15 +111,15 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
         for (int p = 0; p < P; p++) {                                                                                  \
             __m512 value = add_partials(acc[p], G);                                                                    \
             if (bias) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, bias));                                 \
-            _mm512_mask_storeu_ps(y + p * cout, mask, value);                                                          \
+            _mm512_mask_storeu_ps(y + p * ystep, mask, value);                                                          \
         }                                                                                                              \
     }
 
 // The plain tile: V vectors of 16 output channels (the last masked by `mask`); w is [ky][j][co].
 #define TILE512(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx512f"))) void conv512_##P##_##V(                          \
-        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
-        const float *bias, __mmask16 mask) {                                                                           \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t ystep,        \
+        size_t cout, const float *bias, __mmask16 mask) {                                                                           \
         __m512 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
             for (int v = 0; v < V; v++) acc[p][v] = _mm512_setzero_ps();                                               \
@@ -142,7 +140,7 @@ static inline __attribute__((always_inline, target("avx512f"))) __m512 add_parti
             for (int v = 0; v < V; v++) {                                                                              \
                 __mmask16 m = v == V - 1 ? mask : 0xFFFF;                                                              \
                 __m512 value = bias ? _mm512_add_ps(acc[p][v], _mm512_maskz_loadu_ps(m, bias + v * 16)) : acc[p][v];   \
-                _mm512_mask_storeu_ps(y + p * cout + v * 16, m, value);                                                \
+                _mm512_mask_storeu_ps(y + p * ystep + v * 16, m, value);                                                \
             }                                                                                                          \
         }                                                                                                              \
     }
@@ -178,8 +176,8 @@ TILE512(1, 4)
 #define V2_512(P) conv512_##P##_2
 #define V3_512(P) conv512_##P##_3
 #define V4_512(P) conv512_##P##_4
-typedef void (*strip512)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, const float *,
-                         __mmask16);
+typedef void (*strip512)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, size_t,
+                         const float *, __mmask16);
 STRIP("avx512f", __mmask16, strip512_g4, G4_512, 16, 8, 4)
 STRIP("avx512f", __mmask16, strip512_g2, G2_512, 16, 8, 4)
 STRIP("avx512f", __mmask16, strip512_v1, V1_512, 16, 8, 4)
@@ -202,14 +200,13 @@ static void pack_groups(const float *w, float *packed, int cout, int K, size_t K
     }
 }
 
-__attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, int K, int C, size_t wp, const float *x,
-                                                           const float *w, float *y, const emc_grid_shape *grid,
-                                                           const float *bias, float *scratch) {
-    const size_t KC = (size_t)K * C;
+// K kernel rows of KC floats each, cout outputs per position, over the walk `at`.
+__attribute__((target("avx512f"))) static void conv_avx512(const struct walk *at, int cout, int K, size_t KC, const float *x,
+                                                           const float *w, float *y, const float *bias, float *scratch) {
     const int g = groups_for(cout);
     if (g > 1) {
         pack_groups(w, scratch, cout, K, KC, g);
-        run512(g == 4 ? strip512_g4 : strip512_g2, m, grid, wp, x, C, KC, K, scratch, y, cout, bias, (__mmask16)((1u << cout) - 1));
+        run512(g == 4 ? strip512_g4 : strip512_g2, at, x, KC, K, scratch, y, cout, bias, (__mmask16)((1u << cout) - 1));
         return;
     }
     for (int co = 0; co < cout; co += 64) {
@@ -218,7 +215,7 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
         int rest = width - (vectors - 1) * 16;
         __mmask16 tail = (__mmask16)(rest == 16 ? 0xFFFF : (1u << rest) - 1);
         strip512 strip = vectors == 1 ? strip512_v1 : vectors == 2 ? strip512_v2 : vectors == 3 ? strip512_v3 : strip512_v4;
-        run512(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
+        run512(strip, at, x, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
     }
 }
 
@@ -228,8 +225,8 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
 // of each kernel row in order, added in order at the store; w is [ky][j][co] as for the plain tile.
 #define TILE256_GROUPED(P, G)                                                                                          \
     static inline __attribute__((always_inline, target("avx2,fma"))) void convg256_##P##_##G(                       \
-        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
-        const float *bias, __m256i mask) {                                                                             \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t ystep,        \
+        size_t cout, const float *bias, __m256i mask) {                                                                             \
         __m256 acc[P][G];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
             for (int i = 0; i < G; i++) acc[p][i] = _mm256_setzero_ps();                                               \
@@ -248,14 +245,14 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
             __m256 value = acc[p][0];                                                                                  \
             for (int i = 1; i < G; i++) value = _mm256_add_ps(value, acc[p][i]);                                       \
             if (bias) value = _mm256_add_ps(value, _mm256_maskload_ps(bias, mask));                                    \
-            _mm256_maskstore_ps(y + p * cout, mask, value);                                                            \
+            _mm256_maskstore_ps(y + p * ystep, mask, value);                                                            \
         }                                                                                                              \
     }
 
 #define TILE256(P, V)                                                                                                  \
     static inline __attribute__((always_inline, target("avx2,fma"))) void conv256_##P##_##V(                        \
-        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t cout,        \
-        const float *bias, __m256i mask) {                                                                             \
+        const float *x, size_t step, size_t KC, int K, size_t rowStep, const float *w, float *y, size_t ystep,        \
+        size_t cout, const float *bias, __m256i mask) {                                                                             \
         const __m256i all = _mm256_set1_epi32(-1);                                                                     \
         __m256 acc[P][V];                                                                                              \
         for (int p = 0; p < P; p++)                                                                                    \
@@ -277,7 +274,7 @@ __attribute__((target("avx512f"))) static void conv_avx512(size_t m, int cout, i
             for (int v = 0; v < V; v++) {                                                                              \
                 __m256i m = v == V - 1 ? mask : all;                                                                   \
                 __m256 value = bias ? _mm256_add_ps(acc[p][v], _mm256_maskload_ps(bias + v * 8, m)) : acc[p][v];       \
-                _mm256_maskstore_ps(y + p * cout + v * 8, m, value);                                                   \
+                _mm256_maskstore_ps(y + p * ystep + v * 8, m, value);                                                   \
             }                                                                                                          \
         }                                                                                                              \
     }
@@ -302,17 +299,16 @@ TILE256(1, 2)
 #define G2_256(P) convg256_##P##_2
 #define V1_256(P) conv256_##P##_1
 #define V2_256(P) conv256_##P##_2
-typedef void (*strip256)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, const float *,
-                         __m256i);
+typedef void (*strip256)(size_t, const float *, size_t, size_t, int, size_t, const float *, float *, size_t, size_t,
+                         const float *, __m256i);
 STRIP("avx2,fma", __m256i, strip256_g4, G4_256, 3, 2, 2)
 STRIP("avx2,fma", __m256i, strip256_g2, G2_256, 6, 4, 2)
 STRIP("avx2,fma", __m256i, strip256_v1, V1_256, 12, 8, 4)
 STRIP("avx2,fma", __m256i, strip256_v2, V2_256, 6, 4, 2)
 RUN_STRIPS("avx2,fma", __m256i, run256, strip256)
 
-__attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, int K, int C, size_t wp, const float *x,
-                                                          const float *w, float *y, const emc_grid_shape *grid, const float *bias) {
-    const size_t KC = (size_t)K * C;
+__attribute__((target("avx2,fma"))) static void conv_avx2(const struct walk *at, int cout, int K, size_t KC, const float *x,
+                                                          const float *w, float *y, const float *bias) {
     const int g = groups_for(cout);
     for (int co = 0; co < cout; co += 16) {
         int width = cout - co < 16 ? cout - co : 16;
@@ -320,20 +316,75 @@ __attribute__((target("avx2,fma"))) static void conv_avx2(size_t m, int cout, in
         int rest = width - (vectors - 1) * 8;
         __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         strip256 strip = g == 4 ? strip256_g4 : g == 2 ? strip256_g2 : vectors == 1 ? strip256_v1 : strip256_v2;
-        run256(strip, m, grid, wp, x, C, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
+        run256(strip, at, x, KC, K, w + co, y + co, cout, bias ? bias + co : NULL, tail);
     }
+}
+
+static int convolve(int level, const struct walk *at, int cout, int K, size_t KC, const float *x, const float *w, float *y,
+                    const float *bias, float *scratch) {
+    if (level >= 2) { conv_avx512(at, cout, K, KC, x, w, y, bias, scratch); return 1; }
+    if (level == 1) { conv_avx2(at, cout, K, KC, x, w, y, bias); return 1; }
+    return 0;
 }
 
 int emc_conv_direct_dense(int level, size_t images, int cout, int kernel, int channels, const emc_grid_shape *grid,
                           const float *x, const float *w, float *y, const float *bias, float *scratch) {
-    if (level >= 2) { conv_avx512(images, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias, scratch); return 1; }
-    if (level == 1) { conv_avx2(images, cout, kernel, channels, grid->paddedWidth, x, w, y, grid, bias); return 1; }
-    return 0;
+    const size_t C = channels, wp = grid->paddedWidth;
+    struct walk at = {images, grid->height, grid->width, grid->paddedHeight * wp * C, grid->stride * wp * C,
+                      grid->stride * C, wp * C, grid->height * grid->width * cout, grid->width * cout, cout};
+    return convolve(level, &at, cout, kernel, (size_t)kernel * C, x, w, y, bias, scratch);
 }
 
 int emc_conv_direct(int level, size_t m, int cout, int kernel, int channels, size_t paddedWidth, const float *x,
                     const float *w, float *y, float *scratch) {
-    if (level >= 2) { conv_avx512(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL, scratch); return 1; }
-    if (level == 1) { conv_avx2(m, cout, kernel, channels, paddedWidth, x, w, y, NULL, NULL); return 1; }
-    return 0;
+    const size_t C = channels;
+    struct walk at = {1, 1, m, 0, 0, C, paddedWidth * C, 0, 0, cout};
+    return convolve(level, &at, cout, kernel, (size_t)kernel * C, x, w, y, NULL, scratch);
+}
+
+// The input gradient of a strided convolution, by phases. Input row iy = S·a + r_y − P (r_y = (iy + P) mod S) is reached
+// by the kernel rows ky = r_y + S·t' only, from output rows a − t'; likewise columns. So each of the S² phases
+// (r_y, r_x) is a stride-1 convolution of dy with the flipped sub-kernel w'[t][u][co][ci] = W[co][r_y + S(T_y − 1 − t)]
+// [r_x + S(T_x − 1 − u)][ci] (T_y = ⌈(K − r_y) / S⌉ taps), whose outputs are every S-th input position: the same tiles,
+// writing S·cin apart. A phase with no taps (a 1×1 kernel's odd positions at stride 2) gets zeros.
+size_t emc_conv_transposed_scratch(int cin, int kernel, int cout) {
+    return (size_t)kernel * kernel * cout * cin + emc_conv_direct_scratch(cin, kernel, cout);
+}
+
+int emc_conv_transposed(int level, size_t images, int cin, int kernel, int cout, int stride, int padding, size_t height,
+                        size_t width, const float *dyGrid, size_t gridHeight, size_t gridWidth, const float *w, float *dx,
+                        float *scratch) {
+    if (level < 1) return 0;
+    const int S = stride, K = kernel, P = padding, pad = (K + S - 1) / S - 1;
+    float *sub = scratch, *packed = scratch + (size_t)K * K * cout * cin;
+    for (int ry = 0; ry < S; ry++) {
+        for (int rx = 0; rx < S; rx++) {
+            const int ty = ry < K ? (K - ry + S - 1) / S : 0, tx = rx < K ? (K - rx + S - 1) / S : 0;
+            const size_t iy0 = (size_t)(((ry - P) % S + S) % S), ix0 = (size_t)(((rx - P) % S + S) % S);
+            if (iy0 >= height || ix0 >= width) continue;
+            const size_t ny = (height - 1 - iy0) / S + 1, nx = (width - 1 - ix0) / S + 1;
+            if (ty == 0 || tx == 0) {
+                for (size_t b = 0; b < images; b++)
+                    for (size_t i = 0; i < ny; i++)
+                        for (size_t j = 0; j < nx; j++) {
+                            float *to = dx + ((b * height + iy0 + i * S) * width + ix0 + j * S) * cin;
+                            for (int ci = 0; ci < cin; ci++) to[ci] = 0;
+                        }
+                continue;
+            }
+            for (int t = 0; t < ty; t++)
+                for (int u = 0; u < tx; u++)
+                    for (int co = 0; co < cout; co++)
+                        for (int ci = 0; ci < cin; ci++)
+                            sub[((size_t)(t * tx + u) * cout + co) * cin + ci] =
+                                w[(((size_t)co * K + ry + S * (ty - 1 - t)) * K + rx + S * (tx - 1 - u)) * cin + ci];
+            const size_t a0 = (iy0 + P - ry) / S, c0 = (ix0 + P - rx) / S;
+            const size_t row0 = a0 + pad - (ty - 1), col0 = c0 + pad - (tx - 1), C = cout;
+            struct walk at = {images, ny, nx, gridHeight * gridWidth * C, gridWidth * C, C, gridWidth * C,
+                              height * width * cin, S * width * cin, (size_t)S * cin};
+            convolve(level, &at, cin, ty, (size_t)tx * C, dyGrid + (row0 * gridWidth + col0) * C, sub,
+                     dx + (iy0 * width + ix0) * cin, NULL, packed);
+        }
+    }
+    return 1;
 }

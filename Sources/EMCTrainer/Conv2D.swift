@@ -20,7 +20,7 @@ import Darwin
 /// `emc_conv_direct_dense` (forward; at stride 1 also the input gradient, with the flipped kernel) and the tall kernel
 /// (weight gradient) read in place. At 8–32 channels im2row's rows are 9× the input (2.25× at stride 2) and the layer
 /// was bound by writing and reading them (docs/benchmarks.md, "Direct convolutions"). A strided layer's input gradient
-/// still goes through dy·W and row2im.
+/// is S² stride-1 convolutions of the output gradient, one per phase of the input positions (`emc_conv_transposed`).
 public final class Conv2D: Layer {
     public let name = "conv"
     public let inputShape: FeatureShape
@@ -51,7 +51,8 @@ public final class Conv2D: Layer {
     private var gridRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
     private var scratchCount: Int {
         max(emc_conv_direct_scratch(Int32(outChannels), Int32(kernel), Int32(inChannels)),
-            emc_conv_direct_scratch(Int32(inChannels), Int32(kernel), Int32(outChannels)))
+            emc_conv_direct_scratch(Int32(inChannels), Int32(kernel), Int32(outChannels)),
+            emc_conv_transposed_scratch(Int32(inChannels), Int32(kernel), Int32(outChannels)))
     }
     /// Whether training skips im2row (`emc_conv_direct_dense`): an odd kernel with "same" padding (any stride), a CPU
     /// with AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
@@ -96,12 +97,24 @@ public final class Conv2D: Layer {
         gridRuns.deallocate()
     }
 
-    // The padded grid: images of (H + K − 1) × (W + K − 1) positions one after the other, and after the last image
-    // enough zero rows for the furthest patch row a position of the batch reads.
+    // The padded grid: images of (H + K − 1) × (W + K − 1) positions one after the other (the kernels read nothing
+    // outside them).
     private var paddedHeight: Int { inputShape.height + kernel - 1 }
     private var paddedWidth: Int { inputShape.width + kernel - 1 }
     private func gridPositions(_ batch: Int) -> Int { batch * paddedHeight * paddedWidth }
-    private var slackRows: Int { kernel * paddedWidth + kernel }
+    /// A strided layer's output-gradient grid (`emc_conv_transposed`): dy at offset ⌈K/S⌉ − 1, and zero rows and columns
+    /// up to the furthest output row and column an input position reaches.
+    private var transposedOffset: Int { (kernel + stride - 1) / stride - 1 }
+    private var transposedHeight: Int {
+        transposedOffset + max(outputShape.height, (inputShape.height - 1 + padding) / stride + 1)
+    }
+    private var transposedWidth: Int {
+        transposedOffset + max(outputShape.width, (inputShape.width - 1 + padding) / stride + 1)
+    }
+    /// Floats of the output-gradient grid the input gradient reads: padded as the input at stride 1, by phases otherwise.
+    private func gradientGridCount(_ maxBatch: Int) -> Int {
+        stride == 1 ? gridPositions(maxBatch) * outChannels : maxBatch * transposedHeight * transposedWidth * outChannels
+    }
     /// The forward's geometry: the padded input to the output, at the layer's stride.
     private var gridShape: emc_grid_shape {
         emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: outputShape.height,
@@ -116,10 +129,11 @@ public final class Conv2D: Layer {
         // counted anyway: `Model.hessianBytes` adds half of this for R{rows}, so the Hessian check's estimate stays true.
         guard let rows = checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch]) else { return nil }
         guard usesDirect else { return rows }
-        // Plus the padded input and the padded output gradient.
-        let positions = maxBatch * paddedHeight * paddedWidth + slackRows
-        guard let direct = checkedProduct([4, positions, inChannels + outChannels]).map({ $0 + 4 * scratchCount + 16 * maxBatch * outputShape.height })
+        // Plus the padded input and output gradient, the kernels' packed weights and the weight gradient's runs.
+        guard let input = checkedProduct([4, gridPositions(maxBatch), inChannels]),
+              let gradient = checkedProduct([4, maxBatch, max(paddedHeight * paddedWidth, transposedHeight * transposedWidth), outChannels])
         else { return nil }
+        let direct = input + gradient + 4 * scratchCount + 16 * maxBatch * outputShape.height
         let (sum, overflow) = rows.addingReportingOverflow(direct)
         return overflow ? nil : sum
     }
@@ -138,7 +152,7 @@ public final class Conv2D: Layer {
             // im2row's rows only if the R-operator is bound (`bindDirection`).
             rows = UnsafeMutableBufferPointer(start: nil, count: 0)
             gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-            let positions = gridPositions(maxBatch) + slackRows
+            let positions = gridPositions(maxBatch)
             // Zeroed once: only the images' interiors are ever written, so the borders stay zero. Without padding the
             // input is read in place.
             padded = UnsafeMutableBufferPointer(start: nil, count: 0)
@@ -146,14 +160,8 @@ public final class Conv2D: Layer {
                 padded = .allocate(capacity: positions * inChannels)
                 padded.initialize(repeating: 0)
             }
-            paddedGradient = UnsafeMutableBufferPointer(start: nil, count: 0)
-            if stride == 1 {
-                paddedGradient = .allocate(capacity: positions * outChannels)
-                paddedGradient.initialize(repeating: 0)
-            } else {
-                // A strided layer's input gradient: dy·W into rows, then row2im.
-                gradRows = .allocate(capacity: rowCount(maxBatch))
-            }
+            paddedGradient = .allocate(capacity: gradientGridCount(maxBatch))
+            paddedGradient.initialize(repeating: 0)
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
             directScratch = .allocate(capacity: max(1, scratchCount))
@@ -177,7 +185,7 @@ public final class Conv2D: Layer {
         rRows = .allocate(capacity: rowCount(maxBatch))
         if usesDirect && rows.baseAddress == nil {
             rows = .allocate(capacity: rowCount(maxBatch))
-            if gradRows.baseAddress == nil { gradRows = .allocate(capacity: rowCount(maxBatch)) }
+            gradRows = .allocate(capacity: rowCount(maxBatch))
         }
     }
 
@@ -243,18 +251,20 @@ public final class Conv2D: Layer {
         row2im(rGradInput, batch: batch)
     }
 
-    /// Copies `count`-channel images into the interiors of the padded grid at `to` (borders untouched, so zero), and
-    /// zeroes the slack rows after the batch (a smaller batch than the last leaves stale rows there).
-    private func pad(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int) {
-        let h = inputShape.height, w = inputShape.width, p = padding, wp = paddedWidth
+    /// Copies `count`-channel images of h × w into grid images of gh × gw at offset (p, p), whose borders stay zero.
+    private func pad(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int,
+                     height h: Int, width w: Int, gridHeight gh: Int, gridWidth gw: Int, offset p: Int) {
         for b in 0..<batch {
             for y in 0..<h {
-                let source = from + ((b * h + y) * w) * count
-                let target = to + ((b * paddedHeight + y + p) * wp + p) * count
-                target.update(from: source, count: w * count)
+                (to + ((b * gh + y + p) * gw + p) * count).update(from: from + ((b * h + y) * w) * count, count: w * count)
             }
         }
-        (to + gridPositions(batch) * count).update(repeating: 0, count: slackRows * count)
+    }
+
+    /// The input (or, at stride 1, the output gradient) into the interiors of the padded grid.
+    private func pad(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, channels count: Int, batch: Int) {
+        pad(from, into: to, channels: count, batch: batch, height: inputShape.height, width: inputShape.width,
+            gridHeight: paddedHeight, gridWidth: paddedWidth, offset: padding)
     }
 
     /// The padded input the direct path reads: the input itself when there is no padding.
@@ -286,8 +296,13 @@ public final class Conv2D: Layer {
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
         guard let gradInput else { return }
         if stride > 1 {
-            rowGradient(gradOutput, parameters.weight, beta: 0, batch: batch)
-            row2im(gradInput, batch: batch)
+            // By phases (emc_conv_transposed): dy into its grid, then one stride-1 convolution per phase.
+            let gh = transposedHeight, gw = transposedWidth
+            pad(gradOutput, into: paddedGradient.baseAddress!, channels: cout, batch: batch, height: outputShape.height,
+                width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
+            _ = emc_conv_transposed(BLAS.hardwareLevel, batch, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
+                                    inputShape.height, inputShape.width, paddedGradient.baseAddress!, gh, gw, parameters.weight,
+                                    gradInput, directScratch.baseAddress!)
             return
         }
         // dy into the padded grid, shifted by the padding: the input gradient's padded input.

@@ -93,6 +93,16 @@ typedef struct { size_t paddedHeight, paddedWidth, height, width, stride; } emc_
 int emc_conv_direct_dense(int level, size_t images, int cout, int kernel, int channels, const emc_grid_shape *grid,
                           const float *x, const float *w, float *y, const float *bias, float *scratch);
 
+/* The input gradient dx [images, height, width, cin] of a convolution with weights w [cout][K][K][cin], stride S and
+   padding P, from its output gradient placed in a zero grid of gridHeight × gridWidth per image at offset
+   (⌈K/S⌉ − 1, ⌈K/S⌉ − 1), the grid reaching at least row and column ⌈K/S⌉ − 1 + (height − 1 + P) / S. Each element is
+   the fused multiply-add chain over its phase's taps (t, u, co) in order, grouped as emc_conv_direct's at cin ≤ 8.
+   `scratch` holds emc_conv_transposed_scratch(cin, kernel, cout) floats. */
+size_t emc_conv_transposed_scratch(int cin, int kernel, int cout);
+int emc_conv_transposed(int level, size_t images, int cin, int kernel, int cout, int stride, int padding, size_t height,
+                        size_t width, const float *dyGrid, size_t gridHeight, size_t gridWidth, const float *w, float *dx,
+                        float *scratch);
+
 /* exp and erf from arithmetic alone, so that loops over them vectorise (libm's expf and erff are calls). The same
    operations at every instruction set (no contraction into FMA), so every clone gives the same bits.
    emc_exp: Cephes' range reduction and degree-6 polynomial, within 2 ulp of expf on [-87, 88]; clamped outside it (NaN
