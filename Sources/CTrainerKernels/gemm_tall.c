@@ -14,7 +14,8 @@
 
 // The summation runs over `runs` runs of `length` rows each: run r is `length` rows of A from element offset as[r] and of
 // B from bs[r], lda and ldb apart (a convolution's weight gradient skips the padded grid's border positions this way,
-// and reads every S-th position at stride S); a plain product is one run per slab. A tile keeps its block of C in registers over a slab of about SLAB rows.
+// and reads every S-th position at stride S); a plain product is one run per slab. A tile keeps its block of C in
+// registers over a slab of about SLAB rows.
 
 // One tile: rows i0..i0+R of C, columns n0..n0+V·16 (the last vector masked by `tail`), over `runs` runs (a and b point
 // at the tile's first column of A and of B).
@@ -151,6 +152,108 @@ int emc_gemm_tall_level(void) {
     return 0;
 }
 
+// Pairs (AVX-512, m ≤ 8 rows of C, n ≤ 24 columns per segment): with 8 rows a 16-lane tile row is half empty, and at
+// n = 9 (a first layer's 3×3×1... ×3 patch row) most of a vector is. Here lane 2i + g of accumulator p holds C[i][2p + g]:
+// A's row (a[k][0..7]) is loaded once and each value doubled into two lanes, and B's columns 2p, 2p + 1 come in one
+// 64-bit broadcast, so every lane of every FMA is a product C needs. Up to 3 segments (a convolution's kernel rows: B
+// segB floats further on, C segC columns further on) share the A row. Each lane is still the one chain over k in order:
+// the same bits as the plain kernels.
+#define PAIRS(PP, NS)                                                                                                  \
+    __attribute__((target("avx512f"))) static void pairs_##PP##_##NS(                                                  \
+        int m, int n, size_t segB, size_t segC, size_t runs, size_t length, const float *a, size_t lda,               \
+        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc) {                   \
+        const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);                       \
+        const __mmask16 rowsMask = (__mmask16)((1u << m) - 1);                                                         \
+        const int odd = n & 1;                                                                                         \
+        __m512 acc[NS][PP];                                                                                            \
+        for (int s = 0; s < NS; s++)                                                                                   \
+            for (int p = 0; p < PP; p++) {                                                                             \
+                float lanes[16] = {0};                                                                                 \
+                for (int i = 0; i < m; i++)                                                                            \
+                    for (int g = 0; g < 2; g++)                                                                        \
+                        if (2 * p + g < n) lanes[2 * i + g] = c[i * ldc + s * segC + 2 * p + g];                       \
+                acc[s][p] = _mm512_loadu_ps(lanes);                                                                    \
+            }                                                                                                          \
+        for (size_t run = 0; run < runs; run++) {                                                                      \
+            const float *ar = a + runA[run], *br = b + runB[run];                                                      \
+            for (size_t k = 0; k < length; k++) {                                                                      \
+                __m512 av = _mm512_permutexvar_ps(twice, _mm512_maskz_loadu_ps(rowsMask, ar));                        \
+                for (int s = 0; s < NS; s++) {                                                                         \
+                    const float *bs = br + s * segB;                                                                   \
+                    for (int p = 0; p < PP; p++) {                                                                     \
+                        __m512 bv;                                                                                     \
+                        if (p == PP - 1 && odd) bv = _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(bs[2 * p]));          \
+                        else {                                                                                         \
+                            double pair;                                                                               \
+                            __builtin_memcpy(&pair, bs + 2 * p, sizeof pair);                                          \
+                            bv = _mm512_castpd_ps(_mm512_set1_pd(pair));                                               \
+                        }                                                                                              \
+                        acc[s][p] = _mm512_fmadd_ps(bv, av, acc[s][p]);                                                \
+                    }                                                                                                  \
+                }                                                                                                      \
+                ar += lda;                                                                                             \
+                br += ldb;                                                                                             \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int s = 0; s < NS; s++)                                                                                   \
+            for (int p = 0; p < PP; p++) {                                                                             \
+                float lanes[16];                                                                                       \
+                _mm512_storeu_ps(lanes, acc[s][p]);                                                                    \
+                for (int i = 0; i < m; i++)                                                                            \
+                    for (int g = 0; g < 2; g++)                                                                        \
+                        if (2 * p + g < n) c[i * ldc + s * segC + 2 * p + g] = lanes[2 * i + g];                       \
+            }                                                                                                          \
+    }
+PAIRS(1, 1)
+PAIRS(1, 2)
+PAIRS(1, 3)
+PAIRS(2, 1)
+PAIRS(2, 2)
+PAIRS(2, 3)
+PAIRS(3, 1)
+PAIRS(3, 2)
+PAIRS(3, 3)
+PAIRS(4, 1)
+PAIRS(4, 2)
+PAIRS(4, 3)
+PAIRS(5, 1)
+PAIRS(5, 2)
+PAIRS(5, 3)
+PAIRS(6, 1)
+PAIRS(6, 2)
+PAIRS(6, 3)
+PAIRS(7, 1)
+PAIRS(7, 2)
+PAIRS(7, 3)
+PAIRS(8, 1)
+PAIRS(8, 2)
+PAIRS(8, 3)
+PAIRS(9, 1)
+PAIRS(9, 2)
+PAIRS(10, 1)
+PAIRS(10, 2)
+PAIRS(11, 1)
+PAIRS(11, 2)
+PAIRS(12, 1)
+PAIRS(12, 2)
+
+typedef void (*pairs_kernel)(int, int, size_t, size_t, size_t, size_t, const float *, size_t, const size_t *, const float *,
+                             size_t, const size_t *, float *, size_t);
+// [pairs per segment − 1][segments per pass − 1]: at most 24 accumulators.
+static const pairs_kernel pairs_kernels[12][3] = {
+    {pairs_1_1, pairs_1_2, pairs_1_3},
+    {pairs_2_1, pairs_2_2, pairs_2_3},
+    {pairs_3_1, pairs_3_2, pairs_3_3},
+    {pairs_4_1, pairs_4_2, pairs_4_3},
+    {pairs_5_1, pairs_5_2, pairs_5_3},
+    {pairs_6_1, pairs_6_2, pairs_6_3},
+    {pairs_7_1, pairs_7_2, pairs_7_3},
+    {pairs_8_1, pairs_8_2, pairs_8_3},
+    {pairs_9_1, pairs_9_2, NULL},
+    {pairs_10_1, pairs_10_2, NULL},
+    {pairs_11_1, pairs_11_2, NULL},
+    {pairs_12_1, pairs_12_2, NULL}};
+
 int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, const float *a, size_t lda,
                        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc) {
     if (level >= 2) { tall_avx512(m, n, runs, length, a, lda, runA, b, ldb, runB, c, ldc); return 1; }
@@ -166,5 +269,25 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
         size_t startA = k0 * lda, startB = k0 * ldb, kc = k - k0 < SLAB ? k - k0 : SLAB;
         emc_gemm_tall_runs(level, m, n, 1, kc, a, lda, &startA, b, ldb, &startB, c, ldc);
     }
+    return 1;
+}
+
+int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
+                             size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
+                             size_t rowStep, float *dW) {
+    const int n = kernel * cin, patch = kernel * n;
+    if (level >= 2 && cout <= 8 && n <= 24) {
+        const int pairs = (n + 1) / 2, perPass = 24 / pairs < 3 ? 24 / pairs : 3;
+        for (int ky = 0; ky < kernel; ky += perPass) {
+            const int count = kernel - ky < perPass ? kernel - ky : perPass;
+            pairs_kernels[pairs - 1][count - 1](cout, n, rowStep, (size_t)n, runs, length, dy, ldDy, runDy, x + ky * rowStep,
+                                                ldx, runX, dW + ky * n, (size_t)patch);
+        }
+        return 1;
+    }
+    for (int ky = 0; ky < kernel; ky++)
+        if (!emc_gemm_tall_runs(level, cout, n, runs, length, dy, ldDy, runDy, x + ky * rowStep, ldx, runX, dW + ky * n,
+                                (size_t)patch))
+            return 0;
     return 1;
 }

@@ -73,10 +73,10 @@ public enum BenchReports {
     public static func conv(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         let rows = try ConvolutionBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
         return BenchReport(
-            title: "Stride-1 convolutions, forward + backward (with the input gradient), batch \(batch), 1 thread, median of \(repeats); im2row + OpenBLAS \(BLAS.coreName) against the direct path",
-            header: ["first model with it", "input", "out channels", "kernel", "im2row ms", "direct ms", "im2row / direct", "chosen"],
+            title: "\"Same\"-padded convolutions, forward + backward (with the input gradient), batch \(batch), 1 thread, median of \(repeats); im2row + OpenBLAS \(BLAS.coreName) against the direct path",
+            header: ["first model with it", "input", "out channels", "kernel", "stride", "im2row ms", "direct ms", "im2row / direct", "chosen"],
             rows: rows.map { r in
-                [r.layer, r.input, "\(r.outChannels)", "\(r.kernel)×\(r.kernel)", f(r.im2rowMilliseconds, 2), r.directMilliseconds.map { f($0, 2) } ?? "-",
+                [r.layer, r.input, "\(r.outChannels)", "\(r.kernel)×\(r.kernel)", "\(r.stride)", f(r.im2rowMilliseconds, 2), r.directMilliseconds.map { f($0, 2) } ?? "-",
                  r.directMilliseconds.map { f(r.im2rowMilliseconds / $0, 2) + "×" } ?? "-", r.chosen]
             }, records: rows)
     }

@@ -308,14 +308,15 @@ public enum WeightGradientBenchmark {
     }
 }
 
-/// `emc bench conv`: forward + backward (weight, bias and input gradients) of every stride-1 "same" convolution in
-/// `emc bench train`'s models, by im2row with OpenBLAS and by the direct path, side by side.
+/// `emc bench conv`: forward + backward (weight, bias and input gradients) of every "same"-padded convolution in
+/// `emc bench train`'s models (any stride), by im2row with OpenBLAS and by the direct path, side by side.
 public enum ConvolutionBenchmark {
     public struct Row: Encodable, Sendable {
         var layer: String
         var input: String
         var outChannels: Int
         var kernel: Int
+        var stride: Int
         var im2rowMilliseconds: Double
         var directMilliseconds: Double?
         var chosen: String
@@ -325,19 +326,19 @@ public enum ConvolutionBenchmark {
         BLAS.useOneThread()
         var seen = Set<[Int]>(), found: [(String, Conv2D)] = []
         for (model, layer) in try TrainBenchmark.leafLayers(batch: batch, only: only) {
-            guard let conv = layer as? Conv2D, conv.stride == 1, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { continue }
-            let key = [conv.inputShape.height, conv.inputShape.width, conv.inChannels, conv.outChannels, conv.kernel]
+            guard let conv = layer as? Conv2D, conv.kernel % 2 == 1, conv.padding == (conv.kernel - 1) / 2 else { continue }
+            let key = [conv.inputShape.height, conv.inputShape.width, conv.inChannels, conv.outChannels, conv.kernel, conv.stride]
             if seen.insert(key).inserted { found.append((String(model.prefix { $0 != " " }), conv)) }
         }
         return found.enumerated().map { (index, layer) in
             let (model, conv) = layer
-            defer { progress("  [\(index + 1)/\(found.count)] \(conv.inputShape) → \(conv.outChannels) channels (\(model))") }
+            defer { progress("  [\(index + 1)/\(found.count)] \(conv.inputShape) → \(conv.outChannels) channels, stride \(conv.stride) (\(model))") }
             func timed(direct: Bool) -> Double {
-                let layer = Conv2D(input: conv.inputShape, outChannels: conv.outChannels, kernel: conv.kernel, padding: conv.padding,
-                                   bias: conv.hasBias, direct: direct)
+                let layer = Conv2D(input: conv.inputShape, outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
+                                   padding: conv.padding, bias: conv.hasBias, direct: direct)
                 return TrainBenchmark.forwardBackwardSeconds(layer, batch: batch, seconds: seconds, repeats: repeats) * 1000
             }
-            return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel,
+            return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
                        im2rowMilliseconds: timed(direct: false), directMilliseconds: BLAS.hardwareLevel > 0 ? timed(direct: true) : nil,
                        chosen: conv.usesDirect ? "direct" : "im2row")
         }

@@ -288,11 +288,9 @@ public final class Conv2D: Layer {
         // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
         // one output row at a time (dy read dense, x in the padded grid, S·C apart): one tall product per kernel row.
         let source = paddedInput(input)
-        for ky in 0..<k {
-            _ = emc_gemm_tall_runs(BLAS.hardwareLevel, Int32(cout), Int32(k * cin), batch * outputShape.height, outputShape.width,
-                                   gradOutput, cout, outputRuns.baseAddress!, source + ky * wp * cin, stride * cin,
-                                   gridRuns.baseAddress!, gradients.weight + ky * k * cin, patch)
-        }
+        _ = emc_conv_weight_gradient(BLAS.hardwareLevel, Int32(cout), Int32(k), Int32(cin), batch * outputShape.height,
+                                     outputShape.width, gradOutput, cout, outputRuns.baseAddress!, source, stride * cin,
+                                     gridRuns.baseAddress!, wp * cin, gradients.weight)
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
         guard let gradInput else { return }
         if stride > 1 {

@@ -75,6 +75,13 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
 int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, const float *a, size_t lda,
                        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc);
 
+/* A convolution's weight gradient dW [cout][K][K·cin] += Σ over the runs' rows of dy[q][co] · x[q + ky·rowStep][j]: for
+   each kernel row ky, emc_gemm_tall_runs with B = x + ky·rowStep (x rows ldx apart, runs at runX, dy at runDy). Each
+   element the same chain over the rows in order, whichever tile computes it. */
+int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
+                             size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
+                             size_t rowStep, float *dW);
+
 /* y[q][co] = Σ_{ky<K} Σ_{j<K·C} x[(q + ky·Wp)·C + j] · w[(ky·K·C + j)·cout + co] for q < m (conv_direct.c): a stride-1
    convolution over zero-padded images of width Wp (`paddedWidth`), the patches read in place as overlapping rows. x must
    be readable up to ((m − 1 + (K − 1)·Wp)·C + K·C) floats. Same levels as emc_gemm_tall_level; returns 0 (nothing
