@@ -359,21 +359,16 @@ int emc_conv_transposed(int level, size_t images, int cin, int kernel, int cout,
     if (level < 1) return 0;
     const int S = stride, K = kernel, P = padding, pad = (K + S - 1) / S - 1;
     float *sub = scratch, *packed = scratch + (size_t)K * K * cout * cin;
+    // Phase r has taps iff r < K: at S > K (a 1×1 kernel at stride 2) some have none. Then dx is cleared once, and the
+    // phases with taps overwrite their positions.
+    if (S > K) __builtin_memset(dx, 0, images * height * width * cin * sizeof(float));
     for (int ry = 0; ry < S; ry++) {
         for (int rx = 0; rx < S; rx++) {
             const int ty = ry < K ? (K - ry + S - 1) / S : 0, tx = rx < K ? (K - rx + S - 1) / S : 0;
             const size_t iy0 = (size_t)(((ry - P) % S + S) % S), ix0 = (size_t)(((rx - P) % S + S) % S);
             if (iy0 >= height || ix0 >= width) continue;
             const size_t ny = (height - 1 - iy0) / S + 1, nx = (width - 1 - ix0) / S + 1;
-            if (ty == 0 || tx == 0) {
-                for (size_t b = 0; b < images; b++)
-                    for (size_t i = 0; i < ny; i++)
-                        for (size_t j = 0; j < nx; j++) {
-                            float *to = dx + ((b * height + iy0 + i * S) * width + ix0 + j * S) * cin;
-                            for (int ci = 0; ci < cin; ci++) to[ci] = 0;
-                        }
-                continue;
-            }
+            if (ty == 0 || tx == 0) continue; // zeroed below
             for (int t = 0; t < ty; t++)
                 for (int u = 0; u < tx; u++)
                     for (int co = 0; co < cout; co++)

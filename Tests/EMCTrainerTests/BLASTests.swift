@@ -273,6 +273,86 @@ struct DirectConvolutionTests {
         }
     }
 
+    /// The weight gradient over runs, kernel row by kernel row: at every level and whichever tile (pairs at ≤ 8 outputs
+    /// and ≤ 24-float kernel rows with AVX-512), each element the in-order FMA chain over the runs' rows, bit for bit.
+    @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not")
+    func weightGradientExact() {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+        let rng = CounterRNG(seed: 38, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (cout, k, cin, stride) in [(8, 3, 3, 1), (8, 3, 8, 1), (5, 3, 1, 1), (3, 3, 7, 2), (8, 1, 16, 2), (4, 3, 4, 1), (16, 3, 8, 1),
+                                       (8, 3, 9, 1), (2, 5, 3, 1)] {
+            let images = 2, height = 5, width = 6, ho = (height - 1) / stride + 1, wo = (width - 1) / stride + 1
+            let hp = height + k - 1, wp = width + k - 1, n = k * cin, patch = k * n
+            let x = (0..<(images * hp * wp * cin)).map { _ in random() }, dy = (0..<(images * ho * wo * cout)).map { _ in random() }
+            let start = (0..<patch * cout).map { _ in random() }
+            let runDy = (0..<(images * ho)).map { $0 * wo * cout }
+            let runX = (0..<(images * ho)).map { (($0 / ho) * hp + stride * ($0 % ho)) * wp * cin }
+            var expected = start
+            for co in 0..<cout {
+                for ky in 0..<k {
+                    for j in 0..<n {
+                        var c = start[co * patch + ky * n + j]
+                        for r in 0..<(images * ho) {
+                            for q in 0..<wo { c = c.addingProduct(dy[runDy[r] + q * cout + co], x[runX[r] + ky * wp * cin + q * stride * cin + j]) }
+                        }
+                        expected[co * patch + ky * n + j] = c
+                    }
+                }
+            }
+            for level in levels {
+                var dW = start
+                let ran = emc_conv_weight_gradient(level, Int32(cout), Int32(k), Int32(cin), images * ho, wo, dy, cout, runDy, x, stride * cin,
+                                                   runX, wp * cin, &dW)
+                #expect(ran == 1)
+                #expect(dW.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), stride \(stride)")
+            }
+        }
+    }
+
+    /// A strided layer's input gradient by phases against the adjoint of the strided convolution summed in Double, and
+    /// the two levels bit for bit (kernels 1 and 3 at strides 2 and 3: phases with no taps, cin ≤ 8 grouped or not).
+    @Test("the phase-wise input gradient of a strided convolution is its adjoint, the same bits at every level")
+    func transposedGradient() {
+        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+        let rng = CounterRNG(seed: 48, stream: .test)
+        var draws: UInt64 = 0
+        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        for (h, w, cin, cout, k, stride) in [(8, 8, 8, 16, 3, 2), (7, 9, 3, 8, 3, 2), (8, 6, 16, 32, 1, 2), (9, 9, 4, 12, 3, 3),
+                                             (6, 7, 20, 5, 3, 2), (5, 5, 2, 3, 1, 3)] {
+            let p = (k - 1) / 2, ho = (h + 2 * p - k) / stride + 1, wo = (w + 2 * p - k) / stride + 1, images = 2
+            let weights = (0..<(cout * k * k * cin)).map { _ in random() }, dy = (0..<(images * ho * wo * cout)).map { _ in random() }
+            // The reference: dx[b][iy][ix][ci] = Σ dy[b][oy][ox][co] W[co][ky][kx][ci] over S·oy + ky − P = iy, S·ox + kx − P = ix.
+            var reference = [Double](repeating: 0, count: images * h * w * cin)
+            for b in 0..<images { for oy in 0..<ho { for ox in 0..<wo { for ky in 0..<k { for kx in 0..<k {
+                let iy = stride * oy + ky - p, ix = stride * ox + kx - p
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                for co in 0..<cout { for ci in 0..<cin {
+                    reference[((b * h + iy) * w + ix) * cin + ci] += Double(dy[((b * ho + oy) * wo + ox) * cout + co])
+                        * Double(weights[((co * k + ky) * k + kx) * cin + ci])
+                } }
+            } } } } }
+            let offset = (k + stride - 1) / stride - 1
+            let gh = offset + max(ho, (h - 1 + p) / stride + 1), gw = offset + max(wo, (w - 1 + p) / stride + 1)
+            var grid = [Float](repeating: 0, count: images * gh * gw * cout)
+            for b in 0..<images { for oy in 0..<ho { for ox in 0..<wo { for co in 0..<cout {
+                grid[((b * gh + oy + offset) * gw + ox + offset) * cout + co] = dy[((b * ho + oy) * wo + ox) * cout + co]
+            } } } }
+            var scratch = [Float](repeating: .nan, count: emc_conv_transposed_scratch(Int32(cin), Int32(k), Int32(cout)))
+            var results: [[Float]] = []
+            for level in levels {
+                var dx = [Float](repeating: .nan, count: images * h * w * cin)
+                _ = emc_conv_transposed(level, images, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(p), h, w, grid, gh, gw,
+                                        weights, &dx, &scratch)
+                let error = zip(dx, reference).map { abs(Double($0) - $1) }.max() ?? 0
+                #expect(error < 1e-4, "level \(level), \(h)×\(w)×\(cin) → \(cout), k \(k), stride \(stride): max error \(error)")
+                results.append(dx)
+            }
+            if results.count == 2 { #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "levels differ, k \(k) stride \(stride)") }
+        }
+    }
+
     @Test("a direct layer's workspace estimate still counts the rows its R-operator allocates")
     func workspace() throws {
         try #require(BLAS.hardwareLevel > 0)
