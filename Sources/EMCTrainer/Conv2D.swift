@@ -70,8 +70,10 @@ public final class Conv2D: Layer {
 
     /// `direct`: nil chooses by the rule of `usesDirect`; false keeps im2row; true takes the direct path wherever it
     /// applies, whatever the channel count (tests and `emc bench conv` compare the two).
+    /// `passBytes`: see the property (tests set it small to split a batch into many passes).
     public init(input: FeatureShape, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
-                direct: Bool? = nil) {
+                direct: Bool? = nil, passBytes: Int = 128 << 10) {
+        self.passBytes = passBytes
         inputShape = input
         hasBias = bias
         inChannels = input.channels
@@ -111,10 +113,24 @@ public final class Conv2D: Layer {
     private var transposedWidth: Int {
         transposedOffset + max(outputShape.width, (inputShape.width - 1 + padding) / stride + 1)
     }
-    /// Floats of the output-gradient grid the input gradient reads: padded as the input at stride 1, by phases otherwise.
-    private func gradientGridCount(_ maxBatch: Int) -> Int {
-        stride == 1 ? gridPositions(maxBatch) * outChannels : maxBatch * transposedHeight * transposedWidth * outChannels
+    /// Floats per image of the output-gradient grid the input gradient reads: padded as the input at stride 1, by
+    /// phases otherwise.
+    private var gradientGridImage: Int {
+        (stride == 1 ? paddedHeight * paddedWidth : transposedHeight * transposedWidth) * outChannels
     }
+    /// Whether a strided layer's output gradient is its own grid (a 1×1 kernel: no offset, no extra rows or columns).
+    private var gradientIsGrid: Bool {
+        stride > 1 && transposedOffset == 0 && transposedHeight == outputShape.height && transposedWidth == outputShape.width
+    }
+    /// Images per pass of the direct path: the padded grids hold this many images, about `passBytes` (128 KiB), so that
+    /// a pass writes them into the cache and reads them back from it (the whole batch's grids went out to memory and back:
+    /// resnet:width=0.5 +12%).
+    private var chunkImages: Int {
+        let image = 4 * max(paddedHeight * paddedWidth * inChannels, gradientGridImage)
+        return max(1, passBytes / max(1, image))
+    }
+    /// The direct path's bytes of padded grid per pass (`chunkImages`); the results do not depend on it.
+    public let passBytes: Int
     /// The forward's geometry: the padded input to the output, at the layer's stride.
     private var gridShape: emc_grid_shape {
         emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: outputShape.height,
@@ -130,8 +146,8 @@ public final class Conv2D: Layer {
         guard let rows = checkedProduct([2, 4, maxBatch, outputShape.height, outputShape.width, patch]) else { return nil }
         guard usesDirect else { return rows }
         // Plus the padded input and output gradient, the kernels' packed weights and the weight gradient's runs.
-        guard let input = checkedProduct([4, gridPositions(maxBatch), inChannels]),
-              let gradient = checkedProduct([4, maxBatch, max(paddedHeight * paddedWidth, transposedHeight * transposedWidth), outChannels])
+        let images = min(maxBatch, chunkImages)
+        guard let input = checkedProduct([4, gridPositions(images), inChannels]), let gradient = checkedProduct([4, images, gradientGridImage])
         else { return nil }
         let direct = input + gradient + 4 * scratchCount + 16 * maxBatch * outputShape.height
         let (sum, overflow) = rows.addingReportingOverflow(direct)
@@ -152,23 +168,26 @@ public final class Conv2D: Layer {
             // im2row's rows only if the R-operator is bound (`bindDirection`).
             rows = UnsafeMutableBufferPointer(start: nil, count: 0)
             gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-            let positions = gridPositions(maxBatch)
+            let images = min(maxBatch, chunkImages)
             // Zeroed once: only the images' interiors are ever written, so the borders stay zero. Without padding the
-            // input is read in place.
+            // input is read in place, and a 1×1 strided layer's output gradient too.
             padded = UnsafeMutableBufferPointer(start: nil, count: 0)
             if padding > 0 {
-                padded = .allocate(capacity: positions * inChannels)
+                padded = .allocate(capacity: gridPositions(images) * inChannels)
                 padded.initialize(repeating: 0)
             }
-            paddedGradient = .allocate(capacity: gradientGridCount(maxBatch))
-            paddedGradient.initialize(repeating: 0)
+            paddedGradient = UnsafeMutableBufferPointer(start: nil, count: 0)
+            if !gradientIsGrid {
+                paddedGradient = .allocate(capacity: images * gradientGridImage)
+                paddedGradient.initialize(repeating: 0)
+            }
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
             directScratch = .allocate(capacity: max(1, scratchCount))
             let ho = outputShape.height
-            outputRuns = .allocate(capacity: maxBatch * ho)
-            gridRuns = .allocate(capacity: maxBatch * ho)
-            for r in 0..<(maxBatch * ho) {
+            outputRuns = .allocate(capacity: images * ho)
+            gridRuns = .allocate(capacity: images * ho)
+            for r in 0..<(images * ho) {
                 outputRuns[r] = r * outputShape.width * outChannels
                 gridRuns[r] = ((r / ho) * paddedHeight + stride * (r % ho)) * paddedWidth * inChannels
             }
@@ -267,60 +286,79 @@ public final class Conv2D: Layer {
             gridHeight: paddedHeight, gridWidth: paddedWidth, offset: padding)
     }
 
-    /// The padded input the direct path reads: the input itself when there is no padding.
-    private func paddedInput(_ input: UnsafePointer<Float>) -> UnsafePointer<Float> {
-        padding == 0 ? input : UnsafePointer(padded.baseAddress!)
+    /// The padded input of `count` images from `first` on, the direct path reads: the input itself when there is no
+    /// padding.
+    private func paddedInput(_ input: UnsafePointer<Float>, first: Int, count: Int) -> UnsafePointer<Float> {
+        let images = input + first * inputShape.count
+        if padding == 0 { return images }
+        pad(images, into: padded.baseAddress!, channels: inChannels, batch: count)
+        return UnsafePointer(padded.baseAddress!)
+    }
+
+    /// Calls `body(first, count)` for the batch's images in passes of `chunkImages`.
+    private func inPasses(_ batch: Int, _ body: (Int, Int) -> Void) {
+        let chunk = chunkImages
+        for first in Swift.stride(from: 0, to: batch, by: chunk) { body(first, min(chunk, batch - first)) }
     }
 
     private func directForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, weight = parameters.weight, taps = weightsByTap.baseAddress!
         // W [co][ky][kx][ci] → [ky][kx][ci][co].
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
-        if padding > 0 { pad(input, into: padded.baseAddress!, channels: cin, batch: batch) }
         var grid = gridShape
-        _ = emc_conv_direct_dense(BLAS.hardwareLevel, batch, Int32(cout), Int32(k), Int32(cin), &grid, paddedInput(input), taps,
-                                  output, hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!)
+        inPasses(batch) { first, count in
+            _ = emc_conv_direct_dense(BLAS.hardwareLevel, count, Int32(cout), Int32(k), Int32(cin), &grid,
+                                      paddedInput(input, first: first, count: count), taps, output + first * outputShape.count,
+                                      hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!)
+        }
     }
 
     private func directBackward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
                                 batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, wp = paddedWidth
-        // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
-        // one output row at a time (dy read dense, x in the padded grid, S·C apart): one tall product per kernel row.
-        let source = paddedInput(input)
-        _ = emc_conv_weight_gradient(BLAS.hardwareLevel, Int32(cout), Int32(k), Int32(cin), batch * outputShape.height,
-                                     outputShape.width, gradOutput, cout, outputRuns.baseAddress!, source, stride * cin,
-                                     gridRuns.baseAddress!, wp * cin, gradients.weight)
         if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
-        guard let gradInput else { return }
-        if stride > 1 {
-            // By phases (emc_conv_transposed): dy into its grid, then one stride-1 convolution per phase.
-            let gh = transposedHeight, gw = transposedWidth
-            pad(gradOutput, into: paddedGradient.baseAddress!, channels: cout, batch: batch, height: outputShape.height,
-                width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
-            _ = emc_conv_transposed(BLAS.hardwareLevel, batch, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
-                                    inputShape.height, inputShape.width, paddedGradient.baseAddress!, gh, gw, parameters.weight,
-                                    gradInput, directScratch.baseAddress!)
-            return
-        }
-        // dy into the padded grid, shifted by the padding: the input gradient's padded input.
-        let gradientGrid = paddedGradient.baseAddress!
-        pad(gradOutput, into: gradientGrid, channels: cout, batch: batch)
-        // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
-        let weight = parameters.weight, flipped = flippedWeights.baseAddress!
-        for ky in 0..<k {
-            for kx in 0..<k {
-                for co in 0..<cout {
-                    for ci in 0..<cin {
-                        flipped[((ky * k + kx) * cout + co) * cin + ci] = weight[co * patch + ((k - 1 - ky) * k + (k - 1 - kx)) * cin + ci]
+        if gradInput != nil && stride == 1 {
+            // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
+            let weight = parameters.weight, flipped = flippedWeights.baseAddress!
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    for co in 0..<cout {
+                        for ci in 0..<cin {
+                            flipped[((ky * k + kx) * cout + co) * cin + ci] = weight[co * patch + ((k - 1 - ky) * k + (k - 1 - kx)) * cin + ci]
+                        }
                     }
                 }
             }
         }
-        var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
-                                  width: inputShape.width, stride: 1)
-        _ = emc_conv_direct_dense(BLAS.hardwareLevel, batch, Int32(cin), Int32(k), Int32(cout), &grid,
-                                  gradientGrid, flipped, gradInput, nil, directScratch.baseAddress!)
+        // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the passes):
+        inPasses(batch) { first, count in
+            let dy = gradOutput + first * outputShape.count
+            // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
+            // one output row at a time (dy read dense, x in the padded grid, S·C apart).
+            _ = emc_conv_weight_gradient(BLAS.hardwareLevel, Int32(cout), Int32(k), Int32(cin), count * outputShape.height,
+                                         outputShape.width, dy, cout, outputRuns.baseAddress!, paddedInput(input, first: first, count: count),
+                                         stride * cin, gridRuns.baseAddress!, wp * cin, gradients.weight)
+            guard let gradInput else { return }
+            let dx = gradInput + first * inputShape.count
+            if stride > 1 {
+                // By phases (emc_conv_transposed): dy into its grid, then one stride-1 convolution per phase.
+                let gh = transposedHeight, gw = transposedWidth
+                if !gradientIsGrid {
+                    pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count, height: outputShape.height,
+                        width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
+                }
+                _ = emc_conv_transposed(BLAS.hardwareLevel, count, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
+                                        inputShape.height, inputShape.width, gradientIsGrid ? dy : UnsafePointer(paddedGradient.baseAddress!),
+                                        gh, gw, parameters.weight, dx, directScratch.baseAddress!)
+                return
+            }
+            // dy into the padded grid, shifted by the padding: the input gradient's padded input.
+            pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count)
+            var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
+                                      width: inputShape.width, stride: 1)
+            _ = emc_conv_direct_dense(BLAS.hardwareLevel, count, Int32(cin), Int32(k), Int32(cout), &grid,
+                                      paddedGradient.baseAddress!, flippedWeights.baseAddress!, dx, nil, directScratch.baseAddress!)
+        }
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.

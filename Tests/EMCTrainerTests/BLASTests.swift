@@ -353,6 +353,41 @@ struct DirectConvolutionTests {
         }
     }
 
+    /// The direct path runs a batch in passes of a few images (`passBytes`): one image per pass and the whole batch in
+    /// one give the same outputs, weight and bias gradients and input gradients, bit for bit, at strides 1 and 2.
+    @Test("passes of one image and one pass of the whole batch give the same bits")
+    func passes() throws {
+        try #require(BLAS.hardwareLevel > 0)
+        for (h, cin, cout, k, stride) in [(9, 8, 8, 3, 1), (10, 3, 16, 3, 2), (8, 16, 32, 1, 2), (7, 4, 24, 3, 1)] {
+            let shape = FeatureShape(height: h, width: h + 1, channels: cin)
+            let layers = [1, 1 << 30].map {
+                Conv2D(input: shape, outChannels: cout, kernel: k, stride: stride, padding: (k - 1) / 2, direct: true, passBytes: $0)
+            }
+            let n = layers[0].parameterCount, batch = 5
+            let rng = CounterRNG(seed: 58, stream: .test)
+            let parameters = (0..<n).map { Float(rng.normal(UInt64($0))) * 0.3 }
+            let x = (0..<(batch * shape.count)).map { Float(rng.normal(UInt64(1 << 20 + $0))) }
+            let dy = (0..<(batch * layers[0].outputShape.count)).map { Float(rng.normal(UInt64(1 << 24 + $0))) }
+            var results: [[UInt32]] = []
+            for layer in layers {
+                var p = parameters, g = [Float](repeating: 0, count: n)
+                var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 0, count: x.count)
+                p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { pg in
+                    layer.bind(parameters: pp.baseAddress!, gradients: pg.baseAddress!, maxBatch: batch)
+                    x.withUnsafeBufferPointer { px in dy.withUnsafeBufferPointer { pdy in
+                        y.withUnsafeMutableBufferPointer { py in dx.withUnsafeMutableBufferPointer { pdx in
+                            layer.forward(px.baseAddress!, py.baseAddress!, batch: batch)
+                            layer.backward(input: px.baseAddress!, output: py.baseAddress!, gradOutput: pdy.baseAddress!,
+                                           gradInput: pdx.baseAddress!, batch: batch)
+                        } }
+                    } }
+                } }
+                results.append((y + g + dx).map(\.bitPattern))
+            }
+            #expect(results[0] == results[1], "\(shape) → \(cout), k \(k), stride \(stride)")
+        }
+    }
+
     @Test("a direct layer's workspace estimate still counts the rows its R-operator allocates")
     func workspace() throws {
         try #require(BLAS.hardwareLevel > 0)
