@@ -57,11 +57,12 @@ public final class Conv2D: Layer {
     /// Whether training skips im2row (`emc_conv_direct_dense`): an odd kernel with "same" padding (any stride), a CPU
     /// with AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
     public let usesDirect: Bool
-    /// The channel counts where the direct path was faster than im2row on every layer of `emc bench conv`
-    /// (docs/benchmarks.md): at most 64 channels, and not a first layer of 1–3 channels widening to more than 16, whose
-    /// weight gradient is a product 3–27 columns wide that the tall kernel handles poorly.
+    /// The channel counts where the direct path was faster than im2row on the layers of `emc bench conv`
+    /// (docs/benchmarks.md): at most 64 channels. (Until the eighth session a first layer of 1–3 channels widening past
+    /// 16 stayed with im2row; with passes of a few images the direct path is 1.2–1.7× faster there too, and the
+    /// training steps of cnn:channels=32 gained 5–9%.)
     public static func prefersDirect(inChannels: Int, outChannels: Int) -> Bool {
-        max(inChannels, outChannels) <= 64 && (inChannels >= 4 || outChannels <= 16)
+        max(inChannels, outChannels) <= 64
     }
     static let directEnabled: Bool = {
         if let value = getenv("EMC_DIRECT_CONV"), String(cString: value) == "0" { return false }
