@@ -15,6 +15,7 @@
 // Every output element is one fused multiply-add chain over (ky, j) in order, from zero (or G such chains, below), at
 // both levels: the same bits.
 #include "emc_trainer_kernels.h"
+#include "pairs512.h"
 #include <immintrin.h>
 
 // Output widths of at most 8 channels fill a quarter or half of a 16-lane vector. There the kernels split each output's
@@ -64,18 +65,13 @@ struct walk { size_t images, rows, count, xImage, xRow, step, rowStep, yImage, y
 // ---- AVX-512 ----
 
 static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast_taps(const float *x, int g) {
-    if (g == 2) {
-        double pair;
-        __builtin_memcpy(&pair, x, sizeof pair);
-        return _mm512_castpd_ps(_mm512_set1_pd(pair));
-    }
-    return _mm512_broadcast_f32x4(_mm_loadu_ps(x));
+    return g == 2 ? broadcast_pair512(x) : _mm512_broadcast_f32x4(_mm_loadu_ps(x));
 }
 
 // The last group of a kernel row, `count` < G taps, the missing ones zero. Built in registers: written to a stack array
 // and reloaded as one 64- or 128-bit value it stalled on store forwarding (a first layer of 3 channels ran at 21 GFLOP/s).
 static inline __attribute__((always_inline, target("avx512f"))) __m512 broadcast_tail(const float *x, size_t count, int g) {
-    if (g == 2) return _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(x[0]));
+    if (g == 2) return broadcast_single512(x);
     __m512 taps = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1), x);
     return _mm512_shuffle_f32x4(taps, taps, 0);
 }

@@ -8,6 +8,7 @@
 // Every element of C is one fused multiply-add chain over k in order: c = fma(a[k][i], b[k][j], c) for k = 0, 1, …
 // The AVX-512 and AVX2 versions do exactly that per lane, so they give the same bits as each other, whatever the tile.
 #include "emc_trainer_kernels.h"
+#include "pairs512.h"
 #include <immintrin.h>
 
 #define SLAB 256
@@ -28,7 +29,7 @@
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, c + r * ldc + v * 16);                  \
         for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run], *br = b + bs[run];                                              \
+            const float *ar = a + as[run], *br = b + bs[run];                                                          \
             for (size_t k = 0; k < length; k++) {                                                                      \
                 __m512 bv[V];                                                                                          \
                 for (int v = 0; v < V; v++) bv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, br + v * 16);  \
@@ -90,7 +91,7 @@ __attribute__((target("avx512f"))) static void tall_avx512(int m, int n, size_t 
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm256_maskload_ps(c + r * ldc + v * 8, v == V - 1 ? tail : all);                         \
         for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run], *br = b + bs[run];                                              \
+            const float *ar = a + as[run], *br = b + bs[run];                                                          \
             for (size_t k = 0; k < length; k++) {                                                                      \
                 __m256 bv[V];                                                                                          \
                 for (int v = 0; v < V; v++) bv[v] = _mm256_maskload_ps(br + v * 8, v == V - 1 ? tail : all);           \
@@ -153,7 +154,7 @@ int emc_gemm_tall_level(void) {
 }
 
 // Pairs (AVX-512, m ≤ 8 rows of C, n ≤ 24 columns per segment): with 8 rows a 16-lane tile row is half empty, and at
-// n = 9 (a first layer's 3×3×1... ×3 patch row) most of a vector is. Here lane 2i + g of accumulator p holds C[i][2p + g]:
+// n = 9 (a 3×3 kernel row over 3 input channels) most of a vector is. Here lane 2i + g of accumulator p holds C[i][2p + g]:
 // A's row (a[k][0..7]) is loaded once and each value doubled into two lanes, and B's columns 2p, 2p + 1 come in one
 // 64-bit broadcast, so every lane of every FMA is a product C needs. Up to 3 segments (a convolution's kernel rows: B
 // segB floats further on, C segC columns further on) share the A row. Each lane is still the one chain over k in order:
@@ -181,13 +182,8 @@ int emc_gemm_tall_level(void) {
                 for (int s = 0; s < NS; s++) {                                                                         \
                     const float *bs = br + s * segB;                                                                   \
                     for (int p = 0; p < PP; p++) {                                                                     \
-                        __m512 bv;                                                                                     \
-                        if (p == PP - 1 && odd) bv = _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(bs[2 * p]));          \
-                        else {                                                                                         \
-                            double pair;                                                                               \
-                            __builtin_memcpy(&pair, bs + 2 * p, sizeof pair);                                          \
-                            bv = _mm512_castpd_ps(_mm512_set1_pd(pair));                                               \
-                        }                                                                                              \
+                        __m512 bv = p == PP - 1 && odd ? broadcast_single512(bs + 2 * p)                               \
+                                                       : broadcast_pair512(bs + 2 * p);                                \
                         acc[s][p] = _mm512_fmadd_ps(bv, av, acc[s][p]);                                                \
                     }                                                                                                  \
                 }                                                                                                      \

@@ -288,7 +288,8 @@ public final class Conv2D: Layer {
     }
 
     /// The padded input of `count` images from `first` on, the direct path reads: the input itself when there is no
-    /// padding.
+    /// padding. Backward pads its pass's images again for the weight gradient: a copy that stays in the cache costs less
+    /// than keeping the whole batch's grid, which is what sent it out to memory.
     private func paddedInput(_ input: UnsafePointer<Float>, first: Int, count: Int) -> UnsafePointer<Float> {
         let images = input + first * inputShape.count
         if padding == 0 { return images }

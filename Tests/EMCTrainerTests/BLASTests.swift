@@ -4,6 +4,16 @@ import Testing
 import Foundation
 import CTrainerKernels
 
+/// The versions of emc's kernels this CPU runs (1 AVX2, 2 AVX-512).
+private let kernelLevels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+
+/// Seeded standard-normal draws, one after another.
+private func normalDraws(seed: UInt64) -> () -> Float {
+    let rng = CounterRNG(seed: seed, stream: .test)
+    var draws: UInt64 = 0
+    return { draws += 1; return Float(rng.normal(draws)) }
+}
+
 @Suite("OpenBLAS and LAPACKE wrappers")
 struct BLASTests {
     @Test("sgemm matches a naive product, with and without transposes")
@@ -69,10 +79,7 @@ struct TallKernelTests {
     /// strides), and nothing outside C's m×n may change.
     @Test("equals the in-order fused multiply-add chain bit for bit, at every level; leaves the padding alone")
     func exact() throws {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 5, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 5)
         for (m, n, k) in [(1, 1, 1), (3, 7, 255), (4, 8, 256), (5, 15, 257), (8, 16, 600), (9, 17, 3), (13, 24, 300),
                           (17, 25, 513), (8, 31, 100), (12, 32, 64), (7, 33, 70), (16, 47, 90), (20, 72, 40), (2, 100, 9)] {
             let lda = m + 3, ldb = n + 5, ldc = n + 2
@@ -171,10 +178,7 @@ struct DirectConvolutionTests {
     /// G = 4 or 2 chains over the taps j ≡ g (mod G), added in order.
     @Test("the kernel equals the in-order FMA chains bit for bit at every level")
     func kernelExact() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 8, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 8)
         for (m, cout, k, c, wp) in [(37, 8, 3, 3, 9), (50, 16, 3, 8, 10), (29, 24, 3, 5, 7), (20, 40, 3, 4, 6), (17, 64, 1, 6, 5),
                                      (31, 80, 3, 2, 8), (13, 1, 5, 3, 9), (26, 33, 3, 1, 6), (41, 5, 3, 8, 10), (23, 3, 3, 7, 9),
                                      (35, 4, 1, 6, 7), (19, 7, 3, 1, 5), (44, 12, 3, 8, 11), (40, 48, 3, 8, 9)] {
@@ -212,10 +216,7 @@ struct DirectConvolutionTests {
     /// nothing else: bit for bit the grid form followed by the compaction and the bias.
     @Test("the dense form equals the grid form compacted, with the bias, and writes nothing outside the images")
     func denseExact() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 18, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 18)
         for (batch, h, w, k, c, cout) in [(2, 5, 4, 3, 3, 8), (3, 4, 6, 3, 8, 20), (2, 3, 3, 5, 2, 40), (1, 6, 5, 3, 4, 1), (2, 4, 4, 1, 5, 17),
                                           (2, 3, 37, 3, 8, 8), (1, 2, 29, 3, 4, 16), (1, 2, 21, 3, 3, 64), (2, 3, 13, 3, 2, 3)] {
             let hp = h + k - 1, wp = w + k - 1, m = batch * hp * wp
@@ -242,10 +243,7 @@ struct DirectConvolutionTests {
     /// output.
     @Test("the strided dense form equals the chains over each output's strided patch, bit for bit at every level")
     func stridedExact() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 28, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 28)
         for (batch, hp, wp, k, c, cout, stride) in [(2, 9, 9, 3, 8, 16, 2), (1, 10, 11, 3, 8, 8, 2), (2, 8, 7, 1, 16, 32, 2),
                                                    (1, 11, 9, 3, 3, 5, 3), (2, 7, 8, 3, 4, 2, 2), (1, 9, 10, 3, 5, 48, 2)] {
             let ho = (hp - k) / stride + 1, wo = (wp - k) / stride + 1
@@ -277,10 +275,7 @@ struct DirectConvolutionTests {
     /// and ≤ 24-float kernel rows with AVX-512), each element the in-order FMA chain over the runs' rows, bit for bit.
     @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not")
     func weightGradientExact() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 38, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 38)
         for (cout, k, cin, stride) in [(8, 3, 3, 1), (8, 3, 8, 1), (5, 3, 1, 1), (3, 3, 7, 2), (8, 1, 16, 2), (4, 3, 4, 1), (16, 3, 8, 1),
                                        (8, 3, 9, 1), (2, 5, 3, 1)] {
             let images = 2, height = 5, width = 6, ho = (height - 1) / stride + 1, wo = (width - 1) / stride + 1
@@ -315,10 +310,7 @@ struct DirectConvolutionTests {
     /// the two levels bit for bit (kernels 1 and 3 at strides 2 and 3: phases with no taps, cin ≤ 8 grouped or not).
     @Test("the phase-wise input gradient of a strided convolution is its adjoint, the same bits at every level")
     func transposedGradient() {
-        let levels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
-        let rng = CounterRNG(seed: 48, stream: .test)
-        var draws: UInt64 = 0
-        func random() -> Float { draws += 1; return Float(rng.normal(draws)) }
+        let levels = kernelLevels, random = normalDraws(seed: 48)
         for (h, w, cin, cout, k, stride) in [(8, 8, 8, 16, 3, 2), (7, 9, 3, 8, 3, 2), (8, 6, 16, 32, 1, 2), (9, 9, 4, 12, 3, 3),
                                              (6, 7, 20, 5, 3, 2), (5, 5, 2, 3, 1, 3)] {
             let p = (k - 1) / 2, ho = (h + 2 * p - k) / stride + 1, wo = (w + 2 * p - k) / stride + 1, images = 2
