@@ -10,6 +10,12 @@ import Foundation
 
 private func f(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
 
+/// A new private folder for one benchmark's files inside `parent` (created if missing, never emptied) or `$TMPDIR`.
+private func freshScratch(_ prefix: String, in parent: String?) throws -> String {
+    if let parent { try FileSystem.createDirectory(parent) }
+    return try FileSystem.makeTemporaryDirectory(prefix: prefix, in: parent)
+}
+
 /// Each `emc bench` benchmark as a report: measured, then laid out as the table docs/benchmarks.md quotes.
 public enum BenchReports {
     public static func crc(mebibytes: Int, repeats: Int) -> BenchReport {
@@ -18,8 +24,9 @@ public enum BenchReports {
                            rows: rows.map { [$0.name, f($0.gbPerSecond, 2), f($0.ratio * 100) + "%"] }, records: rows)
     }
 
-    public static func shards(samples: Int, repeats: Int, codecs: [String], scratch: String, progress: (String) -> Void) throws -> BenchReport {
-        try FileSystem.createDirectory(scratch)
+    /// `scratch`: the folder to work in (nil: `$TMPDIR`); the benchmark makes a fresh folder inside it and removes only that.
+    public static func shards(samples: Int, repeats: Int, codecs: [String], scratch: String?, progress: (String) -> Void) throws -> BenchReport {
+        let scratch = try freshScratch("emc-bench-shards", in: scratch)
         defer { FileSystem.removeTree(scratch) }
         let rows = try ShardBenchmark.run(samples: samples, repeats: repeats, codecs: codecs, directory: scratch, progress: progress)
         return BenchReport(
@@ -81,8 +88,8 @@ public enum BenchReports {
             }, records: rows)
     }
 
-    public static func loader(repeats: Int, scratch: String, progress: (String) -> Void) throws -> BenchReport {
-        try FileSystem.createDirectory(scratch)
+    public static func loader(repeats: Int, scratch: String?, progress: (String) -> Void) throws -> BenchReport {
+        let scratch = try freshScratch("emc-bench-loader", in: scratch)
         defer { FileSystem.removeTree(scratch) }
         let rows = try LoaderBenchmark.run(directory: scratch, repeats: repeats, progress: progress)
         return BenchReport(title: "Pipeline: uint8 samples → normalised float batches of 128, one epoch (median of \(repeats)); consumer on 1 thread",
@@ -97,9 +104,9 @@ public enum BenchReports {
     }
 
     /// Converting ImageNet-size JPEGs (about 500×375, q90, made with libturbojpeg) to `size`×`size` shards.
-    public static func jpeg(images: Int, size: Int, scratch: String) throws -> BenchReport {
+    public static func jpeg(images: Int, size: Int, scratch: String?) throws -> BenchReport {
         struct Row: Encodable, Sendable { var path: String; var threads: Int; var imagesPerSecond: Double; var perCore: Double }
-        try FileSystem.createDirectory(scratch)
+        let scratch = try freshScratch("emc-bench-jpeg", in: scratch)
         defer { FileSystem.removeTree(scratch) }
         // Photo-like content: smooth gradients, shapes and noise, so the JPEGs have realistic sizes.
         let generator = try SyntheticImages(size: 500, classes: 10, seed: 3)
@@ -160,13 +167,15 @@ public enum BenchReports {
             ("confirm final failure, 10%, cap 8", rules(.final, cap: 8), 0.1),
             ("confirm final failure, 10%, cap 16", rules(.final, cap: 16), 0.1),
         ]
-        let scratch = FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        // Many small fsynced logs: in memory (/dev/shm) where there is one, in a fresh private folder all the same.
+        let scratch = try freshScratch("emc-bench-rules", in: FileSystem.isRealDirectory("/dev/shm") ? "/dev/shm" : nil)
+        defer { FileSystem.removeTree(scratch) }
         var rows: [SearchSimulation.Summary] = []
         var names: [String] = []
         for (i, (name, r, resolution)) in candidates.enumerated() {
             progress("  \(name)…")
             rows.append(try SearchSimulation.run(rules: r, resolution: resolution, searches: searches, seeds: seeds, scratch: scratch, threads: threads,
-                                                 name: "emc-bench-rules-\(getpid())-\(i)"))
+                                                 name: "rules-\(i)"))
             names.append(name)
         }
         let base = rows[0].meanCost
@@ -184,9 +193,10 @@ public enum BenchReports {
         struct Out: Encodable, Sendable { var search: SearchSummary; var grid: GridSearch.Result? }
         BLAS.useOneThread()
         var settings = settings
-        settings.log = "/tmp/emc-bench-search-\(getpid()).jsonl"
+        let scratch = try freshScratch("emc-bench-search", in: nil)
+        defer { FileSystem.removeTree(scratch) }
+        settings.log = FileSystem.join(scratch, "search.jsonl")
         settings.evaluateTest = false
-        defer { FileSystem.remove(settings.log) }
         let run = try SearchRun(settings)
         let search = try run.execute()
         var result: GridSearch.Result?

@@ -14,9 +14,12 @@ public final class ReadableFile: @unchecked Sendable {
     public let size: Int
     private let fd: Int32
 
+    /// Opens a regular file. Anything else (a folder, a FIFO, a device, a socket) is refused at once: positioned
+    /// reads need a file, and opening a FIFO without a writer would wait forever.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer (it is refused below).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             let code = errno
             throw EMCError(code == ENOENT ? .missing : .io, "cannot open: \(errnoText(code))", file: path)
@@ -27,12 +30,46 @@ public final class ReadableFile: @unchecked Sendable {
             close(fd)
             throw EMCError(.io, "cannot stat: \(text)", file: path)
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR:
             close(fd)
             throw EMCError(.format, "is a directory, expected a file", file: path)
+        default:
+            close(fd)
+            throw EMCError(.format, "is not a regular file (a pipe, FIFO, device or socket), expected a file", file: path)
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.fd = fd
         self.size = Int(info.st_size)
+    }
+
+    /// Everything readable at `path`, which may also be a pipe (`<(zcat log.gz)`) read to its end; at most `limit` bytes.
+    public static func stream(_ path: String, limit: Int = 1 << 34) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw EMCError(code == ENOENT ? .missing : .io, "cannot open: \(errnoText(code))", file: path)
+        }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            throw EMCError(.format, "is a directory, expected a file", file: path)
+        }
+        var bytes: [UInt8] = []
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw EMCError(.io, "read failed: \(errnoText())", file: path, place: .offset(bytes.count))
+            }
+            if n == 0 { return bytes }
+            guard bytes.count + n <= limit else {
+                throw EMCError(.format, "is larger than \(limit) bytes", file: path)
+            }
+            bytes += block[..<n]
+        }
     }
 
     deinit { close(fd) }
@@ -95,12 +132,23 @@ public final class AtomicFileWriter {
     public init(path: String) throws {
         self.path = path
         let (dir, name) = splitPath(path)
-        self.temporaryPath = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())"
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw EMCError(.io, "cannot create: \(errnoText())", file: temporaryPath)
+        // A fresh name each time, created exclusively and never through a link: a file or link planted under a
+        // predictable name (or another writer's temporary) is never opened, truncated or followed.
+        var attempt = 0
+        while true {
+            let candidate = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())-\(String(UInt32.random(in: .min ... .max), radix: 16))"
+            let fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                self.temporaryPath = candidate
+                self.fd = fd
+                return
+            }
+            let code = errno
+            attempt += 1
+            if code != EEXIST || attempt >= 16 {
+                throw EMCError(.io, "cannot create: \(errnoText(code))", file: candidate)
+            }
         }
-        self.fd = fd
     }
 
     deinit {
@@ -147,14 +195,15 @@ public final class AtomicFileWriter {
         finished = true
     }
 
-    /// Removes the temporaries that killed writers left in `directory` (`.NAME.tmp-PID` whose process is gone) and
+    /// Removes the temporaries that killed writers left in `directory` (`.NAME.tmp-PID-TAG` whose process is gone) and
     /// returns their names. A temporary of a process still running (another writer) is left alone.
     @discardableResult
     public static func removeAbandonedTemporaries(in directory: String) -> [String] {
         guard let names = try? FileSystem.list(directory) else { return [] }
         var removed: [String] = []
         for name in names where name.hasPrefix(".") {
-            guard let mark = name.range(of: ".tmp-", options: .backwards), let pid = Int32(name[mark.upperBound...]) else { continue }
+            guard let mark = name.range(of: ".tmp-", options: .backwards),
+                  let pid = Int32(name[mark.upperBound...].prefix { $0 != "-" }) else { continue }
             if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
                 FileSystem.remove(FileSystem.join(directory, name))
                 removed.append(name)
@@ -250,13 +299,42 @@ public enum FileSystem {
 
     public static func remove(_ path: String) { unlink(path) }
 
-    /// Removes a folder and everything in it (scratch space of tests and benchmarks).
+    /// Whether `path` itself is a folder, not a link to one (lstat).
+    public static func isRealDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Whether `path` itself is a regular file (not a link, FIFO, device or folder).
+    public static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Removes a folder and everything in it (scratch space of tests and benchmarks). Links are removed, never
+    /// followed: a link planted inside (or `path` itself being a link) never empties the folder it points to.
     public static func removeTree(_ path: String) {
+        guard isRealDirectory(path) else { unlink(path); return }
         for name in (try? list(path)) ?? [] {
             let child = join(path, name)
-            if isDirectory(child) { removeTree(child) } else { unlink(child) }
+            if isRealDirectory(child) { removeTree(child) } else { unlink(child) }
         }
         rmdir(path)
+    }
+
+    /// A new private folder (mode 0700, made by mkdtemp: a name nobody could have planted) inside `parent`, or inside
+    /// `$TMPDIR` (else /tmp) when `parent` is nil, named `PREFIX-XXXXXX`.
+    public static func makeTemporaryDirectory(prefix: String, in parent: String? = nil) throws -> String {
+        var base = parent ?? getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        if base.isEmpty { base = "/tmp" }
+        var template = Array(join(base, "\(prefix)-XXXXXX").utf8CString)
+        let made: String? = template.withUnsafeMutableBufferPointer { buffer in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        guard let made else {
+            throw EMCError(.io, "cannot create a temporary folder: \(errnoText())", file: base)
+        }
+        return made
     }
 
     public static func fileSize(_ path: String) -> Int? {
@@ -271,6 +349,63 @@ public enum FileSystem {
     }
 
     public static func baseName(_ path: String) -> String { splitPath(path).name }
+
+    /// Whether `name` names a file directly inside a folder: not empty, not `.` or `..`, no `/`, no NUL, no control
+    /// character. Every file name read from a manifest must be one, so that nothing outside the folder is ever read,
+    /// replaced or removed through it.
+    public static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.unicodeScalars.contains { $0 == "/" || $0.properties.generalCategory == .control }
+    }
     /// The folder part of `path` ("." when it has none).
     public static func splitDirectory(_ path: String) -> String { let d = splitPath(path).dir; return d.isEmpty ? (path.hasPrefix("/") ? "/" : ".") : d }
+}
+
+/// The rule every output path follows: a file already there is replaced only when the user allows it (`--force`), and a
+/// command never writes over one of its own inputs (a results log, a shard or a shard set's folder), allowed or not.
+public enum OutputPaths {
+    /// Checks the outputs of one command before anything is written. `inputs` are files or folders the command reads;
+    /// a folder covers every file inside it. Two outputs naming one file are refused too.
+    public static func check(_ outputs: [String], force: Bool, inputs: [String]) throws {
+        var seen: [(String, FileIdentity)] = []
+        for output in outputs {
+            guard let target = FileIdentity(output) else { continue }  // nothing there yet
+            if let input = inputs.first(where: { FileIdentity($0) == target }) {
+                throw EMCError(.invalidArgument, "this output is one of the command's inputs (\(input)); it is never overwritten", file: output, remedy: .otherPath)
+            }
+            let canonical = FileSystem.canonicalPath(output)
+            if let owner = inputs.first(where: { FileSystem.isRealDirectory($0) && contains(FileSystem.canonicalPath($0), canonical) }) {
+                throw EMCError(.invalidArgument, "this output is inside \(owner), which the command reads; it is never overwritten", file: output, remedy: .otherPath)
+            }
+            if let earlier = seen.first(where: { $0.1 == target }) {
+                throw EMCError(.invalidArgument, "two outputs name the same file (\(earlier.0))", file: output, remedy: .otherPath)
+            }
+            seen.append((output, target))
+            guard force else { throw EMCError(.invalidArgument, "a file is already there", file: output, remedy: .replaceFile) }
+            guard target.isRegularFile else {
+                throw EMCError(.invalidArgument, "not a regular file (a folder, device or pipe); emc writes outputs as files", file: output, remedy: .otherPath)
+            }
+        }
+    }
+
+    private static func contains(_ folder: String, _ path: String) -> Bool {
+        path == folder || path.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/")
+    }
+}
+
+/// A file's device and inode: the same file under any name, link or relative path.
+public struct FileIdentity: Equatable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+    public let isRegularFile: Bool
+
+    /// nil when nothing is at `path`.
+    public init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    public static func == (a: FileIdentity, b: FileIdentity) -> Bool { a.device == b.device && a.inode == b.inode }
 }

@@ -86,8 +86,7 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
     }
 
     public func run(_ tasks: [SweepTask], finished: @escaping @Sendable (SweepTask) -> Void) throws -> SweepExecution {
-        let scratch = "/tmp/emc-sweep-\(getpid())"
-        try FileSystem.createDirectory(scratch)
+        let scratch = try FileSystem.makeTemporaryDirectory(prefix: "emc-sweep")
         defer { FileSystem.removeTree(scratch) }
         let sources = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)

@@ -36,7 +36,7 @@ struct BenchShards: ParsableCommand {
     @Option(help: "Samples per dataset.") var samples = 200_000
     @Option(help: "Repetitions of each read; the median is reported.") var repeats = 3
     @Option(help: "Codecs to measure, comma-separated.") var codecs = "none,lz4,lz4-delta,zstd,zstd-delta"
-    @Option(help: "Scratch folder (needs about 2 GB).") var scratch = "/tmp/emc-bench-shards"
+    @Option(help: "Folder to work in (needs about 2 GB); the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
@@ -103,7 +103,7 @@ struct BenchLoader: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loader", abstract: "Pipeline throughput (float batches of 128), cached and streaming, beside the raw-file ceiling.")
     @Option(help: "Repetitions (epochs); the median is reported.") var repeats = 3
-    @Option(help: "Scratch folder.") var scratch = "/tmp/emc-bench-loader"
+    @Option(help: "Folder to work in; the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws { try output.show(BenchReports.loader(repeats: repeats, scratch: scratch, progress: output.progress)) }
@@ -124,7 +124,7 @@ struct BenchJPEG: ParsableCommand {
         abstract: "Converting a folder of ImageNet-size JPEGs (about 500×375, q90, made with libturbojpeg) to 64×64 shards, with and without DCT scaling.")
     @Option(help: "Images.") var images = 600
     @Option(help: "Target side.") var size = 64
-    @Option(help: "Scratch folder.") var scratch = "/tmp/emc-bench-jpeg"
+    @Option(help: "Folder to work in; the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws { try output.show(BenchReports.jpeg(images: images, size: size, scratch: scratch)) }
