@@ -19,9 +19,15 @@ public struct SweepFolder: Sendable {
     public let jobName: String
 
     /// `override`, or beside the experiment's log: runs/NAME.jsonl → runs/NAME.sweep.
-    public init(experiment: Experiment, override: String? = nil) {
+    /// Paths and names with control characters (a newline, a tab, an escape) are refused: they reach Slurm's options
+    /// and the generated script, where a newline would start a line of its own.
+    public init(experiment: Experiment, override: String? = nil) throws {
         let base = override ?? (experiment.logPath.hasSuffix(".jsonl") ? String(experiment.logPath.dropLast(6)) : experiment.logPath) + ".sweep"
+        try SlurmCommands.refuseControlCharacters(experiment.name, what: "the experiment's name")
+        try SlurmCommands.refuseControlCharacters(experiment.logPath, what: "the experiment's log path")
+        try SlurmCommands.refuseControlCharacters(base, what: "the sweep folder")
         path = FileSystem.absolute(base)
+        try SlurmCommands.refuseControlCharacters(path, what: "the sweep folder")
         let safe = experiment.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }
         jobName = "emc-" + String(safe.prefix(40)) + "-" + String(SHA256.hex(path).prefix(8))
     }
@@ -81,6 +87,8 @@ public struct SlurmSubmission: Codable, Sendable {
     public var finished: [Int]
     public var queued: [Int]
     public var date: String
+    /// What went wrong after Slurm may have queued something (an unconfirmed array job, a collect job not submitted).
+    public var problem: String?
 }
 
 /// What to ask Slurm for.
@@ -99,6 +107,8 @@ public struct SlurmOptions: Sendable {
     public var checkpointInterval = 300.0
     /// Where Slurm's commands are looked for (nil: PATH).
     public var searchPath: String?
+    /// Seconds each Slurm command may take before emc stops it and says so.
+    public var commandTimeout = SlurmCommands.timeout
 
     public init(taskCommand: [String], collectCommand: [String]) {
         self.taskCommand = taskCommand
@@ -133,7 +143,7 @@ public final class SlurmExecutor: SweepExecutor {
             if existing != bytes { try AtomicFileWriter.write(bytes, to: folder.task(task.index)) }
             if folder.finished(task.index, settingsHash: SHA256.hex(bytes)) { done.append(task.index) } else { pending.append(task.index) }
         }
-        let queued = Set(try SlurmCommands.queuedTasks(jobName: folder.jobName, path: options.searchPath).keys)
+        let queued = Set(try SlurmCommands.queuedTasks(jobName: folder.jobName, path: options.searchPath, timeout: options.commandTimeout).keys)
         let submit = pending.filter { !queued.contains($0) }
         var submission = SlurmSubmission(folder: folder.path, jobName: folder.jobName, arrayJob: nil, collectJob: nil, submitted: submit,
                                          finished: done, queued: pending.filter { queued.contains($0) }, date: ISO8601DateFormatter().string(from: Date()))
@@ -144,27 +154,50 @@ public final class SlurmExecutor: SweepExecutor {
         if let partition = options.partition { common.append("--partition=\(partition)") }
         if let time = options.time { common.append("--time=\(time)") }
         let array = SlurmCommands.ranges(submit) + (options.throttle > 0 ? "%\(options.throttle)" : "")
-        let arrayJob = try SlurmCommands.sbatch(path: options.searchPath, ["--parsable", "--array=\(array)", "--job-name=\(folder.jobName)", "--ntasks=1", "--cpus-per-task=1",
+        // Each sbatch that may have queued something is recorded in jobs.jsonl before anything else can fail: the
+        // array job as soon as Slurm took it (or may have taken it), then the line again with the collect job.
+        let arrayJob: String
+        do {
+            arrayJob = try SlurmCommands.sbatch(path: options.searchPath, timeout: options.commandTimeout, ["--parsable", "--array=\(array)", "--job-name=\(folder.jobName)", "--ntasks=1", "--cpus-per-task=1",
                                                  "--output=\(FileSystem.join(folder.path, "out/task-%4a.out"))",
                                                  "--error=\(FileSystem.join(folder.path, "out/task-%4a.err"))"] + common + options.extraArguments + [folder.script])
+        } catch let unclear as SlurmCommands.UnclearSubmission {
+            submission.problem = "the array job's submission is unconfirmed: \(unclear.reason)"
+            try record(submission)
+            throw EMCError(.io, "sbatch accepted the array job but did not print a job id (\(unclear.reason)); it may be queued: "
+                           + "look for job name \(folder.jobName) in squeue before submitting again (the attempt is recorded in \(folder.jobs))")
+        }
         submission.arrayJob = arrayJob
+        try record(submission)
         let collect = options.collectCommand.map(SlurmCommands.quote).joined(separator: " ")
-        submission.collectJob = try SlurmCommands.sbatch(path: options.searchPath, ["--parsable", "--dependency=afterok:\(arrayJob)", "--kill-on-invalid-dep=yes",
-                                                          "--job-name=\(folder.jobName)-collect", "--ntasks=1", "--cpus-per-task=1",
-                                                          "--output=\(FileSystem.join(folder.path, "out/collect.out"))",
-                                                          "--error=\(FileSystem.join(folder.path, "out/collect.err"))"]
-                                                         + common + options.extraArguments + ["--wrap=\(collect)"])
+        do {
+            submission.collectJob = try SlurmCommands.sbatch(path: options.searchPath, timeout: options.commandTimeout, ["--parsable", "--dependency=afterok:\(arrayJob)", "--kill-on-invalid-dep=yes",
+                                                              "--job-name=\(folder.jobName)-collect", "--ntasks=1", "--cpus-per-task=1",
+                                                              "--output=\(FileSystem.join(folder.path, "out/collect.out"))",
+                                                              "--error=\(FileSystem.join(folder.path, "out/collect.err"))"]
+                                                             + common + options.extraArguments + ["--wrap=\(collect)"])
+        } catch {
+            submission.problem = "the collect job was not submitted: \(error)"
+            try record(submission)
+            throw EMCError(.io, "the array job \(arrayJob) was submitted (recorded in \(folder.jobs)), but the collect job was not: \(error); "
+                           + "the tasks run all the same: when they have finished, merge their logs with: \(collect)")
+        }
+        try record(submission)
+        return submission
+    }
+
+    /// Appends the submission's state to SWEEP/jobs.jsonl (a later line for the same array job supersedes an earlier one).
+    private func record(_ submission: SlurmSubmission) throws {
         var line = try SweepFolder.encode(submission)
         line.append(0x0A)
         try FileSystem.append(line, to: folder.jobs)
-        return submission
     }
 
     /// The array job's script: one task on one core (emc runs OpenBLAS on one thread).
     var script: String {
         """
         #!/bin/sh
-        # Written by `emc sweep --executor slurm`: task $SLURM_ARRAY_TASK_ID of the sweep in \(folder.path).
+        # Written by `emc sweep --executor slurm`: one task of a sweep (its folder is the argument below).
         exec \((options.taskCommand + [folder.path]).map(SlurmCommands.quote).joined(separator: " ")) "$SLURM_ARRAY_TASK_ID"
 
         """
@@ -297,8 +330,21 @@ public enum SlurmCommands {
                  + "run the sweep here with --executor local")
     }
 
-    /// Runs a Slurm command; its exit status and output.
-    static func run(_ command: String, _ arguments: [String], path: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    /// How long a Slurm command may take before emc gives up on it (a controller that does not answer).
+    public static let timeout = 120.0
+
+    /// Refuses a name or path with control characters (it would reach Slurm's options or a generated script).
+    public static func refuseControlCharacters(_ text: String, what: String) throws {
+        if let bad = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw EMCError(.invalidArgument, "\(what) contains a control character (U+\(String(format: "%04X", bad.value))); "
+                           + "Slurm sweeps need names and paths without newlines, tabs or escapes: \(text.debugDescription)")
+        }
+    }
+
+    /// Runs a Slurm command; its exit status and output. One that has not finished after `timeout` seconds is killed
+    /// and reported as an error (emc never hangs on a controller that does not answer).
+    static func run(_ command: String, _ arguments: [String], path: String? = nil, timeout: Double = SlurmCommands.timeout)
+        throws -> (status: Int32, out: String, err: String) {
         guard let executable = locate(command, path: path) else { throw missing(command) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -309,29 +355,45 @@ public enum SlurmCommands {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         // Read both pipes while the command runs (a large squeue listing would fill one and stall it).
-        let errData = ResultSlots<Data>(1)
+        let data = ResultSlots<Data>(2)
         let read = DispatchSemaphore(value: 0)
-        Thread { errData.set(0, err.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        Thread { data.set(0, out.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
+        Thread { data.set(1, err.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
+        let deadline = Clock.now() + timeout
+        while process.isRunning && Clock.now() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw EMCError(.io, "\(command) did not answer within \(Int(timeout)) s and was stopped (is the Slurm controller reachable? `\(command) --version` and `sinfo` tell)")
+        }
         process.waitUntilExit()
-        read.wait()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(0) ?? Data(), as: UTF8.self))
+        // Its output is complete once it has exited, unless a child it left behind still holds the pipes.
+        for _ in 0..<2 { if read.wait(timeout: .now() + 5) == .timedOut { break } }
+        return (process.terminationStatus, String(decoding: data.get(0) ?? Data(), as: UTF8.self), String(decoding: data.get(1) ?? Data(), as: UTF8.self))
     }
 
-    /// Submits with sbatch --parsable; the job id, or an error with sbatch's own message.
-    static func sbatch(path: String? = nil, _ arguments: [String]) throws -> String {
-        let r = try run("sbatch", arguments, path: path)
-        let id = r.out.split(separator: "\n").first.map { String($0.split(separator: ";").first ?? "") } ?? ""
-        guard r.status == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
+    /// sbatch exited 0 but did not print a job id: something may have been queued.
+    struct UnclearSubmission: Error { var reason: String }
+
+    /// Submits with sbatch --parsable; the job id, an error with sbatch's own message when it refused (non-zero exit),
+    /// or `UnclearSubmission` when it exited 0 without a job id.
+    static func sbatch(path: String? = nil, timeout: Double = SlurmCommands.timeout, _ arguments: [String]) throws -> String {
+        let r = try run("sbatch", arguments, path: path, timeout: timeout)
+        guard r.status == 0 else {
             let message = r.err.trimmingCharacters(in: .whitespacesAndNewlines)
             throw EMCError(.invalidArgument, "Slurm refused the submission: " + (message.isEmpty ? "sbatch exited with status \(r.status)" : message))
+        }
+        let first = r.out.split(separator: "\n").first.map(String.init) ?? ""
+        let id = String(first.split(separator: ";").first ?? "")
+        guard !id.isEmpty, id.allSatisfy(\.isNumber) else {
+            throw UnclearSubmission(reason: "sbatch exited 0 and printed \(String(first.prefix(200)).debugDescription) where a job id was expected")
         }
         return id
     }
 
     /// Array tasks of `jobName` that squeue lists, with their state (PENDING, RUNNING, ...).
-    static func queuedTasks(jobName: String, path: String? = nil) throws -> [Int: String] {
-        let r = try run("squeue", ["--noheader", "--array", "--name=\(jobName)", "--format=%K %T"], path: path)
+    static func queuedTasks(jobName: String, path: String? = nil, timeout: Double = SlurmCommands.timeout) throws -> [Int: String] {
+        let r = try run("squeue", ["--noheader", "--array", "--name=\(jobName)", "--format=%K %T"], path: path, timeout: timeout)
         guard r.status == 0 else {
             throw EMCError(.io, "squeue failed: " + r.err.trimmingCharacters(in: .whitespacesAndNewlines))
         }

@@ -22,12 +22,12 @@ struct SlurmTests {
     func layout() throws {
         let dir = TemporaryDirectory()
         let exp = try experiment(dir)
-        let folder = SweepFolder(experiment: exp)
+        let folder = try SweepFolder(experiment: exp)
         #expect(folder.path == dir.file("runs/tiny.sweep"))
         #expect(folder.log(3) == dir.file("runs/tiny.sweep/logs/task-0003.jsonl") && folder.done(12).hasSuffix("done/task-0012.json"))
         #expect(folder.jobName.hasPrefix("emc-tiny-sweep-") && !folder.jobName.contains(" "))
-        #expect(SweepFolder(experiment: exp, override: "/shared/x").path == "/shared/x")
-        #expect(SweepFolder(experiment: exp, override: "/shared/x").jobName != folder.jobName, "two folders never share a job name")
+        #expect(try SweepFolder(experiment: exp, override: "/shared/x").path == "/shared/x")
+        #expect(try SweepFolder(experiment: exp, override: "/shared/x").jobName != folder.jobName, "two folders never share a job name")
         #expect(SlurmCommands.ranges([7, 0, 1, 2, 5, 8, 3]) == "0-3,5,7-8" && SlurmCommands.ranges([4]) == "4")
         #expect(SlurmCommands.quote("/a/b-c.d") == "/a/b-c.d" && SlurmCommands.quote("it's here") == #"'it'\''s here'"#)
     }
@@ -36,7 +36,7 @@ struct SlurmTests {
     func taskAndCollect() throws {
         let dir = TemporaryDirectory(), data = TemporaryDirectory()
         let exp = try experiment(dir, data: data)
-        let folder = SweepFolder(experiment: exp)
+        let folder = try SweepFolder(experiment: exp)
         // What `submit` writes for each task, without sbatch: the placed task files.
         for sub in ["tasks", "logs", "checkpoints", "done", "out"] { try FileSystem.createDirectory(FileSystem.join(folder.path, sub)) }
         for task in SweepRunner.tasks(exp) {
@@ -67,7 +67,7 @@ struct SlurmTests {
         var options = SlurmOptions(taskCommand: ["/bin/true"], collectCommand: ["/bin/true"])
         options.searchPath = "/nonexistent"
         let e = #expect(throws: EMCError.self) {
-            _ = try SlurmExecutor(folder: SweepFolder(experiment: exp, override: dir.file("other")), options: options).submit(SweepRunner.tasks(exp))
+            _ = try SlurmExecutor(folder: try SweepFolder(experiment: exp, override: dir.file("other")), options: options).submit(SweepRunner.tasks(exp))
         }
         #expect(e?.description.contains("--executor local") == true, "\(String(describing: e))")
     }
