@@ -97,6 +97,10 @@ public enum Remedy: Sendable, Equatable, CustomStringConvertible {
     case replaceOutput
     /// Choose another output folder.
     case otherOutput
+    /// Replace the file already at an output path, or write it elsewhere.
+    case replaceFile
+    /// Write the output somewhere else (it names an input).
+    case otherPath
     /// Raise the image pixel limit (the file is genuine).
     case raisePixelLimit
     /// State the number of classes (this many, when known).
@@ -114,6 +118,8 @@ public enum Remedy: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .replaceOutput: return "allow replacing it, or choose another output folder"
         case .otherOutput: return "choose another output folder"
+        case .replaceFile: return "allow replacing it, or write it elsewhere"
+        case .otherPath: return "write it elsewhere"
         case .raisePixelLimit: return "raise the pixel limit if the file is genuine"
         case .giveClassCount(let n): return n.map { "if \($0) classes is right, give the class count" } ?? "give the class count"
         case .smallerModelOrBatch: return "choose a smaller model or batch"

@@ -11,37 +11,53 @@ public final class ResultsLog: @unchecked Sendable {
     public private(set) var records: [TrialRecord] = []
     private let lock = NSLock()
 
-    /// Opens (creating if needed) the log at `path`. A torn last line (a write cut by a kill) is removed;
-    /// any other line that is not a valid record is an error naming the line.
+    /// What the writer must mend before its first append: a last line without its newline.
+    private var tornTail: TornTail?
+    private enum TornTail { case complete, cut(at: Int) }
+
+    /// Opens (creating its folder if needed) the log at `path` for appending. Nothing is written until the first
+    /// append, which first mends a torn last line: a complete record without its newline gets the newline, anything
+    /// else (a write cut by a kill) is cut off. Any other line that is not a valid record is an error naming the line.
     public init(path: String) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileSystem.createDirectory(dir) }
         guard FileSystem.exists(path) else { return }
-        var bytes = try ReadableFile.contents(of: path)
-        if let last = bytes.last, last != 0x0A {
-            // A partial final line: cut it off so the next append starts on a fresh line.
-            let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-            bytes.removeLast(bytes.count - keep)
-            guard truncate(path, off_t(keep)) == 0 else {
-                throw EMCError(.io, "cannot repair the torn last line: \(String(cString: strerror(errno)))", file: path)
-            }
-        }
-        records = try Self.parse(bytes, path: path)
+        let bytes = try ReadableFile.contents(of: path)
+        let (parsed, tail) = try Self.parseTolerant(bytes, path: path)
+        records = parsed
+        tornTail = tail
     }
 
-    /// The records of the log at `path` without opening it for appending (a torn last line, one a running search may
-    /// still be writing, is left out and left alone); none when there is no file.
+    /// The records of the log at `path`, read only (nothing is ever written: a read-only log, or one a running search
+    /// is still writing, is read as it is). A last line without its newline counts when it is a complete record and is
+    /// left out otherwise (a line still being written). The log may be a pipe (`emc report <(zcat log.gz)`). None when
+    /// there is no file.
     public static func records(at path: String) throws -> [TrialRecord] {
         guard FileSystem.exists(path) else { return [] }
-        var bytes = try ReadableFile.contents(of: path)
-        bytes.removeLast(bytes.count - ((bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0))
-        return try parse(bytes, path: path)
+        return try parseTolerant(try ReadableFile.stream(path), path: path).records
     }
 
-    private static func parse(_ bytes: [UInt8], path: String) throws -> [TrialRecord] {
+    /// Every complete line's record, and what to do about a last line without its newline.
+    private static func parseTolerant(_ bytes: [UInt8], path: String) throws -> (records: [TrialRecord], tail: TornTail?) {
+        guard let last = bytes.last, last != 0x0A else { return (try parse(bytes[...], path: path), nil) }
+        let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+        var records = try parse(bytes[..<keep], path: path)
+        if let record = try? decoder().decode(TrialRecord.self, from: Data(bytes[keep...])) {
+            records.append(record)
+            return (records, .complete)
+        }
+        return (records, .cut(at: keep))
+    }
+
+    private static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = TrialRecord.nonFiniteDecoding
+        return decoder
+    }
+
+    private static func parse(_ bytes: ArraySlice<UInt8>, path: String) throws -> [TrialRecord] {
+        let decoder = decoder()
         var records: [TrialRecord] = []
         var lineNumber = 0
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
@@ -71,6 +87,15 @@ public final class ResultsLog: @unchecked Sendable {
         var line = Array(try encoder.encode(record))
         line.append(0x0A)
         lock.lock(); defer { lock.unlock() }
+        switch tornTail {
+        case .complete: try FileSystem.append([0x0A], to: path)
+        case .cut(let keep):
+            guard truncate(path, off_t(keep)) == 0 else {
+                throw EMCError(.io, "cannot mend the torn last line: \(String(cString: strerror(errno)))", file: path)
+            }
+        case nil: break
+        }
+        tornTail = nil
         try FileSystem.append(line, to: path)
         records.append(record)
     }

@@ -98,9 +98,13 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
                 throw EMCError(.format, "split '\(name)' has impossible sizes (samples \(split.samples), per shard \(split.samplesPerShard), per chunk \(split.chunkSamples))",
                                file: path, place: field)
             }
-            for shard in split.shards where shard.samples < 0 || shard.bytes < 0 || shard.file.contains("/") {
-                throw EMCError(.format, "shard entry '\(shard.file)' is not valid (a plain file name with non-negative sizes)", file: path, place: field)
+            for shard in split.shards where shard.samples < 0 || shard.bytes < 0 || !FileSystem.isPlainName(shard.file) {
+                throw EMCError(.format, "shard entry \(shard.file.debugDescription) is not valid (a plain file name with non-negative sizes)", file: path, place: field)
             }
+        }
+        for (split, label) in variant?.labelFiles ?? [:] where !FileSystem.isPlainName(label.file) || label.samples < 0 || label.bytes < 0 {
+            throw EMCError(.format, "label file entry \(label.file.debugDescription) is not valid (a plain file name inside the variant's folder, with non-negative sizes)",
+                           file: path, place: .field("variant.labelFiles.\(split)"))
         }
     }
 

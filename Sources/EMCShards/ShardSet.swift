@@ -60,9 +60,16 @@ public final class SplitReader {
                 throw EMCError(.format, "shard holds other samples than the manifest says", file: path,
                                expected: "\(info.samples) samples of \(schema)", found: "\(reader.sampleCount) of \(reader.schema)")
             }
-            guard reader.header.firstPosition == total, s == manifest.shards.count - 1 || info.samples == manifest.samplesPerShard,
-                  reader.header.chunkSamples == manifest.chunkSamples else {
+            guard reader.header.firstPosition == total, reader.header.chunkSamples == manifest.chunkSamples else {
                 throw EMCError(.format, "shard is out of place in its split (first position \(reader.header.firstPosition), expected \(total))", file: path)
+            }
+            // Readers locate position p in shard p / samplesPerShard: every shard but the last holds exactly that many,
+            // the last at most that many.
+            let last = s == manifest.shards.count - 1
+            guard last ? info.samples <= manifest.samplesPerShard : info.samples == manifest.samplesPerShard else {
+                throw EMCError(.format, "shard holds \(info.samples) samples, but the manifest's samplesPerShard is \(manifest.samplesPerShard) "
+                               + (last ? "(the last shard may hold at most that many)" : "(every shard before the last holds exactly that many)"),
+                               file: path, place: .field("splits.\(name).samplesPerShard"))
             }
             total += info.samples
             readers.append(reader)

@@ -72,6 +72,9 @@ public enum ShardSetVerifier {
                 if shard.file != info.shards.last?.file && reader.sampleCount != info.samplesPerShard {
                     problem("holds \(reader.sampleCount) samples, but every shard before the last must hold the manifest's \(info.samplesPerShard)")
                 }
+                if shard.file == info.shards.last?.file && reader.sampleCount > info.samplesPerShard {
+                    problem("holds \(reader.sampleCount) samples, more than the manifest's samplesPerShard (\(info.samplesPerShard)) that readers locate samples by")
+                }
                 if let crc = try? reader.wholeFileCRC(), hex32(crc) != shard.crc32c {
                     problem("whole-file CRC32C is \(hex32(crc)), the manifest says \(shard.crc32c)")
                 }

@@ -69,6 +69,8 @@ enum ErrorText {
         switch remedy {
         case .replaceOutput: return "pass --force to replace it, or choose another --out"
         case .otherOutput: return "choose another --out"
+        case .replaceFile: return "pass --force to replace it, or write it elsewhere"
+        case .otherPath: return "write it elsewhere"
         case .raisePixelLimit: return "raise it with --max-pixels if the file is genuine"
         case .giveClassCount(let n): return n.map { "if \($0) classes is right, say so with --classes \($0)" } ?? "give --classes"
         case .smallerModelOrBatch: return "choose a smaller model or --batch"

@@ -23,9 +23,13 @@ struct Inspect: ParsableCommand {
     @Option(help: "Samples per class on the contact sheet.")
     var perClass = 12
 
+    @Flag(help: "Replace a file already at --sheet (never one of the set's own files).")
+    var force = false
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        if let sheet { try OutputPaths.check([sheet], force: force, inputs: [directory]) }
         let info = try Inspection.of(directory: directory)
         if let sheet {
             let image = try ContactSheet.make(directory: directory, split: sheetSplit, perClass: perClass)

@@ -51,16 +51,20 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing but errors (files are still written).")
     var quiet = false
 
+    @Flag(help: "Replace files already at --csv, --seeds-csv, --svg and --boundary-svg (a results log given as input is never replaced).")
+    var force = false
+
     func validate() throws {
         guard !logs.isEmpty else { throw ValidationError("give at least one results log") }
         for f in filters { do { _ = try ReportFilter(parsing: f) } catch let e as EMCError { throw ValidationError(e.message) } }
     }
 
     func run() throws {
+        try OutputPaths.check([csv, seedsCsv, svg, boundarySvg].compactMap { $0 }, force: force, inputs: logs)
         var records: [TrialRecord] = []
         for log in logs {
             guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
-            records += try ResultsLog(path: log).records
+            records += try ResultsLog.records(at: log)
         }
         let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)))
         let judged = findings ? Findings.evaluate(report) : nil

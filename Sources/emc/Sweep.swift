@@ -66,6 +66,9 @@ struct Sweep: ParsableCommand {
     @Flag(help: "List the searches and the most work they can take, and run nothing.")
     var dryRun = false
 
+    @Flag(help: "Replace a file already at --svg (never the manifest or the results log).")
+    var force = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -79,10 +82,11 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let exp = try Experiment.load(experiment)
+        if let svg { try OutputPaths.check([svg], force: force, inputs: [experiment, exp.logPath]) }
         let tasks = SweepRunner.tasks(exp)
         if dryRun { return try SweepPrinter.plan(exp, tasks, output: output) }
         let say: (String) -> Void = { if !output.json && !output.quiet { print($0) } }
-        let folder = SweepFolder(experiment: exp, override: sweepDir)
+        let folder = try SweepFolder(experiment: exp, override: sweepDir)
         if status { return try SweepPrinter.status(try SlurmSweep.status(exp, folder: folder), folder: folder, output: output) }
         if collect {
             let collected = try SlurmSweep.collect(exp, folder: folder)
@@ -132,7 +136,7 @@ struct Sweep: ParsableCommand {
     }
 
     private func report(_ exp: Experiment) throws {
-        let report = Report.from(try ResultsLog(path: exp.logPath).records)
+        let report = Report.from(try ResultsLog.records(at: exp.logPath))
         if let svg { try AtomicFileWriter.write(Array(EMCPlot.svg(report, title: exp.name).utf8), to: svg) }
         if output.json { try printJSON(report) } else if !output.quiet { print(report.text) }
     }

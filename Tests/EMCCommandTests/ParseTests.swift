@@ -107,22 +107,6 @@ struct ParseTests {
         }
     }
 
-    /// Runs the built emc binary (with `environment` added to this process's); returns its exit status and standard output.
-    func emc(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String) {
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: exe)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     @Test("-q is quiet: verify, perturb and a dry run print nothing on success (a dry run still prints without it)")
     func quiet() throws {
         let dir = TemporaryDirectory()

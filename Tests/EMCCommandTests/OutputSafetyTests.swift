@@ -1,0 +1,148 @@
+import EMCCore
+import EMCTestSupport
+import Foundation
+import Testing
+
+/// Outputs never land on inputs, nothing is replaced without --force, a reader never edits what it reads, and no
+/// removal reaches outside the files the command made.
+@Suite("Outputs and inputs")
+struct OutputSafetyTests {
+    /// A small shard set and a results log of one short search on it.
+    func setAndLog(_ dir: TemporaryDirectory) throws -> (set: String, log: String) {
+        let data = TemporaryDirectory()
+        let set = try makeBase(data)
+        try FileSystem.createDirectory(dir.file("set"))
+        for name in try FileSystem.list(set) {
+            try AtomicFileWriter.write(try ReadableFile.contents(of: FileSystem.join(set, name)), to: dir.file("set/\(name)"))
+        }
+        let run = try emc(["run", "--data", dir.file("set"), "--model", "mlp:width=4", "--optimizer", "adam:lr=0.01", "--steps", "30",
+                           "--seeds", "1", "--start", "50", "--no-test", "--log", dir.file("log.jsonl"), "-q"])
+        #expect(run.status == 0, "\(run.stderr)")
+        return (dir.file("set"), dir.file("log.jsonl"))
+    }
+
+    @Test("every report output refuses the log it reads, even with --force, and an existing file without --force")
+    func reportOutputs() throws {
+        let dir = TemporaryDirectory()
+        let (_, log) = try setAndLog(dir)
+        let before = try ReadableFile.contents(of: log)
+        for option in ["--csv", "--seeds-csv", "--svg", "--boundary-svg"] {
+            for force in [[], ["--force"]] {
+                let r = try emc(["report", log, option, log] + force)
+                #expect(r.status != 0 && r.stderr.contains("one of the command's inputs"), "\(option) \(force): \(r.stderr)")
+            }
+            // The same log under another name (a link) is still the input.
+            try? FileManager.default.removeItem(atPath: dir.file("alias.jsonl"))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("alias.jsonl"), withDestinationPath: log)
+            let alias = try emc(["report", log, option, dir.file("alias.jsonl"), "--force"])
+            #expect(alias.status != 0, "\(option) through a link: \(alias.stderr)")
+        }
+        #expect(try ReadableFile.contents(of: log) == before, "the log was changed")
+        // A file that is not an input: refused without --force, replaced with it.
+        try AtomicFileWriter.write(Array("keep me".utf8), to: dir.file("table.csv"))
+        let refused = try emc(["report", log, "--csv", dir.file("table.csv")])
+        #expect(refused.status != 0 && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try ReadableFile.contents(of: dir.file("table.csv")) == Array("keep me".utf8))
+        let replaced = try emc(["report", log, "--csv", dir.file("table.csv"), "--force", "-q"])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        #expect(try String(decoding: ReadableFile.contents(of: dir.file("table.csv")), as: UTF8.self).contains("mlp"))
+        // Two outputs onto one file.
+        let twice = try emc(["report", log, "--csv", dir.file("table.csv"), "--seeds-csv", dir.file("table.csv"), "--force"])
+        #expect(twice.status != 0 && twice.stderr.contains("same file"), "\(twice.stderr)")
+    }
+
+    @Test("inspect --sheet refuses a file of the set it shows, even with --force")
+    func sheetOntoShard() throws {
+        let dir = TemporaryDirectory()
+        let (set, _) = try setAndLog(dir)
+        let shard = try FileSystem.list(set).first { $0.hasSuffix(".emcs") }!
+        let before = try ReadableFile.contents(of: FileSystem.join(set, shard))
+        let r = try emc(["inspect", set, "--sheet", FileSystem.join(set, shard), "--force"])
+        #expect(r.status != 0 && r.stderr.contains("inside"), "\(r.stderr)")
+        #expect(try ReadableFile.contents(of: FileSystem.join(set, shard)) == before)
+        let manifest = try emc(["inspect", set, "--sheet", FileSystem.join(set, "dataset.json"), "--force"])
+        #expect(manifest.status != 0)
+        let fresh = try emc(["inspect", set, "--sheet", dir.file("sheet.png"), "-q"])
+        #expect(fresh.status == 0 && FileSystem.exists(dir.file("sheet.png")), "\(fresh.stderr)")
+    }
+
+    @Test("report reads a log as it is: a complete unterminated last record counts, a torn one is left out, neither is edited; a pipe works")
+    func reportNeverWrites() throws {
+        let dir = TemporaryDirectory()
+        let (_, log) = try setAndLog(dir)
+        let full = try ReadableFile.contents(of: log)
+        let lines = full.split(separator: 0x0A)
+        func trials(_ text: String) -> Int? {
+            guard let data = text.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let rows = (json["report"] as? [String: Any])?["rows"] as? [[String: Any]] else { return nil }
+            return rows.reduce(0) { $0 + (($1["trials"] as? Int) ?? 0) }
+        }
+        let whole = try emc(["report", log, "--json"])
+        let total = try #require(trials(whole.stdout), "\(whole.stdout.prefix(400))")
+        // The last record without its newline: still a record, and the file is left as it was.
+        let unterminated = Array(full.dropLast())
+        try AtomicFileWriter.write(unterminated, to: dir.file("unterminated.jsonl"))
+        chmod(dir.file("unterminated.jsonl"), 0o444)
+        let u = try emc(["report", dir.file("unterminated.jsonl"), "--json"])
+        #expect(u.status == 0 && trials(u.stdout) == total, "\(u.stderr)")
+        #expect(try ReadableFile.contents(of: dir.file("unterminated.jsonl")) == unterminated)
+        // A torn last line (half a record): left out, left alone.
+        let torn = Array(lines.dropLast().joined(separator: [0x0A])) + [0x0A] + Array(lines.last!.prefix(40))
+        try AtomicFileWriter.write(torn, to: dir.file("torn.jsonl"))
+        let t = try emc(["report", dir.file("torn.jsonl"), "--json"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(try ReadableFile.contents(of: dir.file("torn.jsonl")) == torn)
+        // From a pipe.
+        let piped = try runProcess("/bin/bash", ["-c", "\"$0\" report <(cat \"$1\") --json", emcExecutable, log])
+        #expect(piped.status == 0 && trials(piped.stdout) == total, "\(piped.stderr)")
+    }
+
+    @Test("perturb --force and convert --force never delete a file a manifest names outside its folder")
+    func forceStaysInside() throws {
+        let dir = TemporaryDirectory()
+        let (set, _) = try setAndLog(dir)
+        let made = try emc(["perturb", set, "--out", dir.file("variant"), "--labels", "random", "-q"])
+        #expect(made.status == 0, "\(made.stderr)")
+        try AtomicFileWriter.write(Array("precious".utf8), to: dir.file("victim.txt"))
+        // The variant's label file renamed to ../victim.txt in its manifest.
+        let manifestPath = dir.file("variant/dataset.json")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(ReadableFile.contents(of: manifestPath))) as? [String: Any])
+        var variant = try #require(json["variant"] as? [String: Any])
+        var files = try #require(variant["labelFiles"] as? [String: [String: Any]])
+        for key in files.keys { files[key]!["file"] = "../victim.txt" }
+        variant["labelFiles"] = files
+        json["variant"] = variant
+        try AtomicFileWriter.write(Array(try JSONSerialization.data(withJSONObject: json)), to: manifestPath)
+        let verify = try emc(["verify", dir.file("variant")])
+        #expect(verify.status != 0 && (verify.stdout + verify.stderr).contains("plain file name"), "\(verify.stdout) \(verify.stderr)")
+        _ = try emc(["perturb", set, "--out", dir.file("variant"), "--labels", "random", "--seed", "2", "--force", "-q"])
+        #expect(try ReadableFile.contents(of: dir.file("victim.txt")) == Array("precious".utf8), "perturb --force deleted a file outside --out")
+        // The same through a shard entry of a converted set.
+        let setManifest = FileSystem.join(set, "dataset.json")
+        var setJSON = try #require(try JSONSerialization.jsonObject(with: Data(ReadableFile.contents(of: setManifest))) as? [String: Any])
+        var splits = try #require(setJSON["splits"] as? [String: [String: Any]])
+        var shards = try #require(splits["train"]?["shards"] as? [[String: Any]])
+        shards[0]["file"] = "../victim.txt"
+        splits["train"]!["shards"] = shards
+        setJSON["splits"] = splits
+        try AtomicFileWriter.write(Array(try JSONSerialization.data(withJSONObject: setJSON)), to: setManifest)
+        let inspect = try emc(["inspect", set])
+        #expect(inspect.status != 0 && inspect.stderr.contains("plain file name"), "\(inspect.stderr)")
+        _ = try emc(["convert", "fashion-mnist", "--raw", "/usr/share/datasets/fashion-mnist", "--out", set, "--force", "-q"])
+        #expect(try ReadableFile.contents(of: dir.file("victim.txt")) == Array("precious".utf8), "convert --force deleted a file outside --out")
+    }
+
+    @Test("bench --scratch DIR works in a fresh folder inside DIR: the user's files and a link's target survive")
+    func benchScratch() throws {
+        let dir = TemporaryDirectory(), other = TemporaryDirectory()
+        try FileSystem.createDirectory(dir.file("scratch"))
+        try AtomicFileWriter.write(Array("mine".utf8), to: dir.file("scratch/notes.txt"))
+        try AtomicFileWriter.write(Array("theirs".utf8), to: other.file("data.txt"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("scratch/link"), withDestinationPath: other.path)
+        let r = try emc(["bench", "jpeg", "--images", "12", "--size", "16", "--scratch", dir.file("scratch"), "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileSystem.list(dir.file("scratch")) == ["link", "notes.txt"])
+        #expect(try ReadableFile.contents(of: dir.file("scratch/notes.txt")) == Array("mine".utf8))
+        #expect(try ReadableFile.contents(of: other.file("data.txt")) == Array("theirs".utf8))
+    }
+}
