@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import ShardError
 from .philox import CounterRNG
-from .reader import SplitReader, crc32c
+from .reader import SplitReader, crc32c, plain_file_name
 
 STREAM_INPUT_NOISE, STREAM_PERMUTATION, STREAM_SUBSET = 5, 6, 7
 
@@ -22,12 +22,63 @@ def _load_manifest(folder):
             manifest = json.loads(f.read().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ShardError(f"not a JSON manifest ({e})", path) from None
-    if manifest.get("format") != "emc-shards" or manifest.get("formatVersion") != 1:
+    if not isinstance(manifest, dict) or manifest.get("format") != "emc-shards" or manifest.get("formatVersion") != 1:
         raise ShardError("not an emc-shards version 1 manifest", path)
+    _check_listing(manifest, path)
     expected = _content_id(manifest)
     if expected != manifest.get("contentId"):
         raise ShardError("the manifest does not match its content id: it was edited after it was written", path)
     return manifest
+
+
+def _count(value, path, field, minimum=0):
+    """A count from the manifest: an integer (not a bool) of at least `minimum`, or a ShardError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ShardError(f"{value!r} is not a count (an integer of at least {minimum})", path, field)
+    return value
+
+
+def _check_listing(manifest, path):
+    """What the manifest lists before anything is read through it: the splits' sizes (as emc's own checks: positive
+    shard and chunk sizes, a chunk no larger than a shard) and every shard and label file as a plain name inside the
+    manifest's folder. A variant's base is a path to another folder (relative to the variant's, `..` allowed, or
+    absolute, as emc resolves it); it must be a non-empty string without NUL."""
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise ShardError("the manifest lists no splits", path, "splits")
+    for name, split in splits.items():
+        field = f"splits.{name}"
+        if not isinstance(split, dict) or not isinstance(split.get("shards"), list):
+            raise ShardError("a split lists its sizes and shards", path, field)
+        _count(split.get("samples"), path, f"{field}.samples")
+        per_shard = _count(split.get("samplesPerShard"), path, f"{field}.samplesPerShard", 1)
+        per_chunk = _count(split.get("chunkSamples"), path, f"{field}.chunkSamples", 1)
+        if per_chunk > per_shard:
+            raise ShardError(f"chunkSamples {per_chunk} is larger than samplesPerShard {per_shard}", path, f"{field}.chunkSamples")
+        for i, shard in enumerate(split["shards"]):
+            at = f"{field}.shards[{i}]"
+            if not isinstance(shard, dict):
+                raise ShardError("a shard entry is an object (file, samples, bytes, crc32c)", path, at)
+            plain_file_name(shard.get("file"), path, f"{at}.file")
+            _count(shard.get("samples"), path, f"{at}.samples")
+            _count(shard.get("bytes"), path, f"{at}.bytes")
+    variant = manifest.get("variant")
+    if variant is None:
+        return
+    if not isinstance(variant, dict):
+        raise ShardError("the variant entry is an object", path, "variant")
+    base = variant.get("base")
+    if not isinstance(base, str) or base == "" or "\0" in base:
+        raise ShardError(f"{base!r} is not a path to the base set's folder", path, "variant.base")
+    label_files = variant.get("labelFiles") or {}
+    if not isinstance(label_files, dict):
+        raise ShardError("the label files are listed by split", path, "variant.labelFiles")
+    for split, info in label_files.items():
+        at = f"variant.labelFiles.{split}"
+        if not isinstance(info, dict):
+            raise ShardError("a label file entry is an object (file, samples, bytes, crc32c)", path, at)
+        plain_file_name(info.get("file"), path, f"{at}.file")
+        _count(info.get("samples"), path, f"{at}.samples")
 
 
 def _content_id(m):
@@ -48,7 +99,7 @@ def _content_id(m):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read_labels(path, info):
+def _read_labels(path, info, field="samples"):
     """A label file (`.emcl`): the whole file's CRC32C (from the manifest), then the raw labels' own."""
     import zstandard
     with open(path, "rb") as f:
@@ -60,6 +111,8 @@ def _read_labels(path, info):
     version, _, count, raw_crc, stored = struct.unpack_from("<IIQII", data, 8)
     if version != 1 or 32 + stored != len(data):
         raise ShardError("unsupported version or wrong stored size", path, "byte offset 8")
+    if count != info["samples"]:
+        raise ShardError(f"the manifest's {field} says {info['samples']} samples, the file's header {count}", path, field)
     try:
         raw = zstandard.ZstdDecompressor().decompress(data[32:], max_output_size=4 * count)
     except Exception as e:
@@ -140,8 +193,10 @@ class _View:
             raise ShardError("this variant's base set has changed since the variant was made", folder)
         self.root = base.root
         self.label_files = dict(base.label_files)
+        manifest_path = os.path.join(folder, "dataset.json")
         for split, info in (variant.get("labelFiles") or {}).items():
-            self.label_files[split] = (os.path.join(folder, info["file"]), info)
+            name = plain_file_name(info["file"], manifest_path, f"variant.labelFiles.{split}.file")
+            self.label_files[split] = (os.path.join(folder, name), info, f"variant.labelFiles.{split}.samples")
         stats = base.manifest["statistics"]
         self.transforms = base.transforms + [_InputTransform(t, self.manifest["schema"], stats["mean"], stats["std"])
                                              for t in variant.get("inputTransforms") or []]
@@ -163,7 +218,7 @@ class ShardDataset:
         if split not in root_splits:
             raise ShardError(f"no split '{split}' (there are {', '.join(sorted(root_splits))})", path)
         self.classes = int(self.manifest["classes"]["count"])
-        self._reader = SplitReader(view.root.folder, root_splits[split], view.root.manifest["schema"], cache_chunks, whole_bytes)
+        self._reader = SplitReader(view.root.folder, root_splits[split], view.root.manifest["schema"], cache_chunks, whole_bytes, split)
         self._transforms = view.transforms
         self._label_file = view.label_files.get(split)
         self._labels = None

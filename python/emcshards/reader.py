@@ -19,6 +19,17 @@ def crc32c(data):
     return google_crc32c.value(bytes(data))
 
 
+def plain_file_name(value, manifest, field):
+    """`value` when it names a file directly inside the manifest's folder; otherwise a ShardError naming the manifest,
+    the field and the value. A manifest lists its shards and label files by name: no folder part ('/', a separator,
+    a drive), no '.', '..', empty name or NUL, so nothing it lists can reach outside its folder."""
+    if (not isinstance(value, str) or value in ("", ".", "..") or "\0" in value or "/" in value or os.sep in value
+            or (os.altsep and os.altsep in value) or os.path.splitdrive(value)[0] or os.path.isabs(value)):
+        raise ShardError(f"{value!r} is not a plain file name inside the set's folder (no folder part, '.', '..', "
+                         "empty name or NUL)", manifest, field)
+    return value
+
+
 class Chunk:
     """A decoded chunk: `data` (n × sample bytes, uint8), `labels` (n, uint32), `indices` (n, uint64 original indices)."""
 
@@ -143,12 +154,17 @@ class SplitReader:
     go into one array for the split (filled chunk by chunk as they are first touched, so a batch is one gather);
     otherwise they are kept in an LRU cache of `cache_chunks` chunks."""
 
-    def __init__(self, folder, split_info, schema, cache_chunks=64, whole_bytes=2 << 30):
+    def __init__(self, folder, split_info, schema, cache_chunks=64, whole_bytes=2 << 30, name="?"):
         self.folder = folder
         self.info = split_info
+        self.name = name
+        self.manifest_path = os.path.join(folder, "dataset.json")
         self.samples = int(split_info["samples"])
         self.samples_per_shard = int(split_info["samplesPerShard"])
         self.chunk_samples = int(split_info["chunkSamples"])
+        if self.samples < 0 or self.samples_per_shard <= 0 or not 0 < self.chunk_samples <= self.samples_per_shard:
+            raise ShardError(f"impossible sizes (samples {self.samples}, samplesPerShard {self.samples_per_shard}, chunkSamples "
+                             f"{self.chunk_samples})", self.manifest_path, f"splits.{name}")
         self.cache_chunks = cache_chunks
         self._shards = None
         self._cache = OrderedDict()
@@ -156,6 +172,7 @@ class SplitReader:
         self.whole = self.samples * (schema["sampleBytes"] + 12) <= whole_bytes
         self._whole = None
         self._complete = False
+        self.shards  # opening checks every shard against the manifest, so len() is what the shards hold
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -173,7 +190,9 @@ class SplitReader:
         return self._whole
 
     def gather(self, positions, want_indices):
-        """(samples, labels as int64, original indices or None) at these positions (all in range)."""
+        """(samples, labels as int64, original indices or None) at these positions; one outside the split is an IndexError."""
+        if positions.size and (positions.min() < 0 or positions.max() >= self.samples):
+            raise IndexError(f"a position is outside the split's {self.samples} samples")
         if self.whole:
             return self._gather_whole(positions, want_indices)
         # One gather per chunk touched: positions → (shard, chunk, offset), grouped by chunk.
@@ -220,20 +239,49 @@ class SplitReader:
 
     @property
     def shards(self):
+        """The split's shards, each checked on open against the manifest as emc checks them (file size, sample count,
+        shape, chunk size, place in the split), and their counts against the split's: every position below the split's
+        sample count lies in a chunk of a shard, and there is no position past them."""
         if self._shards is None:
             shards = []
-            for i, s in enumerate(self.info["shards"]):
-                path = os.path.join(self.folder, s["file"])
+            field = f"splits.{self.name}"
+            listed = self.info["shards"]
+            total = 0
+            for i, s in enumerate(listed):
+                at = f"{field}.shards[{i}]"
+                path = os.path.join(self.folder, plain_file_name(s["file"], self.manifest_path, f"{at}.file"))
                 if not os.path.exists(path):
                     raise ShardError("shard file missing", path)
                 shard = ShardFile(path)
-                if shard.count != int(s["samples"]) or shard.sample_bytes != self.schema["sampleBytes"]:
-                    raise ShardError("the shard does not match the manifest (sample count or size)", path)
+                size = os.path.getsize(path)
+                if size != int(s["bytes"]):
+                    raise ShardError(f"the manifest's {at}.bytes says {s['bytes']}, the file holds {size} bytes "
+                                     "(replaced or damaged?)", path, f"{at}.bytes")
+                if shard.count != int(s["samples"]):
+                    raise ShardError(f"the manifest's {at}.samples says {s['samples']}, the shard's header says {shard.count}",
+                                     path, f"{at}.samples")
+                image = self.schema["kind"] == "image"
+                shape = (0, self.schema["height"], self.schema["width"], self.schema["channels"]) if image else \
+                    (1, 1, self.schema["features"], 1)
+                if (shard.kind, shard.height, shard.width, shard.channels) != shape or shard.sample_bytes != self.schema["sampleBytes"]:
+                    raise ShardError(f"the shard holds other samples than the manifest's schema says (kind {shard.kind}, "
+                                     f"{shard.height}×{shard.width}×{shard.channels}, {shard.sample_bytes} bytes)", path, "schema")
                 if shard.chunk_samples != self.chunk_samples:
-                    raise ShardError(f"the shard's chunks hold {shard.chunk_samples} samples, the manifest says {self.chunk_samples}", path)
-                if shard.first_position != i * self.samples_per_shard:
-                    raise ShardError("the shard's first position does not match its place in the split", path)
+                    raise ShardError(f"the shard's chunks hold {shard.chunk_samples} samples, the manifest's {field}.chunkSamples "
+                                     f"says {self.chunk_samples}", path, f"{field}.chunkSamples")
+                last = i == len(listed) - 1
+                if shard.count > self.samples_per_shard or (not last and shard.count != self.samples_per_shard):
+                    raise ShardError(f"the shard holds {shard.count} samples, the manifest's {field}.samplesPerShard says "
+                                     f"{self.samples_per_shard} (every shard but the last holds exactly that, the last at most)",
+                                     path, f"{field}.samplesPerShard")
+                if shard.first_position != total:
+                    raise ShardError(f"the shard's first position {shard.first_position} does not match its place in the split "
+                                     f"({total})", path)
+                total += shard.count
                 shards.append(shard)
+            if total != self.samples:
+                raise ShardError(f"the manifest's {field}.samples says {self.samples}, its shards' headers hold {total}",
+                                 self.manifest_path, f"{field}.samples")
             self._shards = shards
         return self._shards
 

@@ -25,14 +25,18 @@ def emc(*args):
 
 @pytest.fixture(scope="session")
 def sets(tmp_path_factory):
-    """Shard sets written by emc in this run: real Fashion-MNIST in every codec, a 128×128×3 synthetic set, and a
-    variant chain (label noise on top of permuted inputs), plus Gaussian and per-sample permutations."""
+    """Shard sets written by emc in this run: real Fashion-MNIST in every codec (and once in several shards), a 128×128×3
+    synthetic set, and a variant chain (label noise on top of permuted inputs), plus Gaussian and per-sample
+    permutations."""
     base = tmp_path_factory.mktemp("sets")
     out = {}
     for codec in ["none", "lz4", "lz4-delta", "zstd", "zstd-delta"]:
         folder = base / f"fm-{codec}"
         emc("convert", "fashion-mnist", "--raw", FASHION, "--out", folder, "--codec", codec, "--quiet")
         out[codec] = str(folder)
+    # The same train split in shards of about 7,000 samples (rounded up to whole chunks): several shards, a shorter last one.
+    emc("convert", "fashion-mnist", "--raw", FASHION, "--out", base / "fm-sharded", "--codec", "lz4", "--shard-samples", "7000", "--quiet")
+    out["sharded"] = str(base / "fm-sharded")
     emc("synth", "--samples", "600", "--test-samples", "100", "--size", "128", "--classes", "10", "--seed", "1", "--out", base / "synth", "--quiet")
     out["synth"] = str(base / "synth")
     fm = out["lz4"]
