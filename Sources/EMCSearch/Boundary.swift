@@ -36,6 +36,18 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     public var fitted: Int
     /// The fitted lapse rate: the share of trials that fail whatever n is (nil in fits made before it existed).
     public var lapse: Double?
+    /// The smallest and largest n among the trials fitted (nil in fits made before they were kept).
+    public var smallestTried: Int? = nil
+    public var largestTried: Int? = nil
+
+    /// A size of this boundary (n10, n90, an interval end) as a reader should take it: with thousands separators
+    /// inside the sizes tried, and "beyond the sizes tried" outside them (a shallow boundary's n90 may lie far above
+    /// the data, where the fit says nothing), never clamped silently.
+    public func describe(_ v: Double) -> String {
+        if let largestTried, !(v <= Double(largestTried) * 1.0001) { return "beyond the sizes tried (> \(formatCount(Double(largestTried))))" }
+        if let smallestTried, !(v >= Double(smallestTried) * 0.9999) { return "below the sizes tried (< \(formatCount(Double(smallestTried))))" }
+        return formatCount(v)
+    }
 
     /// Half the interval's width relative to n50 (the "±" a reader quotes).
     public var relativeHalfWidth: Double { (high - low) / 2 / n50 }
@@ -55,6 +67,9 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         let without = fit(points, level: level, lapses: [0])
         if without.low < withLapse.low { withLapse.low = without.low; withLapse.lowIsBound = without.lowIsBound }
         if without.high > withLapse.high { withLapse.high = without.high; withLapse.highIsBound = without.highIsBound }
+        let sizes = observations.map(\.n).filter { $0 > 0 }
+        withLapse.smallestTried = sizes.min()
+        withLapse.largestTried = sizes.max()
         return withLapse
     }
 

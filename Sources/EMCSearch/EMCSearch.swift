@@ -151,7 +151,7 @@ public final class EMCSearch: @unchecked Sendable {
     /// A trial from the log, or trained now and appended.
     func trial(seed: Int, n: Int, replicate: Int, role: String) throws -> (record: TrialRecord, new: Bool) {
         let key = config.key(seed: seed)
-        if let old = log.trial(key: key, n: n, replicate: replicate) {
+        if let old = log.trial(key: key, n: n, replicate: replicate, pilot: role == "pilot") {
             report(old, new: false)
             return (old, false)
         }
@@ -175,8 +175,10 @@ public final class EMCSearch: @unchecked Sendable {
         var sampleEpochs = 0.0, seconds = 0.0
         var exhausted: [Int] = [], overturned: [Int] = [], saddles: [Int] = []
         var fittedRecords: [Int: TrialRecord] = [:]
+        var records: [TrialRecord] = []
         func run(_ n: Int, replicate: Int, role: String) throws -> Bool {
             let t = try trial(seed: seed, n: n, replicate: replicate, role: role)
+            records.append(t.record)
             trials += 1
             if t.new { newTrials += 1 }
             sampleEpochs += t.record.sampleEpochs
@@ -247,9 +249,12 @@ public final class EMCSearch: @unchecked Sendable {
             firstFail = failures.filter { $0 > top }.min()
             if firstFail == nil { try doubleUp() }
         }
-        let atEMC = fittedRecords[lastFit]
-        return SeedResult(seed: seed, emc: lastFit, firstUnfitted: firstFail,
-                          resolution: firstFail.map { lastFit > 0 ? Double($0 - lastFit) / Double(lastFit) : 1 },
+        // The seed's EMC as docs/methods.md defines it from the trials (what `emc report` computes from the log); the
+        // bracket the search closed is the same by construction, and a test checks it on many simulated searches.
+        let (emc, firstUnfitted) = SeedEMC.of(records)
+        let atEMC = fittedRecords[emc]
+        return SeedResult(seed: seed, emc: emc, firstUnfitted: firstUnfitted,
+                          resolution: firstUnfitted.map { emc > 0 ? Double($0 - emc) / Double(emc) : 1 },
                           trials: trials, newTrials: newTrials, sampleEpochs: sampleEpochs, seconds: seconds,
                           budgetExhausted: exhausted.sorted(), overturned: overturned.sorted(), saddles: saddles.isEmpty ? nil : saddles.sorted(),
                           trainAccuracy: atEMC?.testAccuracy == nil ? nil : atEMC?.trainAccuracy, testAccuracy: atEMC?.testAccuracy)
@@ -263,12 +268,28 @@ public final class EMCSearch: @unchecked Sendable {
 
     /// The refinement's grid: sizes 4% apart in log scale.
     public static let refinementStep = 1.04
+    /// Refinement trial k (counted over all seeds, from 0) is replicate `refinementReplicateBase + k` of its seed.
+    public static let refinementReplicateBase = 100
 
     /// Fits the boundary and refines it: each round places a pair of trials on the grid points either side of the
     /// current n50 (seeds in turn, each a fresh initialisation), where p(fit) is near one half and a trial says the
     /// most about n50, then refits. The two trials of a round run at once with `jobs` ≥ 2.
+    ///
+    /// Each round's fit uses exactly the trials an uninterrupted run has at that point (the seeds' searches and the
+    /// earlier rounds' refinement trials, never gap trials or later rounds already in the log), so a resumed or
+    /// repeated search places the same trials and trains none it already has.
     func refine(_ seeds: [SeedResult]) throws -> SearchOutcome {
-        var boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
+        let all = trials
+        let searched = all.filter(\.isSeedSearch)
+        let refinements = all.filter { $0.entersBoundary && !$0.isSeedSearch }
+        var fresh: [TrialRecord] = []
+        /// The trials in the fit after `k` refinement trials.
+        func used(rounds k: Int) -> [TrialRecord] {
+            let base = Self.refinementReplicateBase
+            return searched + refinements.filter { $0.replicateIndex >= base && $0.replicateIndex < base + k } + fresh
+        }
+        func fit(rounds k: Int) -> BoundaryFit? { BoundaryFit.fit(used(rounds: k).map { ($0.n, $0.fitted) }, level: rules.level) }
+        var boundary = fit(rounds: 0)
         var k = 0
         var cost = 0.0
         let step = Self.refinementStep
@@ -278,18 +299,21 @@ public final class EMCSearch: @unchecked Sendable {
             let i = (Foundation.log(b.n50) / Foundation.log(step)).rounded(.down)
             let sizes = [pow(step, i), pow(step, i + 1)].map { min(config.maxSamples, max(1, Int($0.rounded()))) }
             let count = min(2, rules.refinementCap - k)
-            let records = ResultSlots<TrialRecord>(count)
+            let results = ResultSlots<(record: TrialRecord, new: Bool)>(count)
             let first = k
             try parallelFor(count, threads: min(jobs, count)) { j in
-                records.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: 100 + first + j, role: "refine").record)
+                results.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: Self.refinementReplicateBase + first + j, role: "refine"))
             }
-            cost += (0..<count).map { records.get($0)!.sampleEpochs }.reduce(0, +)
+            let round = (0..<count).map { results.get($0)! }
+            // Trials trained now join the fit; those read from the log are already among `refinements`.
+            fresh += round.filter(\.new).map(\.record)
+            cost += round.map(\.record.sampleEpochs).reduce(0, +)
             k += count
-            boundary = BoundaryFit.fit(trials.map { ($0.n, $0.fitted) }, level: rules.level)
+            boundary = fit(rounds: k)
         }
         var share: Double?
         if let b = boundary {
-            let near = trials.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
+            let near = used(rounds: k).filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
             let fullBatch = config.optimizer.kind == .gd
             share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch)) }.max()
         }

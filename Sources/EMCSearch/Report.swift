@@ -114,9 +114,11 @@ public struct ReportRow: Sendable, Codable {
 }
 
 /// A whole number with thousands separators; other numbers to one decimal.
-func formatCount(_ v: Double) -> String {
+/// A size with thousands separators ("12,800"); "-" when not finite; beyond 10¹⁵ in scientific notation (never a trap).
+public func formatCount(_ v: Double) -> String {
     guard v.isFinite else { return "-" }
     let rounded = v.rounded()
+    guard abs(rounded) < 1e15 else { return String(format: "%.3g", rounded) }
     let negative = rounded < 0
     var digits = String(Int(abs(rounded)))
     var out = ""
@@ -187,13 +189,9 @@ public struct Report: Sendable, Codable {
         var seeds: [SeedSummary] = []
         var train: [Double] = [], test: [Double] = []
         for (seed, lines) in bySeed.sorted(by: { $0.key < $1.key }) {
-            let failedCounts = Dictionary(grouping: lines.filter { !$0.fitted }, by: \.n).mapValues(\.count)
-            // A seed that confirmed failures ends at its smallest confirmed one; a seed searched without confirmations
-            // (older logs, --confirm off) at its smallest failure.
-            let confirms = lines.contains { $0.role == "confirm" }
-            let firstUnfitted = confirms ? failedCounts.filter { $0.value >= 2 }.keys.min() : failedCounts.keys.min()
-            let fittedBelow = lines.filter { $0.fitted && $0.n < (firstUnfitted ?? Int.max) }
-            let emc = fittedBelow.map(\.n).max() ?? 0
+            // The seed's EMC by its one definition (`SeedEMC`, docs/methods.md), from its own search's trials.
+            let (emc, firstUnfitted) = SeedEMC.of(lines)
+            let fittedBelow = lines.filter { $0.isSeedSearch && $0.fitted && $0.n < (firstUnfitted ?? Int.max) }
             seeds.append(SeedSummary(seed: seed, emc: emc, firstUnfitted: firstUnfitted, finished: firstUnfitted != nil, trials: lines.count))
             // Accuracy at the EMC: the fitted trial there, or (older logs) the seed's final evaluation line.
             if let atEMC = fittedBelow.first(where: { $0.n == emc && $0.testAccuracy != nil }) {
@@ -205,16 +203,17 @@ public struct Report: Sendable, Codable {
             }
         }
         let emcs = seeds.map { Double($0.emc) }
-        let boundary = BoundaryFit.fit(trialLines.map { ($0.n, $0.fitted) })
+        let boundaryLines = trialLines.filter(\.entersBoundary)
+        let boundary = BoundaryFit.fit(boundaryLines.map { ($0.n, $0.fitted) })
         // Budget-bound: fitted trials near the boundary used most of their budget.
         var share: Double?
         if let b = boundary {
-            share = trialLines.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
+            share = boundaryLines.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
                 .compactMap { t in t.epochBudget.map { Double(t.fitEpoch ?? t.epochs) / Double(max(1, $0)) } }.max()
         }
         let budgetBound = (share ?? 0) > SearchRules().budgetBoundShare
         let unfinished = seeds.contains { !$0.finished }
-        let emc = boundary?.n50 ?? median(emcs)
+        let emc = boundary?.n50 ?? (emcs.isEmpty ? 0 : median(emcs))
         let trainMed = train.isEmpty ? nil : median(train), testMed = test.isEmpty ? nil : median(test)
         // The gap at a common n: the trials of the "gap" role (every seed trained there), median over seeds.
         var gapN: Int?, gapAtN: Double?
@@ -271,7 +270,10 @@ public struct Report: Sendable, Codable {
     }
 }
 
-func csvQuote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote, a CR or an LF.
+func csvQuote(_ s: String) -> String {
+    s.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" } ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
 func csvNumber(_ d: Double?) -> String { d.map { String(format: "%.6g", $0) } ?? "" }
 
 func pearson(_ x: [Double], _ y: [Double]) -> Double? {
@@ -326,7 +328,7 @@ extension Report {
             if let b = r.boundary {
                 text += String(format: " boundary n50 %@, %.0f%% interval %@–%@%@, n10 %@, n90 %@, %d trials",
                                formatCount(b.n50), b.level * 100, formatCount(b.low), formatCount(b.high),
-                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "", formatCount(b.n10), formatCount(b.n90), b.trials)
+                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "", b.describe(b.n10), b.describe(b.n90), b.trials)
             }
             text += "\n  seeds: " + r.seeds.map { s in
                 "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")

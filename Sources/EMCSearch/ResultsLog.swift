@@ -43,11 +43,10 @@ public final class ResultsLog: @unchecked Sendable {
         guard let last = bytes.last, last != 0x0A else { return (try parse(bytes[...], path: path), nil) }
         let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
         var records = try parse(bytes[..<keep], path: path)
-        if let record = try? decoder().decode(TrialRecord.self, from: Data(bytes[keep...])) {
-            records.append(record)
-            return (records, .complete)
-        }
-        return (records, .cut(at: keep))
+        guard (try? decoder().decode(TrialRecord.self, from: Data(bytes[keep...]))) != nil else { return (records, .cut(at: keep)) }
+        // A whole record without its newline: read (and checked) like any other line.
+        records += try parse(bytes[keep...], path: path, firstLine: bytes[..<keep].filter { $0 == 0x0A }.count + 1)
+        return (records, .complete)
     }
 
     private static func decoder() -> JSONDecoder {
@@ -56,26 +55,32 @@ public final class ResultsLog: @unchecked Sendable {
         return decoder
     }
 
-    private static func parse(_ bytes: ArraySlice<UInt8>, path: String) throws -> [TrialRecord] {
+    private static func parse(_ bytes: ArraySlice<UInt8>, path: String, firstLine: Int = 1) throws -> [TrialRecord] {
         let decoder = decoder()
         var records: [TrialRecord] = []
-        var lineNumber = 0
+        var lineNumber = firstLine - 1
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
             lineNumber += 1
             if line.isEmpty { continue }
+            let record: TrialRecord
             do {
-                records.append(try decoder.decode(TrialRecord.self, from: Data(line)))
+                record = try decoder.decode(TrialRecord.self, from: Data(line))
             } catch {
                 throw EMCError(.format, "line is not a trial record (\(error))", file: path, place: .line(lineNumber))
             }
+            do { try record.validate() } catch let e as EMCError {
+                throw EMCError(.format, "line holds an impossible trial record: \(e.message)", file: path, place: .line(lineNumber))
+            }
+            records.append(record)
         }
         return records
     }
 
-    /// The recorded trial for (key, n, replicate), if any.
-    public func trial(key: String, n: Int, replicate: Int = 0) -> TrialRecord? {
+    /// The recorded trial for (key, n, replicate), if any: a learning-rate pilot's when `pilot`, any other otherwise
+    /// (a search never takes a pilot's trial as its own).
+    public func trial(key: String, n: Int, replicate: Int = 0, pilot: Bool = false) -> TrialRecord? {
         lock.lock(); defer { lock.unlock() }
-        return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate }
+        return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate && ($0.role == "pilot") == pilot }
     }
 
     /// Appends one record as a single write and flushes it to disk.

@@ -125,3 +125,66 @@ public struct TrialRecord: Codable, Sendable, Equatable {
         self.lossHistory = lossHistory
     }
 }
+
+extension TrialRecord {
+    /// The largest epoch count, budget or seed a record may hold (2³¹): beyond it a record is damaged or forged, and
+    /// the arithmetic of reports (budget curves, sample-epochs) would overflow.
+    public static let countLimit = 1 << 31
+
+    /// Checks every number a report computes with against its range; the error names the field and the range.
+    public func validate() throws {
+        func check(_ name: String, _ value: Int?, _ range: ClosedRange<Int>) throws {
+            if let value, !range.contains(value) {
+                throw EMCError(.format, "field `\(name)` is \(value), outside \(range.lowerBound)…\(range.upperBound)", place: .field(name))
+            }
+        }
+        let limit = Self.countLimit
+        try check("n", n, 1...(1 << 40))
+        try check("seed", seed, 0...limit)
+        try check("replicate", replicate, 0...limit)
+        try check("epochs", epochs, 0...limit)
+        try check("steps", steps, 0...(1 << 50))
+        try check("epochBudget", epochBudget, 1...limit)
+        try check("fitEpoch", fitEpoch, 0...limit)
+        try check("fitStep", fitStep, 0...(1 << 50))
+        try check("wrong", wrong, 0...n)
+        try check("parameters", parameters, 0...(1 << 50))
+        try check("batch", batch, 1...limit)
+        for (key, epoch) in thresholdEpochs ?? [:] { try check("thresholdEpochs.\(key)", epoch, 0...limit) }
+        for (name, value) in [("seconds", seconds), ("trainAccuracy", trainAccuracy)] where !(value.isFinite && value >= 0) {
+            throw EMCError(.format, "field `\(name)` is \(value), not a finite number ≥ 0", place: .field(name))
+        }
+        if let t = fitThreshold, !(t > 0 && t <= 1) {
+            throw EMCError(.format, "field `fitThreshold` is \(t), outside (0, 1]", place: .field("fitThreshold"))
+        }
+    }
+
+    /// Part of its seed's own search (doubling, bisection, confirmations): the trials that decide the seed's EMC.
+    /// Not a refinement trial (pooled over seeds), a trial at the common gap n, or a learning-rate pilot.
+    public var isSeedSearch: Bool {
+        kind == .trial && role != "pilot" && role != "gap" && role != "refine" && replicateIndex < EMCSearch.refinementReplicateBase
+    }
+
+    /// Enters the boundary fit p(fit | n): the seeds' searches and the refinement. Gap trials (trained after the
+    /// search, at an n chosen for comparing models) and pilots (their rate was chosen on their outcome) do not.
+    public var entersBoundary: Bool {
+        kind == .trial && role != "pilot" && role != "gap" && replicateIndex < EMCSearch.gapReplicate
+    }
+}
+
+/// The one definition of a seed's EMC (docs/methods.md), used by `emc run`, `emc report`, the CSVs and `--json`.
+public enum SeedEMC {
+    /// From the trials of one seed's own search (`isSeedSearch`; others are ignored): the first unfitted n is the
+    /// smallest n where the search's failure was confirmed (two failed initialisations), or, for a search without
+    /// confirmations (none in the log), the smallest failed n; the EMC is the largest fitted n below it (every fitted n
+    /// when there is none). 0 when nothing below it fitted.
+    public static func of(_ trials: [TrialRecord]) -> (emc: Int, firstUnfitted: Int?) {
+        let own = trials.filter(\.isSeedSearch)
+        var failures: [Int: Int] = [:]
+        for t in own where !t.fitted { failures[t.n, default: 0] += 1 }
+        let confirms = own.contains { $0.replicateIndex >= 1 }
+        let firstUnfitted = confirms ? failures.filter { $0.value >= 2 }.keys.min() : failures.keys.min()
+        let emc = own.filter { $0.fitted && $0.n < (firstUnfitted ?? Int.max) }.map(\.n).max() ?? 0
+        return (emc, firstUnfitted)
+    }
+}

@@ -24,7 +24,7 @@ final class SearchPrinter {
         if !output.json {
             print(line)
         } else {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            StandardStreams.error(line + "\n")
         }
     }
 
@@ -69,13 +69,13 @@ final class SearchPrinter {
         }
         if let b = summary.boundary {
             print(String(format: "EMC (n50 of the boundary over all %d trials): %@%@, %.0f%% interval %@%@–%@%@ (±%.1f%%); n90 %@, n10 %@",
-                         b.trials, summary.budgetBound ? "≥ " : "", formatCount(Int(b.n50.rounded())), b.level * 100, b.lowIsBound ? "≤" : "",
-                         formatCount(Int(b.low.rounded())), formatCount(Int(b.high.rounded())), b.highIsBound ? " or more" : "", 100 * b.relativeHalfWidth,
-                         formatCount(Int(b.n90.rounded())), formatCount(Int(b.n10.rounded()))))
+                         b.trials, summary.budgetBound ? "≥ " : "", formatCount(b.n50), b.level * 100, b.lowIsBound ? "≤" : "",
+                         formatCount(b.low), formatCount(b.high), b.highIsBound ? " or more" : "", 100 * b.relativeHalfWidth,
+                         b.describe(b.n90), b.describe(b.n10)))
         } else {
             print("boundary: the trials do not straddle one (all fitted or all failed), so no n50 is estimated")
         }
-        print("seeds' EMC: median \(formatCount(Int(summary.emcMedian.rounded()))), range \(formatCount(summary.emcMin))–\(formatCount(summary.emcMax)) over \(summary.seeds.count) seed(s)")
+        print("seeds' EMC: median \(formatCount(summary.emcMedian)), range \(formatCount(summary.emcMin))–\(formatCount(summary.emcMax)) over \(summary.seeds.count) seed(s)")
         let n50 = summary.boundary?.n50 ?? summary.emcMedian
         print(String(format: "%d parameters, EMC/params %.3f; %d trials (%d refinement), %.3g sample-epochs of training (refinement %.3g), %@",
                      summary.parameters, n50 / Double(summary.parameters), summary.trials, summary.refinementTrials, summary.sampleEpochs,

@@ -275,15 +275,19 @@ struct EndToEndTests {
             return p.terminationStatus
         }
         #expect(try run(log: dir.file("whole.jsonl")) == 0)
-        _ = try run(log: dir.file("cut.jsonl"), killAfterLines: 3)
-        let before = try ResultsLog(path: dir.file("cut.jsonl")).records.count
-        #expect(before >= 3)
-        #expect(try run(log: dir.file("cut.jsonl")) == 0)
-        let whole = try ResultsLog(path: dir.file("whole.jsonl")).records, cut = try ResultsLog(path: dir.file("cut.jsonl")).records
-        #expect(whole.map(\.n) == cut.map(\.n))
-        #expect(whole.map(\.fitted) == cut.map(\.fitted))
-        let identities = cut.filter { $0.kind == .trial }.map { "\($0.seed)/\($0.n)/\($0.replicateIndex)" }
-        #expect(Set(identities).count == identities.count, "no trial (seed, n, replicate) is repeated")
+        let whole = try ResultsLog.records(at: dir.file("whole.jsonl"))
+        // Killed early (doubling) and late (refinement): the resumed log is the uninterrupted one, field for field but
+        // timing and provenance, every loss to the bit.
+        for (i, lines) in [3, max(4, whole.count - 2)].enumerated() {
+            let path = dir.file("cut-\(i).jsonl")
+            _ = try run(log: path, killAfterLines: lines)
+            #expect(try ResultsLog.records(at: path).count >= min(lines, whole.count))
+            #expect(try run(log: path) == 0)
+            let cut = try ResultsLog.records(at: path)
+            #expect(cut.map(decided) == whole.map(decided), "killed after \(lines) lines")
+            let identities = cut.filter { $0.kind == .trial }.map { "\($0.seed)/\($0.n)/\($0.replicateIndex)" }
+            #expect(Set(identities).count == identities.count, "no trial (seed, n, replicate) is repeated")
+        }
     }
 }
 

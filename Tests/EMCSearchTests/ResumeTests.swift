@@ -1,0 +1,96 @@
+import EMCCore
+import EMCSearch
+import EMCTestSupport
+import EMCTrainer
+import Foundation
+import Testing
+
+/// A fitter that stops the process's work after `budget` new trials, as a kill would: the log keeps every trial
+/// finished before it, nothing else.
+final class KilledAfter: Fitter, @unchecked Sendable {
+    struct Killed: Error {}
+    let inner: Fitter
+    private var left: Int
+    private let lock = NSLock()
+
+    init(_ inner: Fitter, trials: Int) {
+        self.inner = inner
+        left = trials
+    }
+
+    func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
+        lock.lock()
+        guard left > 0 else { lock.unlock(); throw Killed() }
+        left -= 1
+        lock.unlock()
+        return try inner.fit(n: n, seed: seed, replicate: replicate)
+    }
+}
+
+/// The fields of a record that the search decides (docs/methods.md lists what is left out: timing and provenance).
+func decided(_ r: TrialRecord) -> TrialRecord {
+    var r = r
+    r.seconds = 0
+    r.provenance = nil
+    r.resumedFromEpoch = nil
+    return r
+}
+
+@Suite("Resuming a search")
+struct ResumeTests {
+    /// A configuration whose search goes through every phase: doubling, bisection, confirmation and refinement.
+    func search(_ log: ResultsLog, fitter: Fitter) throws -> EMCSearch {
+        let s = EMCSearch(config: try config(start: 100, resolution: 0.1, seeds: 3), log: log, fitter: fitter)
+        s.rules.refinementCap = 8
+        s.rules.targetHalfWidth = 0.01
+        s.gapN = 400
+        return s
+    }
+
+    @Test("killed after any number of trials (every phase), the resumed log equals the uninterrupted one, and a rerun trains nothing")
+    func killAnywhere() throws {
+        let dir = TemporaryDirectory(inMemory: true)
+        let truth = SimulatedFitter(n50: 2_300, slope: 7, exhaustion: 0.1, simulation: 4)
+        let whole = try ResultsLog(path: dir.file("whole.jsonl"))
+        let outcome = try search(whole, fitter: truth).run()
+        let reference = whole.records.map(decided)
+        let roles = Set(reference.compactMap(\.role))
+        #expect(roles == ["search", "confirm", "refine", "gap"], "the configuration reaches every phase: \(roles)")
+        #expect(outcome.refinementTrials > 0)
+        // Every third trial, and every trial of the confirmation, refinement and gap phases.
+        let cuts = (1..<reference.count).filter { $0 % 3 == 0 || reference[$0 - 1].role != "search" }
+        for cut in cuts {
+            let path = dir.file("cut-\(cut).jsonl")
+            let first = try ResultsLog(path: path)
+            #expect(throws: KilledAfter.Killed.self) { _ = try search(first, fitter: KilledAfter(truth, trials: cut)).run() }
+            #expect(first.records.count == cut)
+            let resumed = try search(try ResultsLog(path: path), fitter: truth).run()
+            let records = try ResultsLog.records(at: path).map(decided)
+            #expect(records == reference, "killed after \(cut) trials (\(reference[cut - 1].role ?? "")): the records differ")
+            #expect(resumed.boundary == outcome.boundary && resumed.seeds.map(\.emc) == outcome.seeds.map(\.emc))
+            FileSystem.remove(path)
+        }
+        // Rerunning the finished search trains nothing and reports the same.
+        let again = try search(try ResultsLog(path: dir.file("whole.jsonl")), fitter: KilledAfter(truth, trials: 0)).run()
+        #expect(again.boundary == outcome.boundary && again.seeds.allSatisfy { $0.newTrials == 0 })
+        #expect(try ResultsLog.records(at: dir.file("whole.jsonl")).count == reference.count)
+    }
+
+    @Test("a seed's EMC is the same from the search and from the log (report, CSV, JSON), refinement and gap trials below it included")
+    func oneDefinition() throws {
+        let dir = TemporaryDirectory(inMemory: true)
+        for simulation in 0..<16 {
+            let log = try ResultsLog(path: dir.file("sim-\(simulation).jsonl"))
+            let fitter = SimulatedFitter(n50: 500 + 300 * Double(simulation), slope: 4, exhaustion: 0.2, simulation: UInt64(simulation))
+            let outcome = try search(log, fitter: fitter).run()
+            let report = Report.from(log.records)
+            let row = try #require(report.rows.first)
+            #expect(row.seeds.map(\.emc) == outcome.seeds.map(\.emc), "simulation \(simulation)")
+            #expect(row.seeds.map(\.firstUnfitted) == outcome.seeds.map(\.firstUnfitted), "simulation \(simulation)")
+            #expect(row.boundary == outcome.boundary, "simulation \(simulation): run and report fit the same trials")
+            let csv = report.seedsCSV.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            // seed, emc, first_unfitted, finished, trials end each line (the model's spec before them is quoted).
+            #expect(csv.map { Int($0[$0.count - 4]) } == outcome.seeds.map { Optional($0.emc) })
+        }
+    }
+}
