@@ -22,7 +22,8 @@ public struct CheckpointOptions: Sendable, Codable, Equatable {
 /// thresholds reached). Epoch orders come from the counter-based generator by (seed, epoch), so the epoch is the
 /// generator's position. `identity` ties it to one trial: a checkpoint of another trial, model or rule is ignored.
 struct TrainingCheckpoint: Codable {
-    static let format = "emc-checkpoint/1"
+    /// Version 2: the digest covers every field (version 1's checksum covered the arrays only, and is not read).
+    static let format = "emc-checkpoint/2"
     var format = TrainingCheckpoint.format
     var identity: String
     var epoch: Int
@@ -37,29 +38,38 @@ struct TrainingCheckpoint: Codable {
     var elapsed: Double
     var parameters: Data
     var optimizer: OptimizerState
-    /// CRC32C of the parameters and the optimizer's arrays: a damaged file is not trusted.
-    var checksum: UInt32
+    /// SHA-256 of everything restored (the loop state and the arrays: this value encoded with an empty digest): a file
+    /// damaged anywhere is not trusted.
+    var digest: String
 
-    func computedChecksum() -> UInt32 {
-        var crc = CRC32C()
-        for data in [parameters, optimizer.first, optimizer.second] + optimizer.shampooBlocks { data.withUnsafeBytes { crc.update($0) } }
-        return crc.value
+    /// The digest of this state (its own `digest` field left out).
+    func computedDigest() throws -> String {
+        var copy = self
+        copy.digest = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hex(Array(try encoder.encode(copy)))
     }
 
+    /// Writes the state with its digest.
     func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        try AtomicFileWriter.write(Array(try encoder.encode(self)), to: path)
+        var sealed = self
+        sealed.digest = try computedDigest()
+        try AtomicFileWriter.write(Array(try JSONEncoder().encode(sealed)), to: path)
     }
 
     /// The checkpoint at `path` when there is one for this trial; nil when there is none, or when it belongs to another
-    /// trial, is damaged, or holds a loop state no run of this trial reaches (an epoch outside 1...`epochBudget`, a
-    /// negative count): then the trial starts afresh, which is always correct.
+    /// trial, is damaged anywhere (its digest), or holds a loop state no run of this trial reaches (an epoch outside
+    /// 1...`epochBudget`, a history of another length, a negative count, a threshold reached after the epoch, a
+    /// non-finite scale or time): then the trial starts afresh, which is always correct.
     static func read(_ path: String, identity: String, epochBudget: Int) -> TrainingCheckpoint? {
         guard FileSystem.exists(path), let bytes = try? ReadableFile.contents(of: path),
               let c = try? JSONDecoder().decode(TrainingCheckpoint.self, from: Data(bytes)),
-              c.format == format, c.identity == identity, c.checksum == c.computedChecksum(),
-              c.epoch >= 1, c.epoch <= epochBudget, c.steps >= 0, c.lastPlateauDrop >= 0, c.nextConvergenceCheck >= 0,
-              c.drops.allSatisfy({ $0 >= 0 }) else { return nil }
+              c.format == format, c.identity == identity, (try? c.computedDigest()) == c.digest,
+              c.epoch >= 1, c.epoch <= epochBudget, c.history.count == c.epoch, c.steps >= 0, c.lastPlateauDrop >= 0, c.lastPlateauDrop <= c.epoch,
+              c.nextConvergenceCheck >= 0, c.drops.allSatisfy({ $0 >= 0 && $0 <= c.epoch }), c.scale.isFinite, c.scale > 0,
+              c.elapsed.isFinite, c.elapsed >= 0, c.thresholdEpochs.values.allSatisfy({ $0 >= 0 && $0 <= c.epoch }),
+              c.optimizer.steps >= 0 else { return nil }
         return c
     }
 }

@@ -308,11 +308,10 @@ public final class Trainer {
         var lastSave = Clock.now()
         func saveCheckpoint(epoch: Int) throws {
             guard let c = options.checkpoint else { return }
-            var saved = TrainingCheckpoint(identity: identity, epoch: epoch, steps: steps, history: history, scale: scale, drops: drops,
+            let saved = TrainingCheckpoint(identity: identity, epoch: epoch, steps: steps, history: history, scale: scale, drops: drops,
                                            lastPlateauDrop: lastPlateauDrop, nextConvergenceCheck: nextConvergenceCheck, plateauNote: plateauNote,
                                            thresholdEpochs: thresholdEpochs, elapsed: priorSeconds + Clock.now() - start,
-                                           parameters: Data(copying: model.parameterValues), optimizer: optimizer.state, checksum: 0)
-            saved.checksum = saved.computedChecksum()
+                                           parameters: Data(copying: model.parameterValues), optimizer: optimizer.state, digest: "")
             try saved.write(to: c.path)
             lastSave = Clock.now()
         }

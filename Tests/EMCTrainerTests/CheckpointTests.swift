@@ -69,16 +69,25 @@ struct CheckpointTests {
         try AtomicFileWriter.write(bytes, to: path)
         let (fresh, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
         #expect(Self.same(fresh, plain) && fresh.resumedFromEpoch == nil)
-        // A checkpoint whose epoch lies outside the budget (its checksum covers the arrays, not the loop state): ignored,
-        // not a range trap.
+        // A checkpoint whose loop state was changed (an epoch inside the budget or outside it, the loss history, the
+        // elapsed time): its digest covers every field, so it is ignored, never resumed from and never a range trap.
         #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
-        for epoch in ["999999", "-5"] {
+        for epoch in ["2", "999999", "-5"] {
             let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
             let edited = text.replacingOccurrences(of: #""epoch":\d+"#, with: "\"epoch\":\(epoch)", options: .regularExpression)
             #expect(edited != text)
             try AtomicFileWriter.write(Array(edited.utf8), to: path)
             let (out, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
             #expect(Self.same(out, plain) && out.resumedFromEpoch == nil, "epoch \(epoch)")
+            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+        }
+        for (field, value) in [(#""elapsed":[-0-9.e]+"#, #""elapsed":12345"#), (#""history":\[[-0-9.e]+"#, #""history":[0.5"#)] {
+            let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
+            let edited = text.replacingOccurrences(of: field, with: value, options: .regularExpression)
+            #expect(edited != text, "\(field)")
+            try AtomicFileWriter.write(Array(edited.utf8), to: path)
+            let (out, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
+            #expect(Self.same(out, plain) && out.resumedFromEpoch == nil, "\(field)")
             #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
         }
         // Another trial's checkpoint (another seed): ignored, and this trial's outcome is its own.
