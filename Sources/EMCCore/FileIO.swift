@@ -1,3 +1,4 @@
+import CEMCKernels
 #if canImport(Glibc)
 import Glibc
 #else
@@ -159,9 +160,9 @@ public final class AtomicFileWriter {
         var done = 0
         while done < bytes.count {
             let n = Glibc_write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw EMCError(.io, "write failed: \(errnoText())", file: temporaryPath, place: .offset(bytesWritten + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw EMCError(.io, "write failed: \(writeFailure(n < 0 ? errno : ENOSPC))", file: temporaryPath, place: .offset(bytesWritten + done))
             }
             done += n
         }
@@ -175,7 +176,7 @@ public final class AtomicFileWriter {
     /// Flushes to disk and renames the file into place.
     public func commit() throws {
         guard !finished else { return }
-        guard fsync(fd) == 0 else { throw EMCError(.io, "fsync failed: \(errnoText())", file: temporaryPath) }
+        guard fsync(fd) == 0 else { throw EMCError(.io, "fsync failed: \(writeFailure(errno))", file: temporaryPath) }
         close(fd)
         fd = -1
         guard rename(temporaryPath, path) == 0 else {
@@ -246,13 +247,31 @@ public enum FileSystem {
         return join(String(cString: cwd), path)
     }
 
-    /// Appends `bytes` in one write (O_APPEND) and flushes them; creates the file if needed.
+    /// Appends `bytes` in one write (O_APPEND) and flushes them; creates the file if needed. Only regular files are
+    /// appended to (a device or FIFO is refused by name); a write cut short says why (disk full, file size limit).
     public static func append(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(String(cString: strerror(errno)))", file: path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(errnoText())", file: path) }
         defer { close(fd) }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(String(cString: strerror(errno)))", file: path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw EMCError(.io, "cannot append: not a regular file", file: path)
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        let start = Int(lseek(fd, 0, SEEK_END))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let code = n < 0 ? errno : ENOSPC
+                // Leave no partial line behind when the file can be cut back (a reader would see a torn record).
+                if done > 0 && start >= 0 { _ = ftruncate(fd, off_t(start)) }
+                throw EMCError(.io, "cannot append: \(writeFailure(code))", file: path, place: .offset(max(0, start) + done))
+            }
+            done += n
+        }
+        guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
     }
 
     /// The absolute path with links, `.` and `..` resolved (as realpath(3)); the path itself when it does not exist.
@@ -408,4 +427,37 @@ public struct FileIdentity: Equatable, Sendable {
     }
 
     public static func == (a: FileIdentity, b: FileIdentity) -> Bool { a.device == b.device && a.inode == b.inode }
+}
+
+/// Writes to the process's standard streams that never trap: a message to a closed or full standard error is lost
+/// (there is nowhere left to say so), and standard output is checked once, when the command ends.
+public enum StandardStreams {
+    /// Writes `text` to standard error, ignoring failures.
+    public static func error(_ text: String) {
+        var bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+
+    /// Flushes standard output; an error when anything printed could not be written (a full disk, a file-size limit).
+    public static func flushOutput() throws {
+        if emc_flush_stdout() != 0 {
+            throw EMCError(.io, "cannot write the output: \(writeFailure(errno))", file: "standard output")
+        }
+    }
+}
+
+/// A failed write's cause in a person's words: "disk full", "file size limit", ...
+public func writeFailure(_ code: Int32) -> String {
+    switch code {
+    case ENOSPC: return "disk full (\(errnoText(code)))"
+    case EFBIG: return "file size limit reached (\(errnoText(code)))"
+    case EDQUOT: return "disk quota exceeded (\(errnoText(code)))"
+    default: return errnoText(code)
+    }
 }

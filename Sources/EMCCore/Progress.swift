@@ -34,7 +34,7 @@ public final class ProgressReporter: @unchecked Sendable {
         self.total = total
         self.unit = unit
         self.style = quiet ? .quiet : (style ?? (isatty(2) != 0 ? .bar : .plain))
-        self.output = output ?? { text in FileHandle.standardError.write(Data(text.utf8)) }
+        self.output = output ?? { text in StandardStreams.error(text) }
     }
 
     /// Seconds between plain lines.

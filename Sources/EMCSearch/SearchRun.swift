@@ -87,10 +87,12 @@ public struct SearchSettings: Codable, Sendable, Equatable {
     public func fitOptions() throws -> FitOptions {
         func bad(_ what: String) -> EMCError { EMCError(.invalidArgument, what) }
         guard (1...(1 << 20)).contains(batch) else { throw bad("the batch size must be between 1 and 1048576, not \(batch)") }
-        guard epochs > 0 else { throw bad("the epoch budget must be positive, not \(epochs)") }
-        if let steps { guard steps > 0 else { throw bad("the step budget must be positive, not \(steps)") } }
-        guard minSteps >= 0 else { throw bad("the minimum number of steps cannot be negative, not \(minSteps)") }
-        guard patience > 0 else { throw bad("the patience must be positive, not \(patience)") }
+        // Budgets up to 2³¹ (a record's limit): beyond it the epoch budget's arithmetic would overflow.
+        let limit = TrialRecord.countLimit
+        guard (1...limit).contains(epochs) else { throw bad("the epoch budget must be between 1 and \(limit), not \(epochs)") }
+        if let steps { guard (1...limit).contains(steps) else { throw bad("the step budget must be between 1 and \(limit), not \(steps)") } }
+        guard (0...limit).contains(minSteps) else { throw bad("the minimum number of steps must be between 0 and \(limit), not \(minSteps)") }
+        guard (1...limit).contains(patience) else { throw bad("the patience must be between 1 and \(limit), not \(patience)") }
         guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
         guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
         guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }

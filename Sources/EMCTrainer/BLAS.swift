@@ -58,8 +58,8 @@ public enum BLAS {
     private static let oneThread: Void = {
         threads = 1
         if let requested = EMCEnvironment.requestedThreads, requested > 1 {
-            FileHandle.standardError.write(Data(("emc: EMC_THREADS=\(requested) is ignored: OpenBLAS rounds products differently at each thread count, "
-                + "and emc's results must not depend on it. Run seeds in parallel with --jobs, or a sweep with one process per core.\n").utf8))
+            StandardStreams.error("emc: EMC_THREADS=\(requested) is ignored: OpenBLAS rounds products differently at each thread count, "
+                + "and emc's results must not depend on it. Run seeds in parallel with --jobs, or a sweep with one process per core.\n")
         }
     }()
 

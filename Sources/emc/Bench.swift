@@ -18,7 +18,7 @@ struct BenchOutputOptions: ParsableArguments {
 
     func show(_ report: BenchReport) throws { print(json ? try report.json() : report.text) }
     /// Progress lines go to stderr, and only with the text table.
-    func progress(_ line: String) { if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+    func progress(_ line: String) { if !json { StandardStreams.error(line + "\n") } }
 }
 
 struct BenchCRC: ParsableCommand {

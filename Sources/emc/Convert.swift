@@ -96,7 +96,7 @@ struct Convert: ParsableCommand {
         request.skipBad = skipBad
         request.maxPixels = maxPixels
         let result = try Converter.run(request, quiet: output.quiet || output.json) { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            StandardStreams.error(line + "\n")
         }
         try ConvertPrinter.show(result, output: output)
     }

@@ -52,7 +52,7 @@ struct Doctor: ParsableCommand {
         }
         if !report.ok {
             let failed = libraries.filter { !$0.ok }.map(\.library) + (dataPresent ? [] : ["Fashion-MNIST data"])
-            FileHandle.standardError.write(Data("not ready: \(failed.joined(separator: ", ")) failed or missing\n".utf8))
+            StandardStreams.error("not ready: \(failed.joined(separator: ", ")) failed or missing\n")
             throw ExitCode(1)
         }
     }

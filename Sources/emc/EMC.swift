@@ -37,6 +37,8 @@ extension EMC {
         sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGTERM, SIG_DFL)
         signal(SIGINT, SIG_DFL)
+        // A write past a file-size limit (`ulimit -f`) fails with EFBIG and is reported as such, instead of killing emc.
+        signal(SIGXFSZ, SIG_IGN)
         // OpenBLAS picks its kernel when it loads, before main: when it fell back to its generic one on a CPU it does
         // not know, start again with the better kernel named (once; `emc doctor` says which and why).
         if let core = BLAS.preferredCore() {
@@ -47,8 +49,10 @@ extension EMC {
         do {
             var command = try parseAsRoot()
             try command.run()
+            // Everything printed reached its destination, or the command fails (`emc report --json > file` on a full disk).
+            try StandardStreams.flushOutput()
         } catch let error as EMCError {
-            FileHandle.standardError.write(Data(("error: " + ErrorText.render(error) + "\n").utf8))
+            StandardStreams.error("error: " + ErrorText.render(error) + "\n")
             Foundation.exit(1)
         } catch {
             exit(withError: error)

@@ -146,6 +146,12 @@ struct Run: ParsableCommand {
         if let gapN { guard gapN >= 1 else { throw ValidationError("--gap-n must be at least 1") } }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
         guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval cannot be negative") }
+        if let lrGrid {
+            for entry in lrGrid.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard !entry.isEmpty else { throw ValidationError("--lr-grid \"\(lrGrid)\" has an empty entry: give rates separated by single commas") }
+                guard Double(entry) != nil else { throw ValidationError("--lr-grid: \"\(entry)\" is not a number") }
+            }
+        }
     }
 
     var settings: SearchSettings {
@@ -168,7 +174,7 @@ struct Run: ParsableCommand {
         s.resolution = resolution
         s.log = log
         s.evaluateTest = !noTest
-        s.lrGrid = lrGrid.map { $0.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) ?? .nan } }
+        s.lrGrid = lrGrid.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) ?? .nan } }
         s.pilotN = pilotN
         s.gapN = gapN
         s.jobs = jobs

@@ -92,8 +92,8 @@ struct Sweep: ParsableCommand {
             let collected = try SlurmSweep.collect(exp, folder: folder)
             say("collected \(collected.added) new record(s) from \(collected.tasks) task(s) of \(folder.path) into \(exp.logPath)")
             if !collected.unfinished.isEmpty {
-                FileHandle.standardError.write(Data(("warning: \(collected.unfinished.count) task(s) have not finished (\(collected.unfinished.map(String.init).joined(separator: ", "))); "
-                    + "the report covers what they logged so far (emc sweep \(experiment) --status says why)\n").utf8))
+                StandardStreams.error("warning: \(collected.unfinished.count) task(s) have not finished (\(collected.unfinished.map(String.init).joined(separator: ", "))); "
+                    + "the report covers what they logged so far (emc sweep \(experiment) --status says why)\n")
             }
             return try report(exp)
         }
@@ -108,7 +108,7 @@ struct Sweep: ParsableCommand {
             progress.finish()
             try report(exp)
             if !failures.isEmpty {
-                for f in failures { FileHandle.standardError.write(Data(("failed: " + f.reason + "\n").utf8)) }
+                for f in failures { StandardStreams.error("failed: " + f.reason + "\n") }
                 throw ExitCode(1)
             }
         case .slurm:

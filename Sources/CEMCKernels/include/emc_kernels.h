@@ -20,4 +20,8 @@ void emc_delta_encode(uint8_t *restrict dst, const uint8_t *restrict src, size_t
 /// Inverse of emc_delta_encode, in place: p[i] += p[i - stride]. SSSE3 for strides 1 to 4.
 void emc_delta_decode(uint8_t *p, size_t n, size_t stride);
 
+/// Flushes the C library's standard output; 0 when everything written to it reached the file, -1 otherwise (errno
+/// says why). Swift's print writes through this buffer.
+int emc_flush_stdout(void);
+
 #endif
