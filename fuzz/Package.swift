@@ -1,5 +1,5 @@
 // swift-tools-version: 6.1
-// The fuzz targets: one libFuzzer binary over emc's decoders, shard reader and manifests.
+// The fuzz targets: one libFuzzer binary over emc's decoders, shard reader, manifests and results logs.
 // Built by scripts/fuzz with `-sanitize=fuzzer,address`; not part of the main package's build.
 import PackageDescription
 
@@ -12,6 +12,8 @@ let package = Package(
             .product(name: "EMCFormats", package: "emc"),
             .product(name: "EMCShards", package: "emc"),
             .product(name: "EMCConvert", package: "emc"),
+            .product(name: "EMCSearch", package: "emc"),
+            .product(name: "EMCTrainer", package: "emc"),
         ]),
     ]
 )

@@ -1,7 +1,9 @@
 import EMCConvert
 import EMCCore
 import EMCFormats
+import EMCSearch
 import EMCShards
+import EMCTrainer
 import Foundation
 
 /// One fuzz target: feeds arbitrary bytes to one of emc's readers. Any EMCError is the expected answer to
@@ -16,11 +18,9 @@ struct FuzzTarget: Sendable {
     let seeds: @Sendable () throws -> [[UInt8]]
 }
 
-/// A scratch folder for targets whose readers take a path (one per process, reused for every input).
+/// A scratch folder for targets whose readers take a path (one per process, new and private, reused for every input).
 let scratch: String = {
-    let dir = "/tmp/emc-fuzz-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
+    do { return try FileSystem.makeTemporaryDirectory(prefix: "emc-fuzz") } catch { fatalError("fuzz setup: \(error)") }
 }()
 
 func scratchFile(_ name: String, _ bytes: [UInt8]) throws -> String {
@@ -130,6 +130,43 @@ let targets: [FuzzTarget] = [
         _ = ShardSetVerifier.verify(directory: dir)
         try readWholeSet(dir)
     }, seeds: { [try ReadableFile.contents(of: baseSet + "/" + DatasetManifest.fileName)] }),
+    FuzzTarget(name: "log", summary: "a results log (JSON lines of trial records), read and reported as emc report does", run: { bytes in
+        let records = try ResultsLog.records(at: try scratchFile("input.jsonl", bytes))
+        let report = Report.from(records)
+        _ = report.text
+        _ = report.csv
+        _ = report.seedsCSV
+        _ = Findings.text(Findings.evaluate(report))
+        _ = BoundaryPlot.svg(report, records: records)
+        _ = EMCPlot.svg(report, x: .parameters, by: .condition)
+    }, seeds: {
+        // Logs of short simulated searches (a known boundary), as emc run writes them.
+        try (0..<3).map { i -> [UInt8] in
+            let path = scratch + "/seed-\(i).jsonl"
+            FileSystem.remove(path)
+            let fitter = SimulatedFitter(n50: [300, 1_500, 9_000][i], slope: 6, exhaustion: 0.05, simulation: UInt64(i))
+            var fit = FitOptions()
+            fit.maxEpochs = fitter.budget
+            fit.minSteps = 0
+            let config = SearchConfig(dataDirectory: "/simulated", dataName: "simulated", dataContentId: "sim\(i)", variant: nil,
+                                      model: try ModelSpec(parsing: "mlp:width=\(4 << i)"), optimizer: try OptimizerSpec(parsing: "sgd:lr=0.1"),
+                                      fit: fit, normalize: "none", start: 100, resolution: 0.25, seeds: 2, maxSamples: 100_000, parameters: 100 << i)
+            _ = try EMCSearch(config: config, log: try ResultsLog(path: path), fitter: fitter).run()
+            return try ReadableFile.contents(of: path)
+        }
+    }),
+    FuzzTarget(name: "checkpoint", summary: "a trial checkpoint, read by a trial about to start (resumed from only when it is intact)", run: { bytes in
+        let path = try scratchFile("trial.ckpt", bytes)
+        _ = try checkpointTrial(CheckpointOptions(path: path, interval: 1e9))
+    }, seeds: {
+        // A real checkpoint: a trial stopped after its third epoch, saving every epoch.
+        let path = scratch + "/seed.ckpt"
+        FileSystem.remove(path)
+        var options = CheckpointOptions(path: path, interval: 0)
+        options.interruptAfterEpoch = 3
+        _ = try? checkpointTrial(options)
+        return [try ReadableFile.contents(of: path)]
+    }),
     FuzzTarget(name: "definition", summary: "a dataset definition (manifests/datasets/*.json)", run: { bytes in
         _ = try DatasetDefinition.load(try scratchFile("input.json", bytes))
     }, seeds: {
@@ -137,6 +174,23 @@ let targets: [FuzzTarget] = [
         return try FileSystem.list(folder).filter { $0.hasSuffix(".json") }.sorted().prefix(4).map { try ReadableFile.contents(of: folder + "/" + $0) }
     }),
 ]
+
+/// A six-epoch trial of a tiny MLP on 16 fixed random points, with `checkpoint`.
+func checkpointTrial(_ checkpoint: CheckpointOptions) throws -> FitOutcome {
+    let rng = CounterRNG(seed: 3, stream: .test)
+    let data = try InMemoryTrainingData(inputs: (0..<48).map { Float(rng.normal(UInt64($0))) }, labels: (0..<16).map { Int32($0 % 2) },
+                                        shape: .vector(3), classes: 2)
+    var options = FitOptions()
+    options.batchSize = 8
+    options.evalBatch = 16
+    options.maxEpochs = 6
+    options.minSteps = 0
+    options.seed = 1
+    options.checkpoint = checkpoint
+    let model = try ModelSpec(parsing: "mlp:width=2").build(input: data.shape, classes: data.classes, maxBatch: 16)
+    model.initialize(seed: 1)
+    return try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options).fit()
+}
 
 /// The Adult schema, as the shipped definition gives it (a fixed copy keeps the target independent of the checkout).
 let adultSchema: TableSchema = {
