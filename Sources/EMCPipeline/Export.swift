@@ -31,6 +31,12 @@ public enum DatasetExport {
     }
 
     public static func run(_ request: Request) throws -> Result {
+        // The prefix needs a name of its own: "", "." or "dir/" would write hidden files (".x.npy").
+        let name = FileSystem.baseName(request.out)
+        guard FileSystem.isPlainName(name), !request.out.hasSuffix("/") else {
+            throw EMCError(.invalidArgument, "the output prefix needs a file name (e.g. out/fm, which writes out/fm.x.npy and out/fm.y.npy)",
+                           file: request.out.isEmpty ? "(empty)" : request.out)
+        }
         let view = try DatasetView(directory: request.data)
         let split = try view.split(request.split)
         let positions: [Int]

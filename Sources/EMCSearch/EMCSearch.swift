@@ -59,7 +59,7 @@ public enum FailureConfirmation: String, Sendable, Codable, CaseIterable {
 }
 
 /// How the search spends trials beyond the bare doubling and bisection.
-public struct SearchRules: Sendable, Codable, Equatable {
+public struct SearchRules: Sendable, Codable, Hashable {
     public var confirmation = FailureConfirmation.final
     /// Refinement stops when the boundary's interval is within ± this fraction of n50...
     public var targetHalfWidth = 0.05

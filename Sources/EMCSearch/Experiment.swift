@@ -124,18 +124,36 @@ public struct Experiment: Codable, Sendable {
         public var part: Int? = nil
     }
 
-    /// The top-level grid's cells when there are no parts, else every part's (duplicates once).
+    /// The most searches one manifest may hold (Slurm's arrays and a results log of one sweep stay workable).
+    public static let maxCells = 100_000
+
+    /// The cells the grids hold, duplicates counted (computed without building them, safe from overflow).
+    public var cellCount: Int {
+        func product(_ a: Int, _ b: Int, _ c: Int) -> Int {
+            let (ab, o1) = a.multipliedReportingOverflow(by: b), (abc, o2) = ab.multipliedReportingOverflow(by: c)
+            return o1 || o2 ? Int.max : abc
+        }
+        guard let parts, !parts.isEmpty else { return product(data.count, models.count, optimizers.count) }
+        return parts.reduce(0) { total, p in
+            let (sum, o) = total.addingReportingOverflow(product((p.data ?? data).count, (p.models ?? models).count, (p.optimizers ?? optimizers).count))
+            return o ? Int.max : sum
+        }
+    }
+
+    /// The top-level grid's cells when there are no parts, else every part's (a cell whose settings an earlier one
+    /// already has, once).
     public var cells: [Cell] {
         guard let parts, !parts.isEmpty else {
             return data.flatMap { d in models.flatMap { m in optimizers.map { Cell(data: d, model: m, optimizer: $0) } } }
         }
         var out: [Cell] = []
+        var seen = Set<SearchSettings>()
         for (i, p) in parts.enumerated() {
             for d in p.data ?? data {
                 for m in p.models ?? models {
                     for o in p.optimizers ?? optimizers {
                         let cell = Cell(data: d, model: m, optimizer: o, part: i)
-                        if !out.contains(where: { settings($0) == settings(cell) }) { out.append(cell) }
+                        if seen.insert(settings(cell)).inserted { out.append(cell) }
                     }
                 }
             }
@@ -183,8 +201,8 @@ public struct Experiment: Codable, Sendable {
     public static func load(_ path: String) throws -> Experiment {
         let bytes = try ReadableFile.contents(of: path)
         func bad(_ message: String, _ field: String? = nil) -> EMCError { EMCError(.format, message, file: path, place: field.map { .field($0) }) }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw bad("not a JSON object (an experiment manifest is {\"name\": ..., \"data\": [...], \"models\": [...], \"optimizers\": [...]})")
+        let object = try EMCError.locating(file: path) {
+            try JSONCheck.object(bytes, what: "an experiment manifest is {\"name\": ..., \"data\": [...], \"models\": [...], \"optimizers\": [...]}")
         }
         try rejectUnknown(object, known: CodingKeys.allCases.map(\.rawValue), at: nil, bad: bad)
         for (i, item) in (object["prepare"] as? [[String: Any]] ?? []).enumerated() {
@@ -204,6 +222,16 @@ public struct Experiment: Codable, Sendable {
         experiment.folder = FileSystem.splitDirectory(path)
         guard !experiment.data.isEmpty, !experiment.models.isEmpty, !experiment.optimizers.isEmpty else {
             throw bad("an experiment needs at least one data set, model and optimizer")
+        }
+        for (i, p) in (experiment.parts ?? []).enumerated() {
+            for (field, list) in [("data", p.data), ("models", p.models), ("optimizers", p.optimizers)] where list?.isEmpty == true {
+                throw bad("the list is empty, so this part would run nothing: leave the key out to use the top level's, or give at least one entry",
+                          "parts[\(i)].\(field)")
+            }
+        }
+        let count = experiment.cellCount
+        guard count <= maxCells else {
+            throw bad("the manifest asks for \(formatCount(Double(count))) searches, more than the \(maxCells) one sweep may hold; split it into several manifests")
         }
         // Every cell's settings are checked now, so a misspelt model fails before the first search, not hours in.
         for (field, specs, parse) in [("models", experiment.models, { _ = try ModelSpec(parsing: $0) }),

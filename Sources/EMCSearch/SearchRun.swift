@@ -7,7 +7,7 @@ import Foundation
 /// The settings of one EMC search, as a user gives them (`emc run`'s options, one cell of an experiment
 /// manifest, one task of a sweep). Typed and Codable: the same value crosses from the command line, from a
 /// manifest and to a sweep's child process.
-public struct SearchSettings: Codable, Sendable, Equatable {
+public struct SearchSettings: Codable, Sendable, Hashable {
     /// The shard set or variant folder.
     public var data: String
     public var model: String

@@ -30,8 +30,12 @@ public enum Lanczos {
         var scale = 0.0
         for j in 0..<k {
             var w = try multiply(basis[j])
-            guard w.count == n, w.allSatisfy(\.isFinite) else {
-                throw EMCError(.format, "the operator returned \(w.count) values (not \(n)) or a non-finite one at Lanczos step \(j + 1)")
+            guard w.count == n else {
+                throw EMCError(.format, "the operator returned \(w.count) values, not \(n), at Lanczos step \(j + 1)")
+            }
+            guard w.allSatisfy(\.isFinite) else {
+                throw EMCError(.format, "the Hessian-vector product is not finite at Lanczos step \(j + 1): the loss or the parameters are "
+                               + "infinite or NaN (a diverged trial has no curvature to check)")
             }
             let alpha = dot(w, basis[j])
             alphas.append(alpha)

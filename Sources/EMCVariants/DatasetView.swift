@@ -23,8 +23,15 @@ public final class DatasetView: @unchecked Sendable {
         try self.init(directory: directory, visited: [])
     }
 
+    /// The longest chain a view resolves: a base and up to 63 variants stacked on it (a variant of a variant ...).
+    public static let maxChainDepth = 64
+
     private init(directory: String, visited: [String]) throws {
         let here = FileSystem.canonicalPath(directory)
+        guard visited.count < Self.maxChainDepth else {
+            throw EMCError(.unsupported, "this variant's chain of bases is longer than \(Self.maxChainDepth) sets; materialize a variant "
+                           + "part way down (emc perturb --materialize) to start a new chain", file: visited.first ?? directory)
+        }
         if let first = visited.firstIndex(of: here) {
             let loop = (visited[first...] + [here]).joined(separator: " → ")
             throw EMCError(.format, "this variant's chain of bases loops back on itself (\(loop)); a variant's base must be another set",
@@ -45,7 +52,8 @@ public final class DatasetView: @unchecked Sendable {
             chain = [directory]
             return
         }
-        let basePath = variant.base.hasPrefix("/") ? variant.base : FileSystem.join(directory, variant.base)
+        // Resolved as it is walked (`a/../b` made `/…/b`), so a long chain of relative bases never outgrows PATH_MAX.
+        let basePath = FileSystem.canonicalPath(variant.base.hasPrefix("/") ? variant.base : FileSystem.join(directory, variant.base))
         let base: DatasetView
         do {
             base = try DatasetView(directory: basePath, visited: visited + [here])

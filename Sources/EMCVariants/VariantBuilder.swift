@@ -36,6 +36,10 @@ public enum VariantBuilder {
             throw EMCError(.invalidArgument, "nothing to do: give a label transform (random labels, label noise or merged classes) or an input transform")
         }
         let base = try DatasetView(directory: request.base)
+        guard request.materialize || base.chain.count < DatasetView.maxChainDepth else {
+            throw EMCError(.unsupported, "the base's chain already holds \(base.chain.count) sets, the most a view resolves; "
+                           + "materialize this variant (--materialize) to start a new chain", file: request.base)
+        }
         let baseClasses = base.classes
         try checkOutput(request, base: base)
         var labelSplits = request.labelSplits ?? ["train"]

@@ -157,7 +157,9 @@ struct Run: ParsableCommand {
     var settings: SearchSettings {
         get throws {
             if let settingsFile {
-                do { return try JSONDecoder().decode(SearchSettings.self, from: Data(try ReadableFile.contents(of: settingsFile))) } catch let e as DecodingError {
+                let bytes = try ReadableFile.contents(of: settingsFile)
+                try EMCError.locating(file: settingsFile) { try JSONCheck.check(bytes) }
+                do { return try JSONDecoder().decode(SearchSettings.self, from: Data(bytes)) } catch let e as DecodingError {
                     throw EMCError(.format, "not a search settings file: \(e)", file: settingsFile)
                 }
             }

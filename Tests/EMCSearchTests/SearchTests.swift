@@ -322,6 +322,12 @@ struct ExperimentManifestTests {
         (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "batch": 0}"#, nil, "batch size"),
         (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "prepare": [{"base": "d", "out": "v", "label": "random"}]}"#, "prepare[0].label", "labels"),
         (#"{"name": "e", "models": ["mlp"], "optimizers": ["sgd"]}"#, "data", "needs"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "seeds": NaN}"#, nil, "not valid JSON"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "epochs": 1e999}"#, nil, "out of range"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "seeds": 2, "seeds": 3}"#, nil, "duplicate key \"seeds\""),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "parts": [{"models": ["mlp"]}, {"data": [], "seeds": 2}]}"#, "parts[1].data", "empty"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "parts": [{"models": []}]}"#, "parts[0].models", "empty"),
+        ("[" + String(repeating: "[", count: 100_000), nil, "nested deeper"),
     ])
     func strict(json: String, field: String?, words: String) throws {
         let dir = TemporaryDirectory()
@@ -329,6 +335,17 @@ struct ExperimentManifestTests {
         let e = #expect(throws: EMCError.self) { _ = try Experiment.load(path) }
         #expect(e?.file == path && e?.place == field.map { .field($0) })
         #expect(e?.description.contains(words) == true, "\(String(describing: e))")
+    }
+
+    @Test("a manifest of more searches than a sweep may hold is refused by its count, before any cell is built")
+    func cellCap() throws {
+        let dir = TemporaryDirectory()
+        let list = { (prefix: String) in "[" + (0..<100).map { "\"\(prefix)\($0)\"" }.joined(separator: ",") + "]" }
+        let models = "[" + (1...100).map { "\"mlp:width=\($0)\"" }.joined(separator: ",") + "]"
+        let optimizers = "[" + (1...100).map { "\"sgd:lr=0.\($0)\"" }.joined(separator: ",") + "]"
+        let path = try write(#"{"name": "e", "data": \#(list("d")), "models": \#(models), "optimizers": \#(optimizers)}"#, dir)
+        let e = #expect(throws: EMCError.self) { _ = try Experiment.load(path) }
+        #expect(e?.message.contains("1,000,000 searches") == true && e?.message.contains("\(Experiment.maxCells)") == true, "\(String(describing: e))")
     }
 
     @Test("a model that cannot take the data's shape stops the sweep before any search runs, naming the search")

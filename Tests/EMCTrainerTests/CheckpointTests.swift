@@ -96,3 +96,14 @@ struct CheckpointTests {
         #expect(Self.same(own, plain) && own.resumedFromEpoch == nil)
     }
 }
+
+@Suite("Lanczos on a broken operator")
+struct LanczosMessageTests {
+    @Test("a product of the wrong length and a non-finite product get messages of their own")
+    func messages() throws {
+        let short = #expect(throws: EMCError.self) { _ = try Lanczos.run(dimension: 4, steps: 2, seed: 1) { _ in [1, 2, 3] } }
+        #expect(short?.message.contains("returned 3 values, not 4") == true, "\(String(describing: short))")
+        let nan = #expect(throws: EMCError.self) { _ = try Lanczos.run(dimension: 4, steps: 2, seed: 1) { v in v.map { $0 * .nan } } }
+        #expect(nan?.message.contains("not finite") == true && nan?.message.contains("values") == false, "\(String(describing: nan))")
+    }
+}
