@@ -188,6 +188,26 @@ public enum BenchReports {
                            }, records: rows)
     }
 
+    /// `emc report`'s speed over synthetic logs of each size, and a sweep manifest's expansion (`emc sweep --dry-run`).
+    public static func report(configurations: [Int], seeds: Int, repeats: Int, manifestCells: [Int], progress: (String) -> Void) throws -> BenchReport {
+        let scratch = try freshScratch("emc-bench-report", in: nil)
+        defer { FileSystem.removeTree(scratch) }
+        var rows = try ReportBenchmark.run(configurations: configurations, seeds: seeds, repeats: repeats, scratch: scratch, progress: progress)
+        for cells in manifestCells {
+            progress("  a manifest of \(cells) searches…")
+            let (seconds, outcome) = try ReportBenchmark.manifest(cells: cells, parts: 10, scratch: scratch)
+            rows.append(ReportBenchmark.Row(task: "emc sweep --dry-run over \(cells) cells in 10 parts: \(outcome)", configurations: cells, records: 0,
+                                            megabytes: 0, readSeconds: 0, reportSeconds: seconds))
+        }
+        return BenchReport(title: "Reports over synthetic logs (\(seeds) seeds per configuration, median of \(repeats)) and manifest expansion",
+                           header: ["task", "configurations", "records", "log MB", "read s", "report s", "ms per configuration"],
+                           rows: rows.map { r in
+                               [r.task, "\(r.configurations)", r.records > 0 ? "\(r.records)" : "-", r.records > 0 ? f(r.megabytes, 1) : "-",
+                                r.records > 0 ? f(r.readSeconds, 2) : "-", f(r.reportSeconds, 2),
+                                f(1000 * (r.readSeconds + r.reportSeconds) / Double(max(1, r.configurations)), 2)]
+                           }, records: rows)
+    }
+
     /// The EMC search against the authors' method (every point of a fixed log grid trained), same model and rules.
     public static func search(settings: SearchSettings, grid: (low: Int, high: Int, points: Int)?, progress: @escaping (String) -> Void) throws -> BenchReport {
         struct Out: Encodable, Sendable { var search: SearchSummary; var grid: GridSearch.Result? }

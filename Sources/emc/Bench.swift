@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchReportSpeed.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -180,6 +180,25 @@ struct BenchExportTorch: ParsableCommand {
         let meta = try TorchExport.write(spec: model, input: FeatureShape(height: parts[0], width: parts[1], channels: parts[2]), classes: classes,
                                          batch: batch, seed: seed, to: out, force: force)
         print("\(meta.spec): \(meta.parameterCount) parameters in \(meta.tensors.count) tensors → \(out)")
+    }
+}
+
+struct BenchReportSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "emc report's speed over synthetic results logs of several sizes, and a sweep manifest's expansion into its searches.")
+    @Option(help: "Configurations per log, comma-separated.") var configurations = "100,2500"
+    @Option(help: "Seeds per configuration.") var seeds = 3
+    @Option(help: "Repetitions; the median is reported.") var repeats = 3
+    @Option(help: "Manifest sizes (searches) to expand, comma-separated.") var manifestCells = "100000,1000000"
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        let counts = configurations.split(separator: ",").compactMap { Int($0) }, cells = manifestCells.split(separator: ",").compactMap { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...100_000).contains($0) }), cells.allSatisfy({ (10...10_000_000).contains($0) }) else {
+            throw ValidationError("--configurations takes 1 to 100000 per log, --manifest-cells 10 to 10000000")
+        }
+        try output.show(BenchReports.report(configurations: counts, seeds: seeds, repeats: repeats, manifestCells: cells, progress: output.progress))
     }
 }
 
