@@ -24,9 +24,12 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
         return String(format: "%@%.0f (%.0f–%.0f)", b.lowIsBound || b.highIsBound ? "~" : "", b.n50, b.low, b.high)
     }
 
-    static func from(_ observations: [(n: Int, fitted: Bool)], at: Double, level: Double) -> DerivedEMC {
+    /// `known`: the boundary of the same trials as they are (fitted or not at the full budget and threshold), reused
+    /// when no trial's verdict changes at this budget or threshold.
+    static func from(_ observations: [(n: Int, fitted: Bool)], at: Double, level: Double, known: (fitted: [Bool], boundary: BoundaryFit?)? = nil) -> DerivedEMC {
         let fitted = observations.filter(\.fitted).count
-        var d = DerivedEMC(at: at, boundary: BoundaryFit.fit(observations, level: level), bound: nil, fitted: fitted, trials: observations.count)
+        let boundary = known.flatMap { $0.fitted == observations.map(\.fitted) ? $0 : nil }.map(\.boundary) ?? BoundaryFit.fit(observations, level: level)
+        var d = DerivedEMC(at: at, boundary: boundary, bound: nil, fitted: fitted, trials: observations.count)
         if d.boundary == nil, let top = observations.map(\.n).max(), let bottom = observations.map(\.n).min() {
             d.bound = fitted == observations.count ? "≥ \(top)" : "≤ \(bottom)"
         }
@@ -35,22 +38,25 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
 
     /// The boundary at budgets of `fractions` of the run's epoch budget (`epochs`), from each trial's fit epoch. A trial
     /// whose own budget was larger (a minimum of steps at small n) is cut at the same fraction of its own budget.
-    public static func budgetCurve(_ trials: [TrialRecord], epochs: Int, fractions: [Double] = [0.25, 0.5, 0.75, 1], level: Double = 0.9) -> [DerivedEMC] {
-        fractions.map { f in
+    public static func budgetCurve(_ trials: [TrialRecord], epochs: Int, fractions: [Double] = [0.25, 0.5, 0.75, 1], level: Double = 0.9,
+                                   boundary: BoundaryFit?? = nil) -> [DerivedEMC] {
+        let known = boundary.map { (fitted: trials.map(\.fitted), boundary: $0) }
+        return fractions.map { f in
             let budget = max(1, Int((Double(epochs) * f).rounded()))
             return from(trials.map { t in
                 let own = t.epochBudget.map { max(1, Int((Double($0) * f).rounded())) } ?? budget
                 return (t.n, t.fitted && (t.fitEpoch ?? t.epochs) <= own)
-            }, at: Double(budget), level: level)
+            }, at: Double(budget), level: level, known: known)
         }
     }
 
     /// The boundary at each of the recorded fit thresholds (99%, 99.5%, 99.9%), from each trial's threshold epochs.
     /// Logs that predate threshold epochs give none.
-    public static func thresholds(_ trials: [TrialRecord], level: Double = 0.9) -> [DerivedEMC] {
+    public static func thresholds(_ trials: [TrialRecord], level: Double = 0.9, boundary: BoundaryFit?? = nil) -> [DerivedEMC] {
         guard trials.contains(where: { $0.thresholdEpochs != nil }) else { return [] }
+        let known = boundary.map { (fitted: trials.map(\.fitted), boundary: $0) }
         return FitOutcome.thresholds.map { t in
-            from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil) }, at: t, level: level)
+            from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil) }, at: t, level: level, known: known)
         }
     }
 }

@@ -163,7 +163,11 @@ public struct Report: Sendable, Codable {
         let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
         // A configuration whose only trials are learning-rate pilots (a rate the pilot did not choose) is no search.
         let groups = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != "pilot" } }
-        var rows = groups.map { row(config: $0.key, $0.value) }
+        // Rows are independent: computed on every core, each by the same code (the report does not depend on the count).
+        let grouped = Array(groups)
+        let slots = ResultSlots<ReportRow>(grouped.count)
+        try? parallelFor(grouped.count, threads: EMCEnvironment.cpuCount) { i in slots.set(i, row(config: grouped[i].key, grouped[i].value)) }
+        var rows = (0..<grouped.count).map { slots.get($0)! }
         rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
         rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "") < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "") }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
@@ -231,8 +235,9 @@ public struct Report: Sendable, Codable {
                          budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
                          hessian: HessianTally(trialLines), trials: trialLines.count, sampleEpochs: trialLines.reduce(0) { $0 + $1.sampleEpochs }, seconds: group.reduce(0) { $0 + $1.seconds },
                          dataContentId: first.dataContentId, rootContentId: first.rootContentId,
-                         budgetCurve: DerivedEMC.budgetCurve(trialLines, epochs: trialLines.compactMap(\.epochBudget).min() ?? trialLines.map(\.epochs).max() ?? 1),
-                         thresholdEMCs: DerivedEMC.thresholds(trialLines))
+                         budgetCurve: DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
+                                                             boundary: .some(boundary)),
+                         thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
     }
 
     /// One line per configuration.
