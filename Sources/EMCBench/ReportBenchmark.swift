@@ -36,7 +36,7 @@ public enum ReportBenchmark {
                 var r = TrialRecord(kind: .trial, key: "\(config)/\(seed)", config: config, seed: seed, n: n, result: fitted ? .fitted : .budgetExhausted,
                                     fitted: fitted, reason: "synthetic", epochs: epochs, steps: epochs * max(1, n / 128), loss: fitted ? 0.01 : 0.2,
                                     trainAccuracy: fitted ? 1 : 0.99, wrong: fitted ? 0 : max(1, n / 100), gradientNorm: nil, seconds: Double(n) * 1e-3,
-                                    testAccuracy: random ? 0.1 : 0.8, data: "synthetic", variant: random ? "random-labels" : nil,
+                                    testAccuracy: random ? 0.1 : 0.8, data: random ? "synthetic+random" : "synthetic", variant: random ? "labels=random,classes=10,seed=0" : nil,
                                     model: "mlp:width=\(4 + c / 2),depth=2,act=relu", optimizer: "sgd:lr=0.01,momentum=0.9", parameters: 100 * (4 + c / 2),
                                     lossHistory: (0..<20).map { 1 / Double($0 + 1) })
                 r.dataContentId = random ? "random" : "true"

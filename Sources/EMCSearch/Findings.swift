@@ -80,8 +80,9 @@ public enum Findings {
         do {
             var orders: [Int] = [], evidence: [String] = []
             let convolutional: Set<String> = ["cnn", "resnet", "efficientnet"], other: [String: String] = ["mlp": "MLP", "vit": "ViT"]
+            let others = rows.filter { other[$0.family] != nil }
             for cnn in rows where convolutional.contains(cnn.family) {
-                for that in rows where other[that.family] != nil && sameSetting(cnn, that) && cnn.optimizerFamily == that.optimizerFamily {
+                for that in others where sameSetting(cnn, that) && cnn.optimizerFamily == that.optimizerFamily {
                     let a = interval(cnn), b = interval(that)
                     let pc = Double(cnn.parameters), pm = Double(that.parameters)
                     let o = order((a.low / pc, a.high / pc), (b.low / pm, b.high / pm))
@@ -101,8 +102,9 @@ public enum Findings {
         // 3. SGD fits more than full-batch GD, at equal steps.
         do {
             var orders: [Int] = [], evidence: [String] = []
+            let gds = rows.filter { $0.optimizerKind == "gd" }
             for sgd in rows where sgd.optimizerKind == "sgd" {
-                for gd in rows where gd.optimizerKind == "gd" && gd.model == sgd.model && gd.condition == sgd.condition && gd.budget == sgd.budget {
+                for gd in gds where gd.model == sgd.model && gd.condition == sgd.condition && gd.budget == sgd.budget {
                     let equalSteps = sgd.budget?.hasSuffix("steps") == true && !(sgd.budget?.contains("epochs") ?? true)
                     let o = order(interval(sgd), interval(gd))
                     if equalSteps { orders.append(o) }
@@ -144,9 +146,10 @@ public enum Findings {
         // 5. ReLU fits more than tanh.
         do {
             var orders: [Int] = [], evidence: [String] = []
+            // The tanh rows by architecture, so each ReLU row meets only its own.
+            let tanhs = Dictionary(grouping: rows.filter { $0.modelOption("act") == "tanh" }) { withoutActivation($0.model) }
             for relu in rows where relu.modelOption("act") == "relu" {
-                for tanh in rows where tanh.modelOption("act") == "tanh" && sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily
-                    && withoutActivation(relu.model) == withoutActivation(tanh.model) {
+                for tanh in tanhs[withoutActivation(relu.model)] ?? [] where sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily {
                     let o = order(interval(relu), interval(tanh))
                     orders.append(o)
                     evidence.append("\(describe(relu)) vs \(describe(tanh)): " + ["tanh above", "overlap", "ReLU above"][o + 1])

@@ -173,8 +173,11 @@ public struct Report: Sendable, Codable {
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
         // recorded transform is random labels, built on that very set).
         var gains: [Double] = [], gaps: [Double] = [], atN: [Int?] = []
+        // Candidates by (model, optimizer family, budget), in row order: each real row looks at its own few, not at all.
+        struct PairKey: Hashable { var model: String; var optimizer: String; var budget: String? }
+        let variants = Dictionary(grouping: rows.filter { $0.variant != nil }) { PairKey(model: $0.model, optimizer: $0.optimizerFamily, budget: $0.budget) }
         for real in rows where real.variant == nil {
-            guard let random = rows.first(where: { $0.isRandomLabels(of: real) && $0.model == real.model && $0.optimizerFamily == real.optimizerFamily && $0.budget == real.budget }),
+            guard let random = variants[PairKey(model: real.model, optimizer: real.optimizerFamily, budget: real.budget)]?.first(where: { $0.isRandomLabels(of: real) }),
                   random.emc > 0, let gap = real.gapAtN ?? real.generalizationGap else { continue }
             gains.append(100 * (real.emc - random.emc) / random.emc)
             gaps.append(gap)

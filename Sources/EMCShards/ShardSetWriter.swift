@@ -60,7 +60,14 @@ public final class ShardSetWriter {
         var shards: [String: String]
     }
 
-    static let journalName = ".emc-journal.json"
+    public static let journalName = ".emc-journal.json"
+
+    /// Whether `names` (a folder's files) are what a writer stopped before it finished leaves behind: its journal, shards
+    /// and temporaries, no manifest. A rerun resumes such a folder (its finished shards reused by the journal's key).
+    public static func isUnfinished(_ names: [String]) -> Bool {
+        names.contains(journalName) && !names.contains(DatasetManifest.fileName)
+            && names.allSatisfy { $0 == journalName || $0.hasSuffix(".emcs") || $0.contains(".tmp-") }
+    }
 
     public init(directory: String, name: String, schema: SampleSchema, classes: ClassInfo, options: ShardSetOptions,
                 decoder: String, sources: [SourceFile], extraOptions: [String: String] = [:]) throws {

@@ -107,6 +107,8 @@ public enum VariantBuilder {
                            + "(\(owner)); a variant needs a folder of its own", file: request.out, remedy: .otherOutput)
         }
         guard FileSystem.isDirectory(request.out), let existing = try? FileSystem.list(request.out), !existing.isEmpty else { return }
+        // A materialized variant stopped part way (a kill, a full disk, a file-size limit) resumes, as a conversion does.
+        if request.materialize && ShardSetWriter.isUnfinished(existing) { return }
         guard request.force else {
             throw EMCError(.invalidArgument, "the output folder is not empty (it holds \(existing.sorted().prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : ""))",
                            file: request.out, remedy: .replaceOutput)
