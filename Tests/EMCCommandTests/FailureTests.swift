@@ -81,3 +81,24 @@ struct FailureTests {
         #expect(r.status != 0 && r.stderr.contains("empty entry"), "\(r.stderr)")
     }
 }
+
+@Suite("Resuming a materialized variant")
+struct MaterializeResumeTests {
+    @Test("perturb --materialize stopped by a file-size limit resumes without --force, and ends as an uninterrupted one")
+    func resumesAfterLimit() throws {
+        let dir = TemporaryDirectory()
+        let set = try makeBase(dir)
+        let args = ["perturb", set, "--labels", "random", "--materialize", "-q"]
+        // Each file may hold 40 KB: the 256-sample shard (about 50 KB) cannot be written, the others can.
+        let stopped = try runProcess("/bin/bash", ["-c", "ulimit -f 40; \"$0\" \"$@\"", emcExecutable] + args + ["--out", dir.file("v")])
+        #expect(stopped.status == 1 && stopped.stderr.contains("file size limit"), "\(stopped.status) \(stopped.stderr)")
+        #expect(!FileSystem.exists(dir.file("v/dataset.json")))
+        let resumed = try emc(args + ["--out", dir.file("v")])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let whole = try emc(args + ["--out", dir.file("w")])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        for name in try FileSystem.list(dir.file("w")) where name.hasSuffix(".emcs") {
+            #expect(try ReadableFile.contents(of: dir.file("v/\(name)")) == ReadableFile.contents(of: dir.file("w/\(name)")), "\(name)")
+        }
+    }
+}
