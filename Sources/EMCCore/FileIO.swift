@@ -54,8 +54,12 @@ public final class ReadableFile: @unchecked Sendable {
         }
         defer { close(fd) }
         var info = stat()
-        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-            throw EMCError(.format, "is a directory, expected a file", file: path)
+        if fstat(fd, &info) == 0 {
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: throw EMCError(.format, "is a directory, expected a file", file: path)
+            case S_IFCHR, S_IFBLK: throw EMCError(.format, "is a device, expected a file or a pipe", file: path)
+            default: break
+            }
         }
         var bytes: [UInt8] = []
         var block = [UInt8](repeating: 0, count: 1 << 20)
@@ -162,7 +166,7 @@ public final class AtomicFileWriter {
             let n = Glibc_write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
-                throw EMCError(.io, "write failed: \(writeFailure(n < 0 ? errno : ENOSPC))", file: temporaryPath, place: .offset(bytesWritten + done))
+                throw EMCError(.io, "write failed: \(writeFailure(n < 0 ? errno : ENOSPC))", file: path, place: .offset(bytesWritten + done))
             }
             done += n
         }
@@ -176,7 +180,7 @@ public final class AtomicFileWriter {
     /// Flushes to disk and renames the file into place.
     public func commit() throws {
         guard !finished else { return }
-        guard fsync(fd) == 0 else { throw EMCError(.io, "fsync failed: \(writeFailure(errno))", file: temporaryPath) }
+        guard fsync(fd) == 0 else { throw EMCError(.io, "fsync failed: \(writeFailure(errno))", file: path) }
         close(fd)
         fd = -1
         guard rename(temporaryPath, path) == 0 else {
@@ -258,20 +262,25 @@ public enum FileSystem {
             throw EMCError(.io, "cannot append: not a regular file", file: path)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        try write(bytes, to: fd, path: path)
+        guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
+    }
+
+    /// Writes all of `bytes` to `fd` (opened for appending to `path`), looping over short writes. A write that fails
+    /// part way is cut back (no partial line is left for a reader) and says why: disk full, file size limit.
+    public static func write(_ bytes: [UInt8], to fd: Int32, path: String) throws {
         let start = Int(lseek(fd, 0, SEEK_END))
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 let code = n < 0 ? errno : ENOSPC
-                // Leave no partial line behind when the file can be cut back (a reader would see a torn record).
                 if done > 0 && start >= 0 { _ = ftruncate(fd, off_t(start)) }
                 throw EMCError(.io, "cannot append: \(writeFailure(code))", file: path, place: .offset(max(0, start) + done))
             }
             done += n
         }
-        guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
     }
 
     /// The absolute path with links, `.` and `..` resolved (as realpath(3)); the path itself when it does not exist.
@@ -382,28 +391,41 @@ public enum FileSystem {
 /// The rule every output path follows: a file already there is replaced only when the user allows it (`--force`), and a
 /// command never writes over one of its own inputs (a results log, a shard or a shard set's folder), allowed or not.
 public enum OutputPaths {
-    /// Checks the outputs of one command before anything is written. `inputs` are files or folders the command reads;
-    /// a folder covers every file inside it. Two outputs naming one file are refused too.
+    /// Checks the outputs of one command before anything is written. `inputs` are files or folders the command reads
+    /// (they need not exist yet: a log a sweep is about to write); a folder covers every file inside it. Outputs are
+    /// compared by where they would land (their folder's real path and their name) and, when they exist, by device and
+    /// inode, so links, `./x` and hard links are seen through. Two outputs naming one file are refused too.
     public static func check(_ outputs: [String], force: Bool, inputs: [String]) throws {
-        var seen: [(String, FileIdentity)] = []
+        let folders = inputs.filter { FileSystem.isDirectory($0) }.map { FileSystem.canonicalPath($0) }
+        let inputPlaces = inputs.map(landing)
+        let inputIdentities = inputs.compactMap(FileIdentity.init)
+        var seen: [(path: String, place: String)] = []
         for output in outputs {
-            guard let target = FileIdentity(output) else { continue }  // nothing there yet
-            if let input = inputs.first(where: { FileIdentity($0) == target }) {
-                throw EMCError(.invalidArgument, "this output is one of the command's inputs (\(input)); it is never overwritten", file: output, remedy: .otherPath)
+            let place = landing(output)
+            let identity = FileIdentity(output)
+            if inputPlaces.contains(place) || (identity.map { inputIdentities.contains($0) } ?? false) {
+                throw EMCError(.invalidArgument, "this output is one of the command's inputs; it is never overwritten", file: output, remedy: .otherPath)
             }
-            let canonical = FileSystem.canonicalPath(output)
-            if let owner = inputs.first(where: { FileSystem.isRealDirectory($0) && contains(FileSystem.canonicalPath($0), canonical) }) {
-                throw EMCError(.invalidArgument, "this output is inside \(owner), which the command reads; it is never overwritten", file: output, remedy: .otherPath)
+            if let owner = folders.first(where: { contains($0, place) }) {
+                throw EMCError(.invalidArgument, "this output is inside \(owner), which the command reads; it is never written there",
+                               file: output, remedy: .otherPath)
             }
-            if let earlier = seen.first(where: { $0.1 == target }) {
-                throw EMCError(.invalidArgument, "two outputs name the same file (\(earlier.0))", file: output, remedy: .otherPath)
+            if let earlier = seen.first(where: { $0.place == place }) {
+                throw EMCError(.invalidArgument, "two outputs name the same file (\(earlier.path))", file: output, remedy: .otherPath)
             }
-            seen.append((output, target))
-            guard force else { throw EMCError(.invalidArgument, "a file is already there", file: output, remedy: .replaceFile) }
-            guard target.isRegularFile else {
+            seen.append((output, place))
+            guard let identity else { continue }
+            guard identity.isRegularFile else {
                 throw EMCError(.invalidArgument, "not a regular file (a folder, device or pipe); emc writes outputs as files", file: output, remedy: .otherPath)
             }
+            guard force else { throw EMCError(.invalidArgument, "a file is already there", file: output, remedy: .replaceFile) }
         }
+    }
+
+    /// Where a file at `path` lands: its folder's real path (links resolved) and its name; the real path when it exists.
+    static func landing(_ path: String) -> String {
+        if FileSystem.exists(path) { return FileSystem.canonicalPath(path) }
+        return FileSystem.join(FileSystem.canonicalPath(FileSystem.splitDirectory(path)), FileSystem.baseName(path))
     }
 
     private static func contains(_ folder: String, _ path: String) -> Bool {

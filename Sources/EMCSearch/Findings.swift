@@ -54,7 +54,7 @@ public enum Findings {
     static func withoutActivation(_ model: String) -> String {
         let parts = model.split(separator: ":", maxSplits: 1)
         let options = parts.count > 1 ? parts[1].split(separator: ",").filter { !$0.hasPrefix("act=") } : []
-        return String(parts[0]) + ":" + options.joined(separator: ",")
+        return String(parts.first ?? "") + ":" + options.joined(separator: ",")
     }
 
     public static func evaluate(_ report: Report) -> [Finding] {

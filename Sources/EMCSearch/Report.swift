@@ -86,7 +86,7 @@ public struct ReportRow: Sendable, Codable {
     public var optimizerFamily: String {
         let parts = optimizer.split(separator: ":", maxSplits: 1)
         let options = parts.count > 1 ? parts[1].split(separator: ",").filter { !$0.hasPrefix("lr=") } : []
-        return String(parts[0]) + ":" + options.joined(separator: ",")
+        return String(parts.first ?? "") + ":" + options.joined(separator: ",")
     }
     /// A value of the model spec (width, depth, channels, act...), if it has one.
     public func modelOption(_ key: String) -> String? {

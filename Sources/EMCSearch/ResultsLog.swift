@@ -14,6 +14,9 @@ public final class ResultsLog: @unchecked Sendable {
     /// What the writer must mend before its first append: a last line without its newline.
     private var tornTail: TornTail?
     private enum TornTail { case complete, cut(at: Int) }
+    /// The log's size when it was read: a torn tail is mended only while the file still has this size (no other
+    /// writer has appended, or mended it, since).
+    private var sizeWhenRead = 0
 
     /// Opens (creating its folder if needed) the log at `path` for appending. Nothing is written until the first
     /// append, which first mends a torn last line: a complete record without its newline gets the newline, anything
@@ -27,15 +30,23 @@ public final class ResultsLog: @unchecked Sendable {
         let (parsed, tail) = try Self.parseTolerant(bytes, path: path)
         records = parsed
         tornTail = tail
+        sizeWhenRead = bytes.count
     }
 
     /// The records of the log at `path`, read only (nothing is ever written: a read-only log, or one a running search
     /// is still writing, is read as it is). A last line without its newline counts when it is a complete record and is
     /// left out otherwise (a line still being written). The log may be a pipe (`emc report <(zcat log.gz)`). None when
     /// there is no file.
-    public static func records(at path: String) throws -> [TrialRecord] {
+    /// `finished`: the log is not being written (a report's input), so a file whose only line is not a complete record
+    /// is an error rather than a first line still being written.
+    public static func records(at path: String, finished: Bool = false) throws -> [TrialRecord] {
         guard FileSystem.exists(path) else { return [] }
-        return try parseTolerant(try ReadableFile.stream(path), path: path).records
+        let bytes = try ReadableFile.stream(path)
+        let (records, tail) = try parseTolerant(bytes, path: path)
+        if finished, records.isEmpty, case .cut = tail {
+            throw EMCError(.format, "holds no complete trial record: its only line is cut short or is not a record", file: path, place: .line(1))
+        }
+        return records
     }
 
     /// Every complete line's record, and what to do about a last line without its newline.
@@ -83,6 +94,32 @@ public final class ResultsLog: @unchecked Sendable {
         return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate && ($0.role == "pilot") == pilot }
     }
 
+    /// Appends `line` under an exclusive lock on the file (other emc processes appending to the same log wait), first
+    /// mending a torn last line seen when the log was read, if the file is still exactly as it was then: a newline
+    /// after a complete record, or the partial line cut off. Another writer that appended or mended since has changed
+    /// its size, and then nothing is cut.
+    private func appendLocked(_ line: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw EMCError(.io, "cannot lock: \(String(cString: strerror(errno)))", file: path) }
+        defer { flock(fd, LOCK_UN) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw EMCError(.io, "cannot append: not a regular file", file: path) }
+        if let torn = tornTail, Int(info.st_size) == sizeWhenRead {
+            switch torn {
+            case .complete: try FileSystem.write([0x0A], to: fd, path: path)
+            case .cut(let keep):
+                guard ftruncate(fd, off_t(keep)) == 0 else {
+                    throw EMCError(.io, "cannot mend the torn last line: \(String(cString: strerror(errno)))", file: path)
+                }
+            }
+        }
+        tornTail = nil
+        try FileSystem.write(line, to: fd, path: path)
+        guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
+    }
+
     /// Appends one record as a single write and flushes it to disk.
     public func append(_ record: TrialRecord) throws {
         let encoder = JSONEncoder()
@@ -92,16 +129,7 @@ public final class ResultsLog: @unchecked Sendable {
         var line = Array(try encoder.encode(record))
         line.append(0x0A)
         lock.lock(); defer { lock.unlock() }
-        switch tornTail {
-        case .complete: try FileSystem.append([0x0A], to: path)
-        case .cut(let keep):
-            guard truncate(path, off_t(keep)) == 0 else {
-                throw EMCError(.io, "cannot mend the torn last line: \(String(cString: strerror(errno)))", file: path)
-            }
-        case nil: break
-        }
-        tornTail = nil
-        try FileSystem.append(line, to: path)
+        try appendLocked(line)
         records.append(record)
     }
 }

@@ -28,6 +28,10 @@ public struct SweepFolder: Sendable {
         try SlurmCommands.refuseControlCharacters(base, what: "the sweep folder")
         path = FileSystem.absolute(base)
         try SlurmCommands.refuseControlCharacters(path, what: "the sweep folder")
+        guard !path.contains("%") else {
+            throw EMCError(.invalidArgument, "the sweep folder's path contains %, which Slurm expands in its output file names (%a, %j): "
+                           + "choose a folder without it (--sweep-dir)", file: path)
+        }
         let safe = experiment.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }
         jobName = "emc-" + String(safe.prefix(40)) + "-" + String(SHA256.hex(path).prefix(8))
     }
@@ -164,7 +168,7 @@ public final class SlurmExecutor: SweepExecutor {
         } catch let unclear as SlurmCommands.UnclearSubmission {
             submission.problem = "the array job's submission is unconfirmed: \(unclear.reason)"
             try record(submission)
-            throw EMCError(.io, "sbatch accepted the array job but did not print a job id (\(unclear.reason)); it may be queued: "
+            throw EMCError(.io, "the array job's submission is unclear (\(unclear.reason)); it may be queued: "
                            + "look for job name \(folder.jobName) in squeue before submitting again (the attempt is recorded in \(folder.jobs))")
         }
         submission.arrayJob = arrayJob
@@ -341,35 +345,88 @@ public enum SlurmCommands {
         }
     }
 
-    /// Runs a Slurm command; its exit status and output. One that has not finished after `timeout` seconds is killed
-    /// and reported as an error (emc never hangs on a controller that does not answer).
+    /// A Slurm command that did not finish within its time limit (it and everything it started were killed).
+    struct TimedOut: Error { var command: String; var seconds: Double }
+
+    /// Runs a Slurm command; its exit status and output. It runs in a process group of its own: one that has not
+    /// finished after `timeout` seconds is killed with everything it started (a site's wrapper script and the client
+    /// it waits on), so emc never waits longer than that.
     static func run(_ command: String, _ arguments: [String], path: String? = nil, timeout: Double = SlurmCommands.timeout)
         throws -> (status: Int32, out: String, err: String) {
         guard let executable = locate(command, path: path) else { throw missing(command) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes while the command runs (a large squeue listing would fill one and stall it).
-        let data = ResultSlots<Data>(2)
-        let read = DispatchSemaphore(value: 0)
-        Thread { data.set(0, out.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
-        Thread { data.set(1, err.fileHandleForReading.readDataToEndOfFile()); read.signal() }.start()
-        let deadline = Clock.now() + timeout
-        while process.isRunning && Clock.now() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw EMCError(.io, "\(command) did not answer within \(Int(timeout)) s and was stopped (is the Slurm controller reachable? `\(command) --version` and `sinfo` tell)")
+        let r = try spawn(executable, arguments, timeout: timeout)
+        guard let status = r.status else {
+            throw TimedOut(command: command, seconds: timeout)
         }
-        process.waitUntilExit()
-        // Its output is complete once it has exited, unless a child it left behind still holds the pipes.
-        for _ in 0..<2 { if read.wait(timeout: .now() + 5) == .timedOut { break } }
-        return (process.terminationStatus, String(decoding: data.get(0) ?? Data(), as: UTF8.self), String(decoding: data.get(1) ?? Data(), as: UTF8.self))
+        return (status, String(decoding: r.out, as: UTF8.self), String(decoding: r.err, as: UTF8.self))
+    }
+
+    /// posix_spawn in a new process group, stdin from /dev/null, both outputs read until they close or the deadline;
+    /// nil status when the deadline passed (the group was killed).
+    static func spawn(_ executable: String, _ arguments: [String], timeout: Double) throws -> (status: Int32?, out: [UInt8], err: [UInt8]) {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { throw EMCError(.io, "cannot make a pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            throw EMCError(.io, "cannot make a pipe: \(String(cString: strerror(errno)))")
+        }
+        // Not inherited by anything else this process starts (the child gets its copies by dup2, which clears the flag).
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawned == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw EMCError(.io, "cannot run: \(String(cString: strerror(spawned)))", file: executable)
+        }
+        defer { close(outPipe[0]); close(errPipe[0]) }
+        var out: [UInt8] = [], err: [UInt8] = []
+        var open = [true, true]
+        var status: Int32?
+        var exitedAt: Double?
+        let deadline = Clock.now() + timeout
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while Clock.now() < deadline {
+            if status == nil {
+                var raw: Int32 = 0
+                if waitpid(pid, &raw, WNOHANG) == pid {
+                    // Exited normally (the low 7 bits 0): its code; killed by a signal: 128 + the signal, as a shell says.
+                    status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                    exitedAt = Clock.now()
+                }
+            }
+            // Done once it has exited and both outputs closed; a child it left holding them gets 2 s after it exited.
+            if status != nil && !open[0] && !open[1] { break }
+            if let exitedAt, Clock.now() - exitedAt > 2 { break }
+            if !open[0] && !open[1] { usleep(5_000); continue }
+            var fds = [pollfd(fd: open[0] ? outPipe[0] : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: open[1] ? errPipe[0] : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 2, 50) < 0 && errno != EINTR { break }
+            for k in 0..<2 where open[k] && fds[k].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(k == 0 ? outPipe[0] : errPipe[0], $0.baseAddress!, $0.count) }
+                if n > 0 { if k == 0 { out += buffer[..<n] } else { err += buffer[..<n] } } else if n == 0 || errno != EINTR { open[k] = false }
+            }
+        }
+        if status == nil {
+            kill(-pid, SIGKILL)
+            var raw: Int32 = 0
+            _ = waitpid(pid, &raw, 0)
+            return (nil, out, err)
+        }
+        return (status, out, err)
     }
 
     /// sbatch exited 0 but did not print a job id: something may have been queued.
@@ -378,7 +435,10 @@ public enum SlurmCommands {
     /// Submits with sbatch --parsable; the job id, an error with sbatch's own message when it refused (non-zero exit),
     /// or `UnclearSubmission` when it exited 0 without a job id.
     static func sbatch(path: String? = nil, timeout: Double = SlurmCommands.timeout, _ arguments: [String]) throws -> String {
-        let r = try run("sbatch", arguments, path: path, timeout: timeout)
+        let r: (status: Int32, out: String, err: String)
+        do { r = try run("sbatch", arguments, path: path, timeout: timeout) } catch let t as TimedOut {
+            throw UnclearSubmission(reason: "sbatch did not answer within \(Int(t.seconds)) s and was stopped")
+        }
         guard r.status == 0 else {
             let message = r.err.trimmingCharacters(in: .whitespacesAndNewlines)
             throw EMCError(.invalidArgument, "Slurm refused the submission: " + (message.isEmpty ? "sbatch exited with status \(r.status)" : message))
@@ -393,7 +453,10 @@ public enum SlurmCommands {
 
     /// Array tasks of `jobName` that squeue lists, with their state (PENDING, RUNNING, ...).
     static func queuedTasks(jobName: String, path: String? = nil, timeout: Double = SlurmCommands.timeout) throws -> [Int: String] {
-        let r = try run("squeue", ["--noheader", "--array", "--name=\(jobName)", "--format=%K %T"], path: path, timeout: timeout)
+        let r: (status: Int32, out: String, err: String)
+        do { r = try run("squeue", ["--noheader", "--array", "--name=\(jobName)", "--format=%K %T"], path: path, timeout: timeout) } catch let t as TimedOut {
+            throw EMCError(.io, "squeue did not answer within \(Int(t.seconds)) s and was stopped (is the Slurm controller reachable? `sinfo` tells)")
+        }
         guard r.status == 0 else {
             throw EMCError(.io, "squeue failed: " + r.err.trimmingCharacters(in: .whitespacesAndNewlines))
         }

@@ -154,6 +154,9 @@ extension TrialRecord {
         for (name, value) in [("seconds", seconds), ("trainAccuracy", trainAccuracy)] where !(value.isFinite && value >= 0) {
             throw EMCError(.format, "field `\(name)` is \(value), not a finite number ≥ 0", place: .field(name))
         }
+        for (name, value) in [("key", key), ("config", config), ("data", data), ("model", model), ("optimizer", optimizer)] where value.isEmpty {
+            throw EMCError(.format, "field `\(name)` is empty", place: .field(name))
+        }
         if let t = fitThreshold, !(t > 0 && t <= 1) {
             throw EMCError(.format, "field `fitThreshold` is \(t), outside (0, 1]", place: .field("fitThreshold"))
         }

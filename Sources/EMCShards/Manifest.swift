@@ -86,8 +86,19 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         return manifest
     }
 
-    /// Counts and sizes a reader will allocate by: non-negative, consistent and within sane bounds.
+    /// A split's name: lowercase letters, digits and underscores (it becomes part of file names: `train-00000.emcs`,
+    /// `labels-train.emcl`).
+    public static func isSplitName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
+    }
+
+    /// Counts and sizes a reader will allocate by: non-negative, consistent and within sane bounds; split names as the
+    /// writer makes them.
     func validateNumbers(path: String) throws {
+        for name in splits.keys where !Self.isSplitName(name) {
+            throw EMCError(.format, "split name \(name.debugDescription) is not valid (lowercase letters, digits and underscores)",
+                           file: path, place: .field("splits"))
+        }
         guard classes.count >= 1 && classes.count <= 1 << 24 else {
             throw EMCError(.format, "class count \(classes.count) is not usable", file: path, place: .field("classes.count"))
         }

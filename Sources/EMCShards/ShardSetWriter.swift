@@ -145,7 +145,7 @@ public final class ShardSetWriter {
     public func write(split: String, count: Int, progress: ProgressReporter? = nil, shuffled: Bool? = nil,
                       fill: @escaping @Sendable (Range<Int>, UnsafeMutableRawBufferPointer, UnsafeMutableBufferPointer<UInt32>,
                                                  UnsafeMutableBufferPointer<UInt64>) throws -> Void) throws {
-        guard split.range(of: "^[a-z0-9_]+$", options: .regularExpression) != nil else {
+        guard DatasetManifest.isSplitName(split) else {
             throw EMCError(.invalidArgument, "split name '\(split)' must be lowercase letters, digits or _")
         }
         guard let codec else { throw EMCError(.invalidArgument, "no codec chosen for split \(split)") }

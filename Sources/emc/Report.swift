@@ -64,7 +64,7 @@ struct ReportCommand: ParsableCommand {
         var records: [TrialRecord] = []
         for log in logs {
             guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
-            records += try ResultsLog.records(at: log)
+            records += try ResultsLog.records(at: log, finished: true)
         }
         let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)))
         let judged = findings ? Findings.evaluate(report) : nil

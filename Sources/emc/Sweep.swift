@@ -82,8 +82,12 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let exp = try Experiment.load(experiment)
-        if let svg { try OutputPaths.check([svg], force: force, inputs: [experiment, exp.logPath]) }
         let tasks = SweepRunner.tasks(exp)
+        if let svg {
+            let data = Set(tasks.map(\.settings.data)).sorted()
+            let folder = executor == .slurm ? [try SweepFolder(experiment: exp, override: sweepDir).path] : []
+            try OutputPaths.check([svg], force: force, inputs: [experiment, exp.logPath] + data + folder)
+        }
         if dryRun { return try SweepPrinter.plan(exp, tasks, output: output) }
         let say: (String) -> Void = { if !output.json && !output.quiet { print($0) } }
         let folder = try SweepFolder(experiment: exp, override: sweepDir)

@@ -63,7 +63,8 @@ struct FailureTests {
 
     @Test("impossible records are named by line and field; a report of final lines only, or of a shallow boundary, does not trap",
           arguments: [("\"n\":50,", "\"n\":-9223372036854775808,", "`n`"), ("\"epochs\":", "\"epochs\":9223372036854775807,\"x\":", "`epochs`"),
-                      ("\"epochBudget\":", "\"epochBudget\":9223372036854775807,\"y\":", "`epochBudget`")])
+                      ("\"epochBudget\":", "\"epochBudget\":9223372036854775807,\"y\":", "`epochBudget`"),
+                      ("\"optimizer\":\"adam:lr=0.01\"", "\"optimizer\":\"\"", "`optimizer`")])
     func impossibleRecords(find: String, replace: String, field: String) throws {
         let dir = TemporaryDirectory()
         let (_, log) = try tinyLog(dir)
@@ -73,6 +74,22 @@ struct FailureTests {
         try AtomicFileWriter.write(Array(edited.utf8), to: dir.file("bad.jsonl"))
         let r = try emc(["report", dir.file("bad.jsonl")])
         #expect(r.status == 1 && r.stderr.contains(field) && r.stderr.contains("line"), "\(r.status) \(r.stderr)")
+    }
+
+    @Test("a log whose only line is cut short, a device as a log, and a split name that is not one are errors that say so")
+    func oddInputs() throws {
+        let dir = TemporaryDirectory()
+        try AtomicFileWriter.write(Array("{\"kind\":\"tri".utf8), to: dir.file("torn.jsonl"))
+        let torn = try emc(["report", dir.file("torn.jsonl")])
+        #expect(torn.status == 1 && torn.stderr.contains("no complete trial record"), "\(torn.stderr)")
+        let device = try emc(["report", "/dev/zero"])
+        #expect(device.status == 1 && device.stderr.contains("device"), "\(device.stderr)")
+        let set = try makeBase(dir)
+        let path = FileSystem.join(set, "dataset.json")
+        let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
+        try AtomicFileWriter.write(Array(text.replacingOccurrences(of: "\"test\" :", with: "\"../x\" :").utf8), to: path)
+        let inspect = try emc(["inspect", set])
+        #expect(inspect.status == 1 && inspect.stderr.contains("split name"), "\(inspect.stderr)")
     }
 
     @Test("--lr-grid with an empty entry is an error naming it")

@@ -51,6 +51,34 @@ struct OutputSafetyTests {
         #expect(twice.status != 0 && twice.stderr.contains("same file"), "\(twice.stderr)")
     }
 
+    @Test("outputs that do not exist yet are checked too: onto a log a sweep will write, two outputs onto one new file, a set reached through a link")
+    func outputsNotYetThere() throws {
+        let dir = TemporaryDirectory()
+        let (set, log) = try setAndLog(dir)
+        let twice = try emc(["report", log, "--csv", dir.file("new.csv"), "--seeds-csv", dir.file("./new.csv")])
+        #expect(twice.status != 0 && twice.stderr.contains("same file"), "\(twice.stderr)")
+        #expect(!FileSystem.exists(dir.file("new.csv")))
+        // A manifest whose log does not exist yet: --svg onto it is refused before anything runs.
+        let manifest = #"{"name": "m", "data": ["\#(set)"], "models": ["mlp:width=4"], "optimizers": ["adam:lr=0.01"], "seeds": 1, "steps": 10, "log": "fresh.jsonl"}"#
+        try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("m.json"))
+        let sweep = try emc(["sweep", dir.file("m.json"), "--svg", dir.file("fresh.jsonl"), "-q"])
+        #expect(sweep.status != 0 && sweep.stderr.contains("inputs"), "\(sweep.stderr)")
+        #expect(!FileSystem.exists(dir.file("fresh.jsonl")))
+        let onData = try emc(["sweep", dir.file("m.json"), "--svg", FileSystem.join(set, "plot.svg"), "-q"])
+        #expect(onData.status != 0 && onData.stderr.contains("inside"), "\(onData.stderr)")
+        // The set through a symbolic link: its shard is still one of the set's files.
+        try FileManager.default.createSymbolicLink(atPath: dir.file("link"), withDestinationPath: set)
+        let shard = try #require(try FileSystem.list(set).first { $0.hasSuffix(".emcs") })
+        let before = try ReadableFile.contents(of: FileSystem.join(set, shard))
+        let linked = try emc(["inspect", dir.file("link"), "--sheet", dir.file("link/\(shard)"), "--force"])
+        #expect(linked.status != 0, "\(linked.stderr)")
+        #expect(try ReadableFile.contents(of: FileSystem.join(set, shard)) == before)
+        // A folder as an output says so at once.
+        try FileSystem.createDirectory(dir.file("folder"))
+        let folder = try emc(["report", log, "--csv", dir.file("folder")])
+        #expect(folder.status != 0 && folder.stderr.contains("not a regular file"), "\(folder.stderr)")
+    }
+
     @Test("inspect --sheet refuses a file of the set it shows, even with --force")
     func sheetOntoShard() throws {
         let dir = TemporaryDirectory()

@@ -94,3 +94,21 @@ struct ResumeTests {
         }
     }
 }
+
+@Suite("Writers of one log")
+struct SharedLogTests {
+    @Test("two writers that opened a log with a torn last line lose nothing: only the first to append mends it")
+    func tornTailTwoWriters() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("log.jsonl")
+        let records = configurationRecords(model: "mlp:width=4", parameters: 100, boundary: 400)
+        try ResultsLog(path: path).append(records[0])
+        try FileSystem.append(Array("{\"kind\":\"tri".utf8), to: path)
+        let a = try ResultsLog(path: path), b = try ResultsLog(path: path)
+        try a.append(records[1])
+        try b.append(records[2])
+        try a.append(records[3])
+        #expect(try ResultsLog.records(at: path) == Array(records[0..<4]))
+        #expect(try ReadableFile.contents(of: path).last == 0x0A)
+    }
+}

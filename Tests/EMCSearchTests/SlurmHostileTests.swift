@@ -55,6 +55,30 @@ struct SlurmHostileTests {
         #expect(e?.message.contains("control character") == true, "\(String(describing: e))")
     }
 
+    @Test("a sweep folder with % (a pattern in Slurm's output file names) is refused")
+    func percent() throws {
+        let dir = TemporaryDirectory()
+        let exp = try experiment(dir)
+        let e = #expect(throws: EMCError.self) { _ = try SweepFolder(experiment: exp, override: dir.file("runs%a")) }
+        #expect(e?.message.contains("%") == true)
+    }
+
+    @Test("an sbatch whose wrapper never returns is stopped with everything it started, within the limit, and recorded")
+    func stuckWrapper() throws {
+        let dir = TemporaryDirectory()
+        let exp = try experiment(dir)
+        let folder = try SweepFolder(experiment: exp)
+        // A site wrapper that waits on a child holding its output open (a client stuck on a dead controller).
+        let bin = try fakeSlurm(dir, sbatchBody: "sleep 300; echo 12")
+        var o = options(bin)
+        o.commandTimeout = 1
+        let start = Clock.now()
+        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(SweepRunner.tasks(exp)) }
+        #expect(Clock.now() - start < 20, "emc waited \(Clock.now() - start) s")
+        #expect(e?.message.contains("may be queued") == true && e?.message.contains("did not answer") == true, "\(String(describing: e))")
+        #expect(try jobsLines(folder).count == 1)
+    }
+
     @Test("a sweep folder full of shell syntax reaches the generated script only quoted: bash -n passes and running it runs no injected command")
     func scriptQuoting() throws {
         let dir = TemporaryDirectory()
