@@ -94,6 +94,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         guard (0...limit).contains(minSteps) else { throw bad("the minimum number of steps must be between 0 and \(limit), not \(minSteps)") }
         guard (1...limit).contains(patience) else { throw bad("the patience must be between 1 and \(limit), not \(patience)") }
         guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
+        guard fitThreshold == 1 || FitOutcome.decimalFraction(fitThreshold) != nil else {
+            throw bad("the fit threshold \(fitThreshold) has more than 9 decimals; give it as a decimal such as 0.995")
+        }
         guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
         guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }
         guard (1...1000).contains(hessianSteps) else { throw bad("the Hessian check's Lanczos steps must be between 1 and 1000, not \(hessianSteps)") }

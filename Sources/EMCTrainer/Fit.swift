@@ -50,8 +50,8 @@ public struct FitOptions: Sendable {
         return minSteps > 0 ? "\(maxEpochs) epochs, at least \(minSteps) steps" : "\(maxEpochs) epochs"
     }
 
-    /// Samples allowed to be wrong for a fit.
-    public func allowedWrong(_ n: Int) -> Int { Int((Double(n) * (1 - fitThreshold)).rounded(.down) + 1e-9) }
+    /// Samples allowed to be wrong for a fit: ⌊n·(1 − t)⌋, exactly (`FitOutcome.allowedWrong`).
+    public func allowedWrong(_ n: Int) -> Int { FitOutcome.allowedWrong(n, threshold: fitThreshold) }
 }
 
 /// The decision of one fit, with its evidence.
@@ -108,6 +108,40 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public static let thresholds = [0.99, 0.995, 0.999]
     /// The key of a threshold in `thresholdEpochs`.
     public static func key(_ threshold: Double) -> String { String(format: "%g", threshold) }
+
+    /// The most samples of n that may be wrong at fit threshold t: ⌊n·(1 − t)⌋, computed exactly in integers from the
+    /// decimal t stands for (its shortest form, "0.9": 9/10), never by floating point, which puts 0.9 a hair below 9/10
+    /// and allowed no wrong sample at n = 10. The one rule for the fit decision and the threshold curves. Thresholds
+    /// with more than 9 decimals are refused by the settings; here they fall back to rounding t to 9 decimals.
+    public static func allowedWrong(_ n: Int, threshold t: Double) -> Int {
+        guard n > 0, t < 1 else { return 0 }
+        guard t > 0 else { return n }
+        let (numerator, scale) = decimalFraction(t) ?? (Int((t * 1e9).rounded()), 1_000_000_000)
+        // n·(scale − numerator) / scale without overflow: n ≤ 2⁴⁰ and scale ≤ 10⁹ can exceed 2⁶³.
+        let product = n.multipliedFullWidth(by: scale - numerator)
+        return scale.dividingFullWidth(product).quotient
+    }
+
+    /// t in (0, 1) as numerator / 10^k from its shortest decimal form, when that has at most 9 decimals.
+    public static func decimalFraction(_ t: Double) -> (numerator: Int, scale: Int)? {
+        guard t > 0 && t < 1 else { return nil }
+        var text = "\(t)"
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let x = Int(text[text.index(after: e)...]) else { return nil }
+            exponent = x
+            text = String(text[..<e])
+        }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = Int(parts[0]) else { return nil }
+        let fraction = parts.count == 2 ? String(parts[1]) : ""
+        guard fraction.allSatisfy(\.isNumber), let digits = Int(parts[0] + fraction) else { return nil }
+        let decimals = fraction.count - exponent
+        guard whole == 0 || exponent < 0, decimals >= 0, decimals <= 9 else { return nil }
+        var scale = 1
+        for _ in 0..<decimals { scale *= 10 }
+        return (digits, scale)
+    }
 
     public init(result: Result, reason: String, samples: Int, epochs: Int, steps: Int, finalLoss: Double, trainAccuracy: Double,
                 wrong: Int, gradientNorm: Double?, lossHistory: [Double], seconds: Double) {
@@ -316,7 +350,7 @@ public final class Trainer {
             lastSave = Clock.now()
         }
         func reached(_ wrong: Int, epoch: Int) {
-            for t in FitOutcome.thresholds where thresholdEpochs[FitOutcome.key(t)] == nil && Double(wrong) <= (1 - t) * Double(n) + 1e-9 {
+            for t in FitOutcome.thresholds where thresholdEpochs[FitOutcome.key(t)] == nil && wrong <= FitOutcome.allowedWrong(n, threshold: t) {
                 thresholdEpochs[FitOutcome.key(t)] = epoch
             }
         }
