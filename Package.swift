@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
         .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCVariants", "EMCTrainer", "EMCConvert", "EMCTestSupport"]),
-        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"]),
+        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EMCCommandTests", dependencies: ["emc", "EMCSearch", "EMCPipeline", "EMCTestSupport",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCVariants", "EMCTestSupport"]),

@@ -28,7 +28,7 @@ public enum ReportBenchmark {
             let n50 = 300 * pow(100, Double(draw.uniform(0)))
             let config = String(format: "%016llx", UInt64(c) &* 0x9E37_79B9_7F4A_7C15)
             let random = c % 2 == 1
-            func record(seed: Int, n: Int, replicate: Int, role: String) -> TrialRecord {
+            func record(seed: Int, n: Int, replicate: Int, role: TrialRole) -> TrialRecord {
                 let p = 1 / (1 + exp(6 * (log(Double(n)) - log(n50 * (1 + 0.05 * Double(seed))))))
                 let fitted = Double(draw.uniform(UInt64(seed) << 40 | UInt64(replicate) << 32 | UInt64(n))) < p
                 let share = min(0.97, 0.25 + 0.72 * Double(n) / n50)
@@ -55,7 +55,7 @@ public enum ReportBenchmark {
             for seed in 0..<seeds {
                 var n = 100, lastFit = 0
                 while true {
-                    let r = record(seed: seed, n: n, replicate: 0, role: "search")
+                    let r = record(seed: seed, n: n, replicate: 0, role: .search)
                     out.append(r)
                     if !r.fitted { break }
                     lastFit = n
@@ -63,14 +63,14 @@ public enum ReportBenchmark {
                 }
                 for _ in 0..<3 where n - lastFit > 1 {
                     let mid = lastFit + (n - lastFit) / 2
-                    let r = record(seed: seed, n: mid, replicate: 0, role: "search")
+                    let r = record(seed: seed, n: mid, replicate: 0, role: .search)
                     out.append(r)
                     if r.fitted { lastFit = mid } else { n = mid }
                 }
-                out.append(record(seed: seed, n: n, replicate: 1, role: "confirm"))
+                out.append(record(seed: seed, n: n, replicate: 1, role: .confirm))
             }
-            for k in 0..<4 { out.append(record(seed: k % seeds, n: Int(n50 * (k % 2 == 0 ? 0.98 : 1.02)), replicate: 100 + k, role: "refine")) }
-            for seed in 0..<seeds { out.append(record(seed: seed, n: 400, replicate: 1000, role: "gap")) }
+            for k in 0..<4 { out.append(record(seed: k % seeds, n: Int(n50 * (k % 2 == 0 ? 0.98 : 1.02)), replicate: EMCSearch.refinementReplicateBase + k, role: .refine)) }
+            for seed in 0..<seeds { out.append(record(seed: seed, n: 400, replicate: EMCSearch.gapReplicate, role: .gap)) }
         }
         return out
     }

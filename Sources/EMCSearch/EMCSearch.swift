@@ -141,7 +141,7 @@ public final class EMCSearch: @unchecked Sendable {
 
     private func gap(_ result: SeedResult, n: Int) throws -> SeedResult {
         var result = result
-        let record = try trial(seed: result.seed, n: n, replicate: Self.gapReplicate, role: "gap").record
+        let record = try trial(seed: result.seed, n: n, replicate: Self.gapReplicate, role: .gap).record
         result.gapN = n
         result.gapTrainAccuracy = record.testAccuracy == nil ? nil : record.trainAccuracy
         result.gapTestAccuracy = record.testAccuracy
@@ -149,9 +149,9 @@ public final class EMCSearch: @unchecked Sendable {
     }
 
     /// A trial from the log, or trained now and appended.
-    func trial(seed: Int, n: Int, replicate: Int, role: String) throws -> (record: TrialRecord, new: Bool) {
+    func trial(seed: Int, n: Int, replicate: Int, role: TrialRole) throws -> (record: TrialRecord, new: Bool) {
         let key = config.key(seed: seed)
-        if let old = log.trial(key: key, n: n, replicate: replicate, pilot: role == "pilot") {
+        if let old = log.trial(key: key, n: n, replicate: replicate, pilot: role == .pilot) {
             report(old, new: false)
             return (old, false)
         }
@@ -176,7 +176,7 @@ public final class EMCSearch: @unchecked Sendable {
         var exhausted: [Int] = [], overturned: [Int] = [], saddles: [Int] = []
         var fittedRecords: [Int: TrialRecord] = [:]
         var records: [TrialRecord] = []
-        func run(_ n: Int, replicate: Int, role: String) throws -> Bool {
+        func run(_ n: Int, replicate: Int, role: TrialRole) throws -> Bool {
             let t = try trial(seed: seed, n: n, replicate: replicate, role: role)
             records.append(t.record)
             trials += 1
@@ -192,14 +192,14 @@ public final class EMCSearch: @unchecked Sendable {
         var failures = Set<Int>(), confirmed = Set<Int>()
         /// Whether n fits as far as the rule knows now.
         func probe(_ n: Int) throws -> Bool {
-            if try run(n, replicate: 0, role: "search") { return true }
+            if try run(n, replicate: 0, role: .search) { return true }
             failures.insert(n)
             if rules.confirmation == .each { return !(try confirm(n)) }
             return false
         }
         /// A second initialisation at n: true when it fails too.
         func confirm(_ n: Int) throws -> Bool {
-            if try run(n, replicate: 1, role: "confirm") {
+            if try run(n, replicate: 1, role: .confirm) {
                 overturned.append(n)
                 failures.remove(n)
                 return false
@@ -302,7 +302,7 @@ public final class EMCSearch: @unchecked Sendable {
             let results = ResultSlots<(record: TrialRecord, new: Bool)>(count)
             let first = k
             try parallelFor(count, threads: min(jobs, count)) { j in
-                results.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: Self.refinementReplicateBase + first + j, role: "refine"))
+                results.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: Self.refinementReplicateBase + first + j, role: .refine))
             }
             let round = (0..<count).map { results.get($0)! }
             // Trials trained now join the fit; those read from the log are already among `refinements`.

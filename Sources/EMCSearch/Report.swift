@@ -162,7 +162,7 @@ public struct Report: Sendable, Codable {
         var seen = Set<String>()
         let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
         // A configuration whose only trials are learning-rate pilots (a rate the pilot did not choose) is no search.
-        let groups = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != "pilot" } }
+        let groups = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != .pilot } }
         // Rows are independent: computed on every core, each by the same code (the report does not depend on the count).
         let grouped = Array(groups)
         let slots = ResultSlots<ReportRow>(grouped.count)
@@ -224,8 +224,8 @@ public struct Report: Sendable, Codable {
         let trainMed = train.isEmpty ? nil : median(train), testMed = test.isEmpty ? nil : median(test)
         // The gap at a common n: the trials of the "gap" role (every seed trained there), median over seeds.
         var gapN: Int?, gapAtN: Double?
-        if let n = trialLines.first(where: { $0.role == "gap" })?.n {
-            let at = trialLines.filter { $0.n == n && $0.role == "gap" && $0.testAccuracy != nil }
+        if let n = trialLines.first(where: { $0.role == .gap })?.n {
+            let at = trialLines.filter { $0.n == n && $0.role == .gap && $0.testAccuracy != nil }
             if !at.isEmpty { gapN = n; gapAtN = median(at.map { $0.trainAccuracy - $0.testAccuracy! }) }
         }
         return ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,

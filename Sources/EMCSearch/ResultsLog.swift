@@ -91,7 +91,7 @@ public final class ResultsLog: @unchecked Sendable {
     /// (a search never takes a pilot's trial as its own).
     public func trial(key: String, n: Int, replicate: Int = 0, pilot: Bool = false) -> TrialRecord? {
         lock.lock(); defer { lock.unlock() }
-        return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate && ($0.role == "pilot") == pilot }
+        return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate && ($0.role == .pilot) == pilot }
     }
 
     /// Appends `line` under an exclusive lock on the file (other emc processes appending to the same log wait), first

@@ -302,7 +302,7 @@ public final class SearchRun {
             return search
         }
         try parallelFor(grid.count, threads: settings.jobs) { i in
-            let r = try searches[i].trial(seed: 0, n: n, replicate: 0, role: "pilot").record
+            let r = try searches[i].trial(seed: 0, n: n, replicate: 0, role: .pilot).record
             slots.set(i, PilotTrial(lr: grid[i], n: n, result: r.result, fitStep: r.fitStep, wrong: r.wrong, loss: r.loss))
         }
         var trials = (0..<grid.count).map { slots.get($0)! }

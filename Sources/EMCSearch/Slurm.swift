@@ -240,7 +240,7 @@ public enum SlurmSweep {
     public static func collect(_ experiment: Experiment, folder: SweepFolder) throws -> Collected {
         let tasks = SweepRunner.tasks(experiment)
         let log = try ResultsLog(path: experiment.logPath)
-        func identity(_ r: TrialRecord) -> String { "\(r.kind.rawValue)|\(r.key)|\(r.n)|\(r.replicateIndex)|\(r.role ?? "")" }
+        func identity(_ r: TrialRecord) -> String { "\(r.kind.rawValue)|\(r.key)|\(r.n)|\(r.replicateIndex)|\(r.role?.rawValue ?? "")" }
         var seen = Set(log.records.map(identity))
         var added = 0, unfinished: [Int] = []
         for task in tasks {

@@ -82,9 +82,8 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var resumedFromEpoch: Int?
     /// How a model with batch normalisation was judged (`FitOutcome.batchNormDecision`: "eval-recomputed"); nil without.
     public var batchNorm: String?
-    /// Why the search ran this trial: "search" (doubling, bisection), "confirm" (a replicate after a failure) or
-    /// "refine" (placed to narrow the boundary's interval).
-    public var role: String?
+    /// Why the search ran this trial (nil in logs that predate roles).
+    public var role: TrialRole?
     public var provenance: Provenance?
     /// The training settings a report groups by and shows when they differ (nil in logs that predate them):
     /// batch size, the budget as a person reads it, this trial's budget in epochs, and the fit threshold.
@@ -126,6 +125,20 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// Why the search ran a trial; the log writes its raw value.
+public enum TrialRole: String, Codable, Sendable, CaseIterable {
+    /// Doubling and bisection: replicate 0 of its seed at that n.
+    case search
+    /// A second initialisation after a failure: replicate 1.
+    case confirm
+    /// Placed on either side of n50 to narrow the boundary's interval: replicate `EMCSearch.refinementReplicateBase` + k.
+    case refine
+    /// Every seed trained at one common n, for the generalization gap there: replicate `EMCSearch.gapReplicate`.
+    case gap
+    /// A learning-rate pilot's trial: replicate 0 of seed 0 at the pilot's n, one configuration per rate.
+    case pilot
+}
+
 extension TrialRecord {
     /// The largest epoch count, budget or seed a record may hold (2³¹): beyond it a record is damaged or forged, and
     /// the arithmetic of reports (budget curves, sample-epochs) would overflow.
@@ -165,13 +178,13 @@ extension TrialRecord {
     /// Part of its seed's own search (doubling, bisection, confirmations): the trials that decide the seed's EMC.
     /// Not a refinement trial (pooled over seeds), a trial at the common gap n, or a learning-rate pilot.
     public var isSeedSearch: Bool {
-        kind == .trial && role != "pilot" && role != "gap" && role != "refine" && replicateIndex < EMCSearch.refinementReplicateBase
+        kind == .trial && role != .pilot && role != .gap && role != .refine && replicateIndex < EMCSearch.refinementReplicateBase
     }
 
     /// Enters the boundary fit p(fit | n): the seeds' searches and the refinement. Gap trials (trained after the
     /// search, at an n chosen for comparing models) and pilots (their rate was chosen on their outcome) do not.
     public var entersBoundary: Bool {
-        kind == .trial && role != "pilot" && role != "gap" && replicateIndex < EMCSearch.gapReplicate
+        kind == .trial && role != .pilot && role != .gap && replicateIndex < EMCSearch.gapReplicate
     }
 }
 

@@ -22,7 +22,7 @@ func configurationRecords(data: String = "fm", variant: String? = nil, model: St
                                 gradientNorm: nil, seconds: 1, testAccuracy: test, data: data, variant: variant, model: model, optimizer: optimizer,
                                 parameters: parameters, lossHistory: nil)
             r.replicate = 0
-            r.role = "search"
+            r.role = .search
             r.budget = budget
             r.batch = batch
             r.epochBudget = 300
@@ -31,7 +31,7 @@ func configurationRecords(data: String = "fm", variant: String? = nil, model: St
             if !fitted {
                 if confirm {
                     r.replicate = 1
-                    r.role = "confirm"
+                    r.role = .confirm
                     out.append(r)
                 }
                 break
@@ -97,7 +97,7 @@ struct ReportTests {
         lone.fitted = false
         lone.result = .budgetExhausted
         glitch[2].replicate = 1
-        glitch[2].role = "confirm"
+        glitch[2].role = .confirm
         glitch.append(lone)
         let seed = try #require(Report.from(glitch).rows.first?.seeds.first)
         #expect(seed.emc > 1500, "EMC \(seed.emc)")
@@ -156,7 +156,7 @@ struct ReportTests {
             var real = configurationRecords(model: model, parameters: 1000 * w, boundary: 1000 + 700 * i, test: 0.8)
             var gap = real[0]
             gap.n = 400
-            gap.role = "gap"
+            gap.role = .gap
             gap.replicate = EMCSearch.gapReplicate
             gap.trainAccuracy = 1
             gap.testAccuracy = 0.9 - 0.02 * Double(i)
@@ -191,7 +191,7 @@ struct ReportTests {
         search.gapN = 400  // doubling from 100 visits 400 too
         let outcome = try search.run()
         #expect(outcome.seeds.allSatisfy { $0.gapN == 400 && $0.gapTestAccuracy == 0.8 && abs(($0.gapAtN ?? 0) - 0.2) < 1e-12 })
-        let gaps = log.records.filter { $0.role == "gap" }
+        let gaps = log.records.filter { $0.role == .gap }
         #expect(gaps.count == 2 && gaps.allSatisfy { $0.n == 400 && $0.replicate == EMCSearch.gapReplicate })
         let row = try #require(Report.from(log.records).rows.first)
         #expect(row.gapN == 400 && abs((row.gapAtN ?? 0) - 0.2) < 1e-12)

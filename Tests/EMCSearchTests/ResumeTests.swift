@@ -55,10 +55,10 @@ struct ResumeTests {
         let outcome = try search(whole, fitter: truth).run()
         let reference = whole.records.map(decided)
         let roles = Set(reference.compactMap(\.role))
-        #expect(roles == ["search", "confirm", "refine", "gap"], "the configuration reaches every phase: \(roles)")
+        #expect(roles == [.search, .confirm, .refine, .gap], "the configuration reaches every phase: \(roles)")
         #expect(outcome.refinementTrials > 0)
         // Every third trial, and every trial of the confirmation, refinement and gap phases.
-        let cuts = (1..<reference.count).filter { $0 % 3 == 0 || reference[$0 - 1].role != "search" }
+        let cuts = (1..<reference.count).filter { $0 % 3 == 0 || reference[$0 - 1].role != .search }
         for cut in cuts {
             let path = dir.file("cut-\(cut).jsonl")
             let first = try ResultsLog(path: path)
@@ -66,7 +66,7 @@ struct ResumeTests {
             #expect(first.records.count == cut)
             let resumed = try search(try ResultsLog(path: path), fitter: truth).run()
             let records = try ResultsLog.records(at: path).map(decided)
-            #expect(records == reference, "killed after \(cut) trials (\(reference[cut - 1].role ?? "")): the records differ")
+            #expect(records == reference, "killed after \(cut) trials (\(reference[cut - 1].role?.rawValue ?? "")): the records differ")
             #expect(resumed.boundary == outcome.boundary && resumed.seeds.map(\.emc) == outcome.seeds.map(\.emc))
             FileSystem.remove(path)
         }
@@ -110,5 +110,30 @@ struct SharedLogTests {
         try a.append(records[3])
         #expect(try ResultsLog.records(at: path) == Array(records[0..<4]))
         #expect(try ReadableFile.contents(of: path).last == 0x0A)
+    }
+}
+
+@Suite("Logs written before")
+struct LogCompatibilityTests {
+    /// A log `emc run` wrote before trial roles were typed (Fashion-MNIST, mlp:width=4, 2 seeds, with confirmations,
+    /// refinement and gap trials): `Fixtures/log-format-2.jsonl`.
+    static let fixture: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast()
+        return parts.joined(separator: "/") + "/Fixtures/log-format-2.jsonl"
+    }()
+
+    @Test("every line reads back and writes out byte for byte; its seed EMCs are the ones that run printed (12 and 4)")
+    func readsTheSame() throws {
+        let lines = try ReadableFile.contents(of: Self.fixture).split(separator: 0x0A)
+        let records = try ResultsLog.records(at: Self.fixture, finished: true)
+        #expect(records.count == lines.count && records.count == 19)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = TrialRecord.nonFiniteEncoding
+        for (record, line) in zip(records, lines) { #expect(Array(try encoder.encode(record)) == Array(line)) }
+        #expect(Set(records.compactMap(\.role)) == Set(TrialRole.allCases).subtracting([.pilot]))
+        let row = try #require(Report.from(records).rows.first)
+        #expect(row.seeds.map(\.emc) == [12, 4] && row.seeds.map(\.firstUnfitted) == [15, 5])
     }
 }

@@ -72,7 +72,7 @@ struct SimulationTests {
             let search = EMCSearch(config: try config(seeds: 4), log: log, fitter: SimulatedFitter(n50: 2500, slope: 6, exhaustion: 0.1, simulation: 9))
             search.jobs = jobs
             _ = try search.run()
-            return log.records.map { "\($0.seed)/\($0.n)/\($0.replicateIndex)/\($0.result.rawValue)/\($0.role ?? "")" }.sorted()
+            return log.records.map { "\($0.seed)/\($0.n)/\($0.replicateIndex)/\($0.result.rawValue)/\($0.role?.rawValue ?? "")" }.sorted()
         }
         #expect(try records(jobs: 1) == records(jobs: 3))
     }
