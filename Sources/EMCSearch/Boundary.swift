@@ -49,6 +49,19 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         return formatCount(v)
     }
 
+    /// "Near the boundary" for the budget-bound rule: between n10 and n90, or above this fraction of n50.
+    public static let nearFraction = 0.8
+
+    /// Whether a trial at n is near this boundary (`nearFraction`).
+    public func isNear(_ n: Int) -> Bool { Double(n) >= n10 && Double(n) <= n90 || Double(n) >= Self.nearFraction * n50 }
+
+    /// The largest share of its budget that a fitted trial near this boundary used (its fit epoch over `budget`, the
+    /// trial's epoch budget); nil when no fitted trial is near it. The one measure behind the budget-bound flag, in
+    /// `emc run` and `emc report` alike.
+    public func budgetShare(_ trials: [TrialRecord], budget: (TrialRecord) -> Int?) -> Double? {
+        trials.filter { $0.fitted && isNear($0.n) }.compactMap { t in budget(t).map { Double(t.fitEpoch ?? t.epochs) / Double(max(1, $0)) } }.max()
+    }
+
     /// Half the interval's width relative to n50 (the "±" a reader quotes).
     public var relativeHalfWidth: Double { (high - low) / 2 / n50 }
 

@@ -86,7 +86,7 @@ public struct SearchOutcome: Sendable, Codable {
     public var refinementSampleEpochs: Double
     /// Whether the interval reached the target half-width (otherwise the cap stopped refinement).
     public var targetReached: Bool
-    /// The largest share of the budget used by a fitted trial near the boundary (between n10 and n90, or above 0.8·n50).
+    /// The largest share of the budget used by a fitted trial near the boundary (`BoundaryFit.budgetShare`).
     public var boundaryBudgetShare: Double?
     /// More than `SearchRules.budgetBoundShare`: the budget, not a minimum, decides the boundary; its n50 is a lower
     /// bound for this budget.
@@ -311,12 +311,8 @@ public final class EMCSearch: @unchecked Sendable {
             k += count
             boundary = fit(rounds: k)
         }
-        var share: Double?
-        if let b = boundary {
-            let near = used(rounds: k).filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
-            let fullBatch = config.optimizer.kind == .gd
-            share = near.map { Double($0.fitEpoch ?? $0.epochs) / Double(config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch)) }.max()
-        }
+        let fullBatch = config.optimizer.kind == .gd
+        let share = boundary?.budgetShare(used(rounds: k)) { [config] in config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch) }
         return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k, refinementSampleEpochs: cost,
                              targetReached: boundary.map(narrow) ?? false,
                              boundaryBudgetShare: share, budgetBound: (share ?? 0) > rules.budgetBoundShare)

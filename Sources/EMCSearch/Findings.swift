@@ -57,6 +57,9 @@ public enum Findings {
         return String(parts.first ?? "") + ":" + options.joined(separator: ",")
     }
 
+    /// The fewest model pairs (true and random labels) the gain/gap correlation decides on.
+    public static let minimumPairs = 6
+
     public static func evaluate(_ report: Report) -> [Finding] {
         let rows = report.rows.filter { $0.emc > 0 }
         var findings: [Finding] = []
@@ -126,8 +129,8 @@ public enum Findings {
                 let ci = report.gainGapInterval
                 evidence.append(String(format: "r = %.3f over %d model pairs (%@)", r, report.gainGapPairs, at)
                                 + (ci.map { String(format: ", 90%% interval %.2f to %.2f", $0[0], $0[1]) } ?? ", too few pairs for an interval"))
-                if report.gainGapPairs < 6 {
-                    evidence.append("fewer than 6 pairs: not enough to decide")
+                if report.gainGapPairs < minimumPairs {
+                    evidence.append("fewer than \(minimumPairs) pairs: not enough to decide")
                     v = .undecided
                 } else if let ci {
                     v = ci[1] < 0 ? .supports : (ci[0] > 0 ? .contradicts : .undecided)
@@ -139,7 +142,7 @@ public enum Findings {
                 v = .undecided
             }
             findings.append(Finding(number: 4, claim: "The EMC gained from correct over random labels predicts generalization: the larger the gain, the smaller the generalization gap.",
-                                    rule: "over at least 6 models run on both label conditions, the 90% interval (Fisher z) of the correlation between the percentage EMC gain and the generalization gap lies below 0",
+                                    rule: "over at least \(minimumPairs) models run on both label conditions, the 90% interval (Fisher z) of the correlation between the percentage EMC gain and the generalization gap lies below 0",
                                     evidence: evidence, verdict: v))
         }
 

@@ -213,11 +213,7 @@ public struct Report: Sendable, Codable {
         let boundaryLines = trialLines.filter(\.entersBoundary)
         let boundary = BoundaryFit.fit(boundaryLines.map { ($0.n, $0.fitted) })
         // Budget-bound: fitted trials near the boundary used most of their budget.
-        var share: Double?
-        if let b = boundary {
-            share = boundaryLines.filter { $0.fitted && (Double($0.n) >= b.n10 && Double($0.n) <= b.n90 || Double($0.n) >= 0.8 * b.n50) }
-                .compactMap { t in t.epochBudget.map { Double(t.fitEpoch ?? t.epochs) / Double(max(1, $0)) } }.max()
-        }
+        let share = boundary?.budgetShare(boundaryLines) { $0.epochBudget }
         let budgetBound = (share ?? 0) > SearchRules().budgetBoundShare
         let unfinished = seeds.contains { !$0.finished }
         let emc = boundary?.n50 ?? (emcs.isEmpty ? 0 : median(emcs))

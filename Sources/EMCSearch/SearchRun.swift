@@ -44,8 +44,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// Learning rates to try first: a pilot trial per rate at `pilotN` (seed 0), keeping the rate that fits in the fewest
     /// optimizer steps (when none fits: the fewest wrong, then the lowest loss). The pilots are records of the log.
     public var lrGrid: [Double]?
-    /// The pilot's n (nil: 1,000, or the data size when smaller).
+    /// The pilot's n (nil: `defaultPilotN`, or the data size when smaller).
     public var pilotN: Int?
+    public static let defaultPilotN = 1000
     /// Seeds searched at once, each trial on one thread (records are the same as with one).
     public var jobs = 1
     /// Confirmations, boundary refinement and its cap.
@@ -113,7 +114,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         f.patience = patience
         f.minRelativeImprovement = minImprovement
         f.gradientTolerance = gradientTolerance
-        f.evalBatch = max(batch, 1024)
+        f.evalBatch = max(batch, FitOptions.minimumEvaluationBatch)
         return f
     }
 }
@@ -288,7 +289,7 @@ public final class SearchRun {
     /// parallel with `jobs`; the configuration takes the rate that fitted in the fewest steps. Nil without a grid.
     func runPilot(log: ResultsLog, subsetOptions: SubsetOptions, events: @escaping (SearchEvent) -> Void) throws -> [PilotTrial]? {
         guard let grid = settings.lrGrid else { return nil }
-        let n = min(config.maxSamples, settings.pilotN ?? 1000)
+        let n = min(config.maxSamples, settings.pilotN ?? SearchSettings.defaultPilotN)
         let slots = ResultSlots<PilotTrial>(grid.count)
         var options = subsetOptions
         if settings.jobs > 1 { options.threads = 1 }

@@ -50,6 +50,14 @@ public struct FitOptions: Sendable {
         return minSteps > 0 ? "\(maxEpochs) epochs, at least \(minSteps) steps" : "\(maxEpochs) epochs"
     }
 
+    /// How many more wrong samples than allowed a cheap count (counted during a training pass, or in training mode for
+    /// batch norm) may show before the exact pass that decides a fit is run: max(2, n/200). The exact pass decides; this
+    /// only saves passes that could not succeed.
+    public func exactCheckSlack(_ n: Int) -> Int { max(2, n / 200) }
+
+    /// The smallest batch of the evaluation passes (larger batches are faster).
+    public static let minimumEvaluationBatch = 1024
+
     /// Samples allowed to be wrong for a fit: ⌊n·(1 − t)⌋, exactly (`FitOutcome.allowedWrong`).
     public func allowedWrong(_ n: Int) -> Int { FitOutcome.allowedWrong(n, threshold: fitThreshold) }
 }
@@ -380,7 +388,7 @@ public final class Trainer {
                 (epochLoss, epochWrong) = try fullPass(gradient: true)
                 reached(epochWrong, epoch: epoch)
                 if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
-                if epochWrong <= allowed + (model.hasBatchNorm ? max(2, n / 200) : 0) {
+                if epochWrong <= allowed + (model.hasBatchNorm ? options.exactCheckSlack(n) : 0) {
                     let norm = gradientNorm()
                     let (loss, wrong) = try judged((epochLoss, epochWrong))
                     if wrong <= allowed {
@@ -397,7 +405,7 @@ public final class Trainer {
                 reached(epochWrong, epoch: epoch + 1)
                 if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 // Cheap detection: the errors counted while training; the exact check only when few.
-                if epochWrong <= allowed + max(2, n / 200) {
+                if epochWrong <= allowed + options.exactCheckSlack(n) {
                     let (loss, wrong) = try fullPass(gradient: false)
                     if wrong <= allowed {
                         history.append(loss)
