@@ -251,8 +251,8 @@ public enum FileSystem {
         return join(String(cString: cwd), path)
     }
 
-    /// Appends `bytes` in one write (O_APPEND) and flushes them; creates the file if needed. Only regular files are
-    /// appended to (a device or FIFO is refused by name); a write cut short says why (disk full, file size limit).
+    /// Appends `bytes` (O_APPEND) and flushes them; creates the file if needed. Only regular files are appended to (a
+    /// device or FIFO is refused by name); a write cut short is undone and says why (disk full, file size limit).
     public static func append(_ bytes: [UInt8], to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(errnoText())", file: path) }
@@ -331,12 +331,6 @@ public enum FileSystem {
     public static func isRealDirectory(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-    }
-
-    /// Whether `path` itself is a regular file (not a link, FIFO, device or folder).
-    public static func isRegularFile(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
     }
 
     /// Removes a folder and everything in it (scratch space of tests and benchmarks). Links are removed, never

@@ -20,8 +20,8 @@ struct ChainAndExportTests {
             let out = root.file("sets/v\(depth)")
             do {
                 _ = try VariantBuilder.make(PerturbRequest(base: previous, out: out, inputs: .gaussian(seed: UInt64(depth))))
-            } catch let e as EMCError {
-                stop = e
+            } catch {
+                stop = error as? EMCError
                 break
             }
             previous = out
