@@ -253,7 +253,9 @@ public enum FileSystem {
 
     /// Appends `bytes` (O_APPEND) and flushes them; creates the file if needed. Only regular files are appended to (a
     /// device or FIFO is refused by name); a write cut short is undone and says why (disk full, file size limit).
-    public static func append(_ bytes: [UInt8], to path: String) throws {
+    /// The file is locked (flock) while `prepare` runs with its descriptor and size, and until the bytes are written:
+    /// other emc processes appending to it wait.
+    public static func append(_ bytes: [UInt8], to path: String, prepare: ((_ fd: Int32, _ size: Int) throws -> Void)? = nil) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(errnoText())", file: path) }
         defer { close(fd) }
@@ -262,6 +264,12 @@ public enum FileSystem {
             throw EMCError(.io, "cannot append: not a regular file", file: path)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        guard flock(fd, LOCK_EX) == 0 else { throw EMCError(.io, "cannot lock: \(errnoText())", file: path) }
+        defer { flock(fd, LOCK_UN) }
+        if let prepare {
+            guard fstat(fd, &info) == 0 else { throw EMCError(.io, "cannot stat: \(errnoText())", file: path) }
+            try prepare(fd, Int(info.st_size))
+        }
         try write(bytes, to: fd, path: path)
         guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
     }

@@ -54,10 +54,18 @@ public final class ResultsLog: @unchecked Sendable {
         guard let last = bytes.last, last != 0x0A else { return (try parse(bytes[...], path: path), nil) }
         let keep = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
         var records = try parse(bytes[..<keep], path: path)
-        guard (try? decoder().decode(TrialRecord.self, from: Data(bytes[keep...]))) != nil else { return (records, .cut(at: keep)) }
-        // A whole record without its newline: read (and checked) like any other line.
-        records += try parse(bytes[keep...], path: path, firstLine: bytes[..<keep].filter { $0 == 0x0A }.count + 1)
+        guard let record = try? decoder().decode(TrialRecord.self, from: Data(bytes[keep...])) else { return (records, .cut(at: keep)) }
+        // A whole record without its newline: checked like any other line.
+        records.append(try checked(record, path: path, line: bytes[..<keep].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }))
         return (records, .complete)
+    }
+
+    /// The record after `TrialRecord.validate`, or an error naming the file and the line.
+    private static func checked(_ record: TrialRecord, path: String, line: Int) throws -> TrialRecord {
+        do { try record.validate() } catch let e as EMCError {
+            throw EMCError(.format, "line holds an impossible trial record: \(e.message)", file: path, place: .line(line))
+        }
+        return record
     }
 
     private static func decoder() -> JSONDecoder {
@@ -66,10 +74,10 @@ public final class ResultsLog: @unchecked Sendable {
         return decoder
     }
 
-    private static func parse(_ bytes: ArraySlice<UInt8>, path: String, firstLine: Int = 1) throws -> [TrialRecord] {
+    private static func parse(_ bytes: ArraySlice<UInt8>, path: String) throws -> [TrialRecord] {
         let decoder = decoder()
         var records: [TrialRecord] = []
-        var lineNumber = firstLine - 1
+        var lineNumber = 0
         for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
             lineNumber += 1
             if line.isEmpty { continue }
@@ -79,10 +87,7 @@ public final class ResultsLog: @unchecked Sendable {
             } catch {
                 throw EMCError(.format, "line is not a trial record (\(error))", file: path, place: .line(lineNumber))
             }
-            do { try record.validate() } catch let e as EMCError {
-                throw EMCError(.format, "line holds an impossible trial record: \(e.message)", file: path, place: .line(lineNumber))
-            }
-            records.append(record)
+            records.append(try checked(record, path: path, line: lineNumber))
         }
         return records
     }
@@ -94,19 +99,13 @@ public final class ResultsLog: @unchecked Sendable {
         return records.first { $0.key == key && $0.n == n && $0.kind == .trial && $0.replicateIndex == replicate && ($0.role == .pilot) == pilot }
     }
 
-    /// Appends `line` under an exclusive lock on the file (other emc processes appending to the same log wait), first
-    /// mending a torn last line seen when the log was read, if the file is still exactly as it was then: a newline
-    /// after a complete record, or the partial line cut off. Another writer that appended or mended since has changed
-    /// its size, and then nothing is cut.
+    /// Appends `line` under the file's lock, first mending a torn last line seen when the log was read, if the file
+    /// is still exactly as it was then: a newline after a complete record, or the partial line cut off. Another writer
+    /// that appended or mended since has changed its size, and then nothing is cut.
     private func appendLocked(_ line: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
-        guard fd >= 0 else { throw EMCError(.io, "cannot open for appending: \(String(cString: strerror(errno)))", file: path) }
-        defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw EMCError(.io, "cannot lock: \(String(cString: strerror(errno)))", file: path) }
-        defer { flock(fd, LOCK_UN) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw EMCError(.io, "cannot append: not a regular file", file: path) }
-        if let torn = tornTail, Int(info.st_size) == sizeWhenRead {
+        let torn = tornTail, sizeWhenRead = sizeWhenRead, path = path
+        try FileSystem.append(line, to: path) { fd, size in
+            guard let torn, size == sizeWhenRead else { return }
             switch torn {
             case .complete: try FileSystem.write([0x0A], to: fd, path: path)
             case .cut(let keep):
@@ -116,8 +115,6 @@ public final class ResultsLog: @unchecked Sendable {
             }
         }
         tornTail = nil
-        try FileSystem.write(line, to: fd, path: path)
-        guard fsync(fd) == 0 else { throw EMCError(.io, "cannot append: \(writeFailure(errno))", file: path) }
     }
 
     /// Appends one record as a single write and flushes it to disk.
