@@ -126,7 +126,7 @@ public enum ReportBenchmark {
         let start = Clock.now()
         do {
             let experiment = try Experiment.load(path)
-            let tasks = SweepRunner.tasks(experiment)
+            let tasks = try SweepRunner.tasks(experiment)
             return (Clock.now() - start, "\(tasks.count) searches")
         } catch let e as EMCError {
             return (Clock.now() - start, "refused: " + e.message)

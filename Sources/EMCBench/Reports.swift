@@ -163,7 +163,7 @@ public enum BenchReports {
             ("confirm final failure, 10%, no refinement", rules(.final, cap: 0), 0.1),
             ("confirm final failure, 10%, cap 4", rules(.final, cap: 4), 0.1),
             ("confirm final failure, 25%, cap 8", rules(.final, cap: 8), 0.25),
-            ("confirm final failure, 25%, cap 4 (default)", SearchRules(), SearchSettings.defaultResolution),
+            ("confirm final failure, 25%, cap 4 (default)", SearchRules(), SearchSettings.defaults.resolution),
             ("confirm final failure, 10%, cap 8", rules(.final, cap: 8), 0.1),
             ("confirm final failure, 10%, cap 16", rules(.final, cap: 16), 0.1),
         ]
@@ -238,7 +238,7 @@ public enum BenchReports {
             rows.append(["search / grid", f(search.emcMedian / Double(max(1, g.emc)), 2), "-", f(search.sampleEpochs / g.sampleEpochs, 2), f(search.seconds / g.seconds, 2)])
         }
         let c = run.config
-        return BenchReport(title: "EMC of \(c.model) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.maxEpochs) epochs",
+        return BenchReport(title: "EMC of \(c.model) on \(c.dataName), \(c.optimizer), batch \(c.fit.batch), \(c.fit.budget)",
                            header: ["method", "EMC", "trials", "sample-epochs", "wall time"], rows: rows, records: Out(search: search, grid: result))
     }
 }

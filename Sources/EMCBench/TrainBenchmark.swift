@@ -77,7 +77,7 @@ public enum TrainBenchmark {
         let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
                                             labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
         var options = FitOptions()
-        options.batchSize = batch
+        options.batch = batch
         options.evalBatch = batch
         let optimizerSpec = try OptimizerSpec(parsing: optimizerText)
         let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)

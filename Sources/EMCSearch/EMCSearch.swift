@@ -333,8 +333,8 @@ public final class EMCSearch: @unchecked Sendable {
         record.hessian = outcome.hessian
         record.resumedFromEpoch = outcome.resumedFromEpoch
         record.batchNorm = outcome.batchNorm
-        record.batch = config.fit.batchSize
-        record.budget = config.fit.budgetDescription
+        record.batch = config.fit.batch
+        record.budget = config.fit.budget.description
         record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)
         record.fitThreshold = config.fit.fitThreshold
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,

@@ -141,7 +141,7 @@ public struct Experiment: Codable, Sendable {
     }
 
     /// The top-level grid's cells when there are no parts, else every part's (a cell whose settings an earlier one
-    /// already has, once).
+    /// already has, once). `load` has parsed every spec, so every cell's settings can be made.
     public var cells: [Cell] {
         guard let parts, !parts.isEmpty else {
             return data.flatMap { d in models.flatMap { m in optimizers.map { Cell(data: d, model: m, optimizer: $0) } } }
@@ -153,7 +153,8 @@ public struct Experiment: Codable, Sendable {
                 for m in p.models ?? models {
                     for o in p.optimizers ?? optimizers {
                         let cell = Cell(data: d, model: m, optimizer: o, part: i)
-                        if seen.insert(settings(cell)).inserted { out.append(cell) }
+                        if let s = try? settings(cell), !seen.insert(s).inserted { continue }
+                        out.append(cell)
                     }
                 }
             }
@@ -165,16 +166,16 @@ public struct Experiment: Codable, Sendable {
     public var logPath: String { resolve(log ?? "runs/\(name).jsonl", against: folder) }
 
     /// The search settings of a cell: the manifest's rules, its paths resolved.
-    public func settings(_ cell: Cell) -> SearchSettings {
-        var s = SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
-        s.optimizer = cell.optimizer
+    public func settings(_ cell: Cell) throws -> SearchSettings {
+        var s = try SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
+        s.optimizer = try Written(cell.optimizer)
         if let seeds { s.seeds = seeds }
-        if let epochs { s.epochs = epochs }
-        if let steps { s.steps = steps }
-        if let minSteps { s.minSteps = minSteps }
-        if let batch { s.batch = batch }
+        if let epochs { s.training.budget.epochs = epochs }
+        if let steps { s.training.budget.steps = steps }
+        if let minSteps { s.training.budget.minSteps = minSteps }
+        if let batch { s.training.batch = batch }
         if let resolution { s.resolution = resolution }
-        if let fitThreshold { s.fitThreshold = fitThreshold }
+        if let fitThreshold { s.training.fitThreshold = fitThreshold }
         if let normalize { s.normalize = normalize }
         if let confirm { s.rules.confirmation = confirm }
         if let targetWidth { s.rules.targetHalfWidth = targetWidth }
@@ -182,14 +183,14 @@ public struct Experiment: Codable, Sendable {
         if let gapN { s.gapN = gapN }
         if let lrGrid { s.lrGrid = lrGrid }
         if let pilotN { s.pilotN = pilotN }
-        if let hessianCheck { s.hessianCheck = hessianCheck }
+        if let hessianCheck { s.training.hessianCheck = hessianCheck }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }
-            if let epochs = p.epochs { s.epochs = epochs; s.steps = nil }
-            if let steps = p.steps { s.steps = steps }
-            if let minSteps = p.minSteps { s.minSteps = minSteps }
-            if let batch = p.batch { s.batch = batch }
-            if let fitThreshold = p.fitThreshold { s.fitThreshold = fitThreshold }
+            if let epochs = p.epochs { s.training.budget.epochs = epochs; s.training.budget.steps = nil }
+            if let steps = p.steps { s.training.budget.steps = steps }
+            if let minSteps = p.minSteps { s.training.budget.minSteps = minSteps }
+            if let batch = p.batch { s.training.batch = batch }
+            if let fitThreshold = p.fitThreshold { s.training.fitThreshold = fitThreshold }
             if let gapN = p.gapN { s.gapN = gapN }
             if let lrGrid = p.lrGrid { s.lrGrid = lrGrid }
             if let pilotN = p.pilotN { s.pilotN = pilotN }

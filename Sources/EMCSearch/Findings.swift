@@ -1,3 +1,4 @@
+import EMCTrainer
 import Foundation
 
 /// The paper's five findings as claims a report can support, contradict or leave undecided, each judged by an
@@ -50,13 +51,6 @@ public enum Findings {
     /// The same data condition, budget and batch (optimizers compare by family: a pilot may choose each one's rate).
     static func sameSetting(_ a: ReportRow, _ b: ReportRow) -> Bool { a.condition == b.condition && a.budget == b.budget && a.batch == b.batch }
 
-    /// The model spec without its activation, to pair ReLU and tanh versions of one architecture.
-    static func withoutActivation(_ model: String) -> String {
-        let parts = model.split(separator: ":", maxSplits: 1)
-        let options = parts.count > 1 ? parts[1].split(separator: ",").filter { !$0.hasPrefix("act=") } : []
-        return String(parts.first ?? "") + ":" + options.joined(separator: ",")
-    }
-
     /// The fewest model pairs (true and random labels) the gain/gap correlation decides on.
     public static let minimumPairs = 6
 
@@ -82,16 +76,16 @@ public enum Findings {
         //    true and random labels.
         do {
             var orders: [Int] = [], evidence: [String] = []
-            let convolutional: Set<String> = ["cnn", "resnet", "efficientnet"], other: [String: String] = ["mlp": "MLP", "vit": "ViT"]
-            let others = rows.filter { other[$0.family] != nil }
-            for cnn in rows where convolutional.contains(cnn.family) {
+            let other: [ModelSpec.Family: String] = [.mlp: "MLP", .vit: "ViT"]
+            let others = rows.filter { $0.family.map { other[$0] != nil } ?? false }
+            for cnn in rows where cnn.family?.isConvolutional == true {
                 for that in others where sameSetting(cnn, that) && cnn.optimizerFamily == that.optimizerFamily {
                     let a = interval(cnn), b = interval(that)
                     let pc = Double(cnn.parameters), pm = Double(that.parameters)
                     let o = order((a.low / pc, a.high / pc), (b.low / pm, b.high / pm))
                     orders.append(o)
                     evidence.append(String(format: "%@: CNN %@ n50/params %.3f (%.3f–%@) vs %@ %@ %.3f (%.3f–%@): %@", cnn.condition, cnn.model,
-                                           cnn.emc / pc, a.low / pc, a.high.isFinite ? String(format: "%.3f", a.high / pc) : "∞", other[that.family]!,
+                                           cnn.emc / pc, a.low / pc, a.high.isFinite ? String(format: "%.3f", a.high / pc) : "∞", other[that.family!]!,
                                            that.model, that.emc / pm, b.low / pm, b.high.isFinite ? String(format: "%.3f", b.high / pm) : "∞",
                                            ["CNN below", "overlap", "CNN above"][o + 1]))
                 }
@@ -105,10 +99,10 @@ public enum Findings {
         // 3. SGD fits more than full-batch GD, at equal steps.
         do {
             var orders: [Int] = [], evidence: [String] = []
-            let gds = rows.filter { $0.optimizerKind == "gd" }
-            for sgd in rows where sgd.optimizerKind == "sgd" {
+            let gds = rows.filter { $0.optimizerKind == .gd }
+            for sgd in rows where sgd.optimizerKind == .sgd {
                 for gd in gds where gd.model == sgd.model && gd.condition == sgd.condition && gd.budget == sgd.budget {
-                    let equalSteps = sgd.budget?.hasSuffix("steps") == true && !(sgd.budget?.contains("epochs") ?? true)
+                    let equalSteps = sgd.budgetValue?.isSteps == true
                     let o = order(interval(sgd), interval(gd))
                     if equalSteps { orders.append(o) }
                     evidence.append("\(equalSteps ? "" : "(equal epochs, not counted) ")\(describe(sgd)) vs \(describe(gd)): "
@@ -150,9 +144,10 @@ public enum Findings {
         do {
             var orders: [Int] = [], evidence: [String] = []
             // The tanh rows by architecture, so each ReLU row meets only its own.
-            let tanhs = Dictionary(grouping: rows.filter { $0.modelOption("act") == "tanh" }) { withoutActivation($0.model) }
-            for relu in rows where relu.modelOption("act") == "relu" {
-                for tanh in tanhs[withoutActivation(relu.model)] ?? [] where sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily {
+            // Pairs by the architecture with ReLU in place of its activation.
+            let tanhs = Dictionary(grouping: rows.filter { $0.modelSpec?.activation == .tanh }) { $0.modelSpec!.with(activation: .relu).description }
+            for relu in rows where relu.modelSpec?.activation == .relu {
+                for tanh in tanhs[relu.modelSpec!.description] ?? [] where sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily {
                     let o = order(interval(relu), interval(tanh))
                     orders.append(o)
                     evidence.append("\(describe(relu)) vs \(describe(tanh)): " + ["tanh above", "overlap", "ReLU above"][o + 1])

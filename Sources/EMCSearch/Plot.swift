@@ -1,3 +1,4 @@
+import EMCTrainer
 import Foundation
 
 /// The plot's x axis.
@@ -5,7 +6,7 @@ public enum PlotAxis: String, Codable, Sendable, CaseIterable {
     case parameters, width, depth, channels
 
     func value(_ r: ReportRow) -> Double? {
-        self == .parameters ? Double(r.parameters) : r.modelOption(rawValue).flatMap(Double.init)
+        self == .parameters ? Double(r.parameters) : r.modelSpec?.size(rawValue)
     }
 }
 
@@ -16,7 +17,7 @@ public enum PlotSeries: String, Codable, Sendable, CaseIterable {
     func key(_ r: ReportRow) -> String {
         switch self {
         case .condition: return r.condition
-        case .family: return "\(r.family) on \(r.condition)"
+        case .family: return "\(r.family?.rawValue ?? "?") on \(r.condition)"
         case .model: return "\(r.model) on \(r.condition)"
         case .optimizer: return "\(r.optimizer) on \(r.condition)"
         case .budget: return "\(r.budget ?? "?") on \(r.condition)"

@@ -1,4 +1,5 @@
 import EMCCore
+import EMCTrainer
 import EMCTransforms
 import Foundation
 
@@ -68,6 +69,23 @@ public struct ReportRow: Sendable, Codable {
     public var budgetCurve: [DerivedEMC] = []
     public var thresholdEMCs: [DerivedEMC] = []
 
+    /// The model, optimizer and budget as values, parsed once from the records' text (nil when a record's text does not
+    /// parse: such a row takes part in no comparison that needs it). Not written: the text above is.
+    public var modelSpec: ModelSpec?
+    public var optimizerSpec: OptimizerSpec?
+    public var budgetValue: Budget?
+
+    /// Parses the typed views of `model`, `optimizer` and `budget`.
+    mutating func parseSpecs() {
+        modelSpec = try? ModelSpec(parsing: model)
+        optimizerSpec = try? OptimizerSpec(parsing: optimizer)
+        budgetValue = budget.flatMap { try? Budget(parsing: $0) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetShare, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+    }
+
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
     public func isRandomLabels(of base: ReportRow) -> Bool {
         guard let variant, !variant.contains(";"), let transform = try? LabelTransform(parsing: variant), case .random = transform else { return false }
@@ -78,20 +96,12 @@ public struct ReportRow: Sendable, Codable {
 
     /// The data condition a row belongs to in plots: the data name with its variant.
     public var condition: String { variant.map { "\(data) [\($0)]" } ?? data }
-    /// The model family: the spec's name before its options (mlp, cnn, ...).
-    public var family: String { String(model.prefix { $0 != ":" }) }
+    /// The model family (mlp, cnn, ...).
+    public var family: ModelSpec.Family? { modelSpec?.family }
     /// The optimizer's kind (sgd, gd, adam, ...).
-    public var optimizerKind: String { String(optimizer.prefix { $0 != ":" }) }
+    public var optimizerKind: OptimizerSpec.Kind? { optimizerSpec?.kind }
     /// The optimizer without its learning rate: configurations whose rate a pilot chose compare on this.
-    public var optimizerFamily: String {
-        let parts = optimizer.split(separator: ":", maxSplits: 1)
-        let options = parts.count > 1 ? parts[1].split(separator: ",").filter { !$0.hasPrefix("lr=") } : []
-        return String(parts.first ?? "") + ":" + options.joined(separator: ",")
-    }
-    /// A value of the model spec (width, depth, channels, act...), if it has one.
-    public func modelOption(_ key: String) -> String? {
-        model.split(separator: ":").dropFirst().first?.split(separator: ",").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
-    }
+    public var optimizerFamily: String { optimizerSpec?.withoutRate ?? optimizer }
 
     /// The EMC as a headline reads it: "≥ X" for a lower bound.
     public var headline: String { (lowerBound ? "≥ " : "") + formatCount(emc) }
@@ -103,7 +113,7 @@ public struct ReportRow: Sendable, Codable {
         case "variant": return variant ?? ""
         case "condition": return condition
         case "model": return model
-        case "family": return family
+        case "family": return family?.rawValue ?? ""
         case "optimizer": return optimizer
         case "budget": return budget ?? ""
         case "batch": return batch.map(String.init) ?? ""
@@ -224,7 +234,7 @@ public struct Report: Sendable, Codable {
             let at = trialLines.filter { $0.n == n && $0.role == .gap && $0.testAccuracy != nil }
             if !at.isEmpty { gapN = n; gapAtN = median(at.map { $0.trainAccuracy - $0.testAccuracy! }) }
         }
-        return ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,
+        var row = ReportRow(config: config, data: first.data, variant: first.variant, model: first.model, optimizer: first.optimizer,
                          parameters: first.parameters, batch: first.batch, budget: first.budget, fitThreshold: first.fitThreshold, seeds: seeds,
                          emcMedian: emcs.isEmpty ? 0 : median(emcs), emcMin: Int(emcs.min() ?? 0), emcMax: Int(emcs.max() ?? 0),
                          boundary: boundary, emc: emc, lowerBound: budgetBound || unfinished || boundary == nil && !trialLines.isEmpty,
@@ -237,6 +247,8 @@ public struct Report: Sendable, Codable {
                          budgetCurve: DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
+        row.parseSpecs()
+        return row
     }
 
     /// One line per configuration.

@@ -44,13 +44,9 @@ public struct SearchConfig: Sendable {
 
     /// The canonical text of the configuration (without the seed).
     public var canonical: String {
-        let f = fit
-        return ["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)",
-                "batch:\(f.batchSize)", "epochs:\(f.maxEpochs)", "steps:\(f.maxSteps ?? 0)", "threshold:\(f.fitThreshold)",
-                "patience:\(f.patience)", "improvement:\(f.minRelativeImprovement)", "gradient:\(f.gradientTolerance)",
-                "normalize:\(normalize)"].joined(separator: "\n") + (f.minSteps > 0 ? "\nminsteps:\(f.minSteps)" : "")
-            // The Hessian check changes outcomes (converged-unfit or saddle) and records: a checked search keeps its own trials.
-            + (f.hessianCheck == .off ? "" : "\nhessian:\(f.hessianCheck.rawValue),\(f.hessian.steps),\(f.hessian.tolerance)")
+        let rules = fit.rules.canonicalLines
+        return (["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)"]
+                + rules.main + ["normalize:\(normalize)"] + rules.tail).joined(separator: "\n")
     }
 
     public var configHash: String { SHA256.hex(canonical) }

@@ -5,36 +5,24 @@ import EMCVariants
 import Foundation
 
 /// The settings of one EMC search, as a user gives them (`emc run`'s options, one cell of an experiment
-/// manifest, one task of a sweep). Typed and Codable: the same value crosses from the command line, from a
-/// manifest and to a sweep's child process.
+/// manifest, one task of a sweep): the one declaration of every setting and its default. Typed (the model and
+/// optimizer parsed, the training rules and the search's rules as values) and Codable in the form settings files and
+/// sweep tasks have always had: the specs as the text written, the training rules as flat keys. The same value crosses
+/// from the command line, from a manifest and to a sweep's child process; `fitOptions()` derives the trainer's options.
 public struct SearchSettings: Codable, Sendable, Hashable {
     /// The shard set or variant folder.
     public var data: String
-    public var model: String
-    public var optimizer = "sgd:lr=0.01,momentum=0.9"
-    public var batch = 128
-    /// Epoch budget per trial.
-    public var epochs = 300
-    /// A step budget instead (optimizer steps per trial; schedules then run over steps). Compare optimizers at equal steps.
-    public var steps: Int?
-    /// With an epoch budget, at least this many optimizer steps per trial whatever n is (0: off). The PyTorch reference
-    /// search used 2,000: without it, a trial at n = 100 gets 300 steps of batch 128.
-    public var minSteps = 2000
-    /// Fraction of samples that must be classified correctly (1.0: all).
-    public var fitThreshold = 1.0
-    /// Convergence: epochs without relative loss improvement above `minImprovement`, and a full-batch gradient
-    /// norm below `gradientTolerance`, mean a minimum that does not fit.
-    public var patience = 20
-    public var minImprovement = 1e-3
-    public var gradientTolerance = 1e-3
+    public var model: Written<ModelSpec>
+    public var optimizer = SearchSettings.defaultOptimizer
+    /// How each trial trains and is judged: batch, budget, fit threshold, convergence, Hessian check.
+    public var training = TrainingRules()
     public var normalize: Normalization = .standard
     public var seeds = 1
     /// First n of the doubling phase (nil: 10 × the number of classes).
     public var start: Int?
     /// Per-seed bisection stops when the bracket is within this fraction of the EMC. Coarse by default: the pooled
     /// boundary (n50 and its interval) is the precise figure, and its refinement places trials where they inform it.
-    public var resolution = SearchSettings.defaultResolution
-    public static let defaultResolution = 0.25
+    public var resolution = 0.25
     /// The results log (JSON lines).
     public var log = "runs/emc.jsonl"
     /// Measure every trial's model on the test split (a forward pass): the generalization gap at the EMC and at `gapN`.
@@ -51,23 +39,30 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     public var jobs = 1
     /// Confirmations, boundary refinement and its cap.
     public var rules = SearchRules()
-    /// The loss Hessian check (Lanczos steps and the tolerance on λ_min/λ_max): which trials, see `HessianCheckMode`.
-    public var hessianCheck = HessianCheckMode.off
-    public var hessianSteps = 40
-    public var hessianTolerance = 1e-3
     /// Where trials save checkpoints (every `checkpointInterval` seconds) and resume from them after a kill; nil: none.
     /// Records do not depend on it.
     public var checkpointDirectory: String?
     public var checkpointInterval = 300.0
 
-    public init(data: String, model: String) {
+    public static let defaultOptimizer = try! Written<OptimizerSpec>("sgd:lr=0.01,momentum=0.9")
+
+    public init(data: String, model: Written<ModelSpec>) {
         self.data = data
         self.model = model
     }
 
+    /// Settings for `data` and the model spec `model` (an error names a spec that does not parse).
+    public init(data: String, model: String) throws {
+        self.init(data: data, model: try Written(model))
+    }
+
+    /// Every setting's default (a command line's options show them). The data and model have none: these stand-ins
+    /// are never run.
+    public static let defaults = SearchSettings(data: "", model: try! Written("mlp"))
+
     /// Every range check that needs no data: the trainer's options and the search's own.
     public func check() throws {
-        _ = try fitOptions()
+        try training.check()
         guard (1...10_000).contains(seeds) else { throw EMCError(.invalidArgument, "the number of seeds must be between 1 and 10000, not \(seeds)") }
         guard resolution > 0 && resolution < 1 else { throw EMCError(.invalidArgument, "the resolution must be between 0 and 1, not \(resolution)") }
         if let start, start < 1 { throw EMCError(.invalidArgument, "the first n must be at least 1, not \(start)") }
@@ -82,40 +77,65 @@ public struct SearchSettings: Codable, Sendable, Hashable {
                 throw EMCError(.invalidArgument, "the learning-rate grid needs 1 to 32 positive rates, not \(lrGrid)")
             }
         }
+        guard (1...64).contains(jobs) else { throw EMCError(.invalidArgument, "the jobs must be between 1 and 64, not \(jobs)") }
+        guard checkpointInterval.isFinite, checkpointInterval >= 0 else {
+            throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
+        }
     }
 
-    /// The trainer's options, after every range check (each error names its setting).
+    /// The trainer's options, after the training rules' range checks (each error names its setting).
     public func fitOptions() throws -> FitOptions {
-        func bad(_ what: String) -> EMCError { EMCError(.invalidArgument, what) }
-        guard (1...(1 << 20)).contains(batch) else { throw bad("the batch size must be between 1 and 1048576, not \(batch)") }
-        // Budgets up to 2³¹ (a record's limit): beyond it the epoch budget's arithmetic would overflow.
-        let limit = TrialRecord.countLimit
-        guard (1...limit).contains(epochs) else { throw bad("the epoch budget must be between 1 and \(limit), not \(epochs)") }
-        if let steps { guard (1...limit).contains(steps) else { throw bad("the step budget must be between 1 and \(limit), not \(steps)") } }
-        guard (0...limit).contains(minSteps) else { throw bad("the minimum number of steps must be between 0 and \(limit), not \(minSteps)") }
-        guard (1...limit).contains(patience) else { throw bad("the patience must be between 1 and \(limit), not \(patience)") }
-        guard fitThreshold > 0 && fitThreshold <= 1 else { throw bad("the fit threshold must be in (0, 1], not \(fitThreshold)") }
-        guard fitThreshold == 1 || FitOutcome.decimalFraction(fitThreshold) != nil else {
-            throw bad("the fit threshold \(fitThreshold) has more than 9 decimals; give it as a decimal such as 0.995")
-        }
-        guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
-        guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }
-        guard (1...1000).contains(hessianSteps) else { throw bad("the Hessian check's Lanczos steps must be between 1 and 1000, not \(hessianSteps)") }
-        guard hessianTolerance.isFinite, hessianTolerance >= 0 else { throw bad("the Hessian tolerance must be a finite number ≥ 0, not \(hessianTolerance)") }
-        var f = FitOptions()
-        f.hessianCheck = hessianCheck
-        f.hessian.steps = hessianSteps
-        f.hessian.tolerance = hessianTolerance
-        f.batchSize = batch
-        f.maxEpochs = epochs
-        f.maxSteps = steps
-        f.minSteps = steps == nil ? minSteps : 0
-        f.fitThreshold = fitThreshold
-        f.patience = patience
-        f.minRelativeImprovement = minImprovement
-        f.gradientTolerance = gradientTolerance
-        f.evalBatch = max(batch, FitOptions.minimumEvaluationBatch)
-        return f
+        try training.check()
+        return FitOptions(training)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case data, model, optimizer, normalize, seeds, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, rules,
+             checkpointDirectory, checkpointInterval
+    }
+
+    /// Missing keys take their defaults (the data and model are needed).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SearchSettings.defaults
+        self.init(data: try c.decode(String.self, forKey: .data), model: try c.decode(Written<ModelSpec>.self, forKey: .model))
+        optimizer = try c.decodeIfPresent(Written<OptimizerSpec>.self, forKey: .optimizer) ?? d.optimizer
+        training = try TrainingRules(from: decoder)
+        normalize = try c.decodeIfPresent(Normalization.self, forKey: .normalize) ?? d.normalize
+        seeds = try c.decodeIfPresent(Int.self, forKey: .seeds) ?? d.seeds
+        start = try c.decodeIfPresent(Int.self, forKey: .start)
+        resolution = try c.decodeIfPresent(Double.self, forKey: .resolution) ?? d.resolution
+        log = try c.decodeIfPresent(String.self, forKey: .log) ?? d.log
+        evaluateTest = try c.decodeIfPresent(Bool.self, forKey: .evaluateTest) ?? d.evaluateTest
+        gapN = try c.decodeIfPresent(Int.self, forKey: .gapN)
+        lrGrid = try c.decodeIfPresent([Double].self, forKey: .lrGrid)
+        pilotN = try c.decodeIfPresent(Int.self, forKey: .pilotN)
+        jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
+        rules = try c.decodeIfPresent(SearchRules.self, forKey: .rules) ?? d.rules
+        checkpointDirectory = try c.decodeIfPresent(String.self, forKey: .checkpointDirectory)
+        checkpointInterval = try c.decodeIfPresent(Double.self, forKey: .checkpointInterval) ?? d.checkpointInterval
+    }
+
+    /// The keys and values settings files and sweep tasks have always had (a sweep task's hash stays the same).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(data, forKey: .data)
+        try c.encode(model, forKey: .model)
+        try c.encode(optimizer, forKey: .optimizer)
+        try training.encode(to: encoder)
+        try c.encode(normalize, forKey: .normalize)
+        try c.encode(seeds, forKey: .seeds)
+        try c.encodeIfPresent(start, forKey: .start)
+        try c.encode(resolution, forKey: .resolution)
+        try c.encode(log, forKey: .log)
+        try c.encode(evaluateTest, forKey: .evaluateTest)
+        try c.encodeIfPresent(gapN, forKey: .gapN)
+        try c.encodeIfPresent(lrGrid, forKey: .lrGrid)
+        try c.encodeIfPresent(pilotN, forKey: .pilotN)
+        try c.encode(jobs, forKey: .jobs)
+        try c.encode(rules, forKey: .rules)
+        try c.encodeIfPresent(checkpointDirectory, forKey: .checkpointDirectory)
+        try c.encode(checkpointInterval, forKey: .checkpointInterval)
     }
 }
 
@@ -183,11 +203,11 @@ public final class SearchRun {
         try settings.check()
         let fit = try settings.fitOptions()
         view = try DatasetView(directory: settings.data)
-        let model = try ModelSpec(parsing: settings.model)
-        let optimizer = try OptimizerSpec(parsing: settings.optimizer)
+        let model = settings.model.value
+        let optimizer = settings.optimizer.value
         guard let train = view.manifest.splits["train"], train.samples > 0 else { throw EMCError(.missing, "no train split with samples", file: settings.data) }
         let shape = Self.inputShape(view)
-        try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
+        try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch))
         if fit.hessianCheck != .off { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
         let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
         config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
@@ -266,7 +286,7 @@ public final class SearchRun {
         let results = outcome.seeds
         for result in results { events(.seedFinished(result)) }
         var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
-            .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, budget: config.fit.budgetDescription)
+            .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, budget: config.fit.budget.description)
         }
         warnings += results.compactMap { r in r.saddles.map { .saddles(seed: r.seed, n: $0) } }
         if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }

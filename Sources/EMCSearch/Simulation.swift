@@ -73,9 +73,7 @@ public enum SearchSimulation {
             let path = FileSystem.join(scratch, "\(name)-\(sim).jsonl")
             FileSystem.remove(path)
             defer { FileSystem.remove(path) }
-            var fit = FitOptions()
-            fit.maxEpochs = fitter.budget
-            fit.minSteps = 0
+            let fit = FitOptions(TrainingRules(budget: Budget(epochs: fitter.budget)))
             let config = SearchConfig(dataDirectory: "/simulated", dataName: "simulated", dataContentId: "sim\(sim)", variant: nil, model: model,
                                       optimizer: optimizer, fit: fit, normalize: "none", start: 100, resolution: resolution, seeds: seeds,
                                       maxSamples: 1_000_000, parameters: 1)

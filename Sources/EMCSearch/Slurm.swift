@@ -238,7 +238,7 @@ public enum SlurmSweep {
     /// replicate and role), in task order. Safe to rerun, and to run while tasks still run (a line being written is
     /// left for the next collect).
     public static func collect(_ experiment: Experiment, folder: SweepFolder) throws -> Collected {
-        let tasks = SweepRunner.tasks(experiment)
+        let tasks = try SweepRunner.tasks(experiment)
         let log = try ResultsLog(path: experiment.logPath)
         func identity(_ r: TrialRecord) -> String { "\(r.kind.rawValue)|\(r.key)|\(r.n)|\(r.replicateIndex)|\(r.role?.rawValue ?? "")" }
         var seen = Set(log.records.map(identity))
@@ -275,7 +275,7 @@ public enum SlurmSweep {
     /// Done, running, pending and failed counts (squeue, and sacct when the cluster keeps accounting), and each failed
     /// task's last lines of stderr.
     public static func status(_ experiment: Experiment, folder: SweepFolder) throws -> Status {
-        let tasks = SweepRunner.tasks(experiment)
+        let tasks = try SweepRunner.tasks(experiment)
         let queued = try SlurmCommands.queuedTasks(jobName: folder.jobName)
         let accounting = SlurmCommands.accountedStates(jobName: folder.jobName)
         var done = 0, running = 0, pending = 0, notSubmitted = 0

@@ -36,14 +36,12 @@ public protocol SweepExecutor {
 /// A sweep: the experiment's variants prepared, its cells run by an executor, its log reported.
 public enum SweepRunner {
     /// The tasks of an experiment, in grid order.
-    public static func tasks(_ experiment: Experiment) -> [SweepTask] {
-        experiment.cells.enumerated().map { i, cell in
-            SweepTask(index: i, label: "\(cell.model) on \(cell.data) with \(cell.optimizer)", settings: experiment.settings(cell))
+    public static func tasks(_ experiment: Experiment) throws -> [SweepTask] {
+        try experiment.cells.enumerated().map { i, cell in
+            SweepTask(index: i, label: "\(cell.model) on \(cell.data) with \(cell.optimizer)", settings: try experiment.settings(cell))
         }
     }
 
-    /// Makes the variants the experiment lists under "prepare" that are not there yet; returns their folders.
-    @discardableResult
     /// Plans every search whose data exists (nil for those whose data a `prepare` step has yet to make): a model that
     /// cannot take the data's shape, or would not fit in memory, is an error naming the search before anything runs.
     public static func plans(_ tasks: [SweepTask]) throws -> [SearchPlan?] {
@@ -55,6 +53,8 @@ public enum SweepRunner {
         }
     }
 
+    /// Makes the variants the experiment lists under "prepare" that are not there yet; returns their folders.
+    @discardableResult
     public static func prepare(_ experiment: Experiment) throws -> [String] {
         var made: [String] = []
         for preparation in experiment.prepare ?? [] {

@@ -35,12 +35,12 @@ public final class TrainingFitter: Fitter {
         let subset = try Subset(view: view, split: "train", count: n, options: options)
         var fit = config.fit
         fit.seed = SearchConfig.trialSeed(seed: seed, n: n, replicate: replicate)
-        fit.evalBatch = min(fit.evalBatch, max(fit.batchSize, n))
+        fit.evalBatch = min(fit.evalBatch, max(fit.batch, n))
         if let checkpoints {
             let name = String(config.key(seed: seed).prefix(16)) + "-n\(n)-r\(replicate).ckpt"
             fit.checkpoint = CheckpointOptions(path: FileSystem.join(checkpoints.folder, name), interval: checkpoints.interval)
         }
-        let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batchSize, fit.evalBatch))
+        let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch))
         model.initialize(seed: fit.seed)
         let trainer = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit)
         var outcome = try trainer.fit { [onEpoch] report in onEpoch?(n, report) }

@@ -142,7 +142,7 @@ public enum TrialRole: String, Codable, Sendable, CaseIterable {
 extension TrialRecord {
     /// The largest epoch count, budget or seed a record may hold (2³¹): beyond it a record is damaged or forged, and
     /// the arithmetic of reports (budget curves, sample-epochs) would overflow.
-    public static let countLimit = 1 << 31
+    public static let countLimit = TrainingRules.countLimit
 
     /// Checks every number a report computes with against its range; the error names the field and the range.
     public func validate() throws {

@@ -2,53 +2,32 @@ import EMCCore
 import Foundation
 
 /// How a fit is run and judged. Every rule is recorded in the outcome with its evidence.
+@dynamicMemberLookup
 public struct FitOptions: Sendable {
-    public var batchSize = 128
-    /// Epoch budget (and the horizon of cosine and step schedules).
-    public var maxEpochs = 300
-    /// Optional step budget: training stops after this many optimizer steps, and schedules run over steps.
-    public var maxSteps: Int?
-    /// With an epoch budget, at least this many optimizer steps whatever n is (the epoch budget grows for small n):
-    /// 300 epochs of 8 samples would otherwise be 300 steps.
-    public var minSteps = 0
-    /// Fraction of the n samples that must be classified correctly (1.0: all; the authors' code used 0.995).
-    public var fitThreshold = 1.0
+    /// What the user set (`TrainingRules`): read and written through this value, `options.batch`, `options.budget`.
+    public var rules: TrainingRules
     /// Seed of the epoch orders.
     public var seed: UInt64 = 0
-    /// Convergence: the best epoch loss of the last `patience` epochs improved on the best before them
-    /// by less than `minRelativeImprovement`...
-    public var patience = 20
-    public var minRelativeImprovement = 1e-3
-    /// ...and the gradient norm over all n samples is below this.
-    public var gradientTolerance = 1e-3
     /// Micro-batch of full passes (evaluation, full gradient, full-batch GD).
-    public var evalBatch = 1024
+    public var evalBatch: Int
     /// Loss history kept in the outcome, decimated to at most this many points.
     public var historyPoints = 100
-    /// Whether trials have their loss Hessian checked, and how (Lanczos steps, tolerance): see `HessianCheckMode`.
-    public var hessianCheck = HessianCheckMode.off
-    public var hessian = HessianCheckOptions()
     /// Save the trial's state every few minutes and resume from it (nil: never).
     public var checkpoint: CheckpointOptions?
 
-    public init() {}
-
-    /// The epochs a trial on n samples may train: the epoch budget grown to the minimum steps, or what the step
-    /// budget takes (full-batch GD makes one step per epoch).
-    public func epochBudget(samples n: Int, fullBatch: Bool) -> Int {
-        let stepsPerEpoch = self.stepsPerEpoch(samples: n, fullBatch: fullBatch)
-        if let maxSteps { return (maxSteps + stepsPerEpoch - 1) / stepsPerEpoch }
-        return max(maxEpochs, (minSteps + stepsPerEpoch - 1) / stepsPerEpoch)
+    /// The trainer's options for `rules`, with the evaluation batch they imply.
+    public init(_ rules: TrainingRules = TrainingRules(budget: Budget())) {
+        self.rules = rules
+        evalBatch = max(rules.batch, Self.minimumEvaluationBatch)
     }
 
-    /// Optimizer steps in one epoch over n samples.
-    public func stepsPerEpoch(samples n: Int, fullBatch: Bool) -> Int { fullBatch ? 1 : max(1, (n + batchSize - 1) / batchSize) }
-
-    /// The budget in words ("300 epochs, at least 2000 steps", "5000 steps").
-    public var budgetDescription: String {
-        if let maxSteps { return "\(maxSteps) steps" }
-        return minSteps > 0 ? "\(maxEpochs) epochs, at least \(minSteps) steps" : "\(maxEpochs) epochs"
+    public subscript<T>(dynamicMember path: WritableKeyPath<TrainingRules, T>) -> T {
+        get { rules[keyPath: path] }
+        set { rules[keyPath: path] = newValue }
     }
+
+    /// The epochs a trial on n samples may train (`Budget.epochs(samples:batch:fullBatch:)`).
+    public func epochBudget(samples n: Int, fullBatch: Bool) -> Int { rules.budget.epochs(samples: n, batch: rules.batch, fullBatch: fullBatch) }
 
     /// How many more wrong samples than allowed a cheap count (counted during a training pass, or in training mode for
     /// batch norm) may show before the exact pass that decides a fit is run: max(2, n/200). The exact pass decides; this
@@ -59,7 +38,7 @@ public struct FitOptions: Sendable {
     public static let minimumEvaluationBatch = 1024
 
     /// Samples allowed to be wrong for a fit: ⌊n·(1 − t)⌋, exactly (`FitOutcome.allowedWrong`).
-    public func allowedWrong(_ n: Int) -> Int { FitOutcome.allowedWrong(n, threshold: fitThreshold) }
+    public func allowedWrong(_ n: Int) -> Int { FitOutcome.allowedWrong(n, threshold: rules.fitThreshold) }
 }
 
 /// The decision of one fit, with its evidence.
@@ -181,6 +160,8 @@ public final class Trainer {
     public let data: TrainingData
     public let optimizerSpec: OptimizerSpec
     public let options: FitOptions
+    /// A test's stand-in for a kill: the fit stops with an error at the start of this epoch (after its checkpoint).
+    package var stopAfterEpoch: Int?
     let inputs: UnsafeMutableBufferPointer<Float>
     let labels: UnsafeMutableBufferPointer<Int32>
 
@@ -197,8 +178,8 @@ public final class Trainer {
         guard data.classes <= model.classes else {
             throw EMCError(.invalidArgument, "data has \(data.classes) classes, the model outputs \(model.classes)")
         }
-        guard options.batchSize <= model.maxBatch, options.evalBatch <= model.maxBatch else {
-            throw EMCError(.invalidArgument, "batch \(max(options.batchSize, options.evalBatch)) exceeds the model's buffers (\(model.maxBatch))")
+        guard options.batch <= model.maxBatch, options.evalBatch <= model.maxBatch else {
+            throw EMCError(.invalidArgument, "batch \(max(options.batch, options.evalBatch)) exceeds the model's buffers (\(model.maxBatch))")
         }
         guard data.count > 0 else { throw EMCError(.invalidArgument, "no samples to train on") }
         self.model = model
@@ -310,166 +291,128 @@ public final class Trainer {
         let n = data.count
         let allowed = options.allowedWrong(n)
         let optimizer = Optimizer(spec: optimizerSpec, layout: model.parameterLayout)
-        var history: [Double] = []
-        var steps = 0
         let fullBatch = optimizerSpec.kind == .gd
         // The budget in epochs: the epoch budget (grown to the minimum steps), or what the step budget takes.
-        let stepsPerEpoch = options.stepsPerEpoch(samples: n, fullBatch: fullBatch)
-        let epochBudget = options.epochBudget(samples: n, fullBatch: fullBatch)
+        let stepsPerEpoch = options.budget.stepsPerEpoch(samples: n, batch: options.batch, fullBatch: fullBatch)
+        let epochBudget = options.budget.epochs(samples: n, batch: options.batch, fullBatch: fullBatch)
         // Schedules run over steps under a step budget, over epochs otherwise.
-        let stepSchedule = options.maxSteps
+        let stepSchedule = options.budget.steps
         let lastDrop = stepSchedule.map { optimizerSpec.lastDropEpoch(totalEpochs: $0) / stepsPerEpoch } ?? optimizerSpec.lastDropEpoch(totalEpochs: epochBudget)
-        var nextConvergenceCheck = lastDrop + options.patience
-        var plateauNote = ""
-        // The plateau schedule: its learning-rate factor and the epochs it dropped after.
-        let plateau = optimizerSpec.schedule == .plateau
-        var scale = 1.0
-        var drops: [Int] = []
-        var lastPlateauDrop = 0
         let lrAtStep: (Int) -> Double = { [optimizerSpec] step in optimizerSpec.learningRate(epoch: step, totalEpochs: stepSchedule ?? 1) }
 
-        var thresholdEpochs: [String: Int] = [:]
-        // Resume from this trial's checkpoint when there is one.
-        var firstEpoch = 0
-        var priorSeconds = 0.0
+        // The loop's whole state, from this trial's checkpoint when there is one.
+        var state = FitLoopState(firstConvergenceCheck: lastDrop + options.patience)
         let identity = checkpointIdentity(epochBudget: epochBudget)
         if let c = options.checkpoint, let saved = TrainingCheckpoint.read(c.path, identity: identity, epochBudget: epochBudget),
            let values = saved.parameters.values(Float.self, count: model.parameterCount), optimizer.restore(saved.optimizer) {
             model.parameters.baseAddress!.update(from: values, count: values.count)
-            firstEpoch = saved.epoch
-            steps = saved.steps
-            history = saved.history
-            scale = saved.scale
-            drops = saved.drops
-            lastPlateauDrop = saved.lastPlateauDrop
-            nextConvergenceCheck = saved.nextConvergenceCheck
-            plateauNote = saved.plateauNote
-            thresholdEpochs = saved.thresholdEpochs
-            priorSeconds = saved.elapsed
+            state = saved.loop
         }
+        let firstEpoch = state.epoch, priorSeconds = state.elapsed
         var lastSave = Clock.now()
-        func saveCheckpoint(epoch: Int) throws {
+        func saveCheckpoint() throws {
             guard let c = options.checkpoint else { return }
-            let saved = TrainingCheckpoint(identity: identity, epoch: epoch, steps: steps, history: history, scale: scale, drops: drops,
-                                           lastPlateauDrop: lastPlateauDrop, nextConvergenceCheck: nextConvergenceCheck, plateauNote: plateauNote,
-                                           thresholdEpochs: thresholdEpochs, elapsed: priorSeconds + Clock.now() - start,
-                                           parameters: Data(copying: model.parameterValues), optimizer: optimizer.state, digest: "")
+            state.elapsed = priorSeconds + Clock.now() - start
+            let saved = TrainingCheckpoint(identity: identity, loop: state, parameters: Data(copying: model.parameterValues), optimizer: optimizer.state, digest: "")
             try saved.write(to: c.path)
             lastSave = Clock.now()
         }
-        func reached(_ wrong: Int, epoch: Int) {
-            for t in FitOutcome.thresholds where thresholdEpochs[FitOutcome.key(t)] == nil && wrong <= FitOutcome.allowedWrong(n, threshold: t) {
-                thresholdEpochs[FitOutcome.key(t)] = epoch
-            }
-        }
         func outcome(_ result: FitOutcome.Result, _ reason: String, epochs: Int, loss: Double, wrong: Int, gradientNorm: Double?) -> FitOutcome {
-            if result == .fitted { reached(wrong, epoch: epochs) }
-            var o = FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: steps, finalLoss: loss,
+            if result == .fitted { state.reached(wrong, of: n, epoch: epochs) }
+            var o = FitOutcome(result: result, reason: reason, samples: n, epochs: epochs, steps: state.steps, finalLoss: loss,
                                trainAccuracy: Double(n - wrong) / Double(n), wrong: wrong, gradientNorm: gradientNorm,
-                               lossHistory: decimate(history, to: options.historyPoints), seconds: priorSeconds + Clock.now() - start)
-            o.thresholdEpochs = thresholdEpochs
-            o.learningRateDrops = drops
+                               lossHistory: decimate(state.history, to: options.historyPoints), seconds: priorSeconds + Clock.now() - start)
+            o.thresholdEpochs = state.thresholdEpochs
+            o.learningRateDrops = state.drops
             o.resumedFromEpoch = firstEpoch > 0 ? firstEpoch : nil
             o.batchNorm = model.hasBatchNorm ? FitOutcome.batchNormDecision : nil
             return o
         }
 
-        for epoch in firstEpoch..<epochBudget {
-            if let c = options.checkpoint, epoch > firstEpoch {
-                if Clock.now() - lastSave >= c.interval { try saveCheckpoint(epoch: epoch) }
-                if let stop = c.interruptAfterEpoch, epoch >= stop {
-                    throw EMCError(.io, "interrupted after epoch \(epoch) (a test's stand-in for a kill)")
-                }
+        while state.epoch < epochBudget {
+            let epoch = state.epoch
+            if epoch > firstEpoch {
+                if let c = options.checkpoint, Clock.now() - lastSave >= c.interval { try saveCheckpoint() }
+                if let stop = stopAfterEpoch, epoch >= stop { throw EMCError(.io, "stopped after epoch \(epoch), as a kill would stop it") }
             }
-            let lr = scale * (stepSchedule == nil ? optimizerSpec.learningRate(epoch: epoch, totalEpochs: epochBudget) : lrAtStep(steps))
+            let lr = state.scale * (stepSchedule == nil ? optimizerSpec.learningRate(epoch: epoch, totalEpochs: epochBudget) : lrAtStep(state.steps))
             var epochLoss: Double, epochWrong: Int
             if fullBatch {
                 // The exact gradient at the current parameters; the pass is also an exact evaluation.
                 (epochLoss, epochWrong) = try fullPass(gradient: true)
-                reached(epochWrong, epoch: epoch)
-                if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
+                state.reached(epochWrong, of: n, epoch: epoch)
+                if !epochLoss.isFinite { state.history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 if epochWrong <= allowed + (model.hasBatchNorm ? options.exactCheckSlack(n) : 0) {
                     let norm = gradientNorm()
                     let (loss, wrong) = try judged((epochLoss, epochWrong))
                     if wrong <= allowed {
-                        history.append(loss)
+                        state.history.append(loss)
                         return outcome(.fitted, "all but \(wrong) of \(n) samples correct (allowed \(allowed)) after \(epoch) epochs",
                                        epochs: epoch, loss: loss, wrong: wrong, gradientNorm: norm)
                     }
                 }
                 optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr)
-                steps += 1
+                state.steps += 1
             } else {
-                let perStep: ((Int) -> Double)? = stepSchedule == nil ? nil : { [scale] step in scale * lrAtStep(step) }
-                (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &steps, lrAtStep: perStep)
-                reached(epochWrong, epoch: epoch + 1)
-                if !epochLoss.isFinite { history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
+                let perStep: ((Int) -> Double)? = stepSchedule == nil ? nil : { [scale = state.scale] step in scale * lrAtStep(step) }
+                (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &state.steps, lrAtStep: perStep)
+                state.reached(epochWrong, of: n, epoch: epoch + 1)
+                if !epochLoss.isFinite { state.history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
                 // Cheap detection: the errors counted while training; the exact check only when few.
                 if epochWrong <= allowed + options.exactCheckSlack(n) {
                     let (loss, wrong) = try fullPass(gradient: false)
                     if wrong <= allowed {
-                        history.append(loss)
+                        state.history.append(loss)
                         return outcome(.fitted, "all but \(wrong) of \(n) samples correct (allowed \(allowed)) after \(epoch + 1) epochs",
                                        epochs: epoch + 1, loss: loss, wrong: wrong, gradientNorm: nil)
                     }
                 }
             }
-            history.append(epochLoss)
+            state.history.append(epochLoss)
+            state.epoch = epoch + 1
             progress?(EpochReport(epoch: epoch + 1, loss: epochLoss, wrong: epochWrong, learningRate: lr))
-            if let maxSteps = options.maxSteps, steps >= maxSteps { break }
+            if let maxSteps = options.budget.steps, state.steps >= maxSteps { break }
 
-            // The plateau schedule: after `wait` epochs without improvement, drop the rate (at most `drops` times). The
-            // convergence rule waits for the last drop.
-            if plateau && drops.count < optimizerSpec.plateauDrops {
-                let wait = optimizerSpec.plateauWait
-                if epoch + 1 - lastPlateauDrop >= wait && history.count > wait {
-                    let recent = history.suffix(wait).min()!, before = history.dropLast(wait).min()!
-                    if before <= 0 || (before - recent) / before < options.minRelativeImprovement {
-                        scale *= optimizerSpec.gamma
-                        drops.append(epoch + 1)
-                        lastPlateauDrop = epoch + 1
-                        nextConvergenceCheck = epoch + 1 + options.patience
-                    }
-                }
+            // The plateau schedule drops the rate after `wait` epochs without improvement (the convergence rule waits
+            // for its last drop); otherwise, the convergence rule: a plateau in the loss and a small full gradient.
+            if optimizerSpec.schedule == .plateau && state.drops.count < optimizerSpec.plateauDrops {
+                state.plateauStep(optimizerSpec, minImprovement: options.minImprovement, patience: options.patience)
                 continue
             }
-            // Convergence: a plateau in the loss (after the schedule's last drop) and a small full gradient.
-            if epoch + 1 >= nextConvergenceCheck && history.count > options.patience {
-                let recent = history.suffix(options.patience).min()!
-                let before = history.dropLast(options.patience).min()!
-                let improvement = before > 0 ? (before - recent) / before : 0
-                if improvement < options.minRelativeImprovement {
-                    let pass = try fullPass(gradient: true)
-                    let norm = gradientNorm()
-                    if norm < options.gradientTolerance {
-                        let (loss, wrong) = try judged(pass)
-                        return outcome(.convergedUnfit, String(format: "loss plateaued (improved %.2g%% over the last %d epochs) with full gradient norm %.3g < %.3g; %d of %d samples wrong",
-                                                              improvement * 100, options.patience, norm, options.gradientTolerance, wrong, n),
-                                       epochs: epoch + 1, loss: loss, wrong: wrong, gradientNorm: norm)
-                    }
-                    plateauNote = String(format: "; the loss had plateaued but the full gradient norm was %.3g ≥ %.3g", norm, options.gradientTolerance)
+            switch state.convergenceCheck(patience: options.patience, minImprovement: options.minImprovement) {
+            case .notDue: continue
+            case .improving: break
+            case .plateaued(let improvement):
+                let pass = try fullPass(gradient: true)
+                let norm = gradientNorm()
+                if norm < options.gradientTolerance {
+                    let (loss, wrong) = try judged(pass)
+                    return outcome(.convergedUnfit, String(format: "loss plateaued (improved %.2g%% over the last %d epochs) with full gradient norm %.3g < %.3g; %d of %d samples wrong",
+                                                          improvement * 100, options.patience, norm, options.gradientTolerance, wrong, n),
+                                   epochs: epoch + 1, loss: loss, wrong: wrong, gradientNorm: norm)
                 }
-                nextConvergenceCheck = epoch + 1 + options.patience
+                state.plateauNote = String(format: "; the loss had plateaued but the full gradient norm was %.3g ≥ %.3g", norm, options.gradientTolerance)
             }
+            state.nextConvergenceCheck = epoch + 1 + options.patience
         }
         let pass = try fullPass(gradient: true)
         let norm = gradientNorm()
         let (loss, wrong) = try judged(pass)
-        let epochs = history.count
+        let epochs = state.history.count
         if wrong <= allowed {
             return outcome(.fitted, "all but \(wrong) of \(n) samples correct at the end of the budget", epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
         }
-        let budget = options.maxSteps.map { "\($0)-step" } ?? "\(epochBudget)-epoch"
-        return outcome(.budgetExhausted, "ran out of the \(budget) budget with \(wrong) of \(n) samples wrong\(plateauNote): inconclusive",
+        let budget = options.budget.steps.map { "\($0)-step" } ?? "\(epochBudget)-epoch"
+        return outcome(.budgetExhausted, "ran out of the \(budget) budget with \(wrong) of \(n) samples wrong\(state.plateauNote): inconclusive",
                        epochs: epochs, loss: loss, wrong: wrong, gradientNorm: norm)
     }
 
     /// What ties a checkpoint to this trial: the model's layers, the optimizer, the samples, the seed and every rule.
     private func checkpointIdentity(epochBudget: Int) -> String {
         let o = options
-        return SHA256.hex([model.summary, "\(optimizerSpec)", "n=\(data.count)", "seed=\(o.seed)", "batch=\(o.batchSize)", "budget=\(epochBudget)",
-                           "steps=\(o.maxSteps ?? 0)", "min=\(o.minSteps)", "threshold=\(o.fitThreshold)", "patience=\(o.patience)",
-                           "improvement=\(o.minRelativeImprovement)", "gradient=\(o.gradientTolerance)"].joined(separator: "\n"))
+        return SHA256.hex([model.summary, "\(optimizerSpec)", "n=\(data.count)", "seed=\(o.seed)", "batch=\(o.batch)", "budget=\(epochBudget)",
+                           "steps=\(o.budget.steps ?? 0)", "min=\(o.budget.effectiveMinSteps)", "threshold=\(o.fitThreshold)", "patience=\(o.patience)",
+                           "improvement=\(o.minImprovement)", "gradient=\(o.gradientTolerance)"].joined(separator: "\n"))
     }
 
     /// `count` plain training steps cycling through the data in epoch order (no decisions): for benchmarks.
@@ -488,12 +431,12 @@ public final class Trainer {
                             lrAtStep: ((Int) -> Double)? = nil) throws -> (Double, Int) {
         let n = data.count
         let order = data.order(epoch: epoch, seed: options.seed)
-        data.beginEpoch(epoch, order: order, batchSize: options.batchSize)
+        data.beginEpoch(epoch, order: order, batchSize: options.batch)
         var lossSum = 0.0, wrong = 0
         var start = 0
         try order.withUnsafeBufferPointer { order in
             while start < n {
-                let b = min(options.batchSize, n - start)
+                let b = min(options.batch, n - start)
                 try loadBatch(UnsafeBufferPointer(rebasing: order[start..<(start + b)]))
                 model.zeroGradients()
                 let logits = model.forward(inputs.baseAddress!, batch: b)
@@ -505,7 +448,7 @@ public final class Trainer {
                 lossSum += r.lossSum
                 wrong += r.wrong
                 start += b
-                if let maxSteps = stopAt ?? options.maxSteps, steps >= maxSteps { break }
+                if let maxSteps = stopAt ?? options.budget.steps, steps >= maxSteps { break }
             }
         }
         return (lossSum / Double(max(1, start)), wrong + (n - start))

@@ -63,7 +63,7 @@ public struct HessianCheck: Sendable, Codable, Equatable {
 }
 
 /// Settings of the check.
-public struct HessianCheckOptions: Sendable, Codable, Equatable {
+public struct HessianCheckOptions: Sendable, Codable, Hashable {
     public var steps = 40
     public var tolerance = 1e-3
     /// The largest memory the single-batch mode may take; above it the check runs in micro-batches.

@@ -21,7 +21,12 @@ import EMCCore
 ///   self-attention, then an MLP of R·D units with GELU, each in a residual branch), a final LayerNorm, the class token
 ///   or the mean of the tokens, and the output layer.
 public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
-    public enum Family: String, Sendable, CaseIterable { case mlp, cnn, resnet, efficientnet, vit }
+    public enum Family: String, Sendable, Codable, CaseIterable {
+        case mlp, cnn, resnet, efficientnet, vit
+
+        /// The convolutional families (the paper's "CNNs"): cnn, resnet, efficientnet.
+        public var isConvolutional: Bool { self == .cnn || self == .resnet || self == .efficientnet }
+    }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
 
     public var family: Family
@@ -122,6 +127,36 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func format(_ v: Double) -> String { String(format: "%g", v) }
+
+    /// A size option by the name the spec writes it (width, depth, channels, layers, blocks, dim...), as a number for
+    /// plots; nil when the family has no such option.
+    public func size(_ name: String) -> Double? {
+        switch (family, name) {
+        case (.mlp, "width"): return Double(width)
+        case (.mlp, "depth"): return Double(depth)
+        case (.cnn, "channels"): return Double(channels)
+        case (.cnn, "layers"): return Double(convLayers)
+        case (.cnn, "fc"): return Double(fc)
+        case (.resnet, "width"): return widthFactor
+        case (.resnet, "blocks"): return Double(blocks)
+        case (.resnet, "stages"): return Double(stages)
+        case (.efficientnet, "phi"): return phi
+        case (.efficientnet, "width"): return phi == nil ? widthMultiplier : nil
+        case (.efficientnet, "depth"): return phi == nil ? depthMultiplier : nil
+        case (.vit, "dim"): return Double(dim)
+        case (.vit, "depth"): return Double(encoderDepth)
+        case (.vit, "heads"): return Double(heads)
+        case (.vit, "patch"): return Double(patch)
+        default: return nil
+        }
+    }
+
+    /// The same architecture with another activation (a ReLU model and its tanh twin compare on this).
+    public func with(activation: ActivationKind) -> ModelSpec {
+        var spec = self
+        spec.activation = activation
+        return spec
+    }
 
     /// Base channels of a resnet (16·k, at least 1).
     public var resnetBaseChannels: Int { max(1, Int((16 * widthFactor).rounded())) }

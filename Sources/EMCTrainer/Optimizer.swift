@@ -14,7 +14,7 @@ import Foundation
 /// - adam / adamw: PyTorch's Adam (L2 `wd` added to the gradient) and AdamW (decoupled `wd`, default 0.01),
 ///   `beta1` 0.9, `beta2` 0.999, `eps` 1e-8.
 public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case sgd, gd, adam, adamw, shampoo }
+    public enum Kind: String, Sendable, Codable { case sgd, gd, adam, adamw, shampoo }
     /// Whose step norm a Shampoo direction takes (per weight matrix), and who updates vectors (biases).
     public enum Graft: String, Sendable { case adam, sgd, none }
     public enum Schedule: String, Sendable { case constant, cosine, step, plateau }
@@ -43,6 +43,10 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
         self.kind = kind
         self.lr = lr
     }
+
+    /// The spec without its learning rate (every other option as written): configurations whose rate a pilot chose
+    /// compare on this.
+    public var withoutRate: String { kind.rawValue + ":" + optionsBesideRate.joined(separator: ",") }
 
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
@@ -81,7 +85,12 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        var parts = ["lr=\(lr)"]
+        kind.rawValue + ":" + (["lr=\(lr)"] + optionsBesideRate).joined(separator: ",")
+    }
+
+    /// Every option but the learning rate, as the canonical description writes them (defaults left out).
+    private var optionsBesideRate: [String] {
+        var parts: [String] = []
         switch kind {
         case .sgd, .gd:
             if momentum != 0 { parts.append("momentum=\(momentum)") }
@@ -103,7 +112,7 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
         if schedule == .step { parts.append("step=\(stepEpochs)"); parts.append("gamma=\(gamma)") }
         if schedule == .plateau { parts.append("gamma=\(gamma)"); parts.append("wait=\(plateauWait)"); parts.append("drops=\(plateauDrops)") }
         if warmup > 0 { parts.append("warmup=\(warmup)") }
-        return kind.rawValue + ":" + parts.joined(separator: ",")
+        return parts
     }
 
     /// The learning rate for `epoch` (0-based) of a run of `totalEpochs`.

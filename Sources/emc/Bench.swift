@@ -227,7 +227,6 @@ struct BenchSearch: ParsableCommand {
         discussion: "Example: emc bench search --data datasets/fashion-mnist --model mlp:width=32,depth=1")
     @Option(help: "The shard set.") var data: String
     @Option(help: "Model spec.") var model = "mlp:width=32,depth=1"
-    @Option(help: "Optimizer spec.") var optimizer = "sgd:lr=0.01,momentum=0.9"
     @OptionGroup var training: TrainingOptions
     @Option(help: "Grid: smallest n.") var low = 4
     @Option(help: "Grid: largest n.") var high = 50_000
@@ -236,9 +235,6 @@ struct BenchSearch: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        var settings = SearchSettings(data: data, model: model)
-        settings.optimizer = optimizer
-        training.apply(to: &settings)
-        try output.show(BenchReports.search(settings: settings, grid: noGrid ? nil : (low, high, points), progress: output.progress))
+        try output.show(BenchReports.search(settings: try training.settings(data: data, model: model), grid: noGrid ? nil : (low, high, points), progress: output.progress))
     }
 }

@@ -23,9 +23,6 @@ struct HessianCommand: ParsableCommand {
     @Option(help: "Model spec, e.g. mlp:width=32,depth=1.")
     var model: String
 
-    @Option(help: "Optimizer spec, e.g. sgd:lr=0.01,momentum=0.9.")
-    var optimizer = "sgd:lr=0.01,momentum=0.9"
-
     @Option(parsing: .unconditional, help: "The trial's number of samples.")
     var n: Int
 
@@ -45,10 +42,7 @@ struct HessianCommand: ParsableCommand {
 
     func run() throws {
         BLAS.useOneThread()
-        var settings = SearchSettings(data: data, model: model)
-        settings.optimizer = optimizer
-        training.apply(to: &settings)
-        let search = try SearchRun(settings)
+        let search = try SearchRun(try training.settings(data: data, model: model))
         var bar: ProgressReporter?
         let epochs = search.config.fit.epochBudget(samples: n, fullBatch: search.config.optimizer.kind == .gd)
         if !output.quiet && !output.json { print("training \(search.config.model) (\(search.config.parameters) parameters) on n = \(n), seed \(seed), \(search.config.optimizer)") }

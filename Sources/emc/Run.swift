@@ -5,58 +5,77 @@ import EMCSearch
 import EMCTrainer
 import Foundation
 
-/// Options shared by `emc run` and `emc bench search`: how each trial trains and is judged.
+/// How each trial trains and is judged, as `emc run`, `emc hessian` and `emc bench search` take it. Every default is
+/// `SearchSettings.defaults`' (the one declaration); `apply` sets the matching settings.
 struct TrainingOptions: ParsableArguments {
+    private static let defaults = SearchSettings.defaults
+
+    @Option(help: "Optimizer spec, e.g. sgd:lr=0.01,momentum=0.9, gd:lr=0.1, adam:lr=1e-3.")
+    var optimizer = defaults.optimizer.text
+
     @Option(parsing: .unconditional, help: "Mini-batch size.")
-    var batch = 128
+    var batch = defaults.training.batch
 
     @Option(parsing: .unconditional, help: "Epoch budget per trial.")
-    var epochs = 300
+    var epochs = defaults.training.budget.epochs
 
     @Option(parsing: .unconditional, help: "A step budget per trial instead of epochs (schedules then run over steps; step= and warmup= count steps).")
     var steps: Int?
 
     @Option(parsing: .unconditional, help: "With an epoch budget, train at least this many optimizer steps whatever n is (0: off).")
-    var minSteps = 2000
+    var minSteps = defaults.training.budget.minSteps
 
     @Option(parsing: .unconditional, help: "Fraction of samples that must be classified correctly (1.0 = all; the authors' code used 0.995).")
-    var fitThreshold = 1.0
+    var fitThreshold = defaults.training.fitThreshold
 
     @Option(parsing: .unconditional, help: "Convergence: epochs without relative loss improvement above --min-improvement...")
-    var patience = 20
+    var patience = defaults.training.patience
 
     @Option(parsing: .unconditional, help: "...of this size...")
-    var minImprovement = 1e-3
+    var minImprovement = defaults.training.minImprovement
 
     @Option(parsing: .unconditional, help: "...and a full-batch gradient norm below this, mean a minimum that does not fit.")
-    var gradientTolerance = 1e-3
+    var gradientTolerance = defaults.training.gradientTolerance
 
     @Option(help: "Input normalisation: standard (manifest mean/std), unit (/255) or none.")
-    var normalize = Normalization.standard
+    var normalize = defaults.normalize
 
     @Option(help: "Check the loss Hessian by Lanczos: off, converged (a converged-unfit trial with λ_min < −tol·λ_max becomes a saddle), or final (also record a check of every other trial's final model).")
-    var hessianCheck = HessianCheckMode.off
+    var hessianCheck = defaults.training.hessianCheck
 
     @Option(parsing: .unconditional, help: "Lanczos steps of the Hessian check (each one Hessian-vector product over the n samples).")
-    var hessianSteps = 40
+    var hessianSteps = defaults.training.hessian.steps
 
     @Option(parsing: .unconditional, help: "The Hessian check's tolerance: a saddle when λ_min < −tol·λ_max.")
-    var hessianTolerance = 1e-3
+    var hessianTolerance = defaults.training.hessian.tolerance
 
-    /// These options applied to `settings`.
-    func apply(to settings: inout SearchSettings) {
-        settings.batch = batch
-        settings.epochs = epochs
-        settings.steps = steps
-        settings.minSteps = minSteps
-        settings.fitThreshold = fitThreshold
-        settings.patience = patience
-        settings.minImprovement = minImprovement
-        settings.gradientTolerance = gradientTolerance
-        settings.normalize = normalize
-        settings.hessianCheck = hessianCheck
-        settings.hessianSteps = hessianSteps
-        settings.hessianTolerance = hessianTolerance
+    /// Search settings for `data` and `model` with these options (an error names a spec that does not parse).
+    func settings(data: String, model: String) throws -> SearchSettings {
+        var s = try SearchSettings(data: data, model: model)
+        s.optimizer = try Written(optimizer)
+        apply(to: &s)
+        return s
+    }
+
+    /// These options, but the optimizer's spec, set on `s`.
+    func apply(to s: inout SearchSettings) {
+        s.training.batch = batch
+        s.training.budget = Budget(epochs: epochs, minSteps: minSteps, steps: steps)
+        s.training.fitThreshold = fitThreshold
+        s.training.patience = patience
+        s.training.minImprovement = minImprovement
+        s.training.gradientTolerance = gradientTolerance
+        s.normalize = normalize
+        s.training.hessianCheck = hessianCheck
+        s.training.hessian.steps = hessianSteps
+        s.training.hessian.tolerance = hessianTolerance
+    }
+
+    /// A value out of range is a usage error naming its setting, before any spec is parsed or data opened.
+    func validate() throws {
+        var s = SearchSettings.defaults
+        apply(to: &s)
+        do { try s.training.check() } catch let e as EMCError { throw ValidationError(e.message) }
     }
 }
 
@@ -87,52 +106,7 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Run the search a JSON settings file describes (what a sweep hands each of its searches).", visibility: .hidden))
     var settingsFile: String?
 
-    @Option(help: "Optimizer spec, e.g. sgd:lr=0.01,momentum=0.9, gd:lr=0.1, adam:lr=1e-3.")
-    var optimizer = "sgd:lr=0.01,momentum=0.9"
-
-    @OptionGroup var training: TrainingOptions
-
-    @Option(parsing: .unconditional, help: "Independent seeds (subset and initialisation), each searched.")
-    var seeds = 1
-
-    @Option(parsing: .unconditional, help: "First n (default: 10 × the number of classes).")
-    var start: Int?
-
-    @Option(parsing: .unconditional, help: "Stop bisecting when the bracket is within this fraction of the EMC.")
-    var resolution = SearchSettings.defaultResolution
-
-    @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
-    var jobs = 1
-
-    @Option(help: "Which failing trials are repeated with a fresh initialisation before they may decide a seed: final (the one that would end the search), each, or off.")
-    var confirm = FailureConfirmation.final
-
-    @Option(parsing: .unconditional, help: "Refine the boundary until its 90% interval is within ± this fraction of n50...")
-    var targetWidth = 0.05
-
-    @Option(parsing: .unconditional, help: "...or this many refinement trials have run (over all seeds).")
-    var refinementCap = SearchRules().refinementCap
-
-    @Option(parsing: .unconditional, help: "Also train every seed at this n and report the generalization gap there (compare models at one size).")
-    var gapN: Int?
-
-    @Option(parsing: .unconditional, help: "Learning rates to try first (comma-separated): a pilot trial per rate at --pilot-n keeps the one that fits in the fewest steps.")
-    var lrGrid: String?
-
-    @Option(parsing: .unconditional, help: "The learning-rate pilot's n (default 1000, or the data size when smaller).")
-    var pilotN: Int?
-
-    @Option(help: "Results log (JSON lines), shared by runs and sweeps.")
-    var log = "runs/emc.jsonl"
-
-    @Flag(help: "Do not evaluate the trained models on the test split (no generalization gap).")
-    var noTest = false
-
-    @Option(help: "Save each running trial's state here every --checkpoint-interval seconds; a killed search resumes its trial from it.")
-    var checkpointDir: String?
-
-    @Option(parsing: .unconditional, help: "Seconds between a trial's checkpoints.")
-    var checkpointInterval = 300.0
+    @OptionGroup var search: SearchOptions
 
     @Flag(help: "Print the configuration and the most work the search can take, and train nothing.")
     var dryRun = false
@@ -141,17 +115,6 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard settingsFile != nil || (data != nil && model != nil) else { throw ValidationError("give --data and --model") }
-        guard targetWidth > 0 && targetWidth < 1 else { throw ValidationError("--target-width must be between 0 and 1") }
-        guard refinementCap >= 0 else { throw ValidationError("--refinement-cap cannot be negative") }
-        if let gapN { guard gapN >= 1 else { throw ValidationError("--gap-n must be at least 1") } }
-        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
-        guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval cannot be negative") }
-        if let lrGrid {
-            for entry in lrGrid.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard !entry.isEmpty else { throw ValidationError("--lr-grid \"\(lrGrid)\" has an empty entry: give rates separated by single commas") }
-                guard Double(entry) != nil else { throw ValidationError("--lr-grid: \"\(entry)\" is not a number") }
-            }
-        }
     }
 
     var settings: SearchSettings {
@@ -163,14 +126,95 @@ struct Run: ParsableCommand {
                     throw EMCError(.format, "not a search settings file: \(e)", file: settingsFile)
                 }
             }
-            return commandLineSettings
+            return try commandLineSettings
         }
     }
 
     private var commandLineSettings: SearchSettings {
-        var s = SearchSettings(data: data ?? "", model: model ?? "")
-        s.optimizer = optimizer
+        get throws { try search.settings(data: data ?? "", model: model ?? "") }
+    }
+
+    func run() throws {
+        BLAS.useOneThread()
+        let search = try SearchRun(try settings)
+        let printer = SearchPrinter(output: output)
+        if dryRun { return try printer.plan(search) }
+        let summary = try search.execute(events: printer.event)
+        try printer.summary(summary)
+    }
+}
+
+/// `emc run`'s options beyond the training's: seeds, the search's rules, the pilot, the log, checkpoints. Every default is
+/// `SearchSettings.defaults`'.
+struct SearchOptions: ParsableArguments {
+    private static let defaults = SearchSettings.defaults
+
+    @OptionGroup var training: TrainingOptions
+
+    @Option(parsing: .unconditional, help: "Independent seeds (subset and initialisation), each searched.")
+    var seeds = defaults.seeds
+
+    @Option(parsing: .unconditional, help: "First n (default: 10 × the number of classes).")
+    var start: Int?
+
+    @Option(parsing: .unconditional, help: "Stop bisecting when the bracket is within this fraction of the EMC.")
+    var resolution = defaults.resolution
+
+    @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
+    var jobs = defaults.jobs
+
+    @Option(help: "Which failing trials are repeated with a fresh initialisation before they may decide a seed: final (the one that would end the search), each, or off.")
+    var confirm = defaults.rules.confirmation
+
+    @Option(parsing: .unconditional, help: "Refine the boundary until its 90% interval is within ± this fraction of n50...")
+    var targetWidth = defaults.rules.targetHalfWidth
+
+    @Option(parsing: .unconditional, help: "...or this many refinement trials have run (over all seeds).")
+    var refinementCap = defaults.rules.refinementCap
+
+    @Option(parsing: .unconditional, help: "Also train every seed at this n and report the generalization gap there (compare models at one size).")
+    var gapN: Int?
+
+    @Option(parsing: .unconditional, help: "Learning rates to try first (comma-separated): a pilot trial per rate at --pilot-n keeps the one that fits in the fewest steps.")
+    var lrGrid: String?
+
+    @Option(parsing: .unconditional, help: "The learning-rate pilot's n (default \(SearchSettings.defaultPilotN), or the data size when smaller).")
+    var pilotN: Int?
+
+    @Option(help: "Results log (JSON lines), shared by runs and sweeps.")
+    var log = defaults.log
+
+    @Flag(help: "Do not evaluate the trained models on the test split (no generalization gap).")
+    var noTest = false
+
+    @Option(help: "Save each running trial's state here every --checkpoint-interval seconds; a killed search resumes its trial from it.")
+    var checkpointDir: String?
+
+    @Option(parsing: .unconditional, help: "Seconds between a trial's checkpoints.")
+    var checkpointInterval = defaults.checkpointInterval
+
+    func validate() throws {
+        if let lrGrid {
+            for entry in lrGrid.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard !entry.isEmpty else { throw ValidationError("--lr-grid \"\(lrGrid)\" has an empty entry: give rates separated by single commas") }
+                guard Double(entry) != nil else { throw ValidationError("--lr-grid: \"\(entry)\" is not a number") }
+            }
+        }
+        var s = SearchSettings.defaults
         training.apply(to: &s)
+        apply(to: &s)
+        do { try s.check() } catch let e as EMCError { throw ValidationError(e.message) }
+    }
+
+    /// The search settings these options give for `data` and `model`; `SearchSettings.check` checks their ranges.
+    func settings(data: String, model: String) throws -> SearchSettings {
+        var s = try training.settings(data: data, model: model)
+        apply(to: &s)
+        return s
+    }
+
+    /// These options, but the training's, set on `s`.
+    func apply(to s: inout SearchSettings) {
         s.seeds = seeds
         s.start = start
         s.resolution = resolution
@@ -185,15 +229,5 @@ struct Run: ParsableCommand {
         s.rules.refinementCap = refinementCap
         s.checkpointDirectory = checkpointDir
         s.checkpointInterval = checkpointInterval
-        return s
-    }
-
-    func run() throws {
-        BLAS.useOneThread()
-        let search = try SearchRun(try settings)
-        let printer = SearchPrinter(output: output)
-        if dryRun { return try printer.plan(search) }
-        let summary = try search.execute(events: printer.event)
-        try printer.summary(summary)
     }
 }

@@ -33,7 +33,7 @@ final class SearchPrinter {
         case .started(let config):
             self.config = config
             say("EMC search: \(config.model) (\(config.parameters) parameters) on \(config.dataName)\(config.variant.map { " [\($0)]" } ?? ""), "
-                + "\(config.optimizer), batch \(config.fit.batchSize), ≤ \(config.fit.budgetDescription), \(config.seeds) seed(s)")
+                + "\(config.optimizer), batch \(config.fit.batch), ≤ \(config.fit.budget), \(config.seeds) seed(s)")
         case .epoch(let n, let report):
             if bar == nil {
                 let epochs = config.map { $0.fit.epochBudget(samples: n, fullBatch: $0.optimizer.kind == .gd) }
@@ -87,7 +87,7 @@ final class SearchPrinter {
         let plan = search.plan
         if output.json { return try printJSON(plan) }
         let c = search.config
-        print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batchSize), ≤ \(c.fit.budgetDescription)")
+        print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batch), ≤ \(c.fit.budget)")
         print("  \(plan.seeds) seed(s), at most \(plan.maxTrialsPerSeed) trials each; doubling visits n = \(plan.doublingSizes.map(String.init).joined(separator: ", "))")
         print(String(format: "  at most %.3g sample-epochs of training (every trial using its whole budget); trials already in %@ are not repeated",
                      plan.maxSampleEpochs, search.settings.log))

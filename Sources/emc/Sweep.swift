@@ -82,7 +82,7 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         let exp = try Experiment.load(experiment)
-        let tasks = SweepRunner.tasks(exp)
+        let tasks = try SweepRunner.tasks(exp)
         if let svg {
             let data = Set(tasks.map(\.settings.data)).sorted()
             let folder = executor == .slurm ? [try SweepFolder(experiment: exp, override: sweepDir).path] : []

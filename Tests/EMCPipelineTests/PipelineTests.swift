@@ -189,9 +189,9 @@ struct SubsetTests {
         let model = try ModelSpec(parsing: "mlp:width=64").build(input: subset.shape, classes: 10, maxBatch: 64)
         model.initialize(seed: 1)
         var fit = FitOptions()
-        fit.batchSize = 16
+        fit.batch = 16
         fit.evalBatch = 64
-        fit.maxEpochs = 300
+        fit.budget.epochs = 300
         let outcome = try Trainer(model: model, data: subset, optimizer: try OptimizerSpec(parsing: "adam:lr=0.003"), options: fit).fit()
         #expect(outcome.result == .fitted, "\(outcome.reason)")
     }
@@ -247,9 +247,9 @@ struct SyntheticTests {
         let model = try ModelSpec(parsing: "cnn:channels=8,layers=2,fc=32").build(input: train.shape, classes: 4, maxBatch: 256)
         model.initialize(seed: 0)
         var fit = FitOptions()
-        fit.batchSize = 32
+        fit.batch = 32
         fit.evalBatch = 200
-        fit.maxEpochs = 12
+        fit.budget.epochs = 12
         _ = try Trainer(model: model, data: train, optimizer: try OptimizerSpec(parsing: "adam:lr=0.003"), options: fit).fit()
         let (_, wrong) = try Trainer(model: model, data: test, optimizer: try OptimizerSpec(parsing: "sgd"), options: fit).fullPass(gradient: false)
         let accuracy = Double(200 - wrong) / 200

@@ -36,9 +36,9 @@ struct VariantSafetyTests {
         let model = try ModelSpec(parsing: "mlp:width=8").build(input: subset.shape, classes: 3, maxBatch: 64)
         model.initialize(seed: 1)
         var fit = FitOptions()
-        fit.batchSize = 32
+        fit.batch = 32
         fit.evalBatch = 64
-        fit.maxEpochs = 2
+        fit.budget.epochs = 2
         let e = #expect(throws: EMCError.self) {
             _ = try Trainer(model: model, data: subset, optimizer: try OptimizerSpec(parsing: "sgd"), options: fit).fit()
         }
@@ -52,7 +52,7 @@ struct VariantSafetyTests {
         let model = try ModelSpec(parsing: "mlp:width=4,depth=1").build(input: .vector(2), classes: 3, maxBatch: 4)
         model.initialize(seed: 1)
         var fit = FitOptions()
-        fit.batchSize = 4
+        fit.batch = 4
         fit.evalBatch = 4
         let e = #expect(throws: EMCError.self) { _ = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd"), options: fit).fit() }
         #expect(e?.place == .sample(3) && e?.found == "7")

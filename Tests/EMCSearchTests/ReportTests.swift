@@ -88,7 +88,7 @@ struct ReportTests {
         let report = Report.from(records)
         #expect(report.seedsCSV.split(separator: "\n").count == 1 + 6)
         let cnn = Report.from(records, filters: [try ReportFilter(parsing: "family=cnn")])
-        #expect(cnn.rows.count == 1 && cnn.rows[0].family == "cnn")
+        #expect(cnn.rows.count == 1 && cnn.rows[0].family == .cnn)
         #expect(Report.from(records, filters: [try ReportFilter(parsing: "model=width=8"), try ReportFilter(parsing: "budget=300")]).rows.count == 1)
         #expect(throws: EMCError.self) { _ = try ReportFilter(parsing: "colour=red") }
         // A single failed trial below a seed's confirmed failure (its confirmation fitted) does not end that seed.
@@ -218,8 +218,9 @@ struct ReportTests {
         try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("p.json"))
         let e = try Experiment.load(dir.file("p.json"))
         #expect(e.cells.count == 3, "part 0's cell, part 1's two (its SGD has a step budget: another configuration), part 2 repeats part 0")
-        let stepped = e.cells.filter { e.settings($0).steps == 500 }
-        #expect(stepped.count == 2 && stepped.allSatisfy { e.settings($0).lrGrid == [0.01, 0.1] && e.settings($0).epochs == 50 })
+        let stepped = try e.cells.filter { try e.settings($0).training.budget.steps == 500 }
+        let settings = try stepped.map { try e.settings($0) }
+        #expect(stepped.count == 2 && settings.allSatisfy { $0.lrGrid == [0.01, 0.1] && $0.training.budget.epochs == 50 })
         let bad = manifest.replacingOccurrences(of: #""name": "again""#, with: #""nmae": "again""#)
         try AtomicFileWriter.write(Array(bad.utf8), to: dir.file("bad.json"))
         let error = #expect(throws: EMCError.self) { _ = try Experiment.load(dir.file("bad.json")) }

@@ -1,7 +1,9 @@
 import EMCCore
 import EMCSearch
+import EMCShards
 import EMCTestSupport
 import EMCTrainer
+import EMCVariants
 import Foundation
 import Testing
 
@@ -135,5 +137,67 @@ struct LogCompatibilityTests {
         #expect(Set(records.compactMap(\.role)) == Set(TrialRole.allCases).subtracting([.pilot]))
         let row = try #require(Report.from(records).rows.first)
         #expect(row.seeds.map(\.emc) == [12, 4] && row.seeds.map(\.firstUnfitted) == [15, 5])
+    }
+}
+
+@Suite("Sweep folders written before")
+struct SweepCompatibilityTests {
+    /// A Slurm sweep folder `emc sweep --executor slurm` and `emc sweep-task` wrote before the settings were typed: two
+    /// tasks (an MLP and a CNN, two seeds each) on a synthetic 8-pixel set, `Fixtures/sweep-format-1`, with the manifest.
+    static let fixture: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast()
+        return parts.joined(separator: "/") + "/Fixtures/sweep-format-1"
+    }()
+    /// Where the fixture's folder and data were when it was written (its task files name them).
+    static let writtenAt = "/tmp/fx/sweep"
+
+    @Test("each task file decodes to typed settings and encodes back byte for byte, so its finished marker still matches")
+    func taskFilesKeepTheirHash() throws {
+        for index in 0..<2 {
+            let bytes = try ReadableFile.contents(of: FileSystem.join(Self.fixture, "tasks/task-000\(index).json"))
+            let task = try JSONDecoder().decode(SweepTask.self, from: Data(bytes))
+            #expect(task.settings.model.value.family == (index == 0 ? .mlp : .cnn) && task.settings.training.budget == Budget(epochs: 30, minSteps: 40))
+            #expect(try SweepFolder.encode(task) == bytes, "task \(index) re-encodes to other bytes: its settings hash would change")
+            let marker = try JSONDecoder().decode(TaskDone.self, from: Data(try ReadableFile.contents(of: FileSystem.join(Self.fixture, "done/task-000\(index).json"))))
+            #expect(marker.settingsHash == SHA256.hex(bytes))
+        }
+    }
+
+    @Test("a finished task reruns from its log without training and ends with the summary it wrote; the logs report the same")
+    func rerunsWithoutTraining() throws {
+        let dir = TemporaryDirectory()
+        let data = dir.file("data"), folder = dir.file("sweep")
+        var options = ShardSetOptions(codec: .zstdDelta, seed: 1)
+        options.threads = 1
+        _ = try SyntheticImages(size: 8, classes: 3, seed: 1).write(to: data, train: 300, test: 60, options: options, progress: nil)
+        for sub in ["tasks", "done", "logs"] {
+            try FileSystem.createDirectory(FileSystem.join(folder, sub))
+            for name in try FileSystem.list(FileSystem.join(Self.fixture, sub)) {
+                var text = String(decoding: try ReadableFile.contents(of: FileSystem.join(FileSystem.join(Self.fixture, sub), name)), as: UTF8.self)
+                // The task files name the folder and the data where they were written; here they are elsewhere.
+                if sub == "tasks" { text = text.replacingOccurrences(of: Self.writtenAt, with: folder).replacingOccurrences(of: #""data":"data""#, with: "\"data\":\"\(data)\"") }
+                try AtomicFileWriter.write(Array(text.utf8), to: FileSystem.join(FileSystem.join(folder, sub), name))
+            }
+        }
+        for index in 0..<2 {
+            let marker = try JSONDecoder().decode(TaskDone.self, from: Data(try ReadableFile.contents(of: FileSystem.join(folder, "done/task-000\(index).json"))))
+            var trained = 0
+            let summary = try SlurmSweep.runTask(folder: folder, index: index) { event in
+                if case .trial(_, let new) = event, new { trained += 1 }
+            }
+            #expect(trained == 0, "task \(index) trained \(trained) trials again")
+            // The same summary but for the time and the trials trained by this run (none).
+            var a = summary, b = marker.summary
+            #expect(a.seeds.allSatisfy { $0.newTrials == 0 })
+            a.seconds = 0
+            b.seconds = 0
+            for i in b.seeds.indices { b.seeds[i].newTrials = 0 }
+            let (encodedA, encodedB) = (String(decoding: try SweepFolder.encode(a), as: UTF8.self), String(decoding: try SweepFolder.encode(b), as: UTF8.self))
+            #expect(encodedA == encodedB, "task \(index)'s summary changed: \(encodedA) vs \(encodedB)")
+        }
+        let before = Report.from(try (0..<2).flatMap { try ResultsLog.records(at: FileSystem.join(Self.fixture, "logs/task-000\($0).jsonl")) })
+        let after = Report.from(try (0..<2).flatMap { try ResultsLog.records(at: FileSystem.join(folder, "logs/task-000\($0).jsonl")) })
+        #expect(try SweepFolder.encode(before.rows) == SweepFolder.encode(after.rows) && before.rows.count == 2)
     }
 }

@@ -196,8 +196,8 @@ struct EndToEndTests {
         let data = try Self.smallFashionMNIST(dir)
         let view = try DatasetView(directory: data)
         var fit = FitOptions()
-        fit.batchSize = 8
-        fit.maxEpochs = 150
+        fit.batch = 8
+        fit.budget.epochs = 150
         fit.evalBatch = 512
         let cfg = SearchConfig(dataDirectory: data, dataName: "fashion-mnist", dataContentId: view.manifest.contentId, variant: nil,
                                model: try ModelSpec(parsing: "mlp:width=16,depth=1"), optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"),
@@ -304,7 +304,7 @@ struct ExperimentManifestTests {
             for o in exp.optimizers { _ = try OptimizerSpec(parsing: o) }
             #expect(!exp.cells.isEmpty)
             // Paths are relative to the manifest's folder: the shipped ones point at the repository's datasets/ and runs/.
-            let settings = exp.settings(exp.cells[0])
+            let settings = try exp.settings(exp.cells[0])
             #expect(settings.log.hasPrefix(dir + "/../../runs/") && settings.data.hasPrefix(dir + "/../../datasets/"))
         }
     }
@@ -353,21 +353,21 @@ struct ExperimentManifestTests {
         let dir = TemporaryDirectory()
         let base = try makeBase(dir)
         let path = try write(#"{"name": "e", "data": ["\#(base)", "not-made-yet"], "models": ["mlp:width=4", "vit:dim=8,heads=2,patch=5"], "optimizers": ["sgd"]}"#, dir)
-        let tasks = SweepRunner.tasks(try Experiment.load(path))
+        let tasks = try SweepRunner.tasks(try Experiment.load(path))
         let e = #expect(throws: EMCError.self) { _ = try SweepRunner.plans(tasks) }
         #expect(e?.description.contains("search vit:dim=8,heads=2,patch=5 on \(base)") == true, "\(String(describing: e))")
         #expect(e?.description.contains("does not tile") == true)
         // Without the ViT, the searches on existing data are planned and those whose data a prepare step makes are not.
-        let fine = try SweepRunner.plans(tasks.filter { $0.settings.model.hasPrefix("mlp") })
+        let fine = try SweepRunner.plans(tasks.filter { $0.settings.model.value.family == .mlp })
         #expect(fine.map { $0 != nil } == [true, false])
     }
 
     @Test("a search asking for the Hessian check of a model without R-operators is refused before it trains")
     func hessianRefusedUpFront() throws {
         let dir = TemporaryDirectory()
-        var settings = SearchSettings(data: try makeBase(dir), model: "vit:dim=8,heads=2,patch=4")
+        var settings = try SearchSettings(data: try makeBase(dir), model: "vit:dim=8,heads=2,patch=4")
         _ = try SearchRun(settings)  // without the check it is a valid search
-        settings.hessianCheck = .converged
+        settings.training.hessianCheck = .converged
         let e = #expect(throws: EMCError.self) { _ = try SearchRun(settings) }
         #expect(e?.description.contains("attention, layernorm, tokens") == true, "\(String(describing: e))")
     }
@@ -377,7 +377,7 @@ struct ExperimentManifestTests {
         let dir = TemporaryDirectory()
         let path = try write(#"{"name": "e", "data": ["sets/a", "/abs/b"], "models": ["mlp"], "optimizers": ["sgd"], "log": "out.jsonl", "seeds": 3}"#, dir)
         let exp = try Experiment.load(path)
-        let tasks = SweepRunner.tasks(exp)
+        let tasks = try SweepRunner.tasks(exp)
         #expect(tasks.map(\.settings.data) == [dir.file("exp/sets/a"), "/abs/b"])
         #expect(tasks.allSatisfy { $0.settings.log == dir.file("exp/out.jsonl") && $0.settings.seeds == 3 })
     }

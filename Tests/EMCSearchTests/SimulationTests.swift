@@ -19,7 +19,7 @@ struct SimulationTests {
     func coverage() throws {
         let dir = TemporaryDirectory()
         let scratch = FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : dir.path
-        let summary = try SearchSimulation.run(rules: SearchRules(), resolution: SearchSettings.defaultResolution, searches: 200, seeds: 3,
+        let summary = try SearchSimulation.run(rules: SearchRules(), resolution: SearchSettings.defaults.resolution, searches: 200, seeds: 3,
                                                scratch: scratch, threads: 2, name: "emc-coverage-\(getpid())")
         print("simulation: \(summary)")
         #expect(summary.coverage >= 0.85, "covered \(summary.coverage)")

@@ -73,7 +73,7 @@ struct SlurmHostileTests {
         var o = options(bin)
         o.commandTimeout = 1
         let start = Clock.now()
-        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(SweepRunner.tasks(exp)) }
+        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(try SweepRunner.tasks(exp)) }
         #expect(Clock.now() - start < 20, "emc waited \(Clock.now() - start) s")
         #expect(e?.message.contains("may be queued") == true && e?.message.contains("did not answer") == true, "\(String(describing: e))")
         #expect(try jobsLines(folder).count == 1)
@@ -86,7 +86,7 @@ struct SlurmHostileTests {
         let hostile = dir.file("sweep $(touch INJECTED) `touch INJECTED2` 'q' \"d\" ; touch INJECTED3 #")
         let folder = try SweepFolder(experiment: exp, override: hostile)
         let bin = try fakeSlurm(dir, sbatchBody: "echo $(( 1000 + n ))")
-        let submission = try SlurmExecutor(folder: folder, options: options(bin)).submit(SweepRunner.tasks(exp))
+        let submission = try SlurmExecutor(folder: folder, options: options(bin)).submit(try SweepRunner.tasks(exp))
         #expect(submission.arrayJob == "1001" && submission.collectJob == "1002")
         let script = FileSystem.join(bin, "script-1.sh")
         #expect(try runProcess("/bin/bash", ["-n", script]).status == 0)
@@ -102,7 +102,7 @@ struct SlurmHostileTests {
         let exp = try experiment(dir)
         let folder = try SweepFolder(experiment: exp)
         let bin = try fakeSlurm(dir, sbatchBody: "echo 'Submitted batch job 77 (cluster says hello)'")
-        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: options(bin)).submit(SweepRunner.tasks(exp)) }
+        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: options(bin)).submit(try SweepRunner.tasks(exp)) }
         #expect(e?.message.contains("may be queued") == true && e?.message.contains(folder.jobName) == true, "\(String(describing: e))")
         #expect(e?.message.contains("refused") == false)
         let lines = try jobsLines(folder)
@@ -115,7 +115,7 @@ struct SlurmHostileTests {
         let exp = try experiment(dir)
         let folder = try SweepFolder(experiment: exp)
         let bin = try fakeSlurm(dir, sbatchBody: "if [ $n -ge 2 ]; then echo 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2; exit 1; fi; echo 4242")
-        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: options(bin)).submit(SweepRunner.tasks(exp)) }
+        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: options(bin)).submit(try SweepRunner.tasks(exp)) }
         #expect(e?.message.contains("4242 was submitted") == true && e?.message.contains("QOSMaxSubmitJobPerUserLimit") == true, "\(String(describing: e))")
         let lines = try jobsLines(folder)
         #expect(lines.allSatisfy { $0["arrayJob"] as? String == "4242" } && lines.count == 2)
@@ -131,11 +131,11 @@ struct SlurmHostileTests {
         var o = options(bin)
         o.commandTimeout = 1
         let start = Clock.now()
-        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(SweepRunner.tasks(exp)) }
+        let e = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(try SweepRunner.tasks(exp)) }
         #expect(e?.message.contains("squeue did not answer") == true, "\(String(describing: e))")
         try AtomicFileWriter.write(Array("#!/bin/bash\nexit 0\n".utf8), to: FileSystem.join(bin, "squeue"))
         chmod(FileSystem.join(bin, "squeue"), 0o755)
-        let s = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(SweepRunner.tasks(exp)) }
+        let s = #expect(throws: EMCError.self) { _ = try SlurmExecutor(folder: folder, options: o).submit(try SweepRunner.tasks(exp)) }
         #expect(s?.message.contains("sbatch did not answer") == true, "\(String(describing: s))")
         #expect(Clock.now() - start < 30)
     }
@@ -150,7 +150,7 @@ struct SlurmHostileTests {
         defer { try? FileManager.default.removeItem(atPath: planted) }
         let exp = try experiment(dir)
         let local = LocalExecutor(jobs: 1, executable: "/bin/true") { _ in [] }
-        _ = try local.run(SweepRunner.tasks(exp)) { _ in }
+        _ = try local.run(try SweepRunner.tasks(exp)) { _ in }
         #expect(try FileSystem.list(victim.path) == ["data.txt"])
     }
 }

@@ -39,7 +39,7 @@ struct SlurmTests {
         let folder = try SweepFolder(experiment: exp)
         // What `submit` writes for each task, without sbatch: the placed task files.
         for sub in ["tasks", "logs", "checkpoints", "done", "out"] { try FileSystem.createDirectory(FileSystem.join(folder.path, sub)) }
-        for task in SweepRunner.tasks(exp) {
+        for task in try SweepRunner.tasks(exp) {
             try AtomicFileWriter.write(try SweepFolder.encode(folder.placed(task, checkpointInterval: 300)), to: folder.task(task.index))
         }
         let summary = try SlurmSweep.runTask(folder: folder.path, index: 1)
@@ -76,7 +76,7 @@ struct SlurmTests {
     func checkedTrialRange() throws {
         let data = TemporaryDirectory()
         _ = try makeBase(data, count: 200, testCount: 50)
-        let run = try SearchRun(SearchSettings(data: data.path, model: "mlp:width=4"))
+        let run = try SearchRun(try SearchSettings(data: data.path, model: "mlp:width=4"))
         for n in [0, 201] {
             let e = #expect(throws: EMCError.self) { _ = try run.checkedTrial(n: n, seed: 0) }
             #expect(e?.description.contains("200 samples") == true, "\(String(describing: e))")

@@ -7,18 +7,20 @@ import Testing
 @Suite("Trial checkpoints")
 struct CheckpointTests {
     /// Trains `spec` with `optimizer` on fixed random data; with `checkpoint`, saving every epoch.
-    static func run(_ spec: String, _ optimizer: String, data: InMemoryTrainingData, checkpoint: CheckpointOptions?,
+    /// `stopAfterEpoch`: the test seam that stops the fit as a kill would, after that epoch's checkpoint.
+    static func run(_ spec: String, _ optimizer: String, data: InMemoryTrainingData, checkpoint: CheckpointOptions?, stopAfterEpoch: Int? = nil,
                     configure: (inout FitOptions) -> Void = { _ in }) throws -> (FitOutcome, [Float]) {
         var options = FitOptions()
-        options.batchSize = 16
+        options.batch = 16
         options.evalBatch = 64
-        options.maxEpochs = 60
+        options.budget.epochs = 60
         options.seed = 5
         options.checkpoint = checkpoint
         configure(&options)
         let model = try ModelSpec(parsing: spec).build(input: data.shape, classes: data.classes, maxBatch: 64)
         model.initialize(seed: 5)
         let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: optimizer), options: options)
+        trainer.stopAfterEpoch = stopAfterEpoch
         let outcome = try trainer.fit()
         return (outcome, model.parameterValues)
     }
@@ -40,14 +42,13 @@ struct CheckpointTests {
         let data = try randomData(n: 96, d: 6, classes: 4, seed: 11)
         let (plain, plainParameters) = try Self.run("mlp:width=12,depth=2", optimizer, data: data, checkpoint: nil)
         let path = dir.file("trial.ckpt")
-        var killed = CheckpointOptions(path: path, interval: 0)
-        killed.interruptAfterEpoch = min(7, max(2, plain.epochs / 2))
-        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=12,depth=2", optimizer, data: data, checkpoint: killed) }
+        let killed = CheckpointOptions(path: path, interval: 0), killedAt = min(7, max(2, plain.epochs / 2))
+        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=12,depth=2", optimizer, data: data, checkpoint: killed, stopAfterEpoch: killedAt) }
         #expect(FileSystem.exists(path), "the killed trial left its checkpoint")
         let (resumed, resumedParameters) = try Self.run("mlp:width=12,depth=2", optimizer, data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
         #expect(Self.same(resumed, plain), "\(optimizer): resumed \(resumed.result) after \(resumed.epochs) epochs, uninterrupted \(plain.result) after \(plain.epochs)")
         #expect(resumedParameters == plainParameters)
-        #expect(resumed.resumedFromEpoch == killed.interruptAfterEpoch, "the trial went on from its checkpoint, not from scratch")
+        #expect(resumed.resumedFromEpoch == killedAt, "the trial went on from its checkpoint, not from scratch")
         #expect(!FileSystem.exists(path), "a decided trial removes its checkpoint")
     }
 
@@ -57,9 +58,8 @@ struct CheckpointTests {
         let data = try randomData(n: 64, d: 5, classes: 3, seed: 2)
         let (plain, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: nil)
         let path = dir.file("trial.ckpt")
-        var killed = CheckpointOptions(path: path, interval: 0)
-        killed.interruptAfterEpoch = 3
-        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+        let killed = CheckpointOptions(path: path, interval: 0)
+        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed, stopAfterEpoch: 3) }
         // Flip one byte inside the parameters' base64: the checksum no longer matches.
         var bytes = try ReadableFile.contents(of: path)
         let text = String(decoding: bytes, as: UTF8.self)
@@ -71,7 +71,7 @@ struct CheckpointTests {
         #expect(Self.same(fresh, plain) && fresh.resumedFromEpoch == nil)
         // A checkpoint whose loop state was changed (an epoch inside the budget or outside it, the loss history, the
         // elapsed time): its digest covers every field, so it is ignored, never resumed from and never a range trap.
-        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed, stopAfterEpoch: 3) }
         for epoch in ["2", "999999", "-5"] {
             let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
             let edited = text.replacingOccurrences(of: #""epoch":\d+"#, with: "\"epoch\":\(epoch)", options: .regularExpression)
@@ -79,7 +79,7 @@ struct CheckpointTests {
             try AtomicFileWriter.write(Array(edited.utf8), to: path)
             let (out, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
             #expect(Self.same(out, plain) && out.resumedFromEpoch == nil, "epoch \(epoch)")
-            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed, stopAfterEpoch: 3) }
         }
         for (field, value) in [(#""elapsed":[-0-9.e]+"#, #""elapsed":12345"#), (#""history":\[[-0-9.e]+"#, #""history":[0.5"#)] {
             let text = String(decoding: try ReadableFile.contents(of: path), as: UTF8.self)
@@ -88,10 +88,10 @@ struct CheckpointTests {
             try AtomicFileWriter.write(Array(edited.utf8), to: path)
             let (out, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
             #expect(Self.same(out, plain) && out.resumedFromEpoch == nil, "\(field)")
-            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) }
+            #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed, stopAfterEpoch: 3) }
         }
         // Another trial's checkpoint (another seed): ignored, and this trial's outcome is its own.
-        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed) { $0.seed = 9 } }
+        #expect(throws: EMCError.self) { _ = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: killed, stopAfterEpoch: 3) { $0.seed = 9 } }
         let (own, _) = try Self.run("mlp:width=8", "adam:lr=0.01", data: data, checkpoint: CheckpointOptions(path: path, interval: 0))
         #expect(Self.same(own, plain) && own.resumedFromEpoch == nil)
     }

@@ -55,9 +55,9 @@ struct FamilyTests {
         let model = try ModelSpec(parsing: "resnet:width=0.5,blocks=1,stages=2").build(input: shape, classes: 2, maxBatch: 16)
         model.initialize(seed: 1)
         var options = FitOptions()
-        options.batchSize = 8
+        options.batch = 8
         options.evalBatch = 16
-        options.maxEpochs = 200
+        options.budget.epochs = 200
         let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options)
         let outcome = try trainer.fit()
         #expect(outcome.result == .fitted, "\(outcome.reason)")
@@ -103,7 +103,7 @@ struct FamilyTests {
         // A model without batch norm records nothing.
         let plain = try ModelSpec(parsing: "cnn:channels=2,layers=1").build(input: shape, classes: 2, maxBatch: 16)
         plain.initialize(seed: 1)
-        options.maxEpochs = 3
+        options.budget.epochs = 3
         let plainOutcome = try Trainer(model: plain, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.01"), options: options).fit()
         #expect(plainOutcome.batchNorm == nil)
     }
@@ -116,7 +116,7 @@ struct FamilyTests {
             let model = try ModelSpec(parsing: spec).build(input: shape, classes: 2, maxBatch: 8)
             model.initialize(seed: 1)
             var options = FitOptions()
-            options.batchSize = 8
+            options.batch = 8
             options.evalBatch = 8
             let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.01"), options: options)
             do {

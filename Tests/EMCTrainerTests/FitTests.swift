@@ -14,8 +14,8 @@ func train(_ model: String, _ optimizer: String, data: InMemoryTrainingData, epo
            batch: Int = 16, configure: (inout FitOptions) -> Void = { _ in }) throws -> (FitOutcome, Model) {
     let spec = try ModelSpec(parsing: model)
     var options = FitOptions()
-    options.batchSize = batch
-    options.maxEpochs = epochs
+    options.batch = batch
+    options.budget.epochs = epochs
     options.evalBatch = 64
     options.seed = seed
     configure(&options)
@@ -58,7 +58,7 @@ struct FitTests {
         // depth=0 is softmax regression: convex, so GD reaches its (unfitting) minimum.
         let (outcome, _) = try train("mlp:depth=0", "gd:lr=0.5,momentum=0.9", data: data, epochs: 3000) {
             $0.patience = 50
-            $0.minRelativeImprovement = 1e-4
+            $0.minImprovement = 1e-4
             $0.gradientTolerance = 1e-3
         }
         #expect(outcome.result == .convergedUnfit, "\(outcome.result): \(outcome.reason)")
@@ -94,8 +94,8 @@ struct FitTests {
         let model = try spec.build(input: shape, classes: 4, maxBatch: 64)
         model.initialize(seed: 1)
         var options = FitOptions()
-        options.batchSize = 8
-        options.maxEpochs = 300
+        options.batch = 8
+        options.budget.epochs = 300
         options.evalBatch = 64
         let outcome = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options).fit()
         #expect(outcome.result == .fitted, "\(outcome.reason)")
@@ -137,7 +137,7 @@ struct FitTests {
     func stepBudget() throws {
         let data = try randomData(n: 200, d: 20, classes: 10, seed: 5)
         for optimizer in ["sgd:lr=0.001", "gd:lr=0.001"] {
-            let (outcome, _) = try train("mlp:width=4,depth=1", optimizer, data: data, epochs: 300) { $0.maxSteps = 37 }
+            let (outcome, _) = try train("mlp:width=4,depth=1", optimizer, data: data, epochs: 300) { $0.budget.steps = 37 }
             #expect(outcome.result == .budgetExhausted && outcome.steps == 37, "\(optimizer): \(outcome.steps) steps, \(outcome.result)")
             #expect(outcome.reason.contains("37-step"))
         }
@@ -146,12 +146,12 @@ struct FitTests {
     @Test("a minimum number of steps grows a small n's epoch budget; cosine over a step budget ends at zero")
     func minimumSteps() throws {
         let data = try randomData(n: 32, d: 20, classes: 10, seed: 6)
-        let (outcome, _) = try train("mlp:width=2,depth=1", "sgd:lr=0.0001", data: data, epochs: 10, batch: 16) { $0.minSteps = 100 }
+        let (outcome, _) = try train("mlp:width=2,depth=1", "sgd:lr=0.0001", data: data, epochs: 10, batch: 16) { $0.budget.minSteps = 100 }
         #expect(outcome.steps == 100 && outcome.epochs == 50, "\(outcome.steps) steps in \(outcome.epochs) epochs")
         var options = FitOptions()
-        options.batchSize = 16
-        options.maxEpochs = 10
-        options.minSteps = 100
+        options.batch = 16
+        options.budget.epochs = 10
+        options.budget.minSteps = 100
         #expect(options.epochBudget(samples: 32, fullBatch: false) == 50 && options.epochBudget(samples: 32, fullBatch: true) == 100)
         #expect(options.epochBudget(samples: 10_000, fullBatch: false) == 10)
         let cosine = try OptimizerSpec(parsing: "sgd:lr=0.1,schedule=cosine")

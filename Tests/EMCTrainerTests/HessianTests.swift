@@ -216,7 +216,7 @@ struct HessianTests {
             let model = try build()
             model.initialize(seed: seed)
             var options = FitOptions()
-            options.batchSize = 4
+            options.batch = 4
             options.evalBatch = 4  // micro-batches of 4 over 6 samples: the products must add up across them
             let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.1"), options: options)
             let reference = DoubleReference(layers: model.layers, inputs: inputs.map(Double.init), labels: labels.map(Int.init), batch: batch)
@@ -332,9 +332,9 @@ struct HessianDecisionTests {
         let model = try ModelSpec(parsing: spec).build(input: data.shape, classes: data.classes, maxBatch: 64)
         model.initialize(seed: seed)
         var options = FitOptions()
-        options.batchSize = data.count
+        options.batch = data.count
         options.evalBatch = 64
-        options.maxEpochs = epochs
+        options.budget.epochs = epochs
         options.patience = 5
         options.hessianCheck = .converged
         configure(&options)
