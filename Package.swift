@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "EMCVariants", targets: ["EMCVariants"]),
         .library(name: "EMCPipeline", targets: ["EMCPipeline"]),
         .library(name: "EMCSearch", targets: ["EMCSearch"]),
+        .library(name: "EMCReports", targets: ["EMCReports"]),
+        .library(name: "EMCSweeps", targets: ["EMCSweeps"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,15 +49,19 @@ let package = Package(
         .target(name: "EMCShards", dependencies: ["EMCCore", "CLZ4", "CZstd"]),
         .target(name: "EMCTransforms", dependencies: ["EMCCore"]),
         .target(name: "EMCVariants", dependencies: ["EMCCore", "EMCShards", "EMCTransforms"]),
-        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCFormats", "EMCVariants", "CPipelineKernels"]),
-        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCTrainer"]),
+        .target(name: "EMCPipeline", dependencies: ["EMCCore", "EMCShards", "EMCVariants", "CPipelineKernels"]),
+        // The search (run API, search, boundary, records, simulation); reports over its records (tables, plots,
+        // findings); sweeps of searches (experiment manifests, executors, Slurm).
+        .target(name: "EMCSearch", dependencies: ["EMCCore", "EMCVariants", "EMCPipeline", "EMCTrainer"]),
+        .target(name: "EMCReports", dependencies: ["EMCCore", "EMCTransforms", "EMCTrainer", "EMCSearch"]),
+        .target(name: "EMCSweeps", dependencies: ["EMCCore", "EMCShards", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCTrainer", "EMCSearch", "EMCReports"]),
         .target(name: "EMCTrainer", dependencies: ["EMCCore", "CBLAS", "CLAPACKE", "CTrainerKernels"]),
-        // Wires decoders to the shard writer (the two know nothing of each other).
-        .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards"]),
-        // The benchmarks behind `emc bench` (each against a baseline measured in the same run) and `emc doctor`'s library checks.
-        .target(name: "EMCBench", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCVariants", "EMCPipeline", "EMCSearch"]),
+        // Wires decoders to the shard writer (the two know nothing of each other), and exports what emc reads as NumPy arrays.
+        .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCVariants", "EMCPipeline"]),
+        // The benchmarks behind `emc bench`, each against a baseline measured in the same run.
+        .target(name: "EMCBench", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCReports", "EMCSweeps"]),
         .executableTarget(name: "emc", dependencies: [
-            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCBench",
+            "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCReports", "EMCSweeps", "EMCBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -66,8 +72,8 @@ let package = Package(
         .testTarget(name: "EMCTrainerTests", dependencies: ["EMCTrainer", "EMCTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "EMCTransformsTests", dependencies: ["EMCTransforms", "EMCTestSupport"]),
         .testTarget(name: "EMCPipelineTests", dependencies: ["EMCPipeline", "EMCVariants", "EMCTrainer", "EMCConvert", "EMCTestSupport"]),
-        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "EMCCommandTests", dependencies: ["emc", "EMCSearch", "EMCPipeline", "EMCTestSupport",
+        .testTarget(name: "EMCSearchTests", dependencies: ["EMCSearch", "EMCReports", "EMCSweeps", "EMCVariants", "EMCPipeline", "EMCConvert", "EMCTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "EMCCommandTests", dependencies: ["emc", "EMCSearch", "EMCReports", "EMCSweeps", "EMCPipeline", "EMCTestSupport",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "EMCConvertTests", dependencies: ["EMCConvert", "EMCFormats", "EMCShards", "EMCVariants", "EMCTestSupport"]),
     ]

@@ -1,5 +1,7 @@
 import EMCCore
 import EMCSearch
+import EMCSweeps
+import EMCReports
 import EMCTrainer
 import Foundation
 

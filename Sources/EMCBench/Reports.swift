@@ -67,7 +67,7 @@ public enum BenchReports {
 
     public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
-        let level = ["none (OpenBLAS only)", "AVX2", "AVX-512"][Int(BLAS.hardwareLevel)]
+        let level = BLAS.hardwareLevel == .generic ? "none (OpenBLAS only)" : BLAS.hardwareLevel.description
         return BenchReport(
             title: "Weight-gradient products C[m×n] += Aᵀ·B, k = batch \(batch) × output pixels, 1 thread, median of \(repeats); tall kernel: \(level), OpenBLAS \(BLAS.coreName)",
             header: ["first model with it", "m", "n", "k", "OpenBLAS GFLOP/s", "tall GFLOP/s", "tall / OpenBLAS", "chosen", "‖tall − OpenBLAS‖ / ‖OpenBLAS‖"],

@@ -290,7 +290,7 @@ public enum WeightGradientBenchmark {
             for i in 0..<(m * n) { difference += Double(c1[i] - c2[i]) * Double(c1[i] - c2[i]); norm += Double(c1[i]) * Double(c1[i]) }
             let flops = 2 * Double(m) * Double(n) * Double(k)
             return Row(layer: model, m: m, n: n, k: k, openBLASGFLOPs: flops / time(blas, seconds: seconds, repeats: repeats) / 1e9,
-                       tallGFLOPs: BLAS.hardwareLevel > 0 ? flops / time(tall, seconds: seconds, repeats: repeats) / 1e9 : 0,
+                       tallGFLOPs: BLAS.hardwareLevel > .generic ? flops / time(tall, seconds: seconds, repeats: repeats) / 1e9 : 0,
                        chosen: BLAS.prefersTallKernel(m: m, n: n, k: k) ? "tall" : "OpenBLAS", relativeDifference: (difference / max(norm, 1e-30)).squareRoot())
         }
     }
@@ -339,7 +339,7 @@ public enum ConvolutionBenchmark {
                 return TrainBenchmark.forwardBackwardSeconds(layer, batch: batch, seconds: seconds, repeats: repeats) * 1000
             }
             return Row(layer: model, input: "\(conv.inputShape)", outChannels: conv.outChannels, kernel: conv.kernel, stride: conv.stride,
-                       im2rowMilliseconds: timed(direct: false), directMilliseconds: BLAS.hardwareLevel > 0 ? timed(direct: true) : nil,
+                       im2rowMilliseconds: timed(direct: false), directMilliseconds: BLAS.hardwareLevel > .generic ? timed(direct: true) : nil,
                        chosen: conv.usesDirect ? "direct" : "im2row")
         }
     }

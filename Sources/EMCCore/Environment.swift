@@ -10,14 +10,6 @@ public enum EMCEnvironment {
     /// emc's version, printed by `emc --version` and recorded in every manifest's provenance.
     public static let version = "0.1.0"
 
-    /// `EMC_THREADS` as set (nil when unset or not a positive number). It once set OpenBLAS's thread count; emc now
-    /// always runs OpenBLAS on one thread, because OpenBLAS rounds some products differently at each thread count and
-    /// emc's results must not depend on it (`BLAS.useOneThread`). Parallel work is across trials: `--jobs`, sweeps.
-    public static var requestedThreads: Int? {
-        if let text = getenv("EMC_THREADS").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
-        return nil
-    }
-
     /// Logical CPUs available to this process.
     public static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 

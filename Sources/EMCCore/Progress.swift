@@ -135,3 +135,15 @@ public enum Clock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }
+
+/// A size with thousands separators ("12,800"); "-" when not finite; beyond 10¹⁵ in scientific notation (never a trap).
+public func formatCount(_ v: Double) -> String {
+    guard v.isFinite else { return "-" }
+    let rounded = v.rounded()
+    guard abs(rounded) < 1e15 else { return String(format: "%.3g", rounded) }
+    let negative = rounded < 0
+    var digits = String(Int(abs(rounded)))
+    var out = ""
+    while digits.count > 3 { out = "," + digits.suffix(3) + out; digits = String(digits.dropLast(3)) }
+    return (negative ? "-" : "") + digits + out
+}

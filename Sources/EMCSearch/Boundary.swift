@@ -1,3 +1,4 @@
+import EMCCore
 import Foundation
 
 /// The fit/no-fit boundary of a configuration: p(fit | n) = σ(−s·(log n − log n50)), fitted by maximum likelihood

@@ -57,7 +57,8 @@ public enum BLAS {
 
     private static let oneThread: Void = {
         threads = 1
-        if let requested = EMCEnvironment.requestedThreads, requested > 1 {
+        // EMC_THREADS once set OpenBLAS's thread count; a value above 1 now draws this note and nothing else.
+        if let text = getenv("EMC_THREADS").map({ String(cString: $0) }), let requested = Int(text), requested > 1 {
             StandardStreams.error("emc: EMC_THREADS=\(requested) is ignored: OpenBLAS rounds products differently at each thread count, "
                 + "and emc's results must not depend on it. Run seeds in parallel with --jobs, or a sweep with one process per core.\n")
         }
@@ -79,22 +80,22 @@ public enum BLAS {
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
-    /// Which version of emc's own kernel for C += Aᵀ·B this CPU runs (`emc_gemm_tall_level`): 2 AVX-512, 1 AVX2 with FMA,
-    /// 0 none. `EMC_TALL_GEMM=0` turns the kernel off (every such product then goes to OpenBLAS), for benchmarks.
-    public static let tallLevel: Int32 = {
-        if let value = getenv("EMC_TALL_GEMM"), String(cString: value) == "0" { return 0 }
+    /// Which version of emc's own kernel for C += Aᵀ·B runs: the CPU's (`hardwareLevel`), or `.generic` (every such
+    /// product to OpenBLAS) when `EMC_TALL_GEMM=0` says so, for benchmarks.
+    public static let tallLevel: KernelLevel = {
+        if let value = getenv("EMC_TALL_GEMM"), String(cString: value) == "0" { return .generic }
         return hardwareLevel
     }()
 
     /// What the CPU can run of emc's own kernels (the tall product and the direct convolution), whatever
     /// `EMC_TALL_GEMM` says.
-    public static let hardwareLevel: Int32 = emc_gemm_tall_level()
+    public static let hardwareLevel = KernelLevel(rawValue: emc_gemm_tall_level()) ?? .generic
 
     /// Whether C[m×n] += Aᵀ·B with a summation of length k goes to emc's tall kernel rather than OpenBLAS: when C is small
     /// and k long, where OpenBLAS spends as long packing the operands as multiplying them. The bounds are measured on
     /// every layer of the benchmark models (docs/benchmarks.md, "The weight-gradient product").
     public static func prefersTallKernel(m: Int, n: Int, k: Int) -> Bool {
-        tallLevel > 0 && k >= 2048 && min(m, n) <= 64 && m * n <= 12288
+        tallLevel > .generic && k >= 2048 && min(m, n) <= 64 && m * n <= 12288
     }
 
     /// C[m×n] += Aᵀ·B by emc's tall kernel whatever the shape, at `level` (at most what the CPU runs; default the chosen
@@ -102,8 +103,8 @@ public enum BLAS {
     /// in order, at every level.
     public static func accumulateTransposedProductWithTallKernel(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                                                 b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-                                                                level: Int32 = tallLevel) -> Bool {
-        emc_gemm_tall_accumulate(min(level, hardwareLevel), Int32(m), Int32(n), k, a, lda, b, ldb, c, ldc) != 0
+                                                                level: KernelLevel = tallLevel) -> Bool {
+        emc_gemm_tall_accumulate(min(level, hardwareLevel).rawValue, Int32(m), Int32(n), k, a, lda, b, ldb, c, ldc) != 0
     }
 
     /// C[m×n] += Aᵀ·B on row-major Float32, A k×m and B k×n: every layer's weight gradient. Goes to emc's tall kernel
@@ -133,5 +134,25 @@ public enum BLAS {
             }
         }
         return c
+    }
+}
+
+/// The versions of emc's own C kernels (`CTrainerKernels`): what `emc_gemm_tall_level` reports the CPU runs, and what
+/// each kernel call is given.
+public enum KernelLevel: Int32, Sendable, Comparable, CustomStringConvertible {
+    /// Neither AVX2 nor AVX-512: OpenBLAS and im2row do everything.
+    case generic = 0
+    /// AVX2 with FMA.
+    case avx2 = 1
+    case avx512 = 2
+
+    public static func < (a: KernelLevel, b: KernelLevel) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String { ["none", "AVX2", "AVX-512"][Int(rawValue)] }
+
+    /// A kernel's return code: 1 when it ran. Every call site has checked the level first, so 0 is a bug in emc, not
+    /// in the input: it stops the process rather than leave a layer's output unwritten.
+    static func ran(_ code: Int32, _ kernel: StaticString) {
+        guard code == 1 else { preconditionFailure("\(kernel) did not run (returned \(code)) although the CPU's level \(BLAS.hardwareLevel) allows it") }
     }
 }

@@ -87,7 +87,7 @@ public final class Conv2D: Layer {
         outputShape = FeatureShape(height: max(0, ho), width: max(0, wo), channels: outChannels)
         rows = UnsafeMutableBufferPointer(start: nil, count: 0)
         gradRows = UnsafeMutableBufferPointer(start: nil, count: 0)
-        let applies = BLAS.hardwareLevel > 0 && stride >= 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
+        let applies = BLAS.hardwareLevel > .generic && stride >= 1 && kernel % 2 == 1 && padding == (kernel - 1) / 2 && input.height > 0 && input.width > 0
         usesDirect = applies && (direct ?? (Self.directEnabled && Self.prefersDirect(inChannels: input.channels, outChannels: outChannels)))
     }
 
@@ -309,9 +309,9 @@ public final class Conv2D: Layer {
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
         var grid = gridShape
         inPasses(batch) { first, count in
-            _ = emc_conv_direct_dense(BLAS.hardwareLevel, count, Int32(cout), Int32(k), Int32(cin), &grid,
+            KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cout), Int32(k), Int32(cin), &grid,
                                       paddedInput(input, first: first, count: count), taps, output + first * outputShape.count,
-                                      hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!)
+                                      hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!), "emc_conv_direct_dense")
         }
     }
 
@@ -337,9 +337,9 @@ public final class Conv2D: Layer {
             let dy = gradOutput + first * outputShape.count
             // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
             // one output row at a time (dy read dense, x in the padded grid, S·C apart).
-            _ = emc_conv_weight_gradient(BLAS.hardwareLevel, Int32(cout), Int32(k), Int32(cin), count * outputShape.height,
+            KernelLevel.ran(emc_conv_weight_gradient(BLAS.hardwareLevel.rawValue, Int32(cout), Int32(k), Int32(cin), count * outputShape.height,
                                          outputShape.width, dy, cout, outputRuns.baseAddress!, paddedInput(input, first: first, count: count),
-                                         stride * cin, gridRuns.baseAddress!, wp * cin, gradients.weight)
+                                         stride * cin, gridRuns.baseAddress!, wp * cin, gradients.weight), "emc_conv_weight_gradient")
             guard let gradInput else { return }
             let dx = gradInput + first * inputShape.count
             if stride > 1 {
@@ -349,17 +349,17 @@ public final class Conv2D: Layer {
                     pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count, height: outputShape.height,
                         width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
                 }
-                _ = emc_conv_transposed(BLAS.hardwareLevel, count, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
+                KernelLevel.ran(emc_conv_transposed(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
                                         inputShape.height, inputShape.width, gradientIsGrid ? dy : UnsafePointer(paddedGradient.baseAddress!),
-                                        gh, gw, parameters.weight, dx, directScratch.baseAddress!)
+                                        gh, gw, parameters.weight, dx, directScratch.baseAddress!), "emc_conv_transposed")
                 return
             }
             // dy into the padded grid, shifted by the padding: the input gradient's padded input.
             pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count)
             var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
                                       width: inputShape.width, stride: 1)
-            _ = emc_conv_direct_dense(BLAS.hardwareLevel, count, Int32(cin), Int32(k), Int32(cout), &grid,
-                                      paddedGradient.baseAddress!, flippedWeights.baseAddress!, dx, nil, directScratch.baseAddress!)
+            KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), &grid,
+                                      paddedGradient.baseAddress!, flippedWeights.baseAddress!, dx, nil, directScratch.baseAddress!), "emc_conv_direct_dense")
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import EMCBench
+import EMCFormats
+import EMCShards
 import EMCCore
 import EMCTrainer
 import Foundation
@@ -19,7 +20,6 @@ struct Doctor: ParsableCommand {
         var emcVersion: String
         var libraries: [LibraryCheck]
         var blasThreads: Int
-        var emcThreadsVariable: String?
         var crc32cHardware: Bool
         var fashionMNIST: String
         var fashionMNISTPresent: Bool
@@ -28,11 +28,10 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         BLAS.useOneThread()
-        let libraries = LibraryChecks.run()
+        let libraries = CodecLibraries.checks() + ImageLibraries.checks() + BLAS.libraryChecks()
         let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
         let dataPresent = files.allSatisfy { FileSystem.exists(FileSystem.join(fashionMNIST, $0)) }
         let report = Report(emcVersion: EMCEnvironment.version, libraries: libraries, blasThreads: BLAS.threads,
-                            emcThreadsVariable: ProcessInfo.processInfo.environment["EMC_THREADS"],
                             crc32cHardware: CRC32C.usesHardware, fashionMNIST: fashionMNIST,
                             fashionMNISTPresent: dataPresent, ok: libraries.allSatisfy(\.ok) && dataPresent)
         if json {
@@ -44,8 +43,7 @@ struct Doctor: ParsableCommand {
                 if let detail = lib.detail { print("       \(String(repeating: " ", count: 13)) \(detail)") }
                 if let error = lib.error { print("       \(String(repeating: " ", count: 13)) error: \(error)") }
             }
-            print("  BLAS threads: \(report.blasThreads) (always one: results must not depend on a thread count"
-                  + (report.emcThreadsVariable.map { "; EMC_THREADS=\($0) is ignored" } ?? "") + ")")
+            print("  BLAS threads: \(report.blasThreads) (always one: results must not depend on a thread count)")
             print("  CRC32C: \(report.crc32cHardware ? "SSE4.2 instruction" : "software (slicing-by-8)")")
             print("  Fashion-MNIST: \(dataPresent ? "present" : "MISSING") at \(fashionMNIST)"
                   + (dataPresent ? "" : " (install it with scripts/setup, or: apt-get install dataset-fashion-mnist)"))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EMCConvert
 import EMCCore
 import EMCPipeline
 import Foundation

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EMCCore
 import EMCSearch
+import EMCReports
 import Foundation
 
 struct ReportCommand: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EMCCore
 import EMCSearch
+import EMCSweeps
+import EMCReports
 import EMCTrainer
 import Foundation
 

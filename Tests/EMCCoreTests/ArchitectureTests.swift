@@ -48,10 +48,10 @@ struct ArchitectureTests {
         for target in try FileSystem.list(root + "/Sources") where target.hasPrefix("EMC") {
             for file in try FileSystem.list(root + "/Sources/" + target) where file.hasSuffix(".swift") {
                 let text = try String(contentsOfFile: root + "/Sources/\(target)/\(file)", encoding: .utf8)
-                if target == "EMCSearch" && file == "Slurm.swift" {
+                if target == "EMCSweeps" && file == "Slurm.swift" {
                     // Slurm's own commands (sbatch, squeue, sacct) are spoken here; emc's command lines come from Sources/emc.
                     for flag in ["--collect", "--sweep-dir", "--settings-file", "--quiet", "--json", "--data", "--model"] {
-                        #expect(!text.contains("\"\(flag)"), "Sources/EMCSearch/Slurm.swift builds an emc command line (\(flag))")
+                        #expect(!text.contains("\"\(flag)"), "Sources/EMCSweeps/Slurm.swift builds an emc command line (\(flag))")
                     }
                     continue
                 }

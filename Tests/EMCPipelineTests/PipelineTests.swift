@@ -1,3 +1,4 @@
+import EMCConvert
 import EMCCore
 import EMCPipeline
 import EMCVariants

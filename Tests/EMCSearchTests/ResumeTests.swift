@@ -1,5 +1,7 @@
 import EMCCore
 import EMCSearch
+import EMCSweeps
+import EMCReports
 import EMCShards
 import EMCTestSupport
 import EMCTrainer

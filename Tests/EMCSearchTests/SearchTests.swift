@@ -3,6 +3,8 @@ import EMCConvert
 import EMCPipeline
 import EMCVariants
 import EMCSearch
+import EMCSweeps
+import EMCReports
 import EMCShards
 import EMCTestSupport
 import EMCTrainer

@@ -1,5 +1,6 @@
 import EMCCore
 import EMCSearch
+import EMCReports
 import EMCTestSupport
 import EMCTrainer
 import Foundation

@@ -1,5 +1,6 @@
 import EMCCore
 import EMCSearch
+import EMCSweeps
 import EMCTestSupport
 import Foundation
 import Testing

@@ -5,7 +5,7 @@ import Foundation
 import CTrainerKernels
 
 /// The versions of emc's kernels this CPU runs (1 AVX2, 2 AVX-512).
-private let kernelLevels: [Int32] = [1, 2].filter { $0 <= BLAS.hardwareLevel }
+private let kernelLevels: [KernelLevel] = [.avx2, .avx512].filter { $0 <= BLAS.hardwareLevel }
 
 /// Seeded standard-normal draws, one after another.
 private func normalDraws(seed: UInt64) -> () -> Float {
@@ -203,7 +203,7 @@ struct DirectConvolutionTests {
             for level in levels {
                 var y = [Float](repeating: .nan, count: m * cout)
                 let ran = x.withUnsafeBufferPointer { px in w.withUnsafeBufferPointer { pw in y.withUnsafeMutableBufferPointer { py in
-                    emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, px.baseAddress!, pw.baseAddress!, py.baseAddress!, &scratch)
+                    emc_conv_direct(level.rawValue, m, Int32(cout), Int32(k), Int32(c), wp, px.baseAddress!, pw.baseAddress!, py.baseAddress!, &scratch)
                 } } }
                 #expect(ran == 1)
                 let wrong = (0..<(m * cout)).filter { y[$0].bitPattern != expected[$0].bitPattern }
@@ -225,14 +225,14 @@ struct DirectConvolutionTests {
             var scratch = [Float](repeating: .nan, count: max(1, emc_conv_direct_scratch(Int32(cout), Int32(k), Int32(c))))
             for level in levels {
                 var gridOut = [Float](repeating: 0, count: m * cout)
-                _ = emc_conv_direct(level, m, Int32(cout), Int32(k), Int32(c), wp, x, weights, &gridOut, &scratch)
+                _ = emc_conv_direct(level.rawValue, m, Int32(cout), Int32(k), Int32(c), wp, x, weights, &gridOut, &scratch)
                 var expected = [Float](repeating: .nan, count: batch * h * w * cout + 5)
                 for b in 0..<batch { for oy in 0..<h { for ox in 0..<w { for co in 0..<cout {
                     expected[((b * h + oy) * w + ox) * cout + co] = gridOut[((b * hp + oy) * wp + ox) * cout + co] + bias[co]
                 } } } }
                 var dense = [Float](repeating: .nan, count: expected.count)
                 var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: h, width: w, stride: 1)
-                _ = emc_conv_direct_dense(level, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
+                _ = emc_conv_direct_dense(level.rawValue, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
                 #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(h)×\(w)×\(c) → \(cout), k \(k)")
             }
         }
@@ -265,7 +265,7 @@ struct DirectConvolutionTests {
             for level in levels {
                 var dense = [Float](repeating: .nan, count: expected.count)
                 var shape = emc_grid_shape(paddedHeight: hp, paddedWidth: wp, height: ho, width: wo, stride: stride)
-                _ = emc_conv_direct_dense(level, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
+                _ = emc_conv_direct_dense(level.rawValue, batch, Int32(cout), Int32(k), Int32(c), &shape, x, weights, &dense, bias, &scratch)
                 #expect(dense.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(batch)×\(hp)×\(wp)×\(c) → \(cout), k \(k), stride \(stride)")
             }
         }
@@ -298,7 +298,7 @@ struct DirectConvolutionTests {
             }
             for level in levels {
                 var dW = start
-                let ran = emc_conv_weight_gradient(level, Int32(cout), Int32(k), Int32(cin), images * ho, wo, dy, cout, runDy, x, stride * cin,
+                let ran = emc_conv_weight_gradient(level.rawValue, Int32(cout), Int32(k), Int32(cin), images * ho, wo, dy, cout, runDy, x, stride * cin,
                                                    runX, wp * cin, &dW)
                 #expect(ran == 1)
                 #expect(dW.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), stride \(stride)")
@@ -335,7 +335,7 @@ struct DirectConvolutionTests {
             var results: [[Float]] = []
             for level in levels {
                 var dx = [Float](repeating: .nan, count: images * h * w * cin)
-                _ = emc_conv_transposed(level, images, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(p), h, w, grid, gh, gw,
+                _ = emc_conv_transposed(level.rawValue, images, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(p), h, w, grid, gh, gw,
                                         weights, &dx, &scratch)
                 let error = zip(dx, reference).map { abs(Double($0) - $1) }.max() ?? 0
                 #expect(error < 1e-4, "level \(level), \(h)×\(w)×\(cin) → \(cout), k \(k), stride \(stride): max error \(error)")
@@ -349,7 +349,7 @@ struct DirectConvolutionTests {
     /// one give the same outputs, weight and bias gradients and input gradients, bit for bit, at strides 1 and 2.
     @Test("passes of one image and one pass of the whole batch give the same bits")
     func passes() throws {
-        try #require(BLAS.hardwareLevel > 0)
+        try #require(BLAS.hardwareLevel > .generic)
         for (h, cin, cout, k, stride) in [(9, 8, 8, 3, 1), (10, 3, 16, 3, 2), (8, 16, 32, 1, 2), (7, 4, 24, 3, 1)] {
             let shape = FeatureShape(height: h, width: h + 1, channels: cin)
             let layers = [1, 1 << 30].map {
@@ -382,7 +382,7 @@ struct DirectConvolutionTests {
 
     @Test("a direct layer's workspace estimate still counts the rows its R-operator allocates")
     func workspace() throws {
-        try #require(BLAS.hardwareLevel > 0)
+        try #require(BLAS.hardwareLevel > .generic)
         let shape = FeatureShape(height: 16, width: 16, channels: 8)
         let direct = Conv2D(input: shape, outChannels: 8, kernel: 3, padding: 1, direct: true)
         let im2row = Conv2D(input: shape, outChannels: 8, kernel: 3, padding: 1, direct: false)
@@ -394,7 +394,7 @@ struct DirectConvolutionTests {
     /// within rounding; a smaller batch after a full one (stale rows after the batch must not leak in).
     @Test("the direct path gives im2row's outputs and gradients, batch after batch")
     func matchesIm2row() throws {
-        try #require(BLAS.hardwareLevel > 0)
+        try #require(BLAS.hardwareLevel > .generic)
         for (h, w, cin, cout, k, stride) in [(7, 9, 3, 8, 3, 1), (8, 8, 16, 16, 3, 1), (5, 6, 4, 40, 5, 1), (6, 5, 2, 3, 1, 1),
                                              (8, 8, 8, 16, 3, 2), (9, 7, 8, 16, 3, 2), (8, 8, 8, 16, 1, 2), (7, 9, 4, 32, 3, 2),
                                              (6, 6, 3, 5, 3, 2), (5, 5, 16, 4, 1, 1), (9, 9, 6, 12, 3, 3)] {

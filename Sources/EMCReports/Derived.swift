@@ -1,3 +1,5 @@
+import EMCCore
+import EMCSearch
 import EMCTrainer
 import Foundation
 

@@ -1,5 +1,6 @@
 import EMCCore
 import EMCFormats
+import EMCPipeline
 import EMCVariants
 import Foundation
 

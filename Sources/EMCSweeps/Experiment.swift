@@ -1,3 +1,4 @@
+import EMCSearch
 import EMCCore
 import EMCPipeline
 import EMCShards

@@ -1,3 +1,4 @@
+import EMCSearch
 import EMCCore
 import EMCTrainer
 import EMCTransforms
@@ -121,19 +122,6 @@ public struct ReportRow: Sendable, Codable {
         default: return nil
         }
     }
-}
-
-/// A whole number with thousands separators; other numbers to one decimal.
-/// A size with thousands separators ("12,800"); "-" when not finite; beyond 10¹⁵ in scientific notation (never a trap).
-public func formatCount(_ v: Double) -> String {
-    guard v.isFinite else { return "-" }
-    let rounded = v.rounded()
-    guard abs(rounded) < 1e15 else { return String(format: "%.3g", rounded) }
-    let negative = rounded < 0
-    var digits = String(Int(abs(rounded)))
-    var out = ""
-    while digits.count > 3 { out = "," + digits.suffix(3) + out; digits = String(digits.dropLast(3)) }
-    return (negative ? "-" : "") + digits + out
 }
 
 /// Which rows a report keeps: every `key=value` must hold (the value a substring of the row's).

@@ -1,3 +1,4 @@
+import EMCSearch
 import EMCCore
 import EMCShards
 import EMCVariants
