@@ -1,3 +1,4 @@
+import CEMCKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -10,8 +11,9 @@ public enum EMCEnvironment {
     /// emc's version, printed by `emc --version` and recorded in every manifest's provenance.
     public static let version = "0.1.0"
 
-    /// Logical CPUs available to this process.
-    public static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    /// Logical CPUs this process may run on: its CPU affinity where the system says (Slurm, `taskset` and cgroups
+    /// restrict it), else the CPUs online.
+    public static var cpuCount: Int { Int(emc_cpu_count()) }
 
     /// Total physical memory in bytes (0 when unknown).
     public static var physicalMemory: Int {

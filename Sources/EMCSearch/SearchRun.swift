@@ -37,6 +37,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     public static let defaultPilotN = 1000
     /// Seeds searched at once, each trial on one thread (records are the same as with one).
     public var jobs = 1
+    /// Threads each trial may use to decode its data (nil: every core this process may run on but one, or one per
+    /// search when `jobs` > 1). Records do not depend on it.
+    public var threads: Int?
     /// Confirmations, boundary refinement and its cap.
     public var rules = SearchRules()
     /// Where trials save checkpoints (every `checkpointInterval` seconds) and resume from them after a kill; nil: none.
@@ -78,10 +81,14 @@ public struct SearchSettings: Codable, Sendable, Hashable {
             }
         }
         guard (1...64).contains(jobs) else { throw EMCError(.invalidArgument, "the jobs must be between 1 and 64, not \(jobs)") }
+        if let threads { guard (1...1024).contains(threads) else { throw EMCError(.invalidArgument, "the threads must be between 1 and 1024, not \(threads)") } }
         guard checkpointInterval.isFinite, checkpointInterval >= 0 else {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
         }
     }
+
+    /// The threads one trial decodes its data on (`threads`, or its default).
+    var trialThreads: Int { threads ?? (jobs > 1 ? 1 : max(1, EMCEnvironment.cpuCount - 1)) }
 
     /// The trainer's options, after the training rules' range checks (each error names its setting).
     public func fitOptions() throws -> FitOptions {
@@ -90,7 +97,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case data, model, optimizer, normalize, seeds, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, rules,
+        case data, model, optimizer, normalize, seeds, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
              checkpointDirectory, checkpointInterval
     }
 
@@ -111,6 +118,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         lrGrid = try c.decodeIfPresent([Double].self, forKey: .lrGrid)
         pilotN = try c.decodeIfPresent(Int.self, forKey: .pilotN)
         jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads)
         rules = try c.decodeIfPresent(SearchRules.self, forKey: .rules) ?? d.rules
         checkpointDirectory = try c.decodeIfPresent(String.self, forKey: .checkpointDirectory)
         checkpointInterval = try c.decodeIfPresent(Double.self, forKey: .checkpointInterval) ?? d.checkpointInterval
@@ -133,6 +141,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try c.encodeIfPresent(lrGrid, forKey: .lrGrid)
         try c.encodeIfPresent(pilotN, forKey: .pilotN)
         try c.encode(jobs, forKey: .jobs)
+        try c.encodeIfPresent(threads, forKey: .threads)
         try c.encode(rules, forKey: .rules)
         try c.encodeIfPresent(checkpointDirectory, forKey: .checkpointDirectory)
         try c.encode(checkpointInterval, forKey: .checkpointInterval)
@@ -252,7 +261,7 @@ public final class SearchRun {
         try config.model.checkHessianSupport(input: Self.inputShape(view), classes: view.classes.count)
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
-        subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
+        subsetOptions.threads = settings.threads ?? max(1, EMCEnvironment.cpuCount - 1)
         let fitter = TrainingFitter(view: view, config: checked, subsetOptions: subsetOptions)
         fitter.evaluateTest = false
         fitter.onEpoch = { _, report in onEpoch?(report) }
@@ -265,7 +274,7 @@ public final class SearchRun {
         let log = try ResultsLog(path: settings.log)
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
-        subsetOptions.threads = max(1, EMCEnvironment.cpuCount - 1)
+        subsetOptions.threads = settings.trialThreads
         let pilot = try runPilot(log: log, subsetOptions: subsetOptions, events: events)
         let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
         if let folder = settings.checkpointDirectory {
@@ -277,7 +286,6 @@ public final class SearchRun {
         search.jobs = settings.jobs
         search.gapN = settings.gapN
         fitter.evaluateTest = settings.evaluateTest
-        if settings.jobs > 1 { fitter.subsetOptions.threads = 1 }
         events(.started(config))
         // Epoch progress makes sense for one trial at a time.
         if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
@@ -312,7 +320,6 @@ public final class SearchRun {
         let n = min(config.maxSamples, settings.pilotN ?? SearchSettings.defaultPilotN)
         let slots = ResultSlots<PilotTrial>(grid.count)
         var options = subsetOptions
-        if settings.jobs > 1 { options.threads = 1 }
         let searches = grid.map { lr -> EMCSearch in
             var candidate = config
             candidate.optimizer.lr = lr

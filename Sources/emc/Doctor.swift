@@ -20,6 +20,8 @@ struct Doctor: ParsableCommand {
         var emcVersion: String
         var libraries: [LibraryCheck]
         var blasThreads: Int
+        /// The CPUs this process may run on (its affinity: what Slurm or taskset gave it).
+        var cpus: Int
         var crc32cHardware: Bool
         var fashionMNIST: String
         var fashionMNISTPresent: Bool
@@ -31,7 +33,7 @@ struct Doctor: ParsableCommand {
         let libraries = CodecLibraries.checks() + ImageLibraries.checks() + BLAS.libraryChecks()
         let files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
         let dataPresent = files.allSatisfy { FileSystem.exists(FileSystem.join(fashionMNIST, $0)) }
-        let report = Report(emcVersion: EMCEnvironment.version, libraries: libraries, blasThreads: BLAS.threads,
+        let report = Report(emcVersion: EMCEnvironment.version, libraries: libraries, blasThreads: BLAS.threads, cpus: EMCEnvironment.cpuCount,
                             crc32cHardware: CRC32C.usesHardware, fashionMNIST: fashionMNIST,
                             fashionMNISTPresent: dataPresent, ok: libraries.allSatisfy(\.ok) && dataPresent)
         if json {
@@ -44,6 +46,7 @@ struct Doctor: ParsableCommand {
                 if let error = lib.error { print("       \(String(repeating: " ", count: 13)) error: \(error)") }
             }
             print("  BLAS threads: \(report.blasThreads) (always one: results must not depend on a thread count)")
+            print("  CPUs: \(report.cpus) this process may run on (its affinity, as Slurm or taskset set it)")
             print("  CRC32C: \(report.crc32cHardware ? "SSE4.2 instruction" : "software (slicing-by-8)")")
             print("  Fashion-MNIST: \(dataPresent ? "present" : "MISSING") at \(fashionMNIST)"
                   + (dataPresent ? "" : " (install it with scripts/setup, or: apt-get install dataset-fashion-mnist)"))

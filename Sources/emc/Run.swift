@@ -163,6 +163,9 @@ struct SearchOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
     var jobs = defaults.jobs
 
+    @Option(parsing: .unconditional, help: "Threads each trial may use to decode its data (default: every core this process may run on but one; one per search with --jobs). The records are the same at any count.")
+    var threads: Int?
+
     @Option(help: "Which failing trials are repeated with a fresh initialisation before they may decide a seed: final (the one that would end the search), each, or off.")
     var confirm = defaults.rules.confirmation
 
@@ -224,6 +227,7 @@ struct SearchOptions: ParsableArguments {
         s.pilotN = pilotN
         s.gapN = gapN
         s.jobs = jobs
+        s.threads = threads
         s.rules.confirmation = confirm
         s.rules.targetHalfWidth = targetWidth
         s.rules.refinementCap = refinementCap

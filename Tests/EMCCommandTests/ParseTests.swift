@@ -130,13 +130,13 @@ struct ParseTests {
     /// do not depend on `EMC_THREADS` (which only draws a note on stderr). The hidden width is 1,000 because OpenBLAS
     /// rounds a 1,000-long sum differently on 2 threads (a 1,024-long one it does not): with EMC_THREADS passed to
     /// OpenBLAS, as before, this test fails.
-    @Test("a search gives the same trials with EMC_THREADS=2 as without it")
+    @Test("a search gives the same trials with EMC_THREADS=2, and with --threads 1, as without them")
     func threadCount() throws {
         let dir = TemporaryDirectory()
         let base = try makeBase(dir)
-        func trials(_ environment: [String: String], log: String) throws -> [String] {
+        func trials(_ environment: [String: String], log: String, _ more: [String] = []) throws -> [String] {
             let run = try emc(["run", "--data", base, "--model", "mlp:width=1000,depth=2", "--optimizer", "sgd:lr=0.05,momentum=0.9",
-                               "--steps", "60", "--seeds", "1", "--start", "200", "--no-test", "--log", dir.file(log), "-q"], environment: environment)
+                               "--steps", "60", "--seeds", "1", "--start", "200", "--no-test", "--log", dir.file(log), "-q"] + more, environment: environment)
             #expect(run.status == 0)
             // Each trial's n, verdict and every epoch's loss, to the last bit (timings and provenance left out).
             let lines = try String(contentsOfFile: dir.file(log), encoding: .utf8).split(separator: "\n")
@@ -148,6 +148,28 @@ struct ParseTests {
         }
         let one = try trials([:], log: "one.jsonl"), two = try trials(["EMC_THREADS": "2"], log: "two.jsonl")
         #expect(!one.isEmpty && one == two)
+        let single = try trials([:], log: "single.jsonl", ["--threads", "1"])
+        #expect(single == one)
+    }
+
+    @Test("--threads reaches the settings (absent: the default, not written); out of range it is a usage error naming it")
+    func threadsSetting() throws {
+        let run = try parse(["run", "--data", "d", "--model", "mlp", "--threads", "3"], as: Run.self)
+        #expect(try run.settings.threads == 3)
+        let plain = try parse(["run", "--data", "d", "--model", "mlp"], as: Run.self)
+        #expect(try plain.settings.threads == nil && !String(decoding: try JSONEncoder().encode(plain.settings), as: UTF8.self).contains("threads"))
+        for bad in ["0", "100000"] {
+            let e = #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "mlp", "--threads", bad]) }
+            #expect(e.map { EMC.fullMessage(for: $0) }?.contains("threads") == true)
+        }
+    }
+
+    @Test("doctor counts the CPUs this process may run on: one under taskset -c 0")
+    func cpusUnderTaskset() throws {
+        let taskset = ["/usr/bin/taskset", "/bin/taskset"].first { FileSystem.exists($0) }
+        let json = try runProcess(try #require(taskset, "taskset (util-linux) is needed"), ["-c", "0", emcExecutable, "doctor", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(report["cpus"] as? Int == 1, "\(json.stdout)")
     }
 
     @Test("help states each default once, and convert's lists every dataset definition")

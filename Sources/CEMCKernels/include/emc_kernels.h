@@ -24,4 +24,7 @@ void emc_delta_decode(uint8_t *p, size_t n, size_t stride);
 /// says why). Swift's print writes through this buffer.
 int emc_flush_stdout(void);
 
+// The CPUs this process may run on (its affinity mask, else the CPUs online), at least 1.
+int emc_cpu_count(void);
+
 #endif
