@@ -188,6 +188,29 @@ public enum BenchReports {
                            }, records: rows)
     }
 
+    /// The boundary's interval on every generator of `SimulationGenerator.calibration` (`searches` searches each, under
+    /// the default rules with `seeds` subsets): how often it covers the population n50, how wide it is, what it costs;
+    /// beside it, the same trials pooled as one subset (the boundary before subsets entered it).
+    public static func calibration(searches: Int, seeds: Int, rules: SearchRules = SearchRules(), resolution: Double = SearchSettings.defaults.resolution,
+                                   threads: Int, progress: (String) -> Void) throws -> BenchReport {
+        let scratch = try freshScratch("emc-bench-calibration", in: FileSystem.isRealDirectory("/dev/shm") ? "/dev/shm" : nil)
+        defer { FileSystem.removeTree(scratch) }
+        var rows: [SearchSimulation.Summary] = []
+        for (i, generator) in SimulationGenerator.calibration.enumerated() {
+            progress("  \(generator.name)…")
+            rows.append(try SearchSimulation.run(rules: rules, resolution: resolution, searches: searches, seeds: seeds,
+                                                 scratch: scratch, threads: threads, name: "calibration-\(i)", generator: generator))
+        }
+        let pct = { (x: Double) in String(format: "%.1f%%", 100 * x) }
+        return BenchReport(title: "The 90% interval for the population n50 on \(searches) simulated searches per generator, \(seeds) subsets each (\(rows.first?.rule ?? ""); true n50 300–30,000, slope 4–12 per log n)",
+                           header: ["generator", "covers", "median ±", "median n50 error", "median bias", "trials", "flagged budget-bound", "pooled as one subset: covers", "median ±"],
+                           rows: rows.map { r in
+                               [r.generator, pct(r.coverage), pct(r.medianHalfWidth), pct(r.medianN50Error), pct(exp(r.medianLogError) - 1),
+                                String(format: "%.1f", r.meanTrials), pct(r.budgetBound),
+                                pct(r.pooledCoverage), pct(r.pooledMedianHalfWidth)]
+                           }, records: rows)
+    }
+
     /// `emc report`'s speed over synthetic logs of each size, and a sweep manifest's expansion (`emc sweep --dry-run`).
     public static func report(configurations: [Int], seeds: Int, repeats: Int, manifestCells: [Int], progress: (String) -> Void) throws -> BenchReport {
         let scratch = try freshScratch("emc-bench-report", in: nil)

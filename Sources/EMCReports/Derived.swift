@@ -28,7 +28,7 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
 
     /// `known`: the boundary of the same trials as they are (fitted or not at the full budget and threshold), reused
     /// when no trial's verdict changes at this budget or threshold.
-    static func from(_ observations: [(n: Int, fitted: Bool)], at: Double, level: Double, known: (fitted: [Bool], boundary: BoundaryFit?)? = nil) -> DerivedEMC {
+    static func from(_ observations: [(n: Int, fitted: Bool, seed: Int)], at: Double, level: Double, known: (fitted: [Bool], boundary: BoundaryFit?)? = nil) -> DerivedEMC {
         let fitted = observations.filter(\.fitted).count
         let boundary = known.flatMap { $0.fitted == observations.map(\.fitted) ? $0 : nil }.map(\.boundary) ?? BoundaryFit.fit(observations, level: level)
         var d = DerivedEMC(at: at, boundary: boundary, bound: nil, fitted: fitted, trials: observations.count)
@@ -47,7 +47,7 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
             let budget = max(1, Int((Double(epochs) * f).rounded()))
             return from(trials.map { t in
                 let own = t.epochBudget.map { max(1, Int((Double($0) * f).rounded())) } ?? budget
-                return (t.n, t.fitted && (t.fitEpoch ?? t.epochs) <= own)
+                return (t.n, t.fitted && (t.fitEpoch ?? t.epochs) <= own, t.seed)
             }, at: Double(budget), level: level, known: known)
         }
     }
@@ -58,7 +58,7 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
         guard trials.contains(where: { $0.thresholdEpochs != nil }) else { return [] }
         let known = boundary.map { (fitted: trials.map(\.fitted), boundary: $0) }
         return FitOutcome.thresholds.map { t in
-            from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil) }, at: t, level: level, known: known)
+            from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil, $0.seed) }, at: t, level: level, known: known)
         }
     }
 }

@@ -43,8 +43,8 @@ public struct ReportRow: Sendable, Codable {
     /// unfinished, or every trial fitted.
     public var lowerBound: Bool
     public var budgetBound: Bool
-    /// The largest share of its budget a fitted trial near the boundary used.
-    public var budgetShare: Double?
+    /// Whether the budget decides the boundary, and the failures near n50 (`BudgetCheck`); nil without a boundary.
+    public var budgetCheck: BudgetCheck?
     /// Some seed's search stopped before a confirmed failure (interrupted, or the data ran out).
     public var unfinished: Bool
     public var emcPerParameter: Double
@@ -84,7 +84,7 @@ public struct ReportRow: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetShare, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
     }
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
@@ -145,13 +145,20 @@ public struct ReportFilter: Sendable, Equatable {
 
 public struct Report: Sendable, Codable {
     public var rows: [ReportRow]
-    /// Pearson correlation, over models run on both true and random labels of the same data, between the percentage
-    /// EMC gained from true labels (100·(true − random)/random) and the true-label run's generalization gap.
+    /// Models run on both true and random labels of the same data, with their generalization gaps at one common n (the
+    /// n most pairs share, `--gap-n`; pairs at another n, or without a gap there, are left out): each pair's log EMC
+    /// gain, log(true / random n50), its standard error, and the true-label run's gap.
+    public struct GainGapPair: Sendable, Codable {
+        public var model: String
+        public var gain: Double
+        public var gainSE: Double
+        public var gap: Double
+    }
+    public var gainGap: [GainGapPair]
+    /// Spearman's rank correlation between the pairs' log gains and gaps (nil below 3 pairs).
     public var gainGapCorrelation: Double?
-    /// Its 90% interval (Fisher's z), with at least 4 pairs.
-    public var gainGapInterval: [Double]?
     public var gainGapPairs: Int
-    /// The n the gaps were measured at, when every pair had one in common (`--gap-n`); nil: each model at its own EMC.
+    /// The common n of the pairs' gaps.
     public var gainGapN: Int?
 
     /// Builds the report from results logs' records (lines repeated across logs count once), keeping the rows
@@ -170,21 +177,26 @@ public struct Report: Sendable, Codable {
         rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "") < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "") }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
         // recorded transform is random labels, built on that very set).
-        var gains: [Double] = [], gaps: [Double] = [], atN: [Int?] = []
+        var candidates: [(pair: GainGapPair, n: Int)] = []
         // Candidates by (model, optimizer family, budget), in row order: each real row looks at its own few, not at all.
         struct PairKey: Hashable { var model: String; var optimizer: String; var budget: String? }
         let variants = Dictionary(grouping: rows.filter { $0.variant != nil }) { PairKey(model: $0.model, optimizer: $0.optimizerFamily, budget: $0.budget) }
+        func logSE(_ r: ReportRow) -> Double {
+            guard let b = r.boundary else { return 0 }
+            return (log(b.high) - log(b.low)) / (2 * BoundaryFit.normalQuantile(0.5 + b.level / 2))
+        }
         for real in rows where real.variant == nil {
             guard let random = variants[PairKey(model: real.model, optimizer: real.optimizerFamily, budget: real.budget)]?.first(where: { $0.isRandomLabels(of: real) }),
-                  random.emc > 0, let gap = real.gapAtN ?? real.generalizationGap else { continue }
-            gains.append(100 * (real.emc - random.emc) / random.emc)
-            gaps.append(gap)
-            atN.append(real.gapAtN == nil ? nil : real.gapN)
+                  random.emc > 0, real.emc > 0, let gap = real.gapAtN, let n = real.gapN else { continue }
+            let se = (pow(logSE(real), 2) + pow(logSE(random), 2)).squareRoot()
+            candidates.append((GainGapPair(model: real.model, gain: log(real.emc / random.emc), gainSE: se, gap: gap), n))
         }
-        let commonN = Set(atN).count == 1 ? atN.first ?? nil : nil
-        let r = gains.count >= 3 ? pearson(gains, gaps) : nil
-        return Report(rows: rows, gainGapCorrelation: r, gainGapInterval: r.flatMap { fisherInterval($0, pairs: gains.count, level: 0.9) },
-                      gainGapPairs: gains.count, gainGapN: commonN)
+        // The gap n most pairs share (the smaller on a tie): gaps at different n are not one measure.
+        let counts = Dictionary(grouping: candidates.map(\.n), by: { $0 }).mapValues(\.count)
+        let commonN = counts.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key
+        let pairs = candidates.filter { $0.n == commonN }.map(\.pair)
+        let r = pairs.count >= 3 ? Findings.spearman(pairs.map(\.gain), pairs.map(\.gap)) : nil
+        return Report(rows: rows, gainGap: pairs, gainGapCorrelation: r, gainGapPairs: pairs.count, gainGapN: commonN)
     }
 
     static func row(config: String, _ group: [TrialRecord]) -> ReportRow {
@@ -209,10 +221,13 @@ public struct Report: Sendable, Codable {
         }
         let emcs = seeds.map { Double($0.emc) }
         let boundaryLines = trialLines.filter(\.entersBoundary)
-        let boundary = BoundaryFit.fit(boundaryLines.map { ($0.n, $0.fitted) })
+        let boundary = BoundaryFit.fit(boundaryLines.map(\.observation))
         // Budget-bound: fitted trials near the boundary used most of their budget.
-        let share = boundary?.budgetShare(boundaryLines) { $0.epochBudget }
-        let budgetBound = (share ?? 0) > SearchRules().budgetBoundShare
+        // The schedule is in the optimizer's spec; a record whose spec does not parse is taken as a horizon schedule
+        // (nothing derived from it).
+        let horizon = (try? OptimizerSpec(parsing: first.optimizer))?.dependsOnHorizon ?? true
+        let check = boundary.map { BudgetCheck.measure(boundaryLines, boundary: $0, horizonSchedule: horizon) { $0.epochBudget } }
+        let budgetBound = check?.bound ?? false
         let unfinished = seeds.contains { !$0.finished }
         let emc = boundary?.n50 ?? (emcs.isEmpty ? 0 : median(emcs))
         let trainMed = train.isEmpty ? nil : median(train), testMed = test.isEmpty ? nil : median(test)
@@ -226,13 +241,13 @@ public struct Report: Sendable, Codable {
                          parameters: first.parameters, batch: first.batch, budget: first.budget, fitThreshold: first.fitThreshold, seeds: seeds,
                          emcMedian: emcs.isEmpty ? 0 : median(emcs), emcMin: Int(emcs.min() ?? 0), emcMax: Int(emcs.max() ?? 0),
                          boundary: boundary, emc: emc, lowerBound: budgetBound || unfinished || boundary == nil && !trialLines.isEmpty,
-                         budgetBound: budgetBound, budgetShare: share, unfinished: unfinished,
+                         budgetBound: budgetBound, budgetCheck: check, unfinished: unfinished,
                          emcPerParameter: emc / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
                          generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 }, gapN: gapN, gapAtN: gapAtN,
                          budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
                          hessian: HessianTally(trialLines), trials: trialLines.count, sampleEpochs: trialLines.reduce(0) { $0 + $1.sampleEpochs }, seconds: group.reduce(0) { $0 + $1.seconds },
                          dataContentId: first.dataContentId, rootContentId: first.rootContentId,
-                         budgetCurve: DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
+                         budgetCurve: horizon ? [] : DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
         row.parseSpecs()
@@ -289,13 +304,6 @@ func pearson(_ x: [Double], _ y: [Double]) -> Double? {
     return sxy / (sxx * syy).squareRoot()
 }
 
-/// The interval for a correlation r over `pairs` points by Fisher's z (needs at least 4 points).
-func fisherInterval(_ r: Double, pairs: Int, level: Double) -> [Double]? {
-    guard pairs >= 4, abs(r) < 1 else { return nil }
-    let z = atanh(r), se = 1 / Double(pairs - 3).squareRoot()
-    let q = BoundaryFit.chiSquare1(level).squareRoot()  // the two-sided normal quantile: √χ²₁
-    return [tanh(z - q * se), tanh(z + q * se)]
-}
 
 extension Report {
     /// The report as a person reads it: a Markdown table (with the settings columns that differ between rows), each
@@ -337,9 +345,7 @@ extension Report {
             text += "\n  seeds: " + r.seeds.map { s in
                 "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")
             }.joined(separator: "; ")
-            if r.budgetBound, let share = r.budgetShare {
-                text += String(format: "\n  budget-bound: fitted trials near the boundary used up to %.0f%% of the budget; the EMC is a lower bound for it", share * 100)
-            }
+            if let c = r.budgetCheck { text += "\n  " + c.text }
             if let h = r.hessian {
                 text += "\n  Hessian check: " + h.text
             }
@@ -352,12 +358,10 @@ extension Report {
             }
         }
         if let r = report.gainGapCorrelation {
-            let at = report.gainGapN.map { "at n = \($0) for every model" } ?? "each model at its own EMC (no common --gap-n)"
-            let ci = report.gainGapInterval.map { String(format: ", 90%% interval %.2f to %.2f", $0[0], $0[1]) } ?? ""
-            text += String(format: "\n\ncorrelation between the percentage EMC gained from true labels and the generalization gap (%@): r = %.3f%@ (%d models)",
-                           at, r, ci, report.gainGapPairs)
+            text += String(format: "\n\nrank correlation between the log EMC gained from true labels and the generalization gap at n = %d: ρ = %.3f (%d models)",
+                           report.gainGapN ?? 0, r, report.gainGapPairs)
         } else if report.gainGapPairs > 0 {
-            text += "\n\n(\(report.gainGapPairs) true/random-label model pair(s): at least 3 are needed for a correlation)"
+            text += "\n\n(\(report.gainGapPairs) true/random-label model pair(s) with gaps at one n: at least 3 are needed for a correlation)"
         }
         if report.rows.contains(where: { ($0.hessian?.saddles ?? 0) > 0 }) {
             text += "\nsaddle trials (converged short of fitting where the loss Hessian still has negative curvature) count as not fitted, like budget-exhausted ones."

@@ -1,25 +1,23 @@
 import EMCCore
 import Foundation
 
-/// The fit/no-fit boundary of a configuration: p(fit | n) = σ(−s·(log n − log n50)), fitted by maximum likelihood
-/// over every trial of every seed, with a profile-likelihood interval for n50.
+/// The fit/no-fit boundary of a configuration, fitted by maximum likelihood over every trial of every seed, with an
+/// interval for the population's n50.
 ///
-/// Why this model: fit/no-fit at a given n is random (each trial has its own initialisation, and a finite budget
-/// decides borderline trials), and p(fit) falls with n. A logistic curve in log n has two numbers a reader can use:
-/// n50, the size fitted half the time (the EMC estimate), and the slope s, how sharp the boundary is (n10 and n90,
-/// where p is 0.9 and 0.1, are n50·e^(∓2.197/s)). The interval is the set of n50 whose profile log-likelihood is
-/// within χ²₁(level)/2 of the maximum (1.353 for 90%): it needs no normal approximation, which matters when trials
-/// are few and the data nearly separated.
+/// The model: within one subset (a seed's nested sample of the data), p(fit | n) = (1 − λ)·σ(c(λ) − s·(log n − θ_j)),
+/// θ_j the subset's log n50, s the slope (how sharp the boundary is), λ a lapse rate (the share of trials that fail
+/// whatever n is: an unlucky initialisation, a diverged run) and c(λ) placing p = 1/2 at θ_j. Subsets differ: θ_j is a
+/// random effect, θ_j = θ + σ·u_j. The EMC estimate is e^θ, the n50 of a typical subset (the median over subsets; for
+/// λ = 0, also where the fit probability averaged over subsets is 1/2).
 ///
-/// A lapse rate λ (the share of trials that fail whatever n is: an unlucky initialisation, a budget that runs out one
-/// sample short) is fitted beside the slope, p(fit) = (1 − λ)·σ(c − s·(log n − log n50)) with c placing p = 1/2 at
-/// n50, λ from a small grid (0 to 20%): a lone failure far below the boundary is then a lapse, not evidence of a soft
-/// boundary. n50, n10 and n90 come from this model. The interval is the union of its profile interval and the
-/// lapse-free model's, because on simulated searches the lapse model's interval alone is too narrow (see `fit`).
-///
-/// The slope is capped (`maxSlope`, 40 per unit of log n: p from 0.9 to 0.1 across ±5.5% of n50): with perfectly
-/// separated trials the likelihood keeps rising as s grows, and the cap turns that into an interval spanning the gap
-/// between the largest fitted and the smallest unfitted n, which is what such data can say.
+/// How it is fitted: s and λ are shared by the subsets, each θ_j is the subset's own (maximum likelihood given s and λ,
+/// s under a weakly informative prior instead of a cap: log s ~ N(log 8, 1.5²), so that separated trials give a finite
+/// slope); θ is the mean of the θ_j, and its interval a t interval with J − 1 degrees of freedom over the J subsets, its
+/// variance the larger of the θ_j's spread and their own sampling variance (from each subset's profile likelihood): a
+/// subset effect, however large, is in the interval, and the interval never rests on an accident of three equal θ_j.
+/// With one subset the interval is that subset's profile-likelihood interval: it says nothing about other subsets.
+/// `emc bench search-rules` and docs/methods.md give its coverage on generators with and without subset effects,
+/// asymmetric links, large lapses and budget failures.
 public struct BoundaryFit: Codable, Sendable, Equatable {
     public var n50: Double
     /// The interval for n50 at `level`.
@@ -29,22 +27,36 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     /// True where the interval reaches the edge of the sizes tried: that end is only a bound.
     public var lowIsBound: Bool
     public var highIsBound: Bool
-    public var n10: Double
-    public var n90: Double
+    /// Where a typical subset fits with probability 0.9 and 0.1 (on the same curve as n50, lapse included; nil when the
+    /// lapse makes 0.9 unreachable).
+    public var n10: Double?
+    public var n90: Double?
     /// Per unit of log n.
     public var slope: Double
     public var trials: Int
     public var fitted: Int
-    /// The fitted lapse rate: the share of trials that fail whatever n is (nil in fits made before it existed).
+    /// The fitted lapse rate: the share of trials that fail whatever n is (nil in fits made before it existed), and the
+    /// lapse rates the data cannot tell from it (within the interval's cut-off of the best).
     public var lapse: Double?
+    public var lapseRange: [Double]? = nil
     /// The smallest and largest n among the trials fitted (nil in fits made before they were kept).
     public var smallestTried: Int? = nil
     public var largestTried: Int? = nil
+    /// The subsets (seeds) fitted, each subset's n50 in seed order, and the spread of log n50 between subsets (σ, with
+    /// its upper bound at `level`; nil with one subset). Nil in fits made before subsets entered the model.
+    public var subsets: Int? = nil
+    public var subsetN50s: [Double]? = nil
+    public var spread: Double? = nil
+    public var spreadHigh: Double? = nil
+    /// The shape-free check: where the pooled fit rate, made non-increasing in n (isotonic regression), crosses 1/2
+    /// (nil when it never does). Far from n50, the logistic curve does not describe these trials.
+    public var isotonicN50: Double? = nil
 
     /// A size of this boundary (n10, n90, an interval end) as a reader should take it: with thousands separators
     /// inside the sizes tried, and "beyond the sizes tried" outside them (a shallow boundary's n90 may lie far above
     /// the data, where the fit says nothing), never clamped silently.
-    public func describe(_ v: Double) -> String {
+    public func describe(_ v: Double?) -> String {
+        guard let v else { return "unreachable (the lapse rate is above 10%)" }
         if let largestTried, !(v <= Double(largestTried) * 1.0001) { return "beyond the sizes tried (> \(formatCount(Double(largestTried))))" }
         if let smallestTried, !(v >= Double(smallestTried) * 0.9999) { return "below the sizes tried (< \(formatCount(Double(smallestTried))))" }
         return formatCount(v)
@@ -54,7 +66,9 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     public static let nearFraction = 0.8
 
     /// Whether a trial at n is near this boundary (`nearFraction`).
-    public func isNear(_ n: Int) -> Bool { Double(n) >= n10 && Double(n) <= n90 || Double(n) >= Self.nearFraction * n50 }
+    public func isNear(_ n: Int) -> Bool {
+        Double(n) >= (n10 ?? n50) && Double(n) <= (n90 ?? .infinity) || Double(n) >= Self.nearFraction * n50
+    }
 
     /// The largest share of its budget that a fitted trial near this boundary used (its fit epoch over `budget`, the
     /// trial's epoch budget); nil when no fitted trial is near it. The one measure behind the budget-bound flag, in
@@ -66,25 +80,125 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     /// Half the interval's width relative to n50 (the "±" a reader quotes).
     public var relativeHalfWidth: Double { (high - low) / 2 / n50 }
 
-    public static let maxSlope = 40.0
+    /// The slope's prior: log s ~ N(log 8, 1.5²), weak (s from 0.4 to 160 within two standard deviations), so that
+    /// perfectly separated trials give a finite slope and an interval as wide as the gap between them.
+    public static let slopePrior = (center: log(8.0), scale: 1.5)
+    static func logPrior(slope s: Double) -> Double { let z = (log(s) - slopePrior.center) / slopePrior.scale; return -z * z / 2 }
+    /// The range the slope is searched in (per unit of log n).
+    static let slopeRange = (low: 0.05, high: 2000.0)
 
-    /// The boundary of `observations` (n, fitted), or nil when there is nothing to fit: no trials, or trials that
-    /// all fitted or all failed (then the boundary lies outside the sizes tried).
-    public static func fit(_ observations: [(n: Int, fitted: Bool)], level: Double = 0.9) -> BoundaryFit? {
-        let points = Points(observations)
-        guard points.fitted > 0, points.failed > 0 else { return nil }
-        // n50, n10, n90 from the model with a lapse; the interval the union of both models' profile intervals. On
-        // simulated searches (`emc bench search-rules`) the lapse model alone covered the true n50 in about 80% of
-        // searches for a nominal 90% (its slope comes out too steep when few trials sit near the boundary); the union
-        // covers about 89%, and the lapse model's n50 is the closer estimate.
-        var withLapse = fit(points, level: level, lapses: lapses)
-        let without = fit(points, level: level, lapses: [0])
-        if without.low < withLapse.low { withLapse.low = without.low; withLapse.lowIsBound = without.lowIsBound }
-        if without.high > withLapse.high { withLapse.high = without.high; withLapse.highIsBound = without.highIsBound }
+    /// The boundary of `observations` (n, fitted, the seed whose subset it trained on), or nil when there is nothing to
+    /// fit: no trials, or trials that all fitted or all failed (then the boundary lies outside the sizes tried).
+    public static func fit(_ observations: [(n: Int, fitted: Bool, seed: Int)], level: Double = 0.9) -> BoundaryFit? {
+        let all = Points(observations.map { ($0.n, $0.fitted) })
+        guard all.fitted > 0, all.failed > 0 else { return nil }
+        let subsets = Dictionary(grouping: observations.filter { $0.n > 0 }, by: \.seed).sorted { $0.key < $1.key }
+            .map { Points($0.value.map { ($0.n, $0.fitted) }) }
+        let lo = all.x.first!, hi = all.x.last!
+        let margin = max(0.05, (hi - lo) * 0.05)
+        let window = (low: lo - margin, high: hi + margin)
+        let drop = chiSquare1(level) / 2
+
+        // For each lapse on the grid, the slope that maximises the penalised likelihood, with `groups` each at its own
+        // best θ: every trial as one group (the population's curve), or each subset on its own (the subsets' θ_j).
+        func shared(_ groups: [Points]) -> (best: (lapse: Double, slope: Double, value: Double), all: [(lapse: Double, slope: Double, value: Double)]) {
+            var fits: [(lapse: Double, slope: Double, value: Double)] = []
+            for lapse in lapses {
+                let (t, value) = maximize(objective: { logS in
+                    groups.reduce(0) { $0 + bestTheta($1, slope: exp(logS), lapse: lapse, window: window).value } + logPrior(slope: exp(logS))
+                }, from: log(slopeRange.low), to: log(slopeRange.high), tolerance: 1e-4)
+                fits.append((lapse, exp(t), value))
+            }
+            return (fits.max { $0.value < $1.value }!, fits)
+        }
+        // The population's curve: n50, the slope, the lapse. Pooled, its n50 is the subsets' typical one (their curves
+        // average to a flatter one around it); its small-sample bias is the smallest of the estimates tried.
+        let (pooled, fits) = shared([all])
+        let theta = bestTheta(all, slope: pooled.slope, lapse: pooled.lapse, window: window).theta
+        // The subsets' own θ_j (a slope and lapse shared by them), for the interval's variance.
+        let own = subsets.count == 1 ? pooled : shared(subsets).best
+        let (s, lapse) = (own.slope, own.lapse)
+        let best = pooled
+
+        // Each subset's θ_j and its own profile interval (s and λ held).
+        var thetas: [Double] = [], variances: [Double] = []
+        var lowBound = false, highBound = false
+        var subsetInterval = (low: 0.0, high: 0.0)
+        let z = normalQuantile(0.5 + level / 2)
+        for points in subsets {
+            let (theta, value) = bestTheta(points, slope: s, lapse: lapse, window: window)
+            let excess = { (t: Double) in value - logLikelihood(points, theta: t, slope: s, lapse: lapse) - drop }
+            let (l, lb) = intervalEnd(excess, from: theta, to: window.low, drop: drop)
+            let (h, hb) = intervalEnd(excess, from: theta, to: window.high, drop: drop)
+            thetas.append(theta)
+            variances.append(pow((h - l) / 2 / z, 2))
+            lowBound = lowBound || lb
+            highBound = highBound || hb
+            subsetInterval = (l, h)
+        }
+        let J = thetas.count
+        let mean = thetas.reduce(0, +) / Double(J)
+        var low = subsetInterval.low, high = subsetInterval.high
+        var spread: Double?, spreadHigh: Double?
+        if J >= 2 {
+            let between = thetas.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(J - 1)
+            let within = variances.reduce(0, +) / Double(J)
+            let se = (max(between, within) / Double(J)).squareRoot()
+            let q = tQuantile(0.5 + level / 2, degrees: Double(J - 1))
+            low = theta - q * se
+            high = theta + q * se
+            spread = max(0, between - within).squareRoot()
+            // σ's upper bound at `level`: the between-subset variance's one-sided χ² bound, less the sampling variance.
+            spreadHigh = max(0, between * Double(J - 1) / chiSquareQuantile(1 - level, degrees: Double(J - 1)) - within).squareRoot()
+        }
+        // The union with the population curve's own profile-likelihood interval (slope and lapse profiled): the seeds'
+        // spread says how far subsets scatter; the profile says how well the pooled trials place the curve. Each alone
+        // falls short on some generator (docs/methods.md); together they cover on every one.
+        let profile = { (t: Double) -> Double in
+            lapses.map { lapse in
+                maximize(objective: { logS in logLikelihood(all, theta: t, slope: exp(logS), lapse: lapse) + logPrior(slope: exp(logS)) },
+                         from: log(slopeRange.low), to: log(slopeRange.high), tolerance: 1e-4).value
+            }.max()!
+        }
+        let top = profile(theta)
+        let excess = { (t: Double) in top - profile(t) - drop }
+        let (pl, plb) = intervalEnd(excess, from: theta, to: window.low, drop: drop)
+        let (ph, phb) = intervalEnd(excess, from: theta, to: window.high, drop: drop)
+        if J >= 2 {
+            if pl < low { low = pl; lowBound = plb }
+            if ph > high { high = ph; highBound = phb }
+        }
+        // The shape-free check: where the isotonic (non-increasing) fit rate crosses 1/2. A curve of another shape than
+        // the logistic (two populations of initialisations, an asymmetric fall) moves the logistic n50 off it; the
+        // interval then reaches it.
+        let isotonic = isotonicCrossing(all)
+        if let iso = isotonic, J >= 2 {
+            if iso < low { low = iso }
+            if iso > high { high = iso }
+        }
+        if low <= window.low { low = window.low; lowBound = true }
+        if high >= window.high { high = window.high; highBound = true }
+        // n at p(fit) = 0.9 and 0.1 on the population's curve.
+        let keep = 1 - pooled.lapse, c = offset(lapse: pooled.lapse)
+        func at(_ p: Double) -> Double? {
+            let q = p / keep
+            guard q < 1 else { return nil }
+            return exp(theta + (c - log(q / (1 - q))) / pooled.slope)
+        }
         let sizes = observations.map(\.n).filter { $0 > 0 }
-        withLapse.smallestTried = sizes.min()
-        withLapse.largestTried = sizes.max()
-        return withLapse
+        let cut = best.value - drop
+        return BoundaryFit(n50: exp(theta), low: exp(low), high: exp(high), level: level, lowIsBound: lowBound, highIsBound: highBound,
+                           n10: at(0.9), n90: at(0.1), slope: pooled.slope, trials: all.fitted + all.failed, fitted: all.fitted, lapse: pooled.lapse,
+                           lapseRange: fits.filter { $0.value >= cut }.map(\.lapse), smallestTried: sizes.min(), largestTried: sizes.max(),
+                           subsets: J, subsetN50s: thetas.map { exp($0) }, spread: spread, spreadHigh: spreadHigh,
+                           isotonicN50: isotonic.map { exp($0) })
+    }
+
+    /// c(λ) = logit(1 / (2(1 − λ))): puts p = 1/2 at n50 on a curve that tops out at 1 − λ.
+    static func offset(lapse: Double) -> Double {
+        guard lapse > 0 else { return 0 }
+        let q = 1 / (2 * (1 - lapse))
+        return log(q / (1 - q))
     }
 
     /// Trials grouped by size: each distinct log n once, with its counts of fitted and failed trials (the likelihood
@@ -110,125 +224,95 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         }
     }
 
-    static func fit(_ points: Points, level: Double, lapses: [Double]) -> BoundaryFit {
-        let lo = points.x.first!, hi = points.x.last!
-        // The profile log-likelihood of θ = log n50: a coarse scan a little wider than the sizes tried, a golden-section
-        // search around its best point, and bisection for the interval's ends (each to about 10⁻⁶ of n).
-        let margin = max(0.05, (hi - lo) * 0.05)
-        let a = lo - margin, b = hi + margin
-        let f = { (theta: Double) in profileLikelihood(points, theta: theta, lapses: lapses).value }
-        let scan = (0...48).map { a + (b - a) * Double($0) / 48 }
-        let values = scan.map(f)
+    /// A subset's best θ and its log-likelihood, given the slope and lapse: a scan of the window, then Brent's method
+    /// around the best point (the likelihood may have a plateau, where separated trials leave θ free: its middle).
+    static func bestTheta(_ points: Points, slope: Double, lapse: Double, window: (low: Double, high: Double)) -> (theta: Double, value: Double) {
+        let steps = 32
+        let scan = (0...steps).map { window.low + (window.high - window.low) * Double($0) / Double(steps) }
+        let values = scan.map { logLikelihood(points, theta: $0, slope: slope, lapse: lapse) }
         let top = values.max()!
-        // A flat maximum (separated data) is a plateau: take its middle.
         let plateau = values.indices.filter { values[$0] > top - 1e-9 }
-        var theta = scan[plateau[plateau.count / 2]]
-        if plateau.count == 1 {
-            let i = plateau[0]
-            var l = scan[max(0, i - 1)], r = scan[min(scan.count - 1, i + 1)]
-            let g = (sqrt(5) - 1) / 2
-            // Each step keeps one of its two interior points, so it evaluates only the new one.
-            var m1 = r - g * (r - l), m2 = l + g * (r - l)
-            var f1 = f(m1), f2 = f(m2)
-            for _ in 0..<24 {
-                if f1 < f2 { l = m1; m1 = m2; f1 = f2; m2 = l + g * (r - l); f2 = f(m2) } else { r = m2; m2 = m1; f2 = f1; m1 = r - g * (r - l); f1 = f(m1) }
-            }
-            theta = (l + r) / 2
-        }
-        let best = profileLikelihood(points, theta: theta, lapses: lapses)
-        let drop = chiSquare1(level) / 2
-        /// How far below the cut-off the profile is at t: ≤ 0 inside the interval.
-        let excess = { (t: Double) in best.value - f(t) - drop }
-        /// The last θ inside the interval between `from` (the maximum, inside) and `to`, or `to` itself when it is inside
-        /// (a bound): the root of `excess` by the Illinois variant of false position, which keeps a bracket like
-        /// bisection but converges in a handful of steps on a smooth profile, to 10⁻⁷ in log n.
-        func end(from: Double, to: Double) -> (Double, Bool) {
-            var o = to, ho = excess(to)
-            if ho <= 0 { return (to, true) }
-            var i = from, hi = -drop
-            var side = 0
-            for _ in 0..<48 where abs(o - i) > 1e-7 {
-                var m = (i * ho - o * hi) / (ho - hi)
-                if !(m > min(i, o) && m < max(i, o)) { m = (i + o) / 2 }
-                let hm = excess(m)
-                if hm <= 0 {
-                    i = m; hi = hm
-                    if side == -1 { ho /= 2 }
-                    side = -1
-                } else {
-                    o = m; ho = hm
-                    if side == 1 { hi /= 2 }
-                    side = 1
-                }
-            }
-            return (i, false)
-        }
-        let (lowTheta, lowBound) = end(from: theta, to: a)
-        let (highTheta, highBound) = end(from: theta, to: b)
-        let slope = max(best.slope, 1e-9)
-        // n10 and n90 on the sigmoid (a trial that does not lapse fits with probability 0.9 and 0.1 there).
-        let keep = 1 - best.lapse, q = 1 / (2 * keep), c = best.lapse == 0 ? 0 : log(q / (1 - q))
-        let logit9 = 2.1972245773362196
-        return BoundaryFit(n50: exp(theta), low: exp(lowTheta), high: exp(highTheta), level: level,
-                           lowIsBound: lowBound, highIsBound: highBound,
-                           n10: exp(theta + (c - logit9) / slope), n90: exp(theta + (c + logit9) / slope), slope: best.slope,
-                           trials: points.fitted + points.failed, fitted: points.fitted, lapse: best.lapse)
+        if plateau.count > 1 { let i = plateau[plateau.count / 2]; return (scan[i], values[i]) }
+        let i = plateau[0]
+        let (t, v) = maximize(objective: { logLikelihood(points, theta: $0, slope: slope, lapse: lapse) },
+                              from: scan[max(0, i - 1)], to: scan[min(steps, i + 1)], tolerance: 1e-7)
+        return v >= top ? (t, v) : (scan[i], top)
     }
 
-    /// The lapse rates the profile likelihood tries: the share of trials that fail whatever n is (an unlucky
-    /// initialisation, a budget that runs out one sample short). Without it, one such failure far below the boundary
-    /// flattens the fitted slope and widens the interval several-fold.
-    public static let lapses = [0.0, 0.02, 0.05, 0.1, 0.2]
-
-    /// max over s ∈ (0, maxSlope] and λ ∈ `lapses` of the log-likelihood Σ log p(y | x; θ, s, λ),
-    /// where p(fit | x) = (1 − λ)·σ(c(λ) − s·(x − θ)) and c(λ) = logit(1 / (2(1 − λ))) puts p = 1/2 at x = θ.
-    static func profileLikelihood(_ points: Points, theta: Double, lapses: [Double]) -> (value: Double, slope: Double, lapse: Double) {
-        var best = (value: -Double.infinity, slope: 0.0, lapse: 0.0)
-        for lapse in lapses {
-            let (value, slope) = profile(points, theta: theta, lapse: lapse)
-            if value > best.value { best = (value, slope, lapse) }
+    /// Where the isotonic fit of the fit rate (pool-adjacent-violators, non-increasing in log n) crosses 1/2, in log n:
+    /// between the last block at or above 1/2 and the first below it, interpolated linearly in log n between their
+    /// weighted centres. Nil when no block is on either side.
+    static func isotonicCrossing(_ points: Points) -> Double? {
+        // Blocks of (trials, fits, Σ trials·x), merged while a later block's rate exceeds an earlier one's.
+        var blocks: [(count: Double, fits: Double, x: Double)] = []
+        for i in points.x.indices {
+            let count = points.fits[i] + points.fails[i]
+            blocks.append((count, points.fits[i], count * points.x[i]))
+            while blocks.count > 1 {
+                let b = blocks[blocks.count - 1], a = blocks[blocks.count - 2]
+                guard b.fits / b.count > a.fits / a.count else { break }
+                blocks.removeLast(2)
+                blocks.append((a.count + b.count, a.fits + b.fits, a.x + b.x))
+            }
         }
-        return best
+        guard let below = blocks.firstIndex(where: { $0.fits / $0.count < 0.5 }), below > 0 else { return nil }
+        let a = blocks[below - 1], b = blocks[below]
+        let (pa, pb, xa, xb) = (a.fits / a.count, b.fits / b.count, a.x / a.count, b.x / b.count)
+        return xa + (xb - xa) * (pa - 0.5) / (pa - pb)
     }
 
-    static func profile(_ points: Points, theta: Double, lapse: Double) -> (value: Double, slope: Double) {
-        let keep = 1 - lapse
-        let c = lapse == 0 ? 0 : { let q = 1 / (2 * keep); return log(q / (1 - q)) }()
-        let count = points.x.count
-        let logKeep = log(keep)
-        func objective(_ s: Double) -> Double {
-            var v = 0.0
-            points.x.withUnsafeBufferPointer { x in
-                points.fits.withUnsafeBufferPointer { fits in
-                    points.fails.withUnsafeBufferPointer { fails in
-                        for i in 0..<count {
-                            let g = c - s * (x[i] - theta)
-                            // log(1 + e) for e ∈ (0, 1]: log1p's extra precision for tiny e changes a sum of terms of order
-                            // one by less than 10⁻¹⁶, and log is about twice as fast.
-                            if lapse == 0 {
-                                // log σ(g) and log(1 − σ(g)) = log σ(−g), computed stably from one exponential.
-                                let e = exp(-abs(g)), l = log(1 + e)
-                                let logFit = g >= 0 ? -l : g - l, logFail = g >= 0 ? -g - l : -l
-                                v += fits[i] * logFit + fails[i] * logFail
-                            } else {
-                                // p = keep·σ(g). With e = exp(−|g|) and d = log(1 + e): for g ≥ 0, σ = 1/(1 + e), so
-                                // log p = log keep − d and log(1 − p) = log(1 + e − keep) − d; for g < 0, σ = e/(1 + e),
-                                // so log p = log keep + g − d and log(1 − p) = log(1 + e − keep·e) − d.
-                                let e = exp(-abs(g)), d = log(1 + e)
-                                if fits[i] > 0 { v += fits[i] * (logKeep + (g >= 0 ? 0 : g) - d) }
-                                if fails[i] > 0 { v += fails[i] * (log(g >= 0 ? 1 + e - keep : 1 + e - keep * e) - d) }
-                            }
-                        }
-                    }
-                }
+    /// The last θ inside an interval between `from` (the maximum, inside) and `to`, where `excess` (how far below the
+    /// cut-off the likelihood is; ≤ 0 inside) crosses zero, or `to` itself when it is inside (a bound): the Illinois
+    /// variant of false position, which keeps a bracket like bisection but converges in a handful of steps on a smooth
+    /// profile, to 10⁻⁷ in log n.
+    static func intervalEnd(_ excess: (Double) -> Double, from: Double, to: Double, drop: Double) -> (Double, Bool) {
+        var o = to, ho = excess(to)
+        if ho <= 0 { return (to, true) }
+        var i = from, hi = -drop
+        var side = 0
+        for _ in 0..<48 where abs(o - i) > 1e-7 {
+            var m = (i * ho - o * hi) / (ho - hi)
+            if !(m > min(i, o) && m < max(i, o)) { m = (i + o) / 2 }
+            let hm = excess(m)
+            if hm <= 0 {
+                i = m; hi = hm
+                if side == -1 { ho /= 2 }
+                side = -1
+            } else {
+                o = m; ho = hm
+                if side == 1 { hi /= 2 }
+                side = 1
             }
-            return v
         }
-        // Brent's method over log s (golden sections with parabolic steps; the log-likelihood is unimodal in s for fixed
-        // θ and λ) to 1.5·10⁻⁵ in log s: the likelihood is flat at its maximum, so its value there is exact to about 10⁻⁹.
-        let (t, here) = maximize(objective: { objective(exp($0)) }, from: log(0.01), to: log(maxSlope), tolerance: 1.5e-5)
-        let atCap = objective(maxSlope)
-        return atCap > here ? (atCap, maxSlope) : (here, exp(t))
+        return (i, false)
+    }
+
+    /// The lapse rates the fit tries: the share of trials that fail whatever n is (an unlucky initialisation, a diverged
+    /// run, a budget that runs out one sample short). Without it, one such failure far below the boundary flattens the
+    /// fitted slope and widens the interval several-fold.
+    public static let lapses = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4]
+
+    /// Σ log p(y | x; θ, s, λ) over a subset's trials, where p(fit | x) = (1 − λ)·σ(c(λ) − s·(x − θ)).
+    static func logLikelihood(_ points: Points, theta: Double, slope s: Double, lapse: Double) -> Double {
+        let keep = 1 - lapse, c = offset(lapse: lapse), logKeep = log(keep)
+        var v = 0.0
+        for i in points.x.indices {
+            let g = c - s * (points.x[i] - theta)
+            let fits = points.fits[i], fails = points.fails[i]
+            // log(1 + e) for e ∈ (0, 1]: log1p's extra precision for tiny e changes a sum of terms of order one by less
+            // than 10⁻¹⁶, and log is about twice as fast.
+            let e = exp(-abs(g)), d = log(1 + e)
+            if lapse == 0 {
+                // log σ(g) and log(1 − σ(g)) = log σ(−g), computed stably from one exponential.
+                v += fits * (g >= 0 ? -d : g - d) + fails * (g >= 0 ? -g - d : -d)
+            } else {
+                // p = keep·σ(g). For g ≥ 0, σ = 1/(1 + e), so log p = log keep − d and log(1 − p) = log(1 + e − keep) − d;
+                // for g < 0, σ = e/(1 + e), so log p = log keep + g − d and log(1 − p) = log(1 + e − keep·e) − d.
+                if fits > 0 { v += fits * (logKeep + (g >= 0 ? 0 : g) - d) }
+                if fails > 0 { v += fails * (log(g >= 0 ? 1 + e - keep : 1 + e - keep * e) - d) }
+            }
+        }
+        return v
     }
 
     /// The maximum of a unimodal `objective` on [`from`, `to`] by Brent's method: where it is and its value.
@@ -289,7 +373,7 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
     }
 
     /// Acklam's rational approximation to the standard normal quantile (relative error below 1.2e-9).
-    static func normalQuantile(_ p: Double) -> Double {
+    public static func normalQuantile(_ p: Double) -> Double {
         let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
         let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01]
         let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
@@ -302,5 +386,66 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         if p > 1 - low { return -normalQuantile(1 - p) }
         let q = p - 0.5, r = q * q
         return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    }
+
+    /// The Student t distribution's p-quantile with `degrees` degrees of freedom: bisection on its distribution function,
+    /// 1 − I_{ν/(ν+t²)}(ν/2, 1/2)/2 for t > 0, to 10⁻¹⁰.
+    public static func tQuantile(_ p: Double, degrees nu: Double) -> Double {
+        guard p != 0.5 else { return 0 }
+        if p < 0.5 { return -tQuantile(1 - p, degrees: nu) }
+        func cdf(_ t: Double) -> Double { 1 - incompleteBeta(nu / (nu + t * t), a: nu / 2, b: 0.5) / 2 }
+        var lo = 0.0, hi = 1.0
+        while cdf(hi) < p { hi *= 2 }
+        for _ in 0..<200 where hi - lo > 1e-10 * max(1, hi) {
+            let mid = (lo + hi) / 2
+            if cdf(mid) < p { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
+
+    /// The two-sided p-value of a t statistic with `degrees` degrees of freedom.
+    public static func tTwoSided(_ t: Double, degrees nu: Double) -> Double {
+        guard t.isFinite else { return t.isNaN ? 1 : 0 }
+        return incompleteBeta(nu / (nu + t * t), a: nu / 2, b: 0.5)
+    }
+
+    /// The χ² distribution's p-quantile with k degrees of freedom (Wilson and Hilferty's cube-root approximation, within
+    /// a few percent from k = 1 and closer as k grows).
+    public static func chiSquareQuantile(_ p: Double, degrees k: Double) -> Double {
+        let z = normalQuantile(p), a = 2 / (9 * k)
+        return max(1e-12, k * pow(1 - a + z * a.squareRoot(), 3))
+    }
+
+    /// The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz).
+    static func incompleteBeta(_ x: Double, a: Double, b: Double) -> Double {
+        guard x > 0 else { return 0 }
+        guard x < 1 else { return 1 }
+        let logFront: Double = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(1 - x)
+        let front = exp(logFront)
+        // The continued fraction converges fast for x < (a + 1)/(a + b + 2); otherwise use the symmetry I_x(a, b) = 1 − I_{1−x}(b, a).
+        if x > (a + 1) / (a + b + 2) { return 1 - incompleteBeta(1 - x, a: b, b: a) }
+        let tiny = 1e-300
+        var c = 1.0, d = 1 - (a + b) * x / (a + 1)
+        if abs(d) < tiny { d = tiny }
+        d = 1 / d
+        var f = d
+        for m in 1...300 {
+            let m2 = Double(2 * m), md = Double(m)
+            let even: Double = md * (b - md) * x
+            var num: Double = even / ((a + m2 - 1) * (a + m2))
+            d = 1 + num * d; if abs(d) < tiny { d = tiny }
+            c = 1 + num / c; if abs(c) < tiny { c = tiny }
+            d = 1 / d
+            f *= d * c
+            let odd: Double = -(a + md) * (a + b + md) * x
+            num = odd / ((a + m2) * (a + m2 + 1))
+            d = 1 + num * d; if abs(d) < tiny { d = tiny }
+            c = 1 + num / c; if abs(c) < tiny { c = tiny }
+            d = 1 / d
+            let delta = d * c
+            f *= delta
+            if abs(delta - 1) < 1e-15 { break }
+        }
+        return front * f / a
     }
 }

@@ -63,11 +63,13 @@ public struct SearchRules: Sendable, Codable, Hashable {
     public var confirmation = FailureConfirmation.final
     /// Refinement stops when the boundary's interval is within ± this fraction of n50...
     public var targetHalfWidth = 0.05
-    /// ...or after this many refinement trials over all seeds (the cap wins; the interval reached is reported).
-    public var refinementCap = 4
+    /// ...or after this many refinement trials over all seeds (the cap wins; the interval reached is reported). None by
+    /// default: with subsets scattering, more subsets narrow the interval and more trials in a few do not
+    /// (`emc bench calibration`, docs/methods.md).
+    public var refinementCap = 0
     /// The interval's confidence level.
     public var level = 0.9
-    /// Fitted trials near the boundary that used more than this share of the budget flag it as budget-bound.
+    /// While doubling, a fitted trial that used more than this share of its budget says the boundary is near.
     public var budgetBoundShare = 0.7
     /// While doubling, a fitted trial that used more than `budgetBoundShare` of its budget says the boundary is near:
     /// the next n is √2 times larger instead of 2 (a failure far above the boundary costs the most of any trial).
@@ -86,11 +88,10 @@ public struct SearchOutcome: Sendable, Codable {
     public var refinementSampleEpochs: Double
     /// Whether the interval reached the target half-width (otherwise the cap stopped refinement).
     public var targetReached: Bool
-    /// The largest share of the budget used by a fitted trial near the boundary (`BoundaryFit.budgetShare`).
-    public var boundaryBudgetShare: Double?
-    /// More than `SearchRules.budgetBoundShare`: the budget, not a minimum, decides the boundary; its n50 is a lower
-    /// bound for this budget.
-    public var budgetBound: Bool
+    /// Whether the budget decides the boundary (`BudgetCheck`): n50 at half the budget from the same trials.
+    public var budgetCheck: BudgetCheck?
+    /// The budget decides the boundary: its n50 is a lower bound for this budget.
+    public var budgetBound: Bool { budgetCheck?.bound ?? false }
 }
 
 /// The EMC search. Per seed: doubling from the start until a trial fails (growing by √2 instead once a fitted trial
@@ -132,7 +133,7 @@ public final class EMCSearch: @unchecked Sendable {
         }
         return SearchOutcome(seeds: seeds, boundary: outcome.boundary, refinementTrials: outcome.refinementTrials,
                              refinementSampleEpochs: outcome.refinementSampleEpochs, targetReached: outcome.targetReached,
-                             boundaryBudgetShare: outcome.boundaryBudgetShare, budgetBound: outcome.budgetBound)
+                             budgetCheck: outcome.budgetCheck)
     }
 
     /// The replicate of the trial at the common n: a trial of its own (even where a search trial ran at that n), so
@@ -288,7 +289,7 @@ public final class EMCSearch: @unchecked Sendable {
             let base = Self.refinementReplicateBase
             return searched + refinements.filter { $0.replicateIndex >= base && $0.replicateIndex < base + k } + fresh
         }
-        func fit(rounds k: Int) -> BoundaryFit? { BoundaryFit.fit(used(rounds: k).map { ($0.n, $0.fitted) }, level: rules.level) }
+        func fit(rounds k: Int) -> BoundaryFit? { BoundaryFit.fit(used(rounds: k).map(\.observation), level: rules.level) }
         var boundary = fit(rounds: 0)
         var k = 0
         var cost = 0.0
@@ -312,10 +313,14 @@ public final class EMCSearch: @unchecked Sendable {
             boundary = fit(rounds: k)
         }
         let fullBatch = config.optimizer.kind == .gd
-        let share = boundary?.budgetShare(used(rounds: k)) { [config] in config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch) }
+        let check = boundary.map { b in
+            BudgetCheck.measure(used(rounds: k), boundary: b, horizonSchedule: config.optimizer.dependsOnHorizon) { [config] in
+                config.fit.epochBudget(samples: $0.n, fullBatch: fullBatch)
+            }
+        }
         return SearchOutcome(seeds: seeds, boundary: boundary, refinementTrials: k, refinementSampleEpochs: cost,
                              targetReached: boundary.map(narrow) ?? false,
-                             boundaryBudgetShare: share, budgetBound: (share ?? 0) > rules.budgetBoundShare)
+                             budgetCheck: check)
     }
 
     func makeRecord(_ kind: TrialRecord.Kind, key: String, seed: Int, outcome: FitOutcome) -> TrialRecord {

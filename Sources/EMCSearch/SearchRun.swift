@@ -17,7 +17,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// How each trial trains and is judged: batch, budget, fit threshold, convergence, Hessian check.
     public var training = TrainingRules()
     public var normalize: Normalization = .standard
-    public var seeds = 1
+    /// Subsets searched (each seed its own nested sample and initialisations). Five by default: the interval for the
+    /// population's n50 covers on every generator of `emc bench calibration` with five, not with fewer.
+    public var seeds = 5
     /// First n of the doubling phase (nil: 10 × the number of classes).
     public var start: Int?
     /// Per-seed bisection stops when the bracket is within this fraction of the EMC. Coarse by default: the pooled
@@ -194,7 +196,10 @@ public enum SearchWarning: Codable, Sendable, Equatable {
     case saddles(seed: Int, n: [Int])
     /// The model fitted every sample there is: the EMC is at least the data size.
     case fittedEverything(samples: Int)
-    /// Fitted trials near the boundary used this share of the budget: the budget, not a minimum, decides the boundary.
+    /// n50 grew by this fraction (interval above 0) from half the budget to all of it, from the same trials (nil: no
+    /// trial had fitted by half the budget): the budget, not a minimum, decides the boundary.
+    case budgetDecides(gain: Double?, halfBudgetN50: Double?)
+    /// Summaries written before the budget check: fitted trials near the boundary used this share of the budget.
     case budgetBound(share: Double)
     /// Refinement stopped at its cap with the interval still wider than the target.
     case intervalWide(halfWidth: Double, target: Double, cap: Int)
@@ -298,8 +303,8 @@ public final class SearchRun {
         }
         warnings += results.compactMap { r in r.saddles.map { .saddles(seed: r.seed, n: $0) } }
         if results.contains(where: { $0.firstUnfitted == nil }) { warnings.append(.fittedEverything(samples: config.maxSamples)) }
-        if outcome.budgetBound, let share = outcome.boundaryBudgetShare { warnings.append(.budgetBound(share: share)) }
-        if let b = outcome.boundary, !outcome.targetReached {
+        if let c = outcome.budgetCheck, c.bound { warnings.append(.budgetDecides(gain: c.gain, halfBudgetN50: c.halfBudgetN50)) }
+        if let b = outcome.boundary, !outcome.targetReached, settings.rules.refinementCap > 0 {
             warnings.append(.intervalWide(halfWidth: b.relativeHalfWidth, target: settings.rules.targetHalfWidth, cap: settings.rules.refinementCap))
         }
         let emcs = results.map { Double($0.emc) }

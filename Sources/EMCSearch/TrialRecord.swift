@@ -181,6 +181,9 @@ extension TrialRecord {
         kind == .trial && role != .pilot && role != .gap && role != .refine && replicateIndex < EMCSearch.refinementReplicateBase
     }
 
+    /// The trial as the boundary fit takes it: its n, whether it fitted, and its seed (the subset it trained on).
+    public var observation: (n: Int, fitted: Bool, seed: Int) { (n, fitted, seed) }
+
     /// Enters the boundary fit p(fit | n): the seeds' searches and the refinement. Gap trials (trained after the
     /// search, at an n chosen for comparing models) and pilots (their rate was chosen on their outcome) do not.
     public var entersBoundary: Bool {

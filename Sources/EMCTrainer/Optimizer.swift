@@ -46,6 +46,10 @@ public struct OptimizerSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// The spec without its learning rate (every other option as written): configurations whose rate a pilot chose
     /// compare on this.
+    /// Whether the rate depends on the budget (cosine decays over it): then a run cut at half its budget is not a
+    /// half-budget run, and no smaller budget's result can be derived from it.
+    public var dependsOnHorizon: Bool { schedule == .cosine }
+
     public var withoutRate: String { kind.rawValue + ":" + optionsBesideRate.joined(separator: ",") }
 
     public init(parsing text: String) throws {

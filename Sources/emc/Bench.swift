@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchReportSpeed.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchCalibration.self, BenchReportSpeed.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -217,6 +217,31 @@ struct BenchSearchRules: ParsableCommand {
 
     func run() throws {
         try output.show(BenchReports.searchRules(searches: searches, seeds: seeds, threads: EMCEnvironment.cpuCount, progress: output.progress))
+    }
+}
+
+struct BenchCalibration: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibration",
+        abstract: "The boundary's 90% interval on simulated searches from generators with and without subset effects, asymmetric links, lapses and budget failures: its coverage, width and cost.")
+    @Option(help: "Simulated searches per generator.") var searches = 1000
+    @Option(help: "Seeds (subsets) per search.") var seeds = SearchSettings.defaults.seeds
+    @Option(help: "The per-seed bisection's resolution.") var resolution = SearchSettings.defaults.resolution
+    @Option(help: "Refinement trials over all seeds.") var refinementCap = SearchSettings.defaults.rules.refinementCap
+    @Option(help: "Which failing trials are confirmed: final, each or off.") var confirm = SearchSettings.defaults.rules.confirmation
+    @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        guard (1...100_000).contains(searches) else { throw ValidationError("--searches must be between 1 and 100000") }
+        guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be between 1 and 100") }
+    }
+
+    func run() throws {
+        var rules = SearchSettings.defaults.rules
+        rules.refinementCap = refinementCap
+        rules.confirmation = confirm
+        try output.show(BenchReports.calibration(searches: searches, seeds: seeds, rules: rules, resolution: resolution, threads: EMCEnvironment.cpuCount,
+                                                 progress: output.progress))
     }
 }
 

@@ -104,9 +104,12 @@ final class SearchPrinter {
                 + "not fitted and not a minimum, so the EMC is a lower bound there (a longer budget or another optimizer may fit them)"
         case .fittedEverything(let samples):
             return "the model fitted all \(samples) samples: the EMC is at least the data size"
+        case .budgetDecides(let gain, let half):
+            return (zipOptional(gain, half).map { String(format: "budget-bound: n50 is %.0f%% above its value at half the budget (%@), from the same trials, ", $0 * 100, formatCount($1)) }
+                    ?? "budget-bound: no trial had fitted by half the budget, ")
+                + "so the budget, not a minimum, decides the boundary; n50 is a lower bound for this budget (--epochs raises it)"
         case .budgetBound(let share):
-            return String(format: "budget-bound: fitted trials near the boundary used up to %.0f%% of the budget, so the budget, not a minimum, ", share * 100)
-                + "decides it; n50 is a lower bound for this budget (--epochs raises it)"
+            return String(format: "budget-bound: fitted trials near the boundary used up to %.0f%% of the budget (a summary written before the budget check)", share * 100)
         case .intervalWide(let halfWidth, let target, let cap):
             return String(format: "the interval is ±%.1f%%, wider than the ±%.0f%% target, after the %d-trial refinement cap", halfWidth * 100, target * 100, cap)
         }

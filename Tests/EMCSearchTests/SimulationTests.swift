@@ -27,6 +27,39 @@ struct SimulationTests {
         #expect(summary.medianN50Error < 0.1)
     }
 
+    /// The comparison test behind the findings, on pairs of configurations with the same true boundary (each searched
+    /// with the default design): how often it calls them different. `Findings.measuredFalsePositives` states it.
+    @Test("two configurations with the same boundary test as different in at most 5% of 200 simulated pairs (seed printed)")
+    func nullComparisons() throws {
+        let dir = TemporaryDirectory()
+        let scratch = FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : dir.path
+        let pairs = 200, seed: UInt64 = 2026
+        let slots = ResultSlots<Bool>(pairs)
+        try parallelFor(pairs, threads: 2) { k in
+            let draw = CounterRNG(seed: seed, stream: .test).derived(UInt64(k))
+            let n50 = 300 * pow(100, Double(draw.uniform(0))), slope = 4 + 8 * Double(draw.uniform(1))
+            var records: [TrialRecord] = []
+            for side in 0..<2 {
+                let path = "\(scratch)/emc-null-\(getpid())-\(k)-\(side).jsonl"
+                FileSystem.remove(path)
+                defer { FileSystem.remove(path) }
+                var c = try config(seeds: SearchSettings.defaults.seeds)
+                c.resolution = SearchSettings.defaults.resolution
+                c.model = try ModelSpec(parsing: "mlp:width=\(4 + side)")
+                let fitter = SimulatedFitter(n50: n50, slope: slope, exhaustion: 0.05, simulation: UInt64(k) << 1 | UInt64(side) | seed << 20)
+                let search = EMCSearch(config: c, log: try ResultsLog(path: path), fitter: fitter)
+                _ = try search.run()
+                records += search.trials
+            }
+            let rows = Report.from(records).rows
+            guard rows.count == 2, let t = Findings.test(rows[0], rows[1]) else { slots.set(k, false); return }
+            slots.set(k, t.p <= Findings.level)
+        }
+        let rate = Double((0..<pairs).filter { slots.get($0) == true }.count) / Double(pairs)
+        print("null comparisons (seed \(seed)): \(Int(rate * 1000) / 10)% significant at \(Findings.level)")
+        #expect(rate <= 0.05, "\(rate)")
+    }
+
     @Test("no single failing trial ends or steers a seed's search: a confirmation overturns it")
     func oneFailure() throws {
         let dir = TemporaryDirectory()
@@ -55,12 +88,12 @@ struct SimulationTests {
 
     @Test("the boundary fit: a sharp boundary's interval brackets it; all-fitted trials give none")
     func boundary() throws {
-        var observations: [(n: Int, fitted: Bool)] = []
-        for n in stride(from: 500, through: 2000, by: 50) { observations.append((n, n < 1200)) }
+        var observations: [(n: Int, fitted: Bool, seed: Int)] = []
+        for n in stride(from: 500, through: 2000, by: 50) { observations.append((n, n < 1200, 0)) }
         let b = try #require(BoundaryFit.fit(observations))
         #expect(b.low <= 1200 && b.high >= 1150 && b.relativeHalfWidth < 0.1, "\(b)")
         #expect(!b.lowIsBound && !b.highIsBound)
-        #expect(BoundaryFit.fit(observations.map { ($0.n, true) }) == nil)
+        #expect(BoundaryFit.fit(observations.map { ($0.n, true, 0) }) == nil)
         #expect(abs(BoundaryFit.chiSquare1(0.9) - 2.7055) < 1e-3)
     }
 
@@ -83,9 +116,11 @@ struct SimulationTests {
         let dir = TemporaryDirectory()
         let log = try scratchLog(dir, "tiny")
         defer { FileSystem.remove(log.path) }
-        let search = EMCSearch(config: try config(start: 2, seeds: 2), log: log, fitter: ThresholdFitter(threshold: 2))
+        let search = EMCSearch(config: try config(start: 2, seeds: 5), log: log, fitter: ThresholdFitter(threshold: 2))
+        search.rules.refinementCap = 4
         let outcome = try search.run()
-        #expect(outcome.refinementTrials == 0 && outcome.targetReached, "\(String(describing: outcome.boundary))")
+        let b = try #require(outcome.boundary)
+        #expect(outcome.refinementTrials == 0 && outcome.targetReached && b.low >= 1.5 && b.high <= 3.5, "\(b)")
     }
 
     @Test("EMC against budget and threshold is derived from the trials' fit epochs, with bounds where trials cannot say")
