@@ -45,6 +45,9 @@ public struct ReportRow: Sendable, Codable {
     public var budgetBound: Bool
     /// Whether the budget decides the boundary, and the failures near n50 (`BudgetCheck`); nil without a boundary.
     public var budgetCheck: BudgetCheck?
+    /// Nakkiran et al.'s EMC beside n50: the largest n tried whose mean training error over its trials is at most
+    /// `Report.nakkiranEpsilon` (nil when none is); from the recorded wrong counts.
+    public var nakkiranEMC: Int?
     /// Some seed's search stopped before a confirmed failure (interrupted, or the data ran out).
     public var unfinished: Bool
     public var emcPerParameter: Double
@@ -84,7 +87,7 @@ public struct ReportRow: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
     }
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
@@ -199,6 +202,16 @@ public struct Report: Sendable, Codable {
         return Report(rows: rows, gainGap: pairs, gainGapCorrelation: r, gainGapPairs: pairs.count, gainGapN: commonN)
     }
 
+    /// The training error Nakkiran et al.'s EMC allows (their ε): 1% of the samples.
+    public static let nakkiranEpsilon = 0.01
+
+    /// The largest n tried whose trials' mean training error (wrong / n) is at most `nakkiranEpsilon`.
+    static func nakkiranEMC(_ trials: [TrialRecord]) -> Int? {
+        Dictionary(grouping: trials, by: \.n).filter { n, at in
+            at.map { Double($0.wrong) / Double(max(1, n)) }.reduce(0, +) / Double(at.count) <= nakkiranEpsilon
+        }.keys.max()
+    }
+
     static func row(config: String, _ group: [TrialRecord]) -> ReportRow {
         let first = group[0]
         let trialLines = group.filter { $0.kind == .trial }
@@ -241,7 +254,7 @@ public struct Report: Sendable, Codable {
                          parameters: first.parameters, batch: first.batch, budget: first.budget, fitThreshold: first.fitThreshold, seeds: seeds,
                          emcMedian: emcs.isEmpty ? 0 : median(emcs), emcMin: Int(emcs.min() ?? 0), emcMax: Int(emcs.max() ?? 0),
                          boundary: boundary, emc: emc, lowerBound: budgetBound || unfinished || boundary == nil && !trialLines.isEmpty,
-                         budgetBound: budgetBound, budgetCheck: check, unfinished: unfinished,
+                         budgetBound: budgetBound, budgetCheck: check, nakkiranEMC: nakkiranEMC(boundaryLines), unfinished: unfinished,
                          emcPerParameter: emc / Double(max(1, first.parameters)), trainAccuracy: trainMed, testAccuracy: testMed,
                          generalizationGap: zipOptional(trainMed, testMed).map { $0 - $1 }, gapN: gapN, gapAtN: gapAtN,
                          budgetExhaustedTrials: trialLines.filter { $0.result == .budgetExhausted }.count,
@@ -346,6 +359,16 @@ extension Report {
                 "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")
             }.joined(separator: "; ")
             if let c = r.budgetCheck { text += "\n  " + c.text }
+            if let b = r.boundary, let subsets = b.subsets, subsets >= 2, let spread = b.spread {
+                text += String(format: "\n  %d subsets: their n50 spread by σ = %.2f in log n (up to %.2f at %.0f%%); lapse %.0f%%", subsets, spread,
+                               b.spreadHigh ?? .nan, b.level * 100, (b.lapse ?? 0) * 100)
+                    + (b.isotonicN50.map { "; the shape-free (isotonic) crossing at \(formatCount($0))" } ?? "")
+            } else if r.boundary?.subsets == 1 {
+                text += "\n  one subset: the interval is for this seed's sample of the data, not for the population (--seeds 5 or more)"
+            }
+            if let k = r.nakkiranEMC {
+                text += String(format: "\n  Nakkiran's EMC (the largest n whose mean training error is at most %g%%): %@", Self.nakkiranEpsilon * 100, formatCount(Double(k)))
+            }
             if let h = r.hessian {
                 text += "\n  Hessian check: " + h.text
             }

@@ -72,6 +72,12 @@ final class SearchPrinter {
                          b.trials, summary.budgetBound ? "≥ " : "", formatCount(b.n50), b.level * 100, b.lowIsBound ? "≤" : "",
                          formatCount(b.low), formatCount(b.high), b.highIsBound ? " or more" : "", 100 * b.relativeHalfWidth,
                          b.describe(b.n90), b.describe(b.n10)))
+            if let subsets = b.subsets, subsets >= 2, let spread = b.spread {
+                print(String(format: "  the interval is for the population over %d subsets (seeds): their n50 spread by σ = %.2f in log n (up to %.2f)",
+                             subsets, spread, b.spreadHigh ?? .nan))
+            } else if b.subsets == 1 {
+                print("  one subset: the interval is for this seed's sample of the data, not the population's n50 (--seeds 5 or more)")
+            }
         } else {
             print("boundary: the trials do not straddle one (all fitted or all failed), so no n50 is estimated")
         }
