@@ -13,6 +13,7 @@ let package = Package(
             .product(name: "EMCShards", package: "emc"),
             .product(name: "EMCConvert", package: "emc"),
             .product(name: "EMCSearch", package: "emc"),
+            .product(name: "EMCReports", package: "emc"),
             .product(name: "EMCTrainer", package: "emc"),
         ]),
     ]

@@ -160,8 +160,9 @@ public final class Trainer {
     public let data: TrainingData
     public let optimizerSpec: OptimizerSpec
     public let options: FitOptions
-    /// A test's stand-in for a kill: the fit stops with an error at the start of this epoch (after its checkpoint).
-    package var stopAfterEpoch: Int?
+    /// A stand-in for a kill, for tests and fuzzers (never set by emc itself): the fit stops with an error at the start
+    /// of this epoch, after its checkpoint.
+    public var stopAfterEpoch: Int?
     let inputs: UnsafeMutableBufferPointer<Float>
     let labels: UnsafeMutableBufferPointer<Int32>
 

@@ -1,6 +1,7 @@
 import EMCConvert
 import EMCCore
 import EMCFormats
+import EMCReports
 import EMCSearch
 import EMCShards
 import EMCTrainer
@@ -145,9 +146,7 @@ let targets: [FuzzTarget] = [
             let path = scratch + "/seed-\(i).jsonl"
             FileSystem.remove(path)
             let fitter = SimulatedFitter(n50: [300, 1_500, 9_000][i], slope: 6, exhaustion: 0.05, simulation: UInt64(i))
-            var fit = FitOptions()
-            fit.maxEpochs = fitter.budget
-            fit.minSteps = 0
+            let fit = FitOptions(TrainingRules(budget: Budget(epochs: fitter.budget)))
             let config = SearchConfig(dataDirectory: "/simulated", dataName: "simulated", dataContentId: "sim\(i)", variant: nil,
                                       model: try ModelSpec(parsing: "mlp:width=\(4 << i)"), optimizer: try OptimizerSpec(parsing: "sgd:lr=0.1"),
                                       fit: fit, normalize: "none", start: 100, resolution: 0.25, seeds: 2, maxSamples: 100_000, parameters: 100 << i)
@@ -162,9 +161,7 @@ let targets: [FuzzTarget] = [
         // A real checkpoint: a trial stopped after its third epoch, saving every epoch.
         let path = scratch + "/seed.ckpt"
         FileSystem.remove(path)
-        var options = CheckpointOptions(path: path, interval: 0)
-        options.interruptAfterEpoch = 3
-        _ = try? checkpointTrial(options)
+        _ = try? checkpointTrial(CheckpointOptions(path: path, interval: 0), stopAfterEpoch: 3)
         return [try ReadableFile.contents(of: path)]
     }),
     FuzzTarget(name: "definition", summary: "a dataset definition (manifests/datasets/*.json)", run: { bytes in
@@ -175,21 +172,22 @@ let targets: [FuzzTarget] = [
     }),
 ]
 
-/// A six-epoch trial of a tiny MLP on 16 fixed random points, with `checkpoint`.
-func checkpointTrial(_ checkpoint: CheckpointOptions) throws -> FitOutcome {
+/// A six-epoch trial of a tiny MLP on 16 fixed random points, with `checkpoint` (stopped after `stopAfterEpoch`, as
+/// a kill would stop it, when given).
+func checkpointTrial(_ checkpoint: CheckpointOptions, stopAfterEpoch: Int? = nil) throws -> FitOutcome {
     let rng = CounterRNG(seed: 3, stream: .test)
     let data = try InMemoryTrainingData(inputs: (0..<48).map { Float(rng.normal(UInt64($0))) }, labels: (0..<16).map { Int32($0 % 2) },
                                         shape: .vector(3), classes: 2)
-    var options = FitOptions()
-    options.batchSize = 8
+    var options = FitOptions(TrainingRules(budget: Budget(epochs: 6)))
+    options.batch = 8
     options.evalBatch = 16
-    options.maxEpochs = 6
-    options.minSteps = 0
     options.seed = 1
     options.checkpoint = checkpoint
     let model = try ModelSpec(parsing: "mlp:width=2").build(input: data.shape, classes: data.classes, maxBatch: 16)
     model.initialize(seed: 1)
-    return try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options).fit()
+    let trainer = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "adam:lr=0.01"), options: options)
+    trainer.stopAfterEpoch = stopAfterEpoch
+    return try trainer.fit()
 }
 
 /// The Adult schema, as the shipped definition gives it (a fixed copy keeps the target independent of the checkout).
