@@ -121,15 +121,16 @@ public final class EMCSearch: @unchecked Sendable {
 
     /// Runs (or resumes) every seed, then the pooled boundary and its refinement.
     public func run() throws -> SearchOutcome {
-        let slots = ResultSlots<SeedResult>(config.seeds)
-        try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.search(seed: seed)) }
-        var seeds = (0..<config.seeds).map { slots.get($0)! }
+        let ids = Array(config.seedRange)
+        let slots = ResultSlots<SeedResult>(ids.count)
+        try parallelFor(ids.count, threads: jobs) { i in slots.set(i, try self.search(seed: ids[i])) }
+        var seeds = ids.indices.map { slots.get($0)! }
         let outcome = try refine(seeds)
         if let gapN {
             let n = min(config.maxSamples, max(1, gapN))
             let searched = seeds
-            try parallelFor(config.seeds, threads: jobs) { seed in slots.set(seed, try self.gap(searched[seed], n: n)) }
-            seeds = (0..<config.seeds).map { slots.get($0)! }
+            try parallelFor(ids.count, threads: jobs) { i in slots.set(i, try self.gap(searched[i], n: n)) }
+            seeds = ids.indices.map { slots.get($0)! }
         }
         return SearchOutcome(seeds: seeds, boundary: outcome.boundary, refinementTrials: outcome.refinementTrials,
                              refinementSampleEpochs: outcome.refinementSampleEpochs, targetReached: outcome.targetReached,
@@ -261,10 +262,11 @@ public final class EMCSearch: @unchecked Sendable {
                           trainAccuracy: atEMC?.testAccuracy == nil ? nil : atEMC?.trainAccuracy, testAccuracy: atEMC?.testAccuracy)
     }
 
-    /// Every trial of this configuration in the log (all seeds, replicates and refinements).
+    /// Every trial of this configuration in the log: every seed's (this run's and any other run's, `--seeds A..B`),
+    /// replicates and refinements.
     public var trials: [TrialRecord] {
-        let keys = Set((0..<config.seeds).map { config.key(seed: $0) })
-        return log.records.filter { $0.kind == .trial && keys.contains($0.key) }
+        let hash = config.configHash
+        return log.records.filter { $0.kind == .trial && $0.config == hash }
     }
 
     /// The refinement's grid: sizes 4% apart in log scale.
@@ -303,7 +305,7 @@ public final class EMCSearch: @unchecked Sendable {
             let results = ResultSlots<(record: TrialRecord, new: Bool)>(count)
             let first = k
             try parallelFor(count, threads: min(jobs, count)) { j in
-                results.set(j, try self.trial(seed: (first + j) % self.config.seeds, n: sizes[j], replicate: Self.refinementReplicateBase + first + j, role: .refine))
+                results.set(j, try self.trial(seed: self.config.seedRange.lowerBound + (first + j) % self.config.seeds, n: sizes[j], replicate: Self.refinementReplicateBase + first + j, role: .refine))
             }
             let round = (0..<count).map { results.get($0)! }
             // Trials trained now join the fit; those read from the log are already among `refinements`.

@@ -20,6 +20,9 @@ public struct SearchConfig: Sendable {
     /// Bisection stops when (first unfitted − last fitted) ≤ resolution × last fitted.
     public var resolution: Double
     public var seeds: Int
+    /// The first seed this run searches (seeds `firstSeed ..< firstSeed + seeds`): a later run adds seeds to a log.
+    public var firstSeed = 0
+    public var seedRange: Range<Int> { firstSeed ..< firstSeed + seeds }
     /// The largest n there is (the train split's size).
     public var maxSamples: Int
     public var parameters: Int

@@ -20,6 +20,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// Subsets searched (each seed its own nested sample and initialisations). Five by default: the interval for the
     /// population's n50 covers on every generator of `emc bench calibration` with five, not with fewer.
     public var seeds = 5
+    /// The first seed (nil: 0): seeds `firstSeed ..< firstSeed + seeds` are searched, so a second run can add
+    /// independent seeds to a configuration's log; the boundary pools every seed the log holds.
+    public var firstSeed: Int?
     /// First n of the doubling phase (nil: 10 × the number of classes).
     public var start: Int?
     /// Per-seed bisection stops when the bracket is within this fraction of the EMC. Coarse by default: the pooled
@@ -69,6 +72,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     public func check() throws {
         try training.check()
         guard (1...10_000).contains(seeds) else { throw EMCError(.invalidArgument, "the number of seeds must be between 1 and 10000, not \(seeds)") }
+        if let firstSeed { guard (0...1_000_000).contains(firstSeed) else { throw EMCError(.invalidArgument, "the first seed must be between 0 and 1000000, not \(firstSeed)") } }
         guard resolution > 0 && resolution < 1 else { throw EMCError(.invalidArgument, "the resolution must be between 0 and 1, not \(resolution)") }
         if let start, start < 1 { throw EMCError(.invalidArgument, "the first n must be at least 1, not \(start)") }
         guard rules.targetHalfWidth > 0 && rules.targetHalfWidth < 1 else {
@@ -99,7 +103,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case data, model, optimizer, normalize, seeds, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
+        case data, model, optimizer, normalize, seeds, firstSeed, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
              checkpointDirectory, checkpointInterval
     }
 
@@ -112,6 +116,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         training = try TrainingRules(from: decoder)
         normalize = try c.decodeIfPresent(Normalization.self, forKey: .normalize) ?? d.normalize
         seeds = try c.decodeIfPresent(Int.self, forKey: .seeds) ?? d.seeds
+        firstSeed = try c.decodeIfPresent(Int.self, forKey: .firstSeed)
         start = try c.decodeIfPresent(Int.self, forKey: .start)
         resolution = try c.decodeIfPresent(Double.self, forKey: .resolution) ?? d.resolution
         log = try c.decodeIfPresent(String.self, forKey: .log) ?? d.log
@@ -135,6 +140,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try training.encode(to: encoder)
         try c.encode(normalize, forKey: .normalize)
         try c.encode(seeds, forKey: .seeds)
+        try c.encodeIfPresent(firstSeed, forKey: .firstSeed)
         try c.encodeIfPresent(start, forKey: .start)
         try c.encode(resolution, forKey: .resolution)
         try c.encode(log, forKey: .log)
@@ -229,6 +235,7 @@ public final class SearchRun {
                               start: settings.start ?? 10 * view.classes.count, resolution: settings.resolution, seeds: settings.seeds,
                               maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
         config.rootContentId = view.root.manifest.contentId
+        config.firstSeed = settings.firstSeed ?? 0
     }
 
     /// The shape of one sample of `view`, as the trainer sees it.

@@ -151,8 +151,8 @@ struct SearchOptions: ParsableArguments {
 
     @OptionGroup var training: TrainingOptions
 
-    @Option(parsing: .unconditional, help: "Independent seeds (subset and initialisation), each searched.")
-    var seeds = defaults.seeds
+    @Option(parsing: .unconditional, help: "Seeds to search, each its own nested subset of the data and initialisations: a count S (seeds 0 to S − 1) or a range A..B (seeds A to B, to add seeds to a log that has others; the boundary pools every seed in the log).")
+    var seeds = SeedRange(first: 0, count: defaults.seeds)
 
     @Option(parsing: .unconditional, help: "First n (default: 10 × the number of classes).")
     var start: Int?
@@ -218,7 +218,8 @@ struct SearchOptions: ParsableArguments {
 
     /// These options, but the training's, set on `s`.
     func apply(to s: inout SearchSettings) {
-        s.seeds = seeds
+        s.seeds = seeds.count
+        s.firstSeed = seeds.first == 0 ? nil : seeds.first
         s.start = start
         s.resolution = resolution
         s.log = log
@@ -234,4 +235,29 @@ struct SearchOptions: ParsableArguments {
         s.checkpointDirectory = checkpointDir
         s.checkpointInterval = checkpointInterval
     }
+}
+
+/// `--seeds`: a count S (seeds 0…S−1) or an inclusive range A..B.
+struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
+    var first: Int
+    var count: Int
+
+    init(first: Int, count: Int) {
+        self.first = first
+        self.count = count
+    }
+
+    init?(argument: String) {
+        let parts = argument.components(separatedBy: "..")
+        if parts.count == 1, let count = Int(parts[0]) {
+            self.init(first: 0, count: count)
+        } else if parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a {
+            self.init(first: a, count: b - a + 1)
+        } else {
+            return nil
+        }
+    }
+
+    var description: String { first == 0 ? "\(count)" : "\(first)..\(first + count - 1)" }
+    var defaultValueDescription: String { description }
 }

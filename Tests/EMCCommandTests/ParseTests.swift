@@ -152,6 +152,17 @@ struct ParseTests {
         #expect(single == one)
     }
 
+    @Test("--seeds takes a count or a range A..B; anything else is a usage error")
+    func seedRanges() throws {
+        let range = try parse(["run", "--data", "d", "--model", "mlp", "--seeds", "3..5"], as: Run.self)
+        #expect(try range.settings.seeds == 3 && range.settings.firstSeed == 3)
+        let count = try parse(["run", "--data", "d", "--model", "mlp", "--seeds", "4"], as: Run.self)
+        #expect(try count.settings.seeds == 4 && count.settings.firstSeed == nil)
+        for bad in ["5..3", "a..b", "1..", "-1..2"] {
+            #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "mlp", "--seeds", bad]) }
+        }
+    }
+
     @Test("--threads reaches the settings (absent: the default, not written); out of range it is a usage error naming it")
     func threadsSetting() throws {
         let run = try parse(["run", "--data", "d", "--model", "mlp", "--threads", "3"], as: Run.self)

@@ -81,6 +81,29 @@ struct SimulationTests {
         #expect(log.records.filter { $0.role == .gap }.count == 5 && outcome.budgetCheck == row.budgetCheck)
     }
 
+    @Test("seeds 3..5 on a log that holds seeds 0..2 train only the new seeds, and the boundary and the report pool all six")
+    func addedSeeds() throws {
+        let dir = TemporaryDirectory()
+        let log = try scratchLog(dir, "added")
+        defer { FileSystem.remove(log.path) }
+        let fitter = SimulatedFitter(n50: 2500, slope: 6, exhaustion: 0.05, simulation: 8)
+        var first = try config(seeds: 3)
+        first.resolution = 0.25
+        _ = try EMCSearch(config: first, log: log, fitter: fitter).run()
+        let before = log.records.count
+        var second = first
+        second.firstSeed = 3
+        let search = EMCSearch(config: second, log: log, fitter: fitter)
+        var trained: [Int] = []
+        search.onTrial = { record, new in if new { trained.append(record.seed) } }
+        let outcome = try search.run()
+        #expect(!trained.isEmpty && trained.allSatisfy { (3...5).contains($0) }, "\(trained)")
+        #expect(outcome.seeds.map(\.seed) == [3, 4, 5] && log.records.count == before + trained.count)
+        #expect(outcome.boundary?.subsets == 6)
+        let row = try #require(Report.from(log.records).rows.first)
+        #expect(row.seeds.map(\.seed) == [0, 1, 2, 3, 4, 5] && row.boundary?.n50 == outcome.boundary?.n50)
+    }
+
     @Test("no single failing trial ends or steers a seed's search: a confirmation overturns it")
     func oneFailure() throws {
         let dir = TemporaryDirectory()
