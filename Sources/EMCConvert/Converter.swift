@@ -67,6 +67,7 @@ public enum Converter {
         case .imageFolder: source = try ImageFolderSource(request, log: log)
         case .npz: source = try NPZSource(request)
         case .csv: source = try TabularSource(request)
+        case .csvImage: source = try CSVImageSource(request)
         }
         var warnings = source.warnings
         func problem(_ text: String, _ error: EMCError) throws {

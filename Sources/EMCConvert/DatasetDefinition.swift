@@ -33,9 +33,23 @@ public struct DatasetDefinition: Codable, Sendable {
     /// is absent (ImageNet: the Kaggle layout, then the ILSVRC2012/torchvision `train/<wnid>/`, `val/<wnid>/`).
     public var imageFolderAlternatives: [ImageFolderLayout]?
 
+    /// Images as CSV rows of pixel values: their shape, scale and label column.
+    public var csvImage: CSVImageLayout?
+
     /// The decoders emc has; a definition names one.
     public enum Decoder: String, Codable, Sendable, CaseIterable {
-        case idx, cifar10, cifar100, imageFolder = "image-folder", npz, csv
+        case idx, cifar10, cifar100, imageFolder = "image-folder", npz, csv, csvImage = "csv-image"
+    }
+
+    public struct CSVImageLayout: Codable, Sendable {
+        public var height: Int
+        public var width: Int
+        public var channels: Int
+        /// The largest pixel value (255 for bytes, 16 for scikit-learn's digits): values scale by 255 / maxValue.
+        public var maxValue: Double
+        /// True when the label is the row's first field; else its last.
+        public var labelFirst: Bool
+        public var headerRows: Int
     }
 
     public struct ImageFolderLayout: Codable, Sendable {
@@ -155,6 +169,17 @@ public struct DatasetDefinition: Codable, Sendable {
             }
         case .npz:
             if let size = npz?.size, !(1...1024).contains(size) { throw bad("npz.size", "size must be 1...1024, not \(size)") }
+        case .csvImage:
+            guard let layout = csvImage else { throw bad("csvImage", "a csv-image definition needs a \"csvImage\" layout") }
+            guard (1...1024).contains(layout.height), (1...1024).contains(layout.width), (1...4).contains(layout.channels) else {
+                throw bad("csvImage", "height and width must be 1...1024 and channels 1...4")
+            }
+            guard layout.maxValue.isFinite, layout.maxValue > 0 else { throw bad("csvImage.maxValue", "maxValue must be a positive number") }
+            guard layout.headerRows >= 0 else { throw bad("csvImage.headerRows", "headerRows cannot be negative") }
+            guard (2...65_536).contains(classes.count) else { throw bad("classes", "give 2 to 65536 class names, not \(classes.count)") }
+            guard splits["all"]?.count == 1 else { throw bad("splits", "a csv-image definition names its one file under splits.all") }
+            let f = testFraction ?? 0.2
+            guard f > 0 && f < 1 else { throw bad("testFraction", "testFraction must be between 0 and 1, not \(f)") }
         case .csv:
             guard let table else { throw bad("table", "a csv definition needs a \"table\" schema") }
             guard table.columns.filter({ $0.type == .label }).count == 1 else { throw bad("table.columns", "the table needs exactly one label column") }

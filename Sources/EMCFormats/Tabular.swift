@@ -53,6 +53,11 @@ public enum Tabular {
 
     /// Reads and checks every row of a CSV file (plain or gzip).
     public static func read(path: String, schema: TableSchema) throws -> RawTable {
+        try parse(try contents(path), file: path, schema: schema)
+    }
+
+    /// The bytes of a text file, decompressed when it is gzip.
+    public static func contents(_ path: String) throws -> [UInt8] {
         let reader = try openMaybeGzip(path)
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -61,7 +66,7 @@ public enum Tabular {
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
         }
-        return try parse(bytes, file: path, schema: schema)
+        return bytes
     }
 
     /// Parses CSV bytes. Fields are split on the separator's first byte; surrounding spaces and quotes are trimmed.
@@ -218,6 +223,19 @@ public enum Tabular {
         let order = CounterRNG(seed: seed, stream: .split).permutation(count: count).map(Int.init)
         let testCount = Int((Double(count) * testFraction).rounded())
         return (Array(order[testCount...]).sorted(), Array(order[..<testCount]).sorted())
+    }
+
+    /// A seeded, class-balanced split: within each class, `testFraction` of its rows (rounded) go to test, chosen by
+    /// the seeded permutation of that class's rows; row indices in order.
+    public static func stratifiedSplit(labels: [UInt32], testFraction: Double, seed: UInt64) -> (train: [Int], test: [Int]) {
+        var train: [Int] = [], test: [Int] = []
+        for (label, rows) in Dictionary(grouping: labels.indices, by: { labels[$0] }).sorted(by: { $0.key < $1.key }) {
+            let order = CounterRNG(seed: seed, stream: .split).derived(UInt64(label)).permutation(count: rows.count).map(Int.init)
+            let testCount = Int((Double(rows.count) * testFraction).rounded())
+            test += order[..<testCount].map { rows[$0] }
+            train += order[testCount...].map { rows[$0] }
+        }
+        return (train.sorted(), test.sorted())
     }
 
     /// The rows `rows` of `table`.
