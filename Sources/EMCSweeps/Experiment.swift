@@ -22,6 +22,8 @@ public struct Experiment: Codable, Sendable {
     public var models: [String]
     public var optimizers: [String]
     public var seeds: Int?
+    /// The first seed (default 0): a second manifest with `firstSeed` adds seeds to the same configurations' logs.
+    public var firstSeed: Int?
     public var epochs: Int?
     /// A step budget per trial (compare optimizers at equal steps), and the minimum steps under an epoch budget.
     public var steps: Int?
@@ -49,7 +51,7 @@ public struct Experiment: Codable, Sendable {
     public var folder = "."
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, description, prepare, data, models, optimizers, seeds, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
+        case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
              confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, log, parts
     }
 
@@ -171,6 +173,7 @@ public struct Experiment: Codable, Sendable {
         var s = try SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
         s.optimizer = try Written(cell.optimizer)
         if let seeds { s.seeds = seeds }
+        if let firstSeed, firstSeed > 0 { s.firstSeed = firstSeed }
         if let epochs { s.training.budget.epochs = epochs }
         if let steps { s.training.budget.steps = steps }
         if let minSteps { s.training.budget.minSteps = minSteps }

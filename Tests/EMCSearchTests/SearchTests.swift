@@ -377,10 +377,10 @@ struct ExperimentManifestTests {
     @Test("relative paths resolve against the manifest's folder, absolute ones stay")
     func paths() throws {
         let dir = TemporaryDirectory()
-        let path = try write(#"{"name": "e", "data": ["sets/a", "/abs/b"], "models": ["mlp"], "optimizers": ["sgd"], "log": "out.jsonl", "seeds": 3}"#, dir)
+        let path = try write(#"{"name": "e", "data": ["sets/a", "/abs/b"], "models": ["mlp"], "optimizers": ["sgd"], "log": "out.jsonl", "seeds": 3, "firstSeed": 4}"#, dir)
         let exp = try Experiment.load(path)
         let tasks = try SweepRunner.tasks(exp)
         #expect(tasks.map(\.settings.data) == [dir.file("exp/sets/a"), "/abs/b"])
-        #expect(tasks.allSatisfy { $0.settings.log == dir.file("exp/out.jsonl") && $0.settings.seeds == 3 })
+        #expect(tasks.allSatisfy { $0.settings.log == dir.file("exp/out.jsonl") && $0.settings.seeds == 3 && $0.settings.firstSeed == 4 })
     }
 }

@@ -111,6 +111,16 @@ let targets: [FuzzTarget] = [
     }, seeds: {
         [Array("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, United-States, <=50K\n38, Private, 215646, HS-grad, 9, Divorced, Handlers-cleaners, Not-in-family, White, Male, 0, 0, 40, ?, >50K\n".utf8)]
     }),
+    FuzzTarget(name: "csvimage", summary: "images as CSV rows of pixel values (the digits definition), converted", run: { bytes in
+        let out = scratch + "/csvimage-out"
+        FileSystem.removeTree(out)
+        let request = ConvertRequest(dataset: try digitsDefinition(), raw: try scratchFile("digits.csv", bytes), out: out,
+                                     options: ShardSetOptions(codec: nil, seed: 0))
+        _ = try Converter.run(request, quiet: true)
+    }, seeds: {
+        let row = { (label: Int) in (0..<64).map { String(($0 * 7 + label) % 17) }.joined(separator: ",") + ",\(label)\n" }
+        return [Array((0..<20).map { row($0 % 10) }.joined().utf8)]
+    }),
     FuzzTarget(name: "shard", summary: "a shard file (.emcs), read chunk by chunk", run: { bytes in
         let reader = try ShardReader(path: try scratchFile("input.emcs", bytes))
         let decoder = try ChunkDecoder()
@@ -203,3 +213,13 @@ let adultSchema: TableSchema = {
         + "\"unknownCategory\": \"other\", \"columns\": [\(columns.joined(separator: ", "))]}"
     do { return try JSONDecoder().decode(TableSchema.self, from: Data(json.utf8)) } catch { fatalError("fuzz setup: the Adult schema: \(error)") }
 }()
+
+/// The shipped digits definition (manifests/datasets/digits.json), read once.
+nonisolated(unsafe) private var digitsCache: DatasetDefinition?
+func digitsDefinition() throws -> DatasetDefinition {
+    if let digitsCache { return digitsCache }
+    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../manifests/datasets").standardized.path
+    let d = try DatasetDefinition.load(folder + "/digits.json")
+    digitsCache = d
+    return d
+}
