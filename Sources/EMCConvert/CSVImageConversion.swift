@@ -46,7 +46,8 @@ struct CSVImageSource: ConversionSource {
                 throw EMCError(.format, "a row needs \(pixels) pixel values and a label, this one has \(fields.count) fields", file: path, place: .line(line))
             }
             let labelField = layout.labelFirst ? fields[0] : fields[pixels]
-            guard let label = Double(labelField.trimmingCharacters(in: .whitespaces)), label == label.rounded(), label >= 0, Int(label) < classCount else {
+            // Compared as a Double first: an infinite or huge label never reaches the integer conversion.
+            guard let label = Double(labelField.trimmingCharacters(in: .whitespaces)), label >= 0, label < Double(classCount), label == label.rounded() else {
                 throw EMCError(.format, "the label '\(labelField)' is not a class index below \(classCount)", file: path, place: .line(line))
             }
             for field in layout.labelFirst ? fields.dropFirst() : fields.dropLast() {

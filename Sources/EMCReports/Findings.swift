@@ -85,7 +85,6 @@ public enum Findings {
             let se = max(sd / Double(d.count).squareRoot(), (a.se * a.se + b.se * b.se).squareRoot() / 2)
             p = BoundaryFit.tTwoSided(difference / se, degrees: Double(d.count - 1))
             how = "paired over \(d.count) subsets"
-            _ = mean
         } else {
             let se = (a.se * a.se + b.se * b.se).squareRoot()
             p = 2 * (1 - normalCDF(abs(difference) / se))
@@ -274,40 +273,45 @@ public enum Findings {
     }
 
     /// Spearman's rank correlation (average ranks for ties).
-    static func spearman(_ x: [Double], _ y: [Double]) -> Double {
-        func ranks(_ v: [Double]) -> [Double] {
-            let order = v.indices.sorted { v[$0] < v[$1] }
-            var r = [Double](repeating: 0, count: v.count)
-            var i = 0
-            while i < order.count {
-                var j = i
-                while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
-                for k in i...j { r[order[k]] = Double(i + j) / 2 }
-                i = j + 1
-            }
-            return r
+    static func spearman(_ x: [Double], _ y: [Double]) -> Double { pearson(ranks(x), ranks(y)) ?? 0 }
+
+    /// Ranks from 0, ties sharing their average rank.
+    static func ranks(_ v: [Double]) -> [Double] {
+        let order = v.indices.sorted { v[$0] < v[$1] }
+        var r = [Double](repeating: 0, count: v.count)
+        var i = 0
+        while i < order.count {
+            var j = i
+            while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
+            for k in i...j { r[order[k]] = Double(i + j) / 2 }
+            i = j + 1
         }
-        return pearson(ranks(x), ranks(y)) ?? 0
+        return r
     }
 
-    /// P(ρ ≤ observed) under random pairing: every permutation of y up to 8 pairs, else 20,000 seeded ones.
+    /// P(ρ ≤ observed) under random pairing: every permutation of y up to 8 pairs, else 20,000 seeded ones. Both are
+    /// ranked once; each permutation is a Pearson correlation of the ranks.
     static func permutationP(_ x: [Double], _ y: [Double], observed: Double) -> Double {
-        let n = y.count
+        let rx = ranks(x), ry = ranks(y), n = y.count
         var hits = 0, total = 0
+        func count(_ perm: [Int]) {
+            total += 1
+            if (pearson(rx, perm.map { ry[$0] }) ?? 0) <= observed + 1e-12 { hits += 1 }
+        }
         if n <= 8 {
             var perm = Array(0..<n)
             func visit(_ k: Int) {
-                if k == n { total += 1; if spearman(x, perm.map { y[$0] }) <= observed + 1e-12 { hits += 1 }; return }
+                if k == n { count(perm); return }
                 for i in k..<n { perm.swapAt(k, i); visit(k + 1); perm.swapAt(k, i) }
             }
             visit(0)
         } else {
             let rng = CounterRNG(seed: 5, stream: .test)
             for t in 0..<20_000 {
+                let draw = rng.derived(UInt64(t))
                 var perm = Array(0..<n)
-                for i in stride(from: n - 1, to: 0, by: -1) { perm.swapAt(i, Int(rng.derived(UInt64(t)).uniform(UInt64(i)) * Float(i + 1)) % (i + 1)) }
-                total += 1
-                if spearman(x, perm.map { y[$0] }) <= observed + 1e-12 { hits += 1 }
+                for i in stride(from: n - 1, to: 0, by: -1) { perm.swapAt(i, Int(draw.uniform(UInt64(i)) * Float(i + 1)) % (i + 1)) }
+                count(perm)
             }
         }
         return Double(hits) / Double(total)

@@ -118,12 +118,10 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         // The subsets' own θ_j (a slope and lapse shared by them), for the interval's variance.
         let own = subsets.count == 1 ? pooled : shared(subsets).best
         let (s, lapse) = (own.slope, own.lapse)
-        let best = pooled
 
         // Each subset's θ_j and its own profile interval (s and λ held).
         var thetas: [Double] = [], variances: [Double] = []
         var lowBound = false, highBound = false
-        var subsetInterval = (low: 0.0, high: 0.0)
         let z = normalQuantile(0.5 + level / 2)
         for points in subsets {
             let (theta, value) = bestTheta(points, slope: s, lapse: lapse, window: window)
@@ -134,11 +132,10 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
             variances.append(pow((h - l) / 2 / z, 2))
             lowBound = lowBound || lb
             highBound = highBound || hb
-            subsetInterval = (l, h)
         }
         let J = thetas.count
         let mean = thetas.reduce(0, +) / Double(J)
-        var low = subsetInterval.low, high = subsetInterval.high
+        var low = theta, high = theta
         var spread: Double?, spreadHigh: Double?
         if J >= 2 {
             let between = thetas.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(J - 1)
@@ -151,9 +148,9 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
             // σ's upper bound at `level`: the between-subset variance's one-sided χ² bound, less the sampling variance.
             spreadHigh = max(0, between * Double(J - 1) / chiSquareQuantile(1 - level, degrees: Double(J - 1)) - within).squareRoot()
         }
-        // The union with the population curve's own profile-likelihood interval (slope and lapse profiled): the seeds'
-        // spread says how far subsets scatter; the profile says how well the pooled trials place the curve. Each alone
-        // falls short on some generator (docs/methods.md); together they cover on every one.
+        // The population curve's own profile-likelihood interval (slope and lapse profiled): with one subset, the
+        // interval; with more, joined to the t interval: the seeds' spread says how far subsets scatter, the profile how
+        // well the pooled trials place the curve. Each alone falls short on some generator (docs/methods.md).
         let profile = { (t: Double) -> Double in
             lapses.map { lapse in
                 maximize(objective: { logS in logLikelihood(all, theta: t, slope: exp(logS), lapse: lapse) + logPrior(slope: exp(logS)) },
@@ -164,10 +161,9 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
         let excess = { (t: Double) in top - profile(t) - drop }
         let (pl, plb) = intervalEnd(excess, from: theta, to: window.low, drop: drop)
         let (ph, phb) = intervalEnd(excess, from: theta, to: window.high, drop: drop)
-        if J >= 2 {
-            if pl < low { low = pl; lowBound = plb }
-            if ph > high { high = ph; highBound = phb }
-        }
+        if J == 1 { (lowBound, highBound) = (false, false) }
+        if pl < low { low = pl; lowBound = plb }
+        if ph > high { high = ph; highBound = phb }
         // The shape-free check: where the isotonic (non-increasing) fit rate crosses 1/2. A curve of another shape than
         // the logistic (two populations of initialisations, an asymmetric fall) moves the logistic n50 off it; the
         // interval then reaches it.
@@ -186,7 +182,7 @@ public struct BoundaryFit: Codable, Sendable, Equatable {
             return exp(theta + (c - log(q / (1 - q))) / pooled.slope)
         }
         let sizes = observations.map(\.n).filter { $0 > 0 }
-        let cut = best.value - drop
+        let cut = pooled.value - drop
         return BoundaryFit(n50: exp(theta), low: exp(low), high: exp(high), level: level, lowIsBound: lowBound, highIsBound: highBound,
                            n10: at(0.9), n90: at(0.1), slope: pooled.slope, trials: all.fitted + all.failed, fitted: all.fitted, lapse: pooled.lapse,
                            lapseRange: fits.filter { $0.value >= cut }.map(\.lapse), smallestTried: sizes.min(), largestTried: sizes.max(),

@@ -173,7 +173,7 @@ public struct Experiment: Codable, Sendable {
         var s = try SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
         s.optimizer = try Written(cell.optimizer)
         if let seeds { s.seeds = seeds }
-        if let firstSeed, firstSeed > 0 { s.firstSeed = firstSeed }
+        if let firstSeed { s.firstSeed = firstSeed }
         if let epochs { s.training.budget.epochs = epochs }
         if let steps { s.training.budget.steps = steps }
         if let minSteps { s.training.budget.minSteps = minSteps }

@@ -251,7 +251,8 @@ struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
         let parts = argument.components(separatedBy: "..")
         if parts.count == 1, let count = Int(parts[0]) {
             self.init(first: 0, count: count)
-        } else if parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a {
+        } else if parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a, b - a < 1_000_000 {
+            // b − a is bounded, so the count never overflows; the settings' check bounds it further.
             self.init(first: a, count: b - a + 1)
         } else {
             return nil

@@ -158,7 +158,7 @@ struct ParseTests {
         #expect(try range.settings.seeds == 3 && range.settings.firstSeed == 3)
         let count = try parse(["run", "--data", "d", "--model", "mlp", "--seeds", "4"], as: Run.self)
         #expect(try count.settings.seeds == 4 && count.settings.firstSeed == nil)
-        for bad in ["5..3", "a..b", "1..", "-1..2"] {
+        for bad in ["5..3", "a..b", "1..", "-1..2", "0..9223372036854775807"] {
             #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "mlp", "--seeds", bad]) }
         }
     }

@@ -43,11 +43,12 @@ struct PackageDataTests {
         let definition = try DatasetDefinition.load("digits", manifests: repositoryManifests)
         let row = (0..<64).map { _ in "3" }.joined(separator: ",")
         for (bad, words) in [(row + ",1\n" + (0..<63).map { _ in "3" }.joined(separator: ",") + ",2\n", "has 64 fields"),
-                             (row + ",1\n" + row + ",12\n", "not a class index"), (row + ",1\n" + row.replacingOccurrences(of: "3,3", with: "3,17") + ",2\n", "from 0 to 16")] {
+                             (row + ",1\n" + row + ",12\n", "not a class index"), (row + ",1\n" + row + ",inf\n", "not a class index"),
+                             (row + ",1\n" + row + ",1e300\n", "not a class index"), (row + ",1\n" + row.replacingOccurrences(of: "3,3", with: "3,17") + ",2\n", "from 0 to 16")] {
             let raw = dir.file("digits.csv")
             try AtomicFileWriter.write(Array(bad.utf8), to: raw)
             let e = #expect(throws: EMCError.self) {
-                _ = try Converter.run(ConvertRequest(dataset: definition, raw: raw, out: dir.file("out-\(words.count)"), options: ShardSetOptions(codec: nil, seed: 0)), quiet: true)
+                _ = try Converter.run(ConvertRequest(dataset: definition, raw: raw, out: dir.file("out-\(bad.count)"), options: ShardSetOptions(codec: nil, seed: 0)), quiet: true)
             }
             #expect(e?.file == raw && e?.place == .line(2) && e?.message.contains(words) == true, "\(String(describing: e))")
         }

@@ -322,6 +322,7 @@ struct ExperimentManifestTests {
         (#"{"name": "e", "data": ["d"], "models": ["mlp:widht=8"], "optimizers": ["sgd"]}"#, "models", "widht"),
         (#"{"name": "e", "data": ["d"], "models": ["mlp:width=8"], "optimizers": ["sgd:lr=2,lr=3"]}"#, "optimizers", "twice"),
         (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "batch": 0}"#, nil, "batch size"),
+        (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "firstSeed": -1}"#, nil, "first seed"),
         (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "prepare": [{"base": "d", "out": "v", "label": "random"}]}"#, "prepare[0].label", "labels"),
         (#"{"name": "e", "models": ["mlp"], "optimizers": ["sgd"]}"#, "data", "needs"),
         (#"{"name": "e", "data": ["d"], "models": ["mlp"], "optimizers": ["sgd"], "seeds": NaN}"#, nil, "not valid JSON"),
