@@ -30,6 +30,8 @@ public struct ReportRow: Sendable, Codable {
     public var batch: Int?
     public var budget: String?
     public var fitThreshold: Double?
+    /// Who trained the trials ("native" or "torch"; logs from before the choice: native).
+    public var trainer: String = TrainerKind.native.rawValue
     public var seeds: [SeedSummary]
     /// The seeds' EMCs: median, smallest and largest.
     public var emcMedian: Double
@@ -87,7 +89,7 @@ public struct ReportRow: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, trainer, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
     }
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
@@ -122,6 +124,7 @@ public struct ReportRow: Sendable, Codable {
         case "budget": return budget ?? ""
         case "batch": return batch.map(String.init) ?? ""
         case "threshold": return fitThreshold.map { String(format: "%g", $0) } ?? ""
+        case "trainer": return trainer
         default: return nil
         }
     }
@@ -132,7 +135,7 @@ public struct ReportFilter: Sendable, Equatable {
     public var key: String
     public var value: String
 
-    public static let keys = ["data", "variant", "condition", "model", "family", "optimizer", "budget", "batch", "threshold"]
+    public static let keys = ["data", "variant", "condition", "model", "family", "optimizer", "budget", "batch", "threshold", "trainer"]
 
     /// Parses "key=value" (the key one of `keys`).
     public init(parsing text: String) throws {
@@ -163,6 +166,18 @@ public struct Report: Sendable, Codable {
     public var gainGapPairs: Int
     /// The common n of the pairs' gaps.
     public var gainGapN: Int?
+    /// Configurations measured by both trainers (the same data, model, optimizer and rules): whether their n50
+    /// intervals overlap.
+    public struct TrainerPair: Sendable, Codable {
+        public var native: String
+        public var torch: String
+        public var model: String
+        public var condition: String
+        public var nativeInterval: [Double]
+        public var torchInterval: [Double]
+        public var overlap: Bool
+    }
+    public var trainerPairs: [TrainerPair] = []
 
     /// Builds the report from results logs' records (lines repeated across logs count once), keeping the rows
     /// every filter keeps.
@@ -177,7 +192,7 @@ public struct Report: Sendable, Codable {
         try? parallelFor(grouped.count, threads: EMCEnvironment.cpuCount) { i in slots.set(i, row(config: grouped[i].key, grouped[i].value)) }
         var rows = (0..<grouped.count).map { slots.get($0)! }
         rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
-        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "") < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "") }
+        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "", $0.trainer) < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "", $1.trainer) }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
         // recorded transform is random labels, built on that very set).
         var candidates: [(pair: GainGapPair, n: Int)] = []
@@ -199,7 +214,20 @@ public struct Report: Sendable, Codable {
         let commonN = counts.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key
         let pairs = candidates.filter { $0.n == commonN }.map(\.pair)
         let r = pairs.count >= 3 ? Findings.spearman(pairs.map(\.gain), pairs.map(\.gap)) : nil
-        return Report(rows: rows, gainGap: pairs, gainGapCorrelation: r, gainGapPairs: pairs.count, gainGapN: commonN)
+        return Report(rows: rows, gainGap: pairs, gainGapCorrelation: r, gainGapPairs: pairs.count, gainGapN: commonN,
+                      trainerPairs: trainerPairs(rows))
+    }
+
+    /// Rows that differ only in their trainer, paired, with whether their n50 intervals overlap.
+    static func trainerPairs(_ rows: [ReportRow]) -> [TrainerPair] {
+        struct Key: Hashable { var condition, model, optimizer: String; var batch: Int?; var budget: String?; var threshold: Double? }
+        func key(_ r: ReportRow) -> Key { Key(condition: r.condition, model: r.model, optimizer: r.optimizer, batch: r.batch, budget: r.budget, threshold: r.fitThreshold) }
+        let torch = Dictionary(grouping: rows.filter { $0.trainer == TrainerKind.torch.rawValue }, by: key)
+        return rows.filter { $0.trainer == TrainerKind.native.rawValue }.compactMap { native in
+            guard let other = torch[key(native)]?.first, let a = native.boundary, let b = other.boundary else { return nil }
+            return TrainerPair(native: native.config, torch: other.config, model: native.model, condition: native.condition,
+                               nativeInterval: [a.low, a.high], torchInterval: [b.low, b.high], overlap: a.low <= b.high && b.low <= a.high)
+        }
     }
 
     /// The training error Nakkiran et al.'s EMC allows (their ε): 1% of the samples.
@@ -263,6 +291,7 @@ public struct Report: Sendable, Codable {
                          budgetCurve: horizon ? [] : DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
+        row.trainer = first.trainer?.kind.rawValue ?? TrainerKind.native.rawValue
         row.parseSpecs()
         return row
     }
@@ -327,7 +356,7 @@ extension Report {
         func o(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
         let varying: [(String, (ReportRow) -> String)] = [
             ("batch", { $0.batch.map(String.init) ?? "?" }), ("budget", { $0.budget ?? "?" }),
-            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }),
+            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }), ("trainer", { $0.trainer }),
         ].filter { _, value in Set(report.rows.map(value)).count > 1 }
         let gapHeader = rows.contains { $0.gapAtN != nil } ? "gap at n" : nil
         var header = ["data", "model", "optimizer"] + varying.map(\.0) + ["params", "EMC (n50)", "90% interval", "seeds: median (range)", "EMC/params", "test acc", "gen. gap"]
@@ -349,7 +378,7 @@ extension Report {
         }
         var text = MarkdownTable.render(header: header, rows: table)
         for r in rows where r.boundary != nil || !r.budgetCurve.isEmpty {
-            text += "\n\n\(r.condition), \(r.model), \(r.optimizer)\(r.budget.map { ", \($0)" } ?? ""):"
+            text += "\n\n\(r.condition), \(r.model), \(r.optimizer)\(r.budget.map { ", \($0)" } ?? "")\(r.trainer == TrainerKind.native.rawValue ? "" : ", trained by \(r.trainer)"):"
             if let b = r.boundary {
                 text += String(format: " boundary n50 %@, %.0f%% interval %@–%@%@, n10 %@, n90 %@, %d trials",
                                formatCount(b.n50), b.level * 100, formatCount(b.low), formatCount(b.high),
@@ -379,6 +408,11 @@ extension Report {
             if !r.thresholdEMCs.isEmpty {
                 text += "\n  EMC at a lower fit threshold: " + r.thresholdEMCs.map { String(format: "%g%%: ", $0.at * 100) + $0.text }.joined(separator: "; ")
             }
+        }
+        for p in report.trainerPairs {
+            text += String(format: "\n\n%@, %@: the native and torch trainers' n50 intervals %@ (native %@–%@, torch %@–%@)", p.condition, p.model,
+                           p.overlap ? "overlap" : "do not overlap", formatCount(p.nativeInterval[0]), formatCount(p.nativeInterval[1]),
+                           formatCount(p.torchInterval[0]), formatCount(p.torchInterval[1]))
         }
         if let r = report.gainGapCorrelation {
             text += String(format: "\n\nrank correlation between the log EMC gained from true labels and the generalization gap at n = %d: ρ = %.3f (%d models)",

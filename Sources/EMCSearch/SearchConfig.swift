@@ -26,6 +26,9 @@ public struct SearchConfig: Sendable {
     /// The largest n there is (the train split's size).
     public var maxSamples: Int
     public var parameters: Int
+    /// Who trains the trials. The torch trainer adds a line to the canonical text (with its precision policy); a native
+    /// configuration's text, and so every native log's keys, are what they always were.
+    public var trainer = TrainerKind.native
 
     public init(dataDirectory: String, dataName: String, dataContentId: String, variant: String?, model: ModelSpec,
                 optimizer: OptimizerSpec, fit: FitOptions, normalize: String, start: Int, resolution: Double, seeds: Int,
@@ -49,8 +52,10 @@ public struct SearchConfig: Sendable {
     public var canonical: String {
         let rules = fit.rules.canonicalLines
         return (["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)"]
-                + rules.main + ["normalize:\(normalize)"] + rules.tail).joined(separator: "\n")
+                + rules.main + ["normalize:\(normalize)"] + rules.tail + trainerLines).joined(separator: "\n")
     }
+
+    private var trainerLines: [String] { trainer == .native ? [] : ["trainer:\(trainer.rawValue),\(TrainerKind.torchPrecisionPolicy)"] }
 
     public var configHash: String { SHA256.hex(canonical) }
 

@@ -51,6 +51,13 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// Records do not depend on it.
     public var checkpointDirectory: String?
     public var checkpointInterval = 300.0
+    /// Who trains the trials: emc's native trainer, or PyTorch through its worker (`TorchFitter`). Part of the
+    /// configuration's identity.
+    public var trainer = TrainerKind.native
+    /// The torch trainer's Python (nil: `EMC_PYTHON`, else `python3`) and the seconds a silent worker is given before it
+    /// is taken to hang (nil: `TorchWorkerOptions.defaultTimeout`). Records do not depend on them.
+    public var python: String?
+    public var workerTimeout: Double?
 
     public static let defaultOptimizer = try! Written<OptimizerSpec>("sgd:lr=0.01,momentum=0.9")
 
@@ -91,6 +98,12 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         guard checkpointInterval.isFinite, checkpointInterval >= 0 else {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
         }
+        if let workerTimeout { guard workerTimeout.isFinite, workerTimeout > 0 else { throw EMCError(.invalidArgument, "the worker timeout must be a positive number of seconds, not \(workerTimeout)") } }
+        if trainer == .torch {
+            if optimizer.value.kind == .shampoo { throw EMCError(.invalidArgument, "the torch trainer has no Shampoo (torch.optim has none): use the native trainer for it") }
+            if training.hessianCheck != .off { throw EMCError(.invalidArgument, "the Hessian check runs on the native trainer only: drop it or use the native trainer") }
+            if checkpointDirectory != nil { throw EMCError(.invalidArgument, "checkpoints are the native trainer's: a torch trial that is killed starts again (drop --checkpoint-dir)") }
+        }
     }
 
     /// The threads one trial decodes its data on (`threads`, or its default).
@@ -104,7 +117,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case data, model, optimizer, normalize, seeds, firstSeed, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
-             checkpointDirectory, checkpointInterval
+             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout
     }
 
     /// Missing keys take their defaults (the data and model are needed).
@@ -129,6 +142,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         rules = try c.decodeIfPresent(SearchRules.self, forKey: .rules) ?? d.rules
         checkpointDirectory = try c.decodeIfPresent(String.self, forKey: .checkpointDirectory)
         checkpointInterval = try c.decodeIfPresent(Double.self, forKey: .checkpointInterval) ?? d.checkpointInterval
+        trainer = try c.decodeIfPresent(TrainerKind.self, forKey: .trainer) ?? d.trainer
+        python = try c.decodeIfPresent(String.self, forKey: .python)
+        workerTimeout = try c.decodeIfPresent(Double.self, forKey: .workerTimeout)
     }
 
     /// The keys and values settings files and sweep tasks have always had (a sweep task's hash stays the same).
@@ -153,6 +169,10 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try c.encode(rules, forKey: .rules)
         try c.encodeIfPresent(checkpointDirectory, forKey: .checkpointDirectory)
         try c.encode(checkpointInterval, forKey: .checkpointInterval)
+        // Only when set: a native search's settings (and a sweep task's hash) are what they always were.
+        if trainer != .native { try c.encode(trainer, forKey: .trainer) }
+        try c.encodeIfPresent(python, forKey: .python)
+        try c.encodeIfPresent(workerTimeout, forKey: .workerTimeout)
     }
 }
 
@@ -166,6 +186,8 @@ public enum SearchEvent {
     case trial(TrialRecord, new: Bool)
     /// A seed's search ended.
     case seedFinished(SeedResult)
+    /// Something the user should know that is not a result (a torch worker failed and its trial runs again).
+    case notice(String)
 }
 
 /// What a search found: per seed, pooled over seeds, and the caveats (the command line prints it or writes it as JSON).
@@ -227,7 +249,8 @@ public final class SearchRun {
         let optimizer = settings.optimizer.value
         guard let train = view.manifest.splits["train"], train.samples > 0 else { throw EMCError(.missing, "no train split with samples", file: settings.data) }
         let shape = Self.inputShape(view)
-        try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch))
+        // The native trainer's buffers must fit this machine's memory; torch allocates its own (an out-of-memory is its error).
+        if settings.trainer == .native { try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch)) }
         if fit.hessianCheck != .off { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
         let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
         config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
@@ -236,6 +259,33 @@ public final class SearchRun {
                               maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
         config.rootContentId = view.root.manifest.contentId
         config.firstSeed = settings.firstSeed ?? 0
+        config.trainer = settings.trainer
+    }
+
+    /// The torch workers' options these settings give.
+    public var workerOptions: TorchWorkerOptions {
+        TorchWorkerOptions(python: settings.python, timeout: settings.workerTimeout ?? TorchWorkerOptions.defaultTimeout)
+    }
+
+    /// The fitter of `config` (the configuration, or a pilot's candidate): the native trainer, or the torch trainer.
+    func makeFitter(_ config: SearchConfig, subsetOptions: SubsetOptions, events: @escaping (SearchEvent) -> Void) throws -> Fitter {
+        switch settings.trainer {
+        case .native:
+            let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
+            fitter.evaluateTest = settings.evaluateTest
+            if let folder = settings.checkpointDirectory {
+                try FileSystem.createDirectory(folder)
+                fitter.checkpoints = (folder, settings.checkpointInterval)
+            }
+            if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
+            return fitter
+        case .torch:
+            let fitter = try TorchFitter(view: view, config: config, options: workerOptions)
+            fitter.evaluateTest = settings.evaluateTest
+            if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
+            fitter.onRetry = { events(.notice($0)) }
+            return fitter
+        }
     }
 
     /// The shape of one sample of `view`, as the trainer sees it.
@@ -288,19 +338,14 @@ public final class SearchRun {
         subsetOptions.normalize = settings.normalize
         subsetOptions.threads = settings.trialThreads
         let pilot = try runPilot(log: log, subsetOptions: subsetOptions, events: events)
-        let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
-        if let folder = settings.checkpointDirectory {
-            try FileSystem.createDirectory(folder)
-            fitter.checkpoints = (folder, settings.checkpointInterval)
-        }
+        // Epoch progress makes sense for one trial at a time.
+        let fitter = try makeFitter(config, subsetOptions: subsetOptions, events: events)
+        defer { (fitter as? TorchFitter)?.close() }
         let search = EMCSearch(config: config, log: log, fitter: fitter)
         search.rules = settings.rules
         search.jobs = settings.jobs
         search.gapN = settings.gapN
-        fitter.evaluateTest = settings.evaluateTest
         events(.started(config))
-        // Epoch progress makes sense for one trial at a time.
-        if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
         search.onTrial = { record, new in events(.trial(record, new: new)) }
         let outcome = try search.run()
         let results = outcome.seeds
@@ -331,12 +376,10 @@ public final class SearchRun {
         guard let grid = settings.lrGrid else { return nil }
         let n = min(config.maxSamples, settings.pilotN ?? SearchSettings.defaultPilotN)
         let slots = ResultSlots<PilotTrial>(grid.count)
-        var options = subsetOptions
-        let searches = grid.map { lr -> EMCSearch in
+        let searches = try grid.map { lr -> EMCSearch in
             var candidate = config
             candidate.optimizer.lr = lr
-            let fitter = TrainingFitter(view: view, config: candidate, subsetOptions: options)
-            fitter.evaluateTest = settings.evaluateTest
+            let fitter = try makeFitter(candidate, subsetOptions: subsetOptions, events: { _ in })
             let search = EMCSearch(config: candidate, log: log, fitter: fitter)
             search.onTrial = { record, new in events(.trial(record, new: new)) }
             return search

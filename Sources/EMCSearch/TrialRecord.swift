@@ -85,6 +85,9 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     /// Why the search ran this trial (nil in logs that predate roles).
     public var role: TrialRole?
     public var provenance: Provenance?
+    /// What trained the trial: the native trainer, or torch with its version, device and guarantees (nil in logs
+    /// written before there was a choice: the native trainer).
+    public var trainer: TrainerRecord?
     /// The training settings a report groups by and shows when they differ (nil in logs that predate them):
     /// batch size, the budget as a person reads it, this trial's budget in epochs, and the fit threshold.
     public var batch: Int?

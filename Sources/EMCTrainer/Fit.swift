@@ -83,6 +83,8 @@ public struct FitOutcome: Sendable, Codable, Equatable {
     public var resumedFromEpoch: Int?
     /// How a model with batch normalisation was judged (`FitOutcome.batchNormDecision`); nil for a model without.
     public var batchNorm: String?
+    /// What trained the trial (set by the search's fitter; nil from a bare `Trainer`).
+    public var trainer: TrainerRecord?
 
     /// The rule for judging a model with batch normalisation, as recorded in each trial: training normalises by each
     /// batch's statistics (a full-batch gradient, by each evaluation batch's); the fit is judged in evaluation mode, with
@@ -152,6 +154,13 @@ public struct EpochReport: Sendable {
     public var loss: Double
     public var wrong: Int
     public var learningRate: Double
+
+    public init(epoch: Int, loss: Double, wrong: Int, learningRate: Double) {
+        self.epoch = epoch
+        self.loss = loss
+        self.wrong = wrong
+        self.learningRate = learningRate
+    }
 }
 
 /// Trains `model` (already initialised) on `data` with `optimizer` and decides whether it fits.

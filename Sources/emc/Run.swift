@@ -196,6 +196,15 @@ struct SearchOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds between a trial's checkpoints.")
     var checkpointInterval = defaults.checkpointInterval
 
+    @Option(help: "Who trains the trials: native (emc's own trainer) or torch (PyTorch, through a worker per job; docs/torch-worker.md). The trainer is part of a configuration's identity: the two never pool.")
+    var trainer = defaults.trainer
+
+    @Option(help: "The torch trainer's Python, with emcshards[torch] installed (default: $EMC_PYTHON, else python3; scripts/torch-env makes one).")
+    var python: String?
+
+    @Option(parsing: .unconditional, help: "Seconds a torch worker may send nothing (it reports every epoch, and every few seconds within a long one) before it is taken to hang and its trial is retried once.")
+    var workerTimeout = TorchWorkerOptions.defaultTimeout
+
     func validate() throws {
         if let lrGrid {
             for entry in lrGrid.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
@@ -234,6 +243,9 @@ struct SearchOptions: ParsableArguments {
         s.rules.refinementCap = refinementCap
         s.checkpointDirectory = checkpointDir
         s.checkpointInterval = checkpointInterval
+        s.trainer = trainer
+        s.python = python
+        s.workerTimeout = workerTimeout == TorchWorkerOptions.defaultTimeout ? nil : workerTimeout
     }
 }
 
@@ -262,3 +274,5 @@ struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
     var description: String { first == 0 ? "\(count)" : "\(first)..\(first + count - 1)" }
     var defaultValueDescription: String { description }
 }
+
+extension TrainerKind: ExpressibleByArgument {}

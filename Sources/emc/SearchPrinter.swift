@@ -33,7 +33,8 @@ final class SearchPrinter {
         case .started(let config):
             self.config = config
             say("EMC search: \(config.model) (\(config.parameters) parameters) on \(config.dataName)\(config.variant.map { " [\($0)]" } ?? ""), "
-                + "\(config.optimizer), batch \(config.fit.batch), ≤ \(config.fit.budget), \(config.seeds) seed(s)")
+                + "\(config.optimizer), batch \(config.fit.batch), ≤ \(config.fit.budget), \(config.seeds) seed(s)"
+                + (config.trainer == .native ? "" : ", trained by \(config.trainer.rawValue)"))
         case .epoch(let n, let report):
             if bar == nil {
                 let epochs = config.map { $0.fit.epochBudget(samples: n, fullBatch: $0.optimizer.kind == .gd) }
@@ -49,6 +50,11 @@ final class SearchPrinter {
                 + (new ? record.resumedFromEpoch.map { "  (resumed from its checkpoint at epoch \($0))" } ?? "" : ""))
         case .seedFinished:
             break
+        case .notice(let text):
+            bar?.finish()
+            bar = nil
+            // A notice is not a result: stderr, even with --json, unless --quiet.
+            if !output.quiet { StandardStreams.error("emc: \(text)\n") }
         }
     }
 

@@ -1,0 +1,220 @@
+import EMCCore
+import EMCTrainer
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the torch trainer's workers run: the interpreter, the device and threads, how long silence means a hang.
+public struct TorchWorkerOptions: Sendable {
+    /// The Python that runs `python -m emcshards.worker` (it needs the emcshards package with torch).
+    public var python: String
+    /// Seconds without any message from a worker (a progress note comes every epoch, and every few seconds within a
+    /// long one) before it is taken to hang: it is killed and its trial's attempt fails.
+    public var timeout: Double
+    /// The torch device the trials train on ("cpu", "cuda", "cuda:1").
+    public var device = "cpu"
+    /// Threads each worker's torch may use.
+    public var threads = 1
+    /// Variables added to the workers' environment.
+    public var environment: [String: String] = [:]
+
+    public init(python: String? = nil, timeout: Double = TorchWorkerOptions.defaultTimeout) {
+        self.python = python ?? Self.defaultPython
+        self.timeout = timeout
+    }
+
+    /// `EMC_PYTHON`, else `python3`.
+    public static var defaultPython: String { ProcessInfo.processInfo.environment["EMC_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3" }
+    public static let defaultTimeout = 600.0
+}
+
+/// The worker process itself failed (it exited, went silent past the timeout, or broke the protocol): the trial's
+/// attempt failed, not the trial. Never a result.
+struct WorkerFailure: Error {
+    let message: String
+}
+
+/// One `python -m emcshards.worker` process and its JSON-lines channel (docs/torch-worker.md). Used by one thread at a
+/// time; `TorchFitter` pools them.
+final class TorchWorker {
+    static let protocolVersion = 1
+
+    let options: TorchWorkerOptions
+    private let process = Process()
+    private let input: FileHandle
+    private let output: Int32
+    private let stderrPath: String
+    private var pending: [UInt8] = []
+    private var nextID = 1
+    /// The handshake's answer: the worker's and torch's versions.
+    private(set) var hello: [String: Any] = [:]
+
+    var pid: Int32 { process.processIdentifier }
+
+    init(options: TorchWorkerOptions) throws {
+        self.options = options
+        let python = try Self.resolve(options.python)
+        let stdinPipe = Pipe(), stdoutPipe = Pipe()
+        stderrPath = FileSystem.join(NSTemporaryDirectory(), "emc-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log")
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        guard let errorLog = FileHandle(forWritingAtPath: stderrPath) else {
+            throw EMCError(.io, "cannot create the torch worker's log", file: stderrPath)
+        }
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-m", "emcshards.worker"]
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in options.environment { environment[k] = v }
+        environment["PYTHONUNBUFFERED"] = "1"
+        process.environment = environment
+        process.standardInput = stdinPipe
+        process.standardOutput = stdoutPipe
+        process.standardError = errorLog
+        do { try process.run() } catch {
+            throw EMCError(.missing, "cannot start the torch worker with \(python): \(error.localizedDescription)")
+        }
+        try? errorLog.close()
+        input = stdinPipe.fileHandleForWriting
+        output = stdoutPipe.fileHandleForReading.fileDescriptor
+        try handshake(python: python)
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    /// A command name found on PATH, or a path as given.
+    static func resolve(_ python: String) throws -> String {
+        if python.contains("/") {
+            guard FileManager.default.isExecutableFile(atPath: python) else {
+                throw EMCError(.missing, "no Python interpreter at \(python): give --python PATH (or set EMC_PYTHON) to one with emcshards[torch] installed (scripts/torch-env makes one)")
+            }
+            return python
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = FileSystem.join(String(dir), python)
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw EMCError(.missing, "no \(python) on PATH: give --python PATH (or set EMC_PYTHON) to a Python with emcshards[torch] installed (scripts/torch-env makes one)")
+    }
+
+    private func handshake(python: String) throws {
+        let message: [String: Any]
+        do {
+            message = try call("hello", ["protocol": Self.protocolVersion, "client": "emc \(EMCEnvironment.version)"])
+        } catch let failure as WorkerFailure {
+            let said = lastErrorLines()
+            let cause = said.contains("No module named 'emcshards'") || said.contains("No module named emcshards")
+                ? "it has no emcshards package" : failure.message
+            throw EMCError(.missing, "\(python) cannot run the torch worker (\(cause))\(said.isEmpty ? "" : "; it said: \(said)"). "
+                           + "Install the package with torch into that Python (pip install './python[torch]'), or make the cached one with scripts/torch-env and pass --python ~/.cache/emc/venv/bin/python")
+        }
+        if let error = message["error"] as? [String: Any] {
+            let code = error["code"] as? String ?? "?", text = error["message"] as? String ?? ""
+            switch code {
+            case "torch-missing":
+                throw EMCError(.missing, "\(text). Install torch into that Python (pip install './python[torch]'), or make the cached one with scripts/torch-env and pass --python ~/.cache/emc/venv/bin/python")
+            case "protocol-version":
+                throw EMCError(.unsupported, "the torch worker at \(python) speaks another protocol: \(text)")
+            default:
+                throw EMCError(.library, "the torch worker at \(python) refused the handshake (\(code)): \(text)")
+            }
+        }
+        guard let result = message["result"] as? [String: Any], result["protocol"] as? Int == Self.protocolVersion else {
+            throw EMCError(.unsupported, "the torch worker at \(python) answered the handshake without protocol \(Self.protocolVersion): \(message)")
+        }
+        hello = result
+    }
+
+    /// Sends one request and returns its final message (a result or an error value), passing progress notes on.
+    func call(_ method: String, _ params: Any, progress: (([String: Any], String) -> Void)? = nil) throws -> [String: Any] {
+        let id = nextID
+        nextID += 1
+        let request = try JSONSerialization.data(withJSONObject: ["id": id, "method": method, "params": params], options: [.sortedKeys])
+        do { try input.write(contentsOf: request + Data([0x0A])) } catch {
+            throw WorkerFailure(message: "the worker is gone (\(exitDescription()))")
+        }
+        while true {
+            let line = try readLine()
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+                throw WorkerFailure(message: "the worker wrote a line that is not a protocol message: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            }
+            guard object["id"] as? Int == id else {
+                if let error = object["error"] as? [String: Any] {
+                    throw WorkerFailure(message: "the worker reported \(error["code"] ?? "?"): \(error["message"] ?? "")")
+                }
+                throw WorkerFailure(message: "the worker answered request \(object["id"] ?? "nil") while emc waited for \(id)")
+            }
+            if let note = object["progress"] as? [String: Any] {
+                progress?(note, String(decoding: line, as: UTF8.self))
+                continue
+            }
+            return object
+        }
+    }
+
+    /// The next line of the worker's stdout, waiting at most `options.timeout` for it.
+    private func readLine() throws -> [UInt8] {
+        var deadline = Clock.now() + options.timeout
+        while true {
+            if let newline = pending.firstIndex(of: 0x0A) {
+                let line = Array(pending[..<newline])
+                pending.removeFirst(newline + 1)
+                return line
+            }
+            let left = deadline - Clock.now()
+            if left <= 0 {
+                kill()
+                throw WorkerFailure(message: "the worker sent nothing for \(formatSeconds(options.timeout)) (it hangs; --worker-timeout sets how long emc waits)")
+            }
+            var descriptor = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(left, 3600) * 1000))
+            if ready < 0 { if errno == EINTR { continue }; throw WorkerFailure(message: "cannot wait for the worker: errno \(errno)") }
+            if ready == 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let got = chunk.withUnsafeMutableBytes { Glibc.read(output, $0.baseAddress, $0.count) }
+            if got < 0 { if errno == EINTR { continue }; throw WorkerFailure(message: "cannot read from the worker: errno \(errno)") }
+            if got == 0 {
+                process.waitUntilExit()
+                let said = lastErrorLines()
+                throw WorkerFailure(message: "the worker \(exitDescription())\(said.isEmpty ? "" : "; its last words: \(said)")")
+            }
+            pending += chunk[0..<got]
+            deadline = Clock.now() + options.timeout
+        }
+    }
+
+    private func exitDescription() -> String {
+        guard !process.isRunning else { return "is still running" }
+        return process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
+    }
+
+    /// The last lines the worker wrote to stderr (for error messages).
+    func lastErrorLines(_ count: Int = 3) -> String {
+        guard let data = FileManager.default.contents(atPath: stderrPath) else { return "" }
+        let lines = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return lines.suffix(count).joined(separator: " / ")
+    }
+
+    /// Asks the worker to stop, and makes sure it has.
+    func shutdown() {
+        guard process.isRunning else { return }
+        if let request = try? JSONSerialization.data(withJSONObject: ["id": nextID, "method": "shutdown"]) {
+            try? input.write(contentsOf: request + Data([0x0A]))
+        }
+        try? input.close()
+        let deadline = Clock.now() + 5
+        while process.isRunning && Clock.now() < deadline { usleep(10_000) }
+        kill()
+    }
+
+    /// Ends the worker at once (SIGKILL) and reaps it.
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+func formatSeconds(_ s: Double) -> String { s >= 1 ? String(format: "%g s", s) : String(format: "%g ms", s * 1000) }

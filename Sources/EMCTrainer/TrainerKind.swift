@@ -1,0 +1,35 @@
+import Foundation
+
+/// Which trainer trains a search's trials: emc's own (`native`), or PyTorch through the worker (`torch`,
+/// docs/torch-worker.md). Part of a configuration's identity: the two never pool.
+public enum TrainerKind: String, Sendable, Codable, CaseIterable, Hashable {
+    case native
+    case torch
+
+    /// The precision policy that is part of a torch configuration's identity (float32, TF32 off, deterministic
+    /// algorithms): a torch upgrade or another device does not split a configuration, a change of policy does.
+    public static let torchPrecisionPolicy = "float32-deterministic"
+}
+
+/// What trained a trial, as its record says: the trainer, and for the torch trainer the worker, torch version, device,
+/// threads and which of the stated guarantees held (float32, TF32 off, deterministic algorithms).
+public struct TrainerRecord: Codable, Sendable, Equatable {
+    public var kind: TrainerKind
+    public var precision: String
+    public var worker: String?
+    public var torch: String?
+    public var device: String?
+    public var deterministic: Bool?
+    public var tf32: Bool?
+    public var threads: Int?
+    /// The parameter count of the model the worker built (checked against emc's own count of the spec).
+    public var parameters: Int?
+
+    public init(kind: TrainerKind, precision: String = "float32") {
+        self.kind = kind
+        self.precision = precision
+    }
+
+    /// emc's own trainer: float32 on OpenBLAS, deterministic per kernel set (the record's provenance names it).
+    public static let native = TrainerRecord(kind: .native)
+}

@@ -1,0 +1,433 @@
+"""emc's fit rules in PyTorch: one trial trained and decided exactly as the native trainer decides it
+(Sources/EMCTrainer/Fit.swift; the rules are written once, in docs/methods.md, "How a trial is decided").
+
+A trial is fitted when at most ⌊n·(1 − t)⌋ samples are wrong (t the fit threshold, compared in integers); converged-unfit
+when the best epoch loss of the last `patience` epochs improved on the best before them by less than `minImprovement`
+and the full-batch gradient norm is below `gradientTolerance`; budget-exhausted when the budget ends first; diverged
+when the loss is not finite. A model with batch normalisation is judged in evaluation mode with every batch-norm
+layer's statistics recomputed over the n samples.
+"""
+import math
+import time
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+
+from .philox import CounterRNG
+
+STREAM_EPOCH_ORDER = 8
+THRESHOLDS = (0.99, 0.995, 0.999)
+BATCH_NORM_DECISION = "eval-recomputed"
+MINIMUM_EVALUATION_BATCH = 1024
+
+
+class FitError(Exception):
+    """A request the trainer cannot carry out, with a protocol error code (docs/torch-worker.md)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def threshold_key(t):
+    return "%g" % t
+
+
+def allowed_wrong(n, t):
+    """⌊n·(1 − t)⌋ computed exactly from the decimal t stands for (its shortest form), as emc does."""
+    if n <= 0 or t >= 1:
+        return 0
+    if t <= 0:
+        return n
+    return math.floor(n * (1 - Fraction(Decimal(repr(float(t))))))
+
+
+def exact_check_slack(n):
+    return max(2, n // 200)
+
+
+class Budget:
+    def __init__(self, epochs, min_steps=0, steps=None):
+        self.epochs, self.min_steps, self.steps = int(epochs), int(min_steps), (None if steps is None else int(steps))
+
+    @property
+    def effective_min_steps(self):
+        return 0 if self.steps is not None else self.min_steps
+
+    @staticmethod
+    def steps_per_epoch(n, batch, full_batch):
+        return 1 if full_batch else max(1, (n + batch - 1) // batch)
+
+    def epochs_for(self, n, batch, full_batch):
+        per = self.steps_per_epoch(n, batch, full_batch)
+        if self.steps is not None:
+            return (self.steps + per - 1) // per
+        return max(self.epochs, (self.effective_min_steps + per - 1) // per)
+
+
+class OptimizerSpec:
+    """The optimizer as emc sends it (every field explicit): kind, lr, schedule and their options."""
+
+    KINDS = ("sgd", "gd", "adam", "adamw")
+
+    def __init__(self, d):
+        self.kind = d["kind"]
+        if self.kind == "shampoo":
+            raise FitError("unsupported", "the torch trainer has no Shampoo (torch.optim has none); train it with --trainer native")
+        if self.kind not in self.KINDS:
+            raise FitError("bad-request", f"unknown optimizer kind {self.kind!r}")
+        self.lr = float(d["lr"])
+        self.momentum = float(d.get("momentum", 0))
+        self.nesterov = bool(d.get("nesterov", False))
+        self.weight_decay = float(d.get("weightDecay", 0))
+        self.beta1, self.beta2, self.eps = float(d.get("beta1", 0.9)), float(d.get("beta2", 0.999)), float(d.get("eps", 1e-8))
+        self.schedule = d.get("schedule", "constant")
+        if self.schedule not in ("constant", "cosine", "step", "plateau"):
+            raise FitError("bad-request", f"unknown schedule {self.schedule!r}")
+        self.step_epochs = int(d.get("stepEpochs", 30))
+        self.gamma = float(d.get("gamma", 0.1))
+        self.warmup = int(d.get("warmup", 0))
+        self.plateau_wait = int(d.get("plateauWait", 10))
+        self.plateau_drops = int(d.get("plateauDrops", 3))
+
+    def learning_rate(self, epoch, total):
+        """The rate for `epoch` (0-based; a step under a step budget) of a run of `total` (OptimizerSpec.learningRate)."""
+        if self.warmup > 0 and epoch < self.warmup:
+            return self.lr * (epoch + 1) / self.warmup
+        if self.schedule in ("constant", "plateau"):
+            return self.lr
+        if self.schedule == "cosine":
+            span = max(1, total - self.warmup)
+            return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - self.warmup) / span))
+        return self.lr * math.pow(self.gamma, float(int((epoch - self.warmup) / self.step_epochs)))
+
+    def last_drop_epoch(self, total):
+        if self.schedule != "step":
+            return self.warmup
+        drops = max(0, int((total - 1 - self.warmup) / self.step_epochs))
+        return self.warmup + drops * self.step_epochs
+
+    def make(self, parameters):
+        """The torch.optim optimizer with the same update rule (its rate is set before every step)."""
+        import torch
+        if self.kind in ("sgd", "gd"):
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+        cls = torch.optim.Adam if self.kind == "adam" else torch.optim.AdamW
+        return cls(parameters, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps, weight_decay=self.weight_decay)
+
+
+class Rules:
+    def __init__(self, d):
+        self.batch = int(d["batch"])
+        self.budget = Budget(d["epochs"], d.get("minSteps", 0), d.get("steps"))
+        self.fit_threshold = float(d["fitThreshold"])
+        self.patience = int(d["patience"])
+        self.min_improvement = float(d["minImprovement"])
+        self.gradient_tolerance = float(d["gradientTolerance"])
+
+
+def epoch_order(seed, epoch, count):
+    """The samples' order in `epoch`: emc's `epochOrder(seed:epoch:count:)`, the same permutation."""
+    return CounterRNG(seed, STREAM_EPOCH_ORDER).derived(epoch).permutation(count)
+
+
+def decimate(values, points):
+    if len(values) <= points or points <= 1:
+        return list(values)
+    return [values[k * (len(values) - 1) // (points - 1)] for k in range(points)]
+
+
+class _LoopState:
+    def __init__(self, first_check):
+        self.epoch = 0
+        self.steps = 0
+        self.history = []
+        self.scale = 1.0
+        self.drops = []
+        self.last_plateau_drop = 0
+        self.next_check = first_check
+        self.plateau_note = ""
+        self.threshold_epochs = {}
+
+    def reached(self, wrong, n, epoch):
+        for t in THRESHOLDS:
+            key = threshold_key(t)
+            if key not in self.threshold_epochs and wrong <= allowed_wrong(n, t):
+                self.threshold_epochs[key] = epoch
+
+    def improvement(self, window):
+        if len(self.history) <= window:
+            return None
+        recent, before = min(self.history[-window:]), min(self.history[:-window])
+        return (before - recent) / before if before > 0 else 0.0
+
+    def can_improve(self, window):
+        before = self.history[:-window] if window > 0 else self.history
+        return bool(before) and min(before) > 0
+
+    def plateau_step(self, spec, min_improvement, patience):
+        wait = spec.plateau_wait
+        if self.epoch - self.last_plateau_drop < wait:
+            return
+        gain = self.improvement(wait)
+        if gain is None or (self.can_improve(wait) and gain >= min_improvement):
+            return
+        self.scale *= spec.gamma
+        self.drops.append(self.epoch)
+        self.last_plateau_drop = self.epoch
+        self.next_check = self.epoch + patience
+
+    def convergence_check(self, patience, min_improvement):
+        """None (not due), ("improving",) or ("plateaued", gain)."""
+        if self.epoch < self.next_check:
+            return None
+        gain = self.improvement(patience)
+        if gain is None:
+            return None
+        return ("plateaued", gain) if gain < min_improvement else ("improving",)
+
+
+class Trial:
+    """One trial: a model (already initialised, on its device), the n samples as tensors on that device, the optimizer
+    and the rules. `fit()` trains and returns the outcome as emc's FitOutcome fields."""
+
+    def __init__(self, model, inputs, labels, spec, rules, seed, eval_batch, history_points=100, progress=None):
+        import torch
+        self.torch = torch
+        self.model, self.x, self.y = model, inputs, labels
+        self.spec, self.rules, self.seed = spec, rules, int(seed)
+        self.n = int(labels.shape[0])
+        self.eval_batch = int(eval_batch)
+        self.history_points = history_points
+        self.progress = progress
+        self.device = inputs.device
+        self.batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+
+    # Passes ---------------------------------------------------------------------------------------------------------
+
+    def _pass(self, gradient):
+        """One pass in fixed order, in evaluation-batch chunks: the mean loss and the wrong count; with `gradient`, the
+        exact full-batch gradient (mean over the n samples) in every parameter's .grad."""
+        torch, F = self.torch, self.torch.nn.functional
+        n = self.n
+        if gradient:
+            for p in self.parameters:
+                p.grad = None
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        with torch.set_grad_enabled(gradient):
+            for start in range(0, n, self.eval_batch):
+                xb, yb = self.x[start:start + self.eval_batch], self.y[start:start + self.eval_batch]
+                logits = self.model(xb)
+                loss = F.cross_entropy(logits, yb, reduction="sum")
+                if gradient:
+                    (loss / n).backward()
+                loss_sum += loss.detach().double()
+                wrong += (logits.detach().argmax(1) != yb).sum()
+        return loss_sum.item() / n, int(wrong.item())
+
+    def recompute_normalization(self):
+        """Every batch-norm layer's mean and (biased) variance over the n samples, as the layer's input is in a training
+        mode pass in evaluation-batch chunks; leaves the model in evaluation mode with them."""
+        torch = self.torch
+        sums = {}
+
+        def hook(module, args):
+            x = args[0].detach().double()
+            dims = [d for d in range(x.dim()) if d != 1]
+            s = sums.setdefault(module, [0.0, 0.0, 0])
+            s[0] = s[0] + x.sum(dims)
+            s[1] = s[1] + (x * x).sum(dims)
+            s[2] += x.numel() // x.shape[1]
+
+        handles = [m.register_forward_pre_hook(hook) for m in self.batch_norms]
+        try:
+            self.model.train()
+            self._pass(False)
+        finally:
+            for h in handles:
+                h.remove()
+        with torch.no_grad():
+            for m, (total, squares, count) in sums.items():
+                if count > 0:
+                    mean = total / count
+                    m.running_mean.copy_(mean.float())
+                    m.running_var.copy_(torch.clamp(squares / count - mean * mean, min=0).float())
+        self.model.eval()
+
+    def full_pass(self, gradient):
+        if gradient or not self.batch_norms:
+            return self._pass(gradient)
+        try:
+            self.recompute_normalization()
+            return self._pass(False)
+        finally:
+            self.model.train()
+
+    def judged(self, training_pass):
+        return self.full_pass(False) if self.batch_norms else training_pass
+
+    def gradient_norm(self):
+        total = 0.0
+        for p in self.parameters:
+            if p.grad is not None:
+                total += float(p.grad.detach().double().pow(2).sum().item())
+        return math.sqrt(total)
+
+    def train_epoch(self, epoch, optimizer, lr, state, lr_at_step=None):
+        """One pass in the epoch's order; each batch judged before its own update. Mean loss and wrong count."""
+        torch, F = self.torch, self.torch.nn.functional
+        n, batch = self.n, self.rules.batch
+        order = torch.from_numpy(epoch_order(self.seed, epoch, n)).to(self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        group = optimizer.param_groups[0]
+        max_steps = self.rules.budget.steps
+        start = 0
+        while start < n:
+            idx = order[start:start + batch]
+            xb, yb = self.x[idx], self.y[idx]
+            for p in self.parameters:
+                p.grad = None
+            logits = self.model(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            group["lr"] = lr_at_step(state.steps) if lr_at_step else lr
+            optimizer.step()
+            state.steps += 1
+            loss_sum += loss.detach().double() * idx.shape[0]
+            wrong += (logits.detach().argmax(1) != yb).sum()
+            start += idx.shape[0]
+            if max_steps is not None and state.steps >= max_steps:
+                break
+            if self.heartbeat and state.steps % 64 == 0:
+                self.heartbeat(epoch, state.steps)
+        return loss_sum.item() / max(1, start), int(wrong.item()) + (n - start)
+
+    heartbeat = None
+
+    # The loop -------------------------------------------------------------------------------------------------------
+
+    def fit(self):
+        started = time.monotonic()
+        spec, rules, n = self.spec, self.rules, self.n
+        allowed = allowed_wrong(n, rules.fit_threshold)
+        optimizer = spec.make(self.parameters)
+        full_batch = spec.kind == "gd"
+        per_epoch = Budget.steps_per_epoch(n, rules.batch, full_batch)
+        epoch_budget = rules.budget.epochs_for(n, rules.batch, full_batch)
+        step_schedule = rules.budget.steps
+        if step_schedule is not None:
+            last_drop = spec.last_drop_epoch(step_schedule) // per_epoch
+        else:
+            last_drop = spec.last_drop_epoch(epoch_budget)
+
+        def lr_at_step(step):
+            return spec.learning_rate(step, step_schedule or 1)
+
+        state = _LoopState(last_drop + rules.patience)
+        bn = BATCH_NORM_DECISION if self.batch_norms else None
+
+        def outcome(result, reason, epochs, loss, wrong, gradient_norm):
+            if result == "fitted":
+                state.reached(wrong, n, epochs)
+            return {"result": result, "reason": reason, "samples": n, "epochs": epochs, "steps": state.steps,
+                    "finalLoss": loss, "trainAccuracy": (n - wrong) / n, "wrong": wrong, "gradientNorm": gradient_norm,
+                    "lossHistory": decimate(state.history, self.history_points), "seconds": time.monotonic() - started,
+                    "thresholdEpochs": dict(state.threshold_epochs), "learningRateDrops": list(state.drops),
+                    "batchNorm": bn}
+
+        self.model.train()
+        while state.epoch < epoch_budget:
+            epoch = state.epoch
+            if step_schedule is None:
+                lr = state.scale * spec.learning_rate(epoch, epoch_budget)
+            else:
+                lr = state.scale * lr_at_step(state.steps)
+            if full_batch:
+                epoch_loss, epoch_wrong = self.full_pass(True)
+                state.reached(epoch_wrong, n, epoch)
+                if not math.isfinite(epoch_loss):
+                    state.history.append(epoch_loss)
+                    return outcome("diverged", f"loss became {_swift_double(epoch_loss)} in epoch {epoch + 1}", epoch + 1, epoch_loss, epoch_wrong, None)
+                if epoch_wrong <= allowed + (exact_check_slack(n) if self.batch_norms else 0):
+                    norm = self.gradient_norm()
+                    loss, wrong = self.judged((epoch_loss, epoch_wrong))
+                    if wrong <= allowed:
+                        state.history.append(loss)
+                        return outcome("fitted", f"all but {wrong} of {n} samples correct (allowed {allowed}) after {epoch} epochs",
+                                       epoch, loss, wrong, norm)
+                optimizer.param_groups[0]["lr"] = lr
+                optimizer.step()
+                state.steps += 1
+            else:
+                scale = state.scale
+                per_step = None if step_schedule is None else (lambda step: scale * lr_at_step(step))
+                epoch_loss, epoch_wrong = self.train_epoch(epoch, optimizer, lr, state, per_step)
+                state.reached(epoch_wrong, n, epoch + 1)
+                if not math.isfinite(epoch_loss):
+                    state.history.append(epoch_loss)
+                    return outcome("diverged", f"loss became {_swift_double(epoch_loss)} in epoch {epoch + 1}", epoch + 1, epoch_loss, epoch_wrong, None)
+                if epoch_wrong <= allowed + exact_check_slack(n):
+                    loss, wrong = self.full_pass(False)
+                    if wrong <= allowed:
+                        state.history.append(loss)
+                        return outcome("fitted", f"all but {wrong} of {n} samples correct (allowed {allowed}) after {epoch + 1} epochs",
+                                       epoch + 1, loss, wrong, None)
+            state.history.append(epoch_loss)
+            state.epoch = epoch + 1
+            if self.progress:
+                self.progress({"epoch": epoch + 1, "loss": epoch_loss, "wrong": epoch_wrong, "learningRate": lr, "steps": state.steps})
+            if rules.budget.steps is not None and state.steps >= rules.budget.steps:
+                break
+            if spec.schedule == "plateau" and len(state.drops) < spec.plateau_drops:
+                state.plateau_step(spec, rules.min_improvement, rules.patience)
+                continue
+            check = state.convergence_check(rules.patience, rules.min_improvement)
+            if check is None:
+                continue
+            if check[0] == "plateaued":
+                training_pass = self.full_pass(True)
+                norm = self.gradient_norm()
+                if norm < rules.gradient_tolerance:
+                    loss, wrong = self.judged(training_pass)
+                    return outcome("converged-unfit",
+                                   "loss plateaued (improved %.2g%% over the last %d epochs) with full gradient norm %.3g < %.3g; %d of %d samples wrong"
+                                   % (check[1] * 100, rules.patience, norm, rules.gradient_tolerance, wrong, n),
+                                   epoch + 1, loss, wrong, norm)
+                state.plateau_note = "; the loss had plateaued but the full gradient norm was %.3g ≥ %.3g" % (norm, rules.gradient_tolerance)
+            state.next_check = epoch + 1 + rules.patience
+        training_pass = self.full_pass(True)
+        norm = self.gradient_norm()
+        loss, wrong = self.judged(training_pass)
+        epochs = len(state.history)
+        if wrong <= allowed:
+            return outcome("fitted", f"all but {wrong} of {n} samples correct at the end of the budget", epochs, loss, wrong, norm)
+        budget = f"{rules.budget.steps}-step" if rules.budget.steps is not None else f"{epoch_budget}-epoch"
+        return outcome("budget-exhausted", f"ran out of the {budget} budget with {wrong} of {n} samples wrong{state.plateau_note}: inconclusive",
+                       epochs, loss, wrong, norm)
+
+    def evaluate(self, inputs, labels):
+        """Wrong count of the trained model on other samples (the test split), judged as the fit was: a batch-norm
+        model with its statistics recomputed over the n training samples."""
+        torch = self.torch
+        if self.batch_norms:
+            self.recompute_normalization()
+        else:
+            self.model.eval()
+        wrong = 0
+        try:
+            with torch.no_grad():
+                for start in range(0, labels.shape[0], self.eval_batch):
+                    logits = self.model(inputs[start:start + self.eval_batch])
+                    wrong += int((logits.argmax(1) != labels[start:start + self.eval_batch]).sum().item())
+        finally:
+            self.model.train()
+        return wrong
+
+
+def _swift_double(v):
+    """A non-finite Double as Swift prints it in a reason ("nan", "inf", "-inf")."""
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
