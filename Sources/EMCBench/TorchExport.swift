@@ -7,8 +7,10 @@ import Foundation
 /// against (Tests/EMCTrainerTests/Fixtures/torch).
 ///
 /// Files: `params.bin` (the flat parameter store, float32 little-endian, emc's layouts), `input.bin` (the batch, NHWC
-/// float32, uniform in [−1, 1] from the seed), `labels.bin` (int32, (3·i + 1) mod classes) and `meta.json` (the spec,
-/// shapes, each parameter tensor's layer and size in order, and CRC32C digests of the parameters and the input).
+/// float32, uniform in [−1, 1] from the seed), `labels.bin` (int32, (3·i + 1) mod classes), the native model's answer on
+/// that batch (`logits.bin`: a training-mode forward, [batch, classes]; `gradients.bin`: the gradient of the mean
+/// cross-entropy, in store order; both float32) and `meta.json` (the spec, shapes, each parameter tensor's layer and size
+/// in order, the loss, and CRC32C digests of the parameters and the input).
 public enum TorchExport {
     public struct Tensor: Codable, Sendable {
         public var layer: String
@@ -25,6 +27,8 @@ public enum TorchExport {
         public var tensors: [Tensor]
         public var parametersCRC32C: UInt32
         public var inputCRC32C: UInt32
+        /// The mean cross-entropy of the native model's training-mode forward on the batch.
+        public var loss: Double?
     }
 
     /// The batch's inputs and labels for (shape, batch, classes, seed): the same in the exporter and in the tests.
@@ -55,9 +59,25 @@ public enum TorchExport {
         }
         let parameters = model.parameterValues
         let paramBytes = parameters.withUnsafeBytes { Array($0) }, inputBytes = inputs.withUnsafeBytes { Array($0) }
-        let meta = Meta(spec: spec.description, input: [input.height, input.width, input.channels], classes: classes, batch: batch, seed: seed,
+        // The native answer: one training-mode forward and the mean cross-entropy's gradient (parameters unchanged).
+        model.zeroGradients()
+        let (logits, loss) = inputs.withUnsafeBufferPointer { x in
+            labels.withUnsafeBufferPointer { y in
+                let out = model.forward(x.baseAddress!, batch: batch)
+                let logits = Array(UnsafeBufferPointer(start: out, count: batch * classes))
+                let r = SoftmaxCrossEntropy.evaluate(logits: out, labels: y.baseAddress!, batch: batch, classes: model.classes,
+                                                     gradient: model.logitGradient, scale: 1 / Float(batch))
+                model.backward(x.baseAddress!, batch: batch)
+                return (logits, r.lossSum / Double(batch))
+            }
+        }
+        let gradients = Array(model.gradients.prefix(model.parameterCount))
+        var meta = Meta(spec: spec.description, input: [input.height, input.width, input.channels], classes: classes, batch: batch, seed: seed,
                         parameterCount: model.parameterCount, tensors: tensors(model),
                         parametersCRC32C: CRC32C.checksum(paramBytes), inputCRC32C: CRC32C.checksum(inputBytes))
+        meta.loss = loss
+        try AtomicFileWriter.write(logits.withUnsafeBytes { Array($0) }, to: directory + "/logits.bin")
+        try AtomicFileWriter.write(gradients.withUnsafeBytes { Array($0) }, to: directory + "/gradients.bin")
         try AtomicFileWriter.write(paramBytes, to: directory + "/params.bin")
         try AtomicFileWriter.write(inputBytes, to: directory + "/input.bin")
         try AtomicFileWriter.write(labels.withUnsafeBytes { Array($0) }, to: directory + "/labels.bin")

@@ -25,6 +25,9 @@ public struct TorchWorkerOptions: Sendable {
     }
 
     /// `EMC_PYTHON`, else `python3`.
+    /// The interpreter `python` names: a path as given, or a command found on PATH (an error says how to give one).
+    public static func locate(_ python: String) throws -> String { try TorchWorker.resolve(python) }
+
     public static var defaultPython: String { ProcessInfo.processInfo.environment["EMC_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3" }
     public static let defaultTimeout = 600.0
 }

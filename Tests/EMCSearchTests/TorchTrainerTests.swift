@@ -1,0 +1,237 @@
+import EMCCore
+import EMCReports
+import EMCSearch
+import EMCTestSupport
+import EMCTrainer
+import Foundation
+import Testing
+
+/// The torch trainer as the search uses it, with a real PyTorch worker: EMC_PYTHON (scripts/test sets it from
+/// scripts/torch-env), else the cached environment at ~/.cache/emc/venv. Without either these tests fail, saying so.
+enum TorchTesting {
+    static let python: String = {
+        if let p = ProcessInfo.processInfo.environment["EMC_PYTHON"], !p.isEmpty { return p }
+        return FileSystem.join(ProcessInfo.processInfo.environment["HOME"] ?? "/root", ".cache/emc/venv/bin/python")
+    }()
+
+    /// The repository's python/ folder (the emcshards package, for an interpreter that has no install of it).
+    static let packageFolder = repositoryManifests.replacingOccurrences(of: "/manifests/datasets", with: "/python")
+
+    static func settings(_ data: String, log: String, model: String = "mlp:width=4,depth=1") throws -> SearchSettings {
+        var s = try SearchSettings(data: data, model: model)
+        s.trainer = .torch
+        s.python = python
+        s.log = log
+        s.seeds = 1
+        s.start = 20
+        s.training.batch = 32
+        s.training.budget = Budget(epochs: 30, minSteps: 0)
+        s.optimizer = try Written("adam:lr=0.01")
+        return s
+    }
+
+    static func fitter(_ dir: TemporaryDirectory, environment: [String: String] = [:], python: String = python, timeout: Double = 120) throws -> TorchFitter {
+        let run = try SearchRun(settings(try makeBase(dir), log: dir.file("log.jsonl")))
+        var options = TorchWorkerOptions(python: python, timeout: timeout)
+        options.environment = environment
+        let fitter = try TorchFitter(view: run.view, config: run.config, options: options)
+        fitter.evaluateTest = false
+        return fitter
+    }
+
+    /// The outcome without its timing (what must not depend on how the trial got there).
+    static func decided(_ o: FitOutcome) -> FitOutcome {
+        var o = o
+        o.seconds = 0
+        return o
+    }
+
+    static func alive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        // A zombie (exited, not yet reaped by a dead parent's reaper) is gone for our purpose.
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.contains(") Z ")
+    }
+}
+
+@Suite("The torch trainer's worker, its failures and its records", .serialized)
+struct TorchTrainerTests {
+    @Test("a trial through the worker is decided, names the torch trainer and its guarantees, and repeats exactly")
+    func trial() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir)
+        defer { fitter.close() }
+        let a = try fitter.fit(n: 40, seed: 0, replicate: 0)
+        #expect(a.samples == 40 && a.epochs > 0)
+        #expect(a.trainer?.kind == .torch && a.trainer?.precision == "float32" && a.trainer?.deterministic == true && a.trainer?.tf32 == false)
+        #expect(a.trainer?.parameters == fitter.config.parameters, "the torch build has the native model's parameter count")
+        let b = try fitter.fit(n: 40, seed: 0, replicate: 0)
+        #expect(TorchTesting.decided(a) == TorchTesting.decided(b), "the same trial twice on one worker: the same outcome")
+        let c = try fitter.fit(n: 40, seed: 0, replicate: 1)
+        #expect(c.lossHistory != a.lossHistory, "another replicate is another initialisation")
+    }
+
+    @Test("no Python at the path given: a clear error naming it and the remedy")
+    func noPython() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, python: dir.file("no-such-python"))
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("no Python interpreter at \(dir.file("no-such-python"))") == true)
+        #expect(e?.message.contains("--python") == true)
+    }
+
+    @Test("a Python without the emcshards package, and one without torch: each a clear error with the remedy, never a trial")
+    func missingPackages() throws {
+        let dir = TemporaryDirectory()
+        let plain = try TorchWorkerOptions.locate("python3")
+        let bare = try TorchTesting.fitter(dir, environment: ["PYTHONPATH": ""], python: plain)
+        let e1 = #expect(throws: EMCError.self) { _ = try bare.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e1?.message.contains("has no emcshards package") == true, "\(e1?.message ?? "")")
+        #expect(e1?.message.contains("pip install") == true)
+        // The package importable, torch not: the handshake says so.
+        let other = TemporaryDirectory()
+        let noTorch = try TorchTesting.fitter(other, environment: ["PYTHONPATH": TorchTesting.packageFolder], python: plain)
+        let e2 = #expect(throws: EMCError.self) { _ = try noTorch.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e2?.message.contains("cannot import torch") == true, "\(e2?.message ?? "")")
+        #expect(!FileSystem.exists(dir.file("log.jsonl")), "nothing was recorded")
+    }
+
+    @Test("a worker of another protocol version is refused at the handshake")
+    func protocolVersion() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, environment: ["EMC_WORKER_FAULT": "protocol=9"])
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e?.kind == .unsupported && e?.message.contains("speaks another protocol") == true, "\(e?.message ?? "")")
+        #expect(e?.message.contains("protocol 9") == true)
+    }
+
+    @Test("a worker killed during a trial fails that attempt only: the retry on a fresh worker gives the uninterrupted outcome")
+    func killedWorker() throws {
+        let dir = TemporaryDirectory()
+        let clean = try TorchTesting.fitter(dir)
+        let expected = try clean.fit(n: 60, seed: 0, replicate: 0)
+        clean.close()
+        let fitter = try TorchTesting.fitter(dir)
+        defer { fitter.close() }
+        var killed: [Int32] = [], retries: [String] = []
+        fitter.onEpoch = { _, report in
+            // Kill the worker (SIGKILL, from outside, as the OOM killer or a node would) at its first epoch, once.
+            if killed.isEmpty, report.epoch == 1, let pid = fitter.workerProcesses.first { killed.append(pid); kill(pid, SIGKILL) }
+        }
+        fitter.onRetry = { retries.append($0) }
+        let outcome = try fitter.fit(n: 60, seed: 0, replicate: 0)
+        #expect(killed.count == 1 && retries.count == 1, "one kill, one retry: \(retries)")
+        #expect(retries.first?.contains("killed by signal 9") == true, "\(retries)")
+        #expect(TorchTesting.decided(outcome) == TorchTesting.decided(expected))
+        #expect(!fitter.workerProcesses.contains(killed[0]))
+    }
+
+    @Test("a worker that dies on every attempt stops the search with the error after one retry, leaving no process")
+    func workerDiesTwice() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, environment: ["EMC_WORKER_FAULT": "exit-in-fit"])
+        var retries = 0
+        fitter.onRetry = { _ in retries += 1 }
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 60, seed: 0, replicate: 0) }
+        #expect(retries == 1)
+        #expect(e?.message.contains("failed twice") == true && e?.message.contains("exited with status 17") == true, "\(e?.message ?? "")")
+        #expect(e?.message.contains("rerun to resume") == true)
+        #expect(fitter.workerProcesses.isEmpty)
+    }
+
+    @Test("a worker that dies once (exit-in-fit-once) is retried and the trial completes")
+    func workerDiesOnce() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, environment: ["EMC_WORKER_FAULT": "exit-in-fit-once=\(dir.file("died"))"])
+        defer { fitter.close() }
+        var retries = 0
+        fitter.onRetry = { _ in retries += 1 }
+        let outcome = try fitter.fit(n: 60, seed: 0, replicate: 0)
+        #expect(retries == 1 && FileSystem.exists(dir.file("died")) && outcome.samples == 60)
+    }
+
+    @Test("a worker that hangs is killed after the timeout, retried once, then the error says it hangs")
+    func hangingWorker() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, environment: ["EMC_WORKER_FAULT": "hang-in-fit"], timeout: 4)
+        let start = Date()
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 60, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("sent nothing for 4 s") == true && e?.message.contains("--worker-timeout") == true, "\(e?.message ?? "")")
+        #expect(Date().timeIntervalSince(start) < 60)
+        #expect(fitter.workerProcesses.isEmpty)
+    }
+
+    @Test("the trainer is part of a configuration's identity: torch and native never pool, and native keys are unchanged")
+    func identity() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        var native = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        native.trainer = .native
+        let torch = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        let a = try SearchRun(native).config, b = try SearchRun(torch).config
+        #expect(a.configHash != b.configHash)
+        #expect(!a.canonical.contains("trainer"), "a native configuration's text is what it always was")
+        #expect(b.canonical.hasSuffix("\ntrainer:torch,float32-deterministic"))
+        // Settings: the trainer is written only when it is not native (a native sweep task's hash does not move).
+        let encoded = String(decoding: try JSONEncoder().encode(native), as: UTF8.self)
+        #expect(!encoded.contains("trainer"))
+        let decoded = try JSONDecoder().decode(SearchSettings.self, from: JSONEncoder().encode(torch))
+        #expect(decoded.trainer == .torch)
+    }
+
+    @Test("what the torch trainer cannot do is refused before any trial: Shampoo, the Hessian check, checkpoints")
+    func refusals() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        var s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        s.optimizer = try Written("shampoo:lr=0.001")
+        #expect(throws: EMCError.self) { try s.check() }
+        s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        s.training.hessianCheck = .converged
+        #expect(throws: EMCError.self) { try s.check() }
+        s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        s.checkpointDirectory = dir.file("ckpt")
+        let e = #expect(throws: EMCError.self) { try s.check() }
+        #expect(e?.message.contains("checkpoints are the native trainer's") == true)
+    }
+
+    @Test("a search through torch: records name the trainer; a killed emc leaves no worker; the rerun resumes from the log")
+    func killEMC() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
+        let args = ["run", "--data", data, "--model", "mlp:width=4,depth=1", "--optimizer", "adam:lr=0.01", "--batch", "32", "--epochs", "200",
+                    "--min-steps", "0", "--start", "20", "--seeds", "1", "--trainer", "torch", "--python", TorchTesting.python,
+                    "--log", dir.file("log.jsonl"), "--quiet", "--json"]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait for the worker and the first record, then kill emc as a scheduler would.
+        var workers: [Int32] = []
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            workers = EndToEndTests.children(of: p.processIdentifier)
+            let lines = (try? String(contentsOfFile: dir.file("log.jsonl"), encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if !workers.isEmpty && lines >= 1 { break }
+            usleep(20_000)
+        }
+        #expect(workers.count == 1, "one worker for one job")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let gone = Date().addingTimeInterval(10)
+        while workers.contains(where: TorchTesting.alive) && Date() < gone { usleep(50_000) }
+        for w in workers { #expect(!TorchTesting.alive(w), "worker \(w) outlived the emc that started it") }
+        let before = try ResultsLog.records(at: dir.file("log.jsonl"))
+        #expect(!before.isEmpty)
+        let rerun = try runProcess(exe, args)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        let after = try ResultsLog.records(at: dir.file("log.jsonl"))
+        #expect(Array(after.prefix(before.count)) == before, "the rerun kept every record and repeated none")
+        #expect(after.allSatisfy { $0.trainer?.kind == .torch && $0.trainer?.torch != nil })
+        let report = Report.from(after)
+        #expect(report.rows.count == 1 && report.rows[0].trainer == "torch")
+    }
+}
