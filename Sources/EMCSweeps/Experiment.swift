@@ -43,6 +43,9 @@ public struct Experiment: Codable, Sendable {
     public var pilotN: Int?
     /// The loss Hessian check (`--hessian-check`): off, converged or final.
     public var hessianCheck: HessianCheckMode?
+    /// Who trains the trials (`native` by default, or `torch`): part of each configuration's identity. The torch
+    /// workers' Python comes from EMC_PYTHON in the sweep's environment (Slurm passes it on).
+    public var trainer: TrainerKind?
     public var log: String?
     /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
     /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
@@ -52,7 +55,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, log, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -70,9 +73,10 @@ public struct Experiment: Codable, Sendable {
         public var gapN: Int?
         public var lrGrid: [Double]?
         public var pilotN: Int?
+        public var trainer: TrainerKind?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, data, models, optimizers, seeds, epochs, steps, minSteps, batch, fitThreshold, gapN, lrGrid, pilotN
+            case name, data, models, optimizers, seeds, epochs, steps, minSteps, batch, fitThreshold, gapN, lrGrid, pilotN, trainer
         }
     }
 
@@ -188,6 +192,7 @@ public struct Experiment: Codable, Sendable {
         if let lrGrid { s.lrGrid = lrGrid }
         if let pilotN { s.pilotN = pilotN }
         if let hessianCheck { s.training.hessianCheck = hessianCheck }
+        if let trainer { s.trainer = trainer }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }
             if let epochs = p.epochs { s.training.budget.epochs = epochs; s.training.budget.steps = nil }
@@ -198,6 +203,7 @@ public struct Experiment: Codable, Sendable {
             if let gapN = p.gapN { s.gapN = gapN }
             if let lrGrid = p.lrGrid { s.lrGrid = lrGrid }
             if let pilotN = p.pilotN { s.pilotN = pilotN }
+            if let trainer = p.trainer { s.trainer = trainer }
         }
         s.log = logPath
         return s

@@ -277,34 +277,36 @@ class Trial:
         return math.sqrt(total)
 
     def train_epoch(self, epoch, optimizer, lr, state, lr_at_step=None):
-        """One pass in the epoch's order; each batch judged before its own update. Mean loss and wrong count."""
+        """One pass in the epoch's order; each batch judged before its own update. Mean loss and wrong count. The
+        per-batch losses and predictions stay on the device until the epoch ends (one synchronisation per epoch)."""
         torch, F = self.torch, self.torch.nn.functional
         n, batch = self.n, self.rules.batch
         order = torch.from_numpy(epoch_order(self.seed, epoch, n)).to(self.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        losses, predictions = [], []
         group = optimizer.param_groups[0]
         max_steps = self.rules.budget.steps
         start = 0
         while start < n:
             idx = order[start:start + batch]
-            xb, yb = self.x[idx], self.y[idx]
-            for p in self.parameters:
-                p.grad = None
-            logits = self.model(xb)
-            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            logits = self.model(self.x[idx])
+            loss = F.cross_entropy(logits, self.y[idx])
             loss.backward()
             group["lr"] = lr_at_step(state.steps) if lr_at_step else lr
             optimizer.step()
             state.steps += 1
-            loss_sum += loss.detach().double() * idx.shape[0]
-            wrong += (logits.detach().argmax(1) != yb).sum()
+            losses.append(loss.detach())
+            predictions.append(logits.detach().argmax(1))
             start += idx.shape[0]
             if max_steps is not None and state.steps >= max_steps:
                 break
             if self.heartbeat and state.steps % 64 == 0:
                 self.heartbeat(epoch, state.steps)
-        return loss_sum.item() / max(1, start), int(wrong.item()) + (n - start)
+        sizes = torch.full((len(losses),), float(batch), dtype=torch.float64, device=self.device)
+        sizes[-1] = start - batch * (len(losses) - 1)
+        loss_sum = float((torch.stack(losses).double() * sizes).sum().item())
+        wrong = int((torch.cat(predictions) != self.y[order[:start]]).sum().item())
+        return loss_sum / max(1, start), wrong + (n - start)
 
     heartbeat = None
 

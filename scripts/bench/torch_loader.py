@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""emcshards under a real torch.utils.data.DataLoader (torch from the benchmark virtualenv, .venv-bench): a shuffled
+"""emcshards under a real torch.utils.data.DataLoader (torch from the environment scripts/torch-env keeps): a shuffled
 epoch of a shard set in batches of 128 with 0 and 2 worker processes, samples/s, and a check that the epoch saw every
 sample exactly once with the labels emc reads.
 

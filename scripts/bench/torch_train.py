@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `emc bench train`: the same models, batch size and update rule, at 1 thread.
 
-Run it as a plain script: on first use it creates its own virtualenv (.venv-bench at the repository root,
-git-ignored) and installs torch from PyPI into it, then re-runs itself there. It is not part of the tests.
+Run it as a plain script: it re-runs itself in the environment scripts/torch-env keeps (torch from PyPI, made on
+first use). It is not part of the tests.
 
     scripts/bench/torch_train.py                 # table on stdout
     scripts/bench/torch_train.py --json > t.json # for: emc bench train --torch t.json
@@ -18,21 +18,17 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV = os.path.join(ROOT, ".venv-bench")
 
 
 def ensure_torch():
+    """Re-runs this script in the environment scripts/torch-env keeps (torch and emcshards; made on first use)."""
     try:
         import torch  # noqa: F401
         return
     except ImportError:
         pass
-    python = os.path.join(VENV, "bin", "python")
+    python = subprocess.check_output([os.path.join(ROOT, "scripts", "torch-env")], text=True).strip()
     if sys.executable != python:
-        if not os.path.exists(python):
-            print(f"creating {VENV} and installing torch (once; this downloads a large wheel)", file=sys.stderr)
-            subprocess.check_call([sys.executable, "-m", "venv", VENV])
-            subprocess.check_call([python, "-m", "pip", "install", "--quiet", "torch", "numpy"])
         os.execv(python, [python] + sys.argv)
     sys.exit("torch is not importable even in the benchmark virtualenv")
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The torch trainer's overhead: one trial through the worker (python -m emcshards.worker, over its JSON-lines protocol,
+reading its subset through the reader, deciding by emc's rules) against the same trial in a plain PyTorch loop (the same
+model and initialisation, the same n samples read the same way, the same epochs in the same order, one accuracy pass at
+the end), alternated, medians of several runs. Prints a Markdown table.
+
+    scripts/bench/torch_overhead.py DATA [--repeats 5]
+
+DATA: a shard set (emc convert fashion-mnist ...). Run it with the Python of scripts/torch-env.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from emcshards.fit import epoch_order
+from emcshards.models import build
+from emcshards.worker import Worker
+
+CASES = [
+    # (model, n, epochs)
+    ("mlp:width=16,depth=2,act=relu", 2000, 60),
+    ("mlp:width=64,depth=2,act=relu", 5000, 20),
+    ("cnn:channels=4,layers=2,growth=1,fc=0,act=relu", 2000, 20),
+]
+BATCH = 128
+
+
+def worker_trial(process, request_id, data, model, n, epochs):
+    params = {"data": data, "n": n, "seed": 0, "trialSeed": 11, "normalize": "standard", "model": model, "classes": 10,
+              "optimizer": {"kind": "sgd", "lr": 0.01, "momentum": 0.9},
+              # The whole budget, always: no fit (threshold 1 on random labels) and no convergence check within it.
+              "rules": {"batch": BATCH, "epochs": epochs, "minSteps": 0, "fitThreshold": 1.0, "patience": 10 ** 6,
+                        "minImprovement": 0, "gradientTolerance": 0},
+              "evalBatch": 1024, "evaluateTest": False}
+    start = time.perf_counter()
+    process.stdin.write(json.dumps({"id": request_id, "method": "fit", "params": params}) + "\n")
+    process.stdin.flush()
+    while True:
+        message = json.loads(process.stdout.readline())
+        if "progress" not in message:
+            break
+    seconds = time.perf_counter() - start
+    assert "result" in message, message
+    assert message["result"]["epochs"] == epochs, message["result"]["reason"]
+    return seconds
+
+
+def plain_trial(data, model, n, epochs):
+    """What a researcher writes: read the subset, normalise, train with torch.optim, count the wrong at the end."""
+    start = time.perf_counter()
+    loader = Worker.__new__(Worker)
+    loader.torch = torch
+    x, y, ds = loader._load(data, "train", n, 0, "standard", "cpu")
+    torch.manual_seed(11)
+    net = build(model, ds.shape if len(ds.shape) == 3 else (1, 1, ds.shape[0]), 10)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    net.train()
+    for epoch in range(epochs):
+        order = torch.from_numpy(epoch_order(11, epoch, n))
+        for s in range(0, n, BATCH):
+            idx = order[s:s + BATCH]
+            optimizer.zero_grad()
+            loss = loss_fn(net(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        wrong = sum(int((net(x[s:s + 1024]).argmax(1) != y[s:s + 1024]).sum()) for s in range(0, n, 1024))
+    seconds = time.perf_counter() - start
+    return seconds, wrong
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    process = subprocess.Popen([sys.executable, "-m", "emcshards.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    process.stdin.write(json.dumps({"id": 0, "method": "hello", "params": {"protocol": 1}}) + "\n")
+    process.stdin.flush()
+    hello = json.loads(process.stdout.readline())["result"]
+    print(f"torch {hello['torch']}, one thread each, {os.cpu_count()} cores, medians of {args.repeats} alternated runs\n")
+    print("| trial | through the worker | plain PyTorch loop | worker / plain |")
+    print("| --- | --- | --- | --- |")
+    request_id = 1
+    for model, n, epochs in CASES:
+        worker_times, plain_times = [], []
+        for _ in range(args.repeats):
+            worker_times.append(worker_trial(process, request_id, args.data, model, n, epochs))
+            request_id += 1
+            plain_times.append(plain_trial(args.data, model, n, epochs)[0])
+        w, p = statistics.median(worker_times), statistics.median(plain_times)
+        print(f"| {model.split(',act')[0]}, n = {n}, {epochs} epochs | {w:.2f} s | {p:.2f} s | {w / p:.3f} |", flush=True)
+    process.stdin.close()
+    process.wait()
+
+
+if __name__ == "__main__":
+    main()
