@@ -46,6 +46,33 @@ func configurationRecords(data: String = "fm", variant: String? = nil, model: St
 
 @Suite("Reports: grouping, bounds, CSV, filters, plots and findings")
 struct ReportTests {
+    @Test("the two trainers' rows stay apart, get a trainer column, and the report says whether their n50 intervals overlap")
+    func trainers() throws {
+        func trained(_ records: [TrialRecord], by kind: TrainerKind, config: String) -> [TrialRecord] {
+            records.map { r in
+                var r = r
+                r.config = config
+                r.key = config + "/\(r.seed)"
+                r.trainer = TrainerRecord(kind: kind)
+                return r
+            }
+        }
+        let native = trained(configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, seeds: 3), by: .native, config: "a")
+        let close = trained(configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2100, seeds: 3), by: .torch, config: "b")
+        let report = Report.from(native + close)
+        #expect(report.rows.map(\.trainer) == ["native", "torch"])
+        #expect(report.text.contains("| trainer"))
+        #expect(report.trainerPairs.count == 1 && report.trainerPairs[0].overlap)
+        #expect(report.text.contains("the native and torch trainers' n50 intervals overlap"))
+        let far = trained(configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 8000, seeds: 3), by: .torch, config: "c")
+        let apart = Report.from(native + far)
+        #expect(apart.trainerPairs.count == 1 && !apart.trainerPairs[0].overlap)
+        #expect(apart.text.contains("n50 intervals do not overlap"))
+        // A log without trainer fields is the native trainer's; one trainer alone gets no column.
+        #expect(!Report.from(configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000)).text.contains("| trainer"))
+        #expect(ReportFilter.keys.contains("trainer"))
+    }
+
     @Test("rows group by the full configuration; settings that differ get a column; a log read twice counts once")
     func grouping() throws {
         let a = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, budget: "300 epochs")
