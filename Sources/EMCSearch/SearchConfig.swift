@@ -29,6 +29,8 @@ public struct SearchConfig: Sendable {
     /// Who trains the trials. The torch trainer adds a line to the canonical text (with its precision policy); a native
     /// configuration's text, and so every native log's keys, are what they always were.
     public var trainer = TrainerKind.native
+    /// A `py:` model's source hash (SHA-256 of its file, from the worker): an edited model never pools with the old one.
+    public var modelSource: String?
 
     public init(dataDirectory: String, dataName: String, dataContentId: String, variant: String?, model: ModelSpec,
                 optimizer: OptimizerSpec, fit: FitOptions, normalize: String, start: Int, resolution: Double, seeds: Int,
@@ -55,7 +57,9 @@ public struct SearchConfig: Sendable {
                 + rules.main + ["normalize:\(normalize)"] + rules.tail + trainerLines).joined(separator: "\n")
     }
 
-    private var trainerLines: [String] { trainer == .native ? [] : ["trainer:\(trainer.rawValue),\(TrainerKind.torchPrecisionPolicy)"] }
+    private var trainerLines: [String] {
+        (trainer == .native ? [] : ["trainer:\(trainer.rawValue),\(TrainerKind.torchPrecisionPolicy)"]) + (modelSource.map { ["modelsource:\($0)"] } ?? [])
+    }
 
     public var configHash: String { SHA256.hex(canonical) }
 

@@ -99,6 +99,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
         }
         if let workerTimeout { guard workerTimeout.isFinite, workerTimeout > 0 else { throw EMCError(.invalidArgument, "the worker timeout must be a positive number of seconds, not \(workerTimeout)") } }
+        if model.value.family == .python && trainer != .torch {
+            throw EMCError(.invalidArgument, "\(model) is a PyTorch model: it trains with the torch trainer only (--trainer torch)")
+        }
         if trainer == .torch {
             if optimizer.value.kind == .shampoo { throw EMCError(.invalidArgument, "the torch trainer has no Shampoo (torch.optim has none): use the native trainer for it") }
             if training.hessianCheck != .off { throw EMCError(.invalidArgument, "the Hessian check runs on the native trainer only: drop it or use the native trainer") }
@@ -252,14 +255,44 @@ public final class SearchRun {
         // The native trainer's buffers must fit this machine's memory; torch allocates its own (an out-of-memory is its error).
         if settings.trainer == .native { try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch)) }
         if fit.hessianCheck != .off { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
+        // A researcher's own model: the worker builds it once now (an error before any trial) and says its size and source.
+        var parameters: Int
+        var source: String?
+        if model.family == .python {
+            (parameters, source) = try Self.describe(model, data: settings.data, classes: view.classes.count,
+                                                     options: TorchWorkerOptions(python: settings.python, timeout: settings.workerTimeout ?? TorchWorkerOptions.defaultTimeout))
+        } else {
+            parameters = try model.parameterCount(input: shape, classes: view.classes.count)
+        }
         let variant = view.manifest.variant.map { ([$0.labelTransform].compactMap { $0 } + $0.inputTransforms).joined(separator: "; ") }
         config = SearchConfig(dataDirectory: settings.data, dataName: view.manifest.name, dataContentId: view.manifest.contentId, variant: variant,
                               model: model, optimizer: optimizer, fit: fit, normalize: settings.normalize.rawValue,
                               start: settings.start ?? 10 * view.classes.count, resolution: settings.resolution, seeds: settings.seeds,
-                              maxSamples: train.samples, parameters: try model.parameterCount(input: shape, classes: view.classes.count))
+                              maxSamples: train.samples, parameters: parameters)
+        config.modelSource = source
         config.rootContentId = view.root.manifest.contentId
         config.firstSeed = settings.firstSeed ?? 0
         config.trainer = settings.trainer
+    }
+
+    /// A `py:` model as the worker builds it: its trainable parameters and its source's hash (a clear error when the file
+    /// does not import, the callable returns no module, or its output does not have one value per class).
+    static func describe(_ model: ModelSpec, data: String, classes: Int, options: TorchWorkerOptions) throws -> (Int, String) {
+        let worker = try TorchWorker(options: options)
+        defer { worker.shutdown() }
+        let answer: [String: Any]
+        do {
+            answer = try worker.call("describe", ["model": model.description, "data": data, "classes": classes])
+        } catch let failure as WorkerFailure {
+            throw EMCError(.library, "the torch worker failed while building \(model): \(failure.message)")
+        }
+        if let error = answer["error"] as? [String: Any] {
+            throw EMCError(.invalidArgument, "\(model): \(error["message"] as? String ?? "the worker cannot build it")")
+        }
+        guard let result = answer["result"] as? [String: Any], let parameters = result["parameters"] as? Int, let source = result["source"] as? String else {
+            throw EMCError(.library, "the torch worker described \(model) without its parameters and source")
+        }
+        return (parameters, source)
     }
 
     /// The torch workers' options these settings give.

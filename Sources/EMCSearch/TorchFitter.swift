@@ -92,7 +92,8 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
                 "trialSeed": NSNumber(value: SearchConfig.trialSeed(seed: seed, n: n, replicate: replicate)),
                 "normalize": config.normalize, "model": config.model.description, "classes": view.classes.count,
                 "optimizer": optimizer, "rules": rules, "evalBatch": fit.evalBatch, "historyPoints": fit.historyPoints,
-                "evaluateTest": evaluateTest, "device": options.device, "threads": options.threads]
+                "evaluateTest": evaluateTest, "device": options.device, "threads": options.threads,
+                "modelSource": config.modelSource ?? NSNull()]
     }
 
     public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
@@ -125,7 +126,8 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
     private func outcome(from answer: [String: Any], n: Int, seed: Int) throws -> FitOutcome {
         if let error = answer["error"] as? [String: Any] {
             let code = error["code"] as? String ?? "?", text = error["message"] as? String ?? ""
-            let kind: EMCError.Kind = code == "data" ? .format : code == "unsupported" || code == "device" ? .unsupported : .library
+            let kind: EMCError.Kind = code == "data" ? .format : code == "model" ? .invalidArgument
+                : code == "unsupported" || code == "device" ? .unsupported : .library
             throw EMCError(kind, "the torch worker could not train the trial at n = \(n), seed \(seed) (\(code)): \(text)")
         }
         guard let result = answer["result"] else { throw EMCError(.library, "the torch worker answered without a result or an error") }

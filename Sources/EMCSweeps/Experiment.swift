@@ -175,6 +175,8 @@ public struct Experiment: Codable, Sendable {
     /// The search settings of a cell: the manifest's rules, its paths resolved.
     public func settings(_ cell: Cell) throws -> SearchSettings {
         var s = try SearchSettings(data: resolve(cell.data, against: folder), model: cell.model)
+        // A researcher's model file is relative to the manifest's folder, as the data is.
+        if let python = s.model.value.python, python.isFile { s.model = try Written(python.resolved(against: folder).description) }
         s.optimizer = try Written(cell.optimizer)
         if let seeds { s.seeds = seeds }
         if let firstSeed { s.firstSeed = firstSeed }

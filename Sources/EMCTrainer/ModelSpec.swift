@@ -20,9 +20,13 @@ import EMCCore
 ///   token (`cls`) or none (`mean`), learned position embeddings, L pre-LayerNorm encoder blocks (multi-head
 ///   self-attention, then an MLP of R·D units with GELU, each in a residual branch), a final LayerNorm, the class token
 ///   or the mean of the tokens, and the output layer.
+/// - `py:path/to/models.py:make_model,key=value,...` or `py:package.module:make_model,...`: a researcher's own PyTorch
+///   model (`PythonModel`), which only the torch trainer trains (docs/torch-worker.md).
 public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     public enum Family: String, Sendable, Codable, CaseIterable {
         case mlp, cnn, resnet, efficientnet, vit
+        /// A researcher's own `nn.Module` (`py:`), built by the torch trainer's worker.
+        case python = "py"
 
         /// The convolutional families (the paper's "CNNs"): cnn, resnet, efficientnet.
         public var isConvolutional: Bool { self == .cnn || self == .resnet || self == .efficientnet }
@@ -55,19 +59,27 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     public var patch = 4
     public var mlpRatio = 4
     public var classToken = true
+    // py
+    public var python: PythonModel?
 
     public init(family: Family) { self.family = family }
 
     public init(parsing text: String) throws {
+        if text.hasPrefix("py:") {
+            self.init(family: .python)
+            python = try PythonModel(parsing: String(text.dropFirst(3)), spec: text)
+            return
+        }
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let familyName = parts.first, let family = Family(rawValue: familyName.lowercased()) else {
-            throw EMCError(.invalidArgument, "model spec '\(text)' must start with mlp:, cnn:, resnet:, efficientnet: or vit: "
+            throw EMCError(.invalidArgument, "model spec '\(text)' must start with mlp:, cnn:, resnet:, efficientnet:, vit: or py: "
                            + "(e.g. mlp:width=16, cnn:channels=8,layers=2, resnet:width=1,blocks=2, efficientnet:phi=0 or vit:dim=64,depth=2)")
         }
         self.init(family: family)
         var options = try SpecOptions(parts.count > 1 ? parts[1] : "", spec: text)
         // The upper bounds keep every layer's size arithmetic far from overflow; memory is checked when built.
         switch family {
+        case .python: throw EMCError(.invalidArgument, "'\(text)': a PyTorch model reads py:path/to/models.py:make_model")
         case .mlp:
             width = try options.int("width", default: 16, in: 1...(1 << 20))
             depth = try options.int("depth", default: 2, in: 0...256)
@@ -113,6 +125,7 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch family {
+        case .python: return python?.description ?? "py:?"
         case .mlp: return "mlp:width=\(width),depth=\(depth),act=\(activation.rawValue)"
         case .cnn: return "cnn:channels=\(channels),layers=\(convLayers),growth=\(growth),fc=\(fc),act=\(activation.rawValue)"
         case .resnet:
@@ -179,6 +192,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         var layers: [Layer] = []
         var shape = input
         switch family {
+        case .python:
+            throw EMCError(.unsupported, "\(self) is a PyTorch model: only the torch trainer builds it (--trainer torch)")
         case .mlp:
             if shape.height != 1 || shape.width != 1 { layers.append(Flatten(input: shape)); shape = .vector(shape.count) }
             for _ in 0..<depth {

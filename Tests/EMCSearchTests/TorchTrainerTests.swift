@@ -234,4 +234,85 @@ struct TorchTrainerTests {
         let report = Report.from(after)
         #expect(report.rows.count == 1 && report.rows[0].trainer == "torch")
     }
+
+    static let lenet = """
+    import torch
+    import torch.nn as nn
+
+    class SkipLeNet(nn.Module):
+        def __init__(self, shape, classes, width, hidden):
+            super().__init__()
+            c, h, w = shape
+            self.conv1 = nn.Conv2d(c, width, 3, padding=1)
+            self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+            self.fc1 = nn.Linear(width * (h // 2) * (w // 2), hidden)
+            self.drop = nn.Dropout(0.1)
+            self.fc2 = nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            x = torch.relu(self.conv1(x))
+            x = nn.functional.max_pool2d(torch.relu(x + self.conv2(x)), 2)
+            return self.fc2(self.drop(torch.relu(self.fc1(x.flatten(1)))))
+
+    def make(shape, classes, width=4, hidden=8):
+        return SkipLeNet(shape, classes, width, hidden)
+    """
+
+    @Test("a researcher's own model (py:): the worker builds it, its parameter count and source enter the configuration, it trains; an edited file is another configuration")
+    func pythonModel() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        try AtomicFileWriter.write(Array(Self.lenet.utf8), to: dir.file("lenet.py"))
+        let settings = try TorchTesting.settings(data, log: dir.file("log.jsonl"), model: "py:\(dir.file("lenet.py")):make,width=3,hidden=5")
+        let run = try SearchRun(settings)
+        // conv1 3·3·3·3 + 3, conv2 3·3·3·3 + 3, fc1 3·4·4·5 + 5, fc2 5·10 + 10 (8×8×3 images, 10 classes)
+        #expect(run.config.parameters == 84 + 84 + 245 + 60)
+        #expect(run.config.canonical.contains("\nmodelsource:"))
+        #expect(run.config.model.description == "py:\(dir.file("lenet.py")):make,hidden=5,width=3", "keys sorted in the canonical spec")
+        let fitter = try TorchFitter(view: run.view, config: run.config, options: TorchWorkerOptions(python: TorchTesting.python))
+        defer { fitter.close() }
+        let outcome = try fitter.fit(n: 30, seed: 0, replicate: 0)
+        #expect(outcome.trainer?.parameters == run.config.parameters && outcome.samples == 30)
+        try AtomicFileWriter.write(Array((Self.lenet + "\n# edited\n").utf8), to: dir.file("lenet.py"))
+        #expect(try SearchRun(settings).config.configHash != run.config.configHash, "an edited model never pools with the old one")
+        // The running search's workers notice the edit rather than train another model under the old identity.
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 31, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("changed since the search began") == true, "\(e?.message ?? "")")
+    }
+
+    @Test("a model file that does not import, has no such function, returns no module, or outputs the wrong size: each a clear error before any trial",
+          arguments: [
+              ("import torch\ndef make(shape, classes):\n    return (\n", "does not import: SyntaxError"),
+              ("import torch\n", "has no function make"),
+              ("def make(shape, classes):\n    return 42\n", "returned int, not a torch.nn.Module"),
+              ("import torch.nn as nn\ndef make(shape, classes):\n    return nn.Sequential(nn.Flatten(), nn.Linear(192, 7))\n",
+               "outputs (2, 7) for 2 samples; emc needs [2, 10]"),
+              ("import torch.nn as nn\ndef make(shape, classes):\n    return nn.Linear(5, classes)\n", "fails on a batch of shape (2, 3, 8, 8)"),
+          ])
+    func badModelFiles(source: String, words: String) throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        try AtomicFileWriter.write(Array(source.utf8), to: dir.file("bad.py"))
+        let settings = try TorchTesting.settings(data, log: dir.file("log.jsonl"), model: "py:\(dir.file("bad.py")):make")
+        let e = #expect(throws: EMCError.self) { _ = try SearchRun(settings) }
+        #expect(e?.message.contains(words) == true, "\(e?.message ?? "")")
+        #expect(e?.message.contains(dir.file("bad.py")) == true, "the error names the file")
+        #expect(!FileSystem.exists(dir.file("log.jsonl")))
+    }
+
+    @Test("a py: model that is missing, or asked of the native trainer, is refused with the remedy")
+    func pythonModelRefusals() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        let missing = try TorchTesting.settings(data, log: dir.file("log.jsonl"), model: "py:\(dir.file("nowhere.py")):make")
+        let e = #expect(throws: EMCError.self) { _ = try SearchRun(missing) }
+        #expect(e?.message.contains("cannot be read") == true, "\(e?.message ?? "")")
+        var native = missing
+        native.trainer = .native
+        let n = #expect(throws: EMCError.self) { try native.check() }
+        #expect(n?.message.contains("--trainer torch") == true)
+        #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: "py:models.py") }
+        #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: "py:models.py:make,shape=3") }
+        #expect(throws: EMCError.self) { _ = try ModelSpec(parsing: "py:models.py:1make") }
+    }
 }

@@ -203,6 +203,8 @@ class Trial:
         self.progress = progress
         self.device = inputs.device
         self.batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        # Dropout (in a researcher's model): an exact pass that judges runs in evaluation mode, without it.
+        self.dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
         self.parameters = [p for p in model.parameters() if p.requires_grad]
 
     # Passes ---------------------------------------------------------------------------------------------------------
@@ -258,16 +260,19 @@ class Trial:
         self.model.eval()
 
     def full_pass(self, gradient):
-        if gradient or not self.batch_norms:
-            return self._pass(gradient)
+        if gradient:
+            return self._pass(True)
         try:
-            self.recompute_normalization()
+            if self.batch_norms:
+                self.recompute_normalization()
+            else:
+                self.model.eval()
             return self._pass(False)
         finally:
             self.model.train()
 
     def judged(self, training_pass):
-        return self.full_pass(False) if self.batch_norms else training_pass
+        return self.full_pass(False) if self.batch_norms or self.dropouts else training_pass
 
     def gradient_norm(self):
         total = 0.0
@@ -354,7 +359,7 @@ class Trial:
                 if not math.isfinite(epoch_loss):
                     state.history.append(epoch_loss)
                     return outcome("diverged", f"loss became {_swift_double(epoch_loss)} in epoch {epoch + 1}", epoch + 1, epoch_loss, epoch_wrong, None)
-                if epoch_wrong <= allowed + (exact_check_slack(n) if self.batch_norms else 0):
+                if epoch_wrong <= allowed + (exact_check_slack(n) if self.batch_norms or self.dropouts else 0):
                     norm = self.gradient_norm()
                     loss, wrong = self.judged((epoch_loss, epoch_wrong))
                     if wrong <= allowed:

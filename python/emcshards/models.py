@@ -8,7 +8,12 @@ PyTorch [O, I, K, K]), "dw" (emc [C, K, K], PyTorch [C, 1, K, K]), "pointwise" (
 [O, I, 1, 1]) and "token" (emc [T, D] or [D], PyTorch [1, T, D] or [1, 1, D]). emc flattens NHWC, so the models here
 permute to NHWC before every flatten.
 """
+import hashlib
+import importlib
+import importlib.util
 import math
+import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -271,3 +276,106 @@ def build(spec, shape, classes):
     model = nn.Sequential(*layers)
     model.emc_tensors = emc
     return model
+
+
+class ModelError(Exception):
+    """A researcher's model that cannot be used: the message says what is wrong and where."""
+
+
+def _literal(text):
+    """A spec value typed by its literal: an integer, a float, true/false, otherwise the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_python(spec):
+    """`py:MODULE:CALLABLE,key=value,...` as (module, callable, {key: typed value})."""
+    body = spec[3:]
+    head, _, rest = body.partition(",")
+    module, _, name = head.rpartition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = _literal(value.strip())
+    return module, name, options
+
+
+def python_source(module):
+    """The file of a model's module (a path, or a dotted module's origin) and the SHA-256 of its bytes."""
+    if module.endswith(".py") or "/" in module:
+        path = module
+    else:
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError) as e:
+            raise ModelError(f"module {module} cannot be found: {e}") from None
+        if found is None or not found.origin or not os.path.isfile(found.origin):
+            raise ModelError(f"module {module} cannot be found on the worker's Python path")
+        path = found.origin
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError(f"the model file {path} cannot be read ({e.strerror})") from None
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def build_python(spec, shape, classes):
+    """A researcher's model: CALLABLE(shape, classes, **keys) from MODULE, checked to be an nn.Module whose output on a
+    batch of two samples is [2, classes]. `shape` is (C, H, W) for images, (F,) for vectors."""
+    module, name, options = parse_python(spec)
+    path, digest = python_source(module)
+    try:
+        if module.endswith(".py") or "/" in module:
+            unique = "emc_model_" + digest[:16]
+            loaded = sys.modules.get(unique)
+            if loaded is None:
+                found = importlib.util.spec_from_file_location(unique, path)
+                loaded = importlib.util.module_from_spec(found)
+                found.loader.exec_module(loaded)
+                sys.modules[unique] = loaded
+        else:
+            loaded = importlib.import_module(module)
+    except Exception as e:  # the file's own error: its type, message and line
+        raise ModelError(f"{path} does not import: {type(e).__name__}: {e}") from None
+    fn = getattr(loaded, name, None)
+    if not callable(fn):
+        raise ModelError(f"{path} has no function {name}")
+    torch_shape = tuple(shape)
+    try:
+        model = fn(torch_shape, classes, **options)
+    except Exception as e:
+        raise ModelError(f"{name}{torch_shape, classes} in {path} raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{name} in {path} returned {type(model).__name__}, not a torch.nn.Module")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((2,) + tuple(torch_shape)))
+    except Exception as e:
+        raise ModelError(f"the model from {name} in {path} fails on a batch of shape {(2,) + tuple(torch_shape)}: {type(e).__name__}: {e}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"the model from {name} in {path} outputs {got} for 2 samples; emc needs [2, {classes}] (one logit per class)")
+    model.emc_source = digest
+    return model
+
+
+def build_any(spec, sample_shape, classes):
+    """emc's families, or a researcher's `py:` model, for samples of the reader's shape: (H, W, C) images or (F,)
+    vectors. The tensors are NCHW (or [B, F])."""
+    if spec.startswith("py:"):
+        torch_shape = (sample_shape[2], sample_shape[0], sample_shape[1]) if len(sample_shape) == 3 else tuple(sample_shape)
+        return build_python(spec, torch_shape, classes)
+    return build(spec, sample_shape if len(sample_shape) == 3 else (1, 1, sample_shape[0]), classes)

@@ -170,9 +170,36 @@ class Worker:
             raise FitError("data", f"{path}: a label is outside 0..<{ds.classes}")
         return tensor.to(device), labels.to(device), ds
 
+    def _build(self, spec, sample_shape, classes, expected_source=None):
+        from .fit import FitError
+        from .models import ModelError, build_any
+        try:
+            model = build_any(spec, sample_shape, classes)
+        except ModelError as e:
+            raise FitError("model", str(e))
+        except (ValueError, KeyError) as e:
+            raise FitError("unsupported", f"the torch trainer cannot build {spec!r}: {e}")
+        source = getattr(model, "emc_source", None)
+        if expected_source is not None and source != expected_source:
+            raise FitError("model", f"the source of {spec} changed since the search began (its hash was {expected_source[:12]}…, "
+                                    f"now {str(source)[:12]}…): an edited model is another configuration; rerun the search")
+        return model
+
+    def describe(self, request_id, params):
+        """A model's trainable parameter count and source hash, built once (for a py: model, before any trial)."""
+        from .dataset import ShardDataset
+        from .fit import FitError
+        if self.torch is None:
+            raise FitError("torch-missing", f"{sys.executable} cannot import torch ({self.torch_error})")
+        ds = ShardDataset(params["data"], "train")
+        self.torch.manual_seed(0)
+        model = self._build(params["model"], ds.shape, int(params.get("classes", ds.classes)))
+        self.channel.send({"id": request_id, "result": {
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "source": getattr(model, "emc_source", None) or "-"}})
+
     def fit(self, request_id, params):
         from .fit import FitError, OptimizerSpec, Rules, Trial
-        from .models import build
         torch = self.torch
         if torch is None:
             raise FitError("torch-missing", f"{sys.executable} cannot import torch ({self.torch_error})")
@@ -182,14 +209,10 @@ class Worker:
         rules = Rules(params["rules"])
         n, seed, trial_seed = int(params["n"]), int(params["seed"]), int(params["trialSeed"])
         x, y, ds = self._load(params["data"], "train", n, seed, params.get("normalize", "standard"), device)
-        shape = ds.shape if len(ds.shape) == 3 else (1, 1, ds.shape[0])
         torch.manual_seed(trial_seed)
-        try:
-            model = build(params["model"], shape, int(params.get("classes", ds.classes)))
-        except (ValueError, KeyError) as e:
-            raise FitError("unsupported", f"the torch trainer cannot build {params['model']!r}: {e}")
+        model = self._build(params["model"], ds.shape, int(params.get("classes", ds.classes)), params.get("modelSource"))
         model = model.to(device)
-        parameters = sum(p.numel() for p in model.parameters())
+        parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
         last = [time.monotonic()]
         first = [True]
 
@@ -248,11 +271,13 @@ class Worker:
                     self.hello(request_id, params)
                 elif method == "fit":
                     self.fit(request_id, params)
+                elif method == "describe":
+                    self.describe(request_id, params)
                 elif method == "shutdown":
                     self.channel.send({"id": request_id, "result": {}})
                     return
                 else:
-                    self.channel.error(request_id, "bad-request", f"unknown method {method!r} (hello, fit, shutdown)")
+                    self.channel.error(request_id, "bad-request", f"unknown method {method!r} (hello, describe, fit, shutdown)")
             except FitError as e:
                 self.channel.error(request_id, e.code, str(e))
             except ShardError as e:
