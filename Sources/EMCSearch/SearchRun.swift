@@ -58,6 +58,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// is taken to hang (nil: `TorchWorkerOptions.defaultTimeout`). Records do not depend on them.
     public var python: String?
     public var workerTimeout: Double?
+    /// The torch trainer's device: cpu (nil), cuda, cuda:N or mps. Not part of a configuration's identity (each record
+    /// names its device).
+    public var device: String?
 
     public static let defaultOptimizer = try! Written<OptimizerSpec>("sgd:lr=0.01,momentum=0.9")
 
@@ -99,6 +102,14 @@ public struct SearchSettings: Codable, Sendable, Hashable {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
         }
         if let workerTimeout { guard workerTimeout.isFinite, workerTimeout > 0 else { throw EMCError(.invalidArgument, "the worker timeout must be a positive number of seconds, not \(workerTimeout)") } }
+        if let device {
+            guard TorchWorkerOptions.isDevice(device) else {
+                throw EMCError(.invalidArgument, "'\(device)' is not a device: give cpu, cuda, cuda:N or mps")
+            }
+            guard trainer == .torch || device == "cpu" else {
+                throw EMCError(.invalidArgument, "the native trainer runs on the CPU: --device \(device) needs --trainer torch")
+            }
+        }
         if model.value.family == .python && trainer != .torch {
             throw EMCError(.invalidArgument, "\(model) is a PyTorch model: it trains with the torch trainer only (--trainer torch)")
         }
@@ -120,7 +131,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case data, model, optimizer, normalize, seeds, firstSeed, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
-             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout
+             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout, device
     }
 
     /// Missing keys take their defaults (the data and model are needed).
@@ -148,6 +159,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         trainer = try c.decodeIfPresent(TrainerKind.self, forKey: .trainer) ?? d.trainer
         python = try c.decodeIfPresent(String.self, forKey: .python)
         workerTimeout = try c.decodeIfPresent(Double.self, forKey: .workerTimeout)
+        device = try c.decodeIfPresent(String.self, forKey: .device)
     }
 
     /// The keys and values settings files and sweep tasks have always had (a sweep task's hash stays the same).
@@ -176,6 +188,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         if trainer != .native { try c.encode(trainer, forKey: .trainer) }
         try c.encodeIfPresent(python, forKey: .python)
         try c.encodeIfPresent(workerTimeout, forKey: .workerTimeout)
+        try c.encodeIfPresent(device, forKey: .device)
     }
 }
 
@@ -297,8 +310,13 @@ public final class SearchRun {
 
     /// The torch workers' options these settings give.
     public var workerOptions: TorchWorkerOptions {
-        TorchWorkerOptions(python: settings.python, timeout: settings.workerTimeout ?? TorchWorkerOptions.defaultTimeout)
+        var options = TorchWorkerOptions(python: settings.python, timeout: settings.workerTimeout ?? TorchWorkerOptions.defaultTimeout)
+        options.device = settings.device ?? "cpu"
+        return options
     }
+
+    /// The torch trainer's fitter for this run's configuration, with the settings' worker options.
+    public func makeTorchFitter() throws -> TorchFitter { try TorchFitter(view: view, config: config, options: workerOptions) }
 
     /// The fitter of `config` (the configuration, or a pilot's candidate): the native trainer, or the torch trainer.
     func makeFitter(_ config: SearchConfig, subsetOptions: SubsetOptions, events: @escaping (SearchEvent) -> Void) throws -> Fitter {

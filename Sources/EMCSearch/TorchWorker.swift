@@ -30,6 +30,13 @@ public struct TorchWorkerOptions: Sendable {
 
     public static var defaultPython: String { ProcessInfo.processInfo.environment["EMC_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3" }
     public static let defaultTimeout = 600.0
+
+    /// cpu, cuda, cuda:N or mps.
+    public static func isDevice(_ text: String) -> Bool {
+        if ["cpu", "cuda", "mps"].contains(text) { return true }
+        guard text.hasPrefix("cuda:"), let k = Int(text.dropFirst(5)), k >= 0, k < 1024 else { return false }
+        return true
+    }
 }
 
 /// The worker process itself failed (it exited, went silent past the timeout, or broke the protocol): the trial's
@@ -128,6 +135,17 @@ final class TorchWorker {
             throw EMCError(.unsupported, "the torch worker at \(python) answered the handshake without protocol \(Self.protocolVersion): \(message)")
         }
         hello = result
+        // The device must be there before any trial trains (an error, never a trial recorded as not fitted).
+        let device = options.device
+        if device.hasPrefix("cuda") {
+            let count = result["devices"] as? Int ?? 0
+            let index = device == "cuda" ? 0 : Int(device.dropFirst(5)) ?? 0
+            guard result["cuda"] as? Bool == true, index < count else {
+                throw EMCError(.unsupported, "device \(device) was asked for, but torch \(result["torch"] ?? "?") at \(python) sees \(count) CUDA device(s)")
+            }
+        } else if device == "mps", result["mps"] as? Bool != true {
+            throw EMCError(.unsupported, "device mps was asked for, but torch \(result["torch"] ?? "?") at \(python) has no MPS backend here")
+        }
     }
 
     /// Sends one request and returns its final message (a result or an error value), passing progress notes on.

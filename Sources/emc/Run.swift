@@ -202,6 +202,9 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "The torch trainer's Python, with emcshards[torch] installed (default: $EMC_PYTHON, else python3; scripts/torch-env makes one).")
     var python: String?
 
+    @Option(help: "The torch trainer's device: cpu, cuda, cuda:N or mps (not part of a configuration's identity; each record names it).")
+    var device: String?
+
     @Option(parsing: .unconditional, help: "Seconds a torch worker may send nothing (it reports every epoch, and every few seconds within a long one) before it is taken to hang and its trial is retried once.")
     var workerTimeout = TorchWorkerOptions.defaultTimeout
 
@@ -245,6 +248,7 @@ struct SearchOptions: ParsableArguments {
         s.checkpointInterval = checkpointInterval
         s.trainer = trainer
         s.python = python
+        s.device = device
         s.workerTimeout = workerTimeout == TorchWorkerOptions.defaultTimeout ? nil : workerTimeout
     }
 }

@@ -179,6 +179,25 @@ struct TorchTrainerTests {
         #expect(decoded.trainer == .torch)
     }
 
+    @Test("a device that is not there is an error at the handshake, before any trial; a device that is no device is a usage error")
+    func devices() throws {
+        let dir = TemporaryDirectory()
+        let data = try makeBase(dir)
+        var s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
+        s.device = "cuda:1023"
+        let run = try SearchRun(s)
+        let fitter = try run.makeTorchFitter()
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("device cuda:1023 was asked for") == true, "\(e?.message ?? "")")
+        #expect(!FileSystem.exists(dir.file("log.jsonl")))
+        s.device = "gpu"
+        let bad = #expect(throws: EMCError.self) { try s.check() }
+        #expect(bad?.message.contains("give cpu, cuda, cuda:N or mps") == true)
+        s.device = "cuda"
+        s.trainer = .native
+        #expect(throws: EMCError.self) { try s.check() }
+    }
+
     @Test("what the torch trainer cannot do is refused before any trial: Shampoo, the Hessian check, checkpoints")
     func refusals() throws {
         let dir = TemporaryDirectory()

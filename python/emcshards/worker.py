@@ -111,7 +111,8 @@ class Worker:
         torch = self.torch
         self.channel.send({"id": request_id, "result": {
             "protocol": ours, "worker": _version(), "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.cuda.is_available(), "devices": torch.cuda.device_count() if torch.cuda.is_available() else 0}})
+            "cuda": torch.cuda.is_available(), "devices": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}})
 
     def _settings(self, params):
         """Precision and determinism, set before every trial and returned with its result."""
@@ -124,9 +125,11 @@ class Worker:
         torch.backends.cudnn.deterministic = True
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        from .fit import FitError
         if device.startswith("cuda") and not torch.cuda.is_available():
-            from .fit import FitError
             raise FitError("device", f"device {device} was asked for, but torch {torch.__version__} sees no CUDA device")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise FitError("device", f"device mps was asked for, but torch {torch.__version__} has no MPS backend here")
         return device, threads
 
     def _load(self, path, split, n, seed, normalize, device):
@@ -198,6 +201,21 @@ class Worker:
             "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "source": getattr(model, "emc_source", None) or "-"}})
 
+    def _check_memory(self, device, parameters, x, spec):
+        """On a CUDA device, what the trial surely needs (parameters, their gradients, the optimizer's state, the subset
+        already there) against the device's free memory, before training: an out-of-memory is an error, never a result."""
+        torch = self.torch
+        if not device.startswith("cuda"):
+            return
+        free, total = torch.cuda.mem_get_info(torch.device(device))
+        states = {"sgd": 1, "gd": 1, "adam": 2, "adamw": 2}.get(spec.kind, 2)
+        need = 4 * parameters * (1 + states)  # gradients and the optimizer's buffers, still to be allocated
+        if need > free:
+            from .fit import FitError
+            raise FitError("out-of-memory", f"the trial needs at least {need / 2**30:.2f} GiB more on {device} for its gradients and "
+                                            f"optimizer state beside the model and its {x.numel() * 4 / 2**30:.2f} GiB of samples; "
+                                            f"{free / 2**30:.2f} of {total / 2**30:.2f} GiB are free")
+
     def fit(self, request_id, params):
         from .fit import FitError, OptimizerSpec, Rules, Trial
         torch = self.torch
@@ -213,6 +231,7 @@ class Worker:
         model = self._build(params["model"], ds.shape, int(params.get("classes", ds.classes)), params.get("modelSource"))
         model = model.to(device)
         parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self._check_memory(device, parameters, x, spec)
         last = [time.monotonic()]
         first = [True]
 
