@@ -116,7 +116,6 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         if trainer == .torch {
             if optimizer.value.kind == .shampoo { throw EMCError(.invalidArgument, "the torch trainer has no Shampoo (torch.optim has none): use the native trainer for it") }
             if training.hessianCheck != .off { throw EMCError(.invalidArgument, "the Hessian check runs on the native trainer only: drop it or use the native trainer") }
-            if checkpointDirectory != nil { throw EMCError(.invalidArgument, "checkpoints are the native trainer's: a torch trial that is killed starts again (drop --checkpoint-dir)") }
         }
     }
 
@@ -333,6 +332,10 @@ public final class SearchRun {
         case .torch:
             let fitter = try TorchFitter(view: view, config: config, options: workerOptions)
             fitter.evaluateTest = settings.evaluateTest
+            if let folder = settings.checkpointDirectory {
+                try FileSystem.createDirectory(folder)
+                fitter.checkpoints = (folder, settings.checkpointInterval)
+            }
             if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
             fitter.onRetry = { events(.notice($0)) }
             return fitter

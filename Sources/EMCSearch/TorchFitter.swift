@@ -18,6 +18,9 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
     public let options: TorchWorkerOptions
     public var evaluateTest = true
     public var onEpoch: ((Int, EpochReport) -> Void)?
+    /// The folder where trials keep checkpoints (the worker saves every `interval` seconds; a retried or rerun trial
+    /// resumes from it with the same record), or nil.
+    public var checkpoints: (folder: String, interval: Double)?
     /// Told when a worker failed and its trial runs again on a fresh one.
     public var onRetry: ((String) -> Void)?
     private let lock = NSLock()
@@ -93,7 +96,10 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
                 "normalize": config.normalize, "model": config.model.description, "classes": view.classes.count,
                 "optimizer": optimizer, "rules": rules, "evalBatch": fit.evalBatch, "historyPoints": fit.historyPoints,
                 "evaluateTest": evaluateTest, "device": options.device, "threads": options.threads,
-                "modelSource": config.modelSource ?? NSNull()]
+                "modelSource": config.modelSource ?? NSNull(),
+                "checkpoint": checkpoints.map { c -> Any in
+                    ["path": FileSystem.join(c.folder, String(config.key(seed: seed).prefix(16)) + "-n\(n)-r\(replicate).pt"), "interval": c.interval]
+                } ?? NSNull()]
     }
 
     public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {

@@ -8,6 +8,7 @@ when the loss is not finite. A model with batch normalisation is judged in evalu
 layer's statistics recomputed over the n samples.
 """
 import math
+import os
 import time
 from decimal import Decimal
 from fractions import Fraction
@@ -314,6 +315,58 @@ class Trial:
         return loss_sum / max(1, start), wrong + (n - start)
 
     heartbeat = None
+    #: Called at the start of every epoch after the first of this run (after its checkpoint): a test seam.
+    before_epoch = None
+    #: {"path", "interval", "identity"}: save the trial's state every `interval` seconds and resume from it.
+    checkpoint = None
+
+    # Checkpoints ----------------------------------------------------------------------------------------------------
+
+    def _save(self, state, optimizer, elapsed):
+        """The whole state between two epochs (the loop's, the parameters, the optimizer's, the random generators'),
+        written to a temporary file and renamed over the checkpoint."""
+        torch = self.torch
+        loop = dict(vars(state))
+        loop["elapsed"] = elapsed
+        payload = {"format": "emc-torch-checkpoint/1", "identity": self.checkpoint["identity"], "loop": loop,
+                   "model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            payload["cudaRng"] = torch.cuda.get_rng_state(self.device)
+        path = self.checkpoint["path"]
+        temporary = f"{path}.tmp-{os.getpid()}"
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+
+    def _resume(self, state, optimizer, epoch_budget):
+        """Restores the trial's checkpoint when there is one of this very trial (its identity) in a state a run reaches;
+        anything else (none, another trial's, a damaged file) starts afresh, which is always correct. The seconds the
+        earlier runs spent."""
+        if not self.checkpoint or not os.path.exists(self.checkpoint["path"]):
+            return 0.0
+        torch = self.torch
+        try:
+            saved = torch.load(self.checkpoint["path"], map_location=self.device, weights_only=True)
+            loop = saved["loop"]
+            if saved.get("format") != "emc-torch-checkpoint/1" or saved.get("identity") != self.checkpoint["identity"]:
+                return 0.0
+            if not (1 <= int(loop["epoch"]) <= epoch_budget and len(loop["history"]) == loop["epoch"]):
+                return 0.0
+            self.model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            if "cudaRng" in saved and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["cudaRng"], self.device)
+        except Exception:  # a damaged or foreign file: start afresh
+            return 0.0
+        elapsed = float(loop.pop("elapsed", 0.0))
+        for key, value in loop.items():
+            setattr(state, key, value)
+        return elapsed
+
+    def _forget_checkpoint(self):
+        """The trial is decided: its checkpoint has served."""
+        if self.checkpoint and os.path.exists(self.checkpoint["path"]):
+            os.remove(self.checkpoint["path"])
 
     # The loop -------------------------------------------------------------------------------------------------------
 
@@ -336,11 +389,15 @@ class Trial:
 
         state = _LoopState(last_drop + rules.patience)
         bn = BATCH_NORM_DECISION if self.batch_norms else None
+        prior = self._resume(state, optimizer, epoch_budget)
+        first_epoch = state.epoch
+        last_save = time.monotonic()
 
         def outcome(result, reason, epochs, loss, wrong, gradient_norm):
             if result == "fitted":
                 state.reached(wrong, n, epochs)
-            return {"result": result, "reason": reason, "samples": n, "epochs": epochs, "steps": state.steps,
+            self._forget_checkpoint()
+            return {"resumedFromEpoch": first_epoch if first_epoch > 0 else None, "priorSeconds": prior,"result": result, "reason": reason, "samples": n, "epochs": epochs, "steps": state.steps,
                     "finalLoss": loss, "trainAccuracy": (n - wrong) / n, "wrong": wrong, "gradientNorm": gradient_norm,
                     "lossHistory": decimate(state.history, self.history_points), "seconds": time.monotonic() - started,
                     "thresholdEpochs": dict(state.threshold_epochs), "learningRateDrops": list(state.drops),
@@ -349,6 +406,12 @@ class Trial:
         self.model.train()
         while state.epoch < epoch_budget:
             epoch = state.epoch
+            if epoch > first_epoch:
+                if self.checkpoint and time.monotonic() - last_save >= self.checkpoint["interval"]:
+                    self._save(state, optimizer, prior + time.monotonic() - started)
+                    last_save = time.monotonic()
+                if self.before_epoch:
+                    self.before_epoch(epoch)
             if step_schedule is None:
                 lr = state.scale * spec.learning_rate(epoch, epoch_budget)
             else:

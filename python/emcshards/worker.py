@@ -65,7 +65,8 @@ def _watch_parent(parent):
 class Faults:
     """Failures on purpose, for emc's tests of its failure handling (EMC_WORKER_FAULT; never set by emc itself):
     `protocol=N` announces protocol N, `exit-in-fit` exits at a trial's first epoch, `exit-in-fit-once=PATH` does so
-    only while PATH does not exist (creating it), `hang-in-fit` stops answering at a trial's first epoch."""
+    only while PATH does not exist (creating it), `hang-in-fit` stops answering at a trial's first epoch,
+    `exit-at-epoch-once=K:PATH` exits at the start of epoch K (after the checkpoint) while PATH does not exist."""
 
     def __init__(self, text):
         self.items = dict((part.split("=", 1) + [""])[:2] for part in text.split(",") if part) if text else {}
@@ -80,6 +81,15 @@ class Faults:
         if "hang-in-fit" in self.items:
             while True:
                 time.sleep(3600)
+
+    def before_epoch(self, epoch):
+        """`exit-at-epoch-once=K:PATH`: exits at the start of epoch K (after its checkpoint), while PATH does not exist."""
+        rule = self.items.get("exit-at-epoch-once")
+        if rule:
+            k, _, path = rule.partition(":")
+            if epoch >= int(k) and not os.path.exists(path):
+                open(path, "w").close()
+                os._exit(17)
 
 
 class Worker:
@@ -251,7 +261,17 @@ class Worker:
         eval_batch = int(params.get("evalBatch", max(rules.batch, 1024)))
         trial = Trial(model, x, y, spec, rules, trial_seed, eval_batch, int(params.get("historyPoints", 100)), progress)
         trial.heartbeat = heartbeat
+        trial.before_epoch = self.faults.before_epoch
+        if params.get("checkpoint"):
+            import hashlib
+            identity = {k: params.get(k) for k in ("data", "n", "seed", "trialSeed", "normalize", "model", "modelSource", "classes",
+                                                   "optimizer", "rules", "evalBatch")}
+            trial.checkpoint = {"path": params["checkpoint"]["path"], "interval": float(params["checkpoint"]["interval"]),
+                                "identity": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()}
         outcome = trial.fit()
+        prior = outcome.pop("priorSeconds", 0.0)
+        if outcome.get("resumedFromEpoch") is None:
+            outcome.pop("resumedFromEpoch", None)
         if params.get("evaluateTest", False) and "test" in ds.manifest.get("splits", {}) and ds.manifest["splits"]["test"].get("samples", 0) > 0:
             key = (params["data"], params.get("normalize", "standard"), device)
             if key not in self.test_cache:
@@ -261,7 +281,7 @@ class Worker:
             tx, ty = self.test_cache[key]
             wrong = trial.evaluate(tx, ty)
             outcome["testAccuracy"] = (ty.shape[0] - wrong) / ty.shape[0]
-        outcome["seconds"] = time.monotonic() - started
+        outcome["seconds"] = prior + time.monotonic() - started
         outcome["trainer"] = {
             "kind": "torch", "worker": _version(), "torch": torch.__version__, "device": device, "precision": "float32",
             "deterministic": torch.are_deterministic_algorithms_enabled(), "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
