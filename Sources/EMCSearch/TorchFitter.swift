@@ -102,8 +102,21 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
                 } ?? NSNull()]
     }
 
+    /// `EMC_TORCH_TRACE=FILE` appends every fit request to FILE as a JSON line (what `scripts/gpu-check` replays on
+    /// another device; the requests name the data by the path emc was given).
+    private static let trace: String? = ProcessInfo.processInfo.environment["EMC_TORCH_TRACE"].flatMap { $0.isEmpty ? nil : $0 }
+
     public func fit(n: Int, seed: Int, replicate: Int) throws -> FitOutcome {
         let params = try request(n: n, seed: seed, replicate: replicate)
+        if let trace = Self.trace, let line = try? JSONSerialization.data(withJSONObject: params, options: [.sortedKeys]) {
+            lock.lock()
+            defer { lock.unlock() }
+            if let handle = FileHandle(forWritingAtPath: trace) ?? (FileManager.default.createFile(atPath: trace, contents: nil) ? FileHandle(forWritingAtPath: trace) : nil) {
+                handle.seekToEndOfFile()
+                handle.write(line + Data([0x0A]))
+                try? handle.close()
+            }
+        }
         var failure: WorkerFailure?
         for attempt in 1...2 {
             if let failure { onRetry?("the torch worker failed on the trial at n = \(n), seed \(seed) (\(failure.message)); trying once more on a fresh worker") }
