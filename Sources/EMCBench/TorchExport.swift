@@ -29,6 +29,9 @@ public enum TorchExport {
         public var inputCRC32C: UInt32
         /// The mean cross-entropy of the native model's training-mode forward on the batch.
         public var loss: Double?
+        /// With `hessianSteps`: the native Hessian check of the mean loss over the batch at these parameters (Lanczos
+        /// with that many steps; as many as parameters gives the exact extreme eigenvalues).
+        public var hessian: HessianCheck?
     }
 
     /// The batch's inputs and labels for (shape, batch, classes, seed): the same in the exporter and in the tests.
@@ -47,7 +50,7 @@ public enum TorchExport {
     }
 
     public static func write(spec text: String, input: FeatureShape, classes: Int, batch: Int, seed: UInt64, to directory: String,
-                             force: Bool) throws -> Meta {
+                             force: Bool, hessianSteps: Int? = nil) throws -> Meta {
         let spec = try ModelSpec(parsing: text)
         let model = try spec.build(input: input, classes: classes, maxBatch: batch)
         model.initialize(seed: seed)
@@ -76,6 +79,16 @@ public enum TorchExport {
                         parameterCount: model.parameterCount, tensors: tensors(model),
                         parametersCRC32C: CRC32C.checksum(paramBytes), inputCRC32C: CRC32C.checksum(inputBytes))
         meta.loss = loss
+        if let steps = hessianSteps {
+            var options = FitOptions()
+            options.batch = batch
+            options.evalBatch = batch
+            let data = try InMemoryTrainingData(inputs: inputs, labels: labels, shape: input, classes: classes)
+            var check = HessianCheckOptions()
+            check.steps = steps
+            meta.hessian = try Trainer(model: model, data: data, optimizer: try OptimizerSpec(parsing: "sgd:lr=0.01"), options: options)
+                .checkHessian(check, seed: seed)
+        }
         try AtomicFileWriter.write(logits.withUnsafeBytes { Array($0) }, to: directory + "/logits.bin")
         try AtomicFileWriter.write(gradients.withUnsafeBytes { Array($0) }, to: directory + "/gradients.bin")
         try AtomicFileWriter.write(paramBytes, to: directory + "/params.bin")

@@ -115,7 +115,6 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         }
         if trainer == .torch {
             if optimizer.value.kind == .shampoo { throw EMCError(.invalidArgument, "the torch trainer has no Shampoo (torch.optim has none): use the native trainer for it") }
-            if training.hessianCheck != .off { throw EMCError(.invalidArgument, "the Hessian check runs on the native trainer only: drop it or use the native trainer") }
         }
     }
 
@@ -266,7 +265,7 @@ public final class SearchRun {
         let shape = Self.inputShape(view)
         // The native trainer's buffers must fit this machine's memory; torch allocates its own (an out-of-memory is its error).
         if settings.trainer == .native { try model.checkMemory(input: shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch)) }
-        if fit.hessianCheck != .off { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
+        if fit.hessianCheck != .off && settings.trainer == .native { try model.checkHessianSupport(input: shape, classes: view.classes.count) }
         // A researcher's own model: the worker builds it once now (an error before any trial) and says its size and source.
         var parameters: Int
         var source: String?

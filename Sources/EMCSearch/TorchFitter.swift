@@ -31,9 +31,6 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
         guard config.optimizer.kind != .shampoo else {
             throw EMCError(.unsupported, "the torch trainer has no Shampoo (torch.optim has none): use --trainer native for it")
         }
-        guard config.fit.hessianCheck == .off else {
-            throw EMCError(.unsupported, "the Hessian check runs on the native trainer only: drop --hessian-check or use --trainer native")
-        }
         self.view = view
         self.config = config
         self.options = options

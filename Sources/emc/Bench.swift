@@ -169,16 +169,18 @@ struct BenchExportTorch: ParsableCommand {
     @Option(help: "Batch size.") var batch = 4
     @Option(help: "Initialisation and batch seed.") var seed: UInt64 = 1
     @Option(help: "Output folder.") var out: String
+    @Option(help: "Also the native Hessian check on the batch, with this many Lanczos steps.") var hessianSteps: Int?
     @Flag(help: "Overwrite an existing export.") var force = false
 
     func run() throws {
+        if let hessianSteps, !(1...1000).contains(hessianSteps) { throw ValidationError("--hessian-steps must be between 1 and 1000") }
         let parts = input.split(separator: "x").compactMap { Int($0) }
         guard parts.count == 3, parts.allSatisfy({ $0 >= 1 && $0 <= 4096 }) else {
             throw ValidationError("--input must be HxWxC with each between 1 and 4096, got '\(input)'")
         }
         guard classes >= 2, batch >= 1, batch <= 4096 else { throw ValidationError("--classes must be at least 2 and --batch between 1 and 4096") }
         let meta = try TorchExport.write(spec: model, input: FeatureShape(height: parts[0], width: parts[1], channels: parts[2]), classes: classes,
-                                         batch: batch, seed: seed, to: out, force: force)
+                                         batch: batch, seed: seed, to: out, force: force, hessianSteps: hessianSteps)
         print("\(meta.spec): \(meta.parameterCount) parameters in \(meta.tensors.count) tensors → \(out)")
     }
 }

@@ -219,15 +219,28 @@ struct TorchTrainerTests {
         #expect(try FileSystem.list(dir.file("ckpt")).isEmpty, "a decided trial's checkpoint is removed")
     }
 
-    @Test("what the torch trainer cannot do is refused before any trial: Shampoo, the Hessian check")
+    @Test("the Hessian check through the worker: recorded with its Lanczos evidence, as the native check records it")
+    func hessianCheck() throws {
+        let dir = TemporaryDirectory()
+        var s = try TorchTesting.settings(try makeBase(dir), log: dir.file("log.jsonl"))
+        s.training.hessianCheck = .final
+        s.training.hessian.steps = 12
+        let run = try SearchRun(s)
+        let fitter = try run.makeTorchFitter()
+        defer { fitter.close() }
+        let outcome = try fitter.fit(n: 40, seed: 0, replicate: 0)
+        let h = try #require(outcome.hessian)
+        #expect(h.steps == 12 && h.products == 12 && h.ritzValues.count == 12 && h.samples == 40)
+        #expect(h.lambdaMax > 0 && h.lambdaMin <= h.lambdaMax)
+        #expect(h.verdict == HessianCheck.verdict(lambdaMin: h.lambdaMin, lambdaMax: h.lambdaMax, tolerance: 1e-3))
+    }
+
+    @Test("what the torch trainer cannot do is refused before any trial: Shampoo")
     func refusals() throws {
         let dir = TemporaryDirectory()
         let data = try makeBase(dir)
         var s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
         s.optimizer = try Written("shampoo:lr=0.001")
-        #expect(throws: EMCError.self) { try s.check() }
-        s = try TorchTesting.settings(data, log: dir.file("log.jsonl"))
-        s.training.hessianCheck = .converged
         #expect(throws: EMCError.self) { try s.check() }
     }
 

@@ -18,6 +18,7 @@ import numpy as np
 from .philox import CounterRNG
 
 STREAM_EPOCH_ORDER = 8
+STREAM_HESSIAN = 12
 THRESHOLDS = (0.99, 0.995, 0.999)
 BATCH_NORM_DECISION = "eval-recomputed"
 MINIMUM_EVALUATION_BATCH = 1024
@@ -126,6 +127,41 @@ class Rules:
         self.patience = int(d["patience"])
         self.min_improvement = float(d["minImprovement"])
         self.gradient_tolerance = float(d["gradientTolerance"])
+        self.hessian_check = d.get("hessianCheck", "off")
+        if self.hessian_check not in ("off", "converged", "final"):
+            raise FitError("bad-request", f"unknown Hessian check {self.hessian_check!r}")
+        self.hessian_steps = int(d.get("hessianSteps", 40))
+        self.hessian_tolerance = float(d.get("hessianTolerance", 1e-3))
+
+
+def lanczos(dimension, steps, seed, multiply):
+    """Lanczos with full re-orthogonalisation (twice) from emc's seeded start vector, as `Lanczos.run` does: the Ritz
+    values (ascending), their residual norms and the steps taken. Stops early when the Krylov space is invariant."""
+    k = min(steps, dimension)
+    v = CounterRNG(seed, STREAM_HESSIAN).normal_pair(np.arange(dimension, dtype=np.uint64))[0]
+    basis = [v / np.sqrt(np.dot(v, v))]
+    alphas, betas, scale = [], [], 0.0
+    for j in range(k):
+        w = np.asarray(multiply(basis[j]), dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise FitError("internal", f"the Hessian-vector product is not finite at Lanczos step {j + 1}")
+        alpha = float(np.dot(w, basis[j]))
+        alphas.append(alpha)
+        scale = max(scale, abs(alpha))
+        w = w - alpha * basis[j] - (betas[j - 1] * basis[j - 1] if j > 0 else 0)
+        for _ in range(2):
+            for b in basis:
+                w = w - np.dot(w, b) * b
+        beta = float(np.sqrt(np.dot(w, w)))
+        betas.append(beta)
+        if j == k - 1 or beta <= 1e-10 * max(scale, 1e-300):
+            break
+        basis.append(w / beta)
+    m = len(alphas)
+    t = np.diag(alphas) + np.diag(betas[:m - 1], 1) + np.diag(betas[:m - 1], -1)
+    values, vectors = np.linalg.eigh(t)
+    residuals = np.abs(betas[-1] * vectors[m - 1, :])
+    return values.tolist(), residuals.tolist(), m
 
 
 def epoch_order(seed, epoch, count):
@@ -368,9 +404,76 @@ class Trial:
         if self.checkpoint and os.path.exists(self.checkpoint["path"]):
             os.remove(self.checkpoint["path"])
 
-    # The loop -------------------------------------------------------------------------------------------------------
+    # The Hessian check ----------------------------------------------------------------------------------------------
+
+    def hessian_vector_product(self, v):
+        """H·v of the mean loss over the n samples at the current parameters (v flat, in `self.parameters`' order), by
+        double backward in evaluation-batch chunks."""
+        torch, F = self.torch, self.torch.nn.functional
+        vs, offset = [], 0
+        for p in self.parameters:
+            vs.append(torch.as_tensor(v[offset:offset + p.numel()], dtype=p.dtype, device=p.device).view_as(p))
+            offset += p.numel()
+        total = [torch.zeros_like(p) for p in self.parameters]
+        for start in range(0, self.n, self.eval_batch):
+            loss = F.cross_entropy(self.model(self.x[start:start + self.eval_batch]), self.y[start:start + self.eval_batch], reduction="sum") / self.n
+            grads = torch.autograd.grad(loss, self.parameters, create_graph=True)
+            dot = sum((g * u).sum() for g, u in zip(grads, vs))
+            for acc, h in zip(total, torch.autograd.grad(dot, self.parameters)):
+                acc += h
+        return torch.cat([h.reshape(-1) for h in total]).double().cpu().numpy()
+
+    def check_hessian(self):
+        """The native check (`Trainer.checkHessian`): Lanczos on the full-batch loss Hessian at the final parameters, the
+        model judged as its fit was (batch norm with the n samples' statistics, dropout off)."""
+        rules = self.rules
+        if self.batch_norms:
+            self.recompute_normalization()
+        else:
+            self.model.eval()
+        try:
+            start = time.monotonic()
+            self._pass(True)
+            pass_seconds = max(1e-9, time.monotonic() - start)
+            products = [0]
+
+            def multiply(v):
+                products[0] += 1
+                return self.hessian_vector_product(v)
+
+            dimension = sum(p.numel() for p in self.parameters)
+            ritz, residuals, steps = lanczos(dimension, rules.hessian_steps, self.seed, multiply)
+        finally:
+            self.model.train()
+        seconds = time.monotonic() - start
+        low, high = ritz[0], ritz[-1]
+        verdict = "saddle" if low < -rules.hessian_tolerance * abs(high) else "minimum"
+        return {"verdict": verdict, "lambdaMin": low, "lambdaMax": high, "tolerance": rules.hessian_tolerance, "steps": steps,
+                "ritzValues": ritz, "residuals": residuals, "samples": self.n, "products": products[0], "seconds": seconds,
+                "fullPasses": seconds / pass_seconds, "singleBatch": self.n <= self.eval_batch}
 
     def fit(self):
+        """Trains and decides; then, as the rules ask, checks the final parameters' Hessian: a converged-unfit trial whose
+        Hessian has a clearly negative eigenvalue becomes a saddle."""
+        outcome = self.train()
+        mode = self.rules.hessian_check
+        checked = outcome["result"] != "diverged" if mode == "final" else (mode == "converged" and outcome["result"] == "converged-unfit")
+        if not checked:
+            return outcome
+        check = self.check_hessian()
+        outcome["hessian"] = check
+        outcome["seconds"] += check["seconds"]
+        if outcome["result"] == "converged-unfit" and check["verdict"] == "saddle":
+            outcome["result"] = "saddle"
+            outcome["reason"] += ("; but the loss Hessian has λ_min = %.3g < −%g·λ_max (λ_max = %.3g): a saddle, not a minimum (inconclusive)"
+                                  % (check["lambdaMin"], check["tolerance"], check["lambdaMax"]))
+        elif outcome["result"] == "converged-unfit":
+            outcome["reason"] += "; Hessian λ_min = %.3g ≥ −%g·λ_max (λ_max = %.3g): a minimum" % (check["lambdaMin"], check["tolerance"], check["lambdaMax"])
+        return outcome
+
+    # The loop -------------------------------------------------------------------------------------------------------
+
+    def train(self):
         started = time.monotonic()
         spec, rules, n = self.spec, self.rules, self.n
         allowed = allowed_wrong(n, rules.fit_threshold)

@@ -270,3 +270,42 @@ def test_every_family_is_the_native_model_in_torch(tmp_path, name, spec, shape):
     gradients = torch.cat([to_emc(p.grad, layout) for p, layout in model.emc_tensors]).numpy()
     scale = max(1e-6, float(np.abs(native_gradients).max()))
     np.testing.assert_allclose(gradients, native_gradients, rtol=0, atol=2e-4 * scale)
+
+
+HESSIAN_CASES = [
+    ("mlp", "mlp:width=3,depth=1,act=tanh", "4x4x2", 5, 8),
+    ("resnet", "resnet:width=0.125,blocks=1,stages=1", "4x4x2", 3, 6),
+]
+
+
+@pytest.mark.parametrize("name,spec,shape,classes,batch", HESSIAN_CASES, ids=[c[0] for c in HESSIAN_CASES])
+def test_the_hessian_check_finds_the_native_trainers_extreme_eigenvalues(tmp_path, name, spec, shape, classes, batch):
+    """From the same parameters and samples, Lanczos run to the full dimension on each side: the exact extreme
+    eigenvalues of the mean loss's Hessian (a batch-norm model with its statistics recomputed over the samples)."""
+    meta_probe = tmp_path / "probe"
+    emc("bench", "export-torch", "--model", spec, "--input", shape, "--classes", classes, "--batch", batch, "--out", meta_probe, "--force")
+    dimension = json.load(open(meta_probe / "meta.json"))["parameterCount"]
+    emc("bench", "export-torch", "--model", spec, "--input", shape, "--classes", classes, "--batch", batch, "--out", tmp_path, "--force",
+        "--hessian-steps", dimension)
+    meta = json.load(open(tmp_path / "meta.json"))
+    native = meta["hessian"]
+    params = np.fromfile(tmp_path / "params.bin", dtype="<f4")
+    inputs = np.fromfile(tmp_path / "input.bin", dtype="<f4")
+    labels = np.fromfile(tmp_path / "labels.bin", dtype="<i4")
+    h, w, c = meta["input"]
+    model = build(meta["spec"], (h, w, c), classes)
+    offset = 0
+    with torch.no_grad():
+        for p, layout in model.emc_tensors:
+            p.copy_(from_emc(torch.from_numpy(params[offset:offset + p.numel()].copy()), p, layout))
+            offset += p.numel()
+    x = torch.empty((batch, c, h, w)).copy_(torch.from_numpy(inputs.copy()).reshape(batch, h, w, c).permute(0, 3, 1, 2))
+    y = torch.from_numpy(labels.astype(np.int64))
+    rules = rules_module.Rules({**RULES, "hessianCheck": "final", "hessianSteps": dimension})
+    trial = rules_module.Trial(model, x, y, rules_module.OptimizerSpec(SGD), rules, seed=meta["seed"], eval_batch=batch)
+    check = trial.check_hessian()
+    scale = abs(native["lambdaMax"])
+    assert check["steps"] == native["steps"]
+    assert check["lambdaMax"] == pytest.approx(native["lambdaMax"], abs=1e-3 * scale)
+    assert check["lambdaMin"] == pytest.approx(native["lambdaMin"], abs=1e-3 * scale)
+    assert check["verdict"] == native["verdict"]
