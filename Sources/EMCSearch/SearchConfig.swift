@@ -31,6 +31,8 @@ public struct SearchConfig: Sendable {
     public var trainer = TrainerKind.native
     /// A `py:` model's source hash (SHA-256 of its file, from the worker): an edited model never pools with the old one.
     public var modelSource: String?
+    /// The torch trainer's arithmetic (its policy is in the trainer line).
+    public var precision = TorchPrecision.float32
 
     public init(dataDirectory: String, dataName: String, dataContentId: String, variant: String?, model: ModelSpec,
                 optimizer: OptimizerSpec, fit: FitOptions, normalize: String, start: Int, resolution: Double, seeds: Int,
@@ -58,7 +60,7 @@ public struct SearchConfig: Sendable {
     }
 
     private var trainerLines: [String] {
-        (trainer == .native ? [] : ["trainer:\(trainer.rawValue),\(TrainerKind.torchPrecisionPolicy)"]) + (modelSource.map { ["modelsource:\($0)"] } ?? [])
+        (trainer == .native ? [] : ["trainer:\(trainer.rawValue),\(precision.policy)"]) + (modelSource.map { ["modelsource:\($0)"] } ?? [])
     }
 
     public var configHash: String { SHA256.hex(canonical) }

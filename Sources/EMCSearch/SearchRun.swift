@@ -61,6 +61,8 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// The torch trainer's device: cpu (nil), cuda, cuda:N or mps. Not part of a configuration's identity (each record
     /// names its device).
     public var device: String?
+    /// The torch trainer's arithmetic: float32 (the default) or bf16 autocast; part of a configuration's identity.
+    public var precision = TorchPrecision.float32
 
     public static let defaultOptimizer = try! Written<OptimizerSpec>("sgd:lr=0.01,momentum=0.9")
 
@@ -110,6 +112,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
                 throw EMCError(.invalidArgument, "the native trainer runs on the CPU: --device \(device) needs --trainer torch")
             }
         }
+        if precision != .float32 && trainer != .torch {
+            throw EMCError(.invalidArgument, "the native trainer computes in float32: --precision \(precision.rawValue) needs --trainer torch")
+        }
         if model.value.family == .python && trainer != .torch {
             throw EMCError(.invalidArgument, "\(model) is a PyTorch model: it trains with the torch trainer only (--trainer torch)")
         }
@@ -129,7 +134,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case data, model, optimizer, normalize, seeds, firstSeed, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
-             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout, device
+             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout, device, precision
     }
 
     /// Missing keys take their defaults (the data and model are needed).
@@ -158,6 +163,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         python = try c.decodeIfPresent(String.self, forKey: .python)
         workerTimeout = try c.decodeIfPresent(Double.self, forKey: .workerTimeout)
         device = try c.decodeIfPresent(String.self, forKey: .device)
+        precision = try c.decodeIfPresent(TorchPrecision.self, forKey: .precision) ?? d.precision
     }
 
     /// The keys and values settings files and sweep tasks have always had (a sweep task's hash stays the same).
@@ -187,6 +193,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try c.encodeIfPresent(python, forKey: .python)
         try c.encodeIfPresent(workerTimeout, forKey: .workerTimeout)
         try c.encodeIfPresent(device, forKey: .device)
+        if precision != .float32 { try c.encode(precision, forKey: .precision) }
     }
 }
 
@@ -284,6 +291,7 @@ public final class SearchRun {
         config.rootContentId = view.root.manifest.contentId
         config.firstSeed = settings.firstSeed ?? 0
         config.trainer = settings.trainer
+        config.precision = settings.precision
     }
 
     /// A `py:` model as the worker builds it: its trainable parameters and its source's hash (a clear error when the file

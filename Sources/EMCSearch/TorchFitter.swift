@@ -93,7 +93,7 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
                 "normalize": config.normalize, "model": config.model.description, "classes": view.classes.count,
                 "optimizer": optimizer, "rules": rules, "evalBatch": fit.evalBatch, "historyPoints": fit.historyPoints,
                 "evaluateTest": evaluateTest, "device": options.device, "threads": options.threads,
-                "modelSource": config.modelSource ?? NSNull(),
+                "modelSource": config.modelSource ?? NSNull(), "precision": config.precision.rawValue,
                 "checkpoint": checkpoints.map { c -> Any in
                     ["path": FileSystem.join(c.folder, String(config.key(seed: seed).prefix(16)) + "-n\(n)-r\(replicate).pt"), "interval": c.interval]
                 } ?? NSNull()]

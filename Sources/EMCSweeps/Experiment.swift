@@ -48,6 +48,8 @@ public struct Experiment: Codable, Sendable {
     public var trainer: TrainerKind?
     /// The torch trainer's device (cpu, cuda, cuda:N, mps).
     public var device: String?
+    /// The torch trainer's arithmetic (float32 or bf16).
+    public var precision: TorchPrecision?
     public var log: String?
     /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
     /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
@@ -57,7 +59,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, log, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -198,6 +200,7 @@ public struct Experiment: Codable, Sendable {
         if let hessianCheck { s.training.hessianCheck = hessianCheck }
         if let trainer { s.trainer = trainer }
         if let device { s.device = device }
+        if let precision { s.precision = precision }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }
             if let epochs = p.epochs { s.training.budget.epochs = epochs; s.training.budget.steps = nil }

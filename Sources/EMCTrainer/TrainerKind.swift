@@ -11,6 +11,17 @@ public enum TrainerKind: String, Sendable, Codable, CaseIterable, Hashable {
     public static let torchPrecisionPolicy = "float32-deterministic"
 }
 
+/// The torch trainer's arithmetic: float32 throughout (the default), or bfloat16 autocast for the training steps'
+/// forward passes (the weights, gradients and optimizer stay float32; every pass that judges a fit runs in float32).
+/// Part of a configuration's identity and of each record.
+public enum TorchPrecision: String, Sendable, Codable, CaseIterable, Hashable {
+    case float32
+    case bf16
+
+    /// The policy as a configuration's canonical text and the records write it.
+    public var policy: String { self == .float32 ? TrainerKind.torchPrecisionPolicy : "bf16-autocast-deterministic" }
+}
+
 /// What trained a trial, as its record says: the trainer, and for the torch trainer the worker, torch version, device,
 /// threads and which of the stated guarantees held (float32, TF32 off, deterministic algorithms).
 public struct TrainerRecord: Codable, Sendable, Equatable {

@@ -205,6 +205,9 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "The torch trainer's device: cpu, cuda, cuda:N or mps (not part of a configuration's identity; each record names it).")
     var device: String?
 
+    @Option(help: "The torch trainer's arithmetic: float32, or bf16 (autocast for the training forward passes; weights, gradients and every pass that judges a fit stay float32). Part of a configuration's identity.")
+    var precision = defaults.precision
+
     @Option(parsing: .unconditional, help: "Seconds a torch worker may send nothing (it reports every epoch, and every few seconds within a long one) before it is taken to hang and its trial is retried once.")
     var workerTimeout = TorchWorkerOptions.defaultTimeout
 
@@ -249,6 +252,7 @@ struct SearchOptions: ParsableArguments {
         s.trainer = trainer
         s.python = python
         s.device = device
+        s.precision = precision
         s.workerTimeout = workerTimeout == TorchWorkerOptions.defaultTimeout ? nil : workerTimeout
     }
 }
@@ -280,3 +284,4 @@ struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
 }
 
 extension TrainerKind: ExpressibleByArgument {}
+extension TorchPrecision: ExpressibleByArgument {}

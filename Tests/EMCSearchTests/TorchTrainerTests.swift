@@ -177,6 +177,17 @@ struct TorchTrainerTests {
         #expect(!encoded.contains("trainer"))
         let decoded = try JSONDecoder().decode(SearchSettings.self, from: JSONEncoder().encode(torch))
         #expect(decoded.trainer == .torch)
+        // bf16 autocast is another configuration; the native trainer has none.
+        var bf16 = torch
+        bf16.precision = .bf16
+        let c = try SearchRun(bf16).config
+        #expect(c.canonical.hasSuffix("\ntrainer:torch,bf16-autocast-deterministic") && c.configHash != b.configHash)
+        let fitter = try TorchFitter(view: try SearchRun(bf16).view, config: c, options: TorchWorkerOptions(python: TorchTesting.python))
+        defer { fitter.close() }
+        let outcome = try fitter.fit(n: 30, seed: 0, replicate: 0)
+        #expect(outcome.trainer?.precision == "bf16-autocast")
+        bf16.trainer = .native
+        #expect(throws: EMCError.self) { try bf16.check() }
     }
 
     @Test("a device that is not there is an error at the handshake, before any trial; a device that is no device is a usage error")

@@ -229,8 +229,11 @@ class Trial:
     """One trial: a model (already initialised, on its device), the n samples as tensors on that device, the optimizer
     and the rules. `fit()` trains and returns the outcome as emc's FitOutcome fields."""
 
-    def __init__(self, model, inputs, labels, spec, rules, seed, eval_batch, history_points=100, progress=None):
+    def __init__(self, model, inputs, labels, spec, rules, seed, eval_batch, history_points=100, progress=None, precision="float32"):
         import torch
+        if precision not in ("float32", "bf16"):
+            raise FitError("bad-request", f"unknown precision {precision!r} (float32 or bf16)")
+        self.precision = precision
         self.torch = torch
         self.model, self.x, self.y = model, inputs, labels
         self.spec, self.rules, self.seed = spec, rules, int(seed)
@@ -331,8 +334,13 @@ class Trial:
         while start < n:
             idx = order[start:start + batch]
             optimizer.zero_grad(set_to_none=True)
-            logits = self.model(self.x[idx])
-            loss = F.cross_entropy(logits, self.y[idx])
+            if self.precision == "bf16":
+                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                    logits = self.model(self.x[idx])
+                loss = F.cross_entropy(logits.float(), self.y[idx])
+            else:
+                logits = self.model(self.x[idx])
+                loss = F.cross_entropy(logits, self.y[idx])
             loss.backward()
             group["lr"] = lr_at_step(state.steps) if lr_at_step else lr
             optimizer.step()

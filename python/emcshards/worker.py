@@ -259,13 +259,14 @@ class Worker:
                 self.channel.send({"id": request_id, "progress": {"epoch": epoch, "steps": steps, "running": True}})
 
         eval_batch = int(params.get("evalBatch", max(rules.batch, 1024)))
-        trial = Trial(model, x, y, spec, rules, trial_seed, eval_batch, int(params.get("historyPoints", 100)), progress)
+        precision = params.get("precision", "float32")
+        trial = Trial(model, x, y, spec, rules, trial_seed, eval_batch, int(params.get("historyPoints", 100)), progress, precision)
         trial.heartbeat = heartbeat
         trial.before_epoch = self.faults.before_epoch
         if params.get("checkpoint"):
             import hashlib
             identity = {k: params.get(k) for k in ("data", "n", "seed", "trialSeed", "normalize", "model", "modelSource", "classes",
-                                                   "optimizer", "rules", "evalBatch")}
+                                                   "optimizer", "rules", "evalBatch", "precision")}
             trial.checkpoint = {"path": params["checkpoint"]["path"], "interval": float(params["checkpoint"]["interval"]),
                                 "identity": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()}
         outcome = trial.fit()
@@ -283,7 +284,8 @@ class Worker:
             outcome["testAccuracy"] = (ty.shape[0] - wrong) / ty.shape[0]
         outcome["seconds"] = prior + time.monotonic() - started
         outcome["trainer"] = {
-            "kind": "torch", "worker": _version(), "torch": torch.__version__, "device": device, "precision": "float32",
+            "kind": "torch", "worker": _version(), "torch": torch.__version__, "device": device,
+            "precision": "float32" if precision == "float32" else "bf16-autocast",
             "deterministic": torch.are_deterministic_algorithms_enabled(), "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
             "threads": torch.get_num_threads(), "parameters": parameters}
         self.channel.send({"id": request_id, "result": outcome})
