@@ -309,3 +309,15 @@ def test_the_hessian_check_finds_the_native_trainers_extreme_eigenvalues(tmp_pat
     assert check["lambdaMax"] == pytest.approx(native["lambdaMax"], abs=1e-3 * scale)
     assert check["lambdaMin"] == pytest.approx(native["lambdaMin"], abs=1e-3 * scale)
     assert check["verdict"] == native["verdict"]
+
+
+def test_a_researchers_model_is_described_and_trained_with_its_keywords(worker, sets):
+    spec = "py:" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "skip_lenet.py") + ":make_lenet,dropout=0.25,hidden=8,width=2"
+    described = worker.call("describe", {"model": spec, "data": sets["lz4"], "classes": 10})[0]["result"]
+    # conv1 1·2·25 + 2, conv2 2·2·9 + 2, fc1 2·7·7·8 + 8, fc2 8·10 + 10 (28×28×1 images)
+    assert described["parameters"] == 52 + 38 + 792 + 90
+    assert len(described["source"]) == 64
+    o = worker.call("fit", fit_params(sets["lz4"], 60, model=spec, modelSource=described["source"], rules={"epochs": 5, "minSteps": 0}))[0]["result"]
+    assert o["trainer"]["parameters"] == described["parameters"] and o["samples"] == 60
+    wrong = worker.call("fit", fit_params(sets["lz4"], 60, model=spec, modelSource="0" * 64))[0]
+    assert wrong["error"]["code"] == "model" and "changed since the search began" in wrong["error"]["message"]
