@@ -32,6 +32,8 @@ public struct ReportRow: Sendable, Codable {
     public var fitThreshold: Double?
     /// Who trained the trials ("native" or "torch"; logs from before the choice: native).
     public var trainer: String = TrainerKind.native.rawValue
+    /// The named protocol the configuration was run by ("paper", "paper (budget scaled: ...)"); nil: emc's own.
+    public var `protocol`: String?
     public var seeds: [SeedSummary]
     /// The seeds' EMCs: median, smallest and largest.
     public var emcMedian: Double
@@ -89,7 +91,7 @@ public struct ReportRow: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, trainer, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, trainer, `protocol`, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
     }
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
@@ -125,6 +127,7 @@ public struct ReportRow: Sendable, Codable {
         case "batch": return batch.map(String.init) ?? ""
         case "threshold": return fitThreshold.map { String(format: "%g", $0) } ?? ""
         case "trainer": return trainer
+        case "protocol": return `protocol` ?? "emc"
         default: return nil
         }
     }
@@ -135,7 +138,7 @@ public struct ReportFilter: Sendable, Equatable {
     public var key: String
     public var value: String
 
-    public static let keys = ["data", "variant", "condition", "model", "family", "optimizer", "budget", "batch", "threshold", "trainer"]
+    public static let keys = ["data", "variant", "condition", "model", "family", "optimizer", "budget", "batch", "threshold", "trainer", "protocol"]
 
     /// Parses "key=value" (the key one of `keys`).
     public init(parsing text: String) throws {
@@ -292,6 +295,7 @@ public struct Report: Sendable, Codable {
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
         row.trainer = first.trainer?.kind.rawValue ?? TrainerKind.native.rawValue
+        row.protocol = first.protocol
         row.parseSpecs()
         return row
     }
@@ -356,7 +360,7 @@ extension Report {
         func o(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
         let varying: [(String, (ReportRow) -> String)] = [
             ("batch", { $0.batch.map(String.init) ?? "?" }), ("budget", { $0.budget ?? "?" }),
-            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }), ("trainer", { $0.trainer }),
+            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }), ("trainer", { $0.trainer }), ("protocol", { $0.protocol ?? "emc" }),
         ].filter { _, value in Set(report.rows.map(value)).count > 1 }
         let gapHeader = rows.contains { $0.gapAtN != nil } ? "gap at n" : nil
         var header = ["data", "model", "optimizer"] + varying.map(\.0) + ["params", "EMC (n50)", "90% interval", "seeds: median (range)", "EMC/params", "test acc", "gen. gap"]

@@ -344,6 +344,8 @@ public final class EMCSearch: @unchecked Sendable {
         record.budget = config.fit.budget.description
         record.epochBudget = config.fit.epochBudget(samples: outcome.samples, fullBatch: config.optimizer.kind == .gd)
         record.fitThreshold = config.fit.fitThreshold
+        record.checkEvery = config.fit.checkEvery
+        record.protocol = config.protocolName
         record.trainer = outcome.trainer ?? (config.trainer == .native ? .native : nil)
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
                                                    blas: "OpenBLAS \(BLAS.coreName)", threads: BLAS.threads)

@@ -33,6 +33,8 @@ public struct SearchConfig: Sendable {
     public var modelSource: String?
     /// The torch trainer's arithmetic (its policy is in the trainer line).
     public var precision = TorchPrecision.float32
+    /// The named protocol the settings came from, for the records (not part of the identity: the settings are).
+    public var protocolName: String?
 
     public init(dataDirectory: String, dataName: String, dataContentId: String, variant: String?, model: ModelSpec,
                 optimizer: OptimizerSpec, fit: FitOptions, normalize: String, start: Int, resolution: Double, seeds: Int,

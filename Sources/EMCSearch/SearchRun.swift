@@ -63,6 +63,9 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     public var device: String?
     /// The torch trainer's arithmetic: float32 (the default) or bf16 autocast; part of a configuration's identity.
     public var precision = TorchPrecision.float32
+    /// The protocol the settings were made by (`TrainingProtocol.apply`), as records and reports name it: "paper", or
+    /// "paper (budget scaled: ...)". A label: the settings themselves are what the configuration's identity holds.
+    public var protocolName: String?
 
     public static let defaultOptimizer = try! Written<OptimizerSpec>("sgd:lr=0.01,momentum=0.9")
 
@@ -134,7 +137,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case data, model, optimizer, normalize, seeds, firstSeed, start, resolution, log, evaluateTest, gapN, lrGrid, pilotN, jobs, threads, rules,
-             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout, device, precision
+             checkpointDirectory, checkpointInterval, trainer, python, workerTimeout, device, precision, protocolName = "protocol"
     }
 
     /// Missing keys take their defaults (the data and model are needed).
@@ -164,6 +167,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         workerTimeout = try c.decodeIfPresent(Double.self, forKey: .workerTimeout)
         device = try c.decodeIfPresent(String.self, forKey: .device)
         precision = try c.decodeIfPresent(TorchPrecision.self, forKey: .precision) ?? d.precision
+        protocolName = try c.decodeIfPresent(String.self, forKey: .protocolName)
     }
 
     /// The keys and values settings files and sweep tasks have always had (a sweep task's hash stays the same).
@@ -194,6 +198,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try c.encodeIfPresent(workerTimeout, forKey: .workerTimeout)
         try c.encodeIfPresent(device, forKey: .device)
         if precision != .float32 { try c.encode(precision, forKey: .precision) }
+        try c.encodeIfPresent(protocolName, forKey: .protocolName)
     }
 }
 
@@ -292,6 +297,7 @@ public final class SearchRun {
         config.firstSeed = settings.firstSeed ?? 0
         config.trainer = settings.trainer
         config.precision = settings.precision
+        config.protocolName = settings.protocolName
     }
 
     /// A `py:` model as the worker builds it: its trainable parameters and its source's hash (a clear error when the file

@@ -94,6 +94,10 @@ public struct TrialRecord: Codable, Sendable, Equatable {
     public var budget: String?
     public var epochBudget: Int?
     public var fitThreshold: Double?
+    /// The fit check's cadence in steps when not every epoch (`TrainingRules.checkEvery`), and the named protocol the
+    /// settings came from ("paper", or "paper (budget scaled: ...)").
+    public var checkEvery: Int?
+    public var `protocol`: String?
 
     /// The replicate, 0 for logs that predate replicates.
     public var replicateIndex: Int { replicate ?? 0 }
@@ -166,6 +170,7 @@ extension TrialRecord {
         try check("wrong", wrong, 0...n)
         try check("parameters", parameters, 0...(1 << 50))
         try check("batch", batch, 1...limit)
+        try check("checkEvery", checkEvery, 1...limit)
         for (key, epoch) in thresholdEpochs ?? [:] { try check("thresholdEpochs.\(key)", epoch, 0...limit) }
         for (name, value) in [("seconds", seconds), ("trainAccuracy", trainAccuracy)] where !(value.isFinite && value >= 0) {
             throw EMCError(.format, "field `\(name)` is \(value), not a finite number ≥ 0", place: .field(name))

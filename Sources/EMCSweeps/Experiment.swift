@@ -50,6 +50,9 @@ public struct Experiment: Codable, Sendable {
     public var device: String?
     /// The torch trainer's arithmetic (float32 or bf16).
     public var precision: TorchPrecision?
+    /// A named protocol (`paper`): its preset, under the manifest's own keys; and the fit check's cadence in steps.
+    public var `protocol`: TrainingProtocol?
+    public var checkEvery: Int?
     public var log: String?
     /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
     /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
@@ -59,7 +62,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, `protocol`, checkEvery, log, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -201,6 +204,7 @@ public struct Experiment: Codable, Sendable {
         if let trainer { s.trainer = trainer }
         if let device { s.device = device }
         if let precision { s.precision = precision }
+        if let checkEvery { s.training.checkEvery = checkEvery }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }
             if let epochs = p.epochs { s.training.budget.epochs = epochs; s.training.budget.steps = nil }
@@ -213,6 +217,8 @@ public struct Experiment: Codable, Sendable {
             if let pilotN = p.pilotN { s.pilotN = pilotN }
             if let trainer = p.trainer { s.trainer = trainer }
         }
+        // A named protocol fills what the manifest left at emc's defaults.
+        if let `protocol` { s = try `protocol`.apply(to: s) }
         s.log = logPath
         return s
     }

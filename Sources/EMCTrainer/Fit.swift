@@ -352,7 +352,9 @@ public final class Trainer {
                 (epochLoss, epochWrong) = try fullPass(gradient: true)
                 state.reached(epochWrong, of: n, epoch: epoch)
                 if !epochLoss.isFinite { state.history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
-                if epochWrong <= allowed + (model.hasBatchNorm ? options.exactCheckSlack(n) : 0) {
+                // Every epoch near a fit, or (checking every K steps) at each multiple of K.
+                let due = options.checkEvery.map { state.steps > 0 && state.steps % $0 == 0 } ?? (epochWrong <= allowed + (model.hasBatchNorm ? options.exactCheckSlack(n) : 0))
+                if due {
                     let norm = gradientNorm()
                     let (loss, wrong) = try judged((epochLoss, epochWrong))
                     if wrong <= allowed {
@@ -365,11 +367,14 @@ public final class Trainer {
                 state.steps += 1
             } else {
                 let perStep: ((Int) -> Double)? = stepSchedule == nil ? nil : { [scale = state.scale] step in scale * lrAtStep(step) }
+                let stepsBefore = state.steps
                 (epochLoss, epochWrong) = try trainEpoch(epoch: epoch, optimizer: optimizer, lr: lr, steps: &state.steps, lrAtStep: perStep)
                 state.reached(epochWrong, of: n, epoch: epoch + 1)
                 if !epochLoss.isFinite { state.history.append(epochLoss); return outcome(.diverged, "loss became \(epochLoss) in epoch \(epoch + 1)", epochs: epoch + 1, loss: epochLoss, wrong: epochWrong, gradientNorm: nil) }
-                // Cheap detection: the errors counted while training; the exact check only when few.
-                if epochWrong <= allowed + options.exactCheckSlack(n) {
+                // Cheap detection: the errors counted while training; the exact check only when few. Checking every K
+                // steps instead: the exact check at the end of each epoch in which the step count reached a multiple of K.
+                let due = options.checkEvery.map { stepsBefore / $0 < state.steps / $0 } ?? (epochWrong <= allowed + options.exactCheckSlack(n))
+                if due {
                     let (loss, wrong) = try fullPass(gradient: false)
                     if wrong <= allowed {
                         state.history.append(loss)
@@ -422,7 +427,8 @@ public final class Trainer {
         let o = options
         return SHA256.hex([model.summary, "\(optimizerSpec)", "n=\(data.count)", "seed=\(o.seed)", "batch=\(o.batch)", "budget=\(epochBudget)",
                            "steps=\(o.budget.steps ?? 0)", "min=\(o.budget.effectiveMinSteps)", "threshold=\(o.fitThreshold)", "patience=\(o.patience)",
-                           "improvement=\(o.minImprovement)", "gradient=\(o.gradientTolerance)"].joined(separator: "\n"))
+                           "improvement=\(o.minImprovement)", "gradient=\(o.gradientTolerance)"].joined(separator: "\n")
+                       + (o.checkEvery.map { "\ncheckevery=\($0)" } ?? ""))
     }
 
     /// `count` plain training steps cycling through the data in epoch order (no decisions): for benchmarks.

@@ -84,6 +84,10 @@ public struct TrainingRules: Sendable, Hashable, Codable {
     /// Whether trials have their loss Hessian checked, and how (Lanczos steps, tolerance): see `HessianCheckMode`.
     public var hessianCheck = HessianCheckMode.off
     public var hessian = HessianCheckOptions()
+    /// Check the fit every K optimizer steps instead of every epoch (the authors' protocol: K = 10,000): an exact pass
+    /// over the n samples at the end of each epoch in which the step count reaches a multiple of K (full-batch GD: at each
+    /// multiple), and at the end of the budget. nil: emc's rule, every epoch whose training-pass count is near a fit.
+    public var checkEvery: Int?
 
     public init() {}
 
@@ -109,6 +113,7 @@ public struct TrainingRules: Sendable, Hashable, Codable {
         }
         guard minImprovement.isFinite, minImprovement >= 0 else { throw bad("the minimum improvement must be a finite number ≥ 0, not \(minImprovement)") }
         guard gradientTolerance.isFinite, gradientTolerance >= 0 else { throw bad("the gradient tolerance must be a finite number ≥ 0, not \(gradientTolerance)") }
+        if let k = checkEvery { guard (1...limit).contains(k) else { throw bad("the check cadence must be between 1 and \(limit) steps, not \(k)") } }
         guard (1...1000).contains(hessian.steps) else { throw bad("the Hessian check's Lanczos steps must be between 1 and 1000, not \(hessian.steps)") }
         guard hessian.tolerance.isFinite, hessian.tolerance >= 0 else { throw bad("the Hessian tolerance must be a finite number ≥ 0, not \(hessian.tolerance)") }
     }
@@ -120,12 +125,14 @@ public struct TrainingRules: Sendable, Hashable, Codable {
         if budget.effectiveMinSteps > 0 { tail.append("minsteps:\(budget.effectiveMinSteps)") }
         // The Hessian check changes outcomes (converged-unfit or saddle) and records: a checked search keeps its own trials.
         if hessianCheck != .off { tail.append("hessian:\(hessianCheck.rawValue),\(hessian.steps),\(hessian.tolerance)") }
+        // Checking every K steps decides other trials than checking every epoch.
+        if let k = checkEvery { tail.append("checkevery:\(k)") }
         return (["batch:\(batch)", "epochs:\(budget.epochs)", "steps:\(budget.steps ?? 0)", "threshold:\(fitThreshold)",
                  "patience:\(patience)", "improvement:\(minImprovement)", "gradient:\(gradientTolerance)"], tail)
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, epochs, steps, minSteps, fitThreshold, patience, minImprovement, gradientTolerance, hessianCheck, hessianSteps, hessianTolerance
+        case batch, epochs, steps, minSteps, fitThreshold, patience, minImprovement, gradientTolerance, hessianCheck, hessianSteps, hessianTolerance, checkEvery
     }
 
     /// Missing keys take their defaults.
@@ -143,6 +150,7 @@ public struct TrainingRules: Sendable, Hashable, Codable {
         hessianCheck = try c.decodeIfPresent(HessianCheckMode.self, forKey: .hessianCheck) ?? d.hessianCheck
         hessian.steps = try c.decodeIfPresent(Int.self, forKey: .hessianSteps) ?? d.hessian.steps
         hessian.tolerance = try c.decodeIfPresent(Double.self, forKey: .hessianTolerance) ?? d.hessian.tolerance
+        checkEvery = try c.decodeIfPresent(Int.self, forKey: .checkEvery)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -158,6 +166,7 @@ public struct TrainingRules: Sendable, Hashable, Codable {
         try c.encode(hessianCheck, forKey: .hessianCheck)
         try c.encode(hessian.steps, forKey: .hessianSteps)
         try c.encode(hessian.tolerance, forKey: .hessianTolerance)
+        try c.encodeIfPresent(checkEvery, forKey: .checkEvery)
     }
 }
 

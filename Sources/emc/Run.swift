@@ -49,6 +49,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The Hessian check's tolerance: a saddle when λ_min < −tol·λ_max.")
     var hessianTolerance = defaults.training.hessian.tolerance
 
+    @Option(parsing: .unconditional, help: "Check the fit every K optimizer steps (at the end of the epoch that reaches each multiple of K) instead of every epoch: the authors' protocol checked every 10,000.")
+    var checkEvery: Int?
+
     /// Search settings for `data` and `model` with these options (an error names a spec that does not parse).
     func settings(data: String, model: String) throws -> SearchSettings {
         var s = try SearchSettings(data: data, model: model)
@@ -69,6 +72,7 @@ struct TrainingOptions: ParsableArguments {
         s.training.hessianCheck = hessianCheck
         s.training.hessian.steps = hessianSteps
         s.training.hessian.tolerance = hessianTolerance
+        s.training.checkEvery = checkEvery
     }
 
     /// A value out of range is a usage error naming its setting, before any spec is parsed or data opened.
@@ -196,6 +200,9 @@ struct SearchOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds between a trial's checkpoints.")
     var checkpointInterval = defaults.checkpointInterval
 
+    @Option(help: "A named protocol: paper (the authors': fitted at 99.5%, SGD lr 0.01 momentum 0.9 cosine-annealed over 400,000 steps, batch 640, the fit checked every 10,000 steps). Options that differ from emc's defaults override it; --steps scales its budget and, in proportion, its check cadence (docs/methods.md).")
+    var `protocol`: TrainingProtocol?
+
     @Option(help: "Who trains the trials: native (emc's own trainer) or torch (PyTorch, through a worker per job; docs/torch-worker.md). The trainer is part of a configuration's identity: the two never pool.")
     var trainer = defaults.trainer
 
@@ -224,10 +231,12 @@ struct SearchOptions: ParsableArguments {
         do { try s.check() } catch let e as EMCError { throw ValidationError(e.message) }
     }
 
-    /// The search settings these options give for `data` and `model`; `SearchSettings.check` checks their ranges.
+    /// The search settings these options give for `data` and `model` (under the named protocol, if any);
+    /// `SearchSettings.check` checks their ranges.
     func settings(data: String, model: String) throws -> SearchSettings {
         var s = try training.settings(data: data, model: model)
         apply(to: &s)
+        if let `protocol` { s = try `protocol`.apply(to: s) }
         return s
     }
 
@@ -285,3 +294,4 @@ struct SeedRange: ExpressibleByArgument, CustomStringConvertible {
 
 extension TrainerKind: ExpressibleByArgument {}
 extension TorchPrecision: ExpressibleByArgument {}
+extension TrainingProtocol: ExpressibleByArgument {}

@@ -172,3 +172,33 @@ struct FitTests {
         #expect(try OptimizerSpec(parsing: "sgd:schedule=plateau,wait=7,drops=1").description.contains("wait=7"))
     }
 }
+
+@Suite("Checking the fit every K steps")
+struct CheckCadenceTests {
+    @Test("with a cadence of K steps, a fit is found only at the end of an epoch that reached a multiple of K")
+    func everyKSteps() throws {
+        let data = try randomData(n: 64, d: 10, classes: 10, seed: 3)
+        let k = 20, perEpoch = 64 / 8
+        let (every, _) = try train("mlp:width=64,depth=2", "adam:lr=0.01", data: data, epochs: 300, batch: 8)
+        let (cadenced, _) = try train("mlp:width=64,depth=2", "adam:lr=0.01", data: data, epochs: 300, batch: 8) { $0.checkEvery = k }
+        #expect(every.result == .fitted && cadenced.result == .fitted, "\(cadenced.reason)")
+        #expect(cadenced.steps == cadenced.epochs * perEpoch)
+        #expect((cadenced.steps - perEpoch) / k < cadenced.steps / k, "fitted at step \(cadenced.steps): an epoch that reached a multiple of \(k)")
+        #expect(cadenced.epochs >= every.epochs, "the same run, checked less often, fits no earlier")
+        #expect(Array(cadenced.lossHistory.prefix(every.lossHistory.count - 1)) == Array(every.lossHistory.dropLast()),
+                "the cadence changes when the fit is checked, not the training")
+        // Full-batch GD checks at each multiple of K steps (one per epoch).
+        let (gd, _) = try train("mlp:width=64,depth=1", "gd:lr=0.5,momentum=0.9", data: data, epochs: 2000) { $0.checkEvery = 7 }
+        #expect(gd.result == .fitted && gd.steps % 7 == 0, "GD fitted at step \(gd.steps)")
+    }
+
+    @Test("the cadence is a rule of the configuration: in its key when set, absent otherwise; out of range is an error")
+    func cadenceKey() throws {
+        var rules = TrainingRules()
+        #expect(!rules.canonicalLines.tail.joined().contains("checkevery"))
+        rules.checkEvery = 10_000
+        #expect(rules.canonicalLines.tail.contains("checkevery:10000"))
+        rules.checkEvery = 0
+        #expect(throws: EMCError.self) { try rules.check() }
+    }
+}

@@ -127,6 +127,7 @@ class Rules:
         self.patience = int(d["patience"])
         self.min_improvement = float(d["minImprovement"])
         self.gradient_tolerance = float(d["gradientTolerance"])
+        self.check_every = None if d.get("checkEvery") is None else int(d["checkEvery"])
         self.hessian_check = d.get("hessianCheck", "off")
         if self.hessian_check not in ("off", "converged", "final"):
             raise FitError("bad-request", f"unknown Hessian check {self.hessian_check!r}")
@@ -533,7 +534,12 @@ class Trial:
                 if not math.isfinite(epoch_loss):
                     state.history.append(epoch_loss)
                     return outcome("diverged", f"loss became {_swift_double(epoch_loss)} in epoch {epoch + 1}", epoch + 1, epoch_loss, epoch_wrong, None)
-                if epoch_wrong <= allowed + (exact_check_slack(n) if self.batch_norms or self.dropouts else 0):
+                # Every epoch near a fit, or (checking every K steps) at each multiple of K.
+                if rules.check_every:
+                    due = state.steps > 0 and state.steps % rules.check_every == 0
+                else:
+                    due = epoch_wrong <= allowed + (exact_check_slack(n) if self.batch_norms or self.dropouts else 0)
+                if due:
                     norm = self.gradient_norm()
                     loss, wrong = self.judged((epoch_loss, epoch_wrong))
                     if wrong <= allowed:
@@ -546,12 +552,19 @@ class Trial:
             else:
                 scale = state.scale
                 per_step = None if step_schedule is None else (lambda step: scale * lr_at_step(step))
+                steps_before = state.steps
                 epoch_loss, epoch_wrong = self.train_epoch(epoch, optimizer, lr, state, per_step)
                 state.reached(epoch_wrong, n, epoch + 1)
                 if not math.isfinite(epoch_loss):
                     state.history.append(epoch_loss)
                     return outcome("diverged", f"loss became {_swift_double(epoch_loss)} in epoch {epoch + 1}", epoch + 1, epoch_loss, epoch_wrong, None)
-                if epoch_wrong <= allowed + exact_check_slack(n):
+                # Checking every K steps: the exact check at the end of each epoch in which the step count reached a
+                # multiple of K; otherwise when the training pass's count is near a fit.
+                if rules.check_every:
+                    due = steps_before // rules.check_every < state.steps // rules.check_every
+                else:
+                    due = epoch_wrong <= allowed + exact_check_slack(n)
+                if due:
                     loss, wrong = self.full_pass(False)
                     if wrong <= allowed:
                         state.history.append(loss)

@@ -321,3 +321,15 @@ def test_a_researchers_model_is_described_and_trained_with_its_keywords(worker, 
     assert o["trainer"]["parameters"] == described["parameters"] and o["samples"] == 60
     wrong = worker.call("fit", fit_params(sets["lz4"], 60, model=spec, modelSource="0" * 64))[0]
     assert wrong["error"]["code"] == "model" and "changed since the search began" in wrong["error"]["message"]
+
+
+def test_checking_every_k_steps_decides_only_at_an_epoch_that_reached_a_multiple(worker, sets):
+    """The same cadence rule as the native trainer's (docs/methods.md): the fit is checked at the end of each epoch in
+    which the step count reached a multiple of K."""
+    k, batch, n = 20, 8, 64
+    answer, _ = worker.call("fit", fit_params(sets["lz4"], n, optimizer={"kind": "adam", "lr": 0.01}, rules={"batch": batch, "checkEvery": k}))
+    o = answer["result"]
+    assert o["result"] == "fitted", o["reason"]
+    per_epoch = n // batch
+    assert o["steps"] == o["epochs"] * per_epoch
+    assert (o["steps"] - per_epoch) // k < o["steps"] // k
