@@ -186,11 +186,17 @@ public enum Findings {
         do {
             var comparisons: [(String, Comparison)] = []
             let other: [ModelSpec.Family: String] = [.mlp: "MLP", .vit: "ViT"]
-            let others = rows.filter { $0.family.map { other[$0] != nil } ?? false }
-            for cnn in rows where cnn.family?.isConvolutional == true {
-                for that in others where sameSetting(cnn, that) && cnn.optimizerFamily == that.optimizerFamily {
-                    guard let a = estimate(cnn, offset: log(Double(cnn.parameters))), let b = estimate(that, offset: log(Double(that.parameters))) else { continue }
-                    comparisons.append(("\(cnn.condition): CNN \(cnn.model) vs \(other[that.family!]!) \(that.model), n50 per parameter", compare(a, b)))
+            // Families read once per row (a plain value, not an optional chain through a borrowed row).
+            let families = rows.map(\.family)
+            let others = rows.indices.filter { families[$0].map { other[$0] != nil } ?? false }
+            for i in rows.indices {
+                guard let family = families[i], family.isConvolutional else { continue }
+                let cnn = rows[i]
+                for j in others where sameSetting(cnn, rows[j]) && cnn.optimizerFamily == rows[j].optimizerFamily {
+                    let that = rows[j]
+                    guard let a = estimate(cnn, offset: log(Double(cnn.parameters))), let b = estimate(that, offset: log(Double(that.parameters))),
+                          let thatFamily = families[j], let name = other[thatFamily] else { continue }
+                    comparisons.append(("\(cnn.condition): CNN \(cnn.model) vs \(name) \(that.model), n50 per parameter", compare(a, b)))
                 }
             }
             findings.append(judge(number: 2, claim: "CNNs are more parameter-efficient than MLPs and ViTs, even on randomly labelled data.",
@@ -225,9 +231,15 @@ public enum Findings {
         do {
             var comparisons: [(String, Comparison)] = []
             // Pairs by the architecture with ReLU in place of its activation.
-            let tanhs = Dictionary(grouping: rows.filter { $0.modelSpec?.activation == .tanh }) { $0.modelSpec!.with(activation: .relu).description }
-            for relu in rows where relu.modelSpec?.activation == .relu {
-                for tanh in tanhs[relu.modelSpec!.description] ?? [] where sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily {
+            let specs = rows.map(\.modelSpec)
+            var tanhs: [String: [ReportRow]] = [:]
+            for (row, spec) in zip(rows, specs) {
+                guard let spec, spec.activation == .tanh else { continue }
+                tanhs[spec.with(activation: .relu).description, default: []].append(row)
+            }
+            for (relu, spec) in zip(rows, specs) {
+                guard let spec, spec.activation == .relu else { continue }
+                for tanh in tanhs[spec.description] ?? [] where sameSetting(relu, tanh) && relu.optimizerFamily == tanh.optimizerFamily {
                     guard let a = estimate(relu), let b = estimate(tanh) else { continue }
                     comparisons.append(("\(describe(relu)) vs \(describe(tanh))", compare(a, b)))
                 }
