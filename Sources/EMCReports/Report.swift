@@ -34,6 +34,8 @@ public struct ReportRow: Sendable, Codable {
     public var trainer: String = TrainerKind.native.rawValue
     /// The named protocol the configuration was run by ("paper", "paper (budget scaled: ...)"); nil: emc's own.
     public var `protocol`: String?
+    /// The seeds this row pools, when the report splits configurations by seed sets ("0..2"); nil: every seed.
+    public var seedSet: String?
     public var seeds: [SeedSummary]
     /// The seeds' EMCs: median, smallest and largest.
     public var emcMedian: Double
@@ -91,7 +93,7 @@ public struct ReportRow: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, trainer, `protocol`, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
+        case config, data, variant, model, optimizer, parameters, batch, budget, fitThreshold, trainer, `protocol`, seedSet, seeds, emcMedian, emcMin, emcMax, boundary, emc, lowerBound, budgetBound, budgetCheck, nakkiranEMC, unfinished, emcPerParameter, trainAccuracy, testAccuracy, generalizationGap, gapN, gapAtN, budgetExhaustedTrials, hessian, trials, sampleEpochs, seconds, dataContentId, rootContentId, budgetCurve, thresholdEMCs
     }
 
     /// True when this row's data is a random-label variant (its only transform) of `base`'s data.
@@ -183,19 +185,33 @@ public struct Report: Sendable, Codable {
     public var trainerPairs: [TrainerPair] = []
 
     /// Builds the report from results logs' records (lines repeated across logs count once), keeping the rows
-    /// every filter keeps.
-    public static func from(_ records: [TrialRecord], filters: [ReportFilter] = []) -> Report {
+    /// every filter keeps. With `seedSets`, each configuration is a row per set of seeds (its trials of those seeds
+    /// only, each set its own boundary and interval), side by side; seeds in no set are left out.
+    public static func from(_ records: [TrialRecord], filters: [ReportFilter] = [], seedSets: [ClosedRange<Int>]? = nil) -> Report {
         var seen = Set<String>()
         let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
         // A configuration whose only trials are learning-rate pilots (a rate the pilot did not choose) is no search.
-        let groups = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != .pilot } }
+        let byConfig = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != .pilot } }
+        var groups: [(key: String, set: String?, records: [TrialRecord])] = []
+        for (config, group) in byConfig {
+            guard let seedSets else { groups.append((config, nil, group)); continue }
+            for set in seedSets {
+                let within = group.filter { set.contains($0.seed) }
+                if !within.isEmpty { groups.append((config, "\(set.lowerBound)..\(set.upperBound)", within)) }
+            }
+        }
         // Rows are independent: computed on every core, each by the same code (the report does not depend on the count).
-        let grouped = Array(groups)
+        let grouped = groups
         let slots = ResultSlots<ReportRow>(grouped.count)
-        try? parallelFor(grouped.count, threads: EMCEnvironment.cpuCount) { i in slots.set(i, row(config: grouped[i].key, grouped[i].value)) }
+        try? parallelFor(grouped.count, threads: EMCEnvironment.cpuCount) { i in
+            var r = row(config: grouped[i].key, grouped[i].records)
+            r.seedSet = grouped[i].set
+            slots.set(i, r)
+        }
         var rows = (0..<grouped.count).map { slots.get($0)! }
         rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
-        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "", $0.trainer) < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "", $1.trainer) }
+        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "", $0.trainer + ($0.seedSet ?? ""))
+            < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "", $1.trainer + ($1.seedSet ?? "")) }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
         // recorded transform is random labels, built on that very set).
         var candidates: [(pair: GainGapPair, n: Int)] = []
@@ -360,7 +376,7 @@ extension Report {
         func o(_ v: Double?, _ d: Int = 3) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "-" }
         let varying: [(String, (ReportRow) -> String)] = [
             ("batch", { $0.batch.map(String.init) ?? "?" }), ("budget", { $0.budget ?? "?" }),
-            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }), ("trainer", { $0.trainer }), ("protocol", { $0.protocol ?? "emc" }),
+            ("threshold", { $0.fitThreshold.map { String(format: "%g", $0) } ?? "?" }), ("trainer", { $0.trainer }), ("protocol", { $0.protocol ?? "emc" }), ("seed set", { $0.seedSet ?? "all" }),
         ].filter { _, value in Set(report.rows.map(value)).count > 1 }
         let gapHeader = rows.contains { $0.gapAtN != nil } ? "gap at n" : nil
         var header = ["data", "model", "optimizer"] + varying.map(\.0) + ["params", "EMC (n50)", "90% interval", "seeds: median (range)", "EMC/params", "test acc", "gen. gap"]

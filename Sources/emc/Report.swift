@@ -25,6 +25,9 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("where"), help: ArgumentHelp("Keep rows whose KEY contains VALUE (repeatable; keys: \(ReportFilter.keys.joined(separator: ", "))).", valueName: "key=value"))
     var filters: [String] = []
 
+    @Option(help: "Split each configuration into a row per set of seeds, side by side (comma-separated ranges A..B: --seed-sets 0..2,3..5): each set its own boundary and interval.")
+    var seedSets: String?
+
     @Option(help: "Write the table (one line per configuration) as CSV here.")
     var csv: String?
 
@@ -58,6 +61,18 @@ struct ReportCommand: ParsableCommand {
     func validate() throws {
         guard !logs.isEmpty else { throw ValidationError("give at least one results log") }
         for f in filters { do { _ = try ReportFilter(parsing: f) } catch let e as EMCError { throw ValidationError(e.message) } }
+        if let seedSets { _ = try Self.parseSeedSets(seedSets) }
+    }
+
+    /// "0..2,3..5" as ranges (a single seed "4" is 4..4); a usage error names what does not parse.
+    static func parseSeedSets(_ text: String) throws -> [ClosedRange<Int>] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let parts = item.trimmingCharacters(in: .whitespaces).components(separatedBy: "..")
+            guard let a = Int(parts[0]), a >= 0, parts.count <= 2, let b = parts.count == 2 ? Int(parts[1]) : a, b >= a else {
+                throw ValidationError("--seed-sets: '\(item)' is not a seed range A..B (0 ≤ A ≤ B)")
+            }
+            return a...b
+        }
     }
 
     func run() throws {
@@ -67,7 +82,7 @@ struct ReportCommand: ParsableCommand {
             guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
             records += try ResultsLog.records(at: log, finished: true)
         }
-        let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)))
+        let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)), seedSets: try seedSets.map(Self.parseSeedSets))
         let judged = findings ? Findings.evaluate(report) : nil
         for (path, text) in [(csv, report.csv), (seedsCsv, report.seedsCSV),
                              (svg, svg == nil ? "" : EMCPlot.svg(report, x: x, by: plotBy)),

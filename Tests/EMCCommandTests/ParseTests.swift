@@ -161,6 +161,12 @@ struct ParseTests {
         for bad in ["5..3", "a..b", "1..", "-1..2", "0..9223372036854775807"] {
             #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "mlp", "--seeds", bad]) }
         }
+        // The report's seed sets, side by side.
+        #expect(try ReportCommand.parseSeedSets("0..2,3..5,7") == [0...2, 3...5, 7...7])
+        _ = try parse(["report", "l.jsonl", "--seed-sets", "0..2,3..5"], as: ReportCommand.self)
+        for bad in ["5..3", "0..2,", "a", "-1..1", "0..1..2"] {
+            #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["report", "l.jsonl", "--seed-sets", bad]) }
+        }
     }
 
     @Test("--threads reaches the settings (absent: the default, not written); out of range it is a usage error naming it")

@@ -102,6 +102,12 @@ struct SimulationTests {
         #expect(outcome.boundary?.subsets == 6)
         let row = try #require(Report.from(log.records).rows.first)
         #expect(row.seeds.map(\.seed) == [0, 1, 2, 3, 4, 5] && row.boundary?.n50 == outcome.boundary?.n50)
+        // The two sets side by side: a row each, with its own subsets, boundary and interval.
+        let split = Report.from(log.records, seedSets: [0...2, 3...5])
+        #expect(split.rows.map(\.seedSet) == ["0..2", "3..5"])
+        #expect(split.rows.map { $0.seeds.map(\.seed) } == [[0, 1, 2], [3, 4, 5]])
+        #expect(split.rows.allSatisfy { $0.boundary?.subsets == 3 })
+        #expect(split.text.contains("| seed set") && split.text.contains("3..5"))
     }
 
     @Test("no single failing trial ends or steers a seed's search: a confirmation overturns it")
