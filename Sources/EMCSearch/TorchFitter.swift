@@ -115,7 +115,7 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
             }
         }
         var failure: WorkerFailure?
-        for attempt in 1...2 {
+        for _ in 1...2 {
             if let failure { onRetry?("the torch worker failed on the trial at n = \(n), seed \(seed) (\(failure.message)); trying once more on a fresh worker") }
             let worker = try take()
             let answer: [String: Any]
@@ -128,7 +128,6 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
             } catch let f as WorkerFailure {
                 discard(worker)
                 failure = f
-                _ = attempt
                 continue
             }
             give(worker)
