@@ -311,6 +311,8 @@ public struct Report: Sendable, Codable {
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
         row.trainer = first.trainer?.kind.rawValue ?? TrainerKind.native.rawValue
+        // bf16 autocast is another configuration: its rows say so beside float32's.
+        if let precision = first.trainer?.precision, precision.hasPrefix("bf16") { row.trainer += " " + precision }
         row.protocol = first.protocol
         row.parseSpecs()
         return row

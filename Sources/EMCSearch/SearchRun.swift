@@ -106,7 +106,11 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         guard checkpointInterval.isFinite, checkpointInterval >= 0 else {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
         }
-        if let workerTimeout { guard workerTimeout.isFinite, workerTimeout > 0 else { throw EMCError(.invalidArgument, "the worker timeout must be a positive number of seconds, not \(workerTimeout)") } }
+        if let workerTimeout {
+            guard workerTimeout.isFinite, workerTimeout >= TorchWorkerOptions.minimumTimeout else {
+                throw EMCError(.invalidArgument, "the worker timeout must be at least \(Int(TorchWorkerOptions.minimumTimeout)) seconds (a worker reports every 2 s while it trains, and importing torch takes seconds), not \(workerTimeout)")
+            }
+        }
         if let device {
             guard TorchWorkerOptions.isDevice(device) else {
                 throw EMCError(.invalidArgument, "'\(device)' is not a device: give cpu, cuda, cuda:N or mps")

@@ -154,12 +154,30 @@ public final class TorchFitter: Fitter, @unchecked Sendable {
         } catch {
             throw EMCError(.library, "the torch worker's result for n = \(n), seed \(seed) is not an outcome: \(error)")
         }
-        guard outcome.samples == n else {
-            throw EMCError(.library, "the torch worker trained \(outcome.samples) samples for a trial of \(n)")
-        }
-        if let p = outcome.trainer?.parameters, p != config.parameters {
-            throw EMCError(.library, "the torch build of \(config.model) has \(p) parameters, the native one \(config.parameters): the two trainers would measure different models")
-        }
+        try check(outcome, n: n, seed: seed)
         return outcome
+    }
+
+    /// A worker's outcome is evidence only when it is one a trial can have: its own trial's size, a wrong count and
+    /// accuracy that agree, a decision its numbers support, counts within the budget, and the model it names. Anything
+    /// else is an error, never a record.
+    private func check(_ o: FitOutcome, n: Int, seed: Int) throws {
+        func bad(_ why: String) -> EMCError {
+            EMCError(.library, "the torch worker's result for the trial at n = \(n), seed \(seed) is impossible (\(why)): nothing was recorded")
+        }
+        guard o.samples == n else { throw bad("it trained \(o.samples) samples") }
+        guard (0...n).contains(o.wrong) else { throw bad("\(o.wrong) of \(n) samples wrong") }
+        guard abs(o.trainAccuracy - Double(n - o.wrong) / Double(n)) < 1e-9 else { throw bad("training accuracy \(o.trainAccuracy) with \(o.wrong) of \(n) wrong") }
+        let fullBatch = config.optimizer.kind == .gd
+        let epochBudget = config.fit.epochBudget(samples: n, fullBatch: fullBatch)
+        guard (0...epochBudget).contains(o.epochs) else { throw bad("\(o.epochs) epochs with a budget of \(epochBudget)") }
+        let stepsPerEpoch = config.fit.budget.stepsPerEpoch(samples: n, batch: config.fit.batch, fullBatch: fullBatch)
+        guard o.steps >= 0, o.steps <= (o.epochs + 1) * stepsPerEpoch else { throw bad("\(o.steps) steps in \(o.epochs) epochs") }
+        if o.result == .fitted { guard o.wrong <= config.fit.allowedWrong(n) else { throw bad("fitted with \(o.wrong) wrong, \(config.fit.allowedWrong(n)) allowed") } }
+        if o.result == .budgetExhausted { guard o.wrong > config.fit.allowedWrong(n) else { throw bad("out of budget with only \(o.wrong) wrong") } }
+        guard let trainer = o.trainer, trainer.kind == .torch, let p = trainer.parameters else { throw bad("it does not say what trained it") }
+        guard p == config.parameters else {
+            throw EMCError(.library, "the torch build of \(config.model) has \(p) parameters, the configuration \(config.parameters): the two trainers would measure different models")
+        }
     }
 }

@@ -30,6 +30,8 @@ public struct TorchWorkerOptions: Sendable {
 
     public static var defaultPython: String { ProcessInfo.processInfo.environment["EMC_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3" }
     public static let defaultTimeout = 600.0
+    /// The shortest `--worker-timeout` a user may set (tests set shorter ones through the options directly).
+    public static let minimumTimeout = 10.0
 
     /// cpu, cuda, cuda:N or mps.
     public static func isDevice(_ text: String) -> Bool {
@@ -41,8 +43,13 @@ public struct TorchWorkerOptions: Sendable {
 
 /// The worker process itself failed (it exited, went silent past the timeout, or broke the protocol): the trial's
 /// attempt failed, not the trial. Never a result.
+/// A message's id, read strictly (an integer; not `true` or a string).
+private struct Envelope: Decodable { let id: Int? }
+
 struct WorkerFailure: Error {
     let message: String
+    /// It sent nothing within the timeout (rather than exiting or breaking the protocol).
+    var timedOut = false
 }
 
 /// One `python -m emcshards.worker` process and its JSON-lines channel (docs/torch-worker.md). Used by one thread at a
@@ -54,8 +61,14 @@ final class TorchWorker {
     private let process = Process()
     private let input: FileHandle
     private let output: Int32
-    private let stderrPath: String
+    /// The worker's stderr: a file unlinked as soon as it is open (nothing is left behind, however emc ends), read
+    /// back through this handle for error messages.
+    private let stderrLog: FileHandle
     private var pending: [UInt8] = []
+    /// How far `pending` has been searched for a newline (a long line is scanned once, not once per read).
+    private var scanned = 0
+    /// The longest line a worker may send (a result with its loss history is a few KiB).
+    static let maxLineBytes = 64 << 20
     private var nextID = 1
     /// The handshake's answer: the worker's and torch's versions.
     private(set) var hello: [String: Any] = [:]
@@ -66,16 +79,23 @@ final class TorchWorker {
         self.options = options
         let python = try Self.resolve(options.python)
         let stdinPipe = Pipe(), stdoutPipe = Pipe()
-        stderrPath = FileSystem.join(NSTemporaryDirectory(), "emc-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log")
+        let stderrPath = FileSystem.join(NSTemporaryDirectory(), "emc-worker-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log")
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        guard let errorLog = FileHandle(forWritingAtPath: stderrPath) else {
+        guard let errorLog = FileHandle(forWritingAtPath: stderrPath), let reader = FileHandle(forReadingAtPath: stderrPath) else {
             throw EMCError(.io, "cannot create the torch worker's log", file: stderrPath)
         }
+        stderrLog = reader
+        unlink(stderrPath)
+        // A worker that has exited closes its stdin: writing to it must be an error to handle, not a SIGPIPE that ends emc.
+        Self.ignoreBrokenPipes
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["-m", "emcshards.worker"]
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in options.environment { environment[k] = v }
         environment["PYTHONUNBUFFERED"] = "1"
+        // The folder emc runs in is not put first on the worker's import path (Python 3.11+): a numpy.py there must not
+        // replace numpy. A py: model named as a dotted module is looked up there on purpose by the worker.
+        environment["PYTHONSAFEPATH"] = "1"
         process.environment = environment
         process.standardInput = stdinPipe
         process.standardOutput = stdoutPipe
@@ -91,8 +111,11 @@ final class TorchWorker {
 
     deinit {
         kill()
-        try? FileManager.default.removeItem(atPath: stderrPath)
+        try? stderrLog.close()
     }
+
+    /// SIGPIPE ignored once for the process (writes to a closed pipe then fail with EPIPE, which emc reports).
+    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
     /// A command name found on PATH, or a path as given.
     static func resolve(_ python: String) throws -> String {
@@ -115,6 +138,10 @@ final class TorchWorker {
             message = try call("hello", ["protocol": Self.protocolVersion, "client": "emc \(EMCEnvironment.version)"])
         } catch let failure as WorkerFailure {
             let said = lastErrorLines()
+            if failure.timedOut {
+                throw EMCError(.library, "the torch worker at \(python) did not answer the handshake within \(formatSeconds(options.timeout)) "
+                               + "(importing torch can take longer on a busy machine: raise --worker-timeout)\(said.isEmpty ? "" : "; it said: \(said)")")
+            }
             let cause = said.contains("No module named 'emcshards'") || said.contains("No module named emcshards")
                 ? "it has no emcshards package" : failure.message
             throw EMCError(.missing, "\(python) cannot run the torch worker (\(cause))\(said.isEmpty ? "" : "; it said: \(said)"). "
@@ -161,7 +188,7 @@ final class TorchWorker {
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
                 throw WorkerFailure(message: "the worker wrote a line that is not a protocol message: \(String(decoding: line.prefix(200), as: UTF8.self))")
             }
-            guard object["id"] as? Int == id else {
+            guard (try? JSONDecoder().decode(Envelope.self, from: Data(line)))?.id == id else {
                 if let error = object["error"] as? [String: Any] {
                     throw WorkerFailure(message: "the worker reported \(error["code"] ?? "?"): \(error["message"] ?? "")")
                 }
@@ -179,15 +206,22 @@ final class TorchWorker {
     private func readLine() throws -> [UInt8] {
         var deadline = Clock.now() + options.timeout
         while true {
-            if let newline = pending.firstIndex(of: 0x0A) {
+            if let newline = pending[scanned...].firstIndex(of: 0x0A) {
                 let line = Array(pending[..<newline])
                 pending.removeFirst(newline + 1)
+                scanned = 0
                 return line
+            }
+            scanned = pending.count
+            guard pending.count <= Self.maxLineBytes else {
+                kill()
+                throw WorkerFailure(message: "the worker sent a line longer than \(Self.maxLineBytes >> 20) MiB: not a protocol message")
             }
             let left = deadline - Clock.now()
             if left <= 0 {
                 kill()
-                throw WorkerFailure(message: "the worker sent nothing for \(formatSeconds(options.timeout)) (it hangs; --worker-timeout sets how long emc waits)")
+                throw WorkerFailure(message: "the worker sent nothing for \(formatSeconds(options.timeout)) (it hangs; --worker-timeout sets how long emc waits)",
+                                    timedOut: true)
             }
             var descriptor = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, Int32(min(left, 3600) * 1000))
@@ -213,7 +247,9 @@ final class TorchWorker {
 
     /// The last lines the worker wrote to stderr (for error messages).
     func lastErrorLines(_ count: Int = 3) -> String {
-        guard let data = FileManager.default.contents(atPath: stderrPath) else { return "" }
+        let end = stderrLog.seekToEndOfFile()
+        stderrLog.seek(toFileOffset: end > 4096 ? end - 4096 : 0)
+        let data = stderrLog.readDataToEndOfFile()
         let lines = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return lines.suffix(count).joined(separator: " / ")
     }

@@ -28,6 +28,9 @@ public enum TrainingProtocol: String, Sendable, Codable, CaseIterable {
     public func apply(to settings: SearchSettings) throws -> SearchSettings {
         var s = settings
         let d = SearchSettings.defaults
+        guard s.training.budget.epochs == d.training.budget.epochs && s.training.budget.minSteps == d.training.budget.minSteps else {
+            throw EMCError(.invalidArgument, "the paper's protocol has a step budget: give --steps S (its check cadence scales with it), not --epochs or --min-steps")
+        }
         s.protocolName = rawValue
         if s.training.fitThreshold == d.training.fitThreshold { s.training.fitThreshold = Self.paperThreshold }
         if s.training.batch == d.training.batch { s.training.batch = Self.paperBatch }

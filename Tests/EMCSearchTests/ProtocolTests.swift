@@ -24,6 +24,11 @@ struct ProtocolTests {
         #expect(scaled.training.batch == 64, "a batch the user set stays")
         #expect(scaled.optimizer.text == "gd:lr=0.1,schedule=cosine", "full-batch GD at the same steps, annealed")
         #expect(scaled.protocolName == "paper (budget scaled: 2000 of 400000 steps, checks every 50)")
+        // An epoch budget is not the paper's: refused, not silently replaced by 400,000 steps.
+        var epochs = base
+        epochs.training.budget.epochs = 20
+        let e = #expect(throws: EMCError.self) { _ = try TrainingProtocol.paper.apply(to: epochs) }
+        #expect(e?.message.contains("give --steps") == true)
     }
 
     @Test("a small configuration under --protocol paper: its records carry the preset's threshold, schedule, batch, cadence and the protocol; the report names it")

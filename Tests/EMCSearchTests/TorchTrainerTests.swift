@@ -96,6 +96,51 @@ struct TorchTrainerTests {
         #expect(!FileSystem.exists(dir.file("log.jsonl")), "nothing was recorded")
     }
 
+    @Test("a worker that exits at once is an error naming the interpreter, not a SIGPIPE that ends emc")
+    func exitsAtOnce() throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, python: "/bin/true")
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("/bin/true cannot run the torch worker") == true, "\(e?.message ?? "")")
+    }
+
+    /// A worker that speaks the protocol but answers every trial with `result` (a JSON object's text).
+    static func fakeWorker(_ dir: TemporaryDirectory, result: String) throws -> String {
+        try AtomicFileWriter.write(Array(result.utf8), to: dir.file("result.json"))
+        let script = """
+        import json, sys
+        answer = json.load(open(sys.argv[1]))
+        for line in sys.stdin:
+            r = json.loads(line)
+            if r["method"] == "hello":
+                print(json.dumps({"id": r["id"], "result": {"protocol": 1, "worker": "fake", "torch": "0", "cuda": False, "devices": 0}}), flush=True)
+            elif r["method"] == "fit":
+                out = dict(answer, samples=r["params"]["n"])
+                print(json.dumps({"id": r["id"], "result": out}), flush=True)
+            else:
+                print(json.dumps({"id": r["id"], "result": {}}), flush=True)
+                break
+        """
+        try AtomicFileWriter.write(Array(script.utf8), to: dir.file("fake.py"))
+        try AtomicFileWriter.write(Array("#!/bin/sh\nexec python3 \(dir.file("fake.py")) \(dir.file("result.json"))\n".utf8), to: dir.file("fake"))
+        chmod(dir.file("fake"), 0o755)
+        return dir.file("fake")
+    }
+
+    @Test("an impossible result from a worker is an error, never a record", arguments: [
+        (#"{"result": "fitted", "reason": "", "epochs": 3, "steps": 6, "finalLoss": 0.1, "trainAccuracy": 7, "wrong": -5, "gradientNorm": null, "lossHistory": [], "seconds": 1, "thresholdEpochs": {}, "learningRateDrops": [], "trainer": {"kind": "torch", "precision": "float32", "parameters": 0}}"#, "samples wrong"),
+        (#"{"result": "fitted", "reason": "", "epochs": 3, "steps": 3, "finalLoss": 0.1, "trainAccuracy": 0, "wrong": 20, "gradientNorm": null, "lossHistory": [], "seconds": 1, "thresholdEpochs": {}, "learningRateDrops": [], "trainer": {"kind": "torch", "precision": "float32", "parameters": 0}}"#, "fitted with 20 wrong"),
+        (#"{"result": "fitted", "reason": "", "epochs": 3, "steps": 3, "finalLoss": 0.1, "trainAccuracy": 1, "wrong": 0, "gradientNorm": null, "lossHistory": [], "seconds": 1, "thresholdEpochs": {}, "learningRateDrops": []}"#, "does not say what trained it"),
+        (#"{"result": "budget-exhausted", "reason": "", "epochs": 99999, "steps": 6, "finalLoss": 0.1, "trainAccuracy": 0.5, "wrong": 10, "gradientNorm": null, "lossHistory": [], "seconds": 1, "thresholdEpochs": {}, "learningRateDrops": [], "trainer": {"kind": "torch", "precision": "float32", "parameters": 0}}"#, "99999 epochs"),
+    ])
+    func impossibleResults(result: String, words: String) throws {
+        let dir = TemporaryDirectory()
+        let fitter = try TorchTesting.fitter(dir, python: try Self.fakeWorker(dir, result: result))
+        defer { fitter.close() }
+        let e = #expect(throws: EMCError.self) { _ = try fitter.fit(n: 20, seed: 0, replicate: 0) }
+        #expect(e?.message.contains("impossible") == true && e?.message.contains(words) == true, "\(e?.message ?? "")")
+    }
+
     @Test("a worker of another protocol version is refused at the handshake")
     func protocolVersion() throws {
         let dir = TemporaryDirectory()

@@ -262,6 +262,8 @@ class Trial:
         wrong = torch.zeros((), dtype=torch.int64, device=self.device)
         with torch.set_grad_enabled(gradient):
             for start in range(0, n, self.eval_batch):
+                if self.heartbeat:
+                    self.heartbeat(None, None)
                 xb, yb = self.x[start:start + self.eval_batch], self.y[start:start + self.eval_batch]
                 logits = self.model(xb)
                 loss = F.cross_entropy(logits, yb, reduction="sum")
@@ -351,7 +353,7 @@ class Trial:
             start += idx.shape[0]
             if max_steps is not None and state.steps >= max_steps:
                 break
-            if self.heartbeat and state.steps % 64 == 0:
+            if self.heartbeat:
                 self.heartbeat(epoch, state.steps)
         sizes = torch.full((len(losses),), float(batch), dtype=torch.float64, device=self.device)
         sizes[-1] = start - batch * (len(losses) - 1)

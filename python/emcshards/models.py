@@ -314,6 +314,8 @@ def python_source(module):
     if module.endswith(".py") or "/" in module:
         path = module
     else:
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
         try:
             found = importlib.util.find_spec(module)
         except (ImportError, ValueError) as e:
@@ -340,11 +342,18 @@ def build_python(spec, shape, classes):
             loaded = sys.modules.get(unique)
             if loaded is None:
                 found = importlib.util.spec_from_file_location(unique, path)
+                if found is None or found.loader is None:
+                    raise ModelError(f"{path} is not a Python source file (a py: model names a .py file or a dotted module)")
                 loaded = importlib.util.module_from_spec(found)
                 found.loader.exec_module(loaded)
                 sys.modules[unique] = loaded
         else:
+            # A dotted module may live in the folder emc runs in (which is not on the worker's path by default).
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
             loaded = importlib.import_module(module)
+    except ModelError:
+        raise
     except Exception as e:  # the file's own error: its type, message and line
         raise ModelError(f"{path} does not import: {type(e).__name__}: {e}") from None
     fn = getattr(loaded, name, None)
