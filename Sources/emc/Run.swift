@@ -215,7 +215,7 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "The torch trainer's arithmetic: float32, or bf16 (autocast for the training forward passes; weights, gradients and every pass that judges a fit stay float32). Part of a configuration's identity.")
     var precision = defaults.precision
 
-    @Option(parsing: .unconditional, help: "Seconds a torch worker may send nothing (it reports every epoch, and every few seconds within a long one) before it is taken to hang and its trial is retried once.")
+    @Option(parsing: .unconditional, help: "Seconds a torch worker may send nothing (at least 10; it reports every epoch, and every 2 s while it trains) before it is taken to hang and its trial is retried once.")
     var workerTimeout = TorchWorkerOptions.defaultTimeout
 
     func validate() throws {
