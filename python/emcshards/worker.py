@@ -152,7 +152,7 @@ class Worker:
         ds = ShardDataset(path, split)
         source = ds.subset(n, seed) if n is not None else ds
         count = len(source)
-        x, y = source.batch(np.arange(count)) if n is not None else ds.batch(np.arange(count))
+        x, y = source.batch(np.arange(count))
         schema = ds.schema
         width = schema["channels"] if schema["kind"] == "image" else schema["features"]
         a = np.ones(width, dtype=np.float32)

@@ -240,30 +240,36 @@ FAMILIES = [
 ]
 
 
-@pytest.mark.parametrize("name,spec,shape", FAMILIES, ids=[f[0] for f in FAMILIES])
-def test_every_family_is_the_native_model_in_torch(tmp_path, name, spec, shape):
-    """The same parameter count and tensors; from emc's parameters, the same logits and the same gradients."""
-    classes, batch = 5, 4
-    emc("bench", "export-torch", "--model", spec, "--input", shape, "--classes", classes, "--batch", batch, "--out", tmp_path, "--force")
-    meta = json.load(open(tmp_path / "meta.json"))
-    params = np.fromfile(tmp_path / "params.bin", dtype="<f4")
-    inputs = np.fromfile(tmp_path / "input.bin", dtype="<f4")
-    labels = np.fromfile(tmp_path / "labels.bin", dtype="<i4")
-    native_logits = np.fromfile(tmp_path / "logits.bin", dtype="<f4")
-    native_gradients = np.fromfile(tmp_path / "gradients.bin", dtype="<f4")
+def exported_model(folder, meta, classes, batch):
+    """The spec built in torch with the parameters `emc bench export-torch` wrote, and its batch (NCHW inputs, labels)."""
+    params = np.fromfile(folder / "params.bin", dtype="<f4")
+    inputs = np.fromfile(folder / "input.bin", dtype="<f4")
+    labels = np.fromfile(folder / "labels.bin", dtype="<i4")
     h, w, c = meta["input"]
     model = build(meta["spec"], (h, w, c), classes)
-    assert sum(p.numel() for p in model.parameters()) == meta["parameterCount"]
-    assert [p.numel() for p, _ in model.emc_tensors] == [t["count"] for t in meta["tensors"]]
     offset = 0
     with torch.no_grad():
         for p, layout in model.emc_tensors:
             p.copy_(from_emc(torch.from_numpy(params[offset:offset + p.numel()].copy()), p, layout))
             offset += p.numel()
     x = torch.empty((batch, c, h, w)).copy_(torch.from_numpy(inputs.copy()).reshape(batch, h, w, c).permute(0, 3, 1, 2))
+    return model, x, torch.from_numpy(labels.astype(np.int64))
+
+
+@pytest.mark.parametrize("name,spec,shape", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_every_family_is_the_native_model_in_torch(tmp_path, name, spec, shape):
+    """The same parameter count and tensors; from emc's parameters, the same logits and the same gradients."""
+    classes, batch = 5, 4
+    emc("bench", "export-torch", "--model", spec, "--input", shape, "--classes", classes, "--batch", batch, "--out", tmp_path, "--force")
+    meta = json.load(open(tmp_path / "meta.json"))
+    native_logits = np.fromfile(tmp_path / "logits.bin", dtype="<f4")
+    native_gradients = np.fromfile(tmp_path / "gradients.bin", dtype="<f4")
+    model, x, y = exported_model(tmp_path, meta, classes, batch)
+    assert sum(p.numel() for p in model.parameters()) == meta["parameterCount"]
+    assert [p.numel() for p, _ in model.emc_tensors] == [t["count"] for t in meta["tensors"]]
     model.train()
     logits = model(x)
-    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64)))
+    loss = torch.nn.functional.cross_entropy(logits, y)
     loss.backward()
     np.testing.assert_allclose(logits.detach().numpy().reshape(-1), native_logits, rtol=1e-4, atol=1e-5)
     assert loss.item() == pytest.approx(meta["loss"], rel=1e-5)
@@ -289,18 +295,7 @@ def test_the_hessian_check_finds_the_native_trainers_extreme_eigenvalues(tmp_pat
         "--hessian-steps", dimension)
     meta = json.load(open(tmp_path / "meta.json"))
     native = meta["hessian"]
-    params = np.fromfile(tmp_path / "params.bin", dtype="<f4")
-    inputs = np.fromfile(tmp_path / "input.bin", dtype="<f4")
-    labels = np.fromfile(tmp_path / "labels.bin", dtype="<i4")
-    h, w, c = meta["input"]
-    model = build(meta["spec"], (h, w, c), classes)
-    offset = 0
-    with torch.no_grad():
-        for p, layout in model.emc_tensors:
-            p.copy_(from_emc(torch.from_numpy(params[offset:offset + p.numel()].copy()), p, layout))
-            offset += p.numel()
-    x = torch.empty((batch, c, h, w)).copy_(torch.from_numpy(inputs.copy()).reshape(batch, h, w, c).permute(0, 3, 1, 2))
-    y = torch.from_numpy(labels.astype(np.int64))
+    model, x, y = exported_model(tmp_path, meta, classes, batch)
     rules = rules_module.Rules({**RULES, "hessianCheck": "final", "hessianSteps": dimension})
     trial = rules_module.Trial(model, x, y, rules_module.OptimizerSpec(SGD), rules, seed=meta["seed"], eval_batch=batch)
     check = trial.check_hessian()
