@@ -54,3 +54,10 @@ void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, 
                                   int width, int c, int kernel, int stride, int padding, int ho, int wo) {
     FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) dx[i + ch] += dy[o + ch] * w[t + ch];)
 }
+
+// emc_depthwise_filter_gradient for channels c0..<c1 only (a team's part: each channel's sums whole and in order).
+EMC_CLONES
+void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
+                                         int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1) {
+    FOR_EACH_TAP(for (int ch = c0; ch < c1; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
+}

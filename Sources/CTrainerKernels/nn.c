@@ -337,3 +337,12 @@ void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_
 }
 #undef LANES
 #pragma clang fp contract(on)
+
+// emc_sum_rows's general path (columns not dividing 16) for columns c0..<c1 of rows `columns` floats long.
+EMC_CLONES
+void emc_sum_rows_range(float *restrict out, const float *restrict x, size_t rows, size_t columns, size_t c0, size_t c1) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * columns;
+        for (size_t c = c0; c < c1; c++) out[c] += row[c];
+    }
+}

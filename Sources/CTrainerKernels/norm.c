@@ -226,3 +226,68 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
         for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
     }
 }
+
+// Parts of the passes above for a team of threads (Threads.swift): each computes exactly what the whole pass computes
+// for its channels or rows, by the same operations in the same order.
+
+// emc_channel_moments's general path (c not dividing 16) for channels c0..<c1.
+EMC_CLONES
+void emc_channel_moments_range(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c,
+                               size_t c0, size_t c1) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t ch = c0; ch < c1; ch++) { double v = (double)x[r * c + ch]; sum[ch] += v; squares[ch] += v * v; }
+}
+
+// emc_channel_gradient_sums's general path for channels c0..<c1.
+#define MASKED(dy, h, g, b) (relu ? ((g) * (h) + (b) > 0.0f ? (dy) : 0.0f) : (dy))
+static inline __attribute__((always_inline)) void gradient_sums_range_body(double *restrict sum_dy, double *restrict sum_dyh,
+                                                                           const float *restrict dy, const float *restrict x,
+                                                                           const float *restrict mean, const float *restrict istd,
+                                                                           const float *restrict gamma, const float *restrict beta,
+                                                                           size_t rows, size_t c, size_t c0, size_t c1, int relu) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t ch = c0; ch < c1; ch++) {
+            size_t i = r * c + ch;
+            float h = (x[i] - mean[ch]) * istd[ch], g = MASKED(dy[i], h, gamma[ch], beta[ch]);
+            sum_dy[ch] += (double)g;
+            sum_dyh[ch] += (double)(g * h);
+        }
+}
+
+EMC_CLONES
+void emc_channel_gradient_sums_range(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
+                                     const float *restrict x, const float *restrict mean, const float *restrict istd,
+                                     const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, size_t c0,
+                                     size_t c1, int relu) {
+    if (relu) gradient_sums_range_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, 1);
+    else gradient_sums_range_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, 0);
+}
+#undef MASKED
+
+// emc_layernorm_backward in two parts: the parameters' gradients for channels c0..<c1 (over every row, in order), and
+// the input gradient of the rows given.
+EMC_CLONES
+void emc_layernorm_parameter_gradient(float *restrict dgamma, float *restrict dbeta, const float *restrict dy,
+                                      const float *restrict h, size_t rows, size_t c, size_t c0, size_t c1) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = dy + r * c, *hr = h + r * c;
+        for (size_t ch = c0; ch < c1; ch++) {
+            dgamma[ch] += g[ch] * hr[ch];
+            dbeta[ch] += g[ch];
+        }
+    }
+}
+
+EMC_CLONES
+void emc_layernorm_input_gradient(float *restrict dx, float *restrict scratch, const float *restrict dy, const float *restrict h,
+                                  const float *restrict istd, const float *restrict gamma, size_t rows, size_t c) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *g = dy + r * c, *hr = h + r * c;
+        for (size_t ch = 0; ch < c; ch++) scratch[ch] = g[ch] * gamma[ch];
+        float meanG = row_sum(scratch, c) / (float)c;
+        for (size_t ch = 0; ch < c; ch++) scratch[ch] = scratch[ch] * hr[ch];
+        float meanGH = row_sum(scratch, c) / (float)c;
+        float *d = dx + r * c, inv = istd[r];
+        for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
+    }
+}

@@ -46,33 +46,38 @@ public final class Activation: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let n = batch * inputShape.count
-        switch kind {
-        case .relu: emc_relu_forward(output, input, n)
-        case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
-        case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
-        case .sigmoid: emc_sigmoid_forward(output, input, n)
-        case .gelu: emc_gelu_forward(output, derivative.baseAddress!, input, n)
-        case .silu: emc_silu_forward(output, derivative.baseAddress!, input, n)
-        case .identity: output.update(from: input, count: n)
+        let derivative = self.derivative.baseAddress, kind = self.kind
+        Parallel.elements(batch * inputShape.count) { start, n in
+            let input = input + start, output = output + start
+            switch kind {
+            case .relu: emc_relu_forward(output, input, n)
+            case .leakyRelu: for i in 0..<n { output[i] = input[i] > 0 ? input[i] : 0.01 * input[i] }
+            case .tanh: for i in 0..<n { output[i] = tanhf(input[i]) }
+            case .sigmoid: emc_sigmoid_forward(output, input, n)
+            case .gelu: emc_gelu_forward(output, derivative! + start, input, n)
+            case .silu: emc_silu_forward(output, derivative! + start, input, n)
+            case .identity: output.update(from: input, count: n)
+            }
         }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        guard let g = gradInput else { return }
-        let n = batch * inputShape.count
-        switch kind {
-        case .relu: emc_relu_backward(g, input, gradOutput, n)
-        case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
-        case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
-        case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }
-        case .gelu, .silu: emc_multiply(g, gradOutput, derivative.baseAddress!, n)
-        case .identity: g.update(from: gradOutput, count: n)
+        guard let gradInput else { return }
+        let derivative = self.derivative.baseAddress, kind = self.kind
+        Parallel.elements(batch * inputShape.count) { start, n in
+            let g = gradInput + start, input = input + start, output = output + start, gradOutput = gradOutput + start
+            switch kind {
+            case .relu: emc_relu_backward(g, input, gradOutput, n)
+            case .leakyRelu: for i in 0..<n { g[i] = input[i] > 0 ? gradOutput[i] : 0.01 * gradOutput[i] }
+            case .tanh: for i in 0..<n { g[i] = gradOutput[i] * (1 - output[i] * output[i]) }
+            case .sigmoid: for i in 0..<n { g[i] = gradOutput[i] * output[i] * (1 - output[i]) }
+            case .gelu, .silu: emc_multiply(g, gradOutput, derivative! + start, n)
+            case .identity: g.update(from: gradOutput, count: n)
+            }
         }
     }
 
-    /// f′(x) and f″(x) at one point (y = f(x) given, for the forms that use it).
     @inline(__always)
     private func derivatives(_ x: Float, _ y: Float) -> (Float, Float) {
         switch kind {

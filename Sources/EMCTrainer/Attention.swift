@@ -20,7 +20,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     public let dim: Int
     var headDim: Int { dim / heads }
     private var probabilities = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var scratch = PartScratch()
 
     /// `input`: tokens of 3·D values ([q | k | v]); throws unless D divides into `heads` heads.
     public init(input: FeatureShape, heads: Int) throws {
@@ -41,9 +41,8 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         probabilities.deallocate()
-        scratch.deallocate()
         probabilities = .allocate(capacity: maxBatch * heads * tokens * tokens)
-        scratch = .allocate(capacity: tokens * tokens)
+        scratch.allocate(tokens * tokens)
     }
 
     private func probs(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + (b * heads + h) * tokens * tokens }
@@ -51,7 +50,9 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let t = tokens, d = headDim, ld = 3 * dim
         let scale = 1 / Float(d).squareRoot()
-        for b in 0..<batch {
+        // Sample by sample over the team (each sample's heads on one thread).
+        Parallel.samples(batch, perSample: heads * t * t) { samples, _ in
+        for b in samples {
             let qkv = input + b * t * ld
             for h in 0..<heads {
                 let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
@@ -61,6 +62,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
                            c: output + b * t * dim + h * d, ldc: dim)
             }
         }
+        }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
@@ -68,8 +70,10 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         guard let gradInput else { return }
         let t = tokens, d = headDim, ld = 3 * dim
         let scale = 1 / Float(d).squareRoot()
-        let dp = scratch.baseAddress!
-        for b in 0..<batch {
+        let scratch = self.scratch
+        Parallel.samples(batch, perSample: heads * t * t) { samples, part in
+        let dp = scratch[part]
+        for b in samples {
             let qkv = input + b * t * ld, dqkv = gradInput + b * t * ld
             for h in 0..<heads {
                 let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
@@ -81,6 +85,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
                 BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
                 BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
             }
+        }
         }
     }
 }

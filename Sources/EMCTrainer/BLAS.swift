@@ -51,8 +51,8 @@ public enum BLAS {
     /// OpenBLAS splits a product among its threads differently at each thread count, and the rounding follows the
     /// split: on this project's machine 6,660 of the 8,192 outputs of a 128×784 · 784×64 product (an MLP's first
     /// layer) differ in their last bits between 1 and 2 threads, and so do whole training runs after a few steps. emc's
-    /// records must not depend on the thread count, so OpenBLAS always runs on one thread; trials run in parallel
-    /// instead (`--jobs`, sweeps), which changes no result. An `EMC_THREADS` above 1 is reported once on stderr as ignored.
+    /// records must not depend on the thread count, so OpenBLAS always runs on one thread and emc splits the work itself
+    /// (`ThreadTeam`: `--threads`), where no sum is split. An `EMC_THREADS` above 1 is reported once on stderr as ignored.
     public static func useOneThread() { _ = oneThread }
 
     private static let oneThread: Void = {
@@ -60,24 +60,110 @@ public enum BLAS {
         // EMC_THREADS once set OpenBLAS's thread count; a value above 1 now draws this note and nothing else.
         if let text = getenv("EMC_THREADS").map({ String(cString: $0) }), let requested = Int(text), requested > 1 {
             StandardStreams.error("emc: EMC_THREADS=\(requested) is ignored: OpenBLAS rounds products differently at each thread count, "
-                + "and emc's results must not depend on it. Run seeds in parallel with --jobs, or a sweep with one process per core.\n")
+                + "and emc's results must not depend on it. Give a trial threads with --threads (the same bits at any count).\n")
         }
     }()
 
     public enum Transpose: Sendable { case none, transpose }
 
     /// C = alpha * op(A) * op(B) + beta * C on row-major Float32 matrices, where op(A) is m×k and
-    /// op(B) is k×n; `lda`, `ldb`, `ldc` are row strides.
+    /// op(B) is k×n; `lda`, `ldb`, `ldc` are row strides. With a `ThreadTeam` current, the rows of C are split over its
+    /// threads in multiples of `rowGrain`, which leaves every element's bits as one call computes them.
     /// The corresponding C function is `cblas_sgemm`.
     @inline(__always)
     public static func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                              alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if Parallel.threads > 1, m <= rowSplitLimit, let grain = rowGrain {
+            // At least ~1M multiply-adds a part (tens of microseconds): less is not worth waking another thread for.
+            Parallel.ranges(m, grain: grain, minimum: max(grain, Parallel.minimumMultiplyAdds / max(1, n * k))) { rows, _ in
+                serialSgemm(transA, transB, m: rows.count, n: n, k: k, alpha: alpha,
+                            a: transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound, lda: lda, b: b, ldb: ldb,
+                            beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+            }
+            return
+        }
+        serialSgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// One call of cblas_sgemm on the calling thread.
+    @inline(__always)
+    static func serialSgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                            alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         cblas_sgemm(CblasRowMajor,
                     transA == .none ? CblasNoTrans : CblasTrans,
                     transB == .none ? CblasNoTrans : CblasTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// The most rows a product may have for `sgemm` to split it. OpenBLAS (0.3.21, Zen kernels) computes the rows from
+    /// 104,508 on of a single call differently from the same rows in a call of their own, whatever the other dimensions:
+    /// a product that tall runs whole. The limit is well below, and `rowGrain`'s test products reach it.
+    public static let rowSplitLimit = 65_536
+
+    /// The multiple of rows at which a product's output can be split into several cblas_sgemm calls with every element's
+    /// bits unchanged, or nil when no candidate holds (then products run whole on one thread).
+    ///
+    /// OpenBLAS's kernels compute an element by an order that depends on its row's position within the kernel's row
+    /// tile (on Zen and Haswell a tile of 12 rows: rows 0–5 and 6–11 of a tile round differently) and on whether the row
+    /// falls in the tail after the last whole tile; columns depend on their block too. Splitting the rows at multiples of
+    /// the tile, the last part taking the tail, keeps every row's position. The tile is not reported by OpenBLAS, so emc
+    /// finds it once per process: the smallest of 12, 16, 24, 32, 48, 64, 96, 192 at which a set of products of every
+    /// transpose, with tails and without, up to `rowSplitLimit` rows, split into 2 and 3 parts give the bits of one call.
+    public static let rowGrain: Int? = {
+        useOneThread()
+        return [12, 16, 24, 32, 48, 64, 96, 192].first(where: rowSplitKeepsBits)
+    }()
+
+    /// Whether splitting the rows of C at multiples of `grain` leaves the bits of the products `rowGrain` tries.
+    static func rowSplitKeepsBits(_ grain: Int) -> Bool {
+        // (transpose A, transpose B, m in tiles and extra rows, n, k, beta)
+        let shapes: [(Bool, Bool, Int, Int, Int, Int, Float)] = [
+            (false, true, 10, 8, 40, 300, 1), (false, false, 7, 0, 56, 72, 0), (true, false, 5, 3, 33, 130, 1),
+            (false, true, 2, 6, 10, 784, 0), (false, false, 9, 5, 257, 40, 1), (true, false, 3, 0, 300, 500, 1),
+            (false, true, 4, 1, 130, 64, 1), (false, true, 2, 0, 64, 20, 0),
+            // As tall as a product `sgemm` splits may be.
+            (false, true, rowSplitLimit / grain, rowSplitLimit % grain, 72, 9, 1),
+        ]
+        // Values in [−1, 1) from a multiplicative hash: cheap, and with all the bits a rounding difference needs.
+        func values(_ count: Int, _ salt: Int) -> [Float] {
+            (0..<count).map { i in Float(UInt32(truncatingIfNeeded: (i &+ salt) &* -1_640_531_535) >> 8) / Float(1 << 23) - 1 }
+        }
+        for (index, (ta, tb, tiles, extra, n, k, beta)) in shapes.enumerated() {
+            let m = tiles * grain + extra
+            let a = values(m * k, 3 * index), b = values(k * n, 3 * index + 1), c0 = values(m * n, 3 * index + 2)
+            let (lda, ldb) = (ta ? m : k, tb ? k : n)
+            var whole = c0
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    whole.withUnsafeMutableBufferPointer { pc in
+                        serialSgemm(ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress!,
+                                    lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            for parts in [2, 3] where tiles >= parts {
+                var split = c0
+                a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        split.withUnsafeMutableBufferPointer { pc in
+                            for part in 0..<parts {
+                                let start = tiles * part / parts * grain
+                                let end = part == parts - 1 ? m : tiles * (part + 1) / parts * grain
+                                serialSgemm(ta ? .transpose : .none, tb ? .transpose : .none, m: end - start, n: n, k: k, alpha: 1,
+                                            a: ta ? pa.baseAddress! + start : pa.baseAddress! + start * lda, lda: lda, b: pb.baseAddress!,
+                                            ldb: ldb, beta: beta, c: pc.baseAddress! + start * n, ldc: n)
+                            }
+                        }
+                    }
+                }
+                if !zip(whole, split).allSatisfy({ $0.bitPattern == $1.bitPattern }) { return false }
+            }
+        }
+        return true
     }
 
     /// Which version of emc's own kernel for C += Aᵀ·B runs: the CPU's (`hardwareLevel`), or `.generic` (every such
@@ -108,14 +194,31 @@ public enum BLAS {
     }
 
     /// C[m×n] += Aᵀ·B on row-major Float32, A k×m and B k×n: every layer's weight gradient. Goes to emc's tall kernel
-    /// when `prefersTallKernel`, to cblas_sgemm otherwise.
+    /// when `prefersTallKernel` (with a team current, its columns or rows split over the threads: each element is the
+    /// same chain over k whichever part computes it), to `sgemm` otherwise (rows split at `rowGrain`).
     @inline(__always)
     public static func accumulateTransposedProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                                    b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if !prefersTallKernel(m: m, n: n, k: k)
-            || !accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc) {
+        guard prefersTallKernel(m: m, n: n, k: k) else {
             sgemm(.transpose, .none, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+            return
         }
+        if Parallel.threads > 1 && m * n * k >= 2 * Parallel.minimumMultiplyAdds {
+            // Columns in whole 8-float vectors when there are enough of them, else rows.
+            if n >= 16 {
+                Parallel.ranges(n, grain: 8) { columns, _ in
+                    _ = accumulateTransposedProductWithTallKernel(m: m, n: columns.count, k: k, a: a, lda: lda, b: b + columns.lowerBound,
+                                                                  ldb: ldb, c: c + columns.lowerBound, ldc: ldc)
+                }
+            } else {
+                Parallel.ranges(m) { rows, _ in
+                    _ = accumulateTransposedProductWithTallKernel(m: rows.count, n: n, k: k, a: a + rows.lowerBound, lda: lda, b: b,
+                                                                  ldb: ldb, c: c + rows.lowerBound * ldc, ldc: ldc)
+                }
+            }
+            return
+        }
+        _ = accumulateTransposedProductWithTallKernel(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
     }
 
     /// A safe, checked sgemm on arrays (row-major, no transposes): returns A(m×k) · B(k×n).

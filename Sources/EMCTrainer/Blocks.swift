@@ -173,11 +173,11 @@ public final class Residual: CompositeLayer {
     }
 
     private static func sum(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = a[i] + b[i] }
+        Parallel.elements(count) { start, n in for i in start..<(start + n) { y[i] = a[i] + b[i] } }
     }
 
     private static func add(_ a: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] += a[i] }
+        Parallel.elements(count) { start, n in for i in start..<(start + n) { y[i] += a[i] } }
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
@@ -314,11 +314,13 @@ public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let g = gate.forward(input, batch: batch)
         let c = inputShape.channels, pixels = inputShape.height * inputShape.width
-        for b in 0..<batch {
-            let gb = g + b * c
-            for p in 0..<pixels {
-                let o = (b * pixels + p) * c
-                for ch in 0..<c { output[o + ch] = input[o + ch] * gb[ch] }
+        Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
+            for b in samples {
+                let gb = g + b * c
+                for p in 0..<pixels {
+                    let o = (b * pixels + p) * c
+                    for ch in 0..<c { output[o + ch] = input[o + ch] * gb[ch] }
+                }
             }
         }
     }
@@ -328,20 +330,25 @@ public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
         let c = inputShape.channels, pixels = inputShape.height * inputShape.width
         let dg = gateGradient.baseAddress!
         dg.update(repeating: 0, count: batch * c)
-        for b in 0..<batch {
-            for p in 0..<pixels {
-                let o = (b * pixels + p) * c
-                for ch in 0..<c { dg[b * c + ch] += gradOutput[o + ch] * input[o + ch] }
+        // Each sample's gate gradient is its own sum over its pixels.
+        Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
+            for b in samples {
+                for p in 0..<pixels {
+                    let o = (b * pixels + p) * c
+                    for ch in 0..<c { dg[b * c + ch] += gradOutput[o + ch] * input[o + ch] }
+                }
             }
         }
         // The chain's first layer (the average pool) writes dx from the gate; the direct path adds dy ⊙ g.
         gate.backward(input, gradOutput: dg, gradInput: gradInput, batch: batch)
         guard let gradInput else { return }
         let g = gate.output
-        for b in 0..<batch {
-            for p in 0..<pixels {
-                let o = (b * pixels + p) * c
-                for ch in 0..<c { gradInput[o + ch] += gradOutput[o + ch] * g[b * c + ch] }
+        Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
+            for b in samples {
+                for p in 0..<pixels {
+                    let o = (b * pixels + p) * c
+                    for ch in 0..<c { gradInput[o + ch] += gradOutput[o + ch] * g[b * c + ch] }
+                }
             }
         }
     }

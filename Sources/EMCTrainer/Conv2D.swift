@@ -39,12 +39,13 @@ public final class Conv2D: Layer {
     private var rRows = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// The direct path's buffers: the padded input, the padded output gradient, the weights as [ky][kx][ci][co] and
     /// flipped as [ky][kx][co][ci] (see `usesDirect`). Its outputs go straight into the dense output and input gradient.
-    private var padded = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var paddedGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// (`padded`, `paddedGradient` and `directScratch` hold one buffer per thread of the team the layer was bound under.)
+    private var padded = PartScratch()
+    private var paddedGradient = PartScratch()
     private var weightsByTap = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var flippedWeights = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// The kernel's packed weights for outputs of at most 8 channels (`emc_conv_direct_scratch`), forward or backward.
-    private var directScratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var directScratch = PartScratch()
     /// The weight gradient's runs (`emc_gemm_tall_runs`), element offsets of output row r = (b, oy) of the batch: in the
     /// dense output gradient r·Wo·Cout, in the padded input (b·Hp + S·oy)·Wp·Cin.
     private var outputRuns = UnsafeMutableBufferPointer<Int>(start: nil, count: 0)
@@ -95,7 +96,8 @@ public final class Conv2D: Layer {
         rows.deallocate()
         gradRows.deallocate()
         rRows.deallocate()
-        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights, directScratch] { buffer.deallocate() }
+        for buffer in [weightsByTap, flippedWeights] { buffer.deallocate() }
+        for buffer in [padded, paddedGradient, directScratch] { buffer.deallocate() }
         outputRuns.deallocate()
         gridRuns.deallocate()
     }
@@ -150,7 +152,7 @@ public final class Conv2D: Layer {
         let images = min(maxBatch, chunkImages)
         guard let input = checkedProduct([4, gridPositions(images), inChannels]), let gradient = checkedProduct([4, images, gradientGridImage])
         else { return nil }
-        let direct = input + gradient + 4 * scratchCount + 16 * maxBatch * outputShape.height
+        let direct = Parallel.threads * (input + gradient + 4 * scratchCount) + 16 * maxBatch * outputShape.height
         let (sum, overflow) = rows.addingReportingOverflow(direct)
         return overflow ? nil : sum
     }
@@ -162,7 +164,7 @@ public final class Conv2D: Layer {
         self.gradients = WeightAndBias(gradients, weights: outChannels * patch)
         rows.deallocate()
         gradRows.deallocate()
-        for buffer in [padded, paddedGradient, weightsByTap, flippedWeights, directScratch] { buffer.deallocate() }
+        for buffer in [weightsByTap, flippedWeights] { buffer.deallocate() }
         outputRuns.deallocate()
         gridRuns.deallocate()
         if usesDirect {
@@ -172,19 +174,11 @@ public final class Conv2D: Layer {
             let images = min(maxBatch, chunkImages)
             // Zeroed once: only the images' interiors are ever written, so the borders stay zero. Without padding the
             // input is read in place, and a 1×1 strided layer's output gradient too.
-            padded = UnsafeMutableBufferPointer(start: nil, count: 0)
-            if padding > 0 {
-                padded = .allocate(capacity: gridPositions(images) * inChannels)
-                padded.initialize(repeating: 0)
-            }
-            paddedGradient = UnsafeMutableBufferPointer(start: nil, count: 0)
-            if !gradientIsGrid {
-                paddedGradient = .allocate(capacity: images * gradientGridImage)
-                paddedGradient.initialize(repeating: 0)
-            }
+            padded.allocate(padding > 0 ? gridPositions(images) * inChannels : 0)
+            paddedGradient.allocate(gradientIsGrid ? 0 : images * gradientGridImage)
             weightsByTap = .allocate(capacity: outChannels * patch)
             flippedWeights = .allocate(capacity: outChannels * patch)
-            directScratch = .allocate(capacity: max(1, scratchCount))
+            directScratch.allocate(max(1, scratchCount))
             let ho = outputShape.height
             outputRuns = .allocate(capacity: images * ho)
             gridRuns = .allocate(capacity: images * ho)
@@ -232,7 +226,7 @@ public final class Conv2D: Layer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         if usesDirect { directForward(input, output, batch: batch); return }
         im2row(input, into: rows.baseAddress!, batch: batch)
-        if hasBias { emc_add_bias(output, parameters.bias, pixels(batch), outChannels) }
+        if hasBias { Parallel.addBias(output, parameters.bias, rows: pixels(batch), columns: outChannels) }
         addProduct(rows.baseAddress!, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
     }
 
@@ -241,7 +235,7 @@ public final class Conv2D: Layer {
         if usesDirect { directBackward(input: input, gradOutput: gradOutput, gradInput: gradInput, batch: batch); return }
         // rows still hold this batch's patches from forward.
         addWeightGradient(gradOutput, rows.baseAddress!, into: gradients.weight, batch: batch)
-        if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), outChannels) }
+        if hasBias { Parallel.sumRows(gradients.bias, gradOutput, rows: pixels(batch), columns: outChannels) }
         guard let gradInput else { return }
         rowGradient(gradOutput, parameters.weight, beta: 0, batch: batch)
         row2im(gradInput, batch: batch)
@@ -252,7 +246,7 @@ public final class Conv2D: Layer {
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
         // The direct path's forward wrote no rows; the R-operator works on them.
         if usesDirect { im2row(input, into: rows.baseAddress!, batch: batch) }
-        if hasBias { emc_add_bias(rOutput, direction.bias, pixels(batch), outChannels) }
+        if hasBias { Parallel.addBias(rOutput, direction.bias, rows: pixels(batch), columns: outChannels) }
         addProduct(rows.baseAddress!, direction.weight, into: rOutput, beta: hasBias ? 1 : 0, batch: batch)
         guard let rInput else { return }
         im2row(rInput, into: rRows.baseAddress!, batch: batch)
@@ -264,7 +258,7 @@ public final class Conv2D: Layer {
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(rGradOutput, rows.baseAddress!, into: product.weight, batch: batch)
         if rInput != nil { addWeightGradient(gradOutput, rRows.baseAddress!, into: product.weight, batch: batch) }
-        if hasBias { emc_sum_rows(product.bias, rGradOutput, pixels(batch), outChannels) }
+        if hasBias { Parallel.sumRows(product.bias, rGradOutput, rows: pixels(batch), columns: outChannels) }
         guard let rGradInput else { return }
         rowGradient(rGradOutput, parameters.weight, beta: 0, batch: batch)
         rowGradient(gradOutput, direction.weight, beta: 1, batch: batch)
@@ -288,37 +282,44 @@ public final class Conv2D: Layer {
     }
 
     /// The padded input of `count` images from `first` on, the direct path reads: the input itself when there is no
-    /// padding. Backward pads its pass's images again for the weight gradient: a copy that stays in the cache costs less
-    /// than keeping the whole batch's grid, which is what sent it out to memory.
-    private func paddedInput(_ input: UnsafePointer<Float>, first: Int, count: Int) -> UnsafePointer<Float> {
+    /// padding, else part `part`'s grid. Backward pads its pass's images again for the weight gradient: a copy that stays
+    /// in the cache costs less than keeping the whole batch's grid, which is what sent it out to memory.
+    private func paddedInput(_ input: UnsafePointer<Float>, first: Int, count: Int, part: Int) -> UnsafePointer<Float> {
         let images = input + first * inputShape.count
         if padding == 0 { return images }
-        pad(images, into: padded.baseAddress!, channels: inChannels, batch: count)
-        return UnsafePointer(padded.baseAddress!)
+        pad(images, into: padded[part], channels: inChannels, batch: count)
+        return UnsafePointer(padded[part])
     }
 
-    /// Calls `body(first, count)` for the batch's images in passes of `chunkImages`.
-    private func inPasses(_ batch: Int, _ body: (Int, Int) -> Void) {
+    /// Calls `body(first, count)` for the images of `images` in passes of `chunkImages`.
+    private func inPasses(_ images: Range<Int>, _ body: (Int, Int) -> Void) {
         let chunk = chunkImages
-        for first in Swift.stride(from: 0, to: batch, by: chunk) { body(first, min(chunk, batch - first)) }
+        for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: chunk) { body(first, min(chunk, images.upperBound - first)) }
     }
+
+    /// The direct path's parts split over images: at least `Parallel.minimumMultiplyAdds` of the forward's each.
+    private var minimumImagesPerPart: Int { max(1, Parallel.minimumMultiplyAdds / max(1, outputShape.count * patch)) }
 
     private func directForward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let k = kernel, cin = inChannels, cout = outChannels, weight = parameters.weight, taps = weightsByTap.baseAddress!
         // W [co][ky][kx][ci] → [ky][kx][ci][co].
         for co in 0..<cout { for t in 0..<patch { taps[t * cout + co] = weight[co * patch + t] } }
-        var grid = gridShape
-        inPasses(batch) { first, count in
-            KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cout), Int32(k), Int32(cin), &grid,
-                                      paddedInput(input, first: first, count: count), taps, output + first * outputShape.count,
-                                      hasBias ? UnsafePointer(parameters.bias) : nil, directScratch.baseAddress!), "emc_conv_direct_dense")
+        let grid = gridShape, bias = hasBias ? UnsafePointer(parameters.bias) : nil, scratch = directScratch
+        // Image by image over the team: each output is computed from its own image alone.
+        Parallel.ranges(batch, minimum: minimumImagesPerPart) { images, part in
+            var grid = grid
+            inPasses(images) { first, count in
+                KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cout), Int32(k), Int32(cin), &grid,
+                                                      paddedInput(input, first: first, count: count, part: part), taps,
+                                                      output + first * outputShape.count, bias, scratch[part]), "emc_conv_direct_dense")
+            }
         }
     }
 
     private func directBackward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
                                 batch: Int) {
-        let k = kernel, cin = inChannels, cout = outChannels, wp = paddedWidth
-        if hasBias { emc_sum_rows(gradients.bias, gradOutput, pixels(batch), cout) }
+        let k = kernel, cin = inChannels, cout = outChannels
+        if hasBias { Parallel.sumRows(gradients.bias, gradOutput, rows: pixels(batch), columns: cout) }
         if gradInput != nil && stride == 1 {
             // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
             let weight = parameters.weight, flipped = flippedWeights.baseAddress!
@@ -332,46 +333,87 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the passes):
-        inPasses(batch) { first, count in
-            let dy = gradOutput + first * outputShape.count
-            // dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox),
-            // one output row at a time (dy read dense, x in the padded grid, S·C apart).
-            KernelLevel.ran(emc_conv_weight_gradient(BLAS.hardwareLevel.rawValue, Int32(cout), Int32(k), Int32(cin), count * outputShape.height,
-                                         outputShape.width, dy, cout, outputRuns.baseAddress!, paddedInput(input, first: first, count: count),
-                                         stride * cin, gridRuns.baseAddress!, wp * cin, gradients.weight), "emc_conv_weight_gradient")
-            guard let gradInput else { return }
-            let dx = gradInput + first * inputShape.count
-            if stride > 1 {
-                // By phases (emc_conv_transposed): dy into its grid, then one stride-1 convolution per phase.
-                let gh = transposedHeight, gw = transposedWidth
-                if !gradientIsGrid {
-                    pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count, height: outputShape.height,
-                        width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
-                }
-                KernelLevel.ran(emc_conv_transposed(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
-                                        inputShape.height, inputShape.width, gradientIsGrid ? dy : UnsafePointer(paddedGradient.baseAddress!),
-                                        gh, gw, parameters.weight, dx, directScratch.baseAddress!), "emc_conv_transposed")
-                return
+        let parts = Parallel.threads
+        guard parts > 1, batch >= 2 * minimumImagesPerPart else {
+            // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the
+            // passes), the padded input made once per pass for the weight gradient.
+            inPasses(0..<batch) { first, count in
+                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, part: 0)
+                if let gradInput { inputGradientPass(gradOutput, gradInput, first: first, count: count, part: 0) }
             }
-            // dy into the padded grid, shifted by the padding: the input gradient's padded input.
-            pad(dy, into: paddedGradient.baseAddress!, channels: cout, batch: count)
-            var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
-                                      width: inputShape.width, stride: 1)
-            KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), &grid,
-                                      paddedGradient.baseAddress!, flippedWeights.baseAddress!, dx, nil, directScratch.baseAddress!), "emc_conv_direct_dense")
+            return
         }
+        // Over the team: each thread the weight gradient of its output channels (every image, in order: each chain whole)
+        // and the input gradient of its images.
+        Parallel.parts(parts) { part in
+            let channels = (cout * part / parts)..<(cout * (part + 1) / parts)
+            if !channels.isEmpty {
+                inPasses(0..<batch) { first, count in
+                    weightGradientPass(input, gradOutput, first: first, count: count, channels: channels, part: part)
+                }
+            }
+            guard let gradInput else { return }
+            inPasses((batch * part / parts)..<(batch * (part + 1) / parts)) { first, count in
+                inputGradientPass(gradOutput, gradInput, first: first, count: count, part: part)
+            }
+        }
+    }
+
+    /// dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox) of
+    /// `count` images from `first` on, for the output channels `channels`: one output row at a time (dy read dense, x in
+    /// the padded grid, S·C apart).
+    private func weightGradientPass(_ input: UnsafePointer<Float>, _ gradOutput: UnsafePointer<Float>, first: Int, count: Int,
+                                    channels: Range<Int>, part: Int) {
+        let dy = gradOutput + first * outputShape.count
+        KernelLevel.ran(emc_conv_weight_gradient(BLAS.hardwareLevel.rawValue, Int32(channels.count), Int32(kernel), Int32(inChannels),
+                                                 count * outputShape.height, outputShape.width, dy + channels.lowerBound, outChannels,
+                                                 outputRuns.baseAddress!, paddedInput(input, first: first, count: count, part: part),
+                                                 stride * inChannels, gridRuns.baseAddress!, paddedWidth * inChannels,
+                                                 gradients.weight + channels.lowerBound * patch), "emc_conv_weight_gradient")
+    }
+
+    /// The input gradient of `count` images from `first` on.
+    private func inputGradientPass(_ gradOutput: UnsafePointer<Float>, _ gradInput: UnsafeMutablePointer<Float>, first: Int, count: Int,
+                                   part: Int) {
+        let k = kernel, cin = inChannels, cout = outChannels
+        let dy = gradOutput + first * outputShape.count, dx = gradInput + first * inputShape.count
+        if stride > 1 {
+            // By phases (emc_conv_transposed): dy into its grid, then one stride-1 convolution per phase.
+            let gh = transposedHeight, gw = transposedWidth
+            if !gradientIsGrid {
+                pad(dy, into: paddedGradient[part], channels: cout, batch: count, height: outputShape.height,
+                    width: outputShape.width, gridHeight: gh, gridWidth: gw, offset: transposedOffset)
+            }
+            KernelLevel.ran(emc_conv_transposed(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), Int32(stride), Int32(padding),
+                                                inputShape.height, inputShape.width, gradientIsGrid ? dy : UnsafePointer(paddedGradient[part]),
+                                                gh, gw, parameters.weight, dx, directScratch[part]), "emc_conv_transposed")
+            return
+        }
+        // dy into the padded grid, shifted by the padding: the input gradient's padded input.
+        pad(dy, into: paddedGradient[part], channels: cout, batch: count)
+        var grid = emc_grid_shape(paddedHeight: paddedHeight, paddedWidth: paddedWidth, height: inputShape.height,
+                                  width: inputShape.width, stride: 1)
+        KernelLevel.ran(emc_conv_direct_dense(BLAS.hardwareLevel.rawValue, count, Int32(cin), Int32(k), Int32(cout), &grid,
+                                              paddedGradient[part], flippedWeights.baseAddress!, dx, nil, directScratch[part]), "emc_conv_direct_dense")
     }
 
     /// rows[(b, oy, ox), (ky, kx, c)] = x[b, oy·S − P + ky, ox·S − P + kx, c], zero outside the image.
     private func im2row(_ input: UnsafePointer<Float>, into rows: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_im2row(rows, input, Int32(batch), Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
-                   Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
+        let perImage = outputShape.height * outputShape.width * patch
+        Parallel.samples(batch, perSample: perImage) { images, _ in
+            emc_im2row(rows + images.lowerBound * perImage, input + images.lowerBound * inputShape.count, Int32(images.count),
+                       Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
+                       Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
+        }
     }
 
     /// The adjoint of im2row: dx[b, iy, ix, c] = Σ over patches that copied it of gradRows.
     private func row2im(_ gradInput: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_row2im(gradInput, gradRows.baseAddress!, Int32(batch), Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
-                   Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
+        let perImage = outputShape.height * outputShape.width * patch, gradRows = gradRows.baseAddress!
+        Parallel.samples(batch, perSample: perImage) { images, _ in
+            emc_row2im(gradInput + images.lowerBound * inputShape.count, gradRows + images.lowerBound * perImage, Int32(images.count),
+                       Int32(inputShape.height), Int32(inputShape.width), Int32(inChannels),
+                       Int32(kernel), Int32(stride), Int32(padding), Int32(outputShape.height), Int32(outputShape.width))
+        }
     }
 }

@@ -72,7 +72,12 @@ public final class DepthwiseConv2D: Layer {
     /// out += conv(x, filters) (no bias).
     private func convolve(_ x: UnsafePointer<Float>, _ filters: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
         let (h, w, c, k, s, p, ho, wo) = shapeArguments
-        emc_depthwise_forward(out, x, tapMajor(filters), Int32(batch), h, w, c, k, s, p, ho, wo)
+        let taps = tapMajor(filters), inCount = inputShape.count, outCount = outputShape.count
+        // Image by image over the team.
+        Parallel.samples(batch, perSample: outCount * kernel * kernel) { images, _ in
+            emc_depthwise_forward(out + images.lowerBound * outCount, x + images.lowerBound * inCount, taps, Int32(images.count),
+                                  h, w, c, k, s, p, ho, wo)
+        }
     }
 
     /// dFilters += Σ dy · x over every tap (accumulated tap-major, in place of dFilters' own order).
@@ -80,25 +85,38 @@ public final class DepthwiseConv2D: Layer {
         let (h, w, c, k, s, p, ho, wo) = shapeArguments
         let channels = channels, taps = kernel * kernel, t = tapMajorGradient.baseAddress!
         for ch in 0..<channels { for tap in 0..<taps { t[tap * channels + ch] = dFilters[ch * taps + tap] } }
-        emc_depthwise_filter_gradient(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo)
+        if Parallel.threads > 1 && channels >= 64 && batch * outputShape.count * taps >= 2 * Parallel.minimumElements {
+            // Channels over the team, at least 32 a thread (each thread walks every position): each channel's sums over
+            // the batch whole and in order.
+            Parallel.ranges(channels, grain: 8, minimum: 32) { chosen, _ in
+                emc_depthwise_filter_gradient_range(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo,
+                                                    Int32(chosen.lowerBound), Int32(chosen.upperBound))
+            }
+        } else {
+            emc_depthwise_filter_gradient(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo)
+        }
         for ch in 0..<channels { for tap in 0..<taps { dFilters[ch * taps + tap] = t[tap * channels + ch] } }
     }
 
     /// dx += the adjoint of `convolve`.
     private func inputGradient(_ dy: UnsafePointer<Float>, _ filters: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, batch: Int) {
         let (h, w, c, k, s, p, ho, wo) = shapeArguments
-        emc_depthwise_input_gradient(dx, dy, tapMajor(filters), Int32(batch), h, w, c, k, s, p, ho, wo)
+        let taps = tapMajor(filters), inCount = inputShape.count, outCount = outputShape.count
+        Parallel.samples(batch, perSample: outCount * kernel * kernel) { images, _ in
+            emc_depthwise_input_gradient(dx + images.lowerBound * inCount, dy + images.lowerBound * outCount, taps, Int32(images.count),
+                                         h, w, c, k, s, p, ho, wo)
+        }
     }
 
     private func sumChannels(_ dy: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, batch: Int) {
         guard hasBias else { return }
-        emc_sum_rows(out, dy, batch * outputShape.height * outputShape.width, channels)
+        Parallel.sumRows(out, dy, rows: batch * outputShape.height * outputShape.width, columns: channels)
     }
 
     /// Every output pixel's channels set to the bias (zero without one).
     private func fillBias(_ out: UnsafeMutablePointer<Float>, _ values: UnsafePointer<Float>, batch: Int) {
         guard hasBias else { out.update(repeating: 0, count: batch * outputShape.count); return }
-        emc_add_bias(out, values, batch * outputShape.height * outputShape.width, channels)
+        Parallel.addBias(out, values, rows: batch * outputShape.height * outputShape.width, columns: channels)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
@@ -111,7 +129,7 @@ public final class DepthwiseConv2D: Layer {
         filterGradient(gradOutput, input, into: gradients.weight, batch: batch)
         sumChannels(gradOutput, into: gradients.bias, batch: batch)
         guard let gradInput else { return }
-        gradInput.update(repeating: 0, count: batch * inputShape.count)
+        Parallel.elements(batch * inputShape.count) { start, n in (gradInput + start).update(repeating: 0, count: n) }
         inputGradient(gradOutput, parameters.weight, into: gradInput, batch: batch)
     }
 

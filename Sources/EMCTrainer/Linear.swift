@@ -77,21 +77,21 @@ public final class Linear: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         // Bias first, then accumulate the product onto it.
-        if hasBias { emc_add_bias(output, parameters.bias, batch * positions, outFeatures) }
+        if hasBias { Parallel.addBias(output, parameters.bias, rows: batch * positions, columns: outFeatures) }
         addProduct(input, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(gradOutput, input, into: gradients.weight, batch: batch)
-        if hasBias { emc_sum_rows(gradients.bias, gradOutput, batch * positions, outFeatures) }
+        if hasBias { Parallel.sumRows(gradients.bias, gradOutput, rows: batch * positions, columns: outFeatures) }
         if let gradInput { inputGradient(gradOutput, parameters.weight, into: gradInput, beta: 0, batch: batch) }
     }
 
     /// R{y} = R{x}·Wᵀ + x·V_Wᵀ + V_b.
     public func rForward(input: UnsafePointer<Float>, rInput: UnsafePointer<Float>?, output: UnsafePointer<Float>,
                          rOutput: UnsafeMutablePointer<Float>, batch: Int) {
-        if hasBias { emc_add_bias(rOutput, direction.bias, batch * positions, outFeatures) }
+        if hasBias { Parallel.addBias(rOutput, direction.bias, rows: batch * positions, columns: outFeatures) }
         addProduct(input, direction.weight, into: rOutput, beta: hasBias ? 1 : 0, batch: batch)
         if let rInput { addProduct(rInput, parameters.weight, into: rOutput, batch: batch) }
     }
@@ -101,7 +101,7 @@ public final class Linear: Layer {
                           gradOutput: UnsafePointer<Float>, rGradOutput: UnsafePointer<Float>, rGradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         addWeightGradient(rGradOutput, input, into: product.weight, batch: batch)
         if let rInput { addWeightGradient(gradOutput, rInput, into: product.weight, batch: batch) }
-        if hasBias { emc_sum_rows(product.bias, rGradOutput, batch * positions, outFeatures) }
+        if hasBias { Parallel.sumRows(product.bias, rGradOutput, rows: batch * positions, columns: outFeatures) }
         if let rGradInput {
             inputGradient(rGradOutput, parameters.weight, into: rGradInput, beta: 0, batch: batch)
             inputGradient(gradOutput, direction.weight, into: rGradInput, beta: 1, batch: batch)

@@ -24,9 +24,18 @@ public final class Model {
     private var rActivations: [UnsafeMutableBufferPointer<Float>] = []
     private var rGradActivations: [UnsafeMutableBufferPointer<Float>] = []
 
-    public init(layers: [Layer], maxBatch: Int) {
+    /// Seconds each top-level layer's forward and backward took, added up while set (nil: not timed): for benchmarks.
+    public var profile: LayerProfile?
+
+    /// The threads this model's passes and optimizer steps split their work over (`ThreadTeam`); the results are the
+    /// same bits at any count.
+    public let team: ThreadTeam
+
+    /// A model of `layers` for batches of up to `maxBatch`, training on `threads` threads (`ThreadTeam`).
+    public init(layers: [Layer], maxBatch: Int, threads: Int = 1) {
         precondition(!layers.isEmpty && maxBatch > 0)
         BLAS.useOneThread()
+        team = ThreadTeam(threads: threads)
         self.layers = layers
         self.inputShape = layers[0].inputShape
         self.classes = layers.last!.outputShape.count
@@ -41,10 +50,13 @@ public final class Model {
         firstTrainable = layers.firstIndex { $0.parameterCount > 0 } ?? layers.count
         var offset = 0
         parameterOffsets = []
-        for layer in layers {
-            parameterOffsets.append(offset)
-            layer.bind(parameters: parameters.baseAddress! + offset, gradients: gradients.baseAddress! + offset, maxBatch: maxBatch)
-            offset += layer.parameterCount
+        // Layers size their per-thread scratch by the team they bind under.
+        team.scoped {
+            for layer in layers {
+                parameterOffsets.append(offset)
+                layer.bind(parameters: parameters.baseAddress! + offset, gradients: gradients.baseAddress! + offset, maxBatch: maxBatch)
+                offset += layer.parameterCount
+            }
         }
     }
 
@@ -102,9 +114,11 @@ public final class Model {
         rActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
         rGradActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
         var offset = 0
-        for layer in layers {
-            layer.bindDirection(direction.baseAddress! + offset, product: product.baseAddress! + offset, maxBatch: maxBatch)
-            offset += layer.parameterCount
+        team.scoped {
+            for layer in layers {
+                layer.bindDirection(direction.baseAddress! + offset, product: product.baseAddress! + offset, maxBatch: maxBatch)
+                offset += layer.parameterCount
+            }
         }
     }
 
@@ -129,10 +143,12 @@ public final class Model {
     func rForward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         precondition(batch <= maxBatch && rStores != nil)
         var rx: UnsafePointer<Float>? = nil
+        team.scoped {
         for i in firstTrainable..<layers.count {
             let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
             layers[i].rForward(input: x, rInput: rx, output: activations[i].baseAddress!, rOutput: rActivations[i].baseAddress!, batch: batch)
             rx = UnsafePointer(rActivations[i].baseAddress!)
+        }
         }
         return UnsafePointer(rActivations[layers.count - 1].baseAddress!)
     }
@@ -142,12 +158,14 @@ public final class Model {
 
     /// Adds this batch's H·V to `hessianProduct`, after `backward` and `rForward` on the same input.
     func rBackward(_ input: UnsafePointer<Float>, batch: Int) {
+        team.scoped {
         for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
             let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
             layers[i].rBackward(input: x, rInput: i == firstTrainable ? nil : UnsafePointer(rActivations[i - 1].baseAddress!),
                                 output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
                                 rGradOutput: rGradActivations[i].baseAddress!,
                                 rGradInput: i == firstTrainable ? nil : rGradActivations[i - 1].baseAddress!, batch: batch)
+        }
         }
     }
 
@@ -163,8 +181,10 @@ public final class Model {
         maxBatch = newMaxBatch
         activations = layers.map { .allocate(capacity: newMaxBatch * $0.outputShape.count) }
         gradActivations = layers.map { .allocate(capacity: newMaxBatch * $0.outputShape.count) }
-        for (layer, start) in zip(layers, parameterOffsets) {
-            layer.bind(parameters: parameters.baseAddress! + start, gradients: gradients.baseAddress! + start, maxBatch: newMaxBatch)
+        team.scoped {
+            for (layer, start) in zip(layers, parameterOffsets) {
+                layer.bind(parameters: parameters.baseAddress! + start, gradients: gradients.baseAddress! + start, maxBatch: newMaxBatch)
+            }
         }
         if hadStores { prepareHessianVectorProducts() }
     }
@@ -237,16 +257,23 @@ public final class Model {
     /// Sets every layer's normalisation mode (`NormalizationMode`).
     public func setMode(_ mode: NormalizationMode) { for layer in layers { layer.setMode(mode) } }
 
-    public func zeroGradients() { gradients.update(repeating: 0) }
+    public func zeroGradients() {
+        let store = gradients.baseAddress!
+        team.scoped { Parallel.ranges(gradients.count, grain: 16, minimum: 1 << 15) { range, _ in (store + range.lowerBound).update(repeating: 0, count: range.count) } }
+    }
 
     /// Runs the batch forward; returns a pointer to the logits [batch, classes].
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         precondition(batch <= maxBatch)
         var x = input
-        for (i, layer) in layers.enumerated() {
-            layer.forward(x, activations[i].baseAddress!, batch: batch)
-            x = UnsafePointer(activations[i].baseAddress!)
+        team.scoped {
+            for (i, layer) in layers.enumerated() {
+                let start = profile == nil ? 0 : Clock.now()
+                layer.forward(x, activations[i].baseAddress!, batch: batch)
+                if let profile { profile.forward[i] += Clock.now() - start }
+                x = UnsafePointer(activations[i].baseAddress!)
+            }
         }
         return x
     }
@@ -261,10 +288,14 @@ public final class Model {
     /// activations of the last `forward` on the same input. Stops at the first layer with parameters:
     /// nothing below it needs a gradient (for an MLP that saves the largest product, dx of layer 1).
     public func backward(_ input: UnsafePointer<Float>, batch: Int) {
-        for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
-            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
-            layers[i].backward(input: x, output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
-                               gradInput: i == firstTrainable ? nil : gradActivations[i - 1].baseAddress!, batch: batch)
+        team.scoped {
+            for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
+                let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+                let start = profile == nil ? 0 : Clock.now()
+                layers[i].backward(input: x, output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
+                                   gradInput: i == firstTrainable ? nil : gradActivations[i - 1].baseAddress!, batch: batch)
+                if let profile { profile.backward[i] += Clock.now() - start }
+            }
         }
     }
 
@@ -297,5 +328,16 @@ public final class Model {
             return [line] + block.sublayers.flatMap { lines($0, indent: indent + "  ") }
         }
         return layers.flatMap { lines($0, indent: "") }.joined(separator: "\n")
+    }
+}
+
+/// Seconds per top-level layer of a model's forward and backward passes, added up while `Model.profile` holds it.
+public final class LayerProfile {
+    public var forward: [Double]
+    public var backward: [Double]
+
+    public init(layers: Int) {
+        forward = Array(repeating: 0, count: layers)
+        backward = Array(repeating: 0, count: layers)
     }
 }

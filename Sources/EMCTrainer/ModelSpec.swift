@@ -345,10 +345,12 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// The model, allocated for batches of up to `maxBatch`. Refused, before anything is allocated, when it would
     /// need more than `memoryLimit` bytes (default: this machine's physical memory).
-    public func build(input: FeatureShape, classes: Int, maxBatch: Int, memoryLimit: Int = EMCEnvironment.physicalMemory) throws -> Model {
+    /// `threads`: the threads its passes split over (`ThreadTeam`; the same bits at any count).
+    public func build(input: FeatureShape, classes: Int, maxBatch: Int, threads: Int = 1,
+                      memoryLimit: Int = EMCEnvironment.physicalMemory) throws -> Model {
         let layers = try layers(input: input, classes: classes)
         try checkMemory(layers: layers, maxBatch: maxBatch, memoryLimit: memoryLimit)
-        return Model(layers: layers, maxBatch: maxBatch)
+        return Model(layers: layers, maxBatch: maxBatch, threads: threads)
     }
 
     /// Throws when the model for batches of `maxBatch` would need more than `memoryLimit` bytes (nothing is allocated).

@@ -116,7 +116,11 @@ public final class BatchNorm: Layer {
             // One pass: Σx and Σx² in double, variance = Σx²/m − mean² (clamped at 0).
             let sum = sums, squares = sums + c
             sum.update(repeating: 0, count: 2 * c)
-            emc_channel_moments(sum, squares, input, m, c)
+            if splitsChannels(rows: m) {
+                Parallel.ranges(c, grain: 8, minimum: Self.minimumChannelsPerPart) { ch, _ in emc_channel_moments_range(sum, squares, input, m, c, ch.lowerBound, ch.upperBound) }
+            } else {
+                emc_channel_moments(sum, squares, input, m, c)
+            }
             for ch in 0..<c {
                 let batchMean = sum[ch] / Double(m)
                 let variance = max(0, squares[ch] / Double(m) - batchMean * batchMean)
@@ -132,8 +136,23 @@ public final class BatchNorm: Layer {
             }
             if mode == .collecting { collectedCount += m }
         }
-        emc_batchnorm_apply(output, input, mean, inverseStd, parameters!, parameters! + c, m, c, relu ? 1 : 0)
+        let gamma = parameters!, relu = self.relu ? Int32(1) : 0
+        Parallel.ranges(m, minimum: max(1, Parallel.minimumElements / c)) { rows, _ in
+            let start = rows.lowerBound * c
+            emc_batchnorm_apply(output + start, input + start, mean, inverseStd, gamma, gamma + c, rows.count, c, relu)
+        }
     }
+
+    /// Whether the per-channel sums split over the team by channels: with more than one thread, for channel counts that
+    /// take the kernels' general path (16-lane sums, at channel counts dividing 16, stay on one thread), and at least
+    /// `minimumChannelsPerPart` channels a thread (every thread reads every row: with fewer, the rows' traffic costs more
+    /// than the sums save; batch norm over 24–48 channels ran 2–3× slower split in two).
+    private func splitsChannels(rows: Int) -> Bool {
+        Parallel.threads > 1 && (channels > 16 || 16 % channels != 0) && channels >= 2 * Self.minimumChannelsPerPart
+            && rows * channels >= 2 * Parallel.minimumElements
+    }
+
+    static let minimumChannelsPerPart = 32
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
@@ -141,7 +160,15 @@ public final class BatchNorm: Layer {
         // Per channel Σ dy and Σ dy·x̂, x̂ recomputed from x and the last forward's statistics.
         let sumDy = sums, sumDyH = sums + c, mean = perChannel
         sumDy.update(repeating: 0, count: 2 * c)
-        emc_channel_gradient_sums(sumDy, sumDyH, gradOutput, input, mean, inverseStd, parameters!, parameters! + c, m, c, relu ? 1 : 0)
+        let gammaBeta = parameters!, reluFlag = relu ? Int32(1) : 0, inverse = inverseStd
+        if splitsChannels(rows: m) {
+            Parallel.ranges(c, grain: 8, minimum: Self.minimumChannelsPerPart) { ch, _ in
+                emc_channel_gradient_sums_range(sumDy, sumDyH, gradOutput, input, mean, inverse, gammaBeta, gammaBeta + c, m, c,
+                                                ch.lowerBound, ch.upperBound, reluFlag)
+            }
+        } else {
+            emc_channel_gradient_sums(sumDy, sumDyH, gradOutput, input, mean, inverse, gammaBeta, gammaBeta + c, m, c, reluFlag)
+        }
         for ch in 0..<c { gradients[ch] += Float(sumDyH[ch]); gradients[c + ch] += Float(sumDy[ch]) }
         guard let gradInput else { return }
         let gamma = parameters!, inverseStd = self.inverseStd, meanDy = perChannel + 2 * c, meanDyH = perChannel + 3 * c
@@ -151,7 +178,11 @@ public final class BatchNorm: Layer {
             meanDy[ch] = training ? Float(sumDy[ch] / Double(m)) : 0
             meanDyH[ch] = training ? Float(sumDyH[ch] / Double(m)) : 0
         }
-        emc_batchnorm_input_gradient(gradInput, gradOutput, input, mean, inverseStd, gamma, gamma + c, meanDy, meanDyH, m, c, relu ? 1 : 0)
+        Parallel.ranges(m, minimum: max(1, Parallel.minimumElements / c)) { rows, _ in
+            let start = rows.lowerBound * c
+            emc_batchnorm_input_gradient(gradInput + start, gradOutput + start, input + start, mean, inverseStd, gamma, gamma + c,
+                                         meanDy, meanDyH, rows.count, c, reluFlag)
+        }
     }
 
     /// Evaluation mode: R{y} = V_γ·x̂ + γ·R{x}/σ + V_β (times the ReLU's mask y > 0 when fused).
@@ -207,7 +238,7 @@ public final class LayerNorm: Layer, LayerWithoutHessian {
     private var gradients: UnsafeMutablePointer<Float>!
     private var normalized = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var inverseStd = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var scratch = PartScratch()
 
     public init(input: FeatureShape) {
         inputShape = input
@@ -228,20 +259,36 @@ public final class LayerNorm: Layer, LayerWithoutHessian {
         self.gradients = gradients
         normalized.deallocate()
         inverseStd.deallocate()
-        scratch.deallocate()
         normalized = .allocate(capacity: maxBatch * inputShape.count)
         inverseStd = .allocate(capacity: maxBatch * inputShape.height * inputShape.width)
-        scratch = .allocate(capacity: channels)
+        scratch.allocate(channels)
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_layernorm_forward(output, normalized.baseAddress!, inverseStd.baseAddress!, input, parameters!, parameters! + channels,
-                              batch * inputShape.height * inputShape.width, channels, Self.epsilon)
+        let c = channels, h = normalized.baseAddress!, istd = inverseStd.baseAddress!, gamma = parameters!
+        Parallel.ranges(batch * inputShape.height * inputShape.width, minimum: max(1, Parallel.minimumElements / c)) { rows, _ in
+            let start = rows.lowerBound * c
+            emc_layernorm_forward(output + start, h + start, istd + rows.lowerBound, input + start, gamma, gamma + c, rows.count, c,
+                                  Self.epsilon)
+        }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        emc_layernorm_backward(gradInput, gradients!, gradients! + channels, scratch.baseAddress!, gradOutput, normalized.baseAddress!,
-                               inverseStd.baseAddress!, parameters!, batch * inputShape.height * inputShape.width, channels)
+        let c = channels, rows = batch * inputShape.height * inputShape.width
+        let h = normalized.baseAddress!, istd = inverseStd.baseAddress!, gamma = parameters!, dgamma = gradients!, scratch = self.scratch
+        guard Parallel.threads > 1, rows * c >= 2 * Parallel.minimumElements else {
+            emc_layernorm_backward(gradInput, dgamma, dgamma + c, scratch[0], gradOutput, h, istd, gamma, rows, c)
+            return
+        }
+        // Each thread: the parameters' sums for its channels (over every row, in order) and the input gradient of its rows.
+        let parts = Parallel.threads
+        Parallel.parts(parts) { part in
+            let c0 = c * part / parts, c1 = c * (part + 1) / parts
+            emc_layernorm_parameter_gradient(dgamma, dgamma + c, gradOutput, h, rows, c, c0, c1)
+            guard let gradInput else { return }
+            let r0 = rows * part / parts, r1 = rows * (part + 1) / parts
+            emc_layernorm_input_gradient(gradInput + r0 * c, scratch[part], gradOutput + r0 * c, h + r0 * c, istd + r0, gamma, r1 - r0, c)
+        }
     }
 }

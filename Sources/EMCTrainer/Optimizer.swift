@@ -150,6 +150,8 @@ public final class Optimizer {
     private var first: [Float]   // momentum buffer (sgd) or exp_avg (adam)
     private var second: [Float]  // exp_avg_sq (adam)
     public private(set) var steps = 0
+    /// The fewest parameters a thread takes in a step split over a team (less is not worth the hand-over).
+    static let minimumPart = 1 << 16
 
     private var shampoo: ShampooState?
     private var direction: [Float] = []
@@ -220,16 +222,19 @@ public final class Optimizer {
         switch spec.kind {
         case .sgd, .gd:
             let mu = Float(spec.momentum)
+            let firstStep = steps == 1, nesterov = spec.nesterov
             first.withUnsafeMutableBufferPointer { buf in
-                for i in 0..<n {
+                Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
+                for i in range {
                     var d = g[i]
                     if wd != 0 { d += wd * p[i] }
                     if mu != 0 {
                         // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
-                        buf[i] = steps == 1 ? d : mu * buf[i] + d
-                        d = spec.nesterov ? d + mu * buf[i] : buf[i]
+                        buf[i] = firstStep ? d : mu * buf[i] + d
+                        d = nesterov ? d + mu * buf[i] : buf[i]
                     }
                     p[i] -= lrf * d
+                }
                 }
             }
         case .adam, .adamw:
@@ -240,13 +245,15 @@ public final class Optimizer {
             let decoupled = spec.kind == .adamw
             first.withUnsafeMutableBufferPointer { m in
                 second.withUnsafeMutableBufferPointer { v in
-                    for i in 0..<n {
+                    Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
+                    for i in range {
                         var d = g[i]
                         if decoupled { p[i] *= 1 - lrf * wd } else if wd != 0 { d += wd * p[i] }
                         m[i] = m[i] + (d - m[i]) * (1 - b1)            // exp_avg.lerp_(grad, 1 - beta1)
                         v[i] = v[i] * b2 + (1 - b2) * d * d            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
                         let denom = v[i].squareRoot() / bias2Root + eps
                         p[i] -= stepSize * m[i] / denom
+                    }
                     }
                 }
             }
@@ -269,17 +276,20 @@ public final class Optimizer {
             second.withUnsafeMutableBufferPointer { v in
                 direction.withUnsafeMutableBufferPointer { u in
                     raw.withUnsafeMutableBufferPointer { d in
-                        for i in 0..<n {
+                        let graft = spec.graft
+                        Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
+                        for i in range {
                             d[i] = g[i] + (wd != 0 ? wd * p[i] : 0)
                             m[i] = b1 * m[i] + (1 - b1) * d[i]
                             let mHat = m[i] / bias1
-                            switch spec.graft {
+                            switch graft {
                             case .adam:
                                 v[i] = graftBeta2 * v[i] + (1 - graftBeta2) * d[i] * d[i]
                                 u[i] = mHat / (v[i].squareRoot() / bias2Root + 1e-8)
                             case .sgd, .none:
                                 u[i] = mHat
                             }
+                        }
                         }
                     }
                 }
@@ -288,7 +298,9 @@ public final class Optimizer {
         guard let state = shampoo, n > 0 else { return }
         // The bias-corrected momentum for the preconditioner.
         first.withUnsafeBufferPointer { m in
-            corrected.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = m[i] / bias1 } }
+            corrected.withUnsafeMutableBufferPointer { c in
+                Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in for i in range { c[i] = m[i] / bias1 } }
+            }
         }
         let refresh = (steps - 1) % spec.frequency == 0
         raw.withUnsafeBufferPointer { d in
@@ -301,19 +313,26 @@ public final class Optimizer {
         }
         direction.withUnsafeMutableBufferPointer { u in
             preconditioned.withUnsafeBufferPointer { q in
-                for matrix in state.matrices {
-                    let range = matrix.offset..<(matrix.offset + matrix.rows * matrix.cols)
-                    var scale: Float = 1
-                    if spec.graft != .none {
-                        var graftNorm = 0.0, ownNorm = 0.0
-                        for i in range { graftNorm += Double(u[i] * u[i]); ownNorm += Double(q[i] * q[i]) }
-                        scale = ownNorm > 0 ? Float((graftNorm / ownNorm).squareRoot()) : 0
+                // Matrix by matrix (each norm one sum in order, on one thread).
+                let matrices = state.matrices, grafted = spec.graft != .none
+                Parallel.ranges(matrices.count) { chosen, _ in
+                    for matrix in matrices[chosen] {
+                        let range = matrix.offset..<(matrix.offset + matrix.rows * matrix.cols)
+                        var scale: Float = 1
+                        if grafted {
+                            var graftNorm = 0.0, ownNorm = 0.0
+                            for i in range { graftNorm += Double(u[i] * u[i]); ownNorm += Double(q[i] * q[i]) }
+                            scale = ownNorm > 0 ? Float((graftNorm / ownNorm).squareRoot()) : 0
+                        }
+                        for i in range { u[i] = q[i] * scale }
                     }
-                    for i in range { u[i] = q[i] * scale }
                 }
             }
             let lrf = Float(lr)
-            for i in 0..<n { p[i] -= lrf * u[i] }
+            let step = UnsafePointer(u.baseAddress!)
+            Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
+                for i in range { p[i] -= lrf * step[i] }
+            }
         }
     }
 }

@@ -29,15 +29,25 @@ public final class MaxPool2D: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        emc_maxpool_forward(output, argmax.baseAddress!, input, Int32(batch), Int32(inputShape.height), Int32(inputShape.width),
-                            Int32(inputShape.channels), Int32(kernel), Int32(stride), Int32(outputShape.height), Int32(outputShape.width))
+        let argmax = argmax.baseAddress!, inCount = inputShape.count, outCount = outputShape.count
+        Parallel.samples(batch, perSample: inCount) { images, _ in
+            let first = images.lowerBound
+            emc_maxpool_forward(output + first * outCount, argmax + first * outCount, input + first * inCount, Int32(images.count),
+                                Int32(inputShape.height), Int32(inputShape.width), Int32(inputShape.channels), Int32(kernel), Int32(stride),
+                                Int32(outputShape.height), Int32(outputShape.width))
+        }
     }
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        emc_maxpool_backward_windows(gradInput, argmax.baseAddress!, gradOutput, Int32(batch), Int32(inputShape.height), Int32(inputShape.width),
-                                     Int32(inputShape.channels), Int32(kernel), Int32(stride), Int32(outputShape.height), Int32(outputShape.width))
+        let argmax = argmax.baseAddress!, inCount = inputShape.count, outCount = outputShape.count
+        Parallel.samples(batch, perSample: inCount) { images, _ in
+            let first = images.lowerBound
+            emc_maxpool_backward_windows(gradInput + first * inCount, argmax + first * outCount, gradOutput + first * outCount,
+                                         Int32(images.count), Int32(inputShape.height), Int32(inputShape.width), Int32(inputShape.channels),
+                                         Int32(kernel), Int32(stride), Int32(outputShape.height), Int32(outputShape.width))
+        }
     }
 
     /// Piecewise linear: R{y} takes R{x} at forward's argmax, and R{dx} routes R{dy} back to it.

@@ -48,9 +48,11 @@ final class ShampooState {
     }
 
     let matrices: [Matrix]
-    private var gram: [Float]
-    private var block: [Float]
-    private var product: [Float]
+    /// Every block with its matrix, in order: the work `precondition` hands out.
+    private let blocks: [(matrix: Matrix, block: Block)]
+    /// Scratch of `largest`² floats for each thread working on blocks at once: the Gram matrix, the block, the product.
+    private var scratch: [UnsafeMutablePointer<Float>] = []
+    private let largest: Int
 
     init(layout: [ParameterTensorLayout], blockSize: Int, eps: Double) {
         var matrices: [Matrix] = []
@@ -72,10 +74,11 @@ final class ShampooState {
             matrices.append(Matrix(offset: t.offset, rows: rows, cols: cols, blocks: blocks))
         }
         self.matrices = matrices
-        gram = [Float](repeating: 0, count: largest * largest)
-        block = [Float](repeating: 0, count: largest * largest)
-        product = [Float](repeating: 0, count: largest * largest)
+        blocks = matrices.flatMap { m in m.blocks.map { (m, $0) } }
+        self.largest = largest
     }
+
+    deinit { for s in scratch { s.deallocate() } }
 
     static func identity(_ n: Int, scale: Double) -> [Double] {
         var m = [Double](repeating: 0, count: n * n)
@@ -109,38 +112,38 @@ final class ShampooState {
     /// and writes the preconditioned direction L^(−1/4)·M·R^(−1/4) of `momentum` into `direction` at each matrix's place.
     func precondition(gradient: UnsafePointer<Float>, momentum: UnsafePointer<Float>, direction: UnsafeMutablePointer<Float>,
                       beta2: Double, eps: Double, refresh: Bool) {
-        for matrix in matrices {
-            for b in matrix.blocks {
+        // Blocks are independent: with a team, each thread takes a run of them (every block computed as on one thread).
+        while scratch.count < Parallel.threads {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: 3 * largest * largest)
+            buffer.initialize(repeating: 0, count: 3 * largest * largest)
+            scratch.append(buffer)
+        }
+        let blocks = self.blocks, scratch = self.scratch, largest = self.largest
+        Parallel.ranges(blocks.count) { chosen, part in
+            let gram = scratch[part], block = gram + largest * largest, product = block + largest * largest
+            for (matrix, b) in blocks[chosen] {
                 let (r, c) = (b.rows, b.cols)
                 // Copy the block of G into a contiguous r×c buffer.
-                block.withUnsafeMutableBufferPointer { buf in
-                    for i in 0..<r {
-                        (buf.baseAddress! + i * c).update(from: gradient + matrix.offset + (b.rowStart + i) * matrix.cols + b.colStart, count: c)
-                    }
+                for i in 0..<r {
+                    (block + i * c).update(from: gradient + matrix.offset + (b.rowStart + i) * matrix.cols + b.colStart, count: c)
                 }
-                accumulate(&b.left, n: r, transposeFirst: false, r: r, c: c, beta2: beta2)
-                accumulate(&b.right, n: c, transposeFirst: true, r: r, c: c, beta2: beta2)
+                Self.accumulate(&b.left, n: r, transposeFirst: false, r: r, c: c, beta2: beta2, block: block, gram: gram)
+                Self.accumulate(&b.right, n: c, transposeFirst: true, r: r, c: c, beta2: beta2, block: block, gram: gram)
                 if refresh {
                     b.leftRoot = Self.inverseFourthRoot(b.left, n: r, eps: eps)
                     b.rightRoot = Self.inverseFourthRoot(b.right, n: c, eps: eps)
                 }
                 // P = Lroot · M_block · Rroot.
-                block.withUnsafeMutableBufferPointer { buf in
-                    for i in 0..<r {
-                        (buf.baseAddress! + i * c).update(from: momentum + matrix.offset + (b.rowStart + i) * matrix.cols + b.colStart, count: c)
-                    }
+                for i in 0..<r {
+                    (block + i * c).update(from: momentum + matrix.offset + (b.rowStart + i) * matrix.cols + b.colStart, count: c)
                 }
-                product.withUnsafeMutableBufferPointer { tmp in
-                    block.withUnsafeBufferPointer { m in
-                        b.leftRoot.withUnsafeBufferPointer { l in
-                            BLAS.sgemm(.none, .none, m: r, n: c, k: r, alpha: 1, a: l.baseAddress!, lda: r, b: m.baseAddress!, ldb: c,
-                                       beta: 0, c: tmp.baseAddress!, ldc: c)
-                        }
-                    }
-                    b.rightRoot.withUnsafeBufferPointer { rr in
-                        BLAS.sgemm(.none, .none, m: r, n: c, k: c, alpha: 1, a: tmp.baseAddress!, lda: c, b: rr.baseAddress!, ldb: c,
-                                   beta: 0, c: direction + matrix.offset + b.rowStart * matrix.cols + b.colStart, ldc: matrix.cols)
-                    }
+                b.leftRoot.withUnsafeBufferPointer { l in
+                    BLAS.sgemm(.none, .none, m: r, n: c, k: r, alpha: 1, a: l.baseAddress!, lda: r, b: block, ldb: c,
+                               beta: 0, c: product, ldc: c)
+                }
+                b.rightRoot.withUnsafeBufferPointer { rr in
+                    BLAS.sgemm(.none, .none, m: r, n: c, k: c, alpha: 1, a: product, lda: c, b: rr.baseAddress!, ldb: c,
+                               beta: 0, c: direction + matrix.offset + b.rowStart * matrix.cols + b.colStart, ldc: matrix.cols)
                 }
             }
         }
@@ -148,16 +151,13 @@ final class ShampooState {
 
     /// stats ← β2·stats + G·Gᵀ (or Gᵀ·G), G the r×c block in `block`: the product's upper triangle by `ssyrk` in Float,
     /// the sum in Double (the eigendecomposition reads the upper triangle only).
-    private func accumulate(_ stats: inout [Double], n: Int, transposeFirst: Bool, r: Int, c: Int, beta2: Double) {
-        gram.withUnsafeMutableBufferPointer { g in
-            block.withUnsafeBufferPointer { a in
-                cblas_ssyrk(CblasRowMajor, CblasUpper, transposeFirst ? CblasTrans : CblasNoTrans, blasint(n), blasint(transposeFirst ? r : c),
-                            1, a.baseAddress!, blasint(c), 0, g.baseAddress!, blasint(n))
-            }
-            stats.withUnsafeMutableBufferPointer { s in
-                for i in 0..<n {
-                    for j in i..<n { s[i * n + j] = beta2 * s[i * n + j] + Double(g[i * n + j]) }
-                }
+    private static func accumulate(_ stats: inout [Double], n: Int, transposeFirst: Bool, r: Int, c: Int, beta2: Double,
+                                   block: UnsafePointer<Float>, gram: UnsafeMutablePointer<Float>) {
+        cblas_ssyrk(CblasRowMajor, CblasUpper, transposeFirst ? CblasTrans : CblasNoTrans, blasint(n), blasint(transposeFirst ? r : c),
+                    1, block, blasint(c), 0, gram, blasint(n))
+        stats.withUnsafeMutableBufferPointer { s in
+            for i in 0..<n {
+                for j in i..<n { s[i * n + j] = beta2 * s[i * n + j] + Double(gram[i * n + j]) }
             }
         }
     }

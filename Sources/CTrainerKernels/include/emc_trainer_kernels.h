@@ -166,4 +166,40 @@ void emc_softmax_rows(float *restrict p, size_t rows, size_t columns);
 /* Softmax's backward in place: each row of g becomes p ⊙ (g − Σ p·g), p the row's softmax. */
 void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_t rows, size_t columns);
 
+
+
+/* Parts of passes for a team of threads (Threads.swift): each computes, for its columns, channels or rows, exactly what
+   the whole pass computes there. emc_sum_rows_range, emc_channel_moments_range and emc_channel_gradient_sums_range are
+   the general paths (column or channel counts that do not divide 16) for columns c0..<c1; emc_layernorm_backward is
+   emc_layernorm_parameter_gradient (channels c0..<c1) plus emc_layernorm_input_gradient (its rows);
+   emc_depthwise_filter_gradient_range is emc_depthwise_filter_gradient for channels c0..<c1. */
+void emc_sum_rows_range(float *restrict out, const float *restrict x, size_t rows, size_t columns, size_t c0, size_t c1);
+void emc_channel_moments_range(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c,
+                               size_t c0, size_t c1);
+void emc_channel_gradient_sums_range(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
+                                     const float *restrict x, const float *restrict mean, const float *restrict istd,
+                                     const float *restrict gamma, const float *restrict beta, size_t rows, size_t c, size_t c0,
+                                     size_t c1, int relu);
+void emc_layernorm_parameter_gradient(float *restrict dgamma, float *restrict dbeta, const float *restrict dy,
+                                      const float *restrict h, size_t rows, size_t c, size_t c0, size_t c1);
+void emc_layernorm_input_gradient(float *restrict dx, float *restrict scratch, const float *restrict dy, const float *restrict h,
+                                  const float *restrict istd, const float *restrict gamma, size_t rows, size_t c);
+void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
+                                         int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1);
+
+/* A team of threads (pool.c): emc_pool_create(T) starts T − 1 workers (NULL for T < 2 or when threads cannot start);
+   emc_pool_run calls fn(context, p) for each part p < parts (at most T), part 0 on the calling thread, and returns when
+   all have ended. Work a part splits again runs on that part's thread. emc_pool_current is the team the calling
+   thread's passes use (NULL: none), set per thread by emc_pool_set_current, which returns the one it replaces. */
+typedef struct emc_pool emc_pool;
+typedef void (*emc_part_fn)(void *context, int part);
+emc_pool *emc_pool_create(int threads);
+void emc_pool_destroy(emc_pool *pool);
+int emc_pool_threads(const emc_pool *pool);
+/* Jobs the team has split over its threads so far. */
+unsigned long emc_pool_jobs(const emc_pool *pool);
+void emc_pool_run(emc_pool *pool, int parts, emc_part_fn fn, void *context);
+emc_pool *emc_pool_current(void);
+emc_pool *emc_pool_set_current(emc_pool *pool);
+
 #endif

@@ -1,0 +1,155 @@
+// A team of threads for one model's passes (Sources/EMCTrainer/Threads.swift has the rules): the caller is part 0 and
+// T − 1 workers wait for work. A job is a function called once per part, each part on its own thread; the caller waits
+// for every part to end. Workers spin for half a millisecond after a job (a training step hands out tens to hundreds of
+// jobs, most less than that apart), then sleep on a futex.
+#define _GNU_SOURCE
+#include "emc_trainer_kernels.h"
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct emc_pool {
+    int threads;
+    pthread_t *ids;
+    _Atomic unsigned generation;   // bumped to hand out a job (and to stop)
+    _Atomic int remaining;         // workers that have not finished the current job
+    _Atomic int sleeping;          // workers waiting on the futex
+    _Atomic int stop;
+    unsigned long jobs;            // jobs handed to the workers so far (read by tests)
+    emc_part_fn fn;
+    void *context;
+    int parts;
+};
+
+// The team the calling thread's passes split their work over (NULL: none, work runs on the caller alone).
+static _Thread_local emc_pool *current_pool;
+
+static void futex_wait(_Atomic unsigned *address, unsigned value) {
+    syscall(SYS_futex, (unsigned *)address, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic unsigned *address) {
+    syscall(SYS_futex, (unsigned *)address, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Seconds on the monotonic clock: a worker spins this long after a job before it sleeps (a step's serial stretches
+// between jobs are mostly shorter; a futex wake costs tens of microseconds in a virtual machine).
+static inline double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+#define SPIN_SECONDS 0.0005
+
+typedef struct { emc_pool *pool; int index; } worker_start;
+
+static void *worker_main(void *argument) {
+    worker_start start = *(worker_start *)argument;
+    free(argument);
+    emc_pool *pool = start.pool;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned now;
+        int spins = 0;
+        double since = now_seconds();
+        while ((now = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
+            relax();
+            // The clock every 256 spins: it costs more than a pause.
+            if ((++spins & 255) != 0 || now_seconds() - since < SPIN_SECONDS) continue;
+            atomic_fetch_add(&pool->sleeping, 1);
+            if (atomic_load(&pool->generation) == seen) futex_wait(&pool->generation, seen);
+            atomic_fetch_sub(&pool->sleeping, 1);
+            since = now_seconds();
+        }
+        seen = now;
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire)) return NULL;
+        if (start.index < pool->parts) pool->fn(pool->context, start.index);
+        atomic_fetch_sub_explicit(&pool->remaining, 1, memory_order_release);
+    }
+}
+
+emc_pool *emc_pool_create(int threads) {
+    if (threads < 2) return NULL;
+    emc_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return NULL;
+    pool->threads = threads;
+    pool->ids = calloc((size_t)threads, sizeof(pthread_t));
+    if (!pool->ids) { free(pool); return NULL; }
+    for (int i = 1; i < threads; i++) {
+        worker_start *start = malloc(sizeof *start);
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstacksize(&attributes, 8u << 20);
+        int failed = !start;
+        if (start) {
+            *start = (worker_start){pool, i};
+            failed = pthread_create(&pool->ids[i], &attributes, worker_main, start) != 0;
+            if (failed) free(start);
+        }
+        pthread_attr_destroy(&attributes);
+        if (failed) {
+            pool->threads = i;  // the workers started so far are stopped and joined
+            emc_pool_destroy(pool);
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+void emc_pool_destroy(emc_pool *pool) {
+    if (!pool) return;
+    atomic_store(&pool->stop, 1);
+    atomic_fetch_add(&pool->generation, 1);
+    futex_wake_all(&pool->generation);
+    for (int i = 1; i < pool->threads; i++) pthread_join(pool->ids[i], NULL);
+    free(pool->ids);
+    free(pool);
+}
+
+int emc_pool_threads(const emc_pool *pool) { return pool ? pool->threads : 1; }
+
+unsigned long emc_pool_jobs(const emc_pool *pool) { return pool ? pool->jobs : 0; }
+
+void emc_pool_run(emc_pool *pool, int parts, emc_part_fn fn, void *context) {
+    if (!pool || parts <= 1) {
+        for (int p = 0; p < parts; p++) fn(context, p);
+        return;
+    }
+    if (parts > pool->threads) parts = pool->threads;
+    pool->jobs++;
+    pool->fn = fn;
+    pool->context = context;
+    pool->parts = parts;
+    atomic_store_explicit(&pool->remaining, pool->threads - 1, memory_order_relaxed);
+    atomic_fetch_add(&pool->generation, 1);  // sequentially consistent: ordered before the read of `sleeping`
+    if (atomic_load(&pool->sleeping) > 0) futex_wake_all(&pool->generation);
+    // Part 0 on this thread, with no team: work it splits again runs here.
+    emc_pool *saved = current_pool;
+    current_pool = NULL;
+    fn(context, 0);
+    current_pool = saved;
+    int spins = 0;
+    while (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0) {
+        if (++spins < (1 << 16)) relax(); else sched_yield();
+    }
+}
+
+emc_pool *emc_pool_current(void) { return current_pool; }
+
+emc_pool *emc_pool_set_current(emc_pool *pool) {
+    emc_pool *previous = current_pool;
+    current_pool = pool;
+    return previous;
+}

@@ -1,0 +1,138 @@
+import CTrainerKernels
+import EMCCore
+
+/// The threads one model trains on (`--threads T`): the calling thread and T − 1 workers (`emc_pool_create`).
+///
+/// Parallel work in emc's trainer never splits a sum. Each pass divides what it computes, not what it adds up: the
+/// samples of a forward pass or an input gradient, the rows of a product's output (in multiples of
+/// `BLAS.rowGrain`, where OpenBLAS computes every element the same way whichever call it falls in), the output rows
+/// or columns of a weight gradient (each element's chain over the batch stays whole, in order), the channels of batch
+/// normalisation's sums, the parameters of an optimizer step. Every value is therefore computed by the same
+/// operations in the same order at any thread count, and a trial's records are the same bytes at `--threads 1, 2, 3…`
+/// (the tests train every family at 1, 2 and 3 threads and compare the parameters bit for bit).
+public final class ThreadTeam: @unchecked Sendable {
+    /// Threads in the team, the caller included (1 when workers could not start: the work then runs on the caller).
+    public let count: Int
+    let pool: OpaquePointer?
+
+    public init(threads: Int) {
+        pool = threads > 1 ? emc_pool_create(Int32(threads)) : nil
+        count = Int(emc_pool_threads(pool))
+    }
+
+    deinit { emc_pool_destroy(pool) }
+
+    /// Jobs this team has split over more than one thread so far (0 with one thread).
+    public var splitJobs: Int { Int(emc_pool_jobs(pool)) }
+
+    /// Seconds one hand-over of a job to the team takes on average, measured over `jobs` empty jobs (0 with one thread):
+    /// the cost of splitting a pass, for `emc bench threads`.
+    public func handOverSeconds(jobs: Int = 20_000) -> Double {
+        guard count > 1 else { return 0 }
+        let start = Clock.now()
+        scoped { for _ in 0..<jobs { Parallel.parts(count) { _ in } } }
+        return (Clock.now() - start) / Double(jobs)
+    }
+
+    /// Runs `body` with this team splitting the calling thread's passes (and the previous team restored after).
+    public func scoped<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = emc_pool_set_current(pool)
+        defer { emc_pool_set_current(previous) }
+        return try body()
+    }
+}
+
+/// How a pass splits its work over the calling thread's team (`ThreadTeam.scoped`); with no team, or one thread, the
+/// work runs as a single part on the caller, exactly the single-threaded code.
+enum Parallel {
+    /// The parts work splits into on this thread now: the current team's threads, 1 without one.
+    static var threads: Int { Int(emc_pool_threads(emc_pool_current())) }
+
+    /// Calls `body(range, part)` for contiguous ranges covering 0..<count, one per thread of the current team: each
+    /// starts at a multiple of `grain` (the last takes the rest), and each holds at least `minimum` items (fewer parts
+    /// when there is less work). Parts run at once; part indices are below `threads`.
+    static func ranges(_ count: Int, grain: Int = 1, minimum: Int = 1, _ body: (Range<Int>, Int) -> Void) {
+        guard count > 0 else { return }
+        let pool = emc_pool_current()
+        let units = count / max(1, grain)
+        let parts = min(Int(emc_pool_threads(pool)), units, count / max(1, minimum))
+        guard parts > 1 else { body(0..<count, 0); return }
+        run(pool, parts) { part in
+            let start = units * part / parts * grain
+            let end = part == parts - 1 ? count : units * (part + 1) / parts * grain
+            body(start..<end, part)
+        }
+    }
+
+    /// Calls `body(part)` for each part < `parts` on the current team's threads (all on the caller without one).
+    static func parts(_ parts: Int, _ body: (Int) -> Void) {
+        run(emc_pool_current(), parts, body)
+    }
+
+    private static func run(_ pool: OpaquePointer?, _ parts: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var closure = body
+            withUnsafeMutablePointer(to: &closure) { pointer in
+                emc_pool_run(pool, Int32(parts), { context, part in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(part))
+                }, pointer)
+            }
+        }
+    }
+}
+
+extension Parallel {
+    /// The fewest floats a thread takes in an elementwise pass split over a team, and the fewest multiply-adds in a
+    /// product: handing a part to another thread costs a microsecond or two when it is spinning, and tens of
+    /// microseconds when it sleeps (a virtual machine's futex wake), so a part must be worth tens of microseconds.
+    static let minimumElements = 1 << 16
+    static let minimumMultiplyAdds = 1 << 20
+
+    /// `body(offset, count)` over 0..<n in ranges of whole 16-float vectors: an elementwise pass, each element computed
+    /// alone.
+    static func elements(_ n: Int, _ body: (Int, Int) -> Void) {
+        ranges(n, grain: 16, minimum: minimumElements) { range, _ in body(range.lowerBound, range.count) }
+    }
+
+    /// `body(samples, part)` over the batch's samples, each part at least enough samples of `perSample` floats to be
+    /// worth a thread: a pass in which every sample is computed alone.
+    static func samples(_ batch: Int, perSample: Int, _ body: (Range<Int>, Int) -> Void) {
+        ranges(batch, minimum: max(1, minimumElements / max(1, perSample)), body)
+    }
+
+    /// y[r][c] = bias[c] for `rows` rows (`emc_add_bias`), rows split over the team.
+    static func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        ranges(rows, minimum: max(1, minimumElements / max(1, columns))) { r, _ in
+            emc_add_bias(y + r.lowerBound * columns, bias, r.count, columns)
+        }
+    }
+
+    /// out[c] += Σ_r x[r][c] (`emc_sum_rows`): columns split over the team when they take its general path (each column's
+    /// sum whole and in order); 16-lane sums (columns dividing 16) stay on one thread.
+    static func sumRows(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int) {
+        guard threads > 1, columns > 16 || 16 % columns != 0, rows * columns >= 2 * minimumElements else {
+            emc_sum_rows(out, x, rows, columns)
+            return
+        }
+        ranges(columns, grain: 8, minimum: 8) { c, _ in emc_sum_rows_range(out, x, rows, columns, c.lowerBound, c.upperBound) }
+    }
+}
+
+/// Per-thread scratch of a layer: one buffer of `count` floats for each thread of the team it was bound under.
+struct PartScratch {
+    private(set) var base = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private(set) var count = 0
+
+    /// Replaces the buffers with `Parallel.threads` of `count` floats each (zeroed).
+    mutating func allocate(_ count: Int) {
+        base.deallocate()
+        self.count = count
+        base = .allocate(capacity: max(1, count * Parallel.threads))
+        base.initialize(repeating: 0)
+    }
+
+    func deallocate() { base.deallocate() }
+
+    /// Part `part`'s buffer.
+    subscript(part: Int) -> UnsafeMutablePointer<Float> { base.baseAddress! + part * count }
+}
