@@ -108,6 +108,8 @@ public final class EMCSearch: @unchecked Sendable {
     public var rules = SearchRules()
     /// Trials at once: seeds searched in parallel, and the refinement pairs (each trial trains on the calling thread).
     public var jobs = 1
+    /// Threads each trial trains on (recorded in the provenance; the records are the same bits at any count).
+    public var trialThreads = 1
     /// Also train each seed at this n (a replicate of its own, `gapReplicate`) for the generalization gap at a common n.
     public var gapN: Int?
     public var onTrial: ((TrialRecord, Bool) -> Void)?
@@ -348,7 +350,7 @@ public final class EMCSearch: @unchecked Sendable {
         record.protocol = config.protocolName
         record.trainer = outcome.trainer ?? (config.trainer == .native ? .native : nil)
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
-                                                   blas: "OpenBLAS \(BLAS.coreName)", threads: BLAS.threads)
+                                                   blas: "OpenBLAS \(BLAS.coreName)", threads: trialThreads)
         return record
     }
 }

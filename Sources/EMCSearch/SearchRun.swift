@@ -40,10 +40,11 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     /// The pilot's n (nil: `defaultPilotN`, or the data size when smaller).
     public var pilotN: Int?
     public static let defaultPilotN = 1000
-    /// Seeds searched at once, each trial on one thread (records are the same as with one).
-    public var jobs = 1
-    /// Threads each trial may use to decode its data (nil: every core this process may run on but one, or one per
-    /// search when `jobs` > 1). Records do not depend on it.
+    /// Trials trained at once: seeds, and the two trials of a refinement round (nil: chosen by `parallelism`). Records
+    /// do not depend on it.
+    public var jobs: Int?
+    /// Threads each trial trains and decodes its data on (`ThreadTeam`; nil: chosen by `parallelism`). Records do not
+    /// depend on it: the trainer gives the same bits at any count.
     public var threads: Int?
     /// Confirmations, boundary refinement and its cap.
     public var rules = SearchRules()
@@ -101,7 +102,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
                 throw EMCError(.invalidArgument, "the learning-rate grid needs 1 to 32 positive rates, not \(lrGrid)")
             }
         }
-        guard (1...64).contains(jobs) else { throw EMCError(.invalidArgument, "the jobs must be between 1 and 64, not \(jobs)") }
+        if let jobs { guard (1...64).contains(jobs) else { throw EMCError(.invalidArgument, "the jobs must be between 1 and 64, not \(jobs)") } }
         if let threads { guard (1...1024).contains(threads) else { throw EMCError(.invalidArgument, "the threads must be between 1 and 1024, not \(threads)") } }
         guard checkpointInterval.isFinite, checkpointInterval >= 0 else {
             throw EMCError(.invalidArgument, "the checkpoint interval must be a finite number of seconds ≥ 0, not \(checkpointInterval)")
@@ -130,8 +131,20 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         }
     }
 
-    /// The threads one trial decodes its data on (`threads`, or its default).
-    var trialThreads: Int { threads ?? (jobs > 1 ? 1 : max(1, EMCEnvironment.cpuCount - 1)) }
+    /// The trials at once (J) and the threads of each (T) on `cores` cores: as set; one set, the other fills the cores
+    /// (J × T = cores, at least 1); neither, seeds first (J = the seeds, at most the cores; independent trials scale
+    /// best), then the cores left as threads.
+    public func parallelism(cores: Int = EMCEnvironment.cpuCount, seeds: Int) -> (jobs: Int, threads: Int) {
+        let cores = max(1, cores)
+        switch (jobs, threads) {
+        case let (j?, t?): return (j, t)
+        case let (j?, nil): return (j, max(1, cores / j))
+        case let (nil, t?): return (max(1, cores / t), t)
+        case (nil, nil):
+            let j = max(1, min(cores, seeds))
+            return (j, max(1, cores / j))
+        }
+    }
 
     /// The trainer's options, after the training rules' range checks (each error names its setting).
     public func fitOptions() throws -> FitOptions {
@@ -161,7 +174,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         gapN = try c.decodeIfPresent(Int.self, forKey: .gapN)
         lrGrid = try c.decodeIfPresent([Double].self, forKey: .lrGrid)
         pilotN = try c.decodeIfPresent(Int.self, forKey: .pilotN)
-        jobs = try c.decodeIfPresent(Int.self, forKey: .jobs) ?? d.jobs
+        jobs = try c.decodeIfPresent(Int.self, forKey: .jobs)
         threads = try c.decodeIfPresent(Int.self, forKey: .threads)
         rules = try c.decodeIfPresent(SearchRules.self, forKey: .rules) ?? d.rules
         checkpointDirectory = try c.decodeIfPresent(String.self, forKey: .checkpointDirectory)
@@ -191,7 +204,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         try c.encodeIfPresent(gapN, forKey: .gapN)
         try c.encodeIfPresent(lrGrid, forKey: .lrGrid)
         try c.encodeIfPresent(pilotN, forKey: .pilotN)
-        try c.encode(jobs, forKey: .jobs)
+        try c.encodeIfPresent(jobs, forKey: .jobs)
         try c.encodeIfPresent(threads, forKey: .threads)
         try c.encode(rules, forKey: .rules)
         try c.encodeIfPresent(checkpointDirectory, forKey: .checkpointDirectory)
@@ -270,6 +283,9 @@ public final class SearchRun {
     public let view: DatasetView
     public private(set) var config: SearchConfig
 
+    /// The trials at once and the threads of each this run uses (`SearchSettings.parallelism` on this machine's cores).
+    public var parallelism: (jobs: Int, threads: Int) { settings.parallelism(seeds: settings.seeds) }
+
     public init(_ settings: SearchSettings) throws {
         self.settings = settings
         try settings.check()
@@ -339,12 +355,13 @@ public final class SearchRun {
         switch settings.trainer {
         case .native:
             let fitter = TrainingFitter(view: view, config: config, subsetOptions: subsetOptions)
+            fitter.threads = parallelism.threads
             fitter.evaluateTest = settings.evaluateTest
             if let folder = settings.checkpointDirectory {
                 try FileSystem.createDirectory(folder)
                 fitter.checkpoints = (folder, settings.checkpointInterval)
             }
-            if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
+            if parallelism.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
             return fitter
         case .torch:
             let fitter = try TorchFitter(view: view, config: config, options: workerOptions)
@@ -353,7 +370,7 @@ public final class SearchRun {
                 try FileSystem.createDirectory(folder)
                 fitter.checkpoints = (folder, settings.checkpointInterval)
             }
-            if settings.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
+            if parallelism.jobs == 1 { fitter.onEpoch = { n, report in events(.epoch(n: n, report: report)) } }
             fitter.onRetry = { events(.notice($0)) }
             return fitter
         }
@@ -394,8 +411,9 @@ public final class SearchRun {
         try config.model.checkHessianSupport(input: Self.inputShape(view), classes: view.classes.count)
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
-        subsetOptions.threads = settings.threads ?? max(1, EMCEnvironment.cpuCount - 1)
+        subsetOptions.threads = settings.threads ?? EMCEnvironment.cpuCount
         let fitter = TrainingFitter(view: view, config: checked, subsetOptions: subsetOptions)
+        fitter.threads = settings.threads ?? EMCEnvironment.cpuCount
         fitter.evaluateTest = false
         fitter.onEpoch = { _, report in onEpoch?(report) }
         return try fitter.fit(n: n, seed: seed, replicate: replicate)
@@ -407,14 +425,15 @@ public final class SearchRun {
         let log = try ResultsLog(path: settings.log)
         var subsetOptions = SubsetOptions()
         subsetOptions.normalize = settings.normalize
-        subsetOptions.threads = settings.trialThreads
+        subsetOptions.threads = parallelism.threads
         let pilot = try runPilot(log: log, subsetOptions: subsetOptions, events: events)
         // Epoch progress makes sense for one trial at a time.
         let fitter = try makeFitter(config, subsetOptions: subsetOptions, events: events)
         defer { (fitter as? TorchFitter)?.close() }
         let search = EMCSearch(config: config, log: log, fitter: fitter)
         search.rules = settings.rules
-        search.jobs = settings.jobs
+        search.jobs = parallelism.jobs
+        search.trialThreads = settings.trainer == .native ? parallelism.threads : 1
         search.gapN = settings.gapN
         events(.started(config))
         search.onTrial = { record, new in events(.trial(record, new: new)) }
@@ -455,7 +474,7 @@ public final class SearchRun {
             search.onTrial = { record, new in events(.trial(record, new: new)) }
             return search
         }
-        try parallelFor(grid.count, threads: settings.jobs) { i in
+        try parallelFor(grid.count, threads: parallelism.jobs) { i in
             let r = try searches[i].trial(seed: 0, n: n, replicate: 0, role: .pilot).record
             slots.set(i, PilotTrial(lr: grid[i], n: n, result: r.result, fitStep: r.fitStep, wrong: r.wrong, loss: r.loss))
         }

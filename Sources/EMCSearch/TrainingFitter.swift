@@ -24,6 +24,8 @@ public final class TrainingFitter: Fitter {
         }
     }
 
+    /// Threads each trial trains on (`ThreadTeam`: the same bits at any count).
+    public var threads = 1
     /// Measure each trained model's accuracy on the test split (a forward pass; the generalization gap at any n).
     public var evaluateTest = true
     /// The folder where trials keep checkpoints, and the seconds between saves (nil: no checkpoints).
@@ -40,7 +42,8 @@ public final class TrainingFitter: Fitter {
             let name = String(config.key(seed: seed).prefix(16)) + "-n\(n)-r\(replicate).ckpt"
             fit.checkpoint = CheckpointOptions(path: FileSystem.join(checkpoints.folder, name), interval: checkpoints.interval)
         }
-        let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch))
+        let model = try config.model.build(input: subset.shape, classes: view.classes.count, maxBatch: max(fit.batch, fit.evalBatch),
+                                            threads: threads)
         model.initialize(seed: fit.seed)
         let trainer = try Trainer(model: model, data: subset, optimizer: config.optimizer, options: fit)
         var outcome = try trainer.fit { [onEpoch] report in onEpoch?(n, report) }

@@ -50,6 +50,9 @@ public struct Experiment: Codable, Sendable {
     public var device: String?
     /// The torch trainer's arithmetic (float32 or bf16).
     public var precision: TorchPrecision?
+    /// Threads each trial trains on (`--threads`; a Slurm task asks for as many cores). Not part of any identity: the
+    /// records are the same bits at any count.
+    public var threads: Int?
     /// A named protocol (`paper`): its preset, under the manifest's own keys; and the fit check's cadence in steps.
     public var `protocol`: TrainingProtocol?
     public var checkEvery: Int?
@@ -62,7 +65,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, `protocol`, checkEvery, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, threads, `protocol`, checkEvery, log, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -204,6 +207,7 @@ public struct Experiment: Codable, Sendable {
         if let trainer { s.trainer = trainer }
         if let device { s.device = device }
         if let precision { s.precision = precision }
+        if let threads { s.threads = threads }
         if let checkEvery { s.training.checkEvery = checkEvery }
         if let i = cell.part, let p = parts?[i] {
             if let seeds = p.seeds { s.seeds = seeds }

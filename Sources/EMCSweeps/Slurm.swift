@@ -47,7 +47,8 @@ public struct SweepFolder: Sendable {
     public var script: String { FileSystem.join(path, "submit.sh") }
     public var jobs: String { FileSystem.join(path, "jobs.jsonl") }
 
-    /// The task with its log and checkpoints moved into the folder, one search at a time (one core per Slurm task).
+    /// The task with its log and checkpoints moved into the folder, one search at a time (its `threads` cores per Slurm
+    /// task: `--cpus-per-task` follows the largest `threads` of the tasks submitted).
     public func placed(_ task: SweepTask, checkpointInterval: Double) -> SweepTask {
         var t = task
         t.settings.log = log(task.index)
@@ -137,10 +138,15 @@ public final class SlurmExecutor: SweepExecutor {
         .submitted(try submit(tasks))
     }
 
+    /// The array's `--cpus-per-task`: each task trains one trial at a time on its `threads` cores (default 1), so the
+    /// array asks for the most any of its tasks needs.
+    public static func cpusPerTask(_ tasks: [SweepTask]) -> Int { max(1, tasks.map { $0.settings.threads ?? 1 }.max() ?? 1) }
+
     public func submit(_ tasks: [SweepTask]) throws -> SlurmSubmission {
         guard SlurmCommands.locate("sbatch", path: options.searchPath) != nil else { throw SlurmCommands.missing("sbatch") }
         for sub in ["tasks", "logs", "checkpoints", "done", "out"] { try FileSystem.createDirectory(FileSystem.join(folder.path, sub)) }
         var done: [Int] = [], pending: [Int] = []
+        let cpus = Self.cpusPerTask(tasks)
         for task in tasks {
             let placed = folder.placed(task, checkpointInterval: options.checkpointInterval)
             let bytes = try SweepFolder.encode(placed)
@@ -163,7 +169,7 @@ public final class SlurmExecutor: SweepExecutor {
         // array job as soon as Slurm took it (or may have taken it), then the line again with the collect job.
         let arrayJob: String
         do {
-            arrayJob = try SlurmCommands.sbatch(path: options.searchPath, timeout: options.commandTimeout, ["--parsable", "--array=\(array)", "--job-name=\(folder.jobName)", "--ntasks=1", "--cpus-per-task=1",
+            arrayJob = try SlurmCommands.sbatch(path: options.searchPath, timeout: options.commandTimeout, ["--parsable", "--array=\(array)", "--job-name=\(folder.jobName)", "--ntasks=1", "--cpus-per-task=\(cpus)",
                                                  "--output=\(FileSystem.join(folder.path, "out/task-%4a.out"))",
                                                  "--error=\(FileSystem.join(folder.path, "out/task-%4a.err"))"] + common + options.extraArguments + [folder.script])
         } catch let unclear as SlurmCommands.UnclearSubmission {

@@ -69,7 +69,7 @@ public enum SweepRunner {
 }
 
 /// The local executor: each task is a child process (`command(taskFile)` gives its arguments, for example
-/// `emc run --settings FILE`) with one BLAS thread, `jobs` at a time. SIGTERM or SIGINT to the sweep reaches every
+/// `emc run --settings FILE`), `jobs` at a time, each on its share of the cores unless its settings say otherwise. SIGTERM or SIGINT to the sweep reaches every
 /// running child; the sweep waits for them, starts no new task, and reports the interruption: nothing is orphaned,
 /// and a rerun resumes from the log.
 public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
@@ -121,7 +121,14 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
 
     private func runChild(_ task: SweepTask, scratch: String) throws {
         let file = FileSystem.join(scratch, "task-\(task.index).json")
-        try AtomicFileWriter.write(Array(try JSONEncoder().encode(task.settings)), to: file)
+        // The sweep's `jobs` children share the cores: a task that does not say otherwise trains one trial at a time on
+        // its share (the records do not depend on it).
+        var settings = task.settings
+        if settings.jobs == nil && settings.threads == nil {
+            settings.jobs = 1
+            settings.threads = max(1, EMCEnvironment.cpuCount / jobs)
+        }
+        try AtomicFileWriter.write(Array(try JSONEncoder().encode(settings)), to: file)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = command(file)

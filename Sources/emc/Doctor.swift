@@ -45,7 +45,7 @@ struct Doctor: ParsableCommand {
                 if let detail = lib.detail { print("       \(String(repeating: " ", count: 13)) \(detail)") }
                 if let error = lib.error { print("       \(String(repeating: " ", count: 13)) error: \(error)") }
             }
-            print("  BLAS threads: \(report.blasThreads) (always one: results must not depend on a thread count)")
+            print("  BLAS threads: \(report.blasThreads) (always one; emc splits a trial over --threads itself, with the same bits)")
             print("  CPUs: \(report.cpus) this process may run on (its affinity, as Slurm or taskset set it)")
             print("  CRC32C: \(report.crc32cHardware ? "SSE4.2 instruction" : "software (slicing-by-8)")")
             print("  Fashion-MNIST: \(dataPresent ? "present" : "MISSING") at \(fashionMNIST)"

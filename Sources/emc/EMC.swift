@@ -11,7 +11,7 @@ struct EMC: ParsableCommand {
         discussion: """
         emc converts raw datasets into compressed, checksummed shards, derives perturbed variants, \
         and searches for the largest training set a model fits to 100% accuracy.
-        OpenBLAS runs on one thread so that results never depend on a thread count; run seeds in parallel with --jobs.
+        A trial trains on --threads cores and --jobs trials run at once; the results are the same bits at any count.
         """,
         version: EMCEnvironment.version,
         subcommands: [Convert.self, Perturb.self, Synth.self, Inspect.self, Verify.self, Run.self, HessianCommand.self, Sweep.self, SweepTaskCommand.self, ReportCommand.self, Export.self, Doctor.self, Bench.self])

@@ -143,6 +143,7 @@ struct Run: ParsableCommand {
         let search = try SearchRun(try settings)
         let printer = SearchPrinter(output: output)
         if dryRun { return try printer.plan(search) }
+        if search.settings.trainer == .native { printer.parallelism(search) }
         let summary = try search.execute(events: printer.event)
         try printer.summary(summary)
     }
@@ -164,10 +165,10 @@ struct SearchOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Stop bisecting when the bracket is within this fraction of the EMC.")
     var resolution = defaults.resolution
 
-    @Option(parsing: .unconditional, help: "Seeds searched at once, each trial on one thread (the records are the same as with 1).")
-    var jobs = defaults.jobs
+    @Option(parsing: .unconditional, help: "Trials trained at once: seeds, and a refinement round's two trials (default: the seeds, at most the cores). The records are the same at any count.")
+    var jobs: Int?
 
-    @Option(parsing: .unconditional, help: "Threads each trial may use to decode its data (default: every core this process may run on but one; one per search with --jobs). The records are the same at any count.")
+    @Option(parsing: .unconditional, help: "Threads each trial trains and decodes its data on (default: the cores --jobs leaves, so that jobs × threads fills the machine). The records are the same bits at any count.")
     var threads: Int?
 
     @Option(help: "Which failing trials are repeated with a fresh initialisation before they may decide a seed: final (the one that would end the search), each, or off.")

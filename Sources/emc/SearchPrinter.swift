@@ -58,6 +58,19 @@ final class SearchPrinter {
         }
     }
 
+    /// What the run's trials and threads are, and whether emc chose them; a warning on stderr when they ask for more
+    /// threads than the machine has cores (waiting threads then slow the working ones).
+    func parallelism(_ search: SearchRun) {
+        let (jobs, threads) = search.parallelism, cores = EMCEnvironment.cpuCount
+        let chosen = search.settings.jobs == nil || search.settings.threads == nil
+        say("\(jobs) trial(s) at once (--jobs \(jobs)), \(threads) thread(s) each (--threads \(threads)) on \(cores) core(s)"
+            + (chosen ? ", as emc chose" : ""))
+        if jobs * threads > cores && !output.quiet {
+            StandardStreams.error("emc: --jobs \(jobs) × --threads \(threads) asks for \(jobs * threads) threads on \(cores) core(s): they will wait on "
+                + "each other; the records are the same, but the search is slower than with jobs × threads ≤ \(cores)\n")
+        }
+    }
+
     func summary(_ summary: SearchSummary) throws {
         if output.json { return try printJSON(summary) }
         print("")

@@ -257,7 +257,7 @@ struct EndToEndTests {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("emc").path
         #expect(FileSystem.exists(exe), "the emc executable is built beside the tests: \(exe)")
         let args = ["run", "--data", data, "--model", "mlp:width=4,depth=1", "--optimizer", "adam:lr=0.01", "--batch", "32",
-                    "--epochs", "40", "--start", "20", "--resolution", "0.1", "--quiet", "--json"]
+                    "--epochs", "40", "--start", "20", "--resolution", "0.1", "--jobs", "1", "--quiet", "--json"]
         func run(log: String, killAfterLines: Int? = nil) throws -> Int32 {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
@@ -279,7 +279,7 @@ struct EndToEndTests {
         #expect(try run(log: dir.file("whole.jsonl")) == 0)
         let whole = try ResultsLog.records(at: dir.file("whole.jsonl"))
         // Killed early (doubling) and late (refinement): the resumed log is the uninterrupted one, field for field but
-        // timing and provenance, every loss to the bit.
+        // timing and provenance, every loss to the bit, and in the same order (one trial at a time: --jobs 1).
         for (i, lines) in [3, max(4, whole.count - 2)].enumerated() {
             let path = dir.file("cut-\(i).jsonl")
             _ = try run(log: path, killAfterLines: lines)

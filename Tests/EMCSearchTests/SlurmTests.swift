@@ -43,6 +43,11 @@ struct SlurmTests {
         for task in try SweepRunner.tasks(exp) {
             try AtomicFileWriter.write(try SweepFolder.encode(folder.placed(task, checkpointInterval: 300)), to: folder.task(task.index))
         }
+        // One core per task unless a task trains on more threads; the array asks for the most any task needs.
+        var tasks = try SweepRunner.tasks(exp)
+        #expect(SlurmExecutor.cpusPerTask(tasks) == 1)
+        tasks[1].settings.threads = 4
+        #expect(SlurmExecutor.cpusPerTask(tasks) == 4)
         let summary = try SlurmSweep.runTask(folder: folder.path, index: 1)
         #expect(summary.model.hasPrefix("mlp:width=8") && FileSystem.exists(folder.done(1)) && !FileSystem.exists(folder.done(0)))
         let logged = try ResultsLog.records(at: folder.log(1))
