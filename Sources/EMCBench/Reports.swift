@@ -65,6 +65,53 @@ public enum BenchReports {
             }, records: rows)
     }
 
+    /// `emc bench threads`: the step rate of one trial on each of `threads`, PyTorch beside it at the same counts
+    /// (`torchJSON`: thread count → the JSON of scripts/bench/torch_train.py --threads N --json), and the scaling model;
+    /// then the profile by layer it is built from.
+    public static func threads(threads: [Int], batch: Int, seconds: Double, repeats: Int, only: String?, torchJSON: [Int: String],
+                               progress: (String) -> Void = { _ in }) throws -> [BenchReport] {
+        var torch: [Int: [String: Double]] = [:]
+        for (t, path) in torchJSON {
+            struct TorchFile: Decodable { var results: [Result]; struct Result: Decodable { var model: String; var input: String; var samplesPerSecond: Double } }
+            let file: TorchFile
+            do { file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: path))) } catch let e as DecodingError {
+                throw EMCError(.format, "not the JSON output of scripts/bench/torch_train.py: \(e)", file: path)
+            }
+            torch[t] = Dictionary(file.results.map { ("\($0.model)@\($0.input)", $0.samplesPerSecond) }, uniquingKeysWith: { a, _ in a })
+        }
+        let (rows, handOver) = try ThreadsBenchmark.run(threads: threads, batch: batch, seconds: seconds, repeats: repeats, only: only, torch: torch,
+                                                        progress: progress)
+        let counts = threads.map(String.init).joined(separator: ", ")
+        var header = ["model", "input", "params"] + threads.map { "\($0)T samples/s" }
+        if threads.count > 1 { header += threads.dropFirst().map { "\($0)T / 1T" } }
+        header += threads.map { "torch \($0)T" } + threads.map { "emc / torch \($0)T" }
+        header += ThreadsBenchmark.predicted.map { "model \($0)T" } + ["stops at"]
+        let main = BenchReport(
+            title: "One trial on \(counts) thread(s): training step (forward + backward + SGD momentum), batch \(batch), median of \(repeats), "
+                + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; \"model\" columns: the scaling "
+                + "model's samples/s (docs/benchmarks.md), \"stops at\": the threads past which a doubling gains < 10%",
+            header: header,
+            rows: rows.map { r in
+                var cells = [r.model, r.input, "\(r.parameters)"] + r.samplesPerSecond.map { f($0) }
+                if r.threads.count > 1 { cells += r.samplesPerSecond.dropFirst().map { f($0 / r.samplesPerSecond[0], 2) + "×" } }
+                cells += r.torchSamplesPerSecond.map { $0.map { f($0) } ?? "-" }
+                cells += zip(r.samplesPerSecond, r.torchSamplesPerSecond).map { emc, torch in torch.map { f(emc / $0, 2) + "×" } ?? "-" }
+                cells += r.predictedSamplesPerSecond.map { f($0) } + ["\(r.stopsScalingAt)"]
+                return cells
+            }, records: rows)
+        let profile = BenchReport(
+            title: "Where one step's time goes, by top-level layer, at 1 and 2 threads (ms per step at batch \(batch), median of \(repeats)); "
+                + "\"parts\": the most parts its passes split into; \"rest\": loss, optimizer step, zeroing and loading",
+            header: ["model", "layer", "kind", "parts", "1T ms", "2T ms", "2T / 1T speed"],
+            rows: rows.flatMap { r in
+                r.parts.map { p in
+                    [r.model, p.name, p.kind, "\(p.units)", f(p.oneThreadMilliseconds, 3), f(p.twoThreadMilliseconds, 3),
+                     p.twoThreadMilliseconds > 0 ? f(p.oneThreadMilliseconds / p.twoThreadMilliseconds, 2) + "×" : "-"]
+                }
+            }, records: rows.map { ["model": $0.model] })
+        return [main, profile]
+    }
+
     public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
         let level = BLAS.hardwareLevel == .generic ? "none (OpenBLAS only)" : BLAS.hardwareLevel.description

@@ -68,9 +68,9 @@ public enum TrainBenchmark {
 
     /// A freshly initialised model of `spec` on 8 batches of seeded noise, its trainer and optimizer: what both training
     /// benchmarks time.
-    static func benchTrainer(model specText: String, shape: FeatureShape, batch: Int, optimizer optimizerText: String) throws
+    static func benchTrainer(model specText: String, shape: FeatureShape, batch: Int, optimizer optimizerText: String, threads: Int = 1) throws
         -> (Model, Trainer, Optimizer) {
-        let model = try ModelSpec(parsing: specText).build(input: shape, classes: 10, maxBatch: batch)
+        let model = try ModelSpec(parsing: specText).build(input: shape, classes: 10, maxBatch: batch, threads: threads)
         model.initialize(seed: 0)
         let n = batch * 8
         let rng = CounterRNG(seed: 1, stream: .test)

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure emc's speed against baselines measured in the same run.",
         discussion: "Each benchmark prints a table of medians and ratios with the machine it ran on. Build with -c release first.",
-        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchCalibration.self, BenchReportSpeed.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
+        subcommands: [BenchCRC.self, BenchShards.self, BenchTrain.self, BenchThreads.self, BenchGradients.self, BenchConv.self, BenchLoader.self, BenchRead.self, BenchSearch.self, BenchSearchRules.self, BenchCalibration.self, BenchReportSpeed.self, BenchShampoo.self, BenchHessian.self, BenchJPEG.self, BenchExportTorch.self])
 }
 
 /// Flags every benchmark has.
@@ -68,6 +68,38 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only, rawSgemm: rawSgemm,
                                            progress: output.progress))
+    }
+}
+
+struct BenchThreads: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "threads", abstract: "One trial's training step on 1, 2, … threads (--threads), beside PyTorch at the same counts, with the scaling model.",
+        discussion: """
+            The models of `emc bench train` at batch 128. For PyTorch, run scripts/bench/torch_train.py --threads N --json > tN.json \
+            for each N and pass --torch N=tN.json. Then a profile by layer at 1 and 2 threads, from which the scaling model predicts \
+            8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core").
+            """)
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Option(help: "Batch size.") var batch = 128
+    @Option(help: "Seconds per measurement.") var seconds = 0.5
+    @Option(help: "Repetitions; the median is reported.") var repeats = 5
+    @Option(help: "PyTorch's JSON at a thread count, as N=FILE (repeat for each count).") var torch: [String] = []
+    @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
+        var files: [Int: String] = [:]
+        for item in torch {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let n = Int(parts[0]) else { throw ValidationError("--torch takes N=FILE (threads and PyTorch's JSON), not \(item)") }
+            files[n] = String(parts[1])
+        }
+        let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: files,
+                                               progress: output.progress)
+        // JSON: the first report's records hold the profile too.
+        for report in output.json ? Array(reports.prefix(1)) : reports { try output.show(report) }
     }
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for `emc bench train`: the same models, batch size and update rule, at 1 thread.
+"""PyTorch baseline for `emc bench train` and `emc bench threads`: the same models, batch size and update rule, at 1 thread
+(or --threads N).
 
 Run it as a plain script: it re-runs itself in the environment scripts/torch-env keeps (torch from PyPI, made on
 first use). It is not part of the tests.
@@ -7,6 +8,7 @@ first use). It is not part of the tests.
     scripts/bench/torch_train.py                 # table on stdout
     scripts/bench/torch_train.py --json > t.json # for: emc bench train --torch t.json
     scripts/bench/torch_train.py --only resnet   # the rows whose spec contains "resnet"
+    scripts/bench/torch_train.py --threads 2     # torch.set_num_threads(2) (default 1): for emc bench threads
 
 Models are built from the same spec strings as emc's (torch_models.py: mlp, cnn, resnet, efficientnet, vit),
 with PyTorch's default initialisation, nn.CrossEntropyLoss and torch.optim.SGD(lr=0.01, momentum=0.9).
@@ -53,7 +55,8 @@ CASES = [
 def main():
     ensure_torch()
     import torch
-    torch.set_num_threads(1)
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+    torch.set_num_threads(threads)
     batch = 128
     as_json = "--json" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
@@ -94,7 +97,7 @@ def main():
     if as_json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch, "results": rows}, indent=2))
     else:
-        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread, batch {batch}, SGD momentum 0.9 (median of 5)")
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {batch}, SGD momentum 0.9 (median of 5)")
         for r in rows:
             print(f"{r['model']:<28} {r['input']:<8} {r['parameters']:>9} params {r['samplesPerSecond']:>10.0f} samples/s")
 
