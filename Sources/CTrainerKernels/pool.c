@@ -45,7 +45,7 @@ static inline void relax(void) {
 }
 
 // Seconds on the monotonic clock: a worker spins this long after a job before it sleeps (a step's serial stretches
-// between jobs are mostly shorter; a futex wake costs tens of microseconds in a virtual machine).
+// between jobs are mostly shorter, and waking a sleeping worker costs a futex call and a reschedule).
 static inline double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
