@@ -43,10 +43,18 @@ void emc_depthwise_forward(float *restrict y, const float *restrict x, const flo
     FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) y[o + ch] += w[t + ch] * x[i + ch];)
 }
 
+// The filter gradient of channels c0..<c1: the whole pass's, and a team's part of it.
+static inline __attribute__((always_inline)) void filter_gradient_body(float *restrict dw, const float *restrict dy,
+                                                                       const float *restrict x, int batch, int h, int width, int c,
+                                                                       int kernel, int stride, int padding, int ho, int wo, int c0,
+                                                                       int c1) {
+    FOR_EACH_TAP(for (int ch = c0; ch < c1; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
+}
+
 EMC_CLONES
 void emc_depthwise_filter_gradient(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                    int width, int c, int kernel, int stride, int padding, int ho, int wo) {
-    FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
+    filter_gradient_body(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, 0, c);
 }
 
 EMC_CLONES
@@ -59,5 +67,5 @@ void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, 
 EMC_CLONES
 void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                          int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1) {
-    FOR_EACH_TAP(for (int ch = c0; ch < c1; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
+    filter_gradient_body(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, c0, c1);
 }

@@ -25,6 +25,15 @@ void emc_add_bias(float *restrict y, const float *restrict bias, size_t rows, si
 // Column sums (a bias's gradient). When the columns divide 16, the rows are summed as one flat array in 16 lanes (lane
 // l holds column l mod columns), then the lanes are added into their columns in order: a fixed order, so the same bits
 // at every instruction set, and a loop long enough to vectorise for 1–16 columns.
+// The general path's sums for columns c0..<c1 of rows `columns` floats long (rows in order).
+static inline __attribute__((always_inline)) void sum_rows_range_body(float *restrict out, const float *restrict x, size_t rows,
+                                                                      size_t columns, size_t c0, size_t c1) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * columns;
+        for (size_t c = c0; c < c1; c++) out[c] += row[c];
+    }
+}
+
 EMC_CLONES
 void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, size_t columns) {
     if (columns > 0 && columns <= 16 && 16 % columns == 0) {
@@ -36,10 +45,7 @@ void emc_sum_rows(float *restrict out, const float *restrict x, size_t rows, siz
         for (size_t i = whole; i < n; i++) out[i % columns] += x[i];
         return;
     }
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = x + r * columns;
-        for (size_t c = 0; c < columns; c++) out[c] += row[c];
-    }
+    sum_rows_range_body(out, x, rows, columns, 0, columns);
 }
 
 // Copies of a few to a few hundred floats (a patch row: kernel × channels): inlined moves instead of a call to memcpy,
@@ -341,8 +347,5 @@ void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_
 // emc_sum_rows's general path (columns not dividing 16) for columns c0..<c1 of rows `columns` floats long.
 EMC_CLONES
 void emc_sum_rows_range(float *restrict out, const float *restrict x, size_t rows, size_t columns, size_t c0, size_t c1) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = x + r * columns;
-        for (size_t c = c0; c < c1; c++) out[c] += row[c];
-    }
+    sum_rows_range_body(out, x, rows, columns, c0, c1);
 }

@@ -25,6 +25,14 @@ typedef double lanes_d __attribute__((ext_vector_type(LANES)));
 #define WHERE_POSITIVE(test, v) ((lanes_f)((lanes_i)(v) & ((test) > 0.0f)))
 #define PER_CHANNEL(values, c) ({ lanes_f v_; for (int l_ = 0; l_ < LANES; l_++) v_[l_] = (values)[l_ % (c)]; v_; })
 
+// The general path's sums for channels c0..<c1 (rows in order): the whole pass's, and a team's part of it.
+static inline __attribute__((always_inline)) void moments_range_body(double *restrict sum, double *restrict squares,
+                                                                     const float *restrict x, size_t rows, size_t c, size_t c0,
+                                                                     size_t c1) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t ch = c0; ch < c1; ch++) { double v = (double)x[r * c + ch]; sum[ch] += v; squares[ch] += v * v; }
+}
+
 // sum[ch] += Σ x and squares[ch] += Σ x², both in double: the statistics in one pass over x.
 EMC_CLONES
 void emc_channel_moments(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c) {
@@ -40,8 +48,7 @@ void emc_channel_moments(double *restrict sum, double *restrict squares, const f
         for (size_t i = whole; i < n; i++) { double v = (double)x[i]; sum[i % c] += v; squares[i % c] += v * v; }
         return;
     }
-    for (size_t r = 0; r < rows; r++)
-        for (size_t ch = 0; ch < c; ch++) { double v = (double)x[r * c + ch]; sum[ch] += v; squares[ch] += v * v; }
+    moments_range_body(sum, squares, x, rows, c, 0, c);
 }
 
 // With `relu` (a ReLU fused after the normalisation) backward needs the mask y > 0. It is recomputed from x with the
@@ -84,6 +91,21 @@ void emc_batchnorm_apply(float *restrict y, const float *restrict x, const float
 // With h = (x − mean)·istd already computed, g·h + b is BN_AFFINE's operations in BN_AFFINE's order.
 #define MASKED(dy, h, g, b) (relu ? ((g) * (h) + (b) > 0.0f ? (dy) : 0.0f) : (dy))
 
+// The general path's Σ g and Σ g·x̂ for channels c0..<c1 (rows in order): the whole pass's, and a team's part of it.
+static inline __attribute__((always_inline)) void gradient_sums_range_body(double *restrict sum_dy, double *restrict sum_dyh,
+                                                                           const float *restrict dy, const float *restrict x,
+                                                                           const float *restrict mean, const float *restrict istd,
+                                                                           const float *restrict gamma, const float *restrict beta,
+                                                                           size_t rows, size_t c, size_t c0, size_t c1, int relu) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t ch = c0; ch < c1; ch++) {
+            size_t i = r * c + ch;
+            float h = (x[i] - mean[ch]) * istd[ch], g = MASKED(dy[i], h, gamma[ch], beta[ch]);
+            sum_dy[ch] += (double)g;
+            sum_dyh[ch] += (double)(g * h);
+        }
+}
+
 // Σ g and Σ g·x̂ per channel, g the masked dy (the product in float, summed in double).
 static inline __attribute__((always_inline)) void gradient_sums_body(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
                                                                      const float *restrict x, const float *restrict mean,
@@ -107,13 +129,7 @@ static inline __attribute__((always_inline)) void gradient_sums_body(double *res
         }
         return;
     }
-    for (size_t r = 0; r < rows; r++)
-        for (size_t ch = 0; ch < c; ch++) {
-            size_t i = r * c + ch;
-            float h = (x[i] - mean[ch]) * istd[ch], g = MASKED(dy[i], h, gamma[ch], beta[ch]);
-            sum_dy[ch] += (double)g;
-            sum_dyh[ch] += (double)(g * h);
-        }
+    gradient_sums_range_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, 0, c, relu);
 }
 
 EMC_CLONES
@@ -205,6 +221,17 @@ void emc_layernorm_forward(float *restrict y, float *restrict h, float *restrict
     }
 }
 
+// One row's dx = istd·(dy·γ − mean(dy·γ) − x̂·mean(dy·γ·x̂)); `scratch` holds c floats.
+static inline __attribute__((always_inline)) void row_input_gradient(float *restrict d, float *restrict scratch,
+                                                                     const float *restrict g, const float *restrict hr, float inv,
+                                                                     const float *restrict gamma, size_t c) {
+    for (size_t ch = 0; ch < c; ch++) scratch[ch] = g[ch] * gamma[ch];
+    float meanG = row_sum(scratch, c) / (float)c;
+    for (size_t ch = 0; ch < c; ch++) scratch[ch] = scratch[ch] * hr[ch];
+    float meanGH = row_sum(scratch, c) / (float)c;
+    for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
+}
+
 // dγ += Σ dy·x̂, dβ += Σ dy (row after row), and when dx is not NULL dx = istd·(dy·γ − mean(dy·γ) − x̂·mean(dy·γ·x̂)).
 // `scratch` holds c floats.
 EMC_CLONES
@@ -217,13 +244,7 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
             dgamma[ch] += g[ch] * hr[ch];
             dbeta[ch] += g[ch];
         }
-        if (!dx) continue;
-        for (size_t ch = 0; ch < c; ch++) scratch[ch] = g[ch] * gamma[ch];
-        float meanG = row_sum(scratch, c) / (float)c;
-        for (size_t ch = 0; ch < c; ch++) scratch[ch] = scratch[ch] * hr[ch];
-        float meanGH = row_sum(scratch, c) / (float)c;
-        float *d = dx + r * c, inv = istd[r];
-        for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
+        if (dx) row_input_gradient(dx + r * c, scratch, g, hr, istd[r], gamma, c);
     }
 }
 
@@ -234,26 +255,10 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
 EMC_CLONES
 void emc_channel_moments_range(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c,
                                size_t c0, size_t c1) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t ch = c0; ch < c1; ch++) { double v = (double)x[r * c + ch]; sum[ch] += v; squares[ch] += v * v; }
+    moments_range_body(sum, squares, x, rows, c, c0, c1);
 }
 
 // emc_channel_gradient_sums's general path for channels c0..<c1.
-#define MASKED(dy, h, g, b) (relu ? ((g) * (h) + (b) > 0.0f ? (dy) : 0.0f) : (dy))
-static inline __attribute__((always_inline)) void gradient_sums_range_body(double *restrict sum_dy, double *restrict sum_dyh,
-                                                                           const float *restrict dy, const float *restrict x,
-                                                                           const float *restrict mean, const float *restrict istd,
-                                                                           const float *restrict gamma, const float *restrict beta,
-                                                                           size_t rows, size_t c, size_t c0, size_t c1, int relu) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t ch = c0; ch < c1; ch++) {
-            size_t i = r * c + ch;
-            float h = (x[i] - mean[ch]) * istd[ch], g = MASKED(dy[i], h, gamma[ch], beta[ch]);
-            sum_dy[ch] += (double)g;
-            sum_dyh[ch] += (double)(g * h);
-        }
-}
-
 EMC_CLONES
 void emc_channel_gradient_sums_range(double *restrict sum_dy, double *restrict sum_dyh, const float *restrict dy,
                                      const float *restrict x, const float *restrict mean, const float *restrict istd,
@@ -262,7 +267,6 @@ void emc_channel_gradient_sums_range(double *restrict sum_dy, double *restrict s
     if (relu) gradient_sums_range_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, 1);
     else gradient_sums_range_body(sum_dy, sum_dyh, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, 0);
 }
-#undef MASKED
 
 // emc_layernorm_backward in two parts: the parameters' gradients for channels c0..<c1 (over every row, in order), and
 // the input gradient of the rows given.
@@ -281,13 +285,5 @@ void emc_layernorm_parameter_gradient(float *restrict dgamma, float *restrict db
 EMC_CLONES
 void emc_layernorm_input_gradient(float *restrict dx, float *restrict scratch, const float *restrict dy, const float *restrict h,
                                   const float *restrict istd, const float *restrict gamma, size_t rows, size_t c) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *g = dy + r * c, *hr = h + r * c;
-        for (size_t ch = 0; ch < c; ch++) scratch[ch] = g[ch] * gamma[ch];
-        float meanG = row_sum(scratch, c) / (float)c;
-        for (size_t ch = 0; ch < c; ch++) scratch[ch] = scratch[ch] * hr[ch];
-        float meanGH = row_sum(scratch, c) / (float)c;
-        float *d = dx + r * c, inv = istd[r];
-        for (size_t ch = 0; ch < c; ch++) d[ch] = inv * ((g[ch] * gamma[ch] - meanG) - hr[ch] * meanGH);
-    }
+    for (size_t r = 0; r < rows; r++) row_input_gradient(dx + r * c, scratch, dy + r * c, h + r * c, istd[r], gamma, c);
 }

@@ -69,9 +69,9 @@ public enum SweepRunner {
 }
 
 /// The local executor: each task is a child process (`command(taskFile)` gives its arguments, for example
-/// `emc run --settings FILE`), `jobs` at a time, each on its share of the cores unless its settings say otherwise. SIGTERM or SIGINT to the sweep reaches every
-/// running child; the sweep waits for them, starts no new task, and reports the interruption: nothing is orphaned,
-/// and a rerun resumes from the log.
+/// `emc run --settings FILE`), `jobs` at a time, each on its share of the cores unless its settings say otherwise.
+/// SIGTERM or SIGINT to the sweep reaches every running child; the sweep waits for them, starts no new task, and
+/// reports the interruption: nothing is orphaned, and a rerun resumes from the log.
 public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
     public let jobs: Int
     public let executable: String

@@ -52,16 +52,16 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         let scale = 1 / Float(d).squareRoot()
         // Sample by sample over the team (each sample's heads on one thread).
         Parallel.samples(batch, perSample: heads * t * t) { samples, _ in
-        for b in samples {
-            let qkv = input + b * t * ld
-            for h in 0..<heads {
-                let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
-                BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: p, ldc: t)
-                emc_softmax_rows(p, t, t)
-                BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: v, ldb: ld, beta: 0,
-                           c: output + b * t * dim + h * d, ldc: dim)
+            for b in samples {
+                let qkv = input + b * t * ld
+                for h in 0..<heads {
+                    let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
+                    BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: p, ldc: t)
+                    emc_softmax_rows(p, t, t)
+                    BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: v, ldb: ld, beta: 0,
+                               c: output + b * t * dim + h * d, ldc: dim)
+                }
             }
-        }
         }
     }
 
@@ -72,20 +72,20 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         let scale = 1 / Float(d).squareRoot()
         let scratch = self.scratch
         Parallel.samples(batch, perSample: heads * t * t) { samples, part in
-        let dp = scratch[part]
-        for b in samples {
-            let qkv = input + b * t * ld, dqkv = gradInput + b * t * ld
-            for h in 0..<heads {
-                let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
-                let dq = dqkv + h * d, dk = dq + dim, dv = dq + 2 * dim
-                let dO = gradOutput + b * t * dim + h * d
-                BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: dim, beta: 0, c: dv, ldc: ld)
-                BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: 1, a: dO, lda: dim, b: v, ldb: ld, beta: 0, c: dp, ldc: t)
-                emc_softmax_backward_rows(dp, p, t, t)
-                BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
-                BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
+            let dp = scratch[part]
+            for b in samples {
+                let qkv = input + b * t * ld, dqkv = gradInput + b * t * ld
+                for h in 0..<heads {
+                    let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
+                    let dq = dqkv + h * d, dk = dq + dim, dv = dq + 2 * dim
+                    let dO = gradOutput + b * t * dim + h * d
+                    BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: dim, beta: 0, c: dv, ldc: ld)
+                    BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: 1, a: dO, lda: dim, b: v, ldb: ld, beta: 0, c: dp, ldc: t)
+                    emc_softmax_backward_rows(dp, p, t, t)
+                    BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
+                    BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
+                }
             }
-        }
         }
     }
 }

@@ -144,11 +144,12 @@ public final class Model {
         precondition(batch <= maxBatch && rStores != nil)
         var rx: UnsafePointer<Float>? = nil
         team.scoped {
-        for i in firstTrainable..<layers.count {
-            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
-            layers[i].rForward(input: x, rInput: rx, output: activations[i].baseAddress!, rOutput: rActivations[i].baseAddress!, batch: batch)
-            rx = UnsafePointer(rActivations[i].baseAddress!)
-        }
+            for i in firstTrainable..<layers.count {
+                let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+                layers[i].rForward(input: x, rInput: rx, output: activations[i].baseAddress!, rOutput: rActivations[i].baseAddress!,
+                                   batch: batch)
+                rx = UnsafePointer(rActivations[i].baseAddress!)
+            }
         }
         return UnsafePointer(rActivations[layers.count - 1].baseAddress!)
     }
@@ -159,13 +160,13 @@ public final class Model {
     /// Adds this batch's H·V to `hessianProduct`, after `backward` and `rForward` on the same input.
     func rBackward(_ input: UnsafePointer<Float>, batch: Int) {
         team.scoped {
-        for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
-            let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
-            layers[i].rBackward(input: x, rInput: i == firstTrainable ? nil : UnsafePointer(rActivations[i - 1].baseAddress!),
-                                output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
-                                rGradOutput: rGradActivations[i].baseAddress!,
-                                rGradInput: i == firstTrainable ? nil : rGradActivations[i - 1].baseAddress!, batch: batch)
-        }
+            for i in stride(from: layers.count - 1, through: firstTrainable, by: -1) {
+                let x = i == 0 ? input : UnsafePointer(activations[i - 1].baseAddress!)
+                layers[i].rBackward(input: x, rInput: i == firstTrainable ? nil : UnsafePointer(rActivations[i - 1].baseAddress!),
+                                    output: activations[i].baseAddress!, gradOutput: gradActivations[i].baseAddress!,
+                                    rGradOutput: rGradActivations[i].baseAddress!,
+                                    rGradInput: i == firstTrainable ? nil : rGradActivations[i - 1].baseAddress!, batch: batch)
+            }
         }
     }
 
@@ -259,7 +260,7 @@ public final class Model {
 
     public func zeroGradients() {
         let store = gradients.baseAddress!
-        team.scoped { Parallel.ranges(gradients.count, grain: 16, minimum: 1 << 15) { range, _ in (store + range.lowerBound).update(repeating: 0, count: range.count) } }
+        team.scoped { Parallel.elements(gradients.count) { start, n in (store + start).update(repeating: 0, count: n) } }
     }
 
     /// Runs the batch forward; returns a pointer to the logits [batch, classes].

@@ -148,7 +148,7 @@ public final class BatchNorm: Layer {
     /// `minimumChannelsPerPart` channels a thread (every thread reads every row: with fewer, the rows' traffic costs more
     /// than the sums save; batch norm over 24–48 channels ran 2–3× slower split in two).
     private func splitsChannels(rows: Int) -> Bool {
-        Parallel.threads > 1 && (channels > 16 || 16 % channels != 0) && channels >= 2 * Self.minimumChannelsPerPart
+        Parallel.threads > 1 && !Parallel.sumsInLanes(channels) && channels >= 2 * Self.minimumChannelsPerPart
             && rows * channels >= 2 * Parallel.minimumElements
     }
 

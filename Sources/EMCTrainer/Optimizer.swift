@@ -225,16 +225,16 @@ public final class Optimizer {
             let firstStep = steps == 1, nesterov = spec.nesterov
             first.withUnsafeMutableBufferPointer { buf in
                 Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                for i in range {
-                    var d = g[i]
-                    if wd != 0 { d += wd * p[i] }
-                    if mu != 0 {
-                        // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
-                        buf[i] = firstStep ? d : mu * buf[i] + d
-                        d = nesterov ? d + mu * buf[i] : buf[i]
+                    for i in range {
+                        var d = g[i]
+                        if wd != 0 { d += wd * p[i] }
+                        if mu != 0 {
+                            // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
+                            buf[i] = firstStep ? d : mu * buf[i] + d
+                            d = nesterov ? d + mu * buf[i] : buf[i]
+                        }
+                        p[i] -= lrf * d
                     }
-                    p[i] -= lrf * d
-                }
                 }
             }
         case .adam, .adamw:
@@ -246,14 +246,14 @@ public final class Optimizer {
             first.withUnsafeMutableBufferPointer { m in
                 second.withUnsafeMutableBufferPointer { v in
                     Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                    for i in range {
-                        var d = g[i]
-                        if decoupled { p[i] *= 1 - lrf * wd } else if wd != 0 { d += wd * p[i] }
-                        m[i] = m[i] + (d - m[i]) * (1 - b1)            // exp_avg.lerp_(grad, 1 - beta1)
-                        v[i] = v[i] * b2 + (1 - b2) * d * d            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-                        let denom = v[i].squareRoot() / bias2Root + eps
-                        p[i] -= stepSize * m[i] / denom
-                    }
+                        for i in range {
+                            var d = g[i]
+                            if decoupled { p[i] *= 1 - lrf * wd } else if wd != 0 { d += wd * p[i] }
+                            m[i] = m[i] + (d - m[i]) * (1 - b1)            // exp_avg.lerp_(grad, 1 - beta1)
+                            v[i] = v[i] * b2 + (1 - b2) * d * d            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                            let denom = v[i].squareRoot() / bias2Root + eps
+                            p[i] -= stepSize * m[i] / denom
+                        }
                     }
                 }
             }
@@ -278,18 +278,18 @@ public final class Optimizer {
                     raw.withUnsafeMutableBufferPointer { d in
                         let graft = spec.graft
                         Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                        for i in range {
-                            d[i] = g[i] + (wd != 0 ? wd * p[i] : 0)
-                            m[i] = b1 * m[i] + (1 - b1) * d[i]
-                            let mHat = m[i] / bias1
-                            switch graft {
-                            case .adam:
-                                v[i] = graftBeta2 * v[i] + (1 - graftBeta2) * d[i] * d[i]
-                                u[i] = mHat / (v[i].squareRoot() / bias2Root + 1e-8)
-                            case .sgd, .none:
-                                u[i] = mHat
+                            for i in range {
+                                d[i] = g[i] + (wd != 0 ? wd * p[i] : 0)
+                                m[i] = b1 * m[i] + (1 - b1) * d[i]
+                                let mHat = m[i] / bias1
+                                switch graft {
+                                case .adam:
+                                    v[i] = graftBeta2 * v[i] + (1 - graftBeta2) * d[i] * d[i]
+                                    u[i] = mHat / (v[i].squareRoot() / bias2Root + 1e-8)
+                                case .sgd, .none:
+                                    u[i] = mHat
+                                }
                             }
-                        }
                         }
                     }
                 }
@@ -331,7 +331,7 @@ public final class Optimizer {
             let lrf = Float(lr)
             let step = UnsafePointer(u.baseAddress!)
             Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                for i in range { p[i] -= lrf * step[i] }
+                    for i in range { p[i] -= lrf * step[i] }
             }
         }
     }

@@ -107,10 +107,14 @@ extension Parallel {
         }
     }
 
+    /// Whether the kernels sum `count` columns or channels in 16 lanes of a flat walk (counts dividing 16), an order a
+    /// split by columns cannot keep: such sums stay on one thread.
+    static func sumsInLanes(_ count: Int) -> Bool { count > 0 && count <= 16 && 16 % count == 0 }
+
     /// out[c] += Σ_r x[r][c] (`emc_sum_rows`): columns split over the team when they take its general path (each column's
-    /// sum whole and in order); 16-lane sums (columns dividing 16) stay on one thread.
+    /// sum whole and in order); 16-lane sums stay on one thread.
     static func sumRows(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int) {
-        guard threads > 1, columns > 16 || 16 % columns != 0, rows * columns >= 2 * minimumElements else {
+        guard threads > 1, !sumsInLanes(columns), rows * columns >= 2 * minimumElements else {
             emc_sum_rows(out, x, rows, columns)
             return
         }

@@ -42,7 +42,8 @@ struct ParseTests {
         #expect(negativeMessage.contains("batch size") && negativeMessage.contains("-5"), "\(negativeMessage)")
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m", "--normalize", "zscore"]) }
         #expect(throws: (any Error).self) { _ = try EMC.parseAsRoot(["run", "--data", "d"]) }
-        for (bad, words) in [(["--target-width", "0"], "target width"), (["--refinement-cap", "-1"], "refinement cap"), (["--jobs", "0"], "jobs")] {
+        for (bad, words) in [(["--target-width", "0"], "target width"), (["--refinement-cap", "-1"], "refinement cap"), (["--jobs", "0"], "jobs"),
+                             (["--threads", "0"], "threads"), (["--threads", "5000"], "threads")] {
             let error = #expect(throws: (any Error).self, "\(bad)") { _ = try EMC.parseAsRoot(["run", "--data", "d", "--model", "m"] + bad) }
             #expect(error.map { EMC.fullMessage(for: $0) }?.contains(words) == true, "\(bad)")
         }
