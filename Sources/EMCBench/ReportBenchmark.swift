@@ -17,6 +17,10 @@ public enum ReportBenchmark {
         public var readSeconds: Double
         /// The report: rows, boundaries, budget and threshold curves, findings, text, CSVs and JSON.
         public var reportSeconds: Double
+        /// `emc report --html`: the seconds to write it (from the report), the index's size and the detail files' sizes.
+        public var htmlSeconds: Double = 0
+        public var htmlIndexMegabytes: Double = 0
+        public var htmlDetailMegabytes: Double = 0
     }
 
     /// The records of `configurations` configurations of `seeds` seeds, as `emc run` writes them: per seed, doubling
@@ -105,8 +109,20 @@ public enum ReportBenchmark {
                 _ = r.text + r.csv + r.seedsCSV
                 _ = Findings.text(Findings.evaluate(r))
             }
-            rows.append(Row(task: "emc report LOG (read, then rows, text, CSVs, JSON, findings)", configurations: count, records: records.count,
-                            megabytes: Double(bytes.count) / 1e6, readSeconds: read, reportSeconds: report))
+            var row = Row(task: "emc report LOG (read, then rows, text, CSVs, JSON, findings)", configurations: count, records: records.count,
+                          megabytes: Double(bytes.count) / 1e6, readSeconds: read, reportSeconds: report)
+            let built = Report.from(loaded)
+            let document = ReportDocument(report: built, findings: Findings.evaluate(built))
+            let html = FileSystem.join(scratch, "html-\(count)")
+            row.htmlSeconds = try medianSeconds(repeats: repeats) {
+                FileSystem.removeTree(html)
+                try HTMLReport.write(document, records: loaded, sources: [path], to: html)
+            }
+            row.htmlIndexMegabytes = Double(FileSystem.fileSize(FileSystem.join(html, HTMLReport.indexName)) ?? 0) / 1e6
+            let detail = FileSystem.join(html, HTMLReport.detailFolder)
+            row.htmlDetailMegabytes = Double(try FileSystem.list(detail).reduce(0) { $0 + (FileSystem.fileSize(FileSystem.join(detail, $1)) ?? 0) }) / 1e6
+            FileSystem.removeTree(html)
+            rows.append(row)
             FileSystem.remove(path)
         }
         return rows

@@ -113,6 +113,10 @@ public enum Remedy: Sendable, Equatable, CustomStringConvertible {
     case definitionsFolder
     /// Choose which splits change.
     case chooseSplits
+    /// Replace the report in a report folder, or write it into another folder.
+    case replaceReport
+    /// Write the report into another folder.
+    case otherReportFolder
 
     public var description: String {
         switch self {
@@ -126,6 +130,8 @@ public enum Remedy: Sendable, Equatable, CustomStringConvertible {
         case .otherNormalization: return "normalise by 255 or not at all instead"
         case .definitionsFolder: return "say where the dataset definitions are (or set EMC_MANIFESTS)"
         case .chooseSplits: return "relabel every split"
+        case .replaceReport: return "allow replacing the report there, or choose another folder"
+        case .otherReportFolder: return "choose another folder for the report"
         }
     }
 }

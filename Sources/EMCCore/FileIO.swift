@@ -425,7 +425,7 @@ public enum OutputPaths {
     }
 
     /// Where a file at `path` lands: its folder's real path (links resolved) and its name; the real path when it exists.
-    static func landing(_ path: String) -> String {
+    public static func landing(_ path: String) -> String {
         if FileSystem.exists(path) { return FileSystem.canonicalPath(path) }
         return FileSystem.join(FileSystem.canonicalPath(FileSystem.splitDirectory(path)), FileSystem.baseName(path))
     }

@@ -200,38 +200,79 @@ public enum BoundaryPlot {
         }
         for t in trials {
             let x = ax.px(Double(t.n))
-            let (a, z) = t.fitted ? (py(1) + 1, py(1) + 9) : (py(0) - 9, py(0) - 1)
-            s += "<line x1=\"\(svgNumber(x))\" y1=\"\(svgNumber(a))\" x2=\"\(svgNumber(x))\" y2=\"\(svgNumber(z))\" stroke=\"\(t.fitted ? "#2ca02c" : "#d62728")\"><title>seed \(t.seed), n \(t.n), \(t.result.rawValue)</title></line>\n"
+            // Fitted trials tick down from 1, the others up from 0; inconclusive ones (out of budget, a saddle) longer.
+            let long = t.result == .budgetExhausted || t.result == .saddle
+            let (a, z) = t.fitted ? (py(1) + 1, py(1) + 9) : (py(0) - (long ? 15 : 9), py(0) - 1)
+            s += "<line x1=\"\(svgNumber(x))\" y1=\"\(svgNumber(a))\" x2=\"\(svgNumber(x))\" y2=\"\(svgNumber(z))\" stroke=\"\(tickColour(t.result))\"><title>seed \(t.seed), n \(t.n), \(t.result.rawValue)</title></line>\n"
+        }
+        let kinds = Set(trials.map(\.result))
+        var lx = x0
+        for result in [FitOutcome.Result.fitted, .convergedUnfit, .diverged, .budgetExhausted, .saddle] where kinds.contains(result) {
+            s += "<line x1=\"\(svgNumber(lx))\" y1=\"\(svgNumber(y1 + 38))\" x2=\"\(svgNumber(lx))\" y2=\"\(svgNumber(y1 + 48))\" stroke=\"\(tickColour(result))\" stroke-width=\"2\"/>"
+                + "<text x=\"\(svgNumber(lx + 5))\" y=\"\(svgNumber(y1 + 47))\">\(result.rawValue)</text>\n"
+            lx += 20 + Double(result.rawValue.count) * 6.2
         }
         return s
     }
 
+    /// A trial's tick colour by how it ended: fitted green, a failure red, out of budget orange, a saddle purple.
+    static func tickColour(_ result: FitOutcome.Result) -> String {
+        switch result {
+        case .fitted: return "#2ca02c"
+        case .convergedUnfit, .diverged: return "#d62728"
+        case .budgetExhausted: return "#ff7f0e"
+        case .saddle: return "#9467bd"
+        }
+    }
+
+    /// One configuration's panels side by side: p(fit) against n with its trials, the EMC against budget, and the EMC
+    /// against the fit threshold (what `emc report --html` shows for a configuration).
+    public static func detailSVG(_ r: ReportRow, trials: [TrialRecord]) -> String {
+        let width = 1000.0, height = 290.0, y0 = 20.0, y1 = 220.0
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += pFitPanel(r, trials: trials, x0: 60, x1: 470, y0: y0, y1: y1)
+        s += curvePanel(r.budgetCurve, xLabel: "budget (epochs)", evenly: false, label: { "\(Int($0))" }, x0: 540, x1: 760, y0: y0, y1: y1)
+        var thresholds = r.thresholdEMCs
+        if let b = r.boundary, !thresholds.isEmpty {
+            thresholds.append(DerivedEMC(at: r.fitThreshold ?? 1, boundary: b, bound: nil, fitted: 0, trials: b.trials))
+        }
+        s += curvePanel(thresholds, xLabel: "fit threshold", evenly: true, label: { String(format: "%g%%", $0 * 100) }, x0: 820, x1: 990, y0: y0, y1: y1)
+        return s + "</svg>\n"
+    }
+
     static func budgetPanel(_ r: ReportRow, x0: Double, x1: Double, y0: Double, y1: Double) -> String {
-        let curve = r.budgetCurve
+        curvePanel(r.budgetCurve, xLabel: "budget (epochs)", evenly: false, label: { "\(Int($0))" }, x0: x0, x1: x1, y0: y0, y1: y1)
+    }
+
+    /// EMC (n50 with its interval; a bound as a triangle) at each point of a derived curve: x linear in `at`, or the
+    /// points evenly spaced.
+    static func curvePanel(_ curve: [DerivedEMC], xLabel: String, evenly: Bool, label: (Double) -> String,
+                           x0: Double, x1: Double, y0: Double, y1: Double) -> String {
         let values = curve.flatMap { d -> [Double] in
             if let b = d.boundary { return [b.low, b.n50, b.high] }
             return d.bound.flatMap { Double($0.filter { $0.isNumber }) }.map { [$0] } ?? []
         }
         guard !curve.isEmpty, !values.isEmpty else { return "" }
         let ay = LogAxis(values, from: y1, to: y0)
-        let budgets = curve.map(\.at)
+        let budgets = evenly ? curve.indices.map(Double.init) : curve.map(\.at)
         let bx0 = budgets.min()!, bx1 = max(budgets.max()!, bx0 + 1)
         func px(_ v: Double) -> Double { x0 + 20 + (v - bx0) / (bx1 - bx0) * (x1 - x0 - 40) }
-        var s = frame(x0: x0, x1: x1, y0: y0, y1: y1, xLabel: "budget (epochs)", yLabel: "EMC")
+        var s = frame(x0: x0, x1: x1, y0: y0, y1: y1, xLabel: xLabel, yLabel: "EMC")
         for t in ay.ticks { s += "<text x=\"\(svgNumber(x0 - 5))\" y=\"\(svgNumber(ay.px(t) + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>\n" }
         var previous: (Double, Double)?
-        for d in curve {
-            let x = px(d.at)
-            s += "<text x=\"\(svgNumber(x))\" y=\"\(svgNumber(y1 + 14))\" text-anchor=\"middle\">\(Int(d.at))</text>\n"
+        for (d, position) in zip(curve, budgets) {
+            let x = px(position), name = svgEscape(label(d.at))
+            s += "<text x=\"\(svgNumber(x))\" y=\"\(svgNumber(y1 + 14))\" text-anchor=\"middle\">\(name)</text>\n"
             if let b = d.boundary {
                 let y = ay.px(b.n50)
                 s += "<line x1=\"\(svgNumber(x))\" y1=\"\(svgNumber(ay.px(b.low)))\" x2=\"\(svgNumber(x))\" y2=\"\(svgNumber(ay.px(b.high)))\" stroke=\"#1f77b4\"/>\n"
-                s += "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"3.5\" fill=\"#1f77b4\"><title>\(Int(d.at)) epochs: \(svgEscape(d.text))</title></circle>\n"
+                s += "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"3.5\" fill=\"#1f77b4\"><title>\(svgEscape(xLabel)) \(name): \(svgEscape(d.text))</title></circle>\n"
                 if let (px0, py0) = previous { s += "<line x1=\"\(svgNumber(px0))\" y1=\"\(svgNumber(py0))\" x2=\"\(svgNumber(x))\" y2=\"\(svgNumber(y))\" stroke=\"#1f77b4\"/>\n" }
                 previous = (x, y)
             } else if let bound = d.bound, let v = Double(bound.filter { $0.isNumber }) {
                 let y = ay.px(v), up = bound.hasPrefix("≥")
-                s += "<path d=\"M\(svgNumber(x)),\(svgNumber(y + (up ? -6 : 6))) L\(svgNumber(x + 5)),\(svgNumber(y + (up ? 4 : -4))) L\(svgNumber(x - 5)),\(svgNumber(y + (up ? 4 : -4))) Z\" fill=\"white\" stroke=\"#1f77b4\"><title>\(Int(d.at)) epochs: \(svgEscape(bound))</title></path>\n"
+                s += "<path d=\"M\(svgNumber(x)),\(svgNumber(y + (up ? -6 : 6))) L\(svgNumber(x + 5)),\(svgNumber(y + (up ? 4 : -4))) L\(svgNumber(x - 5)),\(svgNumber(y + (up ? 4 : -4))) Z\" fill=\"white\" stroke=\"#1f77b4\"><title>\(svgEscape(xLabel)) \(name): \(svgEscape(bound))</title></path>\n"
             }
         }
         return s

@@ -188,8 +188,7 @@ public struct Report: Sendable, Codable {
     /// every filter keeps. With `seedSets`, each configuration is a row per set of seeds (its trials of those seeds
     /// only, each set its own boundary and interval), side by side; seeds in no set are left out.
     public static func from(_ records: [TrialRecord], filters: [ReportFilter] = [], seedSets: [ClosedRange<Int>]? = nil) -> Report {
-        var seen = Set<String>()
-        let unique = records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
+        let unique = unique(records)
         // A configuration whose only trials are learning-rate pilots (a rate the pilot did not choose) is no search.
         let byConfig = Dictionary(grouping: unique, by: \.config).filter { $0.value.contains { $0.kind == .final || $0.role != .pilot } }
         var groups: [(key: String, set: String?, records: [TrialRecord])] = []
@@ -235,6 +234,12 @@ public struct Report: Sendable, Codable {
         let r = pairs.count >= 3 ? Findings.spearman(pairs.map(\.gain), pairs.map(\.gap)) : nil
         return Report(rows: rows, gainGap: pairs, gainGapCorrelation: r, gainGapPairs: pairs.count, gainGapN: commonN,
                       trainerPairs: trainerPairs(rows))
+    }
+
+    /// The records with lines repeated across logs (the same trial of the same configuration) counted once.
+    public static func unique(_ records: [TrialRecord]) -> [TrialRecord] {
+        var seen = Set<String>()
+        return records.filter { seen.insert("\($0.key)/\($0.kind)/\($0.n)/\($0.replicateIndex)").inserted }
     }
 
     /// Rows that differ only in their trainer, paired, with whether their n50 intervals overlap.
@@ -400,36 +405,9 @@ extension Report {
         }
         var text = MarkdownTable.render(header: header, rows: table)
         for r in rows where r.boundary != nil || !r.budgetCurve.isEmpty {
-            text += "\n\n\(r.condition), \(r.model), \(r.optimizer)\(r.budget.map { ", \($0)" } ?? "")\(r.trainer == TrainerKind.native.rawValue ? "" : ", trained by \(r.trainer)"):"
-            if let b = r.boundary {
-                text += String(format: " boundary n50 %@, %.0f%% interval %@–%@%@, n10 %@, n90 %@, %d trials",
-                               formatCount(b.n50), b.level * 100, formatCount(b.low), formatCount(b.high),
-                               b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "", b.describe(b.n10), b.describe(b.n90), b.trials)
-            }
-            text += "\n  seeds: " + r.seeds.map { s in
-                "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")
-            }.joined(separator: "; ")
-            if let c = r.budgetCheck { text += "\n  " + c.text }
-            if let b = r.boundary, let subsets = b.subsets, subsets >= 2, let spread = b.spread {
-                text += String(format: "\n  %d subsets: their n50 spread by σ = %.2f in log n (up to %.2f at %.0f%%); lapse %.0f%%", subsets, spread,
-                               b.spreadHigh ?? .nan, b.level * 100, (b.lapse ?? 0) * 100)
-                    + (b.isotonicN50.map { "; the shape-free (isotonic) crossing at \(formatCount($0))" } ?? "")
-            } else if r.boundary?.subsets == 1 {
-                text += "\n  one subset: the interval is for this seed's sample of the data, not for the population (--seeds 5 or more)"
-            }
-            if let k = r.nakkiranEMC {
-                text += String(format: "\n  Nakkiran's EMC (the largest n whose mean training error is at most %g%%): %@", Self.nakkiranEpsilon * 100, formatCount(Double(k)))
-            }
-            if let h = r.hessian {
-                text += "\n  Hessian check: " + h.text
-            }
-            if !r.budgetCurve.isEmpty {
-                text += "\n  EMC against budget (from the same trials' fit epochs): "
-                    + r.budgetCurve.map { "\(Int($0.at)) epochs: \($0.text)" }.joined(separator: "; ")
-            }
-            if !r.thresholdEMCs.isEmpty {
-                text += "\n  EMC at a lower fit threshold: " + r.thresholdEMCs.map { String(format: "%g%%: ", $0.at * 100) + $0.text }.joined(separator: "; ")
-            }
+            // The boundary's line follows the heading; the others are indented below it.
+            let lines = r.detailLines, inline = r.boundary != nil ? 1 : 0
+            text += "\n\n\(r.title):" + lines.prefix(inline).map { " " + $0 }.joined() + lines.dropFirst(inline).map { "\n  " + $0 }.joined()
         }
         for p in report.trainerPairs {
             text += String(format: "\n\n%@, %@: the native and torch trainers' n50 intervals %@ (native %@–%@, torch %@–%@)", p.condition, p.model,
@@ -449,6 +427,47 @@ extension Report {
             text += "\nbudget-exhausted trials count as not fitted; \"≥\" marks an EMC that is only a lower bound (budget-bound, unfinished, or no failure yet)."
         }
         return text
+    }
+}
+
+extension ReportRow {
+    /// The configuration as a heading names it: data, model, optimizer, budget and the trainer when it is not native.
+    public var title: String {
+        "\(condition), \(model), \(optimizer)\(budget.map { ", \($0)" } ?? "")\(trainer == TrainerKind.native.rawValue ? "" : ", trained by \(trainer)")"
+    }
+
+    /// What the report says of this configuration beyond its table row, a line each: the boundary, the seeds, the budget
+    /// check, the subsets' spread, Nakkiran's EMC, the Hessian checks, the EMC against budget and threshold.
+    public var detailLines: [String] {
+        let r = self
+        var lines: [String] = []
+        if let b = r.boundary {
+            lines.append(String(format: "boundary n50 %@, %.0f%% interval %@–%@%@, n10 %@, n90 %@, %d trials",
+                                formatCount(b.n50), b.level * 100, formatCount(b.low), formatCount(b.high),
+                                b.lowIsBound || b.highIsBound ? " (an end is only a bound)" : "", b.describe(b.n10), b.describe(b.n90), b.trials))
+        }
+        lines.append("seeds: " + r.seeds.map { s in
+            "\(s.seed): \(formatCount(Double(s.emc)))" + (s.firstUnfitted.map { " (first unfitted \(formatCount(Double($0))))" } ?? " (unfinished: no confirmed failure)")
+        }.joined(separator: "; "))
+        if let c = r.budgetCheck { lines.append(c.text) }
+        if let b = r.boundary, let subsets = b.subsets, subsets >= 2, let spread = b.spread {
+            lines.append(String(format: "%d subsets: their n50 spread by σ = %.2f in log n (up to %.2f at %.0f%%); lapse %.0f%%", subsets, spread,
+                                b.spreadHigh ?? .nan, b.level * 100, (b.lapse ?? 0) * 100)
+                + (b.isotonicN50.map { "; the shape-free (isotonic) crossing at \(formatCount($0))" } ?? ""))
+        } else if r.boundary?.subsets == 1 {
+            lines.append("one subset: the interval is for this seed's sample of the data, not for the population (--seeds 5 or more)")
+        }
+        if let k = r.nakkiranEMC {
+            lines.append(String(format: "Nakkiran's EMC (the largest n whose mean training error is at most %g%%): %@", Report.nakkiranEpsilon * 100, formatCount(Double(k))))
+        }
+        if let h = r.hessian { lines.append("Hessian check: " + h.text) }
+        if !r.budgetCurve.isEmpty {
+            lines.append("EMC against budget (from the same trials' fit epochs): " + r.budgetCurve.map { "\(Int($0.at)) epochs: \($0.text)" }.joined(separator: "; "))
+        }
+        if !r.thresholdEMCs.isEmpty {
+            lines.append("EMC at a lower fit threshold: " + r.thresholdEMCs.map { String(format: "%g%%: ", $0.at * 100) + $0.text }.joined(separator: "; "))
+        }
+        return lines
     }
 }
 

@@ -57,6 +57,9 @@ public struct Experiment: Codable, Sendable {
     public var `protocol`: TrainingProtocol?
     public var checkEvery: Int?
     public var log: String?
+    /// A folder for the sweep's HTML report (`emc report --html`), written each time the sweep reports; an earlier
+    /// report there is replaced, anything else in the folder refuses it.
+    public var html: String?
     /// Sub-grids with their own settings (each key as at the top level, which gives the defaults): one manifest can
     /// hold comparisons that need different budgets, such as optimizers at equal steps beside models at equal epochs.
     public var parts: [Part]?
@@ -65,7 +68,7 @@ public struct Experiment: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, prepare, data, models, optimizers, seeds, firstSeed, epochs, steps, minSteps, batch, resolution, fitThreshold, normalize,
-             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, threads, `protocol`, checkEvery, log, parts
+             confirm, targetWidth, refinementCap, gapN, lrGrid, pilotN, hessianCheck, trainer, device, precision, threads, `protocol`, checkEvery, log, html, parts
     }
 
     /// A sub-grid: its own data, models and optimizers (or the top level's) and settings that override the top level's.
@@ -181,6 +184,8 @@ public struct Experiment: Codable, Sendable {
 
     /// The results log, resolved against the manifest's folder.
     public var logPath: String { resolve(log ?? "runs/\(name).jsonl", against: folder) }
+    /// The HTML report's folder, when the manifest asks for one.
+    public var htmlPath: String? { html.map { resolve($0, against: folder) } }
 
     /// The search settings of a cell: the manifest's rules, its paths resolved.
     public func settings(_ cell: Cell) throws -> SearchSettings {

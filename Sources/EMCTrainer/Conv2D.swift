@@ -59,9 +59,8 @@ public final class Conv2D: Layer {
     /// with AVX2 or AVX-512, `prefersDirect`, and not turned off by `EMC_DIRECT_CONV=0`.
     public let usesDirect: Bool
     /// The channel counts where the direct path was faster than im2row on the layers of `emc bench conv`
-    /// (docs/benchmarks.md): at most 64 channels. (Until the eighth session a first layer of 1–3 channels widening past
-    /// 16 stayed with im2row; with passes of a few images the direct path is 1.2–1.7× faster there too, and the
-    /// training steps of cnn:channels=32 gained 5–9%.)
+    /// (docs/benchmarks.md): at most 64 channels, a first layer of 1–3 channels widening past 16 included (with passes
+    /// of a few images the direct path is 1.2–1.7× faster there than im2row, and cnn:channels=32 trains 5–9% faster).
     public static func prefersDirect(inChannels: Int, outChannels: Int) -> Bool {
         max(inChannels, outChannels) <= 64
     }

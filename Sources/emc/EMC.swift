@@ -73,6 +73,8 @@ enum ErrorText {
         switch remedy {
         case .replaceOutput: return "pass --force to replace it, or choose another --out"
         case .otherOutput: return "choose another --out"
+        case .replaceReport: return "pass --force to replace the report there, or choose another --html folder"
+        case .otherReportFolder: return "choose another --html folder"
         case .replaceFile: return "pass --force to replace it, or write it elsewhere"
         case .otherPath: return "write it elsewhere"
         case .raisePixelLimit: return "raise it with --max-pixels if the file is genuine"

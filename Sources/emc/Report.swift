@@ -17,6 +17,7 @@ struct ReportCommand: ParsableCommand {
           emc report runs/emc.jsonl --svg emc.svg --csv emc.csv
           emc report runs/a.jsonl runs/b.jsonl --where family=cnn --where budget=300 --findings
           emc report runs/emc.jsonl --plot-by family --x width --boundary-svg boundary.svg
+          emc report runs/emc.jsonl --html runs/report    (then open runs/report/index.html)
         """)
 
     @Argument(help: "Results logs (JSON lines) written by emc run or emc sweep; records repeated across logs count once.")
@@ -46,6 +47,9 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Write an SVG of each configuration's p(fit) against n (trials as ticks) and its EMC against budget here.")
     var boundarySvg: String?
 
+    @Option(help: "Write an HTML report into this folder (index.html, and detail/ per configuration): the table with filters and sorting, the plots, the findings and every configuration's trials; it opens from disk with no server.")
+    var html: String?
+
     @Flag(help: "Judge the paper's five findings on these rows: each with its rule, its numbers and whether this run supports, contradicts or cannot decide it.")
     var findings = false
 
@@ -55,7 +59,7 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing but errors (files are still written).")
     var quiet = false
 
-    @Flag(help: "Replace files already at --csv, --seeds-csv, --svg and --boundary-svg (a results log given as input is never replaced).")
+    @Flag(help: "Replace files already at --csv, --seeds-csv, --svg and --boundary-svg, and the report in a non-empty --html folder (a results log given as input is never replaced).")
     var force = false
 
     func validate() throws {
@@ -77,26 +81,27 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         try OutputPaths.check([csv, seedsCsv, svg, boundarySvg].compactMap { $0 }, force: force, inputs: logs)
+        if let html { try HTMLReport.checkOutput(html, force: force, inputs: logs) }
         var records: [TrialRecord] = []
         for log in logs {
             guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }
             records += try ResultsLog.records(at: log, finished: true)
         }
         let report = Report.from(records, filters: try filters.map(ReportFilter.init(parsing:)), seedSets: try seedSets.map(Self.parseSeedSets))
-        let judged = findings ? Findings.evaluate(report) : nil
+        let judged = findings || html != nil ? Findings.evaluate(report) : nil
         for (path, text) in [(csv, report.csv), (seedsCsv, report.seedsCSV),
                              (svg, svg == nil ? "" : EMCPlot.svg(report, x: x, by: plotBy)),
                              (boundarySvg, boundarySvg == nil ? "" : BoundaryPlot.svg(report, records: records))] {
             if let path { try AtomicFileWriter.write(Array(text.utf8), to: path) }
         }
-        if json {
-            struct Output: Encodable { var report: Report; var findings: [Finding]? }
-            return try printJSON(Output(report: report, findings: judged))
-        }
+        let document = ReportDocument(report: report, findings: findings ? judged : nil)
+        let page = try html.map { try HTMLReport.write(ReportDocument(report: report, findings: judged), records: records, sources: logs, to: $0) }
+        if json { return print(String(decoding: try document.json(pretty: true), as: UTF8.self)) }
         if quiet { return }
         print(report.text)
-        if let judged { print("\n" + Findings.text(judged)) }
+        if findings, let judged { print("\n" + Findings.text(judged)) }
         for path in [csv, seedsCsv, svg, boundarySvg].compactMap({ $0 }) { print("wrote \(path)") }
+        if let page { print("wrote the HTML report \(page) (\(report.rows.count) configurations): open it in a browser") }
     }
 }
 

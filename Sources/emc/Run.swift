@@ -2,6 +2,7 @@ import ArgumentParser
 import EMCCore
 import EMCPipeline
 import EMCSearch
+import EMCReports
 import EMCTrainer
 import Foundation
 
@@ -115,6 +116,12 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the configuration and the most work the search can take, and train nothing.")
     var dryRun = false
 
+    @Option(help: "When the search ends, write the HTML report of its results log into this folder (as emc report LOG --html DIR).")
+    var html: String?
+
+    @Flag(help: "Replace the report in a non-empty --html folder.")
+    var force = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -143,9 +150,17 @@ struct Run: ParsableCommand {
         let search = try SearchRun(try settings)
         let printer = SearchPrinter(output: output)
         if dryRun { return try printer.plan(search) }
+        let log = search.settings.log
+        if let html { try HTMLReport.checkOutput(html, force: force, inputs: [search.settings.data, log]) }
         if search.settings.trainer == .native { printer.parallelism(search) }
         let summary = try search.execute(events: printer.event)
         try printer.summary(summary)
+        if let html {
+            let records = try ResultsLog.records(at: log, finished: true)
+            let report = Report.from(records)
+            let page = try HTMLReport.write(ReportDocument(report: report, findings: Findings.evaluate(report)), records: records, sources: [log], to: html)
+            if !output.json && !output.quiet { print("wrote the HTML report \(page) (\(report.rows.count) configurations): open it in a browser") }
+        }
     }
 }
 

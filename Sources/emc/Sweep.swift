@@ -65,10 +65,13 @@ struct Sweep: ParsableCommand {
     @Option(help: "Write the report's SVG plot here.")
     var svg: String?
 
+    @Option(help: "Write the HTML report into this folder (as emc report --html; the manifest's html key names one too).")
+    var html: String?
+
     @Flag(help: "List the searches and the most work they can take, and run nothing.")
     var dryRun = false
 
-    @Flag(help: "Replace a file already at --svg (never the manifest or the results log).")
+    @Flag(help: "Replace a file already at --svg, and the report in a non-empty --html folder (never the manifest or the results log).")
     var force = false
 
     @OptionGroup var output: OutputOptions
@@ -85,10 +88,12 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let exp = try Experiment.load(experiment)
         let tasks = try SweepRunner.tasks(exp)
-        if let svg {
+        if svg != nil || htmlFolder(exp) != nil {
             let data = Set(tasks.map(\.settings.data)).sorted()
             let folder = executor == .slurm ? [try SweepFolder(experiment: exp, override: sweepDir).path] : []
-            try OutputPaths.check([svg], force: force, inputs: [experiment, exp.logPath] + data + folder)
+            let inputs = [experiment, exp.logPath] + data + folder
+            if let svg { try OutputPaths.check([svg], force: force, inputs: inputs) }
+            if let (dir, replace) = htmlFolder(exp) { try HTMLReport.checkOutput(dir, force: replace, inputs: inputs) }
         }
         if dryRun { return try SweepPrinter.plan(exp, tasks, output: output) }
         let say: (String) -> Void = { if !output.json && !output.quiet { print($0) } }
@@ -119,8 +124,9 @@ struct Sweep: ParsableCommand {
             }
         case .slurm:
             let emc = EMCEnvironment.executablePath
-            var options = SlurmOptions(taskCommand: [emc, "sweep-task"],
-                                       collectCommand: [emc, "sweep", FileSystem.absolute(experiment), "--collect", "--sweep-dir", folder.path])
+            var collectCommand = [emc, "sweep", FileSystem.absolute(experiment), "--collect", "--sweep-dir", folder.path]
+            if let html { collectCommand += ["--html", FileSystem.absolute(html)] + (force ? ["--force"] : []) }
+            var options = SlurmOptions(taskCommand: [emc, "sweep-task"], collectCommand: collectCommand)
             options.partition = partition
             options.time = time
             options.throttle = jobs > 1 ? jobs : 0
@@ -141,10 +147,23 @@ struct Sweep: ParsableCommand {
         }
     }
 
+    /// The HTML report's folder (--html, else the manifest's), and whether an earlier report there is replaced: with
+    /// --force, or when the manifest names the folder and it holds nothing but an earlier report.
+    private func htmlFolder(_ exp: Experiment) -> (String, Bool)? {
+        if let html { return (html, force) }
+        guard let dir = exp.htmlPath else { return nil }
+        return (dir, force || HTMLReport.holdsOnlyReport(dir))
+    }
+
     private func report(_ exp: Experiment) throws {
-        let report = Report.from(try ResultsLog.records(at: exp.logPath))
+        let records = try ResultsLog.records(at: exp.logPath)
+        let report = Report.from(records)
         if let svg { try AtomicFileWriter.write(Array(EMCPlot.svg(report, title: exp.name).utf8), to: svg) }
         if output.json { try printJSON(report) } else if !output.quiet { print(report.text) }
+        if let (dir, _) = htmlFolder(exp) {
+            let page = try HTMLReport.write(ReportDocument(report: report, findings: Findings.evaluate(report)), records: records, sources: [exp.logPath], to: dir)
+            if !output.json && !output.quiet { print("wrote the HTML report \(page) (\(report.rows.count) configurations): open it in a browser") }
+        }
     }
 }
 

@@ -21,6 +21,33 @@ struct OutputSafetyTests {
         return (dir.file("set"), dir.file("log.jsonl"))
     }
 
+    @Test("HTML reports: emc report, emc run and a manifest's html key write one and say where; a non-empty folder is refused without --force; a sweep replaces its own report, never a folder with other files")
+    func htmlReports() throws {
+        let dir = TemporaryDirectory()
+        let (set, log) = try setAndLog(dir)
+        let first = try emc(["report", log, "--html", dir.file("r")])
+        #expect(first.status == 0 && first.stdout.contains("wrote the HTML report \(dir.file("r"))/index.html"), "\(first.stderr)")
+        let again = try emc(["report", log, "--html", dir.file("r")])
+        #expect(again.status != 0 && again.stderr.contains("not empty") && again.stderr.contains("--force") && again.stderr.contains("--html"), "\(again.stderr)")
+        #expect(try emc(["report", log, "--html", dir.file("r"), "--force", "-q"]).status == 0)
+        // emc run: the search is already in the log (nothing trains); the report of the log is written when it ends.
+        let run = try emc(["run", "--data", set, "--model", "mlp:width=4", "--optimizer", "adam:lr=0.01", "--steps", "30",
+                           "--seeds", "1", "--start", "50", "--no-test", "--log", log, "--html", dir.file("run-report")])
+        #expect(run.status == 0 && run.stdout.contains("wrote the HTML report \(dir.file("run-report"))/index.html"), "\(run.stderr)")
+        // A manifest's report: written by the sweep, replaced by the next, refused once the folder holds a file of the user's.
+        let manifest = #"{"name": "m", "data": ["\#(set)"], "models": ["mlp:width=4"], "optimizers": ["adam:lr=0.01"], "seeds": 1, "steps": 10, "#
+            + #""log": "sweep.jsonl", "html": "sweep-report"}"#
+        try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("m.json"))
+        let sweep = try emc(["sweep", dir.file("m.json")])
+        #expect(sweep.status == 0 && sweep.stdout.contains("wrote the HTML report"), "\(sweep.stderr)")
+        #expect(FileSystem.exists(dir.file("sweep-report/index.html")) && FileSystem.exists(dir.file("sweep-report/detail/0.js")))
+        #expect(try emc(["sweep", dir.file("m.json"), "-q"]).status == 0, "a rerun replaces the sweep's own report")
+        try AtomicFileWriter.write(Array("mine".utf8), to: dir.file("sweep-report/notes.txt"))
+        let refused = try emc(["sweep", dir.file("m.json"), "-q"])
+        #expect(refused.status != 0 && refused.stderr.contains("not empty"), "\(refused.stderr)")
+        #expect(String(decoding: try ReadableFile.contents(of: dir.file("sweep-report/notes.txt")), as: UTF8.self) == "mine")
+    }
+
     @Test("every report output refuses the log it reads, even with --force, and an existing file without --force")
     func reportOutputs() throws {
         let dir = TemporaryDirectory()

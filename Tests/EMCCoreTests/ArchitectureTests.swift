@@ -60,3 +60,33 @@ struct ArchitectureTests {
         }
     }
 }
+
+@Suite("The product speaks of itself")
+struct ProductTextTests {
+    /// Words that narrate how emc was built rather than what it is: rounds of work and tracker numbers. Spelled in
+    /// pieces so that this file does not match itself.
+    static let history = try! NSRegularExpression(pattern: "\\b(sess" + "ion|wa" + "ve|iss" + "ue [0-9]+)\\b", options: [.caseInsensitive])
+
+    /// Every text file under `path` (a file or a folder), recursively.
+    static func files(_ path: String) throws -> [String] {
+        guard FileSystem.isDirectory(path) else { return [path] }
+        return try FileSystem.list(path).flatMap { try files(path + "/" + $0) }
+    }
+
+    @Test("README.md, docs/, Sources/ and Tests/ never narrate how emc was built: no rounds of work, no tracker numbers")
+    func noHistory() throws {
+        var found: [String] = []
+        for top in ["README.md", "docs", "Sources", "Tests"] {
+            for file in try Self.files(root + "/" + top) where [".md", ".swift", ".c", ".h", ".py", ".json", ".jsonl", ".txt"].contains(where: file.hasSuffix) {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+                for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                    let line = String(line)
+                    if Self.history.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil {
+                        found.append("\(file.dropFirst(root.count + 1)):\(number + 1): \(line.prefix(120))")
+                    }
+                }
+            }
+        }
+        #expect(found.isEmpty, "history words found:\n\(found.joined(separator: "\n"))")
+    }
+}
