@@ -17,10 +17,12 @@ public enum ReportBenchmark {
         public var readSeconds: Double
         /// The report: rows, boundaries, budget and threshold curves, findings, text, CSVs and JSON.
         public var reportSeconds: Double
-        /// `emc report --html`: the seconds to write it (from the report), the index's size and the detail files' sizes.
+        /// `emc report --html`: the seconds to write it (from the report), the index's size, the detail files' and the
+        /// findings' evidence's.
         public var htmlSeconds: Double = 0
         public var htmlIndexMegabytes: Double = 0
         public var htmlDetailMegabytes: Double = 0
+        public var htmlFindingsMegabytes: Double = 0
     }
 
     /// The records of `configurations` configurations of `seeds` seeds, as `emc run` writes them: per seed, doubling
@@ -119,6 +121,7 @@ public enum ReportBenchmark {
                 try HTMLReport.write(document, records: loaded, sources: [path], to: html)
             }
             row.htmlIndexMegabytes = Double(FileSystem.fileSize(FileSystem.join(html, HTMLReport.indexName)) ?? 0) / 1e6
+            row.htmlFindingsMegabytes = Double(FileSystem.fileSize(FileSystem.join(html, HTMLReport.findingsName)) ?? 0) / 1e6
             let detail = FileSystem.join(html, HTMLReport.detailFolder)
             row.htmlDetailMegabytes = Double(try FileSystem.list(detail).reduce(0) { $0 + (FileSystem.fileSize(FileSystem.join(detail, $1)) ?? 0) }) / 1e6
             FileSystem.removeTree(html)

@@ -272,12 +272,13 @@ public enum BenchReports {
         }
         return BenchReport(title: "Reports over synthetic logs (\(seeds) seeds per configuration, median of \(repeats)) and manifest expansion",
                            header: ["task", "configurations", "records", "log MB", "read s", "report s", "ms per configuration",
-                                    "--html s", "index.html MB", "detail/ MB"],
+                                    "HTML report s", "index.html MB", "detail/ MB", "findings.js MB"],
                            rows: rows.map { r in
                                [r.task, "\(r.configurations)", r.records > 0 ? "\(r.records)" : "-", r.records > 0 ? f(r.megabytes, 1) : "-",
                                 r.records > 0 ? f(r.readSeconds, 2) : "-", f(r.reportSeconds, 2),
                                 f(1000 * (r.readSeconds + r.reportSeconds) / Double(max(1, r.configurations)), 2),
-                                r.records > 0 ? f(r.htmlSeconds, 2) : "-", r.records > 0 ? f(r.htmlIndexMegabytes, 1) : "-", r.records > 0 ? f(r.htmlDetailMegabytes, 1) : "-"]
+                                r.records > 0 ? f(r.htmlSeconds, 2) : "-", r.records > 0 ? f(r.htmlIndexMegabytes, 1) : "-", r.records > 0 ? f(r.htmlDetailMegabytes, 1) : "-",
+                                r.records > 0 ? f(r.htmlFindingsMegabytes, 2) : "-"]
                            }, records: rows)
     }
 

@@ -6,7 +6,7 @@ enum HTMLAssets {
     :root { --ink: #1d2127; --muted: #5b6470; --line: #d9dde3; --band: #f5f7f9; --accent: #1f6feb; }
     * { box-sizing: border-box; }
     body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #fff; }
-    header, main { max-width: 1400px; margin: 0 auto; padding: 0 20px; }
+    header, main { max-width: 1600px; margin: 0 auto; padding: 0 20px; }
     header { padding-top: 16px; border-bottom: 1px solid var(--line); }
     h1 { font-size: 22px; margin: 6px 0; }
     h2 { font-size: 18px; margin: 22px 0 8px; }
@@ -15,12 +15,12 @@ enum HTMLAssets {
     code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; background: var(--band); padding: 1px 4px; border-radius: 3px; }
     #filters { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: end; margin-bottom: 8px; }
     #filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); }
-    #filters select, #filters input { font: inherit; padding: 3px 6px; min-width: 140px; max-width: 320px; }
+    #filters select, #filters input { font: inherit; padding: 3px 6px; min-width: 140px; max-width: 260px; }
     .scroll { overflow-x: auto; }
-    table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-    th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+    table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+    th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
     td.num, th.num { text-align: right; }
-    td.wrap { white-space: normal; overflow-wrap: anywhere; min-width: 140px; max-width: 300px; }
+    td.wrap { white-space: normal; overflow-wrap: break-word; max-width: 260px; }
     thead th { background: var(--band); position: sticky; top: 0; }
     thead th button { font: inherit; font-weight: 600; border: 0; background: none; cursor: pointer; padding: 0; color: inherit; }
     th[aria-sort="ascending"] button::after { content: " ▲"; }
@@ -48,7 +48,8 @@ enum HTMLAssets {
     .panel svg .point { cursor: pointer; }
     #detail { border: 2px solid var(--accent); border-radius: 8px; padding: 4px 16px 16px; margin: 16px 0; }
     #detail .head { display: flex; justify-content: space-between; align-items: baseline; gap: 16px; }
-    #detail dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }
+    #detail dl { display: grid; grid-template-columns: max-content minmax(0, 1fr) max-content minmax(0, 1fr); gap: 2px 16px; margin: 8px 0; }
+    #detail dd { overflow-wrap: anywhere; }
     #detail dt { color: var(--muted); }
     #detail dd { margin: 0; }
     #detail .lines li { margin: 2px 0; }
@@ -128,8 +129,9 @@ enum HTMLAssets {
         { key: "parameters", label: "params", value: (v) => v.r.parameters, num: true, show: (v) => count(v.r.parameters) },
         { key: "emc", label: "EMC (n50)", value: (v) => v.r.emc, num: true, show: (v) => headline(v.r) },
         { key: "interval", label: "90% interval", value: (v) => v.r.boundary ? v.r.boundary.low : null, num: true, show: (v) => interval(v.r) },
-        { key: "seeds", label: "seeds: median (range)", value: (v) => v.r.emcMedian, num: true,
-          show: (v) => count(v.r.emcMedian) + (v.r.emcMin === v.r.emcMax ? "" : " (" + count(v.r.emcMin) + "–" + count(v.r.emcMax) + ")") + ", " + v.r.seeds.length + " seeds" },
+        { key: "seeds", label: "seeds' EMC (range)", value: (v) => v.r.emcMedian, num: true,
+          show: (v) => count(v.r.emcMedian) + (v.r.emcMin === v.r.emcMax ? "" : " (" + count(v.r.emcMin) + "–" + count(v.r.emcMax) + ")") },
+        { key: "seedCount", label: "seeds", value: (v) => v.r.seeds.length, num: true },
         { key: "perParameter", label: "EMC/params", value: (v) => v.r.emcPerParameter, num: true, show: (v) => fixed(v.r.emcPerParameter, 3) },
         { key: "test", label: "test acc", value: (v) => v.r.testAccuracy, num: true, show: (v) => fixed(v.r.testAccuracy, 3) },
         { key: "gap", label: "gen. gap", value: (v) => v.r.generalizationGap, num: true, show: (v) => fixed(v.r.generalizationGap, 3) },
@@ -390,31 +392,33 @@ enum HTMLAssets {
           ["trials", r.trials + " (" + r.budgetExhaustedTrials + " out of budget), " + count(r.sampleEpochs) + " sample-epochs, " + fixed(r.seconds, 1) + " s"],
           ["configuration", r.config],
         ];
-        const seeds = el("table", { class: "seeds" }, [
-          el("thead", {}, [el("tr", {}, ["seed", "EMC", "first unfitted", "finished", "trials"].map((h) => el("th", { text: h })))]),
-          el("tbody", {}, r.seeds.map((s) => el("tr", {}, [String(s.seed), count(s.emc), s.firstUnfitted == null ? "-" : count(s.firstUnfitted),
-            s.finished ? "yes" : "no (no confirmed failure)", String(s.trials)].map((t) => el("td", { text: t }))))),
-        ]);
         section.replaceChildren(
           el("div", { class: "head" }, [
             el("h2", { text: r.model + " · " + r.optimizer + " · " + v.condition }),
             el("button", { type: "button", id: "close-detail", text: "close", onclick: closeDetail }),
           ]),
           el("dl", {}, facts.flatMap(([k, t]) => [el("dt", { text: k }), el("dd", { text: t })])),
-          el("h3", { text: "Seeds" }), seeds,
-          el("div", { id: "detail-body" }, [el("p", { class: "note", text: "loading detail/" + i + ".js…" })]),
+          el("div", { id: "detail-body" }, [el("p", { class: "note", text: "loading detail/" + i + ".js…" }), el("h3", { text: "Seeds" }), seedsTable(r)]),
         );
         history.replaceState(null, "", "#config-" + i);
         if (DETAILS[i]) renderDetail(i);
         else {
           const script = el("script", { src: "detail/" + i + ".js" });
           script.onerror = () => {
-            document.getElementById("detail-body").replaceChildren(el("p", { class: "note",
+            document.getElementById("detail-body").firstChild.replaceWith(el("p", { class: "note",
               text: "The detail file detail/" + i + ".js is missing or unreadable: write the report again with emc report --html." }));
           };
           document.body.append(script);
         }
         section.scrollIntoView({ block: "start" });
+      }
+
+      function seedsTable(r) {
+        return el("table", { class: "seeds" }, [
+          el("thead", {}, [el("tr", {}, ["seed", "EMC", "first unfitted", "finished", "trials"].map((h) => el("th", { text: h })))]),
+          el("tbody", {}, r.seeds.map((s) => el("tr", {}, [String(s.seed), count(s.emc), s.firstUnfitted == null ? "-" : count(s.firstUnfitted),
+            s.finished ? "yes" : "no (no confirmed failure)", String(s.trials)].map((t) => el("td", { text: t }))))),
+        ]);
       }
 
       function closeDetail() {
@@ -439,9 +443,10 @@ enum HTMLAssets {
             .map((x) => el("td", { text: x }))))),
         ]);
         body.replaceChildren(
-          el("ul", { class: "lines" }, d.lines.map((line) => el("li", { text: line }))),
           el("h3", { text: "p(fit | n), the EMC against budget and against the fit threshold" }),
           picture,
+          el("ul", { class: "lines" }, d.lines.map((line) => el("li", { text: line }))),
+          el("h3", { text: "Seeds" }), seedsTable(VIEWS[i].r),
           el("h3", { text: "Trials (" + d.trials.length + ")" }),
           el("div", { class: "trials" }, [trials]),
         );

@@ -123,7 +123,7 @@ struct BenchGradients: ParsableCommand {
 
 struct BenchConv: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "conv", abstract: "Every stride-1 convolution in `emc bench train`'s models, by im2row with OpenBLAS and by the direct path.",
+        commandName: "conv", abstract: "Every \"same\"-padded convolution in `emc bench train`'s models (any stride), by im2row with OpenBLAS and by the direct path.",
         discussion: "Forward and backward (weight, bias and input gradients) of each distinct layer once, 1 thread.")
     @OptionGroup var layers: LayerBenchOptions
     @OptionGroup var output: BenchOutputOptions
