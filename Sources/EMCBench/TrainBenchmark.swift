@@ -70,18 +70,38 @@ public enum TrainBenchmark {
     /// benchmarks time.
     static func benchTrainer(model specText: String, shape: FeatureShape, batch: Int, optimizer optimizerText: String, threads: Int = 1) throws
         -> (Model, Trainer, Optimizer) {
-        let model = try ModelSpec(parsing: specText).build(input: shape, classes: 10, maxBatch: batch, threads: threads)
+        try benchTrainer(model: try ModelSpec(parsing: specText), shape: shape, classes: 10, batch: batch, optimizer: try OptimizerSpec(parsing: optimizerText),
+                         threads: threads)
+    }
+
+    static func benchTrainer(model spec: ModelSpec, shape: FeatureShape, classes: Int, batch: Int, optimizer optimizerSpec: OptimizerSpec, threads: Int,
+                             batches: Int = 8) throws -> (Model, Trainer, Optimizer) {
+        let model = try spec.build(input: shape, classes: classes, maxBatch: batch, threads: threads)
         model.initialize(seed: 0)
-        let n = batch * 8
+        let n = batch * batches
         let rng = CounterRNG(seed: 1, stream: .test)
         let data = try InMemoryTrainingData(inputs: (0..<(n * shape.count)).map { Float(rng.normal(UInt64($0))) },
-                                            labels: (0..<n).map { Int32($0 % 10) }, shape: shape, classes: 10)
+                                            labels: (0..<n).map { Int32($0 % classes) }, shape: shape, classes: classes)
         var options = FitOptions()
         options.batch = batch
         options.evalBatch = batch
-        let optimizerSpec = try OptimizerSpec(parsing: optimizerText)
         let trainer = try Trainer(model: model, data: data, optimizer: optimizerSpec, options: options)
         return (model, trainer, Optimizer(spec: optimizerSpec, layout: model.parameterLayout))
+    }
+
+    /// One trial's training rate on this machine, in samples per second: `spec` on noise of `shape`, at `batch` on
+    /// `threads` threads with `optimizer`, timed over about `seconds` after two warm-up steps (the median of three).
+    /// What `--dry-run` turns a search's sample-epochs into time with.
+    public static func samplesPerSecond(model spec: ModelSpec, shape: FeatureShape, classes: Int, batch: Int, optimizer: OptimizerSpec,
+                                        threads: Int, seconds: Double = 0.3) throws -> Double {
+        let (_, trainer, stepper) = try benchTrainer(model: spec, shape: shape, classes: max(2, classes), batch: batch, optimizer: optimizer,
+                                                     threads: threads, batches: 2)
+        try trainer.runSteps(2, optimizer: stepper, lr: 0.001)
+        let probe = Clock.now()
+        try trainer.runSteps(1, optimizer: stepper, lr: 0.001)
+        let steps = max(1, Int(seconds / 3 / max(1e-6, Clock.now() - probe)))
+        let time = try medianSeconds(repeats: 3) { try trainer.runSteps(steps, optimizer: stepper, lr: 0.001) }
+        return Double(steps * batch) / max(1e-9, time)
     }
 
     /// A model's leaf layers in order, inside blocks too.

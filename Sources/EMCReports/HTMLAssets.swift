@@ -151,9 +151,10 @@ enum HTMLAssets {
         for (const f of FILTERS) {
           const tally = new Map();
           for (const v of VIEWS) tally.set(v[f.key], (tally.get(v[f.key]) || 0) + 1);
+          // An option's value is "=" and the value ("=" alone: rows without one); "" is every row.
           const select = el("select", { name: f.key, "data-filter": f.key, onchange: (e) => { state.filters[f.key] = e.target.value; state.page = 0; update(); } },
             [el("option", { value: "", text: "all (" + tally.size + ")" })]);
-          for (const value of [...tally.keys()].sort()) select.append(el("option", { value: value, text: (value || "(none)") + " · " + tally.get(value) }));
+          for (const value of [...tally.keys()].sort()) select.append(el("option", { value: "=" + value, text: (value || "(none)") + " · " + tally.get(value) }));
           form.append(el("label", {}, [f.label, select]));
         }
         const bound = el("select", { name: "bound", "data-filter": "bound", onchange: (e) => { state.bound = e.target.value; state.page = 0; update(); } }, [
@@ -168,7 +169,7 @@ enum HTMLAssets {
 
       function kept() {
         return VIEWS.filter((v) => {
-          for (const k in state.filters) if (state.filters[k] !== "" && v[k] !== state.filters[k]) return false;
+          for (const k in state.filters) if (state.filters[k] !== "" && "=" + v[k] !== state.filters[k]) return false;
           if (state.bound === "estimate" && v.r.lowerBound) return false;
           if (state.bound === "lower" && !v.r.lowerBound) return false;
           if (state.text && !(v.condition + " " + v.r.model + " " + v.r.optimizer + " " + v.budget).toLowerCase().includes(state.text)) return false;
@@ -182,7 +183,8 @@ enum HTMLAssets {
         const dir = state.dir;
         return views.slice().sort((a, b) => {
           const x = column.value(a), y = column.value(b);
-          const xm = x == null || x === "", ym = y == null || y === "";
+          const missing = (z) => column.num ? !num(z) : z == null || z === "";
+          const xm = missing(x), ym = missing(y);
           if (xm || ym) return xm === ym ? a.i - b.i : (xm ? 1 : -1);
           if (column.num) return (x - y) * dir || a.i - b.i;
           return String(x).localeCompare(String(y)) * dir || a.i - b.i;
@@ -225,7 +227,8 @@ enum HTMLAssets {
           }
           return tr;
         }));
-        document.getElementById("count").textContent = views.length === 0 ? "No configuration passes these filters." :
+        document.getElementById("count").textContent = VIEWS.length === 0 ? "This report has no configurations (check the log and the filters it was written with)." :
+          views.length === 0 ? "No configuration passes these filters." :
           "Configurations " + (first + 1) + "–" + (first + shown.length) + " of " + views.length +
           (views.length < VIEWS.length ? " (filtered from " + VIEWS.length + ")" : "") + ". Click a row for its trials and curves.";
         const pager = document.getElementById("pager");
@@ -405,7 +408,9 @@ enum HTMLAssets {
         else {
           const script = el("script", { src: "detail/" + i + ".js" });
           script.onerror = () => {
-            document.getElementById("detail-body").firstChild.replaceWith(el("p", { class: "note",
+            const body = document.getElementById("detail-body");
+            if (current !== i || !body || !body.firstChild) return;
+            body.firstChild.replaceWith(el("p", { class: "note",
               text: "The detail file detail/" + i + ".js is missing or unreadable: write the report again with emc report --html." }));
           };
           document.body.append(script);
@@ -489,8 +494,12 @@ enum HTMLAssets {
       findings();
       update();
       loadFindings();
-      const deep = /^#config-(\d+)$/.exec(location.hash);
-      if (deep) openDetail(Number(deep[1]));
+      function followHash() {
+        const deep = /^#config-(\d+)$/.exec(location.hash);
+        if (deep && Number(deep[1]) !== current) openDetail(Number(deep[1]));
+      }
+      window.addEventListener("hashchange", followHash);
+      followHash();
     })();
     """#
 }

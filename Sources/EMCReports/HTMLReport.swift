@@ -40,32 +40,62 @@ public enum HTMLReport {
     public static let detailFolder = "detail"
     public static let findingsName = "findings.js"
 
-    /// Checks `dir` before any work: a folder (or nothing yet), holding none of `inputs`, and empty unless `force`.
-    public static func checkOutput(_ dir: String, force: Bool, inputs: [String]) throws {
+    /// Checks `dir` before any work: a named folder (or nothing yet) whose report files (`index.html`, `findings.js`,
+    /// anything under `detail/`) are none of the command's `inputs` or other `outputs`, with `detail` a real folder if
+    /// it is there, and holding nothing but the command's inputs unless `force` (a results log may sit beside its
+    /// report). Inputs are compared by where they land, whether or not the folder exists yet.
+    public static func checkOutput(_ dir: String, force: Bool, inputs: [String], outputs: [String] = []) throws {
+        guard !dir.isEmpty else {
+            throw EMCError(.invalidArgument, "the report folder's name is empty; name a folder (--html DIR)", remedy: .otherReportFolder)
+        }
         if FileSystem.exists(dir) && !FileSystem.isDirectory(dir) {
-            throw EMCError(.invalidArgument, "not a folder; the HTML report is a folder (index.html and detail/)", file: dir, remedy: .otherReportFolder)
+            throw EMCError(.invalidArgument, "not a folder; the HTML report is a folder (index.html, findings.js and detail/)", file: dir, remedy: .otherReportFolder)
+        }
+        let detail = FileSystem.join(dir, detailFolder)
+        if FileSystem.exists(detail) && !FileSystem.isRealDirectory(detail) {
+            throw EMCError(.invalidArgument, "\(detail) is not a folder of its own (a link, or a file); emc writes the report's detail files only into a real folder",
+                           file: dir, remedy: .otherReportFolder)
         }
         try OutputPaths.check([FileSystem.join(dir, indexName)], force: true, inputs: inputs)
-        let folder = FileSystem.canonicalPath(dir)
-        if FileSystem.exists(dir), let input = inputs.first(where: { OutputPaths.landing($0).hasPrefix(folder + "/") }) {
-            throw EMCError(.invalidArgument, "the report folder holds one of the command's inputs (\(input)); write the report elsewhere", file: dir, remedy: .otherReportFolder)
+        let folder = OutputPaths.landing(dir)
+        func inside(_ path: String, _ parent: String) -> Bool { path == parent || path.hasPrefix(parent.hasSuffix("/") ? parent : parent + "/") }
+        for path in inputs + outputs {
+            let place = OutputPaths.landing(path)
+            if inside(folder, place) {
+                throw EMCError(.invalidArgument, "the report folder is inside \(path), which the command reads; write the report elsewhere", file: dir, remedy: .otherReportFolder)
+            }
+            if [indexName, findingsName].contains(where: { place == FileSystem.join(folder, $0) }) || inside(place, FileSystem.join(folder, detailFolder)) {
+                throw EMCError(.invalidArgument, "\(path) is where the report writes its own files; write the report elsewhere", file: dir, remedy: .otherReportFolder)
+            }
         }
-        guard FileSystem.isDirectory(dir), let existing = try? FileSystem.list(dir), !existing.isEmpty, !force else { return }
+        guard FileSystem.isDirectory(dir), !force else { return }
+        let own = Set(inputs.map(OutputPaths.landing))
+        let existing = ((try? FileSystem.list(dir)) ?? []).filter { !own.contains(FileSystem.join(folder, $0)) }
+        guard !existing.isEmpty else { return }
         throw EMCError(.invalidArgument, "the report folder is not empty (it holds \(existing.prefix(3).joined(separator: ", "))\(existing.count > 3 ? ", ..." : ""))",
                        file: dir, remedy: .replaceReport)
     }
 
-    /// Whether `dir` holds nothing but an earlier HTML report (its index and detail files): a sweep replaces the
-    /// report its manifest names without --force, and nothing else.
-    public static func holdsOnlyReport(_ dir: String) -> Bool {
+    /// Whether `dir` holds nothing but an earlier HTML report of emc's (an index that says emc wrote it, the findings'
+    /// evidence, detail files) and `inputs` (a results log beside it): a sweep replaces the report its manifest names
+    /// without --force, and nothing else.
+    public static func holdsOnlyReport(_ dir: String, inputs: [String] = []) -> Bool {
         guard FileSystem.isRealDirectory(dir), let names = try? FileSystem.list(dir) else { return false }
+        let own = Set(inputs.map(OutputPaths.landing)), folder = OutputPaths.landing(dir)
         return names.allSatisfy { name in
-            if name == indexName || name == findingsName { return true }
+            if own.contains(FileSystem.join(folder, name)) || name == findingsName { return true }
+            if name == indexName {
+                guard let index = try? ReadableFile(path: FileSystem.join(dir, name)), let head = try? index.read(count: min(index.size, 1024), at: 0) else { return false }
+                return String(decoding: head, as: UTF8.self).contains(generator)
+            }
             let detail = FileSystem.join(dir, name)
             guard name == detailFolder, FileSystem.isRealDirectory(detail), let files = try? FileSystem.list(detail) else { return false }
             return files.allSatisfy { detailIndex($0) != nil }
         }
     }
+
+    /// The mark in every index's head that says emc wrote it.
+    static let generator = "<meta name=\"generator\" content=\"emc report --html\">"
 
     /// Writes the report into `dir` (after `checkOutput`): each configuration's detail file, the findings' evidence,
     /// then the index. Files a previous report left there (`index.html`, `findings.js`, `detail/N.js`) are replaced or
@@ -73,6 +103,9 @@ public enum HTMLReport {
     @discardableResult
     public static func write(_ document: ReportDocument, records: [TrialRecord], sources: [String], to dir: String) throws -> String {
         let detailDir = FileSystem.join(dir, detailFolder)
+        if FileSystem.exists(detailDir) && !FileSystem.isRealDirectory(detailDir) {
+            throw EMCError(.invalidArgument, "\(detailDir) is not a folder of its own (a link, or a file)", file: dir, remedy: .otherReportFolder)
+        }
         try FileSystem.createDirectory(detailDir)
         let rows = document.report.rows
         let trialsByConfig = Dictionary(grouping: Report.unique(records).filter { $0.kind == .trial }, by: \.config)
@@ -118,7 +151,7 @@ public enum HTMLReport {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="generator" content="emc report --html">
+        \(generator)
         <link rel="icon" href="data:,">
         <title>\(htmlEscape(title))</title>
         <style>\(HTMLAssets.css)</style>

@@ -209,8 +209,10 @@ public struct Report: Sendable, Codable {
         }
         var rows = (0..<grouped.count).map { slots.get($0)! }
         rows = rows.filter { r in filters.allSatisfy { $0.keeps(r) } }
-        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "", $0.trainer + ($0.seedSet ?? ""))
-            < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "", $1.trainer + ($1.seedSet ?? "")) }
+        // The configuration's hash breaks ties (batch, threshold, protocol): the same log gives the same order every time.
+        func last(_ r: ReportRow) -> String { [r.trainer, r.seedSet ?? "", r.config].joined(separator: "\u{1}") }
+        rows.sort { ($0.condition, $0.parameters, $0.model, $0.optimizer, $0.budget ?? "", last($0))
+            < ($1.condition, $1.parameters, $1.model, $1.optimizer, $1.budget ?? "", last($1)) }
         // Pairs: the same model, optimizer (its rate aside: a pilot may choose each) and budget on a set and on its random-label variant (a variant whose only
         // recorded transform is random labels, built on that very set).
         var candidates: [(pair: GainGapPair, n: Int)] = []

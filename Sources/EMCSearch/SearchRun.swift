@@ -398,8 +398,22 @@ public final class SearchRun {
         let fullBatch = config.optimizer.kind == .gd
         let cost = { (n: Int) in Double(n) * Double(self.config.fit.epochBudget(samples: n, fullBatch: fullBatch)) }
         let sampleEpochs = doublings.map(cost).reduce(0, +) + Double(bisections) * cost(top)
+        // At an assumed boundary: the doublings below it, the first size at or above it twice (the failure and its
+        // confirmation), and the bisection's trials, each no larger than that size.
+        let assumed = max(1, min(config.parameters, config.maxSamples))
+        let below = doublings.prefix { $0 < assumed }
+        let first = doublings.first { $0 >= assumed } ?? top
+        let atAssumed = below.map(cost).reduce(0, +) + Double(2 + bisections) * cost(first)
         return SearchPlan(seeds: config.seeds, maxTrialsPerSeed: perSeed, doublingSizes: doublings,
-                          maxSampleEpochs: sampleEpochs * Double(config.seeds), parameters: config.parameters)
+                          maxSampleEpochs: sampleEpochs * Double(config.seeds), parameters: config.parameters,
+                          assumedEMC: assumed, sampleEpochsAtAssumedEMC: min(atAssumed, sampleEpochs) * Double(config.seeds))
+    }
+
+    /// What one trial's rate is measured on: the model, one sample's shape, the classes, the batch (a full-batch
+    /// optimizer's at the evaluation batch) and the optimizer.
+    public var rateProbe: (model: ModelSpec, shape: FeatureShape, classes: Int, batch: Int, optimizer: OptimizerSpec) {
+        let batch = config.optimizer.kind == .gd ? FitOptions.minimumEvaluationBatch : config.fit.batch
+        return (config.model, Self.inputShape(view), view.classes.count, batch, config.optimizer)
     }
 
     /// Trains the search's trial at (seed, n, replicate), as the search would, with the loss Hessian checked at its final
@@ -509,4 +523,27 @@ public struct SearchPlan: Codable, Sendable {
     /// Sample-epochs if every trial ran its whole epoch budget (training only).
     public var maxSampleEpochs: Double
     public var parameters: Int
+    /// Sample-epochs if the boundary were at `assumedEMC` (the parameter count, or the data size if smaller): doubling
+    /// to the first size at or above it, that failure confirmed, then the bisection there, every trial using its whole
+    /// budget. A planning figure, not a prediction: the EMC is what the search measures.
+    public var assumedEMC: Int = 0
+    public var sampleEpochsAtAssumedEMC: Double = 0
+    /// The cost in time on this machine, when measured (`emc run --dry-run`, `emc sweep --dry-run`): training samples
+    /// per second of one trial at the search's batch and threads, and the seconds of the two figures above with the
+    /// search's trials `jobs` at a time. Evaluation passes and a learning-rate pilot are not counted.
+    public var samplesPerSecond: Double?
+    public var jobs: Int?
+    public var threads: Int?
+    public var maxSeconds: Double?
+    public var secondsAtAssumedEMC: Double?
+
+    /// Fills in the time figures from a measured rate of one trial, with `jobs` trials at once on `threads` each.
+    public mutating func time(samplesPerSecond rate: Double, jobs: Int, threads: Int) {
+        samplesPerSecond = rate
+        self.jobs = jobs
+        self.threads = threads
+        let parallel = Double(max(1, min(jobs, seeds)))
+        maxSeconds = maxSampleEpochs / rate / parallel
+        secondsAtAssumedEMC = sampleEpochsAtAssumedEMC / rate / parallel
+    }
 }

@@ -46,12 +46,27 @@ public enum SweepRunner {
     /// Plans every search whose data exists (nil for those whose data a `prepare` step has yet to make): a model that
     /// cannot take the data's shape, or would not fit in memory, is an error naming the search before anything runs.
     public static func plans(_ tasks: [SweepTask]) throws -> [SearchPlan?] {
-        try tasks.map { task in
-            guard FileSystem.isDirectory(task.settings.data) else { return nil }
-            do { return try SearchRun(task.settings).plan } catch let error as EMCError {
-                throw EMCError(error.kind, "search \(task.label): \(error.message)", remedy: error.remedy)
-            }
+        try tasks.map { task in try search(task, settings: task.settings)?.plan }
+    }
+
+    /// The search of one task with `settings` (its own, or adjusted as a sweep runs it); nil while its data is yet to be
+    /// made. An error names the search.
+    public static func search(_ task: SweepTask, settings: SearchSettings) throws -> SearchRun? {
+        guard FileSystem.isDirectory(settings.data) else { return nil }
+        do { return try SearchRun(settings) } catch let error as EMCError {
+            throw EMCError(error.kind, "search \(task.label): \(error.message)", remedy: error.remedy)
         }
+    }
+
+    /// A task's settings as a local sweep of `jobs` searches at once runs it: one trial at a time on its share of the
+    /// cores, unless the task says otherwise (the records do not depend on it).
+    public static func childSettings(_ task: SweepTask, jobs: Int) -> SearchSettings {
+        var settings = task.settings
+        if settings.jobs == nil && settings.threads == nil {
+            settings.jobs = 1
+            settings.threads = max(1, EMCEnvironment.cpuCount / max(1, jobs))
+        }
+        return settings
     }
 
     /// Makes the variants the experiment lists under "prepare" that are not there yet; returns their folders.
@@ -121,13 +136,8 @@ public final class LocalExecutor: SweepExecutor, @unchecked Sendable {
 
     private func runChild(_ task: SweepTask, scratch: String) throws {
         let file = FileSystem.join(scratch, "task-\(task.index).json")
-        // The sweep's `jobs` children share the cores: a task that does not say otherwise trains one trial at a time on
-        // its share (the records do not depend on it).
-        var settings = task.settings
-        if settings.jobs == nil && settings.threads == nil {
-            settings.jobs = 1
-            settings.threads = max(1, EMCEnvironment.cpuCount / jobs)
-        }
+        // The sweep's `jobs` children share the cores.
+        let settings = SweepRunner.childSettings(task, jobs: jobs)
         try AtomicFileWriter.write(Array(try JSONEncoder().encode(settings)), to: file)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

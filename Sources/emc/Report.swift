@@ -81,7 +81,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         try OutputPaths.check([csv, seedsCsv, svg, boundarySvg].compactMap { $0 }, force: force, inputs: logs)
-        if let html { try HTMLReport.checkOutput(html, force: force, inputs: logs) }
+        if let html { try HTMLReport.checkOutput(html, force: force, inputs: logs, outputs: [csv, seedsCsv, svg, boundarySvg].compactMap { $0 }) }
         var records: [TrialRecord] = []
         for log in logs {
             guard FileSystem.exists(log) else { throw EMCError(.missing, "no results log here (run emc run or emc sweep first)", file: log) }

@@ -1,3 +1,4 @@
+import EMCBench
 import EMCCore
 import EMCSearch
 import Foundation
@@ -109,13 +110,26 @@ final class SearchPrinter {
     }
 
     func plan(_ search: SearchRun) throws {
-        let plan = search.plan
+        var plan = search.plan
+        let (jobs, threads) = search.settings.parallelism(seeds: search.config.seeds)
+        if search.settings.trainer == .native {
+            plan.time(samplesPerSecond: try CostModel.rate(search, threads: threads), jobs: jobs, threads: threads)
+        }
         if output.json { return try printJSON(plan) }
         let c = search.config
         print("dry run: \(c.model) (\(c.parameters) parameters) on \(c.dataName), \(c.optimizer), batch \(c.fit.batch), ≤ \(c.fit.budget)")
         print("  \(plan.seeds) seed(s), at most \(plan.maxTrialsPerSeed) trials each; doubling visits n = \(plan.doublingSizes.map(String.init).joined(separator: ", "))")
-        print(String(format: "  at most %.3g sample-epochs of training (every trial using its whole budget); trials already in %@ are not repeated",
-                     plan.maxSampleEpochs, search.settings.log))
+        print(String(format: "  at most %.3g sample-epochs of training (every trial using its whole budget); %.3g if the EMC is near %@ (%@)",
+                     plan.maxSampleEpochs, plan.sampleEpochsAtAssumedEMC, formatCount(Double(plan.assumedEMC)),
+                     plan.assumedEMC == c.parameters ? "its parameter count" : "the data's size"))
+        if let rate = plan.samplesPerSecond, let most = plan.maxSeconds, let near = plan.secondsAtAssumedEMC {
+            print("  on this machine: \(formatCount(rate)) training samples/s a trial (measured now: batch \(search.rateProbe.batch), \(threads) thread(s)), "
+                  + "\(jobs) trial(s) at once: about \(CostModel.duration(near)) if the EMC is near \(formatCount(Double(plan.assumedEMC))), "
+                  + "at most \(CostModel.duration(most)); evaluation passes not counted")
+        } else {
+            print("  the torch trainer's time is not estimated here (it depends on the device)")
+        }
+        print("  trials already in \(search.settings.log) are not repeated")
     }
 
     /// A warning in words, with the flag that addresses it.
@@ -138,5 +152,28 @@ final class SearchPrinter {
         case .intervalWide(let halfWidth, let target, let cap):
             return String(format: "the interval is ±%.1f%%, wider than the ±%.0f%% target, after the %d-trial refinement cap", halfWidth * 100, target * 100, cap)
         }
+    }
+}
+
+/// `--dry-run`'s time: a trial's training rate measured here (`TrainBenchmark.samplesPerSecond`, about a second), once per
+/// distinct model, shape, batch, optimizer and thread count.
+enum CostModel {
+    nonisolated(unsafe) private static var rates: [String: Double] = [:]
+
+    static func rate(_ search: SearchRun, threads: Int) throws -> Double {
+        let p = search.rateProbe
+        let key = "\(p.model)|\(p.shape)|\(p.classes)|\(p.batch)|\(p.optimizer.kind)|\(threads)"
+        if let known = rates[key] { return known }
+        let rate = try TrainBenchmark.samplesPerSecond(model: p.model, shape: p.shape, classes: p.classes, batch: p.batch, optimizer: p.optimizer, threads: threads)
+        rates[key] = rate
+        return rate
+    }
+
+    /// Seconds as a person reads them: "42 s", "12 min", "3.4 h", "5.1 days".
+    static func duration(_ seconds: Double) -> String {
+        if seconds < 90 { return String(format: "%.0f s", seconds) }
+        if seconds < 5400 { return String(format: "%.0f min", seconds / 60) }
+        if seconds < 172_800 { return String(format: "%.1f h", seconds / 3600) }
+        return String(format: "%.1f days", seconds / 86_400)
     }
 }

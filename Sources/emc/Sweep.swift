@@ -88,14 +88,17 @@ struct Sweep: ParsableCommand {
     func run() throws {
         let exp = try Experiment.load(experiment)
         let tasks = try SweepRunner.tasks(exp)
-        if svg != nil || htmlFolder(exp) != nil {
+        if svg != nil || exp.htmlPath != nil || html != nil {
             let data = Set(tasks.map(\.settings.data)).sorted()
             let folder = executor == .slurm ? [try SweepFolder(experiment: exp, override: sweepDir).path] : []
             let inputs = [experiment, exp.logPath] + data + folder
             if let svg { try OutputPaths.check([svg], force: force, inputs: inputs) }
-            if let (dir, replace) = htmlFolder(exp) { try HTMLReport.checkOutput(dir, force: replace, inputs: inputs) }
+            // Checked before anything runs; a dry run, a status and a collect job write no report yet (collect checks when it does).
+            if !dryRun && !status && !collect, let (dir, replace) = htmlFolder(exp) {
+                try HTMLReport.checkOutput(dir, force: replace, inputs: inputs, outputs: [svg].compactMap { $0 })
+            }
         }
-        if dryRun { return try SweepPrinter.plan(exp, tasks, output: output) }
+        if dryRun { return try SweepPrinter.plan(exp, tasks, jobs: jobs, output: output) }
         let say: (String) -> Void = { if !output.json && !output.quiet { print($0) } }
         let folder = try SweepFolder(experiment: exp, override: sweepDir)
         if status { return try SweepPrinter.status(try SlurmSweep.status(exp, folder: folder), folder: folder, output: output) }
@@ -152,7 +155,7 @@ struct Sweep: ParsableCommand {
     private func htmlFolder(_ exp: Experiment) -> (String, Bool)? {
         if let html { return (html, force) }
         guard let dir = exp.htmlPath else { return nil }
-        return (dir, force || HTMLReport.holdsOnlyReport(dir))
+        return (dir, force || HTMLReport.holdsOnlyReport(dir, inputs: [experiment, exp.logPath]))
     }
 
     private func report(_ exp: Experiment) throws {
@@ -160,7 +163,8 @@ struct Sweep: ParsableCommand {
         let report = Report.from(records)
         if let svg { try AtomicFileWriter.write(Array(EMCPlot.svg(report, title: exp.name).utf8), to: svg) }
         if output.json { try printJSON(report) } else if !output.quiet { print(report.text) }
-        if let (dir, _) = htmlFolder(exp) {
+        if let (dir, replace) = htmlFolder(exp) {
+            if collect { try HTMLReport.checkOutput(dir, force: replace, inputs: [experiment, exp.logPath], outputs: [svg].compactMap { $0 }) }
             let page = try HTMLReport.write(ReportDocument(report: report, findings: Findings.evaluate(report)), records: records, sources: [exp.logPath], to: dir)
             if !output.json && !output.quiet { print("wrote the HTML report \(page) (\(report.rows.count) configurations): open it in a browser") }
         }
@@ -199,19 +203,44 @@ enum SweepPrinter {
         if s.failed.isEmpty == false { print("(failed states from \(s.source))") }
     }
 
-    static func plan(_ exp: Experiment, _ tasks: [SweepTask], output: OutputOptions) throws {
-        let plans = Array(zip(tasks, try SweepRunner.plans(tasks)))
+    /// The sweep's searches, what each can cost at most and if its EMC is near its parameter count, and, for the native
+    /// trainer, that cost in time on this machine: each search's trials one at a time on its share of the cores
+    /// (`jobs` searches at once), at a rate measured here.
+    static func plan(_ exp: Experiment, _ tasks: [SweepTask], jobs: Int, output: OutputOptions) throws {
+        var plans: [(SweepTask, SearchPlan?)] = []
+        for task in tasks {
+            let settings = SweepRunner.childSettings(task, jobs: jobs)
+            guard let search = try SweepRunner.search(task, settings: settings) else { plans.append((task, nil)); continue }
+            var plan = search.plan
+            if settings.trainer == .native {
+                let (j, t) = settings.parallelism(seeds: plan.seeds)
+                plan.time(samplesPerSecond: try CostModel.rate(search, threads: t), jobs: j, threads: t)
+            }
+            plans.append((task, plan))
+        }
         if output.json {
             struct Row: Encodable { var label: String; var settings: SearchSettings; var plan: SearchPlan? }
             return try printJSON(plans.map { Row(label: $0.0.label, settings: $0.0.settings, plan: $0.1) })
         }
         print("dry run of \(exp.name): \(tasks.count) searches into \(exp.logPath)")
         for (task, plan) in plans {
-            let cost = plan.map { String(format: "%d seed(s) × ≤ %d trials, ≤ %.3g sample-epochs", $0.seeds, $0.maxTrialsPerSeed, $0.maxSampleEpochs) }
-                ?? "data not there yet (made by \"prepare\" first)"
+            guard let p = plan else { print("  \(task.label): data not there yet (made by \"prepare\" first)"); continue }
+            var cost = String(format: "%d seed(s) × ≤ %d trials, ≤ %.3g sample-epochs (%.3g if the EMC is near %@)", p.seeds, p.maxTrialsPerSeed,
+                              p.maxSampleEpochs, p.sampleEpochsAtAssumedEMC, formatCount(Double(p.assumedEMC)))
+            if let near = p.secondsAtAssumedEMC, let most = p.maxSeconds, let rate = p.samplesPerSecond {
+                cost += "; \(formatCount(rate)) samples/s: ~\(CostModel.duration(near)), ≤ \(CostModel.duration(most))"
+            }
             print("  \(task.label): \(cost)")
         }
         let total = plans.compactMap { $0.1?.maxSampleEpochs }.reduce(0, +)
         print(String(format: "at most %.3g sample-epochs of training in all (every trial using its whole budget)", total))
+        let timed = plans.compactMap(\.1).filter { $0.samplesPerSecond != nil }
+        if !timed.isEmpty {
+            let near = timed.compactMap(\.secondsAtAssumedEMC).reduce(0, +) / Double(jobs)
+            let most = timed.compactMap(\.maxSeconds).reduce(0, +) / Double(jobs)
+            print("on this machine, \(jobs) search(es) at once (--jobs): about \(CostModel.duration(near)) if each EMC is near its parameter count "
+                  + "(or its data's size), at most \(CostModel.duration(most)); rates measured now, evaluation passes and pilots not counted"
+                  + (timed.count < plans.count ? "; \(plans.count - timed.count) search(es) not timed (torch trainer, or data not there yet)" : ""))
+        }
     }
 }

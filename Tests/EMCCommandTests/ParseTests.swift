@@ -127,6 +127,28 @@ struct ParseTests {
         #expect(plan.status == 0 && plan.stdout.contains("dry run"), "\(plan.stdout)")
     }
 
+    @Test("a dry run measures a trial's rate here and gives the search's time: near an EMC at the parameter count, and at most; a sweep's dry run sums its searches over --jobs")
+    func dryRunTime() throws {
+        let dir = TemporaryDirectory()
+        let base = try makeBase(dir)
+        let json = try emc(["run", "--data", base, "--model", "mlp:width=4", "--seeds", "2", "--jobs", "2", "--threads", "1", "--dry-run", "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let rate = try #require(plan["samplesPerSecond"] as? Double), near = try #require(plan["secondsAtAssumedEMC"] as? Double)
+        let most = try #require(plan["maxSeconds"] as? Double), epochs = try #require(plan["maxSampleEpochs"] as? Double)
+        let nearEpochs = try #require(plan["sampleEpochsAtAssumedEMC"] as? Double)
+        #expect(rate > 1000, "a width-4 MLP trains thousands of samples a second")
+        #expect(nearEpochs > 0 && nearEpochs <= epochs && near <= most)
+        #expect(abs(most - epochs / rate / 2) < 1e-6 * most, "two seeds' trials two at a time")
+        #expect(plan["assumedEMC"] as? Int == min(try #require(plan["parameters"] as? Int), 400), "the parameter count, or the set's 400 samples")
+        let text = try emc(["run", "--data", base, "--model", "mlp:width=4", "--dry-run"])
+        #expect(text.stdout.contains("on this machine:") && text.stdout.contains("samples/s"), "\(text.stdout)")
+        let manifest = #"{"name": "m", "data": ["\#(base)"], "models": ["mlp:width=4", "mlp:width=8"], "optimizers": ["sgd"], "seeds": 1}"#
+        try AtomicFileWriter.write(Array(manifest.utf8), to: dir.file("m.json"))
+        let sweep = try emc(["sweep", dir.file("m.json"), "--jobs", "2", "--dry-run"])
+        #expect(sweep.status == 0 && sweep.stdout.contains("on this machine, 2 search(es) at once"), "\(sweep.stdout)\(sweep.stderr)")
+    }
+
     /// OpenBLAS rounds a product differently at each thread count; emc keeps it on one thread, so a search's records
     /// do not depend on `EMC_THREADS` (which only draws a note on stderr). The hidden width is 1,000 because OpenBLAS
     /// rounds a 1,000-long sum differently on 2 threads (a 1,024-long one it does not): with EMC_THREADS passed to

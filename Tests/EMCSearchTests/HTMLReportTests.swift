@@ -17,6 +17,11 @@ struct HTMLReportTests {
         return (ReportDocument(report: report, findings: Findings.evaluate(report)), records)
     }
 
+    /// The message of the EMCError `body` throws ("" when it throws none).
+    func error(_ body: () throws -> Void) -> String {
+        do { try body(); return "" } catch let e as EMCError { return e.message } catch { return "\(error)" }
+    }
+
     /// The JSON inside the page's report element.
     func embedded(_ page: String) throws -> String {
         let open = "<script type=\"application/json\" id=\"emc-report\">"
@@ -79,19 +84,58 @@ struct HTMLReportTests {
         #expect(String(decoding: try ReadableFile.contents(of: out + "/notes.txt"), as: UTF8.self) == "mine")
     }
 
-    @Test("refused: a file where the folder should be, a folder holding an input, an index that is an input")
+    @Test("refused: a file where the folder should be, a log where the report writes its files, an index that is an input, a non-empty folder; a log beside its report is no obstacle")
     func refusals() throws {
         let dir = TemporaryDirectory()
         try AtomicFileWriter.write(Array("{}".utf8), to: dir.file("log.jsonl"))
-        func error(_ body: () throws -> Void) -> String {
-            do { try body(); return "" } catch let e as EMCError { return e.message } catch { return "\(error)" }
-        }
         #expect(error { try HTMLReport.checkOutput(dir.file("log.jsonl"), force: true, inputs: []) }.contains("not a folder"))
-        #expect(error { try HTMLReport.checkOutput(dir.path, force: true, inputs: [dir.file("log.jsonl")]) }.contains("holds one of the command's inputs"))
+        #expect(error { try HTMLReport.checkOutput(dir.path, force: false, inputs: [dir.file("log.jsonl")]) } == "", "a log beside its report is no obstacle")
+        #expect(error { try HTMLReport.checkOutput(dir.path, force: true, inputs: [dir.file("findings.js")]) }.contains("where the report writes its own files"))
         try FileSystem.createDirectory(dir.file("r"))
         try AtomicFileWriter.write(Array("{}".utf8), to: dir.file("r/index.html"))
         #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file("r/index.html")]) }.contains("one of the command's inputs"))
         #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: false, inputs: []) }.contains("not empty"))
+    }
+
+    @Test("refused before anything is written: an empty name, a log or another output where the report writes its own files, a linked detail folder, a folder inside an input; a log beside its report is not in the way")
+    func attacks() throws {
+        let dir = TemporaryDirectory()
+        #expect(error { try HTMLReport.checkOutput("", force: true, inputs: []) }.contains("empty"))
+        // The folder does not exist yet: a log that would land on the report's own files is still seen.
+        for own in ["r/findings.js", "r/index.html", "r/detail/0.js"] {
+            let refused = error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file(own)]) }
+            #expect(refused.contains("where the report writes its own files") || refused.contains("one of the command's inputs"), "\(own): \(refused)")
+            #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [], outputs: [dir.file(own)]) }.contains("its own files"), "\(own)")
+        }
+        #expect(error { try HTMLReport.checkOutput(dir.file("data/report"), force: true, inputs: [dir.file("data")]) }.contains("inside"),
+                "a folder a sweep's prepare step has yet to make")
+        // A results log beside its report: the folder counts as empty, and an earlier report of emc's is its own.
+        try FileSystem.createDirectory(dir.file("r"))
+        try AtomicFileWriter.write(Array("{}".utf8), to: dir.file("r/log.jsonl"))
+        try HTMLReport.checkOutput(dir.file("r"), force: false, inputs: [dir.file("r/log.jsonl")])
+        let (document, records) = report()
+        try HTMLReport.write(document, records: records, sources: ["log"], to: dir.file("r"))
+        #expect(HTMLReport.holdsOnlyReport(dir.file("r"), inputs: [dir.file("r/log.jsonl")]))
+        #expect(!HTMLReport.holdsOnlyReport(dir.file("r")), "the log is not the report's")
+        // An index.html of the user's own is not a report to replace.
+        try FileSystem.createDirectory(dir.file("site"))
+        try AtomicFileWriter.write(Array("<h1>mine</h1>".utf8), to: dir.file("site/index.html"))
+        #expect(!HTMLReport.holdsOnlyReport(dir.file("site")))
+        // detail/ as a link to another folder: refused even with force, and the other folder untouched.
+        try FileSystem.createDirectory(dir.file("victim"))
+        try AtomicFileWriter.write(Array("keep".utf8), to: dir.file("victim/7.js"))
+        try FileSystem.createDirectory(dir.file("linked"))
+        try FileManager.default.createSymbolicLink(atPath: dir.file("linked/detail"), withDestinationPath: dir.file("victim"))
+        #expect(error { try HTMLReport.checkOutput(dir.file("linked"), force: true, inputs: []) }.contains("not a folder of its own"))
+        #expect(throws: EMCError.self) { try HTMLReport.write(document, records: records, sources: ["log"], to: dir.file("linked")) }
+        #expect(try FileSystem.list(dir.file("victim")) == ["7.js"])
+    }
+
+    @Test("rows that differ only in batch come in the same order every time (detail files and links keep their configuration)")
+    func stableOrder() throws {
+        let records = (0..<6).flatMap { configurationRecords(model: "mlp:width=8,depth=2,act=relu", parameters: 6000, boundary: 2000, batch: 8 << $0) }
+        let first = Report.from(records).rows.map(\.config)
+        for _ in 0..<5 { #expect(Report.from(records.shuffled()).rows.map(\.config) == first) }
     }
 
     @Test("an experiment's html key resolves against the manifest's folder")
