@@ -41,6 +41,15 @@ public enum Findings {
     /// The two-sided level of every test (and the family-wise level of a finding's comparisons).
     public static let level = 0.05
 
+    /// Finding 2 compares architectures at matched sizes: two models' parameter counts within this factor of each other
+    /// (n50 per parameter falls as a model grows, so a small CNN against a large MLP would favour the CNN by size alone).
+    public static let parameterMatch = 1.5
+
+    static func parametersMatch(_ a: Int, _ b: Int) -> Bool {
+        let (low, high) = (Double(min(a, b)), Double(max(a, b)))
+        return low > 0 && high <= parameterMatch * low
+    }
+
     /// The share of comparisons between two configurations with the same true boundary that the comparison test calls
     /// significant, measured on simulated searches (the test `nullComparisons`: 200 pairs searched with the default
     /// design): stated in each rule. Below the nominal 5%: the paired variance never falls below the intervals' own.
@@ -192,7 +201,8 @@ public enum Findings {
             for i in rows.indices {
                 guard let family = families[i], family.isConvolutional else { continue }
                 let cnn = rows[i]
-                for j in others where sameSetting(cnn, rows[j]) && cnn.optimizerFamily == rows[j].optimizerFamily {
+                for j in others where parametersMatch(cnn.parameters, rows[j].parameters) && sameSetting(cnn, rows[j])
+                    && cnn.optimizerFamily == rows[j].optimizerFamily {
                     let that = rows[j]
                     guard let a = estimate(cnn, offset: log(Double(cnn.parameters))), let b = estimate(that, offset: log(Double(that.parameters))),
                           let thatFamily = families[j], let name = other[thatFamily] else { continue }
@@ -200,7 +210,8 @@ public enum Findings {
                 }
             }
             findings.append(judge(number: 2, claim: "CNNs are more parameter-efficient than MLPs and ViTs, even on randomly labelled data.",
-                                  rule: "for every convolutional model (cnn, resnet, efficientnet) and MLP or ViT on the same data, optimizer and budget, "
+                                  rule: "for every convolutional model (cnn, resnet, efficientnet) and MLP or ViT on the same data, optimizer and budget "
+                                      + String(format: "whose parameter counts are within %g× of each other, ", parameterMatch)
                                       + "the CNN's n50 per parameter above the other's" + stated,
                                   comparisons: comparisons))
         }

@@ -175,6 +175,12 @@ struct ReportTests {
         let findings = Findings.evaluate(Report.from(records))
         let verdict = { (k: Int) in findings.first { $0.number == k }!.verdict }
         #expect(verdict(2) == .supports && findings[1].forClaim >= 1, "\(findings[1].evidence)")
+        // Architectures are compared at matched sizes: an MLP of ten times the CNN's parameters is not a pair.
+        let large = configurationRecords(model: "mlp:width=30,depth=1,act=relu", parameters: 24_000, boundary: 1500, seeds: 3)
+        let unmatched = Findings.evaluate(Report.from(records + large))[1]
+        #expect(unmatched.forClaim + unmatched.against + unmatched.notSignificant == findings[1].forClaim + findings[1].against + findings[1].notSignificant,
+                "\(unmatched.evidence)")
+        #expect(findings[1].rule.contains("within 1.5×"))
         #expect(verdict(5) == .undecided, "\(findings[4].evidence)")
         #expect(verdict(3) == .notMeasured)
         // Every failure in these logs ran out of budget: nothing says where minima stop fitting.
