@@ -227,36 +227,35 @@ public enum HTMLReport {
     /// JSON made safe inside a script element and a script file: no "<", ">" or "&" (so no string can end the
     /// element or open a comment), and no line or paragraph separator. Each occurs in JSON only inside strings, where
     /// the escape means the same character.
-    static func scriptSafe(_ json: String) -> String {
-        var out = ""
-        out.reserveCapacity(json.utf8.count)
-        for c in json.unicodeScalars {
-            switch c {
-            case "<": out += "\\u003c"
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    static func scriptSafe(_ json: String) -> String { Escapes.script.apply(json) }
 }
 
 /// Text as HTML: the five characters that could start markup or end an attribute, escaped.
-public func htmlEscape(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for c in text.unicodeScalars {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.unicodeScalars.append(c)
-        }
+public func htmlEscape(_ text: String) -> String { Escapes.html.apply(text) }
+
+/// A set of characters and their escapes, applied in one pass: ASCII through a 128-entry table, the rest (few) by
+/// lookup only when the set has any.
+struct Escapes: Sendable {
+    private let ascii: [String?]
+    private let wide: [Unicode.Scalar: String]
+
+    init(_ table: [Unicode.Scalar: String]) {
+        ascii = (0..<128).map { table[Unicode.Scalar(UInt8($0))] }
+        wide = table.filter { !$0.key.isASCII }
     }
-    return out
+
+    func apply(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for c in text.unicodeScalars {
+            if c.isASCII, let escape = ascii[Int(c.value)] { out += escape }
+            else if !c.isASCII && !wide.isEmpty, let escape = wide[c] { out += escape }
+            else { out.unicodeScalars.append(c) }
+        }
+        return out
+    }
+
+    static let html = Escapes(["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"])
+    static let svg = Escapes(["&": "&amp;", "<": "&lt;", ">": "&gt;"])
+    static let script = Escapes(["<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u{2028}": "\\u2028", "\u{2029}": "\\u2029"])
 }

@@ -64,9 +64,7 @@ struct LogAxis {
 
 func svgNumber(_ v: Double) -> String { String(format: "%.1f", v) }
 
-func svgEscape(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-}
+func svgEscape(_ text: String) -> String { Escapes.svg.apply(text) }
 
 /// A tick label: 1k, 20k, 3M...
 func tickLabel(_ v: Double) -> String {

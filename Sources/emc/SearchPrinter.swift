@@ -113,7 +113,8 @@ final class SearchPrinter {
         var plan = search.plan
         let (jobs, threads) = search.settings.parallelism(seeds: search.config.seeds)
         if search.settings.trainer == .native {
-            plan.time(samplesPerSecond: try CostModel.rate(search, threads: threads), jobs: jobs, threads: threads)
+            var costs = CostModel()
+            plan.time(samplesPerSecond: try costs.rate(search, threads: threads), jobs: jobs, threads: threads)
         }
         if output.json { return try printJSON(plan) }
         let c = search.config
@@ -156,11 +157,11 @@ final class SearchPrinter {
 }
 
 /// `--dry-run`'s time: a trial's training rate measured here (`TrainBenchmark.samplesPerSecond`, about a second), once per
-/// distinct model, shape, batch, optimizer and thread count.
-enum CostModel {
-    nonisolated(unsafe) private static var rates: [String: Double] = [:]
+/// distinct model, shape, batch, optimizer and thread count of one dry run.
+struct CostModel {
+    private var rates: [String: Double] = [:]
 
-    static func rate(_ search: SearchRun, threads: Int) throws -> Double {
+    mutating func rate(_ search: SearchRun, threads: Int) throws -> Double {
         let p = search.rateProbe
         let key = "\(p.model)|\(p.shape)|\(p.classes)|\(p.batch)|\(p.optimizer.kind)|\(threads)"
         if let known = rates[key] { return known }

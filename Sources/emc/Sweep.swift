@@ -208,13 +208,14 @@ enum SweepPrinter {
     /// (`jobs` searches at once), at a rate measured here.
     static func plan(_ exp: Experiment, _ tasks: [SweepTask], jobs: Int, output: OutputOptions) throws {
         var plans: [(SweepTask, SearchPlan?)] = []
+        var costs = CostModel()
         for task in tasks {
             let settings = SweepRunner.childSettings(task, jobs: jobs)
             guard let search = try SweepRunner.search(task, settings: settings) else { plans.append((task, nil)); continue }
             var plan = search.plan
             if settings.trainer == .native {
                 let (j, t) = settings.parallelism(seeds: plan.seeds)
-                plan.time(samplesPerSecond: try CostModel.rate(search, threads: t), jobs: j, threads: t)
+                plan.time(samplesPerSecond: try costs.rate(search, threads: t), jobs: j, threads: t)
             }
             plans.append((task, plan))
         }

@@ -63,8 +63,8 @@ struct ArchitectureTests {
 
 @Suite("The product speaks of itself")
 struct ProductTextTests {
-    /// Words that narrate how emc was built rather than what it is: rounds of work and tracker numbers. Spelled in
-    /// pieces so that this file does not match itself.
+    /// Words that belong to a tracker or a work log, not to a description of emc. Spelled in pieces so that this file
+    /// does not match itself.
     static let history = try! NSRegularExpression(pattern: "\\b(sess" + "ion|wa" + "ve|iss" + "ue [0-9]+)\\b", options: [.caseInsensitive])
 
     /// Every text file under `path` (a file or a folder), recursively.
@@ -73,7 +73,7 @@ struct ProductTextTests {
         return try FileSystem.list(path).flatMap { try files(path + "/" + $0) }
     }
 
-    @Test("README.md, docs/, Sources/ and Tests/ never narrate how emc was built: no rounds of work, no tracker numbers")
+    @Test("README.md, docs/, Sources/ and Tests/ describe emc in its own terms: no tracker numbers or work-log words")
     func noHistory() throws {
         var found: [String] = []
         for top in ["README.md", "docs", "Sources", "Tests"] {

@@ -17,9 +17,9 @@ struct HTMLReportTests {
         return (ReportDocument(report: report, findings: Findings.evaluate(report)), records)
     }
 
-    /// The message of the EMCError `body` throws ("" when it throws none).
-    func error(_ body: () throws -> Void) -> String {
-        do { try body(); return "" } catch let e as EMCError { return e.message } catch { return "\(error)" }
+    /// The message of the EMCError `body` must throw (the expectation fails, here, when it throws none).
+    func refusal(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+        #expect(throws: EMCError.self, sourceLocation: sourceLocation) { try body() }?.message ?? ""
     }
 
     /// The JSON inside the page's report element.
@@ -88,26 +88,26 @@ struct HTMLReportTests {
     func refusals() throws {
         let dir = TemporaryDirectory()
         try AtomicFileWriter.write(Array("{}".utf8), to: dir.file("log.jsonl"))
-        #expect(error { try HTMLReport.checkOutput(dir.file("log.jsonl"), force: true, inputs: []) }.contains("not a folder"))
-        #expect(error { try HTMLReport.checkOutput(dir.path, force: false, inputs: [dir.file("log.jsonl")]) } == "", "a log beside its report is no obstacle")
-        #expect(error { try HTMLReport.checkOutput(dir.path, force: true, inputs: [dir.file("findings.js")]) }.contains("where the report writes its own files"))
+        #expect(refusal { try HTMLReport.checkOutput(dir.file("log.jsonl"), force: true, inputs: []) }.contains("not a folder"))
+        #expect(throws: Never.self, "a log beside its report is no obstacle") { try HTMLReport.checkOutput(dir.path, force: false, inputs: [dir.file("log.jsonl")]) }
+        #expect(refusal { try HTMLReport.checkOutput(dir.path, force: true, inputs: [dir.file("findings.js")]) }.contains("where the report writes its own files"))
         try FileSystem.createDirectory(dir.file("r"))
         try AtomicFileWriter.write(Array("{}".utf8), to: dir.file("r/index.html"))
-        #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file("r/index.html")]) }.contains("one of the command's inputs"))
-        #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: false, inputs: []) }.contains("not empty"))
+        #expect(refusal { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file("r/index.html")]) }.contains("one of the command's inputs"))
+        #expect(refusal { try HTMLReport.checkOutput(dir.file("r"), force: false, inputs: []) }.contains("not empty"))
     }
 
     @Test("refused before anything is written: an empty name, a log or another output where the report writes its own files, a linked detail folder, a folder inside an input; a log beside its report is not in the way")
     func attacks() throws {
         let dir = TemporaryDirectory()
-        #expect(error { try HTMLReport.checkOutput("", force: true, inputs: []) }.contains("empty"))
+        #expect(refusal { try HTMLReport.checkOutput("", force: true, inputs: []) }.contains("empty"))
         // The folder does not exist yet: a log that would land on the report's own files is still seen.
         for own in ["r/findings.js", "r/index.html", "r/detail/0.js"] {
-            let refused = error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file(own)]) }
+            let refused = refusal { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [dir.file(own)]) }
             #expect(refused.contains("where the report writes its own files") || refused.contains("one of the command's inputs"), "\(own): \(refused)")
-            #expect(error { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [], outputs: [dir.file(own)]) }.contains("its own files"), "\(own)")
+            #expect(refusal { try HTMLReport.checkOutput(dir.file("r"), force: true, inputs: [], outputs: [dir.file(own)]) }.contains("its own files"), "\(own)")
         }
-        #expect(error { try HTMLReport.checkOutput(dir.file("data/report"), force: true, inputs: [dir.file("data")]) }.contains("inside"),
+        #expect(refusal { try HTMLReport.checkOutput(dir.file("data/report"), force: true, inputs: [dir.file("data")]) }.contains("inside"),
                 "a folder a sweep's prepare step has yet to make")
         // A results log beside its report: the folder counts as empty, and an earlier report of emc's is its own.
         try FileSystem.createDirectory(dir.file("r"))
@@ -126,7 +126,7 @@ struct HTMLReportTests {
         try AtomicFileWriter.write(Array("keep".utf8), to: dir.file("victim/7.js"))
         try FileSystem.createDirectory(dir.file("linked"))
         try FileManager.default.createSymbolicLink(atPath: dir.file("linked/detail"), withDestinationPath: dir.file("victim"))
-        #expect(error { try HTMLReport.checkOutput(dir.file("linked"), force: true, inputs: []) }.contains("not a folder of its own"))
+        #expect(refusal { try HTMLReport.checkOutput(dir.file("linked"), force: true, inputs: []) }.contains("not a folder of its own"))
         #expect(throws: EMCError.self) { try HTMLReport.write(document, records: records, sources: ["log"], to: dir.file("linked")) }
         #expect(try FileSystem.list(dir.file("victim")) == ["7.js"])
     }
