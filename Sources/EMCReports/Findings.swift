@@ -167,25 +167,47 @@ public enum Findings {
         return share < 0.5
     }
 
+    /// Whether a row's n50 no longer grows with the budget: its budget check derived n50 at half the budget from the same
+    /// trials and found no significant gain to the full one, and the row is no lower bound for another reason.
+    static func budgetStable(_ r: ReportRow) -> Bool {
+        guard let c = r.budgetCheck, c.measured, c.halfBudgetN50 != nil else { return false }
+        return !r.budgetBound && !r.lowerBound
+    }
+
+    static func budgetStableText(_ r: ReportRow) -> String {
+        guard let gain = r.budgetCheck?.gain else { return "budget-stable" }
+        return String(format: "budget-stable: n50 %+.0f%% from half the budget", gain * 100)
+    }
+
     public static func evaluate(_ report: Report) -> [Finding] {
         let rows = report.rows.filter { $0.emc > 0 }
         let stated = " (two-sided at \(level), Holm-corrected over the comparisons; \(measuredFalsePositives))"
         var findings: [Finding] = []
 
-        // 1. Fewer samples than parameters, at minima.
+        // 1. Fewer samples than parameters, where the budget does not decide n50.
         do {
             var comparisons: [(String, Comparison)] = [], extra: [String] = []
+            var atMinima = 0
             for r in rows {
-                guard failuresAreMinima(r), let e = estimate(r) else {
-                    extra.append("\(describe(r)): not counted (its failures near n50 are mostly out of budget, or there are none)")
+                let minima = failuresAreMinima(r)
+                guard minima || budgetStable(r), let e = estimate(r) else {
+                    extra.append("\(describe(r)): not counted (its failures near n50 ran out of budget and n50 still grows with it, "
+                                 + "or it has no failure)")
                     continue
                 }
+                if minima { atMinima += 1 }
+                let why = minima ? "failures at minima" : budgetStableText(r)
                 // "Fewer than parameters": the parameter count above n50.
                 let p = Estimate(theta: log(Double(r.parameters)), se: 1e-9, subsets: nil, lowerBound: false)
-                comparisons.append(("\(describe(r)) vs \(formatCount(Double(r.parameters))) parameters", compare(p, e)))
+                comparisons.append(("\(describe(r)) (\(why)) vs \(formatCount(Double(r.parameters))) parameters", compare(p, e)))
+            }
+            if !comparisons.isEmpty {
+                extra.append("\(atMinima) of the \(comparisons.count) counted row(s) failed near n50 at minima (converged short of a fit); "
+                             + "the others ran out of budget with n50 no longer growing with it")
             }
             findings.append(judge(number: 1, claim: "Standard optimizers find minima where a model fits far fewer samples than it has parameters.",
-                                  rule: "for every configuration whose failures near n50 are mostly converged-unfit (minima, Hessian-checked where the check ran), "
+                                  rule: "for every configuration whose n50 the budget does not decide (its failures near n50 mostly converged-unfit, "
+                                      + "or its budget check finds no significant gain in n50 from half the budget to the full one), "
                                       + "n50 below the parameter count" + stated,
                                   comparisons: comparisons, extra: extra))
         }

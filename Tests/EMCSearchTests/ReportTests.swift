@@ -161,7 +161,7 @@ struct ReportTests {
         #expect(panels.contains("p(fit)") && panels.contains("n50") && panels.contains("budget (epochs)"))
     }
 
-    @Test("findings: each comparison is a test; a clear difference supports, a few percent cannot decide; rows whose failures are out of budget do not count for finding 1")
+    @Test("findings: each comparison is a test; a clear difference supports, a few percent cannot decide; finding 1 counts rows whose n50 the budget does not decide")
     func findings() throws {
         let random = "labels=random,classes=10,seed=0"
         var records: [TrialRecord] = []
@@ -183,8 +183,19 @@ struct ReportTests {
         #expect(findings[1].rule.contains("within 1.5×"))
         #expect(verdict(5) == .undecided, "\(findings[4].evidence)")
         #expect(verdict(3) == .notMeasured)
-        // Every failure in these logs ran out of budget: nothing says where minima stop fitting.
-        #expect(verdict(1) == .notMeasured && findings[0].evidence.allSatisfy { $0.contains("not counted") })
+        // Every failure in these logs ran out of budget, but every fit came by a third of it: n50 does not grow with the
+        // budget, and each row is counted as budget-stable (none at minima).
+        #expect(findings[0].verdict != .notMeasured && findings[0].evidence.contains { $0.hasPrefix("0 of the 5 counted") }, "\(findings[0].evidence)")
+        #expect(findings[0].evidence.filter { $0.contains("(budget-stable: n50 +0% from half the budget)") }.count == 5, "\(findings[0].evidence)")
+        // The same failures with every fit in the budget's last third: n50 at half the budget is far lower, the budget
+        // decides n50, and the rows are not counted.
+        let late = records.map { r -> TrialRecord in
+            var r = r
+            if r.fitted { r.fitEpoch = r.n < 150 ? 100 : 250; r.epochs = r.fitEpoch! }
+            return r
+        }
+        let lateOne = Findings.evaluate(Report.from(late))[0]
+        #expect(lateOne.verdict == .notMeasured && lateOne.evidence.allSatisfy { $0.contains("not counted") }, "\(lateOne.evidence)")
         #expect(Findings.text(findings).contains("cannot decide") && findings[1].rule.contains("Holm"))
         // Failures that converged short of a fit: finding 1 is tested, and a model far below its parameter count supports it.
         var minima = configurationRecords(model: "mlp:width=64,depth=2,act=relu", parameters: 60_000, boundary: 2000, seeds: 3)
