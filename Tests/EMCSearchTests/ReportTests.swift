@@ -196,6 +196,15 @@ struct ReportTests {
         }
         let lateOne = Findings.evaluate(Report.from(late))[0]
         #expect(lateOne.verdict == .notMeasured && lateOne.evidence.allSatisfy { $0.contains("not counted") }, "\(lateOne.evidence)")
+        // One subset of three fitted late, the others early: no significant gain, so the row counts, but its n50 is
+        // tested for being below the parameter count only after it is raised by the gain's upper end.
+        var uneven = configurationRecords(model: "mlp:width=8,depth=1,act=relu", parameters: 6000, boundary: 1000, seeds: 3)
+        for i in uneven.indices where uneven[i].seed == 0 && uneven[i].fitted && uneven[i].n > 600 { uneven[i].fitEpoch = 250; uneven[i].epochs = 250 }
+        let unevenReport = Report.from(uneven)
+        let check = try #require(unevenReport.rows.first?.budgetCheck)
+        #expect(!check.bound && (check.gainHigh ?? 0) > 0.2, "\(check)")
+        let unevenOne = Findings.evaluate(unevenReport)[0]
+        #expect(unevenOne.evidence.contains { $0.contains(String(format: "tested at %.2f× n50", 1 + check.gainHigh!)) }, "\(unevenOne.evidence)")
         #expect(Findings.text(findings).contains("cannot decide") && findings[1].rule.contains("Holm"))
         // Failures that converged short of a fit: finding 1 is tested, and a model far below its parameter count supports it.
         var minima = configurationRecords(model: "mlp:width=64,depth=2,act=relu", parameters: 60_000, boundary: 2000, seeds: 3)
