@@ -189,20 +189,22 @@ public enum Findings {
             var comparisons: [(String, Comparison)] = [], extra: [String] = []
             var atMinima = 0
             for r in rows {
-                let minima = failuresAreMinima(r)
-                guard minima || budgetStable(r), let e = estimate(r) else {
-                    extra.append("\(describe(r)): not counted (its failures near n50 ran out of budget and n50 still grows with it, "
-                                 + "or it has no failure)")
+                let minima = failuresAreMinima(r), stable = budgetStable(r)
+                // A lower bound counts too: it can never be the smaller of the pair (`compare`), so it can only show a
+                // model fitting more samples than it has parameters, which more budget would not undo.
+                guard let e = estimate(r), minima || stable || e.lowerBound else {
+                    extra.append("\(describe(r)): not counted (its failures near n50 ran out of budget and the budget check could not "
+                                 + "say whether n50 still grows with it)")
                     continue
                 }
                 if minima { atMinima += 1 }
-                var why = minima ? "failures at minima" : budgetStableText(r)
+                var why = minima ? "failures at minima" : stable ? budgetStableText(r) : "a lower bound: counts only if above"
                 // "Fewer than parameters": the parameter count above n50.
                 let p = Estimate(theta: log(Double(r.parameters)), se: 1e-9, subsets: nil, lowerBound: false)
                 var test = compare(p, e)
                 // A budget-stable n50 tested for being below the parameter count is raised by the upper end of its
                 // budget check's gain: what another doubling of the budget could still add.
-                if !minima, test.difference > 0, let stretch = r.budgetCheck?.gainHigh, stretch > 0 {
+                if stable, !minima, test.difference > 0, let stretch = r.budgetCheck?.gainHigh, stretch > 0 {
                     var raised = e
                     raised.theta += log(1 + stretch)
                     raised.subsets = e.subsets.map { $0.map { $0 + log(1 + stretch) } }
@@ -213,13 +215,14 @@ public enum Findings {
             }
             if !comparisons.isEmpty {
                 extra.append("\(atMinima) of the \(comparisons.count) counted row(s) failed near n50 at minima (converged short of a fit); "
-                             + "the others ran out of budget with n50 no longer growing with it")
+                             + "the others ran out of budget with n50 no longer growing with it, or are lower bounds")
             }
             findings.append(judge(number: 1, claim: "Standard optimizers find minima where a model fits far fewer samples than it has parameters.",
                                   rule: "for every configuration whose n50 the budget does not decide (its failures near n50 mostly converged-unfit, "
                                       + "or its budget check finds no significant gain in n50 from half the budget to the full one), "
                                       + "n50 below the parameter count; a budget-stable n50 is raised by the upper end of its gain's interval "
-                                      + "before it is tested for being below" + stated,
+                                      + "before it is tested for being below; a lower bound (budget-bound, unfinished) counts only against the "
+                                      + "claim, when it is above the parameter count" + stated,
                                   comparisons: comparisons, extra: extra))
         }
 
@@ -229,13 +232,19 @@ public enum Findings {
             var comparisons: [(String, Comparison)] = []
             let other: [ModelSpec.Family: String] = [.mlp: "MLP", .vit: "ViT"]
             // Families read once per row (a plain value, not an optional chain through a borrowed row).
-            let families = rows.map(\.family)
+            let families = rows.map(\.family), specs = rows.map(\.modelSpec)
+            // Architectures compare with the activation held equal, or each at its family's own (a ReLU CNN against a
+            // GELU ViT): a tanh CNN against a ReLU MLP would mix in finding 5.
+            func native(_ k: Int) -> Bool { specs[k].map { $0.activation == $0.family.defaultActivation } ?? false }
+            func sameActivation(_ a: Int, _ b: Int) -> Bool {
+                specs[a]?.activation == specs[b]?.activation || native(a) && native(b)
+            }
             let others = rows.indices.filter { families[$0].map { other[$0] != nil } ?? false }
             for i in rows.indices {
                 guard let family = families[i], family.isConvolutional else { continue }
                 let cnn = rows[i]
                 for j in others where parametersMatch(cnn.parameters, rows[j].parameters) && sameSetting(cnn, rows[j])
-                    && cnn.optimizerFamily == rows[j].optimizerFamily {
+                    && cnn.optimizerFamily == rows[j].optimizerFamily && sameActivation(i, j) {
                     let that = rows[j]
                     guard let a = estimate(cnn, offset: log(Double(cnn.parameters))), let b = estimate(that, offset: log(Double(that.parameters))),
                           let thatFamily = families[j], let name = other[thatFamily] else { continue }
@@ -243,7 +252,7 @@ public enum Findings {
                 }
             }
             findings.append(judge(number: 2, claim: "CNNs are more parameter-efficient than MLPs and ViTs, even on randomly labelled data.",
-                                  rule: "for every convolutional model (cnn, resnet, efficientnet) and MLP or ViT on the same data, optimizer and budget "
+                                  rule: "for every convolutional model (cnn, resnet, efficientnet) and MLP or ViT with the same activation (or each its family's own) on the same data, optimizer and budget "
                                       + String(format: "whose parameter counts are within %g× of each other, ", parameterMatch)
                                       + "the CNN's n50 per parameter above the other's" + stated,
                                   comparisons: comparisons))

@@ -30,6 +30,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
         /// The convolutional families (the paper's "CNNs"): cnn, resnet, efficientnet.
         public var isConvolutional: Bool { self == .cnn || self == .resnet || self == .efficientnet }
+        /// The activation a spec gets when it names none (`act=`).
+        public var defaultActivation: ActivationKind { self == .efficientnet ? .silu : self == .vit ? .gelu : .relu }
     }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
 
@@ -118,8 +120,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                 throw EMCError(.invalidArgument, "'\(text)': dim=\(dim) does not split into heads=\(heads) heads; choose dim divisible by heads")
             }
         }
-        let defaultActivation = family == .efficientnet ? "silu" : family == .vit ? "gelu" : "relu"
-        activation = ActivationKind(rawValue: try options.choice("act", default: defaultActivation, from: ActivationKind.allCases.map(\.rawValue)))!
+        activation = ActivationKind(rawValue: try options.choice("act", default: family.defaultActivation.rawValue,
+                                                                 from: ActivationKind.allCases.map(\.rawValue)))!
         try options.rejectUnused()
     }
 

@@ -161,7 +161,7 @@ struct ReportTests {
         #expect(panels.contains("p(fit)") && panels.contains("n50") && panels.contains("budget (epochs)"))
     }
 
-    @Test("findings: each comparison is a test; a clear difference supports, a few percent cannot decide; finding 1 counts rows whose n50 the budget does not decide")
+    @Test("findings: each comparison is a test; a clear difference supports, a few percent cannot decide; finding 1 counts rows whose n50 the budget does not decide, and lower bounds only against it; architectures compare at one activation")
     func findings() throws {
         let random = "labels=random,classes=10,seed=0"
         var records: [TrialRecord] = []
@@ -181,6 +181,9 @@ struct ReportTests {
         #expect(unmatched.forClaim + unmatched.against + unmatched.notSignificant == findings[1].forClaim + findings[1].against + findings[1].notSignificant,
                 "\(unmatched.evidence)")
         #expect(findings[1].rule.contains("within 1.5×"))
+        // The tanh MLP is no pair for the ReLU CNN: the activation is held equal (finding 5 compares activations).
+        #expect(findings[1].forClaim + findings[1].against + findings[1].notSignificant == 2, "\(findings[1].evidence)")
+        #expect(!findings[1].evidence.contains { $0.contains("act=tanh") }, "\(findings[1].evidence)")
         #expect(verdict(5) == .undecided, "\(findings[4].evidence)")
         #expect(verdict(3) == .notMeasured)
         // Every failure in these logs ran out of budget, but every fit came by a third of it: n50 does not grow with the
@@ -188,14 +191,21 @@ struct ReportTests {
         #expect(findings[0].verdict != .notMeasured && findings[0].evidence.contains { $0.hasPrefix("0 of the 5 counted") }, "\(findings[0].evidence)")
         #expect(findings[0].evidence.filter { $0.contains("(budget-stable: n50 +0% from half the budget)") }.count == 5, "\(findings[0].evidence)")
         // The same failures with every fit in the budget's last third: n50 at half the budget is far lower, the budget
-        // decides n50, and the rows are not counted.
+        // decides n50, and every row is a lower bound. Those below their parameter count cannot support the claim; the
+        // CNN's, four times its parameters, contradicts it (more budget would only fit more).
         let late = records.map { r -> TrialRecord in
             var r = r
             if r.fitted { r.fitEpoch = r.n < 150 ? 100 : 250; r.epochs = r.fitEpoch! }
             return r
         }
         let lateOne = Findings.evaluate(Report.from(late))[0]
-        #expect(lateOne.verdict == .notMeasured && lateOne.evidence.allSatisfy { $0.contains("not counted") }, "\(lateOne.evidence)")
+        #expect(lateOne.verdict == .contradicts && lateOne.against == 1 && lateOne.forClaim == 0, "\(lateOne.evidence)")
+        #expect(lateOne.evidence.filter { $0.contains("a lower bound: counts only if above") }.count == 5, "\(lateOne.evidence)")
+        // A row under a horizon schedule has no budget check: its failures ran out of budget and nothing says whether
+        // more would fit more, so it is not counted.
+        let horizon = configurationRecords(model: "mlp:width=8,depth=1,act=relu", optimizer: "sgd:lr=0.01,schedule=cosine", parameters: 6000, boundary: 1000, seeds: 3)
+        let horizonOne = Findings.evaluate(Report.from(horizon))[0]
+        #expect(horizonOne.verdict == .notMeasured && horizonOne.evidence.allSatisfy { $0.contains("not counted") }, "\(horizonOne.evidence)")
         // One subset of three fitted late, the others early: no significant gain, so the row counts, but its n50 is
         // tested for being below the parameter count only after it is raised by the gain's upper end.
         var uneven = configurationRecords(model: "mlp:width=8,depth=1,act=relu", parameters: 6000, boundary: 1000, seeds: 3)
