@@ -68,8 +68,12 @@ public enum Findings {
         let z = BoundaryFit.normalQuantile(0.5 + (r.boundary?.level ?? 0.9) / 2)
         if let b = r.boundary {
             let se = (log(b.high) - log(b.low)) / (2 * z)
-            return Estimate(theta: log(b.n50) - offset, se: max(se, 1e-6), subsets: b.subsetN50s.map { $0.map { log($0) - offset } },
-                            lowerBound: r.lowerBound || b.highIsBound)
+            let lowerBound = r.lowerBound || b.highIsBound
+            // A lower bound says no more than the largest n its trials reached: an n50 extrapolated past it (a search
+            // that fitted all of a small data set) enters at that n.
+            let top = lowerBound ? b.largestTried.map { log(Double($0)) } ?? .infinity : .infinity
+            return Estimate(theta: min(log(b.n50), top) - offset, se: max(se, 1e-6), subsets: b.subsetN50s.map { $0.map { min(log($0), top) - offset } },
+                            lowerBound: lowerBound)
         }
         return Estimate(theta: log(r.emc) - offset, se: 1e-6, subsets: nil, lowerBound: true)
     }

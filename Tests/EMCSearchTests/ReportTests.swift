@@ -234,6 +234,28 @@ struct ReportTests {
         #expect(Findings.evaluate(Report.from(sgd + gd + gdLow + sgdLow)).first { $0.number == 3 }?.verdict == .mixed)
     }
 
+    @Test("a lower bound whose n50 lies past the largest n its trials reached enters a comparison at that n")
+    func lowerBoundPastTheData() throws {
+        let cnn = Report.from(configurationRecords(model: "cnn:channels=4,layers=2,act=relu", parameters: 2000, boundary: 4000, seeds: 3)).rows[0]
+        let mlp = Report.from(configurationRecords(model: "mlp:width=3,depth=1,act=relu", parameters: 2400, boundary: 1000, seeds: 3)).rows[0]
+        let top = try #require(cnn.boundary?.largestTried)
+        var past = cnn
+        past.lowerBound = true
+        past.boundary!.n50 = Double(top) * 1.2
+        past.boundary!.subsetN50s = past.boundary!.subsetN50s!.map { _ in Double(top) * 1.2 }
+        var at = past
+        at.boundary!.n50 = Double(top)
+        at.boundary!.subsetN50s = at.boundary!.subsetN50s!.map { _ in Double(top) }
+        let (ratioPast, pPast) = try #require(Findings.test(past, mlp))
+        let (ratioAt, pAt) = try #require(Findings.test(at, mlp))
+        #expect(abs(ratioPast - ratioAt) < 1e-9 && abs(pPast - pAt) < 1e-12, "\(ratioPast) \(ratioAt)")
+        // Not a lower bound: the n50 is the estimate, wherever it lies.
+        var estimate = past
+        estimate.lowerBound = false
+        estimate.boundary!.highIsBound = false
+        #expect(try #require(Findings.test(estimate, mlp)).ratio > ratioAt * 1.19)
+    }
+
     @Test("the gain/gap rank correlation uses the pairs' gaps at their common n only, tested by permutation, its power stated")
     func gapAtCommonN() throws {
         var records: [TrialRecord] = []
