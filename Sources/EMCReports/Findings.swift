@@ -213,6 +213,10 @@ public enum Findings {
                     raised.theta += log(1 + stretch)
                     raised.subsets = e.subsets.map { $0.map { $0 + log(1 + stretch) } }
                     test = compare(p, raised)
+                    // The raised n50 is a bound for the claim's side only: above the parameter count, it is no evidence
+                    // against the claim (the n50 itself is below).
+                    test.canContradict = false
+                    if test.difference <= 0 { test.p = 1 }
                     why += String(format: "; tested at %.2f× n50, the most another doubling of the budget could add", 1 + stretch)
                 }
                 comparisons.append(("\(describe(r)) (\(why)) vs \(formatCount(Double(r.parameters))) parameters", test))

@@ -215,6 +215,10 @@ struct ReportTests {
         #expect(!check.bound && (check.gainHigh ?? 0) > 0.2, "\(check)")
         let unevenOne = Findings.evaluate(unevenReport)[0]
         #expect(unevenOne.evidence.contains { $0.contains(String(format: "tested at %.2f× n50", 1 + check.gainHigh!)) }, "\(unevenOne.evidence)")
+        // Just below its parameter count, the raised n50 is above it: that neither supports nor contradicts the claim.
+        let near = uneven.map { r -> TrialRecord in var r = r; r.parameters = 1200; return r }
+        let nearOne = Findings.evaluate(Report.from(near))[0]
+        #expect(nearOne.verdict == .undecided && nearOne.notSignificant == 1 && nearOne.against == 0, "\(nearOne.evidence)")
         #expect(Findings.text(findings).contains("cannot decide") && findings[1].rule.contains("Holm"))
         // Failures that converged short of a fit: finding 1 is tested, and a model far below its parameter count supports it.
         var minima = configurationRecords(model: "mlp:width=64,depth=2,act=relu", parameters: 60_000, boundary: 2000, seeds: 3)
