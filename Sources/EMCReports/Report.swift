@@ -269,7 +269,9 @@ public struct Report: Sendable, Codable {
     static func row(config: String, _ group: [TrialRecord]) -> ReportRow {
         let first = group[0]
         let trialLines = group.filter { $0.kind == .trial }
-        let bySeed = Dictionary(grouping: trialLines, by: \.seed)
+        // The seeds searched: a learning-rate pilot trains at seed 0 whatever the first seed is, and is no seed's search.
+        let searched = Set(trialLines.lazy.filter(\.isSeedSearch).map(\.seed))
+        let bySeed = Dictionary(grouping: trialLines.filter { searched.contains($0.seed) }, by: \.seed)
         var seeds: [SeedSummary] = []
         var train: [Double] = [], test: [Double] = []
         for (seed, lines) in bySeed.sorted(by: { $0.key < $1.key }) {

@@ -238,6 +238,21 @@ struct ReportTests {
         #expect(Findings.evaluate(Report.from(sgd + gd + gdLow + sgdLow)).first { $0.number == 3 }?.verdict == .mixed)
     }
 
+    @Test("a learning-rate pilot at seed 0 is no seed of a search that starts at seed 3")
+    func pilotIsNoSeed() throws {
+        var records = configurationRecords(model: "mlp:width=4,depth=1,act=relu", parameters: 3190, boundary: 400, seeds: 5)
+            .filter { $0.seed >= 3 }
+        var pilot = records[0]
+        pilot.seed = 0
+        pilot.n = 500
+        pilot.role = .pilot
+        pilot.fitted = false
+        pilot.result = .budgetExhausted
+        records.append(pilot)
+        let row = try #require(Report.from(records).rows.first)
+        #expect(row.seeds.map(\.seed) == [3, 4] && !row.unfinished && !row.lowerBound, "\(row.seeds)")
+    }
+
     @Test("a lower bound whose n50 lies past the largest n its trials reached enters a comparison at that n")
     func lowerBoundPastTheData() throws {
         let cnn = Report.from(configurationRecords(model: "cnn:channels=4,layers=2,act=relu", parameters: 2000, boundary: 4000, seeds: 3)).rows[0]
