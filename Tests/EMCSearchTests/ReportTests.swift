@@ -253,6 +253,20 @@ struct ReportTests {
         #expect(row.seeds.map(\.seed) == [3, 4] && !row.unfinished && !row.lowerBound, "\(row.seeds)")
     }
 
+    @Test("a paired comparison estimates the mean of the subsets' log ratios, wherever the pooled n50s lie")
+    func pairedEstimate() throws {
+        var a = Report.from(configurationRecords(model: "mlp:width=4,depth=1,act=relu", parameters: 3190, boundary: 1000, seeds: 4)).rows[0]
+        var b = Report.from(configurationRecords(model: "mlp:width=4,depth=1,act=tanh", parameters: 3190, boundary: 1000, seeds: 4)).rows[0]
+        // Two groups of subsets: the pooled curve's n50 at the upper one.
+        a.boundary!.subsetN50s = [2400, 2800, 150, 120]
+        a.boundary!.n50 = 2400
+        b.boundary!.subsetN50s = [100, 120, 80, 90]
+        b.boundary!.n50 = 95
+        let (ratio, _) = try #require(Findings.test(a, b))
+        let expected = exp(zip(a.boundary!.subsetN50s!, b.boundary!.subsetN50s!).map { log($0 / $1) }.reduce(0, +) / 4)
+        #expect(abs(ratio - expected) < 1e-9 && ratio < 2400.0 / 95 / 2, "\(ratio) \(expected)")
+    }
+
     @Test("a lower bound whose n50 lies past the largest n its trials reached enters a comparison at that n")
     func lowerBoundPastTheData() throws {
         let cnn = Report.from(configurationRecords(model: "cnn:channels=4,layers=2,act=relu", parameters: 2000, boundary: 4000, seeds: 3)).rows[0]
