@@ -52,12 +52,13 @@ public struct DerivedEMC: Codable, Sendable, Equatable {
         }
     }
 
-    /// The boundary at each of the recorded fit thresholds (99%, 99.5%, 99.9%), from each trial's threshold epochs.
+    /// The boundary at each of the recorded fit thresholds (99%, 99.5%, 99.9%) below the run's own (`below`), from each
+    /// trial's threshold epochs: a trial stops when it reaches the run's threshold, so a higher one is never measured.
     /// Logs that predate threshold epochs give none.
-    public static func thresholds(_ trials: [TrialRecord], level: Double = 0.9, boundary: BoundaryFit?? = nil) -> [DerivedEMC] {
+    public static func thresholds(_ trials: [TrialRecord], below run: Double = 1, level: Double = 0.9, boundary: BoundaryFit?? = nil) -> [DerivedEMC] {
         guard trials.contains(where: { $0.thresholdEpochs != nil }) else { return [] }
         let known = boundary.map { (fitted: trials.map(\.fitted), boundary: $0) }
-        return FitOutcome.thresholds.map { t in
+        return FitOutcome.thresholds.filter { $0 < run }.map { t in
             from(trials.map { ($0.n, $0.fitted || $0.thresholdEpochs?[FitOutcome.key(t)] != nil, $0.seed) }, at: t, level: level, known: known)
         }
     }

@@ -318,7 +318,7 @@ public struct Report: Sendable, Codable {
                          dataContentId: first.dataContentId, rootContentId: first.rootContentId,
                          budgetCurve: horizon ? [] : DerivedEMC.budgetCurve(boundaryLines, epochs: boundaryLines.compactMap(\.epochBudget).min() ?? boundaryLines.map(\.epochs).max() ?? 1,
                                                              boundary: .some(boundary)),
-                         thresholdEMCs: DerivedEMC.thresholds(boundaryLines, boundary: .some(boundary)))
+                         thresholdEMCs: DerivedEMC.thresholds(boundaryLines, below: first.fitThreshold ?? 1, boundary: .some(boundary)))
         row.trainer = first.trainer?.kind.rawValue ?? TrainerKind.native.rawValue
         // bf16 autocast is another configuration: its rows say so beside float32's.
         if let precision = first.trainer?.precision, precision.hasPrefix("bf16") { row.trainer += " " + precision }

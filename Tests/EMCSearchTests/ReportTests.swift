@@ -238,6 +238,22 @@ struct ReportTests {
         #expect(Findings.evaluate(Report.from(sgd + gd + gdLow + sgdLow)).first { $0.number == 3 }?.verdict == .mixed)
     }
 
+    @Test("a run at the paper's 99.5% derives its EMC at 99% from the same trials, and none at 99.9%, which it never measured")
+    func thresholdsBelowTheRun() throws {
+        func records(threshold: Double) -> [TrialRecord] {
+            configurationRecords(model: "mlp:width=4,depth=1,act=relu", parameters: 3190, boundary: 1000, seeds: 3).map { r in
+                var r = r
+                r.fitThreshold = threshold
+                r.thresholdEpochs = r.fitted ? ["0.99": 50, "0.995": 60, "0.999": 70] : ["0.99": 200]
+                return r
+            }
+        }
+        let paper = try #require(Report.from(records(threshold: 0.995)).rows.first)
+        #expect(paper.thresholdEMCs.map(\.at) == [0.99], "\(paper.thresholdEMCs)")
+        let full = try #require(Report.from(records(threshold: 1)).rows.first)
+        #expect(full.thresholdEMCs.map(\.at) == [0.99, 0.995, 0.999], "\(full.thresholdEMCs)")
+    }
+
     @Test("a learning-rate pilot at seed 0 is no seed of a search that starts at seed 3")
     func pilotIsNoSeed() throws {
         var records = configurationRecords(model: "mlp:width=4,depth=1,act=relu", parameters: 3190, boundary: 400, seeds: 5)
