@@ -58,7 +58,13 @@ public struct SearchConfig: Sendable {
     public var canonical: String {
         let rules = fit.rules.canonicalLines
         return (["emc-search/1", "data:\(dataContentId)", "variant:\(variant ?? "-")", "model:\(model)", "optimizer:\(optimizer)"]
-                + rules.main + ["normalize:\(normalize)"] + rules.tail + trainerLines).joined(separator: "\n")
+                + rules.main + ["normalize:\(normalize)"] + rules.tail + trainerLines + arithmeticLines).joined(separator: "\n")
+    }
+
+    /// The native trainer's arithmetic revision of the model's family, from revision 2 on (earlier logs keep their keys).
+    private var arithmeticLines: [String] {
+        let revision = model.family.arithmeticRevision
+        return trainer == .native && revision > 1 ? ["arithmetic:\(model.family.rawValue)/\(revision)"] : []
     }
 
     private var trainerLines: [String] {

@@ -10,7 +10,8 @@ import CTrainerKernels
 /// and per sample and head
 ///   S = q·kᵀ / √d  [T, T],  P = softmax over each row of S,  O = P·v  [T, d]  → output[:, h·d ..< (h+1)·d].
 /// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d.
-/// Every product reads q, k and v in place (leading dimension 3·D), so nothing is copied per head.
+/// The products are emc's own (`emc_attention_forward` / `_backward`, attention.c): each reads q, k and v in place
+/// (leading dimension 3·D) and sums every element in one fused multiply-add chain in order.
 public final class SelfAttention: Layer, LayerWithoutHessian {
     public let name = "attention"
     public let inputShape: FeatureShape
@@ -37,30 +38,25 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     deinit { probabilities.deallocate(); scratch.deallocate() }
 
 
-    public func workspaceBytes(maxBatch: Int) -> Int? { checkedProduct([4, maxBatch * heads + 1, tokens, tokens]) }
+    public func workspaceBytes(maxBatch: Int) -> Int? {
+        checkedProduct([4, maxBatch * heads + Parallel.threads, tokens, tokens + headDim])
+    }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         probabilities.deallocate()
         probabilities = .allocate(capacity: maxBatch * heads * tokens * tokens)
-        scratch.allocate(tokens * tokens)
+        scratch.allocate(tokens * (tokens + headDim))
     }
 
     private func probs(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + (b * heads + h) * tokens * tokens }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let t = tokens, d = headDim, ld = 3 * dim
-        let scale = 1 / Float(d).squareRoot()
+        let t = tokens, ld = 3 * dim, scratch = self.scratch
         // Sample by sample over the team (each sample's heads on one thread).
-        Parallel.samples(batch, perSample: heads * t * t) { samples, _ in
+        Parallel.samples(batch, perSample: heads * t * t) { samples, part in
             for b in samples {
-                let qkv = input + b * t * ld
-                for h in 0..<heads {
-                    let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
-                    BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: p, ldc: t)
-                    emc_softmax_rows(p, t, t)
-                    BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: v, ldb: ld, beta: 0,
-                               c: output + b * t * dim + h * d, ldc: dim)
-                }
+                emc_attention_forward(input + b * t * ld, output + b * t * dim, probs(b, 0), Int32(t), Int32(dim),
+                                      Int32(heads), scratch[part])
             }
         }
     }
@@ -68,23 +64,11 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        let t = tokens, d = headDim, ld = 3 * dim
-        let scale = 1 / Float(d).squareRoot()
-        let scratch = self.scratch
+        let t = tokens, ld = 3 * dim, scratch = self.scratch
         Parallel.samples(batch, perSample: heads * t * t) { samples, part in
-            let dp = scratch[part]
             for b in samples {
-                let qkv = input + b * t * ld, dqkv = gradInput + b * t * ld
-                for h in 0..<heads {
-                    let q = qkv + h * d, k = q + dim, v = q + 2 * dim, p = probs(b, h)
-                    let dq = dqkv + h * d, dk = dq + dim, dv = dq + 2 * dim
-                    let dO = gradOutput + b * t * dim + h * d
-                    BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: 1, a: p, lda: t, b: dO, ldb: dim, beta: 0, c: dv, ldc: ld)
-                    BLAS.sgemm(.none, .transpose, m: t, n: t, k: d, alpha: 1, a: dO, lda: dim, b: v, ldb: ld, beta: 0, c: dp, ldc: t)
-                    emc_softmax_backward_rows(dp, p, t, t)
-                    BLAS.sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ld, beta: 0, c: dq, ldc: ld)
-                    BLAS.sgemm(.transpose, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, beta: 0, c: dk, ldc: ld)
-                }
+                emc_attention_backward(input + b * t * ld, probs(b, 0), gradOutput + b * t * dim, gradInput + b * t * ld,
+                                       Int32(t), Int32(dim), Int32(heads), scratch[part])
             }
         }
     }

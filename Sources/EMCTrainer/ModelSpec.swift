@@ -32,6 +32,11 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         public var isConvolutional: Bool { self == .cnn || self == .resnet || self == .efficientnet }
         /// The activation a spec gets when it names none (`act=`).
         public var defaultActivation: ActivationKind { self == .efficientnet ? .silu : self == .vit ? .gelu : .relu }
+        /// The revision of the family's arithmetic: it goes up when a kernel change alters the bits the family's training
+        /// computes, and a search configuration's identity carries it from revision 2 on, so trials of two revisions never
+        /// share a resume key or pool in a report. 2 for vit (attention's products by emc's own kernels, each element one
+        /// fused multiply-add chain, where they were OpenBLAS calls); 1 for the others.
+        public var arithmeticRevision: Int { self == .vit ? 2 : 1 }
     }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
 

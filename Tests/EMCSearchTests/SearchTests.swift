@@ -41,6 +41,18 @@ func config(start: Int = 100, resolution: Double = 0.02, seeds: Int = 1, maxSamp
 
 @Suite("The EMC search")
 struct SearchTests {
+    @Test("a family's arithmetic revision is part of a configuration's identity from revision 2 on: vit's keys moved, the others' did not")
+    func arithmeticRevision() throws {
+        var mlp = try config()
+        #expect(!mlp.canonical.contains("arithmetic"), "an mlp configuration's text is what it always was")
+        let mlpHash = mlp.configHash
+        mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4")
+        #expect(mlp.canonical.hasSuffix("\narithmetic:vit/2"))
+        mlp.trainer = .torch
+        #expect(!mlp.canonical.contains("arithmetic"), "the torch trainer's arithmetic is PyTorch's, keyed by its own line")
+        #expect(mlp.configHash != mlpHash)
+    }
+
     @Test("finds a known threshold within the resolution, within the trial bound, under each confirmation rule",
           arguments: [150, 1_000, 4_321, 19_700, 77_777, 500_000], [FailureConfirmation.final, .each])
     func threshold(t: Int, rule: FailureConfirmation) throws {

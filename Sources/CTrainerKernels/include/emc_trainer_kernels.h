@@ -165,6 +165,11 @@ void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n);
 void emc_softmax_rows(float *restrict p, size_t rows, size_t columns);
 /* Softmax's backward in place: each row of g becomes p ⊙ (g − Σ p·g), p the row's softmax. */
 void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_t rows, size_t columns);
+/* Self-attention's core for one sample (attention.c): `qkv` holds `tokens` rows of [q | k | v] (3·dim floats), `out`
+   tokens rows of dim, `probs` heads × tokens × tokens; `scratch` holds tokens·(tokens + dim/heads) floats. */
+void emc_attention_forward(const float *qkv, float *out, float *probs, int tokens, int dim, int heads, float *scratch);
+void emc_attention_backward(const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
+                            int dim, int heads, float *scratch);
 
 
 

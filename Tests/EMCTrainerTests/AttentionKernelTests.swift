@@ -1,0 +1,60 @@
+import CTrainerKernels
+import EMCCore
+import EMCTrainer
+import Testing
+
+/// Self-attention's products promise one fused multiply-add chain per element, in order, whatever tile or vector lane
+/// the element falls in. The reference below computes exactly that, one element at a time, and must match the layer
+/// bit for bit at a ViT's sizes (65 tokens, 16 values a head: whole tiles) and at sizes that leave partial tiles and
+/// masked vectors (17 tokens and 12 values; 5 and 10).
+@Suite("Self-attention's own products")
+struct AttentionKernelTests {
+    /// Σ_k a(k)·b(k) as fma(a, b, acc) from acc = 0, k in order, times alpha.
+    private func chain(_ depth: Int, alpha: Float, _ a: (Int) -> Float, _ b: (Int) -> Float) -> Float {
+        var acc: Float = 0
+        for k in 0..<depth { acc = acc.addingProduct(a(k), b(k)) }
+        return alpha * acc
+    }
+
+    @Test("forward and backward equal the in-order fused multiply-add chains bit for bit",
+          arguments: [(65, 64, 4), (17, 36, 3), (5, 10, 1)])
+    func matchesChains(shape: (tokens: Int, dim: Int, heads: Int)) throws {
+        let (t, dim, heads) = shape, d = dim / heads, batch = 3, ld = 3 * dim
+        let layer = try SelfAttention(input: FeatureShape(height: 1, width: t, channels: ld), heads: heads)
+        var unused: [Float] = [0]
+        unused.withUnsafeMutableBufferPointer { layer.bind(parameters: $0.baseAddress!, gradients: $0.baseAddress!, maxBatch: batch) }
+        let rng = CounterRNG(seed: 7, stream: .test)
+        let x = (0..<(batch * t * ld)).map { rng.uniform(UInt64($0)) * 4 - 2 }
+        let dy = (0..<(batch * t * dim)).map { rng.uniform(UInt64(1 << 30 | $0)) - 0.5 }
+        var y = [Float](repeating: 0, count: batch * t * dim), dx = [Float](repeating: 0, count: batch * t * ld)
+        layer.forward(x, &y, batch: batch)
+        layer.backward(input: x, output: y, gradOutput: dy, gradInput: &dx, batch: batch)
+
+        let scale = 1 / Float(d).squareRoot()
+        var expectY = [Float](repeating: 0, count: y.count), expectDX = [Float](repeating: 0, count: dx.count)
+        for b in 0..<batch {
+            for h in 0..<heads {
+                func q(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + h * d + c] }
+                func k(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + dim + h * d + c] }
+                func v(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + 2 * dim + h * d + c] }
+                func dO(_ i: Int, _ c: Int) -> Float { dy[(b * t + i) * dim + h * d + c] }
+                var p = [Float](repeating: 0, count: t * t), ds = p
+                for i in 0..<t { for j in 0..<t { p[i * t + j] = chain(d, alpha: scale, { q(i, $0) }, { k(j, $0) }) } }
+                emc_softmax_rows(&p, t, t)
+                for i in 0..<t { for c in 0..<d {
+                    expectY[(b * t + i) * dim + h * d + c] = chain(t, alpha: 1, { p[i * t + $0] }, { v($0, c) })
+                } }
+                for i in 0..<t { for j in 0..<t { ds[i * t + j] = chain(d, alpha: 1, { dO(i, $0) }, { v(j, $0) }) } }
+                emc_softmax_backward_rows(&ds, p, t, t)
+                for i in 0..<t { for c in 0..<d {
+                    let row = (b * t + i) * ld + h * d + c
+                    expectDX[row] = chain(t, alpha: scale, { ds[i * t + $0] }, { k($0, c) })
+                    expectDX[row + dim] = chain(t, alpha: scale, { ds[$0 * t + i] }, { q($0, c) })
+                    expectDX[row + 2 * dim] = chain(t, alpha: 1, { p[$0 * t + i] }, { dO($0, c) })
+                } }
+            }
+        }
+        #expect(y.map(\.bitPattern) == expectY.map(\.bitPattern))
+        #expect(dx.map(\.bitPattern) == expectDX.map(\.bitPattern))
+    }
+}
