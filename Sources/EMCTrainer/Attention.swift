@@ -10,7 +10,7 @@ import CTrainerKernels
 /// and per sample and head
 ///   S = q·kᵀ / √d  [T, T],  P = softmax over each row of S,  O = P·v  [T, d]  → output[:, h·d ..< (h+1)·d].
 /// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d.
-/// The products are emc's own (`emc_attention_forward` / `_backward`, attention.c): each reads q, k and v in place
+/// The products are emc's own (`emc_attention_forward` / `_backward`, product.c): each reads q, k and v in place
 /// (leading dimension 3·D) and sums every element in one fused multiply-add chain in order.
 public final class SelfAttention: Layer, LayerWithoutHessian {
     public let name = "attention"

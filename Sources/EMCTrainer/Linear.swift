@@ -10,6 +10,11 @@ import CTrainerKernels
 /// Backward dW += dyᵀ · x, db += Σ_R dy (sgemm Trans×NoTrans)
 ///          dx  = dy · W               (sgemm NoTrans×NoTrans)
 /// The R-operator is the same three products on (x, R{x}) and (W, V_W): see `rForward` and `rBackward`.
+///
+/// `inPlaceProducts` (the ViT's token-wise maps): the forward and input-gradient products by `emc_product_rows`
+/// (product.c) instead of OpenBLAS: operands read in place (only Wᵀ is copied, for the forward), the bias added as each
+/// element is stored, each element one fused multiply-add chain in order; rows split over the team anywhere. The weight
+/// gradient is emc's tall kernel either way.
 public final class Linear: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -19,15 +24,19 @@ public final class Linear: Layer {
     /// Rows per sample: 1, or H·W when pointwise.
     public let positions: Int
     public let hasBias: Bool
+    public let inPlaceProducts: Bool
+    /// Wᵀ (in × out) for the in-place forward.
+    private var transposed = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var parameters: WeightAndBias!
     private var gradients: WeightAndBias!
     // The R-operator's direction (V_W, V_b) and product slices.
     private var direction: WeightAndBias!
     private var product: WeightAndBias!
 
-    public init(input: FeatureShape, outputs: Int, pointwise: Bool = false, bias: Bool = true) {
+    public init(input: FeatureShape, outputs: Int, pointwise: Bool = false, bias: Bool = true, inPlaceProducts: Bool = false) {
         inputShape = input
         hasBias = bias
+        self.inPlaceProducts = inPlaceProducts
         if pointwise {
             inFeatures = input.channels
             positions = input.height * input.width
@@ -50,7 +59,13 @@ public final class Linear: Layer {
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = WeightAndBias(parameters, weights: outFeatures * inFeatures)
         self.gradients = WeightAndBias(gradients, weights: outFeatures * inFeatures)
+        if inPlaceProducts {
+            transposed.deallocate()
+            transposed = .allocate(capacity: outFeatures * inFeatures)
+        }
     }
+
+    deinit { transposed.deallocate() }
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.direction = WeightAndBias(direction, weights: outFeatures * inFeatures)
@@ -59,6 +74,11 @@ public final class Linear: Layer {
 
     /// out = x · Wᵀ (beta 0) or out += x · Wᵀ (beta 1).
     private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, beta: Float = 1, batch: Int) {
+        if inPlaceProducts {
+            emc_transpose(transposed.baseAddress!, weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
+            inPlaceProduct(x, columns: inFeatures, transposed.baseAddress!, into: out, outputs: outFeatures, bias: nil, accumulate: beta != 0, batch: batch)
+            return
+        }
         BLAS.sgemm(.none, .transpose, m: batch * positions, n: outFeatures, k: inFeatures, alpha: 1, a: x, lda: inFeatures,
                    b: weight, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures)
     }
@@ -71,11 +91,32 @@ public final class Linear: Layer {
 
     /// dx = dy · W (beta 0) or dx += dy · W (beta 1).
     private func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, beta: Float, batch: Int) {
+        if inPlaceProducts {
+            inPlaceProduct(dy, columns: outFeatures, weight, into: dx, outputs: inFeatures, bias: nil, accumulate: beta != 0, batch: batch)
+            return
+        }
         BLAS.sgemm(.none, .none, m: batch * positions, n: inFeatures, k: outFeatures, alpha: 1, a: dy, lda: outFeatures,
                    b: weight, ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
     }
 
+    /// out[r] = a[r] · b (+ bias) (+ out[r]) for the batch's rows, a's rows `columns` long and b `columns` × `outputs`,
+    /// rows split over the team (every element's chain is the same whatever rows a part holds).
+    private func inPlaceProduct(_ a: UnsafePointer<Float>, columns: Int, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                outputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool, batch: Int) {
+        Parallel.ranges(batch * positions, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, columns * outputs))) { rows, _ in
+            emc_product_rows(Int32(rows.count), Int32(outputs), Int32(columns), a + rows.lowerBound * columns, columns, b, outputs,
+                             out + rows.lowerBound * outputs, outputs, bias, accumulate ? 1 : 0)
+        }
+    }
+
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        if inPlaceProducts {
+            // The bias is added to each element as it is stored.
+            emc_transpose(transposed.baseAddress!, parameters.weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
+            inPlaceProduct(input, columns: inFeatures, transposed.baseAddress!, into: output, outputs: outFeatures,
+                           bias: hasBias ? UnsafePointer(parameters.bias) : nil, accumulate: false, batch: batch)
+            return
+        }
         // Bias first, then accumulate the product onto it.
         if hasBias { Parallel.addBias(output, parameters.bias, rows: batch * positions, columns: outFeatures) }
         addProduct(input, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)

@@ -34,8 +34,9 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         public var defaultActivation: ActivationKind { self == .efficientnet ? .silu : self == .vit ? .gelu : .relu }
         /// The revision of the family's arithmetic: it goes up when a kernel change alters the bits the family's training
         /// computes, and a search configuration's identity carries it from revision 2 on, so trials of two revisions never
-        /// share a resume key or pool in a report. 2 for vit (attention's products by emc's own kernels, each element one
-        /// fused multiply-add chain, where they were OpenBLAS calls); 1 for the others.
+        /// share a resume key or pool in a report. 2 for vit (attention's products and the token-wise linear maps'
+        /// forward and input gradient by emc's own kernels, each element one fused multiply-add chain, where they were
+        /// OpenBLAS calls); 1 for the others.
         public var arithmeticRevision: Int { self == .vit ? 2 : 1 }
     }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
@@ -338,13 +339,16 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         let tokens = PatchTokens(input: shape, classToken: classToken)
         layers.append(tokens); shape = tokens.outputShape
         for _ in 0..<encoderDepth {
-            let qkv = Linear(input: shape, outputs: 3 * dim, pointwise: true)
+            // The token-wise maps by emc's in-place products (arithmetic revision 2).
+            func tokenwise(_ input: FeatureShape, _ outputs: Int) -> Linear {
+                Linear(input: input, outputs: outputs, pointwise: true, inPlaceProducts: true)
+            }
+            let qkv = tokenwise(shape, 3 * dim)
             let attention = try SelfAttention(input: qkv.outputShape, heads: heads)
-            layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention,
-                                                                      Linear(input: shape, outputs: dim, pointwise: true)]))
-            let hidden = Linear(input: shape, outputs: mlpRatio * dim, pointwise: true)
+            layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention, tokenwise(shape, dim)]))
+            let hidden = tokenwise(shape, mlpRatio * dim)
             layers.append(try Residual(name: "mlp-block", main: [LayerNorm(input: shape), hidden, Activation(activation, input: hidden.outputShape),
-                                                                Linear(input: hidden.outputShape, outputs: dim, pointwise: true)]))
+                                                                tokenwise(hidden.outputShape, dim)]))
         }
         layers.append(LayerNorm(input: shape))
         layers.append(TokenPool(input: shape, classToken: classToken)); shape = .vector(dim)

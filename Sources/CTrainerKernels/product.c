@@ -1,19 +1,20 @@
-// Self-attention's six products per sample and head, in place on the [q | k | v] rows (SelfAttention in
-// Attention.swift). At a ViT's sizes (65 tokens, 16–32 values a head) each product is 0.1–0.3 MFLOP, and a BLAS call
-// spends as long packing its operands and scaling C as multiplying; here each product reads its operands where they lie
-// (a row of B is contiguous, an element of A is broadcast from any stride), so only kᵀ and vᵀ are copied, 1–2 k floats.
+// Products read in place, for a ViT's step: self-attention's six per sample and head (65 tokens, 16–32 values a head:
+// 0.1–0.3 MFLOP each, where a BLAS call spends as long packing its operands and scaling C as multiplying), and its
+// token-wise linear maps (8,320 rows of 64–256 features at batch 128, where OpenBLAS's packing for each short k panel
+// held it to about half the rate of these tiles). Each product reads A and B where they lie (a row of B is contiguous,
+// an element of A is broadcast from any stride); only kᵀ, vᵀ and a linear map's Wᵀ are copied.
 //
 // Every element of a product is one fused multiply-add chain over k in order, c = fma(A(i, k), B(k, j), c) from
-// c = 0, then times alpha: the AVX2 tiles and the scalar path (machines without AVX2) give the same bits, whatever tile
-// or thread an element falls in.
+// c = 0, then alpha·c, plus the bias or the old C when asked: the AVX2 tiles and the scalar path (machines without
+// AVX2) give the same bits, whatever tile or thread an element falls in, so rows split over threads anywhere.
 #include "emc_trainer_kernels.h"
 #include <immintrin.h>
 #include <math.h>
 
 #pragma clang fp contract(off)
 
-// C[i][j] = alpha · Σ_k A(i, k) · B[k][j] for i < m, j < n, k < depth, where A(i, k) = a[i·ars + k·aks], B's row k
-// starts at b + k·ldb and C's row i at c + i·ldc.
+// C[i][j] = alpha · Σ_k A(i, k) · B[k][j] (+ bias[j]) (+ C[i][j] when accumulate) for i < m, j < n, k < depth, where
+// A(i, k) = a[i·ars + k·aks], B's row k starts at b + k·ldb and C's row i at c + i·ldc.
 typedef struct {
     int m, n, depth;
     float alpha;
@@ -23,14 +24,23 @@ typedef struct {
     size_t ldb;
     float *c;
     size_t ldc;
+    const float *bias;
+    int accumulate;
 } product;
+
+static inline float finish(const product *p, float acc, int i, int j) {
+    float y = p->alpha * acc;
+    if (p->bias) y = y + p->bias[j];
+    if (p->accumulate) y = y + p->c[i * p->ldc + j];
+    return y;
+}
 
 static void product_scalar(const product *p) {
     for (int i = 0; i < p->m; i++)
         for (int j = 0; j < p->n; j++) {
             float acc = 0.0f;
             for (int k = 0; k < p->depth; k++) acc = fmaf(p->a[i * p->ars + k * p->aks], p->b[k * p->ldb + j], acc);
-            p->c[i * p->ldc + j] = p->alpha * acc;
+            p->c[i * p->ldc + j] = finish(p, acc, i, j);
         }
 }
 
@@ -43,14 +53,16 @@ static void product_scalar(const product *p) {
         __m256 acc[R][V];                                                                                              \
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++) acc[r][v] = _mm256_setzero_ps();                                               \
-        const float *a = p->a + i0 * p->ars, *b = p->b + j0;                                                           \
-        const size_t ars = p->ars, aks = p->aks, ldb = p->ldb;                                                         \
-        for (int k = 0; k < p->depth; k++, a += aks, b += ldb) {                                                       \
+        const float *row[R], *b = p->b + j0;                                                                           \
+        for (int r = 0; r < R; r++) row[r] = p->a + (i0 + r) * p->ars; /* each row's base in its own register */       \
+        const size_t aks = p->aks, ldb = p->ldb;                                                                       \
+        size_t at = 0;                                                                                                 \
+        for (int k = 0; k < p->depth; k++, at += aks, b += ldb) {                                                      \
             __m256 bv[V];                                                                                              \
             for (int v = 0; v < V; v++)                                                                                \
                 bv[v] = MASKED && v == V - 1 ? _mm256_maskload_ps(b + v * 8, tail) : _mm256_loadu_ps(b + v * 8);       \
             for (int r = 0; r < R; r++) {                                                                              \
-                __m256 av = _mm256_broadcast_ss(a + r * ars);                                                          \
+                __m256 av = _mm256_broadcast_ss(row[r] + at);                                                          \
                 for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);                         \
             }                                                                                                          \
         }                                                                                                              \
@@ -58,8 +70,14 @@ static void product_scalar(const product *p) {
         for (int r = 0; r < R; r++) {                                                                                  \
             float *c = p->c + (i0 + r) * p->ldc + j0;                                                                  \
             for (int v = 0; v < V; v++) {                                                                              \
+                const int last = MASKED && v == V - 1;                                                                 \
                 __m256 y = _mm256_mul_ps(alpha, acc[r][v]);                                                            \
-                if (MASKED && v == V - 1) _mm256_maskstore_ps(c + v * 8, tail, y);                                     \
+                if (p->bias)                                                                                           \
+                    y = _mm256_add_ps(y, last ? _mm256_maskload_ps(p->bias + j0 + v * 8, tail)                         \
+                                              : _mm256_loadu_ps(p->bias + j0 + v * 8));                                \
+                if (p->accumulate)                                                                                     \
+                    y = _mm256_add_ps(y, last ? _mm256_maskload_ps(c + v * 8, tail) : _mm256_loadu_ps(c + v * 8));     \
+                if (last) _mm256_maskstore_ps(c + v * 8, tail, y);                                                     \
                 else _mm256_storeu_ps(c + v * 8, y);                                                                   \
             }                                                                                                          \
         }                                                                                                              \
@@ -71,31 +89,33 @@ TILES(1, 1)
 TILES(2, 0)
 TILES(2, 1)
 
-// The rows of one column block: 6 at a time (12 accumulators, 2 vectors of B and a broadcast: 15 of the 16 ymm
-// registers), then 4, 2, 1.
-#define ROWS(V, MASKED)                                                                                                \
-    {                                                                                                                  \
-        int i = 0;                                                                                                     \
-        for (; i + 6 <= p->m; i += 6) tile_6_##V##_##MASKED(p, i, j0, tail);                                           \
-        for (; i + 4 <= p->m; i += 4) tile_4_##V##_##MASKED(p, i, j0, tail);                                           \
-        for (; i + 2 <= p->m; i += 2) tile_2_##V##_##MASKED(p, i, j0, tail);                                           \
-        for (; i < p->m; i++) tile_1_##V##_##MASKED(p, i, j0, tail);                                                   \
+// One band of R rows across every column block: the band's rows of A stay in L1 while B's blocks pass.
+#define BAND(R)                                                                                                        \
+    __attribute__((target("avx2,fma"))) static void band_##R(const product *p, int i) {                              \
+        for (int j0 = 0; j0 < p->n; j0 += 16) {                                                                        \
+            int width = p->n - j0 < 16 ? p->n - j0 : 16;                                                               \
+            int vectors = (width + 7) / 8, rest = width - (vectors - 1) * 8;                                           \
+            __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));     \
+            switch (vectors * 2 + (rest < 8)) {                                                                        \
+            case 2: tile_##R##_1_0(p, i, j0, tail); break;                                                             \
+            case 3: tile_##R##_1_1(p, i, j0, tail); break;                                                             \
+            case 4: tile_##R##_2_0(p, i, j0, tail); break;                                                             \
+            default: tile_##R##_2_1(p, i, j0, tail); break;                                                            \
+            }                                                                                                          \
+        }                                                                                                              \
     }
+BAND(6)
+BAND(4)
+BAND(2)
+BAND(1)
 
+// Bands of 6 rows (12 accumulators, 2 vectors of B and a broadcast: 15 of the 16 ymm registers), then 4, 2, 1.
 __attribute__((target("avx2,fma"))) static void product_avx2(const product *p) {
-    // Column blocks of 2 vectors; the last block takes the remainder, its last vector masked when partial.
-    for (int j0 = 0; j0 < p->n; j0 += 16) {
-        int width = p->n - j0 < 16 ? p->n - j0 : 16;
-        int vectors = (width + 7) / 8, rest = width - (vectors - 1) * 8;
-        __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        int masked = rest < 8;
-        switch (vectors * 2 + masked) {
-        case 2: ROWS(1, 0) break;
-        case 3: ROWS(1, 1) break;
-        case 4: ROWS(2, 0) break;
-        default: ROWS(2, 1) break;
-        }
-    }
+    int i = 0;
+    for (; i + 6 <= p->m; i += 6) band_6(p, i);
+    for (; i + 4 <= p->m; i += 4) band_4(p, i);
+    for (; i + 2 <= p->m; i += 2) band_2(p, i);
+    for (; i < p->m; i++) band_1(p, i);
 }
 #endif
 
@@ -173,9 +193,9 @@ void emc_attention_forward(const float *qkv, float *out, float *probs, int token
         const float *q = qkv + h * d, *k = q + dim, *v = q + 2 * dim;
         float *p = probs + (size_t)h * t * t, *kt = scratch;
         transpose(kt, k, ld, t, d);
-        multiply((product){t, t, d, scale, q, ld, 1, kt, t, p, t});
+        multiply((product){t, t, d, scale, q, ld, 1, kt, t, p, t, NULL, 0});
         emc_softmax_rows(p, t, t);
-        multiply((product){t, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim});
+        multiply((product){t, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim, NULL, 0});
     }
 }
 
@@ -189,11 +209,18 @@ void emc_attention_backward(const float *qkv, const float *probs, const float *g
         const float *dO = gradOut + h * d;
         float *dq = gradQKV + h * d, *dk = dq + dim, *dv = dq + 2 * dim;
         float *ds = scratch, *vt = scratch + (size_t)t * t;
-        multiply((product){t, d, t, 1.0f, p, 1, t, dO, dim, dv, ld});          // dv = Pᵀ·dO
+        multiply((product){t, d, t, 1.0f, p, 1, t, dO, dim, dv, ld, NULL, 0});          // dv = Pᵀ·dO
         transpose(vt, v, ld, t, d);
-        multiply((product){t, t, d, 1.0f, dO, dim, 1, vt, t, ds, t});          // dP = dO·vᵀ
+        multiply((product){t, t, d, 1.0f, dO, dim, 1, vt, t, ds, t, NULL, 0});          // dP = dO·vᵀ
         emc_softmax_backward_rows(ds, p, t, t);                                  // dS
-        multiply((product){t, d, t, scale, ds, t, 1, k, ld, dq, ld});           // dq = dS·k/√d
-        multiply((product){t, d, t, scale, ds, 1, t, q, ld, dk, ld});           // dk = dSᵀ·q/√d
+        multiply((product){t, d, t, scale, ds, t, 1, k, ld, dq, ld, NULL, 0});           // dq = dS·k/√d
+        multiply((product){t, d, t, scale, ds, 1, t, q, ld, dk, ld, NULL, 0});           // dk = dSᵀ·q/√d
     }
 }
+
+void emc_product_rows(int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                      size_t ldc, const float *bias, int accumulate) {
+    multiply((product){m, n, depth, 1.0f, a, lda, 1, b, ldb, c, ldc, bias, accumulate});
+}
+
+void emc_transpose(float *y, const float *x, size_t ld, int rows, int columns) { transpose(y, x, ld, rows, columns); }

@@ -3,12 +3,12 @@ import EMCCore
 import EMCTrainer
 import Testing
 
-/// Self-attention's products promise one fused multiply-add chain per element, in order, whatever tile or vector lane
-/// the element falls in. The reference below computes exactly that, one element at a time, and must match the layer
-/// bit for bit at a ViT's sizes (65 tokens, 16 values a head: whole tiles) and at sizes that leave partial tiles and
-/// masked vectors (17 tokens and 12 values; 5 and 10).
-@Suite("Self-attention's own products")
-struct AttentionKernelTests {
+/// The in-place products (product.c: self-attention's, and the ViT's token-wise linear maps') promise one fused
+/// multiply-add chain per element, in order, whatever tile or vector lane the element falls in. The reference below
+/// computes exactly that, one element at a time, and must match the layers bit for bit at a ViT's sizes (65 tokens, 16
+/// values a head, 64–256 features: whole tiles) and at sizes that leave partial tiles and masked vectors.
+@Suite("Self-attention's and the token-wise maps' own products")
+struct InPlaceProductTests {
     /// Σ_k a(k)·b(k) as fma(a, b, acc) from acc = 0, k in order, times alpha.
     private func chain(_ depth: Int, alpha: Float, _ a: (Int) -> Float, _ b: (Int) -> Float) -> Float {
         var acc: Float = 0
@@ -56,5 +56,35 @@ struct AttentionKernelTests {
         }
         #expect(y.map(\.bitPattern) == expectY.map(\.bitPattern))
         #expect(dx.map(\.bitPattern) == expectDX.map(\.bitPattern))
+    }
+
+    @Test("a token-wise linear map's forward and input gradient equal the in-order chains bit for bit; its gradients check",
+          arguments: [(64, 192), (13, 21), (256, 64)])
+    func linearMatchesChains(shape: (inputs: Int, outputs: Int)) throws {
+        let (nIn, nOut) = shape, positions = 7, batch = 3, rows = batch * positions
+        let layer = Linear(input: FeatureShape(height: 1, width: positions, channels: nIn), outputs: nOut, pointwise: true,
+                           inPlaceProducts: true)
+        let rng = CounterRNG(seed: 11, stream: .test)
+        var parameters = (0..<layer.parameterCount).map { rng.uniform(UInt64($0)) - 0.5 }
+        var gradients = [Float](repeating: 0, count: layer.parameterCount)
+        parameters.withUnsafeMutableBufferPointer { p in gradients.withUnsafeMutableBufferPointer { g in
+            layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: batch)
+        } }
+        let x = (0..<(rows * nIn)).map { rng.uniform(UInt64(1 << 20 | $0)) * 2 - 1 }
+        let dy = (0..<(rows * nOut)).map { rng.uniform(UInt64(1 << 30 | $0)) - 0.5 }
+        var y = [Float](repeating: 0, count: rows * nOut), dx = [Float](repeating: 0, count: rows * nIn)
+        layer.forward(x, &y, batch: batch)
+        layer.backward(input: x, output: y, gradOutput: dy, gradInput: &dx, batch: batch)
+        let weight = Array(parameters[0..<(nIn * nOut)]), bias = Array(parameters[(nIn * nOut)...])
+        var expectY = y, expectDX = dx
+        for r in 0..<rows {
+            for o in 0..<nOut { expectY[r * nOut + o] = chain(nIn, alpha: 1, { x[r * nIn + $0] }, { weight[o * nIn + $0] }) + bias[o] }
+            for i in 0..<nIn { expectDX[r * nIn + i] = chain(nOut, alpha: 1, { dy[r * nOut + $0] }, { weight[$0 * nIn + i] }) }
+        }
+        #expect(y.map(\.bitPattern) == expectY.map(\.bitPattern))
+        #expect(dx.map(\.bitPattern) == expectDX.map(\.bitPattern))
+        if nIn * nOut < 1_000 {  // finite differences over every weight: the small shape only
+            gradientCheck(Linear(input: FeatureShape(height: 1, width: 3, channels: nIn), outputs: nOut, pointwise: true, inPlaceProducts: true))
+        }
     }
 }
