@@ -89,33 +89,36 @@ TILES(1, 1)
 TILES(2, 0)
 TILES(2, 1)
 
-// One band of R rows across every column block: the band's rows of A stay in L1 while B's blocks pass.
-#define BAND(R)                                                                                                        \
-    __attribute__((target("avx2,fma"))) static void band_##R(const product *p, int i) {                              \
-        for (int j0 = 0; j0 < p->n; j0 += 16) {                                                                        \
-            int width = p->n - j0 < 16 ? p->n - j0 : 16;                                                               \
-            int vectors = (width + 7) / 8, rest = width - (vectors - 1) * 8;                                           \
-            __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));     \
-            switch (vectors * 2 + (rest < 8)) {                                                                        \
-            case 2: tile_##R##_1_0(p, i, j0, tail); break;                                                             \
-            case 3: tile_##R##_1_1(p, i, j0, tail); break;                                                             \
-            case 4: tile_##R##_2_0(p, i, j0, tail); break;                                                             \
-            default: tile_##R##_2_1(p, i, j0, tail); break;                                                            \
-            }                                                                                                          \
-        }                                                                                                              \
+// Rows i0..<i1 of one column block: bands of 6 rows (12 accumulators, 2 vectors of B and a broadcast: 15 of the 16 ymm
+// registers), then 4, 2, 1.
+#define ROWS(V, MASKED)                                                                                                \
+    {                                                                                                                  \
+        int i = i0;                                                                                                    \
+        for (; i + 6 <= i1; i += 6) tile_6_##V##_##MASKED(p, i, j0, tail);                                             \
+        for (; i + 4 <= i1; i += 4) tile_4_##V##_##MASKED(p, i, j0, tail);                                             \
+        for (; i + 2 <= i1; i += 2) tile_2_##V##_##MASKED(p, i, j0, tail);                                             \
+        for (; i < i1; i++) tile_1_##V##_##MASKED(p, i, j0, tail);                                                     \
     }
-BAND(6)
-BAND(4)
-BAND(2)
-BAND(1)
 
-// Bands of 6 rows (12 accumulators, 2 vectors of B and a broadcast: 15 of the 16 ymm registers), then 4, 2, 1.
+// Panels of rows whose A (about 16 KiB) stays in L1 while each column block of B passes over all of them, so B's block
+// (depth × 16 floats) is read from L2 once per panel.
 __attribute__((target("avx2,fma"))) static void product_avx2(const product *p) {
-    int i = 0;
-    for (; i + 6 <= p->m; i += 6) band_6(p, i);
-    for (; i + 4 <= p->m; i += 4) band_4(p, i);
-    for (; i + 2 <= p->m; i += 2) band_2(p, i);
-    for (; i < p->m; i++) band_1(p, i);
+    int panel = 4096 / (p->depth > 0 ? p->depth : 1) / 6 * 6;
+    if (panel < 6) panel = 6;
+    for (int i0 = 0; i0 < p->m; i0 += panel) {
+        const int i1 = p->m - i0 < panel ? p->m : i0 + panel;
+        for (int j0 = 0; j0 < p->n; j0 += 16) {
+            int width = p->n - j0 < 16 ? p->n - j0 : 16;
+            int vectors = (width + 7) / 8, rest = width - (vectors - 1) * 8;
+            __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            switch (vectors * 2 + (rest < 8)) {
+            case 2: ROWS(1, 0) break;
+            case 3: ROWS(1, 1) break;
+            case 4: ROWS(2, 0) break;
+            default: ROWS(2, 1) break;
+            }
+        }
+    }
 }
 #endif
 
