@@ -11,10 +11,12 @@ import CTrainerKernels
 ///          dx  = dy · W               (sgemm NoTrans×NoTrans)
 /// The R-operator is the same three products on (x, R{x}) and (W, V_W): see `rForward` and `rBackward`.
 ///
-/// `inPlaceProducts` (the ViT's token-wise maps): the forward and input-gradient products by `emc_product_rows`
-/// (product.c) instead of OpenBLAS: operands read in place (only Wᵀ is copied, for the forward), the bias added as each
-/// element is stored, each element one fused multiply-add chain in order; rows split over the team anywhere. The weight
-/// gradient is emc's tall kernel either way.
+/// `inPlaceProducts` (the ViT's token-wise maps): the forward and input-gradient products whose sums are at most
+/// `inPlaceDepth` long by `emc_product_rows` (product.c) instead of OpenBLAS: operands read in place (only Wᵀ is copied,
+/// for the forward), the bias added as each element is stored, each element one fused multiply-add chain in order; rows
+/// split over the team anywhere. OpenBLAS packs its operands for every k panel, which costs most when k is short; from
+/// k = 128 its kernels ran 10–25% faster than product.c's tiles here (docs/benchmarks.md). The weight gradient is emc's
+/// tall kernel either way.
 public final class Linear: Layer {
     public let name: String
     public let inputShape: FeatureShape
@@ -25,6 +27,10 @@ public final class Linear: Layer {
     public let positions: Int
     public let hasBias: Bool
     public let inPlaceProducts: Bool
+    /// The longest sum an in-place product takes (`inPlaceProducts`).
+    public static let inPlaceDepth = 64
+    private var forwardInPlace: Bool { inPlaceProducts && inFeatures <= Self.inPlaceDepth }
+    private var gradientInPlace: Bool { inPlaceProducts && outFeatures <= Self.inPlaceDepth }
     /// Wᵀ (in × out) for the in-place forward.
     private var transposed = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var parameters: WeightAndBias!
@@ -59,7 +65,7 @@ public final class Linear: Layer {
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.parameters = WeightAndBias(parameters, weights: outFeatures * inFeatures)
         self.gradients = WeightAndBias(gradients, weights: outFeatures * inFeatures)
-        if inPlaceProducts {
+        if forwardInPlace {
             transposed.deallocate()
             transposed = .allocate(capacity: outFeatures * inFeatures)
         }
@@ -74,7 +80,7 @@ public final class Linear: Layer {
 
     /// out = x · Wᵀ (beta 0) or out += x · Wᵀ (beta 1).
     private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, beta: Float = 1, batch: Int) {
-        if inPlaceProducts {
+        if forwardInPlace {
             emc_transpose(transposed.baseAddress!, weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
             inPlaceProduct(x, columns: inFeatures, transposed.baseAddress!, into: out, outputs: outFeatures, bias: nil, accumulate: beta != 0, batch: batch)
             return
@@ -91,7 +97,7 @@ public final class Linear: Layer {
 
     /// dx = dy · W (beta 0) or dx += dy · W (beta 1).
     private func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, beta: Float, batch: Int) {
-        if inPlaceProducts {
+        if gradientInPlace {
             inPlaceProduct(dy, columns: outFeatures, weight, into: dx, outputs: inFeatures, bias: nil, accumulate: beta != 0, batch: batch)
             return
         }
@@ -110,7 +116,7 @@ public final class Linear: Layer {
     }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        if inPlaceProducts {
+        if forwardInPlace {
             // The bias is added to each element as it is stored.
             emc_transpose(transposed.baseAddress!, parameters.weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
             inPlaceProduct(input, columns: inFeatures, transposed.baseAddress!, into: output, outputs: outFeatures,

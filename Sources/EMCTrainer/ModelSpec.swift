@@ -34,9 +34,9 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         public var defaultActivation: ActivationKind { self == .efficientnet ? .silu : self == .vit ? .gelu : .relu }
         /// The revision of the family's arithmetic: it goes up when a kernel change alters the bits the family's training
         /// computes, and a search configuration's identity carries it from revision 2 on, so trials of two revisions never
-        /// share a resume key or pool in a report. 2 for vit (attention's products and the token-wise linear maps'
-        /// forward and input gradient by emc's own kernels, each element one fused multiply-add chain, where they were
-        /// OpenBLAS calls); 1 for the others.
+        /// share a resume key or pool in a report. 2 for vit (attention's products, and the token-wise linear maps'
+        /// products whose sums are at most 64 long, by emc's own kernels, each element one fused multiply-add chain, where
+        /// they were OpenBLAS calls); 1 for the others.
         public var arithmeticRevision: Int { self == .vit ? 2 : 1 }
     }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
