@@ -43,9 +43,7 @@ def main():
         torch_rate = first_row(model, json.loads(torch_out)["results"])["samplesPerSecond"]
         emc_out = subprocess.run([emc, "bench", "train", "--only", model, "--no-raw-sgemm", "--repeats", "5", "--json"],
                                  check=True, capture_output=True, text=True).stdout
-        emc_rows = json.loads(emc_out)
-        emc_rows = emc_rows["rows"] if isinstance(emc_rows, dict) and "rows" in emc_rows else emc_rows
-        emc_rate = first_row(model, emc_rows)["samplesPerSecond"]
+        emc_rate = first_row(model, json.loads(emc_out)["results"])["samplesPerSecond"]
         results.append((torch_rate, emc_rate))
         if "--json" not in sys.argv:
             print(f"pair {index + 1}: PyTorch {torch_rate:,.0f} samples/s, emc {emc_rate:,.0f}: {emc_rate / torch_rate:.2f}×", flush=True)
