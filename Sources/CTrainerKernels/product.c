@@ -122,19 +122,10 @@ __attribute__((target("avx2,fma"))) static void product_avx2(const product *p) {
 }
 #endif
 
-static int use_avx2;
-
-// Chosen once when the program loads, before any thread runs a product.
-__attribute__((constructor)) static void choose_kernels(void) {
+// level: the caller's KernelLevel (emc_gemm_tall_level, or lower): ≥ 1 the AVX2 tiles, 0 the scalar path.
+static void multiply(int level, product p) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-}
-
-static void multiply(product p) {
-#if defined(__x86_64__)
-    if (use_avx2) {
+    if (level >= 1) {
         product_avx2(&p);
         return;
     }
@@ -176,9 +167,9 @@ __attribute__((target("avx2,fma"))) static void transpose_avx2(float *restrict y
 #endif
 
 // xᵀ: the `rows` rows of `columns` floats at x (ld apart) become `columns` rows of `rows` floats at y.
-static void transpose(float *restrict y, const float *restrict x, size_t ld, int rows, int columns) {
+static void transpose(int level, float *restrict y, const float *restrict x, size_t ld, int rows, int columns) {
 #if defined(__x86_64__)
-    if (use_avx2) {
+    if (level >= 1) {
         transpose_avx2(y, x, ld, rows, columns);
         return;
     }
@@ -187,7 +178,7 @@ static void transpose(float *restrict y, const float *restrict x, size_t ld, int
         for (int j = 0; j < columns; j++) y[j * rows + i] = x[i * ld + j];
 }
 
-void emc_attention_forward(const float *qkv, float *out, float *probs, int tokens, int dim, int heads,
+void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int dim, int heads,
                            float *scratch) {
     const int t = tokens, d = dim / heads;
     const size_t ld = 3 * (size_t)dim;
@@ -195,14 +186,14 @@ void emc_attention_forward(const float *qkv, float *out, float *probs, int token
     for (int h = 0; h < heads; h++) {
         const float *q = qkv + h * d, *k = q + dim, *v = q + 2 * dim;
         float *p = probs + (size_t)h * t * t, *kt = scratch;
-        transpose(kt, k, ld, t, d);
-        multiply((product){t, t, d, scale, q, ld, 1, kt, t, p, t, NULL, 0});
+        transpose(level, kt, k, ld, t, d);
+        multiply(level, (product){t, t, d, scale, q, ld, 1, kt, t, p, t, NULL, 0});
         emc_softmax_rows(p, t, t);
-        multiply((product){t, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim, NULL, 0});
+        multiply(level, (product){t, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim, NULL, 0});
     }
 }
 
-void emc_attention_backward(const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
+void emc_attention_backward(int level, const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
                             int dim, int heads, float *scratch) {
     const int t = tokens, d = dim / heads;
     const size_t ld = 3 * (size_t)dim;
@@ -212,18 +203,20 @@ void emc_attention_backward(const float *qkv, const float *probs, const float *g
         const float *dO = gradOut + h * d;
         float *dq = gradQKV + h * d, *dk = dq + dim, *dv = dq + 2 * dim;
         float *ds = scratch, *vt = scratch + (size_t)t * t;
-        multiply((product){t, d, t, 1.0f, p, 1, t, dO, dim, dv, ld, NULL, 0});          // dv = Pᵀ·dO
-        transpose(vt, v, ld, t, d);
-        multiply((product){t, t, d, 1.0f, dO, dim, 1, vt, t, ds, t, NULL, 0});          // dP = dO·vᵀ
+        multiply(level, (product){t, d, t, 1.0f, p, 1, t, dO, dim, dv, ld, NULL, 0});          // dv = Pᵀ·dO
+        transpose(level, vt, v, ld, t, d);
+        multiply(level, (product){t, t, d, 1.0f, dO, dim, 1, vt, t, ds, t, NULL, 0});          // dP = dO·vᵀ
         emc_softmax_backward_rows(ds, p, t, t);                                  // dS
-        multiply((product){t, d, t, scale, ds, t, 1, k, ld, dq, ld, NULL, 0});           // dq = dS·k/√d
-        multiply((product){t, d, t, scale, ds, 1, t, q, ld, dk, ld, NULL, 0});           // dk = dSᵀ·q/√d
+        multiply(level, (product){t, d, t, scale, ds, t, 1, k, ld, dq, ld, NULL, 0});           // dq = dS·k/√d
+        multiply(level, (product){t, d, t, scale, ds, 1, t, q, ld, dk, ld, NULL, 0});           // dk = dSᵀ·q/√d
     }
 }
 
-void emc_product_rows(int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+void emc_product_rows(int level, int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                       size_t ldc, const float *bias, int accumulate) {
-    multiply((product){m, n, depth, 1.0f, a, lda, 1, b, ldb, c, ldc, bias, accumulate});
+    multiply(level, (product){m, n, depth, 1.0f, a, lda, 1, b, ldb, c, ldc, bias, accumulate});
 }
 
-void emc_transpose(float *y, const float *x, size_t ld, int rows, int columns) { transpose(y, x, ld, rows, columns); }
+void emc_transpose(int level, float *y, const float *x, size_t ld, int rows, int columns) {
+    transpose(level, y, x, ld, rows, columns);
+}

@@ -55,7 +55,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         // Sample by sample over the team (each sample's heads on one thread).
         Parallel.samples(batch, perSample: heads * t * t) { samples, part in
             for b in samples {
-                emc_attention_forward(input + b * t * ld, output + b * t * dim, probs(b, 0), Int32(t), Int32(dim),
+                emc_attention_forward(BLAS.hardwareLevel.rawValue, input + b * t * ld, output + b * t * dim, probs(b, 0), Int32(t), Int32(dim),
                                       Int32(heads), scratch[part])
             }
         }
@@ -67,7 +67,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         let t = tokens, ld = 3 * dim, scratch = self.scratch
         Parallel.samples(batch, perSample: heads * t * t) { samples, part in
             for b in samples {
-                emc_attention_backward(input + b * t * ld, probs(b, 0), gradOutput + b * t * dim, gradInput + b * t * ld,
+                emc_attention_backward(BLAS.hardwareLevel.rawValue, input + b * t * ld, probs(b, 0), gradOutput + b * t * dim, gradInput + b * t * ld,
                                        Int32(t), Int32(dim), Int32(heads), scratch[part])
             }
         }

@@ -81,8 +81,7 @@ public final class Linear: Layer {
     /// out = x · Wᵀ (beta 0) or out += x · Wᵀ (beta 1).
     private func addProduct(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, beta: Float = 1, batch: Int) {
         if forwardInPlace {
-            emc_transpose(transposed.baseAddress!, weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
-            inPlaceProduct(x, columns: inFeatures, transposed.baseAddress!, into: out, outputs: outFeatures, bias: nil, accumulate: beta != 0, batch: batch)
+            inPlaceForward(x, weight, into: out, bias: nil, accumulate: beta != 0, batch: batch)
             return
         }
         BLAS.sgemm(.none, .transpose, m: batch * positions, n: outFeatures, k: inFeatures, alpha: 1, a: x, lda: inFeatures,
@@ -105,12 +104,20 @@ public final class Linear: Layer {
                    b: weight, ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
     }
 
+    /// out = x · Wᵀ (+ bias) (+ out) in place: Wᵀ copied once, then the rows.
+    private func inPlaceForward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                bias: UnsafePointer<Float>?, accumulate: Bool, batch: Int) {
+        emc_transpose(BLAS.hardwareLevel.rawValue, transposed.baseAddress!, weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
+        inPlaceProduct(x, columns: inFeatures, transposed.baseAddress!, into: out, outputs: outFeatures, bias: bias,
+                       accumulate: accumulate, batch: batch)
+    }
+
     /// out[r] = a[r] · b (+ bias) (+ out[r]) for the batch's rows, a's rows `columns` long and b `columns` × `outputs`,
     /// rows split over the team (every element's chain is the same whatever rows a part holds).
     private func inPlaceProduct(_ a: UnsafePointer<Float>, columns: Int, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
                                 outputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool, batch: Int) {
         Parallel.ranges(batch * positions, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, columns * outputs))) { rows, _ in
-            emc_product_rows(Int32(rows.count), Int32(outputs), Int32(columns), a + rows.lowerBound * columns, columns, b, outputs,
+            emc_product_rows(BLAS.hardwareLevel.rawValue, Int32(rows.count), Int32(outputs), Int32(columns), a + rows.lowerBound * columns, columns, b, outputs,
                              out + rows.lowerBound * outputs, outputs, bias, accumulate ? 1 : 0)
         }
     }
@@ -118,9 +125,8 @@ public final class Linear: Layer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         if forwardInPlace {
             // The bias is added to each element as it is stored.
-            emc_transpose(transposed.baseAddress!, parameters.weight, inFeatures, Int32(outFeatures), Int32(inFeatures))
-            inPlaceProduct(input, columns: inFeatures, transposed.baseAddress!, into: output, outputs: outFeatures,
-                           bias: hasBias ? UnsafePointer(parameters.bias) : nil, accumulate: false, batch: batch)
+            inPlaceForward(input, parameters.weight, into: output, bias: hasBias ? UnsafePointer(parameters.bias) : nil,
+                           accumulate: false, batch: batch)
             return
         }
         // Bias first, then accumulate the product onto it.

@@ -338,11 +338,11 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         layers.append(embed); shape = embed.outputShape
         let tokens = PatchTokens(input: shape, classToken: classToken)
         layers.append(tokens); shape = tokens.outputShape
+        // The token-wise maps by emc's in-place products (arithmetic revision 2).
+        func tokenwise(_ input: FeatureShape, _ outputs: Int) -> Linear {
+            Linear(input: input, outputs: outputs, pointwise: true, inPlaceProducts: true)
+        }
         for _ in 0..<encoderDepth {
-            // The token-wise maps by emc's in-place products (arithmetic revision 2).
-            func tokenwise(_ input: FeatureShape, _ outputs: Int) -> Linear {
-                Linear(input: input, outputs: outputs, pointwise: true, inPlaceProducts: true)
-            }
             let qkv = tokenwise(shape, 3 * dim)
             let attention = try SelfAttention(input: qkv.outputShape, heads: heads)
             layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention, tokenwise(shape, dim)]))

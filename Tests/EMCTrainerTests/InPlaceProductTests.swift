@@ -56,6 +56,23 @@ struct InPlaceProductTests {
         }
         #expect(y.map(\.bitPattern) == expectY.map(\.bitPattern))
         #expect(dx.map(\.bitPattern) == expectDX.map(\.bitPattern))
+
+        // The scalar path (machines without AVX2, KernelLevel.generic) gives the same bits.
+        var scalarY = [Float](repeating: 0, count: y.count), scalarDX = [Float](repeating: 0, count: dx.count)
+        var probabilities = [Float](repeating: 0, count: heads * t * t), scratch = [Float](repeating: 0, count: t * (t + d))
+        for b in 0..<batch {
+            x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dyp in
+                scalarY.withUnsafeMutableBufferPointer { yp in scalarDX.withUnsafeMutableBufferPointer { dxp in
+                    emc_attention_forward(KernelLevel.generic.rawValue, xp.baseAddress! + b * t * ld, yp.baseAddress! + b * t * dim,
+                                          &probabilities, Int32(t), Int32(dim), Int32(heads), &scratch)
+                    emc_attention_backward(KernelLevel.generic.rawValue, xp.baseAddress! + b * t * ld, probabilities,
+                                           dyp.baseAddress! + b * t * dim, dxp.baseAddress! + b * t * ld, Int32(t), Int32(dim),
+                                           Int32(heads), &scratch)
+                } }
+            } }
+        }
+        #expect(scalarY.map(\.bitPattern) == y.map(\.bitPattern))
+        #expect(scalarDX.map(\.bitPattern) == dx.map(\.bitPattern))
     }
 
     @Test("a token-wise linear map's forward and input gradient equal the in-order chains bit for bit; its gradients check",
@@ -83,6 +100,9 @@ struct InPlaceProductTests {
         }
         #expect(y.map(\.bitPattern) == expectY.map(\.bitPattern))
         #expect(dx.map(\.bitPattern) == expectDX.map(\.bitPattern))
+        var scalarDX = dx
+        emc_product_rows(KernelLevel.generic.rawValue, Int32(rows), Int32(nIn), Int32(nOut), dy, nOut, weight, nIn, &scalarDX, nIn, nil, 0)
+        #expect(scalarDX.map(\.bitPattern) == dx.map(\.bitPattern), "the scalar path gives the same bits")
         if nIn * nOut < 1_000 {  // finite differences over every weight: the small shape only
             gradientCheck(Linear(input: FeatureShape(height: 1, width: 3, channels: nIn), outputs: nOut, pointwise: true, inPlaceProducts: true))
         }

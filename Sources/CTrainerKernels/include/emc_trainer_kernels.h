@@ -166,15 +166,16 @@ void emc_softmax_rows(float *restrict p, size_t rows, size_t columns);
 /* Softmax's backward in place: each row of g becomes p ⊙ (g − Σ p·g), p the row's softmax. */
 void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_t rows, size_t columns);
 /* C = A·B (+ bias per column) (+ C when accumulate), A m×depth (rows lda apart), B depth×n (ldb), C m×n (ldc), by
-   product.c's tiles: each element one fused multiply-add chain over depth in order, whatever rows a call covers. */
-void emc_product_rows(int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+   product.c's tiles: each element one fused multiply-add chain over depth in order, whatever rows a call covers. `level`
+   (here and below): a KernelLevel, emc_gemm_tall_level() or lower; ≥ 1 the AVX2 tiles, 0 the scalar path (the same bits). */
+void emc_product_rows(int level, int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                       size_t ldc, const float *bias, int accumulate);
 /* xᵀ: `rows` rows of `columns` floats, ld apart, become `columns` rows of `rows` floats at y. */
-void emc_transpose(float *y, const float *x, size_t ld, int rows, int columns);
+void emc_transpose(int level, float *y, const float *x, size_t ld, int rows, int columns);
 /* Self-attention's core for one sample (product.c): `qkv` holds `tokens` rows of [q | k | v] (3·dim floats), `out`
    tokens rows of dim, `probs` heads × tokens × tokens; `scratch` holds tokens·(tokens + dim/heads) floats. */
-void emc_attention_forward(const float *qkv, float *out, float *probs, int tokens, int dim, int heads, float *scratch);
-void emc_attention_backward(const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
+void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int dim, int heads, float *scratch);
+void emc_attention_backward(int level, const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
                             int dim, int heads, float *scratch);
 
 
