@@ -178,37 +178,39 @@ static void transpose(int level, float *restrict y, const float *restrict x, siz
         for (int j = 0; j < columns; j++) y[j * rows + i] = x[i * ld + j];
 }
 
-void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int dim, int heads,
+void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int queries, int dim, int heads,
                            float *scratch) {
-    const int t = tokens, d = dim / heads;
+    const int t = tokens, r = queries, d = dim / heads;
     const size_t ld = 3 * (size_t)dim;
     const float scale = 1.0f / sqrtf((float)d);
     for (int h = 0; h < heads; h++) {
         const float *q = qkv + h * d, *k = q + dim, *v = q + 2 * dim;
-        float *p = probs + (size_t)h * t * t, *kt = scratch;
+        float *p = probs + (size_t)h * r * t, *kt = scratch;
         transpose(level, kt, k, ld, t, d);
-        multiply(level, (product){t, t, d, scale, q, ld, 1, kt, t, p, t, NULL, 0});
-        emc_softmax_rows(p, t, t);
-        multiply(level, (product){t, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim, NULL, 0});
+        multiply(level, (product){r, t, d, scale, q, ld, 1, kt, t, p, t, NULL, 0});
+        emc_softmax_rows(p, r, t);
+        multiply(level, (product){r, d, t, 1.0f, p, t, 1, v, ld, out + h * d, dim, NULL, 0});
     }
 }
 
 void emc_attention_backward(int level, const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
-                            int dim, int heads, float *scratch) {
-    const int t = tokens, d = dim / heads;
+                            int queries, int dim, int heads, float *scratch) {
+    const int t = tokens, r = queries, d = dim / heads;
     const size_t ld = 3 * (size_t)dim;
     const float scale = 1.0f / sqrtf((float)d);
     for (int h = 0; h < heads; h++) {
-        const float *q = qkv + h * d, *k = q + dim, *v = q + 2 * dim, *p = probs + (size_t)h * t * t;
+        const float *q = qkv + h * d, *k = q + dim, *v = q + 2 * dim, *p = probs + (size_t)h * r * t;
         const float *dO = gradOut + h * d;
         float *dq = gradQKV + h * d, *dk = dq + dim, *dv = dq + 2 * dim;
-        float *ds = scratch, *vt = scratch + (size_t)t * t;
-        multiply(level, (product){t, d, t, 1.0f, p, 1, t, dO, dim, dv, ld, NULL, 0});          // dv = Pᵀ·dO
+        float *ds = scratch, *vt = scratch + (size_t)r * t;
+        multiply(level, (product){t, d, r, 1.0f, p, 1, t, dO, dim, dv, ld, NULL, 0});          // dv = Pᵀ·dO
         transpose(level, vt, v, ld, t, d);
-        multiply(level, (product){t, t, d, 1.0f, dO, dim, 1, vt, t, ds, t, NULL, 0});          // dP = dO·vᵀ
-        emc_softmax_backward_rows(ds, p, t, t);                                  // dS
-        multiply(level, (product){t, d, t, scale, ds, t, 1, k, ld, dq, ld, NULL, 0});           // dq = dS·k/√d
-        multiply(level, (product){t, d, t, scale, ds, 1, t, q, ld, dk, ld, NULL, 0});           // dk = dSᵀ·q/√d
+        multiply(level, (product){r, t, d, 1.0f, dO, dim, 1, vt, t, ds, t, NULL, 0});          // dP = dO·vᵀ
+        emc_softmax_backward_rows(ds, p, r, t);                                  // dS
+        multiply(level, (product){r, d, t, scale, ds, t, 1, k, ld, dq, ld, NULL, 0});           // dq = dS·k/√d
+        for (int i = r; i < t; i++)                                              // the other tokens' queries: unused
+            for (int j = 0; j < d; j++) dq[i * ld + j] = 0.0f;
+        multiply(level, (product){t, d, r, scale, ds, 1, t, q, ld, dk, ld, NULL, 0});           // dk = dSᵀ·q/√d
     }
 }
 

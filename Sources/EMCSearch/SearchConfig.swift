@@ -61,9 +61,10 @@ public struct SearchConfig: Sendable {
                 + rules.main + ["normalize:\(normalize)"] + rules.tail + trainerLines + arithmeticLines).joined(separator: "\n")
     }
 
-    /// The native trainer's arithmetic revision of the model's family, from revision 2 on (earlier logs keep their keys).
+    /// The native trainer's arithmetic revision of the model (`ModelSpec.arithmeticRevision`), from revision 2 on
+    /// (earlier logs keep their keys).
     private var arithmeticLines: [String] {
-        let revision = model.family.arithmeticRevision
+        let revision = model.arithmeticRevision
         return trainer == .native && revision > 1 ? ["arithmetic:\(model.family.rawValue)/\(revision)"] : []
     }
 

@@ -8,55 +8,62 @@ import CTrainerKernels
 /// Multi-head self-attention's core (no causal mask), after the joint q/k/v projection and before the output one, as
 /// timm's `Attention`: the input holds each token's [q | k | v] (3·D values; head h's q is q[h·d ..< (h+1)·d], d = D/H),
 /// and per sample and head
-///   S = q·kᵀ / √d  [T, T],  P = softmax over each row of S,  O = P·v  [T, d]  → output[:, h·d ..< (h+1)·d].
-/// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d.
+///   S = q·kᵀ / √d  [Q, T],  P = softmax over each row of S,  O = P·v  [Q, d]  → output[:, h·d ..< (h+1)·d],
+/// for the queries of the first Q tokens: all T, or only the class token's (`classQueryOnly`, the last encoder block of
+/// a class-token ViT, where nothing after the layer reads the other tokens: the output is that one token).
+/// Backward: dv = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k/√d, dk = dSᵀ·q/√d (dq = 0 for the
+/// tokens whose queries are not used).
 /// The products are emc's own (`emc_attention_forward` / `_backward`, product.c): each reads q, k and v in place
 /// (leading dimension 3·D) and sums every element in one fused multiply-add chain in order.
 public final class SelfAttention: Layer, LayerWithoutHessian {
-    public let name = "attention"
+    public let name: String
     public let inputShape: FeatureShape
     public let outputShape: FeatureShape
     public let heads: Int
     public let tokens: Int
+    /// The tokens whose queries are computed (the first `queries`): `tokens`, or 1 with `classQueryOnly`.
+    public let queries: Int
     public let dim: Int
     var headDim: Int { dim / heads }
     private var probabilities = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var scratch = PartScratch()
 
     /// `input`: tokens of 3·D values ([q | k | v]); throws unless D divides into `heads` heads.
-    public init(input: FeatureShape, heads: Int) throws {
+    public init(input: FeatureShape, heads: Int, classQueryOnly: Bool = false) throws {
         guard input.channels % 3 == 0, heads >= 1, (input.channels / 3) % heads == 0 else {
             throw EMCError(.invalidArgument, "attention: \(input.channels / 3) dimensions do not split into \(heads) heads; choose dim divisible by heads")
         }
         inputShape = input
         self.heads = heads
         tokens = input.height * input.width
+        queries = classQueryOnly ? 1 : tokens
         dim = input.channels / 3
-        outputShape = FeatureShape(height: input.height, width: input.width, channels: dim)
+        outputShape = classQueryOnly ? .vector(dim) : FeatureShape(height: input.height, width: input.width, channels: dim)
+        name = classQueryOnly ? "class-attention" : "attention"
     }
 
     deinit { probabilities.deallocate(); scratch.deallocate() }
 
 
     public func workspaceBytes(maxBatch: Int) -> Int? {
-        checkedProduct([4, maxBatch * heads + Parallel.threads, tokens, tokens + headDim])
+        checkedProduct([4, maxBatch * heads * queries + Parallel.threads * (tokens + headDim), tokens])
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
         probabilities.deallocate()
-        probabilities = .allocate(capacity: maxBatch * heads * tokens * tokens)
+        probabilities = .allocate(capacity: maxBatch * heads * queries * tokens)
         scratch.allocate(tokens * (tokens + headDim))
     }
 
-    private func probs(_ b: Int, _ h: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + (b * heads + h) * tokens * tokens }
+    private func probs(_ b: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + b * heads * queries * tokens }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let t = tokens, ld = 3 * dim, scratch = self.scratch
+        let t = tokens, q = queries, ld = 3 * dim, scratch = self.scratch
         // Sample by sample over the team (each sample's heads on one thread).
-        Parallel.samples(batch, perSample: heads * t * t) { samples, part in
+        Parallel.samples(batch, perSample: heads * q * t) { samples, part in
             for b in samples {
-                emc_attention_forward(BLAS.hardwareLevel.rawValue, input + b * t * ld, output + b * t * dim, probs(b, 0), Int32(t), Int32(dim),
-                                      Int32(heads), scratch[part])
+                emc_attention_forward(BLAS.hardwareLevel.rawValue, input + b * t * ld, output + b * q * dim, probs(b), Int32(t), Int32(q),
+                                      Int32(dim), Int32(heads), scratch[part])
             }
         }
     }
@@ -64,11 +71,11 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
-        let t = tokens, ld = 3 * dim, scratch = self.scratch
-        Parallel.samples(batch, perSample: heads * t * t) { samples, part in
+        let t = tokens, q = queries, ld = 3 * dim, scratch = self.scratch
+        Parallel.samples(batch, perSample: heads * q * t) { samples, part in
             for b in samples {
-                emc_attention_backward(BLAS.hardwareLevel.rawValue, input + b * t * ld, probs(b, 0), gradOutput + b * t * dim, gradInput + b * t * ld,
-                                       Int32(t), Int32(dim), Int32(heads), scratch[part])
+                emc_attention_backward(BLAS.hardwareLevel.rawValue, input + b * t * ld, probs(b), gradOutput + b * q * dim, gradInput + b * t * ld,
+                                       Int32(t), Int32(q), Int32(dim), Int32(heads), scratch[part])
             }
         }
     }

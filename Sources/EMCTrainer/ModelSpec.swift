@@ -32,12 +32,6 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         public var isConvolutional: Bool { self == .cnn || self == .resnet || self == .efficientnet }
         /// The activation a spec gets when it names none (`act=`).
         public var defaultActivation: ActivationKind { self == .efficientnet ? .silu : self == .vit ? .gelu : .relu }
-        /// The revision of the family's arithmetic: it goes up when a kernel change alters the bits the family's training
-        /// computes, and a search configuration's identity carries it from revision 2 on, so trials of two revisions never
-        /// share a resume key or pool in a report. 2 for vit (attention's products, and the token-wise linear maps'
-        /// products whose sums are at most 64 long, by emc's own kernels, each element one fused multiply-add chain, where
-        /// they were OpenBLAS calls); 1 for the others.
-        public var arithmeticRevision: Int { self == .vit ? 2 : 1 }
     }
     public enum Shortcut: String, Sendable, CaseIterable { case projection, a, conv3 }
 
@@ -129,6 +123,18 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         activation = ActivationKind(rawValue: try options.choice("act", default: family.defaultActivation.rawValue,
                                                                  from: ActivationKind.allCases.map(\.rawValue)))!
         try options.rejectUnused()
+    }
+
+    /// The revision of the model's arithmetic in the native trainer: it goes up when a change alters the bits its training
+    /// computes, and a search configuration's identity carries it from revision 2 on, so trials of two revisions never
+    /// share a resume key or pool in a report. 1 for mlp, cnn, resnet and efficientnet. For vit, 2: attention's products
+    /// and the token-wise linear maps' products whose sums are at most 64 long by emc's own kernels, each element one fused
+    /// multiply-add chain; and 3 with a class token (`pool=cls`, the default) and at least one block: the last block
+    /// computes the class token alone after its joint q/k/v projection (the same function; its sums, over fewer rows,
+    /// round differently).
+    public var arithmeticRevision: Int {
+        guard family == .vit else { return 1 }
+        return classToken && encoderDepth > 0 ? 3 : 2
     }
 
     public var description: String {
@@ -342,16 +348,23 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
         func tokenwise(_ input: FeatureShape, _ outputs: Int) -> Linear {
             Linear(input: input, outputs: outputs, pointwise: true, inPlaceProducts: true)
         }
-        for _ in 0..<encoderDepth {
+        for block in 0..<encoderDepth {
+            // A class-token ViT's head reads only the class token, so after the last block's joint q/k/v projection
+            // nothing reads the other tokens: that block computes the class token's attention, projection and MLP alone
+            // (the same function and gradients, without the other 64 tokens' share of the block's work; arithmetic
+            // revision 3). Its shortcut takes the class token of the block's input.
+            let classOnly = classToken && block == encoderDepth - 1
             let qkv = tokenwise(shape, 3 * dim)
-            let attention = try SelfAttention(input: qkv.outputShape, heads: heads)
-            layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention, tokenwise(shape, dim)]))
+            let attention = try SelfAttention(input: qkv.outputShape, heads: heads, classQueryOnly: classOnly)
+            layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention, tokenwise(attention.outputShape, dim)],
+                                       shortcut: classOnly ? [TokenPool(input: shape, classToken: true)] : []))
+            shape = attention.outputShape
             let hidden = tokenwise(shape, mlpRatio * dim)
             layers.append(try Residual(name: "mlp-block", main: [LayerNorm(input: shape), hidden, Activation(activation, input: hidden.outputShape),
                                                                 tokenwise(hidden.outputShape, dim)]))
         }
         layers.append(LayerNorm(input: shape))
-        layers.append(TokenPool(input: shape, classToken: classToken)); shape = .vector(dim)
+        if !classToken || encoderDepth == 0 { layers.append(TokenPool(input: shape, classToken: classToken)); shape = .vector(dim) }
     }
 
     /// The model, allocated for batches of up to `maxBatch`. Refused, before anything is allocated, when it would

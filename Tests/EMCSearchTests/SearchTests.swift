@@ -41,13 +41,15 @@ func config(start: Int = 100, resolution: Double = 0.02, seeds: Int = 1, maxSamp
 
 @Suite("The EMC search")
 struct SearchTests {
-    @Test("a family's arithmetic revision is part of a configuration's identity from revision 2 on: vit's keys moved, the others' did not")
+    @Test("a model's arithmetic revision is part of a configuration's identity from revision 2 on: vit's keys moved, the others' did not")
     func arithmeticRevision() throws {
         var mlp = try config()
         #expect(!mlp.canonical.contains("arithmetic"), "an mlp configuration's text is what it always was")
         let mlpHash = mlp.configHash
-        mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4")
+        mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4,pool=mean")
         #expect(mlp.canonical.hasSuffix("\narithmetic:vit/2"))
+        mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4")
+        #expect(mlp.canonical.hasSuffix("\narithmetic:vit/3"), "a class-token ViT's last block computes the class token alone")
         mlp.trainer = .torch
         #expect(!mlp.canonical.contains("arithmetic"), "the torch trainer's arithmetic is PyTorch's, keyed by its own line")
         #expect(mlp.configHash != mlpHash)

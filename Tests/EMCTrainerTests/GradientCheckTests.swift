@@ -133,6 +133,7 @@ struct GradientCheckTests {
     @Test("self-attention, patch tokens and token pooling") func attention() throws {
         gradientCheck(try SelfAttention(input: FeatureShape(height: 1, width: 4, channels: 3 * 6), heads: 2), batch: 2, inputScale: 2)
         gradientCheck(try SelfAttention(input: FeatureShape(height: 1, width: 3, channels: 3 * 4), heads: 1), batch: 1, inputScale: 2)
+        gradientCheck(try SelfAttention(input: FeatureShape(height: 1, width: 4, channels: 3 * 6), heads: 2, classQueryOnly: true), batch: 2, inputScale: 2)
         #expect(throws: EMCError.self) { try SelfAttention(input: FeatureShape(height: 1, width: 3, channels: 3 * 5), heads: 2) }
         for cls in [true, false] {
             gradientCheck(PatchTokens(input: FeatureShape(height: 2, width: 2, channels: 3), classToken: cls))

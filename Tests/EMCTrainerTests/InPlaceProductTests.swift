@@ -16,17 +16,20 @@ struct InPlaceProductTests {
         return alpha * acc
     }
 
-    @Test("forward and backward equal the in-order fused multiply-add chains bit for bit",
-          arguments: [(65, 64, 4), (17, 36, 3), (5, 10, 1)])
-    func matchesChains(shape: (tokens: Int, dim: Int, heads: Int)) throws {
+    @Test("forward and backward equal the in-order fused multiply-add chains bit for bit, for every token's query and for the class token's alone",
+          arguments: [(65, 64, 4), (17, 36, 3), (5, 10, 1)], [false, true])
+    func matchesChains(shape: (tokens: Int, dim: Int, heads: Int), classQueryOnly: Bool) throws {
         let (t, dim, heads) = shape, d = dim / heads, batch = 3, ld = 3 * dim
-        let layer = try SelfAttention(input: FeatureShape(height: 1, width: t, channels: ld), heads: heads)
+        let layer = try SelfAttention(input: FeatureShape(height: 1, width: t, channels: ld), heads: heads, classQueryOnly: classQueryOnly)
+        let r = classQueryOnly ? 1 : t  // the tokens whose queries are computed
+        #expect(layer.outputShape.count == r * dim)
         var unused: [Float] = [0]
         unused.withUnsafeMutableBufferPointer { layer.bind(parameters: $0.baseAddress!, gradients: $0.baseAddress!, maxBatch: batch) }
         let rng = CounterRNG(seed: 7, stream: .test)
         let x = (0..<(batch * t * ld)).map { rng.uniform(UInt64($0)) * 4 - 2 }
-        let dy = (0..<(batch * t * dim)).map { rng.uniform(UInt64(1 << 30 | $0)) - 0.5 }
-        var y = [Float](repeating: 0, count: batch * t * dim), dx = [Float](repeating: 0, count: batch * t * ld)
+        let dy = (0..<(batch * r * dim)).map { rng.uniform(UInt64(1 << 30 | $0)) - 0.5 }
+        // dx starts as garbage: the backward writes every element, the unused queries' gradients as zeros.
+        var y = [Float](repeating: 0, count: batch * r * dim), dx = [Float](repeating: .nan, count: batch * t * ld)
         layer.forward(x, &y, batch: batch)
         layer.backward(input: x, output: y, gradOutput: dy, gradInput: &dx, batch: batch)
 
@@ -37,20 +40,20 @@ struct InPlaceProductTests {
                 func q(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + h * d + c] }
                 func k(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + dim + h * d + c] }
                 func v(_ i: Int, _ c: Int) -> Float { x[(b * t + i) * ld + 2 * dim + h * d + c] }
-                func dO(_ i: Int, _ c: Int) -> Float { dy[(b * t + i) * dim + h * d + c] }
-                var p = [Float](repeating: 0, count: t * t), ds = p
-                for i in 0..<t { for j in 0..<t { p[i * t + j] = chain(d, alpha: scale, { q(i, $0) }, { k(j, $0) }) } }
-                emc_softmax_rows(&p, t, t)
-                for i in 0..<t { for c in 0..<d {
-                    expectY[(b * t + i) * dim + h * d + c] = chain(t, alpha: 1, { p[i * t + $0] }, { v($0, c) })
+                func dO(_ i: Int, _ c: Int) -> Float { dy[(b * r + i) * dim + h * d + c] }
+                var p = [Float](repeating: 0, count: r * t), ds = p
+                for i in 0..<r { for j in 0..<t { p[i * t + j] = chain(d, alpha: scale, { q(i, $0) }, { k(j, $0) }) } }
+                emc_softmax_rows(&p, r, t)
+                for i in 0..<r { for c in 0..<d {
+                    expectY[(b * r + i) * dim + h * d + c] = chain(t, alpha: 1, { p[i * t + $0] }, { v($0, c) })
                 } }
-                for i in 0..<t { for j in 0..<t { ds[i * t + j] = chain(d, alpha: 1, { dO(i, $0) }, { v(j, $0) }) } }
-                emc_softmax_backward_rows(&ds, p, t, t)
+                for i in 0..<r { for j in 0..<t { ds[i * t + j] = chain(d, alpha: 1, { dO(i, $0) }, { v(j, $0) }) } }
+                emc_softmax_backward_rows(&ds, p, r, t)
                 for i in 0..<t { for c in 0..<d {
                     let row = (b * t + i) * ld + h * d + c
-                    expectDX[row] = chain(t, alpha: scale, { ds[i * t + $0] }, { k($0, c) })
-                    expectDX[row + dim] = chain(t, alpha: scale, { ds[$0 * t + i] }, { q($0, c) })
-                    expectDX[row + 2 * dim] = chain(t, alpha: 1, { p[$0 * t + i] }, { dO($0, c) })
+                    expectDX[row] = i < r ? chain(t, alpha: scale, { ds[i * t + $0] }, { k($0, c) }) : 0
+                    expectDX[row + dim] = chain(r, alpha: scale, { ds[$0 * t + i] }, { q($0, c) })
+                    expectDX[row + 2 * dim] = chain(r, alpha: 1, { p[$0 * t + i] }, { dO($0, c) })
                 } }
             }
         }
@@ -59,14 +62,14 @@ struct InPlaceProductTests {
 
         // The scalar path (machines without AVX2, KernelLevel.generic) gives the same bits.
         var scalarY = [Float](repeating: 0, count: y.count), scalarDX = [Float](repeating: 0, count: dx.count)
-        var probabilities = [Float](repeating: 0, count: heads * t * t), scratch = [Float](repeating: 0, count: t * (t + d))
+        var probabilities = [Float](repeating: 0, count: heads * r * t), scratch = [Float](repeating: 0, count: t * (t + d))
         for b in 0..<batch {
             x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dyp in
                 scalarY.withUnsafeMutableBufferPointer { yp in scalarDX.withUnsafeMutableBufferPointer { dxp in
-                    emc_attention_forward(KernelLevel.generic.rawValue, xp.baseAddress! + b * t * ld, yp.baseAddress! + b * t * dim,
-                                          &probabilities, Int32(t), Int32(dim), Int32(heads), &scratch)
+                    emc_attention_forward(KernelLevel.generic.rawValue, xp.baseAddress! + b * t * ld, yp.baseAddress! + b * r * dim,
+                                          &probabilities, Int32(t), Int32(r), Int32(dim), Int32(heads), &scratch)
                     emc_attention_backward(KernelLevel.generic.rawValue, xp.baseAddress! + b * t * ld, probabilities,
-                                           dyp.baseAddress! + b * t * dim, dxp.baseAddress! + b * t * ld, Int32(t), Int32(dim),
+                                           dyp.baseAddress! + b * r * dim, dxp.baseAddress! + b * t * ld, Int32(t), Int32(r), Int32(dim),
                                            Int32(heads), &scratch)
                 } }
             } }

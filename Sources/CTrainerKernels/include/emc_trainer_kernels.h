@@ -172,11 +172,14 @@ void emc_product_rows(int level, int m, int n, int depth, const float *a, size_t
                       size_t ldc, const float *bias, int accumulate);
 /* xᵀ: `rows` rows of `columns` floats, ld apart, become `columns` rows of `rows` floats at y. */
 void emc_transpose(int level, float *y, const float *x, size_t ld, int rows, int columns);
-/* Self-attention's core for one sample (product.c): `qkv` holds `tokens` rows of [q | k | v] (3·dim floats), `out`
-   tokens rows of dim, `probs` heads × tokens × tokens; `scratch` holds tokens·(tokens + dim/heads) floats. */
-void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int dim, int heads, float *scratch);
+/* Self-attention's core for one sample (product.c) for the first `queries` tokens' queries (all `tokens`, or 1: a class
+   token's, where nothing after the layer reads the other tokens): `qkv` holds `tokens` rows of [q | k | v] (3·dim
+   floats), `out` and `gradOut` `queries` rows of dim, `probs` heads × queries × tokens; `scratch` holds
+   tokens·(tokens + dim/heads) floats. The backward writes zeros for the other tokens' query gradients. */
+void emc_attention_forward(int level, const float *qkv, float *out, float *probs, int tokens, int queries, int dim, int heads,
+                           float *scratch);
 void emc_attention_backward(int level, const float *qkv, const float *probs, const float *gradOut, float *gradQKV, int tokens,
-                            int dim, int heads, float *scratch);
+                            int queries, int dim, int heads, float *scratch);
 
 
 
