@@ -30,7 +30,8 @@ public struct ReportRow: Sendable, Codable {
     public var batch: Int?
     public var budget: String?
     public var fitThreshold: Double?
-    /// Who trained the trials ("native" or "torch"; logs from before the choice: native).
+    /// Who trained the trials ("native" or "torch"; logs from before the choice: native), with the native trainer's
+    /// arithmetic revision from 2 on ("native (arithmetic 3)") and the torch trainer's bf16 policy.
     public var trainer: String = TrainerKind.native.rawValue
     /// The named protocol the configuration was run by ("paper", "paper (budget scaled: ...)"); nil: emc's own.
     public var `protocol`: String?
@@ -249,7 +250,7 @@ public struct Report: Sendable, Codable {
         struct Key: Hashable { var condition, model, optimizer: String; var batch: Int?; var budget: String?; var threshold: Double? }
         func key(_ r: ReportRow) -> Key { Key(condition: r.condition, model: r.model, optimizer: r.optimizer, batch: r.batch, budget: r.budget, threshold: r.fitThreshold) }
         let torch = Dictionary(grouping: rows.filter { $0.trainer == TrainerKind.torch.rawValue }, by: key)
-        return rows.filter { $0.trainer == TrainerKind.native.rawValue }.compactMap { native in
+        return rows.filter { $0.trainer.hasPrefix(TrainerKind.native.rawValue) }.compactMap { native in
             guard let other = torch[key(native)]?.first, let a = native.boundary, let b = other.boundary else { return nil }
             return TrainerPair(native: native.config, torch: other.config, model: native.model, condition: native.condition,
                                nativeInterval: [a.low, a.high], torchInterval: [b.low, b.high], overlap: a.low <= b.high && b.low <= a.high)
@@ -320,6 +321,8 @@ public struct Report: Sendable, Codable {
                                                              boundary: .some(boundary)),
                          thresholdEMCs: DerivedEMC.thresholds(boundaryLines, below: first.fitThreshold ?? 1, boundary: .some(boundary)))
         row.trainer = first.trainer?.kind.rawValue ?? TrainerKind.native.rawValue
+        // A native model whose arithmetic changed: the revision tells its rows from an earlier revision's.
+        if let revision = first.trainer?.arithmetic { row.trainer += " (arithmetic \(revision))" }
         // bf16 autocast is another configuration: its rows say so beside float32's.
         if let precision = first.trainer?.precision, precision.hasPrefix("bf16") { row.trainer += " " + precision }
         row.protocol = first.protocol
@@ -437,7 +440,7 @@ extension Report {
 extension ReportRow {
     /// The configuration as a heading names it: data, model, optimizer, budget and the trainer when it is not native.
     public var title: String {
-        "\(condition), \(model), \(optimizer)\(budget.map { ", \($0)" } ?? "")\(trainer == TrainerKind.native.rawValue ? "" : ", trained by \(trainer)")"
+        "\(condition), \(model), \(optimizer)\(budget.map { ", \($0)" } ?? "")\(trainer == TrainerKind.native.rawValue ? "" : trainer.hasPrefix(TrainerKind.native.rawValue) ? ", \(trainer)" : ", trained by \(trainer)")"
     }
 
     /// What the report says of this configuration beyond its table row, a line each: the boundary, the seeds, the budget

@@ -349,6 +349,7 @@ public final class EMCSearch: @unchecked Sendable {
         record.checkEvery = config.fit.checkEvery
         record.protocol = config.protocolName
         record.trainer = outcome.trainer ?? (config.trainer == .native ? .native : nil)
+        if config.trainer == .native, config.model.arithmeticRevision > 1 { record.trainer?.arithmetic = config.model.arithmeticRevision }
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
                                                    blas: "OpenBLAS \(BLAS.coreName)", threads: trialThreads)
         return record

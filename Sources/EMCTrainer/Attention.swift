@@ -81,6 +81,119 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
     }
 }
 
+/// The joint q/k/v projection of a class-token ViT's last encoder block, where attention reads one query
+/// (`SelfAttention(classQueryOnly:)`): keys and values for every token, the query for the class token (token 0) alone.
+/// Its parameters are a `Linear`'s to 3·D outputs (W [3D, D] with the query's rows first, then b [3D]), drawn alike; its
+/// output is laid out as that Linear's ([q | k | v] per token), with zeros for the other tokens' queries.
+/// Forward  kv = x · W_kvᵀ + b_kv (every row),  q = x₀ · W_qᵀ + b_q (each sample's class-token row x₀)
+/// Backward dW_kv += dkvᵀ · x, dW_q += dqᵀ · x₀ (the class-token rows), db likewise; dx = dkv · W_kv, dx₀ += dq · W_q.
+/// Products whose sums are at most `Linear.inPlaceDepth` long by `emc_product_rows` (each element one fused multiply-add
+/// chain in order, split over the team anywhere), the rest by OpenBLAS, the weight gradients by `BLAS`'s rules.
+public final class ClassQueryProjection: Layer, LayerWithoutHessian {
+    public let name = "class-query-qkv"
+    public let inputShape: FeatureShape
+    public let outputShape: FeatureShape
+    public let dim: Int
+    public let tokens: Int
+    /// Wᵀ (D × 3D) for the in-place forward.
+    private var transposed = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var parameters: WeightAndBias!
+    private var gradients: WeightAndBias!
+
+    /// `input`: tokens of D values, the class token first.
+    public init(input: FeatureShape) {
+        inputShape = input
+        dim = input.channels
+        tokens = input.height * input.width
+        outputShape = FeatureShape(height: input.height, width: input.width, channels: 3 * input.channels)
+    }
+
+    deinit { transposed.deallocate() }
+
+    public var parameterTensors: [(count: Int, fanIn: Int)] { [(3 * dim * dim, dim), (3 * dim, dim)] }
+    public var matrixShapes: [(rows: Int, cols: Int)?] { [(3 * dim, dim), nil] }
+    private var inPlace: Bool { dim <= Linear.inPlaceDepth }
+
+    public func workspaceBytes(maxBatch: Int) -> Int? { inPlace ? checkedProduct([4, 3, dim, dim]) : 0 }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, maxBatch: Int) {
+        self.parameters = WeightAndBias(parameters, weights: 3 * dim * dim)
+        self.gradients = WeightAndBias(gradients, weights: 3 * dim * dim)
+        if inPlace {
+            transposed.deallocate()
+            transposed = .allocate(capacity: 3 * dim * dim)
+        }
+    }
+
+    /// c[r] = a[r] · b (+ bias) (+ c[r]) for `rows` rows (a's rows lda apart, c's ldc apart), b depth × n (ldb), by the
+    /// in-place tiles, rows split over the team.
+    private func inPlaceRows(_ rows: Int, n: Int, depth: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                             _ c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+        Parallel.ranges(rows, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, depth * n))) { part, _ in
+            emc_product_rows(BLAS.hardwareLevel.rawValue, Int32(part.count), Int32(n), Int32(depth), a + part.lowerBound * lda, lda, b, ldb,
+                             c + part.lowerBound * ldc, ldc, bias, accumulate ? 1 : 0)
+        }
+    }
+
+    /// y[r][0..<n] += bias for rows `ld` apart.
+    private static func addBias(_ y: UnsafeMutablePointer<Float>, ld: Int, rows: Int, _ bias: UnsafePointer<Float>, n: Int) {
+        Parallel.ranges(rows, minimum: max(1, Parallel.minimumElements / max(1, n))) { part, _ in
+            for r in part { let row = y + r * ld; for j in 0..<n { row[j] += bias[j] } }
+        }
+    }
+
+    /// out[j] += Σ_r x[r][j] over rows `ld` apart, in row order, columns split over the team.
+    private static func sumRows(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, ld: Int, rows: Int, n: Int) {
+        Parallel.ranges(n, grain: 8, minimum: max(8, Parallel.minimumElements / max(1, rows))) { columns, _ in
+            emc_sum_rows_strided(out + columns.lowerBound, x + columns.lowerBound, ld, rows, columns.count)
+        }
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
+        let d = dim, t = tokens, rows = batch * t, w = parameters.weight, b = parameters.bias
+        if inPlace {
+            emc_transpose(BLAS.hardwareLevel.rawValue, transposed.baseAddress!, w, d, Int32(3 * d), Int32(d))
+            let wt = UnsafePointer(transposed.baseAddress!)
+            inPlaceRows(rows, n: 2 * d, depth: d, input, lda: d, wt + d, ldb: 3 * d, output + d, ldc: 3 * d, bias: b + d, accumulate: false)
+            inPlaceRows(batch, n: d, depth: d, input, lda: t * d, wt, ldb: 3 * d, output, ldc: t * 3 * d, bias: b, accumulate: false)
+        } else {
+            BLAS.sgemm(.none, .transpose, m: rows, n: 2 * d, k: d, alpha: 1, a: input, lda: d, b: w + d * d, ldb: d, beta: 0,
+                       c: output + d, ldc: 3 * d)
+            Self.addBias(output + d, ld: 3 * d, rows: rows, b + d, n: 2 * d)
+            BLAS.sgemm(.none, .transpose, m: batch, n: d, k: d, alpha: 1, a: input, lda: t * d, b: w, ldb: d, beta: 0,
+                       c: output, ldc: t * 3 * d)
+            Self.addBias(output, ld: t * 3 * d, rows: batch, b, n: d)
+        }
+        // The other tokens' queries: nothing reads them; zeros rather than whatever the buffer held.
+        Parallel.ranges(batch, minimum: max(1, Parallel.minimumElements / max(1, t * d))) { samples, _ in
+            for s in samples { for i in 1..<max(1, t) { (output + (s * t + i) * 3 * d).update(repeating: 0, count: d) } }
+        }
+    }
+
+    public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
+        let d = dim, t = tokens, rows = batch * t, w = UnsafePointer(parameters.weight)
+        BLAS.accumulateTransposedProduct(m: 2 * d, n: d, k: rows, a: gradOutput + d, lda: 3 * d, b: input, ldb: d,
+                                         c: gradients.weight + d * d, ldc: d)
+        BLAS.accumulateTransposedProduct(m: d, n: d, k: batch, a: gradOutput, lda: t * 3 * d, b: input, ldb: t * d, c: gradients.weight, ldc: d)
+        Self.sumRows(gradients.bias + d, gradOutput + d, ld: 3 * d, rows: rows, n: 2 * d)
+        Self.sumRows(gradients.bias, gradOutput, ld: t * 3 * d, rows: batch, n: d)
+        guard let gradInput else { return }
+        if 2 * d <= Linear.inPlaceDepth {
+            inPlaceRows(rows, n: d, depth: 2 * d, gradOutput + d, lda: 3 * d, w + d * d, ldb: d, gradInput, ldc: d, bias: nil, accumulate: false)
+        } else {
+            BLAS.sgemm(.none, .none, m: rows, n: d, k: 2 * d, alpha: 1, a: gradOutput + d, lda: 3 * d, b: w + d * d, ldb: d, beta: 0,
+                       c: gradInput, ldc: d)
+        }
+        if inPlace {
+            inPlaceRows(batch, n: d, depth: d, gradOutput, lda: t * 3 * d, w, ldb: d, gradInput, ldc: t * d, bias: nil, accumulate: true)
+        } else {
+            BLAS.sgemm(.none, .none, m: batch, n: d, k: d, alpha: 1, a: gradOutput, lda: t * 3 * d, b: w, ldb: d, beta: 1,
+                       c: gradInput, ldc: t * d)
+        }
+    }
+}
+
 /// Patch embeddings to tokens: the patch grid [h, w, D] (a convolution with stride = kernel) becomes h·w tokens, after
 /// a learned class token when `classToken`; each token adds its learned position embedding. Parameters: the class token
 /// [D] (when present), then the position embeddings [T, D]; both start normal with standard deviation 0.02, as timm's.

@@ -130,8 +130,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     /// share a resume key or pool in a report. 1 for mlp, cnn, resnet and efficientnet. For vit, 2: attention's products
     /// and the token-wise linear maps' products whose sums are at most 64 long by emc's own kernels, each element one fused
     /// multiply-add chain; and 3 with a class token (`pool=cls`, the default) and at least one block: the last block
-    /// computes the class token alone after its joint q/k/v projection (the same function; its sums, over fewer rows,
-    /// round differently).
+    /// computes the class token alone once every token's keys and values are known (the same function; its sums, over
+    /// fewer rows, round differently).
     public var arithmeticRevision: Int {
         guard family == .vit else { return 1 }
         return classToken && encoderDepth > 0 ? 3 : 2
@@ -349,12 +349,12 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
             Linear(input: input, outputs: outputs, pointwise: true, inPlaceProducts: true)
         }
         for block in 0..<encoderDepth {
-            // A class-token ViT's head reads only the class token, so after the last block's joint q/k/v projection
-            // nothing reads the other tokens: that block computes the class token's attention, projection and MLP alone
-            // (the same function and gradients, without the other 64 tokens' share of the block's work; arithmetic
+            // A class-token ViT's head reads only the class token, so in the last block nothing reads the other tokens
+            // after their keys and values: that block computes the class token's query, attention, projection and MLP
+            // alone (the same function and gradients, without the other tokens' share of the block's work; arithmetic
             // revision 3). Its shortcut takes the class token of the block's input.
             let classOnly = classToken && block == encoderDepth - 1
-            let qkv = tokenwise(shape, 3 * dim)
+            let qkv: Layer = classOnly ? ClassQueryProjection(input: shape) : tokenwise(shape, 3 * dim)
             let attention = try SelfAttention(input: qkv.outputShape, heads: heads, classQueryOnly: classOnly)
             layers.append(try Residual(name: "attention-block", main: [LayerNorm(input: shape), qkv, attention, tokenwise(attention.outputShape, dim)],
                                        shortcut: classOnly ? [TokenPool(input: shape, classToken: true)] : []))

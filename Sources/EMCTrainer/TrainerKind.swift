@@ -35,6 +35,9 @@ public struct TrainerRecord: Codable, Sendable, Equatable {
     public var threads: Int?
     /// The parameter count of the model the worker built (checked against emc's own count of the spec).
     public var parameters: Int?
+    /// The native trainer's arithmetic revision of the model (`ModelSpec.arithmeticRevision`), from revision 2 on: what
+    /// tells a report's rows of two revisions apart (their configurations differ by it, their specs do not).
+    public var arithmetic: Int?
 
     public init(kind: TrainerKind, precision: String = "float32") {
         self.kind = kind

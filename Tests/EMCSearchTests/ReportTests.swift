@@ -73,6 +73,28 @@ struct ReportTests {
         #expect(ReportFilter.keys.contains("trainer"))
     }
 
+    @Test("rows of a model at two arithmetic revisions stay apart and the trainer column tells them apart; a revision's native row still pairs with the torch trainer's")
+    func arithmeticRevisions() throws {
+        func trained(_ records: [TrialRecord], kind: TrainerKind, arithmetic: Int?, config: String) -> [TrialRecord] {
+            records.map { r in
+                var r = r
+                r.config = config
+                r.key = config + "/\(r.seed)"
+                r.trainer = TrainerRecord(kind: kind)
+                r.trainer?.arithmetic = arithmetic
+                return r
+            }
+        }
+        let spec = "vit:dim=16,depth=1,heads=2,patch=4"
+        let older = trained(configurationRecords(model: spec, parameters: 3514, boundary: 370, seeds: 2), kind: .native, arithmetic: 2, config: "a")
+        let newer = trained(configurationRecords(model: spec, parameters: 3514, boundary: 370, seeds: 2), kind: .native, arithmetic: 3, config: "b")
+        let report = Report.from(older + newer)
+        #expect(report.rows.map(\.trainer) == ["native (arithmetic 2)", "native (arithmetic 3)"])
+        #expect(report.text.contains("| trainer") && report.text.contains("native (arithmetic 3)"))
+        let torch = trained(configurationRecords(model: spec, parameters: 3514, boundary: 380, seeds: 2), kind: .torch, arithmetic: nil, config: "c")
+        #expect(Report.from(newer + torch).trainerPairs.count == 1)
+    }
+
     @Test("rows group by the full configuration; settings that differ get a column; a log read twice counts once")
     func grouping() throws {
         let a = configurationRecords(model: "mlp:width=8", parameters: 6000, boundary: 2000, budget: "300 epochs")

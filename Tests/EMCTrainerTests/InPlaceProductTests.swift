@@ -110,4 +110,53 @@ struct InPlaceProductTests {
             gradientCheck(Linear(input: FeatureShape(height: 1, width: 3, channels: nIn), outputs: nOut, pointwise: true, inPlaceProducts: true))
         }
     }
+
+    @Test("a class-token block's q/k/v projection gives a Linear's keys and values for every token and its query for the class token; its gradients match and check",
+          arguments: [8, 40, 72])
+    func classQueryProjection(dim: Int) throws {
+        let t = 5, batch = 3, rows = batch * t, d = dim
+        let shape = FeatureShape(height: 1, width: t, channels: d)
+        let layer = ClassQueryProjection(input: shape)
+        let linear = Linear(input: shape, outputs: 3 * d, pointwise: true, inPlaceProducts: true)
+        #expect(layer.parameterTensors.map(\.count) == linear.parameterTensors.map(\.count))
+        #expect(layer.parameterTensors.map(\.fanIn) == linear.parameterTensors.map(\.fanIn))
+        let rng = CounterRNG(seed: 5, stream: .test)
+        var parameters = (0..<layer.parameterCount).map { rng.uniform(UInt64($0)) - 0.5 }
+        var gradients = [Float](repeating: 0, count: layer.parameterCount), linearGradients = gradients
+        parameters.withUnsafeMutableBufferPointer { p in
+            gradients.withUnsafeMutableBufferPointer { layer.bind(parameters: p.baseAddress!, gradients: $0.baseAddress!, maxBatch: batch) }
+            linearGradients.withUnsafeMutableBufferPointer { linear.bind(parameters: p.baseAddress!, gradients: $0.baseAddress!, maxBatch: batch) }
+        }
+        let x = (0..<(rows * d)).map { rng.uniform(UInt64(1 << 20 | $0)) * 2 - 1 }
+        // The gradient attention gives: zero for the queries of every token but the class token.
+        let dy = (0..<(rows * 3 * d)).map { i -> Float in
+            let (row, column) = i.quotientAndRemainder(dividingBy: 3 * d)
+            return row % t != 0 && column < d ? 0 : rng.uniform(UInt64(1 << 30 | i)) - 0.5
+        }
+        var y = [Float](repeating: .nan, count: rows * 3 * d), expectY = y
+        var dx = [Float](repeating: .nan, count: rows * d), expectDX = dx
+        layer.forward(x, &y, batch: batch)
+        linear.forward(x, &expectY, batch: batch)
+        layer.backward(input: x, output: y, gradOutput: dy, gradInput: &dx, batch: batch)
+        linear.backward(input: x, output: expectY, gradOutput: dy, gradInput: &expectDX, batch: batch)
+        for r in 0..<rows {
+            for o in 0..<(3 * d) {
+                let (got, want) = (y[r * 3 * d + o], expectY[r * 3 * d + o])
+                if r % t != 0 && o < d {
+                    #expect(got == 0, "row \(r), output \(o): the other tokens' queries are zeros")
+                } else if d <= Linear.inPlaceDepth {
+                    #expect(got.bitPattern == want.bitPattern, "row \(r), output \(o): the in-place chain, as the Linear computes it")
+                } else {
+                    #expect(abs(got - want) <= 1e-5 * max(1, abs(want)), "row \(r), output \(o): \(got) against \(want)")
+                }
+            }
+        }
+        for (i, (got, want)) in zip(dx, expectDX).enumerated() {
+            #expect(abs(got - want) <= 1e-5 * max(1, abs(want)), "input gradient \(i): \(got) against \(want)")
+        }
+        for (i, (got, want)) in zip(gradients, linearGradients).enumerated() {
+            #expect(abs(got - want) <= 1e-5 * max(1, abs(want)), "parameter gradient \(i): \(got) against \(want)")
+        }
+        if d <= 8 { gradientCheck(ClassQueryProjection(input: FeatureShape(height: 1, width: 3, channels: d))) }
+    }
 }

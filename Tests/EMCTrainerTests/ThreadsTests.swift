@@ -30,6 +30,9 @@ struct ThreadsTests {
         ("resnet:width=0.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         ("vit:dim=32,depth=1,heads=2,patch=4", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
+        // A whole block, then the class token's (products longer than 64: OpenBLAS's paths), and mean pooling.
+        ("vit:dim=72,depth=2,heads=2,patch=8", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.01,momentum=0.9", 48),
+        ("vit:dim=32,depth=1,heads=2,patch=4,pool=mean", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
     ])
     func sameBits(spec: String, shape: FeatureShape, optimizer: String, batch: Int) throws {
         let data = try randomImages(n: 96, shape: shape, classes: 10, seed: 5)
