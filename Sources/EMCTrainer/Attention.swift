@@ -55,12 +55,15 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
         scratch.allocate(tokens * (tokens + headDim))
     }
 
+    /// A sample's floats for the team's split: its probabilities, or for one query the keys and values it reads.
+    private var perSample: Int { heads * max(queries * tokens, 2 * tokens * headDim) }
+
     private func probs(_ b: Int) -> UnsafeMutablePointer<Float> { probabilities.baseAddress! + b * heads * queries * tokens }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let t = tokens, q = queries, ld = 3 * dim, scratch = self.scratch
         // Sample by sample over the team (each sample's heads on one thread).
-        Parallel.samples(batch, perSample: heads * q * t) { samples, part in
+        Parallel.samples(batch, perSample: perSample) { samples, part in
             for b in samples {
                 emc_attention_forward(BLAS.hardwareLevel.rawValue, input + b * t * ld, output + b * q * dim, probs(b), Int32(t), Int32(q),
                                       Int32(dim), Int32(heads), scratch[part])
@@ -72,7 +75,7 @@ public final class SelfAttention: Layer, LayerWithoutHessian {
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let gradInput else { return }
         let t = tokens, q = queries, ld = 3 * dim, scratch = self.scratch
-        Parallel.samples(batch, perSample: heads * q * t) { samples, part in
+        Parallel.samples(batch, perSample: perSample) { samples, part in
             for b in samples {
                 emc_attention_backward(BLAS.hardwareLevel.rawValue, input + b * t * ld, probs(b), gradOutput + b * q * dim, gradInput + b * t * ld,
                                        Int32(t), Int32(q), Int32(dim), Int32(heads), scratch[part])
@@ -224,22 +227,32 @@ public final class PatchTokens: Layer, LayerWithoutHessian {
     private var lead: Int { classToken ? dim : 0 }
 
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
-        let position = parameters + lead, n = outputShape.count, first = lead
-        for b in 0..<batch {
-            let y = output + b * n, x = input + b * inputShape.count
-            if classToken { for j in 0..<dim { y[j] = parameters[j] + position[j] } }
-            for j in 0..<inputShape.count { y[first + j] = x[j] + position[first + j] }
+        let parameters = self.parameters!, position = parameters + lead, n = outputShape.count, first = lead, m = inputShape.count
+        let classToken = self.classToken, dim = self.dim
+        Parallel.samples(batch, perSample: n) { samples, _ in
+            for b in samples {
+                let y = output + b * n, x = input + b * m
+                if classToken { for j in 0..<dim { y[j] = parameters[j] + position[j] } }
+                for j in 0..<m { y[first + j] = x[j] + position[first + j] }
+            }
         }
     }
 
+    /// The embeddings' gradients sum over the batch, each element in sample order, split by elements; the input
+    /// gradient by samples.
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
-        let position = gradients + lead, n = outputShape.count, first = lead
-        for b in 0..<batch {
-            let g = gradOutput + b * n
-            for j in 0..<n { position[j] += g[j] }
-            if classToken { for j in 0..<dim { gradients[j] += g[j] } }
-            gradInput?.advanced(by: b * inputShape.count).update(from: g + first, count: inputShape.count)
+        let gradients = self.gradients!, position = gradients + lead, n = outputShape.count, first = lead, m = inputShape.count
+        Parallel.ranges(n, grain: 16, minimum: max(16, Parallel.minimumElements / max(1, batch))) { elements, _ in
+            for b in 0..<batch {
+                let g = gradOutput + b * n
+                for j in elements { position[j] += g[j] }
+            }
+        }
+        if classToken { for b in 0..<batch { let g = gradOutput + b * n; for j in 0..<dim { gradients[j] += g[j] } } }
+        guard let gradInput else { return }
+        Parallel.samples(batch, perSample: m) { samples, _ in
+            for b in samples { (gradInput + b * m).update(from: gradOutput + b * n + first, count: m) }
         }
     }
 }

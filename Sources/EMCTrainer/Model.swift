@@ -301,7 +301,8 @@ public final class Model {
     }
 
     /// FLOPs of the matrix products and convolutions in one training step (forward and backward) at batch `batch`:
-    /// linear and convolution layers, inside blocks too. (Attention's own products and elementwise work are not counted.)
+    /// linear and convolution layers (a class-token block's q/k/v projection included), inside blocks too. (Attention's
+    /// own products and elementwise work are not counted.)
     public func gemmFLOPsPerStep(batch: Int) -> Double {
         func flops(_ layer: Layer, first: Bool) -> Double {
             if let block = layer as? CompositeLayer { return block.sublayers.reduce(0) { $0 + flops($1, first: false) } }
@@ -310,6 +311,9 @@ public final class Model {
                 perProduct = 2 * Double(batch * linear.positions) * Double(linear.inFeatures) * Double(linear.outFeatures)
             } else if let conv = layer as? Conv2D {
                 perProduct = 2 * Double(batch * conv.outputShape.height * conv.outputShape.width) * Double(conv.patch) * Double(conv.outChannels)
+            } else if let projection = layer as? ClassQueryProjection {
+                // Keys and values for every token (2D outputs), the query for the class token alone (D outputs).
+                perProduct = 2 * Double(batch) * Double(projection.dim * projection.dim) * Double(2 * projection.tokens + 1)
             } else if let conv = layer as? DepthwiseConv2D {
                 perProduct = 2 * Double(batch * conv.outputShape.count) * Double(conv.kernel * conv.kernel)
             } else { return 0 }

@@ -28,6 +28,18 @@ struct FamilyTests {
         #expect(try ModelSpec(parsing: "efficientnet:phi=0").parameterCount(input: Self.image, classes: 1000) == 5_288_548)  // torchvision's B0
     }
 
+    @Test("a class-token ViT's products are counted as it computes them: the last block's keys and values for every token, the rest for the class token")
+    func classTokenFLOPs() throws {
+        let shape = FeatureShape(height: 8, width: 8, channels: 3)
+        let model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4,mlp=4").build(input: shape, classes: 10, maxBatch: 8)
+        let (b, d, t) = (8.0, 16.0, 5.0)  // 2×2 patches and the class token
+        let embed = 2 * b * 4 * (4 * 4 * 3) * d * 2          // the first trainable layer: forward and weight gradient
+        let qkv = 2 * b * d * d * (2 * t + 1) * 3            // keys and values for 5 tokens, one query
+        let classRows = 2 * b * (d * d + d * 4 * d + 4 * d * d) * 3  // projection and MLP on the class token
+        let head = 2 * b * d * 10 * 3
+        #expect(model.gemmFLOPsPerStep(batch: 8) == embed + qkv + classRows + head)
+    }
+
     @Test("a spec that cannot take the data's shape, or contradicts itself, is a clear error", arguments: [
         ("vit:patch=5", FeatureShape(height: 32, width: 32, channels: 3), "does not tile"),
         ("vit:dim=30,heads=4", FeatureShape(height: 32, width: 32, channels: 3), "divisible by heads"),
