@@ -222,10 +222,3 @@ void emc_product_rows(int level, int m, int n, int depth, const float *a, size_t
 void emc_transpose(int level, float *y, const float *x, size_t ld, int rows, int columns) {
     transpose(level, y, x, ld, rows, columns);
 }
-
-void emc_sum_rows_strided(float *restrict out, const float *restrict x, size_t ld, size_t rows, size_t columns) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *restrict row = x + r * ld;
-        for (size_t j = 0; j < columns; j++) out[j] += row[j];
-    }
-}

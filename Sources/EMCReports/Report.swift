@@ -250,7 +250,7 @@ public struct Report: Sendable, Codable {
         struct Key: Hashable { var condition, model, optimizer: String; var batch: Int?; var budget: String?; var threshold: Double? }
         func key(_ r: ReportRow) -> Key { Key(condition: r.condition, model: r.model, optimizer: r.optimizer, batch: r.batch, budget: r.budget, threshold: r.fitThreshold) }
         let torch = Dictionary(grouping: rows.filter { $0.trainer == TrainerKind.torch.rawValue }, by: key)
-        return rows.filter { $0.trainer.hasPrefix(TrainerKind.native.rawValue) }.compactMap { native in
+        return rows.filter(\.trainedNatively).compactMap { native in
             guard let other = torch[key(native)]?.first, let a = native.boundary, let b = other.boundary else { return nil }
             return TrainerPair(native: native.config, torch: other.config, model: native.model, condition: native.condition,
                                nativeInterval: [a.low, a.high], torchInterval: [b.low, b.high], overlap: a.low <= b.high && b.low <= a.high)
@@ -440,8 +440,11 @@ extension Report {
 extension ReportRow {
     /// The configuration as a heading names it: data, model, optimizer, budget and the trainer when it is not native.
     public var title: String {
-        "\(condition), \(model), \(optimizer)\(budget.map { ", \($0)" } ?? "")\(trainer == TrainerKind.native.rawValue ? "" : trainer.hasPrefix(TrainerKind.native.rawValue) ? ", \(trainer)" : ", trained by \(trainer)")"
+        "\(condition), \(model), \(optimizer)\(budget.map { ", \($0)" } ?? "")\(trainer == TrainerKind.native.rawValue ? "" : trainedNatively ? ", \(trainer)" : ", trained by \(trainer)")"
     }
+
+    /// Whether emc's own trainer trained the trials (at any arithmetic revision).
+    public var trainedNatively: Bool { trainer.hasPrefix(TrainerKind.native.rawValue) }
 
     /// What the report says of this configuration beyond its table row, a line each: the boundary, the seeds, the budget
     /// check, the subsets' spread, Nakkiran's EMC, the Hessian checks, the EMC against budget and threshold.

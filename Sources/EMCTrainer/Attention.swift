@@ -128,16 +128,6 @@ public final class ClassQueryProjection: Layer, LayerWithoutHessian {
         }
     }
 
-    /// c[r] = a[r] · b (+ bias) (+ c[r]) for `rows` rows (a's rows lda apart, c's ldc apart), b depth × n (ldb), by the
-    /// in-place tiles, rows split over the team.
-    private func inPlaceRows(_ rows: Int, n: Int, depth: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
-                             _ c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
-        Parallel.ranges(rows, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, depth * n))) { part, _ in
-            emc_product_rows(BLAS.hardwareLevel.rawValue, Int32(part.count), Int32(n), Int32(depth), a + part.lowerBound * lda, lda, b, ldb,
-                             c + part.lowerBound * ldc, ldc, bias, accumulate ? 1 : 0)
-        }
-    }
-
     /// y[r][0..<n] += bias for rows `ld` apart.
     private static func addBias(_ y: UnsafeMutablePointer<Float>, ld: Int, rows: Int, _ bias: UnsafePointer<Float>, n: Int) {
         Parallel.ranges(rows, minimum: max(1, Parallel.minimumElements / max(1, n))) { part, _ in
@@ -145,10 +135,11 @@ public final class ClassQueryProjection: Layer, LayerWithoutHessian {
         }
     }
 
-    /// out[j] += Σ_r x[r][j] over rows `ld` apart, in row order, columns split over the team.
-    private static func sumRows(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, ld: Int, rows: Int, n: Int) {
-        Parallel.ranges(n, grain: 8, minimum: max(8, Parallel.minimumElements / max(1, rows))) { columns, _ in
-            emc_sum_rows_strided(out + columns.lowerBound, x + columns.lowerBound, ld, rows, columns.count)
+    /// db[c] += Σ_r dy[r][c] for columns `columns` of rows `ld` apart, in row order (the bias and [q | k | v] share a
+    /// layout), columns split over the team.
+    private static func sumRows(_ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, ld: Int, rows: Int, columns: Range<Int>) {
+        Parallel.ranges(columns.count, grain: 8, minimum: max(8, Parallel.minimumElements / max(1, rows))) { part, _ in
+            emc_sum_rows_range(db, dy, rows, ld, columns.lowerBound + part.lowerBound, columns.lowerBound + part.upperBound)
         }
     }
 
@@ -157,8 +148,8 @@ public final class ClassQueryProjection: Layer, LayerWithoutHessian {
         if inPlace {
             emc_transpose(BLAS.hardwareLevel.rawValue, transposed.baseAddress!, w, d, Int32(3 * d), Int32(d))
             let wt = UnsafePointer(transposed.baseAddress!)
-            inPlaceRows(rows, n: 2 * d, depth: d, input, lda: d, wt + d, ldb: 3 * d, output + d, ldc: 3 * d, bias: b + d, accumulate: false)
-            inPlaceRows(batch, n: d, depth: d, input, lda: t * d, wt, ldb: 3 * d, output, ldc: t * 3 * d, bias: b, accumulate: false)
+            Linear.inPlaceRows(rows, n: 2 * d, depth: d, input, lda: d, wt + d, ldb: 3 * d, output + d, ldc: 3 * d, bias: b + d, accumulate: false)
+            Linear.inPlaceRows(batch, n: d, depth: d, input, lda: t * d, wt, ldb: 3 * d, output, ldc: t * 3 * d, bias: b, accumulate: false)
         } else {
             BLAS.sgemm(.none, .transpose, m: rows, n: 2 * d, k: d, alpha: 1, a: input, lda: d, b: w + d * d, ldb: d, beta: 0,
                        c: output + d, ldc: 3 * d)
@@ -179,17 +170,17 @@ public final class ClassQueryProjection: Layer, LayerWithoutHessian {
         BLAS.accumulateTransposedProduct(m: 2 * d, n: d, k: rows, a: gradOutput + d, lda: 3 * d, b: input, ldb: d,
                                          c: gradients.weight + d * d, ldc: d)
         BLAS.accumulateTransposedProduct(m: d, n: d, k: batch, a: gradOutput, lda: t * 3 * d, b: input, ldb: t * d, c: gradients.weight, ldc: d)
-        Self.sumRows(gradients.bias + d, gradOutput + d, ld: 3 * d, rows: rows, n: 2 * d)
-        Self.sumRows(gradients.bias, gradOutput, ld: t * 3 * d, rows: batch, n: d)
+        Self.sumRows(gradients.bias, gradOutput, ld: 3 * d, rows: rows, columns: d..<(3 * d))
+        Self.sumRows(gradients.bias, gradOutput, ld: t * 3 * d, rows: batch, columns: 0..<d)
         guard let gradInput else { return }
         if 2 * d <= Linear.inPlaceDepth {
-            inPlaceRows(rows, n: d, depth: 2 * d, gradOutput + d, lda: 3 * d, w + d * d, ldb: d, gradInput, ldc: d, bias: nil, accumulate: false)
+            Linear.inPlaceRows(rows, n: d, depth: 2 * d, gradOutput + d, lda: 3 * d, w + d * d, ldb: d, gradInput, ldc: d, bias: nil, accumulate: false)
         } else {
             BLAS.sgemm(.none, .none, m: rows, n: d, k: 2 * d, alpha: 1, a: gradOutput + d, lda: 3 * d, b: w + d * d, ldb: d, beta: 0,
                        c: gradInput, ldc: d)
         }
         if inPlace {
-            inPlaceRows(batch, n: d, depth: d, gradOutput, lda: t * 3 * d, w, ldb: d, gradInput, ldc: t * d, bias: nil, accumulate: true)
+            Linear.inPlaceRows(batch, n: d, depth: d, gradOutput, lda: t * 3 * d, w, ldb: d, gradInput, ldc: t * d, bias: nil, accumulate: true)
         } else {
             BLAS.sgemm(.none, .none, m: batch, n: d, k: d, alpha: 1, a: gradOutput, lda: t * 3 * d, b: w, ldb: d, beta: 1,
                        c: gradInput, ldc: t * d)

@@ -112,13 +112,20 @@ public final class Linear: Layer {
                        accumulate: accumulate, batch: batch)
     }
 
-    /// out[r] = a[r] · b (+ bias) (+ out[r]) for the batch's rows, a's rows `columns` long and b `columns` × `outputs`,
-    /// rows split over the team (every element's chain is the same whatever rows a part holds).
+    /// out[r] = a[r] · b (+ bias) (+ out[r]) for the batch's rows, a's rows `columns` long and b `columns` × `outputs`.
     private func inPlaceProduct(_ a: UnsafePointer<Float>, columns: Int, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
                                 outputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool, batch: Int) {
-        Parallel.ranges(batch * positions, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, columns * outputs))) { rows, _ in
-            emc_product_rows(BLAS.hardwareLevel.rawValue, Int32(rows.count), Int32(outputs), Int32(columns), a + rows.lowerBound * columns, columns, b, outputs,
-                             out + rows.lowerBound * outputs, outputs, bias, accumulate ? 1 : 0)
+        Self.inPlaceRows(batch * positions, n: outputs, depth: columns, a, lda: columns, b, ldb: outputs, out, ldc: outputs, bias: bias,
+                         accumulate: accumulate)
+    }
+
+    /// c[r] = a[r] · b (+ bias) (+ c[r]) for `rows` rows (a's `lda` apart, c's `ldc` apart), b `depth` × `n` (rows `ldb`
+    /// apart), by product.c's tiles, rows split over the team (every element's chain is the same whatever rows a part holds).
+    static func inPlaceRows(_ rows: Int, n: Int, depth: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                            _ c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+        Parallel.ranges(rows, minimum: max(1, Parallel.minimumMultiplyAdds / max(1, depth * n))) { part, _ in
+            emc_product_rows(BLAS.hardwareLevel.rawValue, Int32(part.count), Int32(n), Int32(depth), a + part.lowerBound * lda, lda, b, ldb,
+                             c + part.lowerBound * ldc, ldc, bias, accumulate ? 1 : 0)
         }
     }
 

@@ -170,8 +170,6 @@ void emc_softmax_backward_rows(float *restrict g, const float *restrict p, size_
    (here and below): a KernelLevel, emc_gemm_tall_level() or lower; ≥ 1 the AVX2 tiles, 0 the scalar path (the same bits). */
 void emc_product_rows(int level, int m, int n, int depth, const float *a, size_t lda, const float *b, size_t ldb, float *c,
                       size_t ldc, const float *bias, int accumulate);
-/* out[j] += x[r·ld + j] for r < rows in order, j < columns: a bias gradient over rows ld apart (product.c). */
-void emc_sum_rows_strided(float *restrict out, const float *restrict x, size_t ld, size_t rows, size_t columns);
 /* xᵀ: `rows` rows of `columns` floats, ld apart, become `columns` rows of `rows` floats at y. */
 void emc_transpose(int level, float *y, const float *x, size_t ld, int rows, int columns);
 /* Self-attention's core for one sample (product.c) for the first `queries` tokens' queries (all `tokens`, or 1: a class
