@@ -69,3 +69,15 @@ void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restri
                                          int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1) {
     filter_gradient_body(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, c0, c1);
 }
+
+// emc_depthwise_filter_gradient for taps t0..<t1 (ky·K + kx) of every channel only (a team's part where the channels are
+// too few to split: each tap's sums whole and in order).
+EMC_CLONES
+void emc_depthwise_filter_gradient_taps(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
+                                        int width, int c, int kernel, int stride, int padding, int ho, int wo, int t0, int t1) {
+    FOR_EACH_TAP({
+        int tap = ky * kernel + kx;
+        if (tap >= t0 && tap < t1)
+            for (int ch = 0; ch < c; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];
+    })
+}

@@ -1,6 +1,8 @@
-// A team of threads for one model's passes (Sources/EMCTrainer/Threads.swift has the rules): the caller is part 0 and
-// T − 1 workers wait for work. A job is a function called once per part, each part on its own thread; the caller waits
-// for every part to end. Workers spin for half a millisecond after a job (a training step hands out tens to hundreds of
+// A team of threads for one model's passes (Sources/EMCTrainer/Threads.swift has the rules): the caller and T − 1 workers.
+// A job is a function called once per part. The caller runs part 0, then, like the workers, claims the parts no thread
+// has taken yet (one atomic counter), and waits only for parts that are running: a worker the system has not scheduled
+// (a busy machine, a virtual CPU the host has paused) delays nothing, and which thread runs a part never changes what
+// the part computes. Workers spin for half a millisecond after a job (a training step hands out tens to hundreds of
 // jobs, most less than that apart), then sleep on a futex.
 #define _GNU_SOURCE
 #include "emc_trainer_kernels.h"
@@ -18,13 +20,15 @@ struct emc_pool {
     int threads;
     pthread_t *ids;
     _Atomic unsigned generation;   // bumped to hand out a job (and to stop)
-    _Atomic int remaining;         // workers that have not finished the current job
+    _Atomic int remaining;         // parts after part 0 that have not finished
+    // The current job's claims: its generation (high 32 bits), its part count (16 bits) and the next part to claim (16
+    // bits), in one word, so that a claim can only take a part of the job it was made for.
+    _Atomic unsigned long long claims;
     _Atomic int sleeping;          // workers waiting on the futex
     _Atomic int stop;
     unsigned long jobs;            // jobs handed to the workers so far (read by tests)
     emc_part_fn fn;
     void *context;
-    int parts;
 };
 
 // The team the calling thread's passes split their work over (NULL: none, work runs on the caller alone).
@@ -55,6 +59,23 @@ static inline double now_seconds(void) {
 
 typedef struct { emc_pool *pool; int index; } worker_start;
 
+// Runs the parts of job `job` (its generation) that no thread has claimed yet, one claim at a time; nothing when a newer
+// job has replaced it (a worker that wakes late leaves that job to the wake-up it will see next). A successful claim's
+// acquire pairs with emc_pool_run's release of `claims`, so the part reads its own job's function and context, which stay
+// put until every part has finished.
+static void run_claimed_parts(emc_pool *pool, unsigned job) {
+    unsigned long long word = atomic_load_explicit(&pool->claims, memory_order_acquire);
+    for (;;) {
+        unsigned parts = (unsigned)(word >> 16) & 0xffff, part = (unsigned)word & 0xffff;
+        if ((unsigned)(word >> 32) != job || part >= parts) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool->claims, &word, word + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        pool->fn(pool->context, (int)part);
+        atomic_fetch_sub_explicit(&pool->remaining, 1, memory_order_release);
+        word = atomic_load_explicit(&pool->claims, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *argument) {
     worker_start start = *(worker_start *)argument;
     free(argument);
@@ -75,8 +96,7 @@ static void *worker_main(void *argument) {
         }
         seen = now;
         if (atomic_load_explicit(&pool->stop, memory_order_acquire)) return NULL;
-        if (start.index < pool->parts) pool->fn(pool->context, start.index);
-        atomic_fetch_sub_explicit(&pool->remaining, 1, memory_order_release);
+        run_claimed_parts(pool, now);
     }
 }
 
@@ -131,14 +151,16 @@ void emc_pool_run(emc_pool *pool, int parts, emc_part_fn fn, void *context) {
     pool->jobs++;
     pool->fn = fn;
     pool->context = context;
-    pool->parts = parts;
-    atomic_store_explicit(&pool->remaining, pool->threads - 1, memory_order_relaxed);
+    unsigned job = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;  // only this thread bumps it
+    atomic_store_explicit(&pool->remaining, parts - 1, memory_order_relaxed);
+    atomic_store_explicit(&pool->claims, (unsigned long long)job << 32 | (unsigned long long)parts << 16 | 1, memory_order_release);
     atomic_fetch_add(&pool->generation, 1);  // sequentially consistent: ordered before the read of `sleeping`
     if (atomic_load(&pool->sleeping) > 0) futex_wake_all(&pool->generation);
-    // Part 0 on this thread, with no team: work it splits again runs here.
+    // Part 0 on this thread, with no team (work it splits again runs here), then any part no worker has claimed.
     emc_pool *saved = current_pool;
     current_pool = NULL;
     fn(context, 0);
+    run_claimed_parts(pool, job);
     current_pool = saved;
     int spins = 0;
     while (atomic_load_explicit(&pool->remaining, memory_order_acquire) > 0) {

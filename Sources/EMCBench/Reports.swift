@@ -88,7 +88,7 @@ public enum BenchReports {
         header += ThreadsBenchmark.predicted.map { "model \($0)T" } + ["stops at"]
         let main = BenchReport(
             title: "One trial on \(counts) thread(s): training step (forward + backward + SGD momentum), batch \(batch), median of \(repeats), "
-                + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; \"model\" columns: the scaling "
+                + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
                 + "model's samples/s (docs/benchmarks.md), \"stops at\": the threads past which a doubling gains < 10%",
             header: header,
             rows: rows.map { r in

@@ -149,24 +149,30 @@ public enum ThreadsBenchmark {
     }
 
     /// The most parts a layer's passes split into at `batch` (the smallest over its passes that carry most of its work):
-    /// a product's rows in multiples of the row grain or its weight gradient's outputs, a direct convolution's images
+    /// a product's rows in multiples of its shape's row grain or its weight gradient's outputs, a direct convolution's images
     /// and output channels, batch norm's rows and channels (8 at a time; one part for 1–16 channels), a block's heaviest
     /// layers.
     static func units(_ layer: Layer, batch: Int) -> Int {
-        let grain = BLAS.rowGrain ?? Int.max
+        // A product's rows in multiples of the grain found for its shape at two threads (one part when none splits it).
+        func rows(_ shape: BLAS.ProductShape) -> Int { BLAS.rowGrain(shape, threads: 2).map { shape.m / $0 } ?? 1 }
         switch layer {
         case let l as Linear:
-            let rows = batch * l.positions / grain
-            let gradient = BLAS.prefersTallKernel(m: l.outFeatures, n: l.inFeatures, k: batch * l.positions)
-                ? (l.inFeatures >= 16 ? l.inFeatures / 8 : l.outFeatures) : l.outFeatures / grain
-            return max(1, min(rows, gradient))
+            let positions = batch * l.positions
+            let forward = rows(BLAS.ProductShape(transA: .none, transB: .transpose, m: positions, n: l.outFeatures, k: l.inFeatures,
+                                                 beta: l.hasBias ? 1 : 0))
+            let gradient = BLAS.prefersTallKernel(m: l.outFeatures, n: l.inFeatures, k: positions)
+                ? (l.inFeatures >= 16 ? l.inFeatures / 8 : l.outFeatures)
+                : rows(BLAS.ProductShape(transA: .transpose, transB: .none, m: l.outFeatures, n: l.inFeatures, k: positions, beta: 1))
+            return max(1, min(forward, gradient))
         case let c as Conv2D:
             if c.usesDirect { return max(1, min(batch, c.outChannels)) }
             let pixels = batch * c.outputShape.height * c.outputShape.width
             let patch = c.kernel * c.kernel * c.inChannels
+            let forward = rows(BLAS.ProductShape(transA: .none, transB: .transpose, m: pixels, n: c.outChannels, k: patch, beta: 1))
             let gradient = BLAS.prefersTallKernel(m: c.outChannels, n: patch, k: pixels)
-                ? (patch >= 16 ? patch / 8 : c.outChannels) : c.outChannels / grain
-            return max(1, min(pixels / grain, gradient))
+                ? (patch >= 16 ? patch / 8 : c.outChannels)
+                : rows(BLAS.ProductShape(transA: .transpose, transB: .none, m: c.outChannels, n: patch, k: pixels, beta: 1))
+            return max(1, min(forward, gradient))
         case let b as BatchNorm:
             let c = b.channels
             return c <= 16 && 16 % c == 0 ? 1 : max(1, c / 8)

@@ -68,16 +68,17 @@ public enum BLAS {
 
     /// C = alpha * op(A) * op(B) + beta * C on row-major Float32 matrices, where op(A) is m×k and
     /// op(B) is k×n; `lda`, `ldb`, `ldc` are row strides. With a `ThreadTeam` current, the rows of C are split over its
-    /// threads in multiples of `rowGrain`, which leaves every element's bits as one call computes them.
-    /// The corresponding C function is `cblas_sgemm`.
+    /// threads at the multiple of rows `rowGrain` found for this product's shape, which leaves every element's bits as
+    /// one call computes them. The corresponding C function is `cblas_sgemm`.
     @inline(__always)
     public static func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                              alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if Parallel.threads > 1, m <= rowSplitLimit, let grain = rowGrain {
-            // At least ~1M multiply-adds a part (tens of microseconds): less is not worth waking another thread for.
-            Parallel.ranges(m, grain: grain, minimum: max(grain, Parallel.minimumMultiplyAdds / max(1, n * k))) { rows, _ in
+        let threads = Parallel.threads
+        if threads > 1, m <= rowSplitLimit, Parallel.partCount(m, grain: 1, minimum: minimumSplitRows(n: n, k: k), threads: threads) > 1,
+           let grain = rowGrain(ProductShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta), threads: threads) {
+            Parallel.ranges(m, grain: grain, minimum: max(grain, minimumSplitRows(n: n, k: k))) { rows, _ in
                 serialSgemm(transA, transB, m: rows.count, n: n, k: k, alpha: alpha,
                             a: transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound, lda: lda, b: b, ldb: ldb,
                             beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
@@ -86,6 +87,15 @@ public enum BLAS {
         }
         serialSgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
+
+    /// The fewest multiply-adds a part of a product split over the team takes. Twice `Parallel.minimumMultiplyAdds`: on the
+    /// AVX-512 host of docs/benchmarks.md, splitting an MLP's 3.2M-multiply-add products (mlp:width=32) in two made its
+    /// step 1.04–2.7× slower on two threads than on one, where 2²¹ a part keeps them whole (0.99×) and still splits the
+    /// small EfficientNet's pointwise products.
+    static let minimumSplitMultiplyAdds = 1 << 21
+
+    /// The fewest rows of C a part of a split product takes (`minimumSplitMultiplyAdds`).
+    static func minimumSplitRows(n: Int, k: Int) -> Int { max(1, minimumSplitMultiplyAdds / max(1, n * k)) }
 
     /// One call of cblas_sgemm on the calling thread.
     @inline(__always)
@@ -101,69 +111,87 @@ public enum BLAS {
 
     /// The most rows a product may have for `sgemm` to split it. OpenBLAS (0.3.21, Zen kernels) computes the rows from
     /// 104,508 on of a single call differently from the same rows in a call of their own, whatever the other dimensions:
-    /// a product that tall runs whole. The limit is well below, and `rowGrain`'s test products reach it.
+    /// a product that tall runs whole.
     public static let rowSplitLimit = 65_536
 
-    /// The multiple of rows at which a product's output can be split into several cblas_sgemm calls with every element's
-    /// bits unchanged, or nil when no candidate holds (then products run whole on one thread).
-    ///
-    /// OpenBLAS's kernels compute an element by an order that depends on its row's position within the kernel's row
-    /// tile (on Zen and Haswell a tile of 12 rows: rows 0–5 and 6–11 of a tile round differently) and on whether the row
-    /// falls in the tail after the last whole tile; columns depend on their block too. Splitting the rows at multiples of
-    /// the tile, the last part taking the tail, keeps every row's position. The tile is not reported by OpenBLAS, so emc
-    /// finds it once per process: the smallest of 12, 16, 24, 32, 48, 64, 96, 192 at which a set of products of every
-    /// transpose, with tails and without, up to `rowSplitLimit` rows, split into 2 and 3 parts give the bits of one call.
-    public static let rowGrain: Int? = {
-        useOneThread()
-        return [12, 16, 24, 32, 48, 64, 96, 192].first(where: rowSplitKeepsBits)
-    }()
+    /// What decides how OpenBLAS computes a product: the transposes, the dimensions, alpha and beta.
+    public struct ProductShape: Hashable, Sendable {
+        public var transA: Transpose, transB: Transpose
+        public var m: Int, n: Int, k: Int
+        public var alpha: Float, beta: Float
 
-    /// Whether splitting the rows of C at multiples of `grain` leaves the bits of the products `rowGrain` tries.
-    static func rowSplitKeepsBits(_ grain: Int) -> Bool {
-        // (transpose A, transpose B, m in tiles and extra rows, n, k, beta)
-        let shapes: [(Bool, Bool, Int, Int, Int, Int, Float)] = [
-            (false, true, 10, 8, 40, 300, 1), (false, false, 7, 0, 56, 72, 0), (true, false, 5, 3, 33, 130, 1),
-            (false, true, 2, 6, 10, 784, 0), (false, false, 9, 5, 257, 40, 1), (true, false, 3, 0, 300, 500, 1),
-            (false, true, 4, 1, 130, 64, 1), (false, true, 2, 0, 64, 20, 0),
-            // As tall as a product `sgemm` splits may be.
-            (false, true, rowSplitLimit / grain, rowSplitLimit % grain, 72, 9, 1),
-        ]
-        // Values in [−1, 1) from a multiplicative hash: cheap, and with all the bits a rounding difference needs.
+        public init(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float) {
+            (self.transA, self.transB, self.m, self.n, self.k, self.alpha, self.beta) = (transA, transB, m, n, k, alpha, beta)
+        }
+    }
+
+    /// The candidate multiples of rows at which a product's output may split: OpenBLAS's row tiles (4 to 16 rows on
+    /// x86) and their multiples.
+    static let grainCandidates = [4, 8, 12, 16, 24, 32, 48, 64, 96, 192]
+
+    /// The multiple of rows at which `sgemm` splits a product of this shape over `threads` threads with every element's
+    /// bits unchanged, or nil when none does (the product then runs whole, on one thread).
+    ///
+    /// OpenBLAS computes an element by an order that can depend on its row's position within the kernel's row tile (on
+    /// Zen and Haswell a tile of 12 rows: rows 0–5 and 6–11 of a tile round differently), on whether the row falls in the
+    /// tail after the last whole tile, and on the size of the call: small products take other kernels (on SkylakeX and
+    /// its successors a "small matrix" kernel below 10⁶ multiply-adds and a direct one for some untransposed products),
+    /// whose order differs again, so a part of a product can be computed differently from the same rows in the whole. No
+    /// single multiple is right for every shape; emc finds one per shape, once per process: the smallest candidate whose
+    /// split, into exactly the parts `sgemm` will use, gives the bits of one call on test values of that shape.
+    public static func rowGrain(_ shape: ProductShape, threads: Int) -> Int? {
+        let key = GrainKey(shape: shape, threads: threads)
+        grains.lock.lock()
+        defer { grains.lock.unlock() }
+        if let known = grains.found[key] { return known }
+        useOneThread()
+        let minimum = minimumSplitRows(n: shape.n, k: shape.k)
+        var tried: Set<[Range<Int>]> = []
+        var grain: Int?
+        for candidate in grainCandidates {
+            let parts = Parallel.partCount(shape.m, grain: candidate, minimum: max(candidate, minimum), threads: threads)
+            guard parts > 1 else { break }
+            let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.m, grain: candidate) }
+            guard tried.insert(split).inserted else { continue }
+            if rowSplitKeepsBits(shape, split) { grain = candidate; break }
+        }
+        grains.found[key] = grain
+        return grain
+    }
+
+    private struct GrainKey: Hashable { var shape: ProductShape, threads: Int }
+    private final class Grains: @unchecked Sendable {
+        let lock = NSLock()
+        var found: [GrainKey: Int?] = [:]
+    }
+    private static let grains = Grains()
+
+    /// Whether computing the rows of a product of this shape in the calls `split` gives the bits of one call, on test
+    /// values (a multiplicative hash in [−1, 1): cheap, and with all the bits a rounding difference needs).
+    static func rowSplitKeepsBits(_ shape: ProductShape, _ split: [Range<Int>]) -> Bool {
+        let (m, n, k) = (shape.m, shape.n, shape.k)
         func values(_ count: Int, _ salt: Int) -> [Float] {
             (0..<count).map { i in Float(UInt32(truncatingIfNeeded: (i &+ salt) &* -1_640_531_535) >> 8) / Float(1 << 23) - 1 }
         }
-        for (index, (ta, tb, tiles, extra, n, k, beta)) in shapes.enumerated() {
-            let m = tiles * grain + extra
-            let a = values(m * k, 3 * index), b = values(k * n, 3 * index + 1), c0 = values(m * n, 3 * index + 2)
-            let (lda, ldb) = (ta ? m : k, tb ? k : n)
-            var whole = c0
-            a.withUnsafeBufferPointer { pa in
-                b.withUnsafeBufferPointer { pb in
-                    whole.withUnsafeMutableBufferPointer { pc in
-                        serialSgemm(ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k, alpha: 1, a: pa.baseAddress!,
-                                    lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
+        let a = values(m * k, 1), b = values(k * n, 2), c0 = values(m * n, 3)
+        let (lda, ldb) = (shape.transA == .transpose ? m : k, shape.transB == .transpose ? k : n)
+        var whole = c0, parts = c0
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                whole.withUnsafeMutableBufferPointer { pc in
+                    serialSgemm(shape.transA, shape.transB, m: m, n: n, k: k, alpha: shape.alpha, a: pa.baseAddress!, lda: lda,
+                                b: pb.baseAddress!, ldb: ldb, beta: shape.beta, c: pc.baseAddress!, ldc: n)
+                }
+                parts.withUnsafeMutableBufferPointer { pc in
+                    for rows in split {
+                        serialSgemm(shape.transA, shape.transB, m: rows.count, n: n, k: k, alpha: shape.alpha,
+                                    a: shape.transA == .transpose ? pa.baseAddress! + rows.lowerBound : pa.baseAddress! + rows.lowerBound * lda,
+                                    lda: lda, b: pb.baseAddress!, ldb: ldb, beta: shape.beta, c: pc.baseAddress! + rows.lowerBound * n, ldc: n)
                     }
                 }
-            }
-            for parts in [2, 3] where tiles >= parts {
-                var split = c0
-                a.withUnsafeBufferPointer { pa in
-                    b.withUnsafeBufferPointer { pb in
-                        split.withUnsafeMutableBufferPointer { pc in
-                            for part in 0..<parts {
-                                let start = tiles * part / parts * grain
-                                let end = part == parts - 1 ? m : tiles * (part + 1) / parts * grain
-                                serialSgemm(ta ? .transpose : .none, tb ? .transpose : .none, m: end - start, n: n, k: k, alpha: 1,
-                                            a: ta ? pa.baseAddress! + start : pa.baseAddress! + start * lda, lda: lda, b: pb.baseAddress!,
-                                            ldb: ldb, beta: beta, c: pc.baseAddress! + start * n, ldc: n)
-                            }
-                        }
-                    }
-                }
-                if !zip(whole, split).allSatisfy({ $0.bitPattern == $1.bitPattern }) { return false }
             }
         }
-        return true
+        return zip(whole, parts).allSatisfy { $0.bitPattern == $1.bitPattern }
     }
 
     /// Which version of emc's own kernel for C += Aᵀ·B runs: the CPU's (`hardwareLevel`), or `.generic` (every such
@@ -195,7 +223,7 @@ public enum BLAS {
 
     /// C[m×n] += Aᵀ·B on row-major Float32, A k×m and B k×n: every layer's weight gradient. Goes to emc's tall kernel
     /// when `prefersTallKernel` (with a team current, its columns or rows split over the threads: each element is the
-    /// same chain over k whichever part computes it), to `sgemm` otherwise (rows split at `rowGrain`).
+    /// same chain over k whichever part computes it), to `sgemm` otherwise (rows split at the shape's `rowGrain`).
     @inline(__always)
     public static func accumulateTransposedProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                                    b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {

@@ -92,6 +92,13 @@ public final class DepthwiseConv2D: Layer {
                 emc_depthwise_filter_gradient_range(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo,
                                                     Int32(chosen.lowerBound), Int32(chosen.upperBound))
             }
+        } else if Parallel.threads > 1 && batch * outputShape.count * taps >= 2 * Parallel.minimumElements {
+            // Fewer channels: taps over the team (each thread walks every position for its taps), each tap's sums whole
+            // and in order.
+            Parallel.ranges(taps) { chosen, _ in
+                emc_depthwise_filter_gradient_taps(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo, Int32(chosen.lowerBound),
+                                                   Int32(chosen.upperBound))
+            }
         } else {
             emc_depthwise_filter_gradient(t, dy, x, Int32(batch), h, w, c, k, s, p, ho, wo)
         }

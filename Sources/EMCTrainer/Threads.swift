@@ -4,9 +4,9 @@ import EMCCore
 /// The threads one model trains on (`--threads T`): the calling thread and T − 1 workers (`emc_pool_create`).
 ///
 /// Parallel work in emc's trainer never splits a sum. Each pass divides what it computes, not what it adds up: the
-/// samples of a forward pass or an input gradient, the rows of a product's output (in multiples of
-/// `BLAS.rowGrain`, where OpenBLAS computes every element the same way whichever call it falls in), the output rows
-/// or columns of a weight gradient (each element's chain over the batch stays whole, in order), the channels of batch
+/// samples of a forward pass or an input gradient, the rows of a product's output (in multiples of the grain
+/// `BLAS.rowGrain` finds for the product's shape, where OpenBLAS computes every element the same way whichever call it
+/// falls in), the output rows or columns of a weight gradient (each element's chain over the batch stays whole, in order), the channels of batch
 /// normalisation's sums, the parameters of an optimizer step. Every value is therefore computed by the same
 /// operations in the same order at any thread count, and a trial's records are the same bytes at `--threads 1, 2, 3…`
 /// (the tests train every family at 1, 2 and 3 threads and compare the parameters bit for bit).
@@ -54,14 +54,21 @@ enum Parallel {
     static func ranges(_ count: Int, grain: Int = 1, minimum: Int = 1, _ body: (Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
         let pool = emc_pool_current()
-        let units = count / max(1, grain)
-        let parts = min(Int(emc_pool_threads(pool)), units, count / max(1, minimum))
+        let parts = partCount(count, grain: grain, minimum: minimum, threads: Int(emc_pool_threads(pool)))
         guard parts > 1 else { body(0..<count, 0); return }
-        run(pool, parts) { part in
-            let start = units * part / parts * grain
-            let end = part == parts - 1 ? count : units * (part + 1) / parts * grain
-            body(start..<end, part)
-        }
+        run(pool, parts) { part in body(range(part, of: parts, count: count, grain: grain), part) }
+    }
+
+    /// The parts `ranges` splits `count` items into on `threads` threads.
+    static func partCount(_ count: Int, grain: Int, minimum: Int, threads: Int) -> Int {
+        max(1, min(threads, count / max(1, grain), count / max(1, minimum)))
+    }
+
+    /// Part `part`'s range when `ranges` splits `count` items into `parts` parts at multiples of `grain`.
+    static func range(_ part: Int, of parts: Int, count: Int, grain: Int) -> Range<Int> {
+        let units = count / max(1, grain)
+        let start = units * part / parts * grain
+        return start..<(part == parts - 1 ? count : units * (part + 1) / parts * grain)
     }
 
     /// Calls `body(part)` for each part < `parts` on the current team's threads (all on the caller without one).

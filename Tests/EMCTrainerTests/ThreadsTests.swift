@@ -1,3 +1,4 @@
+import CTrainerKernels
 import EMCCore
 @testable import EMCTrainer
 import Testing
@@ -22,13 +23,15 @@ private func trainOnThreads(_ spec: String, _ optimizer: String, data: InMemoryT
 struct ThreadsTests {
     @Test("every family, with every kind of layer and optimizer, trains to the same bits on 1, 2 and 3 threads", arguments: [
         ("mlp:width=64,depth=2", FeatureShape(height: 28, width: 28, channels: 1), "sgd:lr=0.05,momentum=0.9", 48),
-        ("mlp:width=32,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "gd:lr=0.1,momentum=0.9", 96),
+        ("mlp:width=64,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "gd:lr=0.1,momentum=0.9", 96),
         ("mlp:width=48,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "shampoo:lr=0.01", 48),
         ("cnn:channels=16,layers=2", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         ("cnn:channels=72,layers=1", FeatureShape(height: 8, width: 8, channels: 3), "sgd:lr=0.01", 48),
         ("resnet:width=1.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("resnet:width=0.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
+        // Batches of 96 at 32×32: depthwise filters' gradients split by taps.
+        ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 32, width: 32, channels: 3), "sgd:lr=0.01,momentum=0.9", 96),
         ("vit:dim=32,depth=1,heads=2,patch=4", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         // A whole block, then the class token's (products longer than 64: OpenBLAS's paths), and mean pooling.
         ("vit:dim=72,depth=2,heads=2,patch=8", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.01,momentum=0.9", 48),
@@ -68,11 +71,31 @@ struct ThreadsTests {
         #expect(results[2] == results[0])
     }
 
-    @Test("a product split into row blocks at the found grain keeps every bit; the grain is found on this machine")
+    @Test("the products of an MLP, a CNN and a ViT at batch 128 split over 2 and 3 threads on this machine, each at a grain whose split keeps every bit")
     func rowGrain() throws {
-        let grain = try #require(BLAS.rowGrain, "no row grain keeps OpenBLAS's bits here: products would run on one thread")
-        #expect(BLAS.rowSplitKeepsBits(grain))
-        #expect(BLAS.rowSplitKeepsBits(2 * grain))
+        let shapes: [BLAS.ProductShape] = [
+            .init(transA: .none, transB: .transpose, m: 128, n: 256, k: 784, beta: 1),     // an MLP's first layer
+            .init(transA: .none, transB: .none, m: 128, n: 784, k: 256, beta: 0),          // its input gradient
+            .init(transA: .transpose, transB: .none, m: 256, n: 784, k: 128, beta: 1),     // its weight gradient
+            .init(transA: .none, transB: .transpose, m: 8_320, n: 192, k: 64, beta: 0),    // a ViT's q/k/v
+            .init(transA: .none, transB: .transpose, m: 128, n: 320, k: 1_152, beta: 1),   // EfficientNet's last stage
+        ]
+        for shape in shapes {
+            for threads in [2, 3] {
+                let grain = try #require(BLAS.rowGrain(shape, threads: threads), "\(shape) would run on one thread at \(threads) threads")
+                let parts = Parallel.partCount(shape.m, grain: grain, minimum: max(grain, BLAS.minimumSplitRows(n: shape.n, k: shape.k)),
+                                               threads: threads)
+                #expect(parts == threads, "\(shape) at \(threads) threads")
+                let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.m, grain: grain) }
+                #expect(split.first?.lowerBound == 0 && split.last?.upperBound == shape.m)
+                #expect(BLAS.rowSplitKeepsBits(shape, split))
+            }
+        }
+    }
+
+    @Test("a product too small to be worth a second thread finds no grain to split at")
+    func rowGrainRefusal() {
+        #expect(BLAS.rowGrain(.init(transA: .none, transB: .transpose, m: 128, n: 10, k: 256, beta: 1), threads: 2) == nil)
     }
 
     @Test("a product taller than the split limit (OpenBLAS rounds rows past 104,508 differently in one call) runs whole, with one call's bits")
@@ -96,6 +119,38 @@ struct ThreadsTests {
             }
         }
         #expect(zip(serial, split).allSatisfy { $0.bitPattern == $1.bitPattern })
+    }
+
+    @Test("a depthwise filter gradient split by taps gives the bits of one pass", arguments: [(3, 1, 1), (5, 2, 2), (3, 2, 0)])
+    func depthwiseTaps(kernel: Int, stride: Int, padding: Int) {
+        let (batch, h, w, c) = (3, 9, 7, 12)
+        let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
+        let x = (0..<(batch * h * w * c)).map { Float(($0 * 7919) % 1000) / 500 - 1 }
+        let dy = (0..<(batch * ho * wo * c)).map { Float(($0 * 104_729) % 997) / 498 - 1 }
+        let taps = kernel * kernel
+        var whole = [Float](repeating: 0.125, count: taps * c), split = whole
+        let args = (Int32(batch), Int32(h), Int32(w), Int32(c), Int32(kernel), Int32(stride), Int32(padding), Int32(ho), Int32(wo))
+        emc_depthwise_filter_gradient(&whole, dy, x, args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8)
+        for (t0, t1) in [(0, taps / 2), (taps / 2, taps - 1), (taps - 1, taps)] {
+            emc_depthwise_filter_gradient_taps(&split, dy, x, args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                                               Int32(t0), Int32(t1))
+        }
+        #expect(whole.map(\.bitPattern) == split.map(\.bitPattern))
+    }
+
+    @Test("over many short jobs, a team runs each part exactly once, whichever thread claims it")
+    func claims() {
+        let team = ThreadTeam(threads: 3)
+        final class Box: @unchecked Sendable { var counts = [Int](repeating: 0, count: 3 * 20_000) }
+        let box = Box()
+        box.counts.withUnsafeMutableBufferPointer { counts in
+            team.scoped {
+                for job in 0..<20_000 {
+                    Parallel.parts(job % 2 == 0 ? 3 : 2) { part in counts[3 * job + part] += 1 }
+                }
+            }
+        }
+        #expect((0..<20_000).allSatisfy { job in (0..<3).allSatisfy { box.counts[3 * job + $0] == (job % 2 == 1 && $0 == 2 ? 0 : 1) } })
     }
 
     @Test("a team runs every part once, nested work runs on the part's own thread, and one thread needs no team")

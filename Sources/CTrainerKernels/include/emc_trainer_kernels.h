@@ -201,10 +201,13 @@ void emc_layernorm_input_gradient(float *restrict dx, float *restrict scratch, c
                                   const float *restrict istd, const float *restrict gamma, size_t rows, size_t c);
 void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                          int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1);
+/* emc_depthwise_filter_gradient for taps t0..<t1 (ky·K + kx) of every channel. */
+void emc_depthwise_filter_gradient_taps(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
+                                        int width, int c, int kernel, int stride, int padding, int ho, int wo, int t0, int t1);
 
 /* A team of threads (pool.c): emc_pool_create(T) starts T − 1 workers (NULL for T < 2 or when threads cannot start);
-   emc_pool_run calls fn(context, p) for each part p < parts (at most T), part 0 on the calling thread, and returns when
-   all have ended. Work a part splits again runs on that part's thread. emc_pool_current is the team the calling
+   emc_pool_run calls fn(context, p) once for each part p < parts (at most T), part 0 on the calling thread and the others
+   on whichever thread claims them first (the caller too, when a worker is late), and returns when all have ended. Work a part splits again runs on that part's thread. emc_pool_current is the team the calling
    thread's passes use (NULL: none), set per thread by emc_pool_set_current, which returns the one it replaces. */
 typedef struct emc_pool emc_pool;
 typedef void (*emc_part_fn)(void *context, int part);
