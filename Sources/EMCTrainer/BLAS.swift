@@ -75,10 +75,10 @@ public enum BLAS {
                              alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let threads = Parallel.threads
-        if threads > 1, m <= rowSplitLimit, Parallel.partCount(m, grain: 1, minimum: minimumSplitRows(n: n, k: k), threads: threads) > 1,
+        let threads = Parallel.threads, minimum = minimumSplitRows(n: n, k: k)
+        if threads > 1, m <= rowSplitLimit, Parallel.partCount(m, grain: 1, minimum: minimum, threads: threads) > 1,
            let grain = rowGrain(ProductShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta), threads: threads) {
-            Parallel.ranges(m, grain: grain, minimum: max(grain, minimumSplitRows(n: n, k: k))) { rows, _ in
+            Parallel.ranges(m, grain: grain, minimum: max(grain, minimum)) { rows, _ in
                 serialSgemm(transA, transB, m: rows.count, n: n, k: k, alpha: alpha,
                             a: transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound, lda: lda, b: b, ldb: ldb,
                             beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)

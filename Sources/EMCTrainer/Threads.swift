@@ -6,8 +6,8 @@ import EMCCore
 /// Parallel work in emc's trainer never splits a sum. Each pass divides what it computes, not what it adds up: the
 /// samples of a forward pass or an input gradient, the rows of a product's output (in multiples of the grain
 /// `BLAS.rowGrain` finds for the product's shape, where OpenBLAS computes every element the same way whichever call it
-/// falls in), the output rows or columns of a weight gradient (each element's chain over the batch stays whole, in order), the channels of batch
-/// normalisation's sums, the parameters of an optimizer step. Every value is therefore computed by the same
+/// falls in), the output rows or columns of a weight gradient (each element's chain over the batch stays whole, in
+/// order), the channels of batch normalisation's sums, the parameters of an optimizer step. Every value is therefore computed by the same
 /// operations in the same order at any thread count, and a trial's records are the same bytes at `--threads 1, 2, 3…`
 /// (the tests train every family at 1, 2 and 3 threads and compare the parameters bit for bit).
 public final class ThreadTeam: @unchecked Sendable {
