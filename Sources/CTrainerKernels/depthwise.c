@@ -43,18 +43,39 @@ void emc_depthwise_forward(float *restrict y, const float *restrict x, const flo
     FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) y[o + ch] += w[t + ch] * x[i + ch];)
 }
 
-// The filter gradient of channels c0..<c1: the whole pass's, and a team's part of it.
-static inline __attribute__((always_inline)) void filter_gradient_body(float *restrict dw, const float *restrict dy,
+// The filter gradient of channels c0..<c1 and taps t0..<t1: a team's part of the whole pass. The part's sums are kept
+// in an array on the stack (copied in and out) when they fit: a team's parts, whose sums neighbour each other in dw,
+// wrote a shared cache line at every pixel.
+#define LOCAL_FLOATS 8192
+static inline __attribute__((always_inline)) void filter_gradient_part(float *restrict dw, const float *restrict dy,
                                                                        const float *restrict x, int batch, int h, int width, int c,
                                                                        int kernel, int stride, int padding, int ho, int wo, int c0,
-                                                                       int c1) {
-    FOR_EACH_TAP(for (int ch = c0; ch < c1; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
+                                                                       int c1, int t0, int t1) {
+    size_t w = (size_t)(c1 - c0), taps = (size_t)(t1 - t0);
+    if (w * taps > LOCAL_FLOATS) {
+        FOR_EACH_TAP({
+            int tap = ky * kernel + kx;
+            if (tap >= t0 && tap < t1)
+                for (int ch = c0; ch < c1; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];
+        })
+        return;
+    }
+    float local[LOCAL_FLOATS] __attribute__((aligned(64)));
+    for (size_t k = 0; k < taps; k++) __builtin_memcpy(local + k * w, dw + (t0 + k) * (size_t)c + c0, w * sizeof(float));
+    FOR_EACH_TAP({
+        int tap = ky * kernel + kx;
+        if (tap >= t0 && tap < t1) {
+            float *a = local + (size_t)(tap - t0) * w - c0;
+            for (int ch = c0; ch < c1; ch++) a[ch] += dy[o + ch] * x[i + ch];
+        }
+    })
+    for (size_t k = 0; k < taps; k++) __builtin_memcpy(dw + (t0 + k) * (size_t)c + c0, local + k * w, w * sizeof(float));
 }
 
 EMC_CLONES
 void emc_depthwise_filter_gradient(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                    int width, int c, int kernel, int stride, int padding, int ho, int wo) {
-    filter_gradient_body(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, 0, c);
+    FOR_EACH_TAP(for (int ch = 0; ch < c; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];)
 }
 
 EMC_CLONES
@@ -67,7 +88,7 @@ void emc_depthwise_input_gradient(float *restrict dx, const float *restrict dy, 
 EMC_CLONES
 void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                          int width, int c, int kernel, int stride, int padding, int ho, int wo, int c0, int c1) {
-    filter_gradient_body(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, c0, c1);
+    filter_gradient_part(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, c0, c1, 0, kernel * kernel);
 }
 
 // emc_depthwise_filter_gradient for taps t0..<t1 (ky·K + kx) of every channel only (a team's part where the channels are
@@ -75,9 +96,5 @@ void emc_depthwise_filter_gradient_range(float *restrict dw, const float *restri
 EMC_CLONES
 void emc_depthwise_filter_gradient_taps(float *restrict dw, const float *restrict dy, const float *restrict x, int batch, int h,
                                         int width, int c, int kernel, int stride, int padding, int ho, int wo, int t0, int t1) {
-    FOR_EACH_TAP({
-        int tap = ky * kernel + kx;
-        if (tap >= t0 && tap < t1)
-            for (int ch = 0; ch < c; ch++) dw[t + ch] += dy[o + ch] * x[i + ch];
-    })
+    filter_gradient_part(dw, dy, x, batch, h, width, c, kernel, stride, padding, ho, wo, 0, c, t0, t1);
 }

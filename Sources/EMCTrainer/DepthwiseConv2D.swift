@@ -122,7 +122,10 @@ public final class DepthwiseConv2D: Layer {
 
     /// Every output pixel's channels set to the bias (zero without one).
     private func fillBias(_ out: UnsafeMutablePointer<Float>, _ values: UnsafePointer<Float>, batch: Int) {
-        guard hasBias else { out.update(repeating: 0, count: batch * outputShape.count); return }
+        guard hasBias else {
+            Parallel.elements(batch * outputShape.count) { start, n in (out + start).update(repeating: 0, count: n) }
+            return
+        }
         Parallel.addBias(out, values, rows: batch * outputShape.height * outputShape.width, columns: channels)
     }
 

@@ -143,16 +143,16 @@ public final class BatchNorm: Layer {
         }
     }
 
-    /// Whether the per-channel sums split over the team by channels: with more than one thread, for channel counts that
-    /// take the kernels' general path (16-lane sums, at channel counts dividing 16, stay on one thread), and at least
-    /// `minimumChannelsPerPart` channels a thread (every thread reads every row: with fewer, the rows' traffic costs more
-    /// than the sums save; batch norm over 24–48 channels ran 2–3× slower split in two).
+    /// Whether the per-channel sums split over the team by channels: with more than one thread, at least
+    /// `minimumChannelsPerPart` channels a thread, and channel counts whose sums a part can reproduce. Below 16 channels
+    /// dividing 16 the kernels' 16 lanes hold several partial sums of one channel, an order no split keeps; at 16 each lane
+    /// is one channel's sum in row order from zero, the general path's order, so a split keeps the bits.
     private func splitsChannels(rows: Int) -> Bool {
-        Parallel.threads > 1 && !Parallel.sumsInLanes(channels) && channels >= 2 * Self.minimumChannelsPerPart
+        Parallel.threads > 1 && (channels == 16 || !Parallel.sumsInLanes(channels)) && channels >= 2 * Self.minimumChannelsPerPart
             && rows * channels >= 2 * Parallel.minimumElements
     }
 
-    static let minimumChannelsPerPart = 32
+    static let minimumChannelsPerPart = 8
 
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {

@@ -139,11 +139,14 @@ public final class GlobalAvgPool: LinearParameterFreeLayer {
     public func forward(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int) {
         let positions = inputShape.height * inputShape.width, c = inputShape.channels
         let scale = 1 / Float(positions)
-        for b in 0..<batch {
-            let out = output + b * c
-            out.update(repeating: 0, count: c)
-            for p in 0..<positions { let row = input + (b * positions + p) * c; for ch in 0..<c { out[ch] += row[ch] } }
-            for ch in 0..<c { out[ch] *= scale }
+        // Sample by sample over the team: each sample's sums are its own.
+        Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
+            for b in samples {
+                let out = output + b * c
+                out.update(repeating: 0, count: c)
+                for p in 0..<positions { let row = input + (b * positions + p) * c; for ch in 0..<c { out[ch] += row[ch] } }
+                for ch in 0..<c { out[ch] *= scale }
+            }
         }
     }
 
@@ -152,10 +155,12 @@ public final class GlobalAvgPool: LinearParameterFreeLayer {
         guard let gradInput else { return }
         let positions = inputShape.height * inputShape.width, c = inputShape.channels
         let scale = 1 / Float(positions)
-        for b in 0..<batch {
-            for p in 0..<positions {
-                let row = gradInput + (b * positions + p) * c
-                for ch in 0..<c { row[ch] = gradOutput[b * c + ch] * scale }
+        Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
+            for b in samples {
+                for p in 0..<positions {
+                    let row = gradInput + (b * positions + p) * c
+                    for ch in 0..<c { row[ch] = gradOutput[b * c + ch] * scale }
+                }
             }
         }
     }
