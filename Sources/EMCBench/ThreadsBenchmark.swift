@@ -150,7 +150,7 @@ public enum ThreadsBenchmark {
 
     /// The most parts a layer's passes split into at `batch` (the smallest over its passes that carry most of its work):
     /// a product's rows in multiples of its shape's row grain or its weight gradient's outputs, a direct convolution's images
-    /// and output channels, batch norm's rows and channels (8 at a time; one part for 1–16 channels), a block's heaviest
+    /// and output channels, batch norm's rows and channels (8 at a time; one part for 1, 2, 4 and 8 channels, whose 16-lane sums stay whole), a block's heaviest
     /// layers.
     static func units(_ layer: Layer, batch: Int) -> Int {
         // A product's rows in multiples of the grain found for its shape at two threads (one part when none splits it).
@@ -175,7 +175,7 @@ public enum ThreadsBenchmark {
             return max(1, min(forward, gradient))
         case let b as BatchNorm:
             let c = b.channels
-            return c <= 16 && 16 % c == 0 ? 1 : max(1, c / 8)
+            return c < 16 && 16 % c == 0 ? 1 : max(1, c / 8)
         case let l as LayerNorm: return max(1, min(l.channels, batch))
         case is SelfAttention: return batch
         case let block as CompositeLayer:
