@@ -29,6 +29,8 @@ struct ThreadsTests {
         ("cnn:channels=72,layers=1", FeatureShape(height: 8, width: 8, channels: 3), "sgd:lr=0.01", 48),
         ("resnet:width=1.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("resnet:width=0.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
+        // 16 channels at 12,288 rows: batch norm's sums split by channels where one thread sums in 16 lanes.
+        ("resnet:width=1,blocks=1,stages=1", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         // Batches of 96 at 32×32: depthwise filters' gradients split by taps.
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 32, width: 32, channels: 3), "sgd:lr=0.01,momentum=0.9", 96),
