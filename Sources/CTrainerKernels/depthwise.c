@@ -65,8 +65,10 @@ static inline __attribute__((always_inline)) void filter_gradient_part(float *re
     FOR_EACH_TAP({
         int tap = ky * kernel + kx;
         if (tap >= t0 && tap < t1) {
-            float *a = local + (size_t)(tap - t0) * w - c0;
-            for (int ch = c0; ch < c1; ch++) a[ch] += dy[o + ch] * x[i + ch];
+            float *a = local + (size_t)(tap - t0) * w;
+            const float *g = dy + o + c0;
+            const float *v = x + i + c0;
+            for (size_t ch = 0; ch < w; ch++) a[ch] += g[ch] * v[ch];
         }
     })
     for (size_t k = 0; k < taps; k++) __builtin_memcpy(dw + (t0 + k) * (size_t)c + c0, local + k * w, w * sizeof(float));
