@@ -1,8 +1,10 @@
 // Batch normalisation's passes over NHWC rows of c channels (Normalization.swift has the math). Per-channel sums are
 // in double. When c divides 16 (1, 2, 4, 8, 16 channels) the rows are walked as one flat array in 16 lanes, lane l
 // holding channel l mod c, and the lanes are added into their channels in lane order at the end: a loop long enough
-// to vectorise at any of these channel counts. Otherwise each row's c channels are the vector. Every sum has a fixed
-// order and no product is contracted into a fused multiply-add, so every clone gives the same bits.
+// to vectorise at any of these channel counts. Otherwise (and for a team's part of any channel count) the general path
+// below. Every sum has a fixed order and no product is contracted into a fused multiply-add, so every clone gives the
+// same bits. At 16 channels each lane is one channel's sum in row order from zero, so from zeroed sums (as batch norm
+// passes them) the lanes give the general path's bits, and a team may split 16 channels by the general path.
 #include "emc_trainer_kernels.h"
 #include "clones.h"
 
@@ -25,13 +27,14 @@ typedef double lanes_d __attribute__((ext_vector_type(LANES)));
 #define WHERE_POSITIVE(test, v) ((lanes_f)((lanes_i)(v) & ((test) > 0.0f)))
 #define PER_CHANNEL(values, c) ({ lanes_f v_; for (int l_ = 0; l_ < LANES; l_++) v_[l_] = (values)[l_ % (c)]; v_; })
 
-// The general path (channel counts that do not divide 16) keeps each channel's sums in row order by one of two walks.
-// A narrow range of channels walks the rows in chunks of about 64 KB and each chunk's channels in groups of blocks of
+// The general path (channel counts that do not divide 16, and a team's parts) keeps each channel's sums in row order,
+// from the value in the sums array, by one of two walks.
+// A narrow range of channels walks the rows in chunks of 16,384 floats of each input and each chunk's channels in groups of blocks of
 // 8, a group's sums held in registers over the chunk's rows and stored after it (sums in memory were a load, an add
 // and a store per row on one dependency chain). A wide range walks each row once with its sums in an array on the
 // stack, copied in and out: every row streams through in order, and a team's parts, whose sums are neighbours in one
 // array, never write the same cache line per row (they did, and ran slower split than whole). Channels past the
-// last whole block of a narrow range (fewer than 8) take the wide walk's loop over the chunk's rows.
+// last whole block of a narrow range (fewer than 8) are summed in place, in row order, over the chunk's rows.
 #define BLOCK 8
 #define GROUP_BLOCKS 4
 #define CHUNK_FLOATS 16384
@@ -372,7 +375,7 @@ void emc_layernorm_backward(float *restrict dx, float *restrict dgamma, float *r
 // Parts of the passes above for a team of threads (Threads.swift): each computes exactly what the whole pass computes
 // for its channels or rows, by the same operations in the same order.
 
-// emc_channel_moments's general path (c not dividing 16) for channels c0..<c1.
+// emc_channel_moments's general path for channels c0..<c1 (any c; at 16 channels the whole pass's bits from zeroed sums).
 EMC_CLONES
 void emc_channel_moments_range(double *restrict sum, double *restrict squares, const float *restrict x, size_t rows, size_t c,
                                size_t c0, size_t c1) {

@@ -115,7 +115,8 @@ extension Parallel {
     }
 
     /// Whether the kernels sum `count` columns or channels in 16 lanes of a flat walk (counts dividing 16), an order a
-    /// split by columns cannot keep: such sums stay on one thread.
+    /// split by columns cannot keep: such sums stay on one thread (batch norm's at 16 channels excepted, whose lanes
+    /// are each one channel's sum from zero).
     static func sumsInLanes(_ count: Int) -> Bool { count > 0 && count <= 16 && 16 % count == 0 }
 
     /// out[c] += Σ_r x[r][c] (`emc_sum_rows`): columns split over the team when they take its general path (each column's

@@ -141,9 +141,9 @@ struct ThreadsTests {
     }
 
     @Test("a depthwise filter gradient split by channels gives the bits of one pass, its sums on the stack or in place",
-          arguments: [(40, [0, 16, 40]), (1000, [0, 504, 1000])])
+          arguments: [(40, [0, 16, 40]), (1000, [0, 504, 1000]), (1000, [0, 1000])])
     func depthwiseChannels(c: Int, cuts: [Int]) {
-        // 1000 channels of 9 taps pass the stack array's 8192 floats whole (the sums stay in place) and fit in halves.
+        // 1000 channels of 9 taps pass the stack array's 8192 floats as one part (its sums stay in place) and fit in halves.
         let (batch, h, w, kernel, stride, padding) = (2, 5, 4, 3, 1, 1)
         let x = (0..<(batch * h * w * c)).map { Float(($0 * 7919) % 1000) / 500 - 1 }
         let dy = (0..<(batch * h * w * c)).map { Float(($0 * 104_729) % 997) / 498 - 1 }
@@ -159,42 +159,52 @@ struct ThreadsTests {
 
     /// Every walk of the batch-norm sums' general path: the narrow one in row chunks (more rows than a chunk holds,
     /// channels past the last block of 8), the wide one, a wide one in slices (over 1024 channels), and 16 channels,
-    /// whose lane layout a split replaces.
+    /// whose lane layout a split replaces. Rows are scaled over 40 binades, so that the double sums round and their
+    /// order shows in their bits (a reversed order must give other bits); sums start at zero, as batch norm passes them,
+    /// and elsewhere, which the parts (and the whole pass but at 16 channels, whose lanes add to the sums at the end) add to.
     @Test("batch norm's channel sums, whole and split by channels, are each channel's sums in row order bit for bit",
           arguments: [(1500, 16), (1500, 3), (1300, 24), (700, 45), (500, 100), (300, 200), (20, 1100)])
     func batchNormSums(rows: Int, c: Int) {
         let rng = CounterRNG(seed: 5, stream: .test)
-        let x = (0..<(rows * c)).map { Float(rng.normal(UInt64($0)) * 2 + 0.5) }
-        let dy = (0..<(rows * c)).map { Float(rng.normal(UInt64(1 << 30 | $0))) }
+        let x = (0..<(rows * c)).map { Float((rng.normal(UInt64($0)) * 2 + 0.5) * Double(sign: .plus, exponent: $0 / c * 13 % 40 - 20, significand: 1)) }
+        let dy = (0..<(rows * c)).map { Float(rng.normal(UInt64(1 << 30 | $0)) * Double(sign: .plus, exponent: $0 / c * 11 % 40 - 20, significand: 1)) }
         let mean = (0..<c).map { Float($0 % 7) * 0.1 }, istd = (0..<c).map { 1 + Float($0 % 5) * 0.2 }
         let gamma = (0..<c).map { Float($0 % 3) - 0.5 }, beta = (0..<c).map { Float($0 % 4) * 0.25 - 0.3 }
+        let cuts = [0, min(c, 8), c / 16 * 8, c].sorted()
         for relu in [Int32(0), 1] {
-            var sum = [Double](repeating: 0, count: c), squares = sum, sumDy = sum, sumDyH = sum
-            for r in 0..<rows {
-                for ch in 0..<c {
-                    let v = Double(x[r * c + ch])
-                    sum[ch] += v
-                    squares[ch] += v * v
-                    let hv = (x[r * c + ch] - mean[ch]) * istd[ch], affine = gamma[ch] * hv + beta[ch]
-                    let g = relu == 1 && !(affine > 0) ? 0 : dy[r * c + ch]
-                    sumDy[ch] += Double(g)
-                    sumDyH[ch] += Double(g * hv)
+            for startValue in [0.0, 0.375] {
+                let start = (0..<c).map { startValue * Double($0 + 1) }
+                /// The four sums of rows `order`, each channel from `start`.
+                func inOrder(_ order: [Int]) -> [[UInt64]] {
+                    var (sum, squares, sumDy, sumDyH) = (start, start, start, start)
+                    for r in order {
+                        for ch in 0..<c {
+                            let v = Double(x[r * c + ch])
+                            sum[ch] += v
+                            squares[ch] += v * v
+                            let hv = (x[r * c + ch] - mean[ch]) * istd[ch], affine = gamma[ch] * hv + beta[ch]
+                            let g = relu == 1 && !(affine > 0) ? 0 : dy[r * c + ch]
+                            sumDy[ch] += Double(g)
+                            sumDyH[ch] += Double(g * hv)
+                        }
+                    }
+                    return [sum, squares, sumDy, sumDyH].map { $0.map(\.bitPattern) }
                 }
+                let reference = inOrder(Array(0..<rows))
+                for k in 0..<4 { #expect(inOrder((0..<rows).reversed())[k] != reference[k], "sum \(k): order shows in its bits") }
+                var (wholeSum, wholeSquares, wholeDy, wholeDyH) = (start, start, start, start)
+                var (splitSum, splitSquares, splitDy, splitDyH) = (start, start, start, start)
+                emc_channel_moments(&wholeSum, &wholeSquares, x, rows, c)
+                emc_channel_gradient_sums(&wholeDy, &wholeDyH, dy, x, mean, istd, gamma, beta, rows, c, relu)
+                for (c0, c1) in zip(cuts, cuts.dropFirst()) where c0 < c1 {
+                    emc_channel_moments_range(&splitSum, &splitSquares, x, rows, c, c0, c1)
+                    emc_channel_gradient_sums_range(&splitDy, &splitDyH, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, relu)
+                }
+                let whole = [wholeSum, wholeSquares, wholeDy, wholeDyH].map { $0.map(\.bitPattern) }
+                let split = [splitSum, splitSquares, splitDy, splitDyH].map { $0.map(\.bitPattern) }
+                if startValue == 0 || c != 16 { #expect(whole == reference, "whole, relu \(relu), from \(startValue)") }
+                #expect(split == reference, "split at \(cuts), relu \(relu), from \(startValue)")
             }
-            let cuts = [0, min(c, 8), c / 16 * 8, c].sorted()
-            let zero = [Double](repeating: 0, count: c)
-            var (wholeSum, wholeSquares, wholeDy, wholeDyH) = (zero, zero, zero, zero)
-            var (splitSum, splitSquares, splitDy, splitDyH) = (zero, zero, zero, zero)
-            emc_channel_moments(&wholeSum, &wholeSquares, x, rows, c)
-            emc_channel_gradient_sums(&wholeDy, &wholeDyH, dy, x, mean, istd, gamma, beta, rows, c, relu)
-            for (c0, c1) in zip(cuts, cuts.dropFirst()) where c0 < c1 {
-                emc_channel_moments_range(&splitSum, &splitSquares, x, rows, c, c0, c1)
-                emc_channel_gradient_sums_range(&splitDy, &splitDyH, dy, x, mean, istd, gamma, beta, rows, c, c0, c1, relu)
-            }
-            let whole = [wholeSum, wholeSquares, wholeDy, wholeDyH], split = [splitSum, splitSquares, splitDy, splitDyH]
-            let reference = [sum, squares, sumDy, sumDyH].map { $0.map(\.bitPattern) }
-            #expect(whole.map { $0.map(\.bitPattern) } == reference, "whole, relu \(relu)")
-            #expect(split.map { $0.map(\.bitPattern) } == reference, "split at \(cuts), relu \(relu)")
         }
     }
 

@@ -185,7 +185,8 @@ void emc_attention_backward(int level, const float *qkv, const float *probs, con
 
 /* Parts of passes for a team of threads (Threads.swift): each computes, for its columns, channels or rows, exactly what
    the whole pass computes there. emc_sum_rows_range, emc_channel_moments_range and emc_channel_gradient_sums_range are
-   the general paths (column or channel counts that do not divide 16) for columns c0..<c1; emc_layernorm_backward is
+   the general paths for columns c0..<c1 (the whole pass's bits at counts that do not divide 16; the two batch-norm sums'
+   at 16 channels too when the sums start at zero); emc_layernorm_backward is
    emc_layernorm_parameter_gradient (channels c0..<c1) plus emc_layernorm_input_gradient (its rows);
    emc_depthwise_filter_gradient_range is emc_depthwise_filter_gradient for channels c0..<c1. */
 void emc_sum_rows_range(float *restrict out, const float *restrict x, size_t rows, size_t columns, size_t c0, size_t c1);
