@@ -48,6 +48,22 @@ typedef double block_d __attribute__((ext_vector_type(BLOCK)));
 #define LOAD_BLOCK_D(p) ({ block_d v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define STORE_BLOCK_D(p, v) do { block_d s_ = (v); __builtin_memcpy((p), &s_, sizeof s_); } while (0)
 
+// The wide walk over channels c0..<c1: in slices of at most WIDE_SLICE channels (s0 the first, w the count), the
+// slice's two sums of each channel in a[k] and b[k] on the stack, copied from A and B before and back after, and BODY
+// run for every row r in order.
+#define WIDE_SLICES(A, B, BODY)                                                                                        \
+    do {                                                                                                               \
+        double a[WIDE_SLICE] __attribute__((aligned(64))), b[WIDE_SLICE] __attribute__((aligned(64)));                 \
+        for (size_t s0 = c0; s0 < c1; s0 += WIDE_SLICE) {                                                              \
+            size_t w = c1 - s0 < WIDE_SLICE ? c1 - s0 : WIDE_SLICE;                                                    \
+            __builtin_memcpy(a, (A) + s0, w * sizeof(double));                                                         \
+            __builtin_memcpy(b, (B) + s0, w * sizeof(double));                                                         \
+            for (size_t r = 0; r < rows; r++) BODY                                                                     \
+            __builtin_memcpy((A) + s0, a, w * sizeof(double));                                                         \
+            __builtin_memcpy((B) + s0, b, w * sizeof(double));                                                         \
+        }                                                                                                              \
+    } while (0)
+
 // Rows per chunk for a range of `width` channels (at least 16).
 static inline size_t chunk_rows(size_t width) { size_t r = CHUNK_FLOATS / (width > 0 ? width : 1); return r < 16 ? 16 : r; }
 
@@ -73,18 +89,10 @@ static inline __attribute__((always_inline)) void moments_range_body(double *res
                                                                      const float *restrict x, size_t rows, size_t c, size_t c0,
                                                                      size_t c1) {
     if (c1 - c0 > MOMENTS_NARROW) {
-        double a[WIDE_SLICE] __attribute__((aligned(64))), b[WIDE_SLICE] __attribute__((aligned(64)));
-        for (size_t s0 = c0; s0 < c1; s0 += WIDE_SLICE) {
-            size_t w = c1 - s0 < WIDE_SLICE ? c1 - s0 : WIDE_SLICE;
-            __builtin_memcpy(a, sum + s0, w * sizeof(double));
-            __builtin_memcpy(b, squares + s0, w * sizeof(double));
-            for (size_t r = 0; r < rows; r++) {
-                const float *p = x + r * c + s0;
-                for (size_t k = 0; k < w; k++) { double v = (double)p[k]; a[k] += v; b[k] += v * v; }
-            }
-            __builtin_memcpy(sum + s0, a, w * sizeof(double));
-            __builtin_memcpy(squares + s0, b, w * sizeof(double));
-        }
+        WIDE_SLICES(sum, squares, {
+            const float *p = x + r * c + s0;
+            for (size_t k = 0; k < w; k++) { double v = (double)p[k]; a[k] += v; b[k] += v * v; }
+        });
         return;
     }
     size_t step = chunk_rows(c1 - c0);
@@ -194,23 +202,17 @@ static inline __attribute__((always_inline)) void gradient_sums_range_body(doubl
                                                                            const float *restrict gamma, const float *restrict beta,
                                                                            size_t rows, size_t c, size_t c0, size_t c1, int relu) {
     if (c1 - c0 > GRADIENT_NARROW) {
-        double a[WIDE_SLICE] __attribute__((aligned(64))), b[WIDE_SLICE] __attribute__((aligned(64)));
-        for (size_t s0 = c0; s0 < c1; s0 += WIDE_SLICE) {
-            size_t w = c1 - s0 < WIDE_SLICE ? c1 - s0 : WIDE_SLICE;
-            const float *m = mean + s0, *sd = istd + s0, *gg = gamma + s0, *bb = beta + s0;
-            __builtin_memcpy(a, sum_dy + s0, w * sizeof(double));
-            __builtin_memcpy(b, sum_dyh + s0, w * sizeof(double));
-            for (size_t r = 0; r < rows; r++) {
-                const float *xr = x + r * c + s0, *dyr = dy + r * c + s0;
-                for (size_t k = 0; k < w; k++) {
-                    float h = (xr[k] - m[k]) * sd[k], g = MASKED(dyr[k], h, gg[k], bb[k]);
-                    a[k] += (double)g;
-                    b[k] += (double)(g * h);
-                }
+        WIDE_SLICES(sum_dy, sum_dyh, {
+            const float *xr = x + r * c + s0;
+            const float *dyr = dy + r * c + s0;
+            for (size_t k = 0; k < w; k++) {
+                size_t ch = s0 + k;
+                float h = (xr[k] - mean[ch]) * istd[ch];
+                float g = MASKED(dyr[k], h, gamma[ch], beta[ch]);
+                a[k] += (double)g;
+                b[k] += (double)(g * h);
             }
-            __builtin_memcpy(sum_dy + s0, a, w * sizeof(double));
-            __builtin_memcpy(sum_dyh + s0, b, w * sizeof(double));
-        }
+        });
         return;
     }
     size_t step = chunk_rows(c1 - c0);

@@ -122,10 +122,7 @@ public final class DepthwiseConv2D: Layer {
 
     /// Every output pixel's channels set to the bias (zero without one).
     private func fillBias(_ out: UnsafeMutablePointer<Float>, _ values: UnsafePointer<Float>, batch: Int) {
-        guard hasBias else {
-            Parallel.elements(batch * outputShape.count) { start, n in (out + start).update(repeating: 0, count: n) }
-            return
-        }
+        guard hasBias else { Parallel.zero(out, count: batch * outputShape.count); return }
         Parallel.addBias(out, values, rows: batch * outputShape.height * outputShape.width, columns: channels)
     }
 
@@ -139,7 +136,7 @@ public final class DepthwiseConv2D: Layer {
         filterGradient(gradOutput, input, into: gradients.weight, batch: batch)
         sumChannels(gradOutput, into: gradients.bias, batch: batch)
         guard let gradInput else { return }
-        Parallel.elements(batch * inputShape.count) { start, n in (gradInput + start).update(repeating: 0, count: n) }
+        Parallel.zero(gradInput, count: batch * inputShape.count)
         inputGradient(gradOutput, parameters.weight, into: gradInput, batch: batch)
     }
 

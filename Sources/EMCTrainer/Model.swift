@@ -260,7 +260,7 @@ public final class Model {
 
     public func zeroGradients() {
         let store = gradients.baseAddress!
-        team.scoped { Parallel.elements(gradients.count) { start, n in (store + start).update(repeating: 0, count: n) } }
+        team.scoped { Parallel.zero(store, count: gradients.count) }
     }
 
     /// Runs the batch forward; returns a pointer to the logits [batch, classes].

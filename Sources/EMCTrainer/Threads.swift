@@ -101,6 +101,11 @@ extension Parallel {
         ranges(n, grain: 16, minimum: minimumElements) { range, _ in body(range.lowerBound, range.count) }
     }
 
+    /// p[0..<count] = 0, elements split over the team.
+    static func zero(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        elements(count) { start, n in (p + start).update(repeating: 0, count: n) }
+    }
+
     /// `body(samples, part)` over the batch's samples, each part at least enough samples of `perSample` floats to be
     /// worth a thread: a pass in which every sample is computed alone.
     static func samples(_ batch: Int, perSample: Int, _ body: (Range<Int>, Int) -> Void) {
