@@ -175,3 +175,45 @@ emc_pool *emc_pool_set_current(emc_pool *pool) {
     current_pool = pool;
     return previous;
 }
+
+// emc_pool_round_trip's job: part 0 (the caller) and part 1 (a worker: the caller cannot claim it while it runs part 0)
+// pass a counter back and forth on one cache line, `rounds` times, once both have arrived.
+typedef struct {
+    _Alignas(128) _Atomic long ball;
+    _Alignas(128) _Atomic int arrived;
+    long rounds;
+    double seconds;
+} round_trip;
+
+static void round_trip_part(void *context, int part) {
+    round_trip *r = context;
+    if (part == 1) {
+        atomic_store_explicit(&r->arrived, 1, memory_order_release);
+        for (long i = 0; i < r->rounds; i++) {
+            while (atomic_load_explicit(&r->ball, memory_order_acquire) != 2 * i + 1) relax();
+            atomic_store_explicit(&r->ball, 2 * i + 2, memory_order_release);
+        }
+        return;
+    }
+    while (!atomic_load_explicit(&r->arrived, memory_order_acquire)) relax();
+    double start = now_seconds();
+    for (long i = 0; i < r->rounds; i++) {
+        atomic_store_explicit(&r->ball, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&r->ball, memory_order_acquire) != 2 * i + 2) relax();
+    }
+    r->seconds = (now_seconds() - start) / (double)r->rounds;
+}
+
+double emc_pool_round_trip(emc_pool *pool, long rounds) {
+    if (!pool || pool->threads < 2 || rounds < 1) return 0;
+    round_trip *r = aligned_alloc(128, sizeof *r);
+    if (!r) return 0;
+    atomic_init(&r->ball, 0);
+    atomic_init(&r->arrived, 0);
+    r->rounds = rounds;
+    r->seconds = 0;
+    emc_pool_run(pool, 2, round_trip_part, r);
+    double seconds = r->seconds;
+    free(r);
+    return seconds;
+}

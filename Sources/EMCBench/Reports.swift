@@ -83,17 +83,36 @@ public enum BenchReports {
                                                         progress: progress)
         let counts = threads.map(String.init).joined(separator: ", ")
         var header = ["model", "input", "params"] + threads.map { "\($0)T samples/s" }
-        if threads.count > 1 { header += threads.dropFirst().map { "\($0)T / 1T" } }
+        // Repetitions run while the team's cores were near: a round trip within 1.5× of the run's fastest.
+        let fastest = rows.flatMap(\.coreRoundTripNanoseconds).filter { $0 > 0 }.min()
+        func near(_ r: ThreadsBenchmark.Row) -> [Int] {
+            guard let fastest else { return [] }
+            return r.coreRoundTripNanoseconds.indices.filter { r.coreRoundTripNanoseconds[$0] <= 1.5 * fastest }
+        }
+        if threads.count > 1 {
+            header += threads.dropFirst().map { "\($0)T / 1T" } + ["core round trip ns"] + threads.dropFirst().map { "\($0)T / 1T near" }
+        }
         header += threads.map { "torch \($0)T" } + threads.map { "emc / torch \($0)T" }
         header += ThreadsBenchmark.predicted.map { "model \($0)T" } + ["stops at"]
         let main = BenchReport(
             title: "One trial on \(counts) thread(s): training step (forward + backward + SGD momentum), batch \(batch), median of \(repeats), "
-                + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
+                + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; \"core round trip\": a cache line's trip from "
+                + "the caller's core to a worker's and back, before each repetition (a host may place the cores near or far apart, and far apart "
+                + "every pass that reads what the other core wrote slows down); \"near\": the median ratio, repetition by repetition, over the "
+                + "repetitions (their count in brackets) whose round trip was within 1.5× of the run's fastest; OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
                 + "model's samples/s (docs/benchmarks.md), \"stops at\": the threads past which a doubling gains < 10%",
             header: header,
             rows: rows.map { r in
                 var cells = [r.model, r.input, "\(r.parameters)"] + r.samplesPerSecond.map { f($0) }
-                if r.threads.count > 1 { cells += r.samplesPerSecond.dropFirst().map { f($0 / r.samplesPerSecond[0], 2) + "×" } }
+                if r.threads.count > 1 {
+                    cells += r.samplesPerSecond.dropFirst().map { f($0 / r.samplesPerSecond[0], 2) + "×" }
+                    let trips = r.coreRoundTripNanoseconds
+                    cells.append(trips.isEmpty ? "-" : f(trips.min()!) + "–" + f(trips.max()!))
+                    let reps = near(r)
+                    cells += r.repetitionSamplesPerSecond.dropFirst().map { rates in
+                        reps.isEmpty ? "-" : f(median(reps.map { rates[$0] / r.repetitionSamplesPerSecond[0][$0] }), 2) + "× (\(reps.count))"
+                    }
+                }
                 cells += r.torchSamplesPerSecond.map { $0.map { f($0) } ?? "-" }
                 cells += zip(r.samplesPerSecond, r.torchSamplesPerSecond).map { emc, torch in torch.map { f(emc / $0, 2) + "×" } ?? "-" }
                 cells += r.predictedSamplesPerSecond.map { f($0) } + ["\(r.stopsScalingAt)"]

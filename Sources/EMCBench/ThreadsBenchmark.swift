@@ -13,6 +13,10 @@ public enum ThreadsBenchmark {
         var parameters: Int
         var threads: [Int]
         var samplesPerSecond: [Double]
+        /// Each repetition's samples/s at each thread count ([thread count][repetition]), and the team's core round trip
+        /// (ns, at the largest thread count) measured just before the repetition.
+        var repetitionSamplesPerSecond: [[Double]]
+        var coreRoundTripNanoseconds: [Double]
         var torchSamplesPerSecond: [Double?]
         /// Jobs handed to the team per step (at the largest thread count measured).
         var handOversPerStep: Double
@@ -50,8 +54,9 @@ public enum ThreadsBenchmark {
             try trainers[0].1.runSteps(5, optimizer: trainers[0].2, lr: 0.01)
             let steps = max(5, Int(seconds / max(1e-6, (Clock.now() - probe) / 5)))
             // The thread counts alternate within each repetition, so that a change in the machine's load hits them alike.
-            var times = Array(repeating: [Double](), count: threads.count)
+            var times = Array(repeating: [Double](), count: threads.count), roundTrips: [Double] = []
             for _ in 0..<repeats {
+                roundTrips.append(1e9 * trainers.last!.0.team.coreRoundTripSeconds())
                 for (i, (_, trainer, optimizer)) in trainers.enumerated() {
                     let start = Clock.now()
                     try trainer.runSteps(steps, optimizer: optimizer, lr: 0.01)
@@ -83,6 +88,7 @@ public enum ThreadsBenchmark {
             }
             let key = "\(specText)@\(shape.height)x\(shape.width)x\(shape.channels)"
             rows.append(Row(model: specText, input: "\(shape)", parameters: model.parameterCount, threads: threads, samplesPerSecond: rates,
+                            repetitionSamplesPerSecond: times.map { $0.map { Double(steps * batch) / $0 } }, coreRoundTripNanoseconds: roundTrips,
                             torchSamplesPerSecond: threads.map { torch[$0]?[key] }, handOversPerStep: handOvers,
                             predictedThreads: predicted, predictedSamplesPerSecond: predictions, stopsScalingAt: stops, parts: parts))
             progress("  [\(index + 1)/\(selected.count)] \(specText) \(shape): " + zip(threads, rates).map { "\($0) thread(s) \(Int($1))" }.joined(separator: ", ") + " samples/s")

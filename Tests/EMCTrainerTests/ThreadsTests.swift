@@ -1,5 +1,6 @@
 import CTrainerKernels
 import EMCCore
+import Foundation
 @testable import EMCTrainer
 import Testing
 
@@ -244,5 +245,21 @@ struct ThreadsTests {
         #expect(box.seen.allSatisfy { $0 == 1 })
         #expect(team.splitJobs == 1)
         #expect(ThreadTeam(threads: 1).count == 1)
+    }
+
+    @Test("the core round trip passes a line between the caller and a worker, whether the worker sleeps or spins, and is 0 on one thread")
+    func coreRoundTrip() {
+        let team = ThreadTeam(threads: 2)
+        // A fresh team's worker spins; after a pause it sleeps on the futex and the probe must wake it.
+        let spinning = team.coreRoundTripSeconds(rounds: 200)
+        Thread.sleep(forTimeInterval: 0.02)
+        let woken = team.coreRoundTripSeconds(rounds: 200)
+        for seconds in [spinning, woken] {
+            // Two cache-line transfers: more than a nanosecond; under a second even when a busy machine runs both threads on
+            // one core (a time slice a round trip).
+            #expect(seconds > 1e-9 && seconds < 1, "\(seconds) s per round trip")
+        }
+        #expect(team.splitJobs == 2)
+        #expect(ThreadTeam(threads: 1).coreRoundTripSeconds() == 0)
     }
 }

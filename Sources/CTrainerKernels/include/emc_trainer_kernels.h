@@ -220,5 +220,8 @@ unsigned long emc_pool_jobs(const emc_pool *pool);
 void emc_pool_run(emc_pool *pool, int parts, emc_part_fn fn, void *context);
 emc_pool *emc_pool_current(void);
 emc_pool *emc_pool_set_current(emc_pool *pool);
+/* Seconds one cache line takes to go from the caller's core to a worker's and back, averaged over `rounds` round trips
+   (0 without a team): how far apart the team's cores are (emc bench threads reports it with each measurement). */
+double emc_pool_round_trip(emc_pool *pool, long rounds);
 
 #endif
