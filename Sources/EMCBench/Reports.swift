@@ -83,11 +83,9 @@ public enum BenchReports {
                                                         progress: progress)
         let counts = threads.map(String.init).joined(separator: ", ")
         var header = ["model", "input", "params"] + threads.map { "\($0)T samples/s" }
-        // Repetitions run while the team's cores were near: a round trip within 1.5× of the run's fastest.
-        let fastest = rows.flatMap(\.coreRoundTripNanoseconds).filter { $0 > 0 }.min()
+        // Repetitions run while the team's cores were near: a round trip under `ThreadsBenchmark.nearRoundTripNanoseconds`.
         func near(_ r: ThreadsBenchmark.Row) -> [Int] {
-            guard let fastest else { return [] }
-            return r.coreRoundTripNanoseconds.indices.filter { r.coreRoundTripNanoseconds[$0] <= 1.5 * fastest }
+            r.coreRoundTripNanoseconds.indices.filter { r.coreRoundTripNanoseconds[$0] < ThreadsBenchmark.nearRoundTripNanoseconds }
         }
         if threads.count > 1 {
             header += threads.dropFirst().map { "\($0)T / 1T" } + ["core round trip ns"] + threads.dropFirst().map { "\($0)T / 1T near" }
@@ -99,7 +97,7 @@ public enum BenchReports {
                 + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; \"core round trip\": a cache line's trip from "
                 + "the caller's core to a worker's and back, before each repetition (a host may place the cores near or far apart, and far apart "
                 + "every pass that reads what the other core wrote slows down); \"near\": the median ratio, repetition by repetition, over the "
-                + "repetitions (their count in brackets) whose round trip was within 1.5× of the run's fastest; OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
+                + "repetitions (their count in brackets) whose round trip was under \(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns (cores that share a cache); OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
                 + "model's samples/s (docs/benchmarks.md), \"stops at\": the threads past which a doubling gains < 10%",
             header: header,
             rows: rows.map { r in

@@ -40,6 +40,11 @@ public enum ThreadsBenchmark {
     /// The thread counts the scaling model predicts.
     static let predicted = [2, 8, 32, 128]
 
+    /// The round trip under which the team's cores count as near, sharing a cache: about 40–80 ns between cores of one
+    /// L3 domain on current x86 servers; cores across dies or sockets take two to several times that (320–400 ns on the
+    /// AMD EPYC VM of docs/benchmarks.md, whose host moves its two cores between the two placements).
+    public static let nearRoundTripNanoseconds = 150.0
+
     public static func run(threads: [Int], batch: Int, seconds: Double, repeats: Int, only: String?, torch: [Int: [String: Double]],
                            progress: (String) -> Void = { _ in }) throws -> (rows: [Row], handOver: Double) {
         BLAS.useOneThread()
