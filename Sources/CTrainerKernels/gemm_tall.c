@@ -268,22 +268,34 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
     return 1;
 }
 
-int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
-                             size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
-                             size_t rowStep, float *dW) {
-    const int n = kernel * cin, patch = kernel * n;
-    if (level >= 2 && cout <= 8 && n <= 24) {
-        const int pairs = (n + 1) / 2, perPass = 24 / pairs < 3 ? 24 / pairs : 3;
+int emc_conv_weight_gradient_pairs(int level, int cout, int kernel, int cin) {
+    return level >= 2 && cout <= 8 && kernel * cin <= 24;
+}
+
+int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
+                                     const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
+                                     const size_t *runX, size_t rowStep, float *dW) {
+    const int n = kernel * cin, patch = kernel * n, columns = c1 - c0;
+    if (c0 < 0 || c1 > n || columns < 1) return 1;
+    if (emc_conv_weight_gradient_pairs(level, cout, kernel, cin)) {
+        const int pairs = (columns + 1) / 2, perPass = 24 / pairs < 3 ? 24 / pairs : 3;
         for (int ky = 0; ky < kernel; ky += perPass) {
             const int count = kernel - ky < perPass ? kernel - ky : perPass;
-            pairs_kernels[pairs - 1][count - 1](cout, n, rowStep, (size_t)n, runs, length, dy, ldDy, runDy, x + ky * rowStep,
-                                                ldx, runX, dW + ky * n, (size_t)patch);
+            pairs_kernels[pairs - 1][count - 1](cout, columns, rowStep, (size_t)n, runs, length, dy, ldDy, runDy,
+                                                x + ky * rowStep + c0, ldx, runX, dW + ky * n + c0, (size_t)patch);
         }
         return 1;
     }
     for (int ky = 0; ky < kernel; ky++)
-        if (!emc_gemm_tall_runs(level, cout, n, runs, length, dy, ldDy, runDy, x + ky * rowStep, ldx, runX, dW + ky * n,
-                                (size_t)patch))
+        if (!emc_gemm_tall_runs(level, cout, columns, runs, length, dy, ldDy, runDy, x + ky * rowStep + c0, ldx, runX,
+                                dW + ky * n + c0, (size_t)patch))
             return 0;
     return 1;
+}
+
+int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
+                             size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
+                             size_t rowStep, float *dW) {
+    return emc_conv_weight_gradient_columns(level, cout, kernel, cin, 0, kernel * cin, runs, length, dy, ldDy, runDy, x,
+                                            ldx, runX, rowStep, dW);
 }

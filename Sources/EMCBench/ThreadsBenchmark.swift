@@ -176,7 +176,7 @@ public enum ThreadsBenchmark {
                 : rows(BLAS.ProductShape(transA: .transpose, transB: .none, m: l.outFeatures, n: l.inFeatures, k: positions, beta: 1))
             return max(1, min(forward, gradient))
         case let c as Conv2D:
-            if c.usesDirect { return max(1, min(batch, c.outChannels)) }
+            if c.usesDirect { return max(1, min(batch, c.directGradientSplitsColumns ? c.kernel * c.inChannels : c.outChannels)) }
             let pixels = batch * c.outputShape.height * c.outputShape.width
             let patch = c.kernel * c.kernel * c.inChannels
             let forward = rows(BLAS.ProductShape(transA: .none, transB: .transpose, m: pixels, n: c.outChannels, k: patch, beta: 1))

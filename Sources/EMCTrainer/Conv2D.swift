@@ -296,6 +296,12 @@ public final class Conv2D: Layer {
         for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: chunk) { body(first, min(chunk, images.upperBound - first)) }
     }
 
+    /// Whether the direct path's weight gradient takes the pairs kernel and so splits by columns of the kernel rows
+    /// (kernel × input channels of them) rather than by output channels.
+    public var directGradientSplitsColumns: Bool {
+        emc_conv_weight_gradient_pairs(BLAS.hardwareLevel.rawValue, Int32(outChannels), Int32(kernel), Int32(inChannels)) != 0
+    }
+
     /// The direct path's parts split over images: at least `Parallel.minimumMultiplyAdds` of the forward's each.
     private var minimumImagesPerPart: Int { max(1, Parallel.minimumMultiplyAdds / max(1, outputShape.count * patch)) }
 
@@ -337,18 +343,22 @@ public final class Conv2D: Layer {
             // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the
             // passes), the padded input made once per pass for the weight gradient.
             inPasses(0..<batch) { first, count in
-                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, part: 0)
+                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, columns: 0..<(k * cin), part: 0)
                 if let gradInput { inputGradientPass(gradOutput, gradInput, first: first, count: count, part: 0) }
             }
             return
         }
         // Over the team: each thread the weight gradient of its output channels (every image, in order: each chain whole)
-        // and the input gradient of its images.
+        // and the input gradient of its images. Where the pairs kernel computes the weight gradient (up to 8 channels,
+        // whose lanes share one vector, so fewer channels take as long), each thread takes columns of the kernel rows.
+        let columns = kernel * cin, byColumns = directGradientSplitsColumns && columns >= parts
         Parallel.parts(parts) { part in
-            let channels = (cout * part / parts)..<(cout * (part + 1) / parts)
+            let channels = byColumns ? 0..<cout : (cout * part / parts)..<(cout * (part + 1) / parts)
+            let partColumns = byColumns ? (columns * part / parts)..<(columns * (part + 1) / parts) : 0..<columns
             if !channels.isEmpty {
                 inPasses(0..<batch) { first, count in
-                    weightGradientPass(input, gradOutput, first: first, count: count, channels: channels, part: part)
+                    weightGradientPass(input, gradOutput, first: first, count: count, channels: channels, columns: partColumns,
+                                       part: part)
                 }
             }
             guard let gradInput else { return }
@@ -359,16 +369,17 @@ public final class Conv2D: Layer {
     }
 
     /// dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox) of
-    /// `count` images from `first` on, for the output channels `channels`: one output row at a time (dy read dense, x in
-    /// the padded grid, S·C apart).
+    /// `count` images from `first` on, for the output channels `channels` and the columns kx·C + ci in `columns` of each
+    /// kernel row: one output row at a time (dy read dense, x in the padded grid, S·C apart).
     private func weightGradientPass(_ input: UnsafePointer<Float>, _ gradOutput: UnsafePointer<Float>, first: Int, count: Int,
-                                    channels: Range<Int>, part: Int) {
+                                    channels: Range<Int>, columns: Range<Int>, part: Int) {
         let dy = gradOutput + first * outputShape.count
-        KernelLevel.ran(emc_conv_weight_gradient(BLAS.hardwareLevel.rawValue, Int32(channels.count), Int32(kernel), Int32(inChannels),
-                                                 count * outputShape.height, outputShape.width, dy + channels.lowerBound, outChannels,
-                                                 outputRuns.baseAddress!, paddedInput(input, first: first, count: count, part: part),
-                                                 stride * inChannels, gridRuns.baseAddress!, paddedWidth * inChannels,
-                                                 gradients.weight + channels.lowerBound * patch), "emc_conv_weight_gradient")
+        KernelLevel.ran(emc_conv_weight_gradient_columns(BLAS.hardwareLevel.rawValue, Int32(channels.count), Int32(kernel), Int32(inChannels),
+                                                         Int32(columns.lowerBound), Int32(columns.upperBound),
+                                                         count * outputShape.height, outputShape.width, dy + channels.lowerBound, outChannels,
+                                                         outputRuns.baseAddress!, paddedInput(input, first: first, count: count, part: part),
+                                                         stride * inChannels, gridRuns.baseAddress!, paddedWidth * inChannels,
+                                                         gradients.weight + channels.lowerBound * patch), "emc_conv_weight_gradient")
     }
 
     /// The input gradient of `count` images from `first` on.

@@ -273,7 +273,7 @@ struct DirectConvolutionTests {
 
     /// The weight gradient over runs, kernel row by kernel row: at every level and whichever tile (pairs at ≤ 8 outputs
     /// and ≤ 24-float kernel rows with AVX-512), each element the in-order FMA chain over the runs' rows, bit for bit.
-    @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not")
+    @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not, whole or by columns")
     func weightGradientExact() {
         let levels = kernelLevels, random = normalDraws(seed: 38)
         for (cout, k, cin, stride) in [(8, 3, 3, 1), (8, 3, 8, 1), (5, 3, 1, 1), (3, 3, 7, 2), (8, 1, 16, 2), (4, 3, 4, 1), (16, 3, 8, 1),
@@ -302,6 +302,16 @@ struct DirectConvolutionTests {
                                                    runX, wp * cin, &dW)
                 #expect(ran == 1)
                 #expect(dW.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), stride \(stride)")
+                // Split by columns of the kernel rows (as two or three threads take them, and one column at a time): the
+                // same chains. A part that skipped its columns, or wrote a neighbour's, would leave or change an element.
+                for cuts in [[0, n / 2, n], [0, n / 3, 2 * n / 3, n], [0, 1, n], Array(0...n)] {
+                    var split = start
+                    for (c0, c1) in zip(cuts, cuts.dropFirst()) where c1 > c0 {
+                        #expect(emc_conv_weight_gradient_columns(level.rawValue, Int32(cout), Int32(k), Int32(cin), Int32(c0), Int32(c1),
+                                                                 images * ho, wo, dy, cout, runDy, x, stride * cin, runX, wp * cin, &split) == 1)
+                    }
+                    #expect(split.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), columns cut at \(cuts)")
+                }
             }
         }
     }

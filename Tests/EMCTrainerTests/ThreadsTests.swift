@@ -28,6 +28,9 @@ struct ThreadsTests {
         ("mlp:width=48,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "shampoo:lr=0.01", 48),
         ("cnn:channels=16,layers=2", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         ("cnn:channels=72,layers=1", FeatureShape(height: 8, width: 8, channels: 3), "sgd:lr=0.01", 48),
+        // At most 8 output channels (the pairs kernel): weight gradients split by columns of the kernel rows.
+        ("cnn:channels=4,layers=2", FeatureShape(height: 28, width: 28, channels: 1), "sgd:lr=0.05,momentum=0.9", 96),
+        ("cnn:channels=8,layers=2", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 96),
         ("resnet:width=1.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("resnet:width=0.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
         // 16 channels at 12,288 rows: batch norm's sums split by channels where one thread sums in 16 lanes.

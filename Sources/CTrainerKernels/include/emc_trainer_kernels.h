@@ -81,6 +81,14 @@ int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, cons
 int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
                              size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
                              size_t rowStep, float *dW);
+/* The same for columns c0..<c1 of each kernel row (j = kx·cin + ci) only: every element's chain is the whole pass's, so
+   parts that split the columns give its bits. */
+int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
+                                     const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
+                                     const size_t *runX, size_t rowStep, float *dW);
+/* Whether emc_conv_weight_gradient takes the pairs kernel (AVX-512, cout ≤ 8, K·cin ≤ 24), whose time does not shrink
+   with fewer output channels (their lanes sit in one vector): such a weight gradient splits by columns instead. */
+int emc_conv_weight_gradient_pairs(int level, int cout, int kernel, int cin);
 
 /* y[q][co] = Σ_{ky<K} Σ_{j<K·C} x[(q + ky·Wp)·C + j] · w[(ky·K·C + j)·cout + co] for q < m (conv_direct.c): a stride-1
    convolution over zero-padded images of width Wp (`paddedWidth`), the patches read in place as overlapping rows. x must
