@@ -276,7 +276,8 @@ int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, i
                                      const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
                                      const size_t *runX, size_t rowStep, float *dW) {
     const int n = kernel * cin, patch = kernel * n, columns = c1 - c0;
-    if (c0 < 0 || c1 > n || columns < 1) return 1;
+    if (c0 < 0 || c1 > n) return -1;
+    if (columns < 1) return 1;
     if (emc_conv_weight_gradient_pairs(level, cout, kernel, cin)) {
         const int pairs = (columns + 1) / 2, perPass = 24 / pairs < 3 ? 24 / pairs : 3;
         for (int ky = 0; ky < kernel; ky += perPass) {

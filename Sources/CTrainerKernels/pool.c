@@ -177,13 +177,22 @@ emc_pool *emc_pool_set_current(emc_pool *pool) {
 }
 
 // emc_pool_round_trip's job: part 0 (the caller) and part 1 (a worker: the caller cannot claim it while it runs part 0)
-// pass a counter back and forth on one cache line, `rounds` times, once both have arrived.
+// pass a counter back and forth on one cache line, `rounds` times once both have arrived, part 0 timing each batch of
+// ROUND_TRIP_BATCH. The median batch gives the round trip: a worker just woken from the futex may share the caller's
+// core for a scheduler tick, or be preempted, and that costs a batch, not the result.
+#define ROUND_TRIP_BATCH 100
+#define ROUND_TRIP_BATCHES_MAX 1024
 typedef struct {
     _Alignas(128) _Atomic long ball;
     _Alignas(128) _Atomic int arrived;
     long rounds;
     double seconds;
 } round_trip;
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static void round_trip_part(void *context, int part) {
     round_trip *r = context;
@@ -196,16 +205,24 @@ static void round_trip_part(void *context, int part) {
         return;
     }
     while (!atomic_load_explicit(&r->arrived, memory_order_acquire)) relax();
-    double start = now_seconds();
-    for (long i = 0; i < r->rounds; i++) {
-        atomic_store_explicit(&r->ball, 2 * i + 1, memory_order_release);
-        while (atomic_load_explicit(&r->ball, memory_order_acquire) != 2 * i + 2) relax();
+    double batches[ROUND_TRIP_BATCHES_MAX];
+    long count = 0;
+    for (long i = 0; i < r->rounds; count++) {
+        long n = r->rounds - i < ROUND_TRIP_BATCH ? r->rounds - i : ROUND_TRIP_BATCH;
+        double start = now_seconds();
+        for (long end = i + n; i < end; i++) {
+            atomic_store_explicit(&r->ball, 2 * i + 1, memory_order_release);
+            while (atomic_load_explicit(&r->ball, memory_order_acquire) != 2 * i + 2) relax();
+        }
+        batches[count] = (now_seconds() - start) / (double)n;
     }
-    r->seconds = (now_seconds() - start) / (double)r->rounds;
+    qsort(batches, (size_t)count, sizeof batches[0], compare_doubles);
+    r->seconds = batches[count / 2];
 }
 
 double emc_pool_round_trip(emc_pool *pool, long rounds) {
     if (!pool || pool->threads < 2 || rounds < 1) return 0;
+    if (rounds > (long)ROUND_TRIP_BATCH * ROUND_TRIP_BATCHES_MAX) rounds = (long)ROUND_TRIP_BATCH * ROUND_TRIP_BATCHES_MAX;
     round_trip *r = aligned_alloc(128, sizeof *r);
     if (!r) return 0;
     atomic_init(&r->ball, 0);

@@ -129,6 +129,24 @@ public enum BenchReports {
         return [main, profile]
     }
 
+    /// The core round trip of a two-thread team (`ThreadTeam.coreRoundTripSeconds`, 4,000 round trips) every 0.2 s for
+    /// `seconds`: whether the host keeps the cores near or moves them apart while it runs.
+    public static func roundTrips(seconds: Double, progress: (String) -> Void = { _ in }) -> BenchReport {
+        struct Row: Encodable, Sendable { var seconds: Double; var roundTripNanoseconds: Double }
+        let team = ThreadTeam(threads: 2), start = Clock.now()
+        var rows: [Row] = []
+        while Clock.now() - start < seconds {
+            rows.append(Row(seconds: Clock.now() - start, roundTripNanoseconds: 1e9 * team.coreRoundTripSeconds()))
+            if rows.count % 25 == 0 { progress("  \(rows.count) round trips measured") }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return BenchReport(
+            title: "A two-thread team's core round trip (a cache line from the caller's core to a worker's and back, the median over batches of 100 of 4,000) "
+                + "every 0.2 s; under \(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns the cores count as near (sharing a cache)",
+            header: ["seconds", "round trip ns"],
+            rows: rows.map { [f($0.seconds, 1), f($0.roundTripNanoseconds)] }, records: rows)
+    }
+
     public static func gradients(batch: Int, seconds: Double, repeats: Int, only: String?, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         let rows = try WeightGradientBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, only: only, progress: progress)
         let level = BLAS.hardwareLevel == .generic ? "none (OpenBLAS only)" : BLAS.hardwareLevel.description

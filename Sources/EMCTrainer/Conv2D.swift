@@ -323,7 +323,7 @@ public final class Conv2D: Layer {
 
     private func directBackward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
                                 batch: Int) {
-        let k = kernel, cin = inChannels, cout = outChannels
+        let k = kernel, cin = inChannels, cout = outChannels, columns = k * cin
         if hasBias { Parallel.sumRows(gradients.bias, gradOutput, rows: pixels(batch), columns: cout) }
         if gradInput != nil && stride == 1 {
             // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
@@ -343,7 +343,7 @@ public final class Conv2D: Layer {
             // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the
             // passes), the padded input made once per pass for the weight gradient.
             inPasses(0..<batch) { first, count in
-                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, columns: 0..<(k * cin), part: 0)
+                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, columns: 0..<columns, part: 0)
                 if let gradInput { inputGradientPass(gradOutput, gradInput, first: first, count: count, part: 0) }
             }
             return
@@ -351,7 +351,7 @@ public final class Conv2D: Layer {
         // Over the team: each thread the weight gradient of its output channels (every image, in order: each chain whole)
         // and the input gradient of its images. Where the pairs kernel computes the weight gradient (up to 8 channels,
         // whose lanes share one vector, so fewer channels take as long), each thread takes columns of the kernel rows.
-        let columns = kernel * cin, byColumns = directGradientSplitsColumns && columns >= parts
+        let byColumns = directGradientSplitsColumns && columns >= parts
         Parallel.parts(parts) { part in
             let channels = byColumns ? 0..<cout : (cout * part / parts)..<(cout * (part + 1) / parts)
             let partColumns = byColumns ? (columns * part / parts)..<(columns * (part + 1) / parts) : 0..<columns

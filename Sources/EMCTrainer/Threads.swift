@@ -34,8 +34,8 @@ public final class ThreadTeam: @unchecked Sendable {
         return (Clock.now() - start) / Double(jobs)
     }
 
-    /// Seconds a cache line takes from the caller's core to a worker's and back (`emc_pool_round_trip`, the mean of
-    /// `rounds`; 0 with one thread): how far apart the team's cores are. A host may move a machine's cores closer or
+    /// Seconds a cache line takes from the caller's core to a worker's and back (`emc_pool_round_trip`, the median over
+    /// batches of 100 of `rounds`; 0 with one thread): how far apart the team's cores are. A host may move a machine's cores closer or
     /// further apart while it runs, and passes that read what another core wrote slow down with the distance.
     public func coreRoundTripSeconds(rounds: Int = 4_000) -> Double { emc_pool_round_trip(pool, rounds) }
 

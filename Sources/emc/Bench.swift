@@ -77,7 +77,8 @@ struct BenchThreads: ParsableCommand {
         discussion: """
             The models of `emc bench train` at batch 128. For PyTorch, run scripts/bench/torch_train.py --threads N --json > tN.json \
             for each N and pass --torch N=tN.json. Then a profile by layer at 1 and 2 threads, from which the scaling model predicts \
-            8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core").
+            8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core"). Before each repetition it times the team's \
+            core round trip; --round-trips S prints that alone every 0.2 s for S seconds ("Cores near and far").
             """)
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Option(help: "Batch size.") var batch = 128
@@ -85,9 +86,16 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "PyTorch's JSON at a thread count, as N=FILE (repeat for each count).") var torch: [String] = []
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
+    @Option(help: "Instead of training: a two-thread team's core round trip every 0.2 s for this many seconds.")
+    var roundTrips: Double?
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
+        if let roundTrips {
+            guard roundTrips > 0, roundTrips <= 3600 else { throw ValidationError("--round-trips takes seconds from 0 to 3600, like 40") }
+            try output.show(BenchReports.roundTrips(seconds: roundTrips, progress: output.progress))
+            return
+        }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
         var files: [Int: String] = [:]

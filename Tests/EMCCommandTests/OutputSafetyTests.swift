@@ -200,4 +200,15 @@ struct OutputSafetyTests {
         #expect(try ReadableFile.contents(of: dir.file("scratch/notes.txt")) == Array("mine".utf8))
         #expect(try ReadableFile.contents(of: other.file("data.txt")) == Array("theirs".utf8))
     }
+
+    @Test("bench threads --round-trips S prints the team's core round trip over S seconds, and refuses S outside (0, 3600]")
+    func benchRoundTrips() throws {
+        let r = try emc(["bench", "threads", "--round-trips", "0.5", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("roundTripNanoseconds"), "\(r.stdout)")
+        for bad in ["0", "-1", "4000"] {
+            let refused = try emc(["bench", "threads", "--round-trips=\(bad)"])
+            #expect(refused.status != 0 && refused.stderr.contains("--round-trips takes seconds"), "\(bad): \(refused.stderr)")
+        }
+    }
 }

@@ -312,6 +312,11 @@ struct DirectConvolutionTests {
                     }
                     #expect(split.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), columns cut at \(cuts)")
                 }
+                // Columns past the kernel row: refused, dW untouched.
+                var refused = start
+                #expect(emc_conv_weight_gradient_columns(level.rawValue, Int32(cout), Int32(k), Int32(cin), 0, Int32(n + 1), images * ho, wo, dy,
+                                                         cout, runDy, x, stride * cin, runX, wp * cin, &refused) == -1)
+                #expect(refused == start)
             }
         }
     }

@@ -82,7 +82,7 @@ int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t ru
                              size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
                              size_t rowStep, float *dW);
 /* The same for columns c0..<c1 of each kernel row (j = kx·cin + ci) only: every element's chain is the whole pass's, so
-   parts that split the columns give its bits. */
+   parts that split the columns give its bits. Returns −1 (nothing done) for columns outside 0..<K·cin. */
 int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
                                      const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
                                      const size_t *runX, size_t rowStep, float *dW);
@@ -228,8 +228,9 @@ unsigned long emc_pool_jobs(const emc_pool *pool);
 void emc_pool_run(emc_pool *pool, int parts, emc_part_fn fn, void *context);
 emc_pool *emc_pool_current(void);
 emc_pool *emc_pool_set_current(emc_pool *pool);
-/* Seconds one cache line takes to go from the caller's core to a worker's and back, averaged over `rounds` round trips
-   (0 without a team): how far apart the team's cores are (emc bench threads reports it with each measurement). */
+/* Seconds one cache line takes to go from the caller's core to a worker's and back: the median over batches of 100 of
+   `rounds` round trips (at most 102,400; 0 without a team): how far apart the team's cores are (emc bench threads
+   reports it with each measurement). */
 double emc_pool_round_trip(emc_pool *pool, long rounds);
 
 #endif
