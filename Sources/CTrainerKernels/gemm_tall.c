@@ -268,23 +268,176 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
     return 1;
 }
 
+// Channels in lanes (more output channels than a kernel row has columns: a first layer's 3 or 9 columns against 16–64
+// channels, where the tiles above fill 3 or 9 of a vector's 16 lanes): lane l of accumulator [r][v] holds C[v·L + l][col r],
+// L the vector's lanes. A's row (the output gradient's channels) is loaded as V vectors, and each of B's R columns is
+// broadcast to every lane: column r is J·s + j, the j-th of segment s (a convolution's kernel rows, B segB floats further
+// on, C segC columns further on). Each lane is still the one chain over k in order, c = fma(b, a, c), whose product is
+// exact whichever operand comes first: the same bits as the tiles above. With `db` (not NULL) the same pass adds A's
+// column sums to db[0..<m], each in row order (db[i] += a[k][i]: emc_sum_rows's general path).
+#define CHANNEL_LANES(NAME, TARGET, VEC, L, MASKS, LOAD, BROADCAST, FMA, ADD, STORE, V, R)                              \
+    __attribute__((target(TARGET))) static void NAME##_##V##_##R(                                                      \
+        int m, int J, size_t segB, size_t segC, size_t runs, size_t length, const float *a, size_t lda,               \
+        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc, float *db) {        \
+        MASKS(V)                                                                                                       \
+        VEC sum[V];                                                                                                    \
+        for (int v = 0; v < V; v++) {                                                                                  \
+            float lanes[L] = {0};                                                                                      \
+            for (int l = 0; l < L && v * L + l < m && db; l++) lanes[l] = db[v * L + l];                               \
+            sum[v] = LOAD(lanes, v, 1);                                                                                \
+        }                                                                                                              \
+        size_t colB[R], colC[R];                                                                                       \
+        for (int r = 0; r < R; r++) {                                                                                  \
+            colB[r] = (size_t)(r / J) * segB + (size_t)(r % J);                                                        \
+            colC[r] = (size_t)(r / J) * segC + (size_t)(r % J);                                                        \
+        }                                                                                                              \
+        VEC acc[R][V];                                                                                                 \
+        for (int r = 0; r < R; r++)                                                                                    \
+            for (int v = 0; v < V; v++) {                                                                              \
+                float lanes[L] = {0};                                                                                  \
+                for (int l = 0; l < L && v * L + l < m; l++) lanes[l] = c[(size_t)(v * L + l) * ldc + colC[r]];       \
+                acc[r][v] = LOAD(lanes, v, 1);                                                                         \
+            }                                                                                                          \
+        for (size_t run = 0; run < runs; run++) {                                                                      \
+            const float *ar = a + runA[run], *br = b + runB[run];                                                      \
+            for (size_t k = 0; k < length; k++) {                                                                      \
+                VEC av[V];                                                                                             \
+                for (int v = 0; v < V; v++) {                                                                          \
+                    av[v] = LOAD(ar + v * L, v, 0);                                                                    \
+                    sum[v] = ADD(sum[v], av[v]);                                                                       \
+                }                                                                                                      \
+                for (int r = 0; r < R; r++) {                                                                          \
+                    VEC bx = BROADCAST(br + colB[r]);                                                                  \
+                    for (int v = 0; v < V; v++) acc[r][v] = FMA(bx, av[v], acc[r][v]);                                 \
+                }                                                                                                      \
+                ar += lda;                                                                                             \
+                br += ldb;                                                                                             \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int r = 0; r < R; r++)                                                                                    \
+            for (int v = 0; v < V; v++) {                                                                              \
+                float lanes[L];                                                                                        \
+                STORE(lanes, acc[r][v]);                                                                               \
+                for (int l = 0; l < L && v * L + l < m; l++) c[(size_t)(v * L + l) * ldc + colC[r]] = lanes[l];       \
+            }                                                                                                          \
+        for (int v = 0; v < V && db; v++) {                                                                            \
+            float lanes[L];                                                                                            \
+            STORE(lanes, sum[v]);                                                                                      \
+            for (int l = 0; l < L && v * L + l < m; l++) db[v * L + l] = lanes[l];                                     \
+        }                                                                                                              \
+    }
+
+// The lanes of vector v that hold channels (< m); a load of vector v reads only those (`full`: a whole scratch array).
+#define MASKS512(V)                                                                                                    \
+    __mmask16 masks[V];                                                                                                \
+    for (int v = 0; v < V; v++) masks[v] = (__mmask16)(m - v * 16 >= 16 ? 0xFFFF : (1u << (m - v * 16)) - 1);
+#define LOAD512(p, v, full) _mm512_maskz_loadu_ps((full) ? (__mmask16)0xFFFF : masks[v], (p))
+#define BROADCAST512(p) _mm512_set1_ps(*(p))
+#define MASKS256(V)                                                                                                    \
+    __m256i masks[V];                                                                                                  \
+    for (int v = 0; v < V; v++)                                                                                        \
+        masks[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(m - v * 8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#define LOAD256(p, v, full) _mm256_maskload_ps((p), (full) ? _mm256_set1_epi32(-1) : masks[v])
+#define BROADCAST256(p) _mm256_broadcast_ss(p)
+
+// AVX-512: up to 24 accumulators (V·R), AVX2 up to 10 (with the V sums, the V rows of A and a broadcast: 15 registers).
+#define LANES512(V, R) CHANNEL_LANES(lanes512, "avx512f", __m512, 16, MASKS512, LOAD512, BROADCAST512, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, V, R)
+#define LANES256(V, R) CHANNEL_LANES(lanes256, "avx2,fma", __m256, 8, MASKS256, LOAD256, BROADCAST256, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, V, R)
+#define LANES_1_TO_6(X, V) X(V, 1) X(V, 2) X(V, 3) X(V, 4) X(V, 5) X(V, 6)
+#define LANES_7_TO_12(X, V) X(V, 7) X(V, 8) X(V, 9) X(V, 10) X(V, 11) X(V, 12)
+#define LANES_13_TO_24(X, V) X(V, 13) X(V, 14) X(V, 15) X(V, 16) X(V, 17) X(V, 18) X(V, 19) X(V, 20) X(V, 21) X(V, 22) X(V, 23) X(V, 24)
+LANES_1_TO_6(LANES512, 1) LANES_7_TO_12(LANES512, 1) LANES_13_TO_24(LANES512, 1) LANES512(1, 25) LANES512(1, 26) LANES512(1, 27)
+LANES_1_TO_6(LANES512, 2) LANES_7_TO_12(LANES512, 2) LANES512(2, 13)
+LANES_1_TO_6(LANES256, 1) LANES_7_TO_12(LANES256, 1)
+LANES_1_TO_6(LANES256, 2)
+
+typedef void (*lanes_kernel)(int, int, size_t, size_t, size_t, size_t, const float *, size_t, const size_t *, const float *,
+                             size_t, const size_t *, float *, size_t, float *);
+// [vectors − 1][columns − 1]
+static const lanes_kernel lanes512_kernels[2][27] = {
+    {lanes512_1_1, lanes512_1_2, lanes512_1_3, lanes512_1_4, lanes512_1_5, lanes512_1_6, lanes512_1_7, lanes512_1_8,
+     lanes512_1_9, lanes512_1_10, lanes512_1_11, lanes512_1_12, lanes512_1_13, lanes512_1_14, lanes512_1_15,
+     lanes512_1_16, lanes512_1_17, lanes512_1_18, lanes512_1_19, lanes512_1_20, lanes512_1_21, lanes512_1_22,
+     lanes512_1_23, lanes512_1_24, lanes512_1_25, lanes512_1_26, lanes512_1_27},
+    {lanes512_2_1, lanes512_2_2, lanes512_2_3, lanes512_2_4, lanes512_2_5, lanes512_2_6, lanes512_2_7, lanes512_2_8,
+     lanes512_2_9, lanes512_2_10, lanes512_2_11, lanes512_2_12, lanes512_2_13}};
+static const lanes_kernel lanes256_kernels[2][12] = {
+    {lanes256_1_1, lanes256_1_2, lanes256_1_3, lanes256_1_4, lanes256_1_5, lanes256_1_6, lanes256_1_7, lanes256_1_8,
+     lanes256_1_9, lanes256_1_10, lanes256_1_11, lanes256_1_12},
+    {lanes256_2_1, lanes256_2_2, lanes256_2_3, lanes256_2_4, lanes256_2_5, lanes256_2_6}};
+
+// Whether a weight gradient of m output channels over n columns per kernel row takes fewer vector FMAs with the channels
+// in lanes (n per row of B, times the channel vectors) than with the columns in lanes (the tiles: m times the column
+// vectors); on a tie the tiles, which broadcast less.
+static int channels_in_lanes(int level, int m, int n) {
+    const int lanes = level >= 2 ? 16 : 8;
+    return level >= 1 && n * ((m + lanes - 1) / lanes) < m * ((n + lanes - 1) / lanes);
+}
+
+// dW's columns c0..<c1 of every kernel row with the channels in lanes: channels in groups of up to 2 vectors, each
+// group's columns in tiles of up to `most` accumulators a vector, as many kernel rows per pass as fit; db's sums in each
+// group's first pass.
+static void conv_weight_gradient_lanes(int level, int cout, int kernel, int n, int c0, int c1, size_t runs, size_t length,
+                                       const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
+                                       const size_t *runX, size_t rowStep, float *dW, size_t patch, float *db) {
+    const int lanes = level >= 2 ? 16 : 8, columns = c1 - c0;
+    // Two vectors a group share each broadcast; one vector a group, where that takes every kernel row in one pass and two
+    // would not, reads dy once instead of once per pass.
+    const int oneVector = level >= 2 ? 27 : 10, twoVectors = level >= 2 ? 13 : 5;
+    const int group = columns * kernel <= oneVector && columns * kernel > twoVectors ? lanes : 2 * lanes;
+    for (int g = 0; g < cout; g += group) {
+        const int m = cout - g < group ? cout - g : group, vectors = (m + lanes - 1) / lanes;
+        const int most = vectors == 1 ? oneVector : twoVectors, chunks = (columns + most - 1) / most, width = (columns + chunks - 1) / chunks;
+        const int rowsPerPass = columns <= most ? (most / columns < kernel ? most / columns : kernel) : 1;
+        for (int j0 = 0; j0 < columns; j0 += width) {
+            const int J = columns - j0 < width ? columns - j0 : width;
+            for (int ky = 0; ky < kernel; ky += rowsPerPass) {
+                const int rows = kernel - ky < rowsPerPass ? kernel - ky : rowsPerPass;
+                const lanes_kernel f = level >= 2 ? lanes512_kernels[vectors - 1][rows * J - 1] : lanes256_kernels[vectors - 1][rows * J - 1];
+                f(m, J, rowStep, (size_t)n, runs, length, dy + g, ldDy, runDy, x + ky * rowStep + c0 + j0, ldx, runX,
+                  dW + (size_t)g * patch + (size_t)ky * n + c0 + j0, patch, db && j0 == 0 && ky == 0 ? db + g : NULL);
+            }
+        }
+    }
+}
+
 int emc_conv_weight_gradient_pairs(int level, int cout, int kernel, int cin) {
     return level >= 2 && cout <= 8 && kernel * cin <= 24;
 }
 
+// db[0..<m] += Σ over the runs' rows of a[k][i], each in row order (emc_sum_rows's general path).
+static void sum_runs(int m, size_t runs, size_t length, const float *a, size_t lda, const size_t *runA, float *db) {
+    for (size_t run = 0; run < runs; run++) {
+        const float *ar = a + runA[run];
+        for (size_t k = 0; k < length; k++, ar += lda)
+            for (int i = 0; i < m; i++) db[i] += ar[i];
+    }
+}
+
 int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
                                      const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
-                                     const size_t *runX, size_t rowStep, float *dW) {
+                                     const size_t *runX, size_t rowStep, float *dW, float *db) {
     const int n = kernel * cin, patch = kernel * n, columns = c1 - c0;
     if (c0 < 0 || c1 > n) return -1;
-    if (columns < 1) return 1;
-    if (emc_conv_weight_gradient_pairs(level, cout, kernel, cin)) {
-        const int pairs = (columns + 1) / 2, perPass = 24 / pairs < 3 ? 24 / pairs : 3;
+    if (level < 1) return 0;
+    if (columns < 1) {
+        if (db) sum_runs(cout, runs, length, dy, ldDy, runDy, db);
+        return 1;
+    }
+    const int pairs = emc_conv_weight_gradient_pairs(level, cout, kernel, cin);
+    if (db && (pairs || !channels_in_lanes(level, cout, columns))) sum_runs(cout, runs, length, dy, ldDy, runDy, db);
+    if (pairs) {
+        const int pairCount = (columns + 1) / 2, perPass = 24 / pairCount < 3 ? 24 / pairCount : 3;
         for (int ky = 0; ky < kernel; ky += perPass) {
             const int count = kernel - ky < perPass ? kernel - ky : perPass;
-            pairs_kernels[pairs - 1][count - 1](cout, columns, rowStep, (size_t)n, runs, length, dy, ldDy, runDy,
+            pairs_kernels[pairCount - 1][count - 1](cout, columns, rowStep, (size_t)n, runs, length, dy, ldDy, runDy,
                                                 x + ky * rowStep + c0, ldx, runX, dW + ky * n + c0, (size_t)patch);
         }
+        return 1;
+    }
+    if (channels_in_lanes(level, cout, columns)) {
+        conv_weight_gradient_lanes(level, cout, kernel, n, c0, c1, runs, length, dy, ldDy, runDy, x, ldx, runX, rowStep, dW,
+                                   (size_t)patch, db);
         return 1;
     }
     for (int ky = 0; ky < kernel; ky++)
@@ -296,7 +449,7 @@ int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, i
 
 int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
                              size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
-                             size_t rowStep, float *dW) {
+                             size_t rowStep, float *dW, float *db) {
     return emc_conv_weight_gradient_columns(level, cout, kernel, cin, 0, kernel * cin, runs, length, dy, ldDy, runDy, x,
-                                            ldx, runX, rowStep, dW);
+                                            ldx, runX, rowStep, dW, db);
 }

@@ -323,8 +323,13 @@ public final class Conv2D: Layer {
 
     private func directBackward(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
                                 batch: Int) {
-        let k = kernel, cin = inChannels, cout = outChannels, columns = k * cin
-        if hasBias { Parallel.sumRows(gradients.bias, gradOutput, rows: pixels(batch), columns: cout) }
+        let k = kernel, cin = inChannels, cout = outChannels, columns = k * cin, parts = Parallel.threads
+        let byColumns = parts > 1 && directGradientSplitsColumns && columns >= parts
+        // The bias's sums: where they take emc_sum_rows's general path (each channel's sum in row order), the weight
+        // gradient's kernel adds them, in its pass over dy where it can (channels in lanes); 16-lane sums, and a weight
+        // gradient split by columns (every part has every channel), sum apart.
+        let biasInPass = hasBias && !Parallel.sumsInLanes(cout) && !byColumns
+        if hasBias && !biasInPass { Parallel.sumRows(gradients.bias, gradOutput, rows: pixels(batch), columns: cout) }
         if gradInput != nil && stride == 1 {
             // dx = the padded dy convolved with the flipped kernel: w′[ky][kx][co][ci] = W[co][K−1−ky][K−1−kx][ci].
             let weight = parameters.weight, flipped = flippedWeights.baseAddress!
@@ -338,12 +343,12 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        let parts = Parallel.threads
         guard parts > 1, batch >= 2 * minimumImagesPerPart else {
             // Pass by pass (the weight gradient's chains continue from pass to pass, so the bits do not depend on the
             // passes), the padded input made once per pass for the weight gradient.
             inPasses(0..<batch) { first, count in
-                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, columns: 0..<columns, part: 0)
+                weightGradientPass(input, gradOutput, first: first, count: count, channels: 0..<cout, columns: 0..<columns,
+                                   bias: biasInPass, part: 0)
                 if let gradInput { inputGradientPass(gradOutput, gradInput, first: first, count: count, part: 0) }
             }
             return
@@ -351,14 +356,13 @@ public final class Conv2D: Layer {
         // Over the team: each thread the weight gradient of its output channels (every image, in order: each chain whole)
         // and the input gradient of its images. Where the pairs kernel computes the weight gradient (up to 8 channels,
         // whose lanes share one vector, so fewer channels take as long), each thread takes columns of the kernel rows.
-        let byColumns = directGradientSplitsColumns && columns >= parts
         Parallel.parts(parts) { part in
             let channels = byColumns ? 0..<cout : (cout * part / parts)..<(cout * (part + 1) / parts)
             let partColumns = byColumns ? (columns * part / parts)..<(columns * (part + 1) / parts) : 0..<columns
             if !channels.isEmpty {
                 inPasses(0..<batch) { first, count in
                     weightGradientPass(input, gradOutput, first: first, count: count, channels: channels, columns: partColumns,
-                                       part: part)
+                                       bias: biasInPass, part: part)
                 }
             }
             guard let gradInput else { return }
@@ -370,16 +374,18 @@ public final class Conv2D: Layer {
 
     /// dW[co][ky][kx][ci] += Σ_q dy[q][co] · x[(S·oy + ky)·Wp·C + (S·ox + kx)·C + ci] over the outputs q = (oy, ox) of
     /// `count` images from `first` on, for the output channels `channels` and the columns kx·C + ci in `columns` of each
-    /// kernel row: one output row at a time (dy read dense, x in the padded grid, S·C apart).
+    /// kernel row: one output row at a time (dy read dense, x in the padded grid, S·C apart); with `bias`, also the bias's
+    /// sums of those channels.
     private func weightGradientPass(_ input: UnsafePointer<Float>, _ gradOutput: UnsafePointer<Float>, first: Int, count: Int,
-                                    channels: Range<Int>, columns: Range<Int>, part: Int) {
+                                    channels: Range<Int>, columns: Range<Int>, bias: Bool, part: Int) {
         let dy = gradOutput + first * outputShape.count
         KernelLevel.ran(emc_conv_weight_gradient_columns(BLAS.hardwareLevel.rawValue, Int32(channels.count), Int32(kernel), Int32(inChannels),
                                                          Int32(columns.lowerBound), Int32(columns.upperBound),
                                                          count * outputShape.height, outputShape.width, dy + channels.lowerBound, outChannels,
                                                          outputRuns.baseAddress!, paddedInput(input, first: first, count: count, part: part),
                                                          stride * inChannels, gridRuns.baseAddress!, paddedWidth * inChannels,
-                                                         gradients.weight + channels.lowerBound * patch), "emc_conv_weight_gradient")
+                                                         gradients.weight + channels.lowerBound * patch,
+                                                         bias ? gradients.bias + channels.lowerBound : nil), "emc_conv_weight_gradient")
     }
 
     /// The input gradient of `count` images from `first` on.

@@ -272,12 +272,15 @@ struct DirectConvolutionTests {
     }
 
     /// The weight gradient over runs, kernel row by kernel row: at every level and whichever tile (pairs at ≤ 8 outputs
-    /// and ≤ 24-float kernel rows with AVX-512), each element the in-order FMA chain over the runs' rows, bit for bit.
-    @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not, whole or by columns")
+    /// and ≤ 24-float kernel rows with AVX-512; the channels in lanes where a kernel row has fewer columns than there are
+    /// channels: one or two vectors of them, masked tails, several kernel rows a pass or kernel rows in chunks), each
+    /// element the in-order FMA chain over the runs' rows, bit for bit.
+    @Test("the convolution weight gradient is the in-order chain over the runs at every level, pairs or not, whole, by columns or by channels")
     func weightGradientExact() {
         let levels = kernelLevels, random = normalDraws(seed: 38)
         for (cout, k, cin, stride) in [(8, 3, 3, 1), (8, 3, 8, 1), (5, 3, 1, 1), (3, 3, 7, 2), (8, 1, 16, 2), (4, 3, 4, 1), (16, 3, 8, 1),
-                                       (8, 3, 9, 1), (2, 5, 3, 1)] {
+                                       (8, 3, 9, 1), (2, 5, 3, 1), (32, 3, 1, 1), (32, 3, 3, 1), (24, 3, 3, 2), (40, 3, 1, 1),
+                                       (16, 5, 3, 1), (64, 3, 3, 1), (12, 3, 3, 1), (48, 1, 3, 2), (32, 3, 9, 1), (20, 7, 1, 1)] {
             let images = 2, height = 5, width = 6, ho = (height - 1) / stride + 1, wo = (width - 1) / stride + 1
             let hp = height + k - 1, wp = width + k - 1, n = k * cin, patch = k * n
             let x = (0..<(images * hp * wp * cin)).map { _ in random() }, dy = (0..<(images * ho * wo * cout)).map { _ in random() }
@@ -296,27 +299,55 @@ struct DirectConvolutionTests {
                     }
                 }
             }
+            // The bias's sums: each channel's plain sum in row order (emc_sum_rows's general path), from its start.
+            let biasStart = (0..<cout).map { _ in random() }
+            var expectedBias = biasStart
+            for r in 0..<(images * ho) { for q in 0..<wo { for co in 0..<cout { expectedBias[co] += dy[runDy[r] + q * cout + co] } } }
             for level in levels {
-                var dW = start
+                var dW = start, db = biasStart
                 let ran = emc_conv_weight_gradient(level.rawValue, Int32(cout), Int32(k), Int32(cin), images * ho, wo, dy, cout, runDy, x, stride * cin,
-                                                   runX, wp * cin, &dW)
+                                                   runX, wp * cin, &dW, &db)
                 #expect(ran == 1)
                 #expect(dW.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), stride \(stride)")
+                #expect(db.map(\.bitPattern) == expectedBias.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k): the bias's sums")
                 // Split by columns of the kernel rows (as two or three threads take them, and one column at a time): the
                 // same chains. A part that skipped its columns, or wrote a neighbour's, would leave or change an element.
+                // The last part sums the bias.
                 for cuts in [[0, n / 2, n], [0, n / 3, 2 * n / 3, n], [0, 1, n], Array(0...n)] {
-                    var split = start
-                    for (c0, c1) in zip(cuts, cuts.dropFirst()) where c1 > c0 {
-                        #expect(emc_conv_weight_gradient_columns(level.rawValue, Int32(cout), Int32(k), Int32(cin), Int32(c0), Int32(c1),
-                                                                 images * ho, wo, dy, cout, runDy, x, stride * cin, runX, wp * cin, &split) == 1)
+                    var split = start, splitBias = biasStart
+                    splitBias.withUnsafeMutableBufferPointer { db in
+                        for (c0, c1) in zip(cuts, cuts.dropFirst()) where c1 > c0 {
+                            #expect(emc_conv_weight_gradient_columns(level.rawValue, Int32(cout), Int32(k), Int32(cin), Int32(c0), Int32(c1),
+                                                                     images * ho, wo, dy, cout, runDy, x, stride * cin, runX, wp * cin, &split,
+                                                                     c1 == n ? db.baseAddress : nil) == 1)
+                        }
                     }
                     #expect(split.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), columns cut at \(cuts)")
+                    #expect(splitBias.map(\.bitPattern) == expectedBias.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), columns cut at \(cuts): the bias's sums")
                 }
-                // Columns past the kernel row: refused, dW untouched.
-                var refused = start
+                // Split by output channels (as threads take them where the columns do not split): the same chains, each
+                // part its channels' bias sums.
+                for cuts in [[0, cout / 2, cout], [0, cout / 3, 2 * cout / 3, cout], [0, 1, cout]] {
+                    var split = start, splitBias = biasStart
+                    dy.withUnsafeBufferPointer { dy in
+                        split.withUnsafeMutableBufferPointer { dW in
+                            splitBias.withUnsafeMutableBufferPointer { db in
+                                for (c0, c1) in zip(cuts, cuts.dropFirst()) where c1 > c0 {
+                                    #expect(emc_conv_weight_gradient(level.rawValue, Int32(c1 - c0), Int32(k), Int32(cin), images * ho, wo,
+                                                                     dy.baseAddress! + c0, cout, runDy, x, stride * cin, runX, wp * cin,
+                                                                     dW.baseAddress! + c0 * patch, db.baseAddress! + c0) == 1)
+                                }
+                            }
+                        }
+                    }
+                    #expect(split.map(\.bitPattern) == expected.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), channels cut at \(cuts)")
+                    #expect(splitBias.map(\.bitPattern) == expectedBias.map(\.bitPattern), "level \(level), \(cin) → \(cout), k \(k), channels cut at \(cuts): the bias's sums")
+                }
+                // Columns past the kernel row: refused, dW and db untouched.
+                var refused = start, refusedBias = biasStart
                 #expect(emc_conv_weight_gradient_columns(level.rawValue, Int32(cout), Int32(k), Int32(cin), 0, Int32(n + 1), images * ho, wo, dy,
-                                                         cout, runDy, x, stride * cin, runX, wp * cin, &refused) == -1)
-                #expect(refused == start)
+                                                         cout, runDy, x, stride * cin, runX, wp * cin, &refused, &refusedBias) == -1)
+                #expect(refused == start && refusedBias == biasStart)
             }
         }
     }

@@ -76,16 +76,21 @@ int emc_gemm_tall_runs(int level, int m, int n, size_t runs, size_t length, cons
                        const size_t *runA, const float *b, size_t ldb, const size_t *runB, float *c, size_t ldc);
 
 /* A convolution's weight gradient dW [cout][K][K·cin] += Σ over the runs' rows of dy[q][co] · x[q + ky·rowStep][j]: for
-   each kernel row ky, emc_gemm_tall_runs with B = x + ky·rowStep (x rows ldx apart, runs at runX, dy at runDy). Each
-   element the same chain over the rows in order, whichever tile computes it. */
+   each kernel row ky, emc_gemm_tall_runs with B = x + ky·rowStep (x rows ldx apart, runs at runX, dy at runDy), or, where
+   a kernel row has fewer columns than there are output channels (a first layer's 3 or 9), a tile with the channels in
+   the vector's lanes. Each element the same chain over the rows in order, whichever tile computes it. With db (not
+   NULL), also db[co] += Σ dy[q][co], each in row order as emc_sum_rows's general path sums (columns that do not divide
+   16): in the same pass over dy where the channels sit in lanes, by a pass of its own elsewhere. Returns 0 (nothing
+   done) at level 0. */
 int emc_conv_weight_gradient(int level, int cout, int kernel, int cin, size_t runs, size_t length, const float *dy,
                              size_t ldDy, const size_t *runDy, const float *x, size_t ldx, const size_t *runX,
-                             size_t rowStep, float *dW);
+                             size_t rowStep, float *dW, float *db);
 /* The same for columns c0..<c1 of each kernel row (j = kx·cin + ci) only: every element's chain is the whole pass's, so
-   parts that split the columns give its bits. Returns −1 (nothing done) for columns outside 0..<K·cin. */
+   parts that split the columns give its bits (db: every channel's sum; give it to one part only). Returns −1 (nothing
+   done) for columns outside 0..<K·cin. */
 int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
                                      const float *dy, size_t ldDy, const size_t *runDy, const float *x, size_t ldx,
-                                     const size_t *runX, size_t rowStep, float *dW);
+                                     const size_t *runX, size_t rowStep, float *dW, float *db);
 /* Whether emc_conv_weight_gradient takes the pairs kernel (AVX-512, cout ≤ 8, K·cin ≤ 24), whose time does not shrink
    with fewer output channels (their lanes sit in one vector): such a weight gradient splits by columns instead. */
 int emc_conv_weight_gradient_pairs(int level, int cout, int kernel, int cin);
