@@ -405,13 +405,9 @@ int emc_conv_weight_gradient_pairs(int level, int cout, int kernel, int cin) {
     return level >= 2 && cout <= 8 && kernel * cin <= 24;
 }
 
-// db[0..<m] += Σ over the runs' rows of a[k][i], each in row order (emc_sum_rows's general path).
+// db[0..<m] += Σ over the runs' rows of a[k][i], each in row order (emc_sum_rows's general path, run by run).
 static void sum_runs(int m, size_t runs, size_t length, const float *a, size_t lda, const size_t *runA, float *db) {
-    for (size_t run = 0; run < runs; run++) {
-        const float *ar = a + runA[run];
-        for (size_t k = 0; k < length; k++, ar += lda)
-            for (int i = 0; i < m; i++) db[i] += ar[i];
-    }
+    for (size_t run = 0; run < runs; run++) emc_sum_rows_range(db, a + runA[run], length, lda, 0, (size_t)m);
 }
 
 int emc_conv_weight_gradient_columns(int level, int cout, int kernel, int cin, int c0, int c1, size_t runs, size_t length,
