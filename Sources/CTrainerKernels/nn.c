@@ -288,6 +288,39 @@ void emc_multiply(float *restrict z, const float *restrict x, const float *restr
     for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i];
 }
 
+// The optimizers' elementwise steps: PyTorch's arithmetic in its order, each product rounded before its sum (no
+// contraction), so every clone, and the scalar loop these replace, computes the same bits.
+EMC_CLONES
+void emc_sgd_step(float *restrict p, const float *restrict g, float *restrict buffer, size_t n, float lr, float wd,
+                  float mu, int firstStep, int nesterov) {
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i];
+        if (wd != 0.0f) d = d + wd * p[i];
+        if (mu != 0.0f) {
+            // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
+            const float b = firstStep ? d : mu * buffer[i] + d;
+            buffer[i] = b;
+            d = nesterov ? d + mu * b : b;
+        }
+        p[i] = p[i] - lr * d;
+    }
+}
+
+EMC_CLONES
+void emc_adam_step(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n, float lr,
+                   float wd, int decoupled, float beta1, float beta2, float eps, float stepSize, float bias2Root) {
+    const float decay = 1.0f - lr * wd, keep1 = 1.0f - beta1, keep2 = 1.0f - beta2;
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i];
+        if (decoupled) p[i] = p[i] * decay;
+        else if (wd != 0.0f) d = d + wd * p[i];
+        m[i] = m[i] + (d - m[i]) * keep1;         // exp_avg.lerp_(grad, 1 - beta1)
+        v[i] = v[i] * beta2 + keep2 * d * d;      // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+        const float denom = __builtin_elementwise_sqrt(v[i]) / bias2Root + eps;  // correctly rounded, as Swift's squareRoot()
+        p[i] = p[i] - stepSize * m[i] / denom;
+    }
+}
+
 EMC_CLONES
 void emc_sigmoid_forward(float *restrict y, const float *restrict x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + emc_exp(-x[i]));

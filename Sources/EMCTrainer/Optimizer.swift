@@ -1,4 +1,5 @@
 import EMCCore
+import CTrainerKernels
 import Foundation
 
 /// An optimizer written as a string: `sgd:lr=0.01,momentum=0.9`, `gd:lr=0.1`, `adam:lr=1e-3`,
@@ -223,18 +224,13 @@ public final class Optimizer {
         case .sgd, .gd:
             let mu = Float(spec.momentum)
             let firstStep = steps == 1, nesterov = spec.nesterov
+            // emc_sgd_step: d = g (+ wd·p); buf = d on the first step, then mu·buf + d (dampening 0); d = buf, or d + mu·buf
+            // with Nesterov; p −= lr·d.
             first.withUnsafeMutableBufferPointer { buf in
+                let buffer = buf.baseAddress!
                 Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                    for i in range {
-                        var d = g[i]
-                        if wd != 0 { d += wd * p[i] }
-                        if mu != 0 {
-                            // PyTorch: buf = d on the first step, then buf = mu·buf + d (dampening 0).
-                            buf[i] = firstStep ? d : mu * buf[i] + d
-                            d = nesterov ? d + mu * buf[i] : buf[i]
-                        }
-                        p[i] -= lrf * d
-                    }
+                    let i = range.lowerBound
+                    emc_sgd_step(p + i, g + i, buffer + i, range.count, lrf, wd, mu, firstStep ? 1 : 0, nesterov ? 1 : 0)
                 }
             }
         case .adam, .adamw:
@@ -245,15 +241,13 @@ public final class Optimizer {
             let decoupled = spec.kind == .adamw
             first.withUnsafeMutableBufferPointer { m in
                 second.withUnsafeMutableBufferPointer { v in
+                    // emc_adam_step: d = g (+ wd·p), or p ·= 1 − lr·wd (AdamW); m = m + (d − m)·(1 − β1) (exp_avg.lerp_);
+                    // v = v·β2 + (1 − β2)·d·d; p −= stepSize·m / (√v / bias2Root + eps).
+                    let mBase = m.baseAddress!, vBase = v.baseAddress!
                     Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                        for i in range {
-                            var d = g[i]
-                            if decoupled { p[i] *= 1 - lrf * wd } else if wd != 0 { d += wd * p[i] }
-                            m[i] = m[i] + (d - m[i]) * (1 - b1)            // exp_avg.lerp_(grad, 1 - beta1)
-                            v[i] = v[i] * b2 + (1 - b2) * d * d            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-                            let denom = v[i].squareRoot() / bias2Root + eps
-                            p[i] -= stepSize * m[i] / denom
-                        }
+                        let i = range.lowerBound
+                        emc_adam_step(p + i, g + i, mBase + i, vBase + i, range.count, lrf, wd, decoupled ? 1 : 0, b1, b2, eps,
+                                      stepSize, bias2Root)
                     }
                 }
             }

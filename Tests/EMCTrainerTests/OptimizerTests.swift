@@ -22,6 +22,54 @@ func run(_ spec: String, gradients: [[Float]]) throws -> [Float] {
 struct OptimizerTests {
     let grads: [[Float]] = [[0.5, -0.25], [0.3, 0.1], [-0.2, 0.4]]
 
+    /// The update as scalar Float arithmetic, each product rounded before its sum, in PyTorch's order: what the vector
+    /// kernels (`emc_sgd_step`, `emc_adam_step`) must give bit for bit, over lanes and a tail, on every step.
+    @Test("SGD, Nesterov, Adam and AdamW update every parameter with the scalar arithmetic's bits", arguments: [
+        "sgd:lr=0.05", "sgd:lr=0.05,momentum=0.9", "sgd:lr=0.05,momentum=0.9,wd=0.001,nesterov=true", "gd:lr=0.1,wd=0.01",
+        "adam:lr=0.003", "adam:lr=0.003,wd=0.001", "adamw:lr=0.003,wd=0.01"])
+    func elementwiseBits(_ text: String) throws {
+        let spec = try OptimizerSpec(parsing: text), n = 1_037
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func draw() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+        }
+        let start = (0..<n).map { _ in draw() }
+        let steps = (0..<3).map { _ in (0..<n).map { _ in draw() * 0.5 } }
+        let optimizer = Optimizer(spec: spec, parameterCount: n)
+        let p = UnsafeMutableBufferPointer<Float>.allocate(capacity: n), g = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+        defer { p.deallocate(); g.deallocate() }
+        _ = p.initialize(from: start)
+        var expected = start, first = [Float](repeating: 0, count: n), second = [Float](repeating: 0, count: n)
+        let lr = Float(spec.lr), wd = Float(spec.weightDecay), mu = Float(spec.momentum)
+        let b1 = Float(spec.beta1), b2 = Float(spec.beta2), eps = Float(spec.eps)
+        for (t, grads) in steps.enumerated() {
+            _ = g.initialize(from: grads)
+            optimizer.step(parameters: p, gradients: g, lr: spec.lr)
+            let stepSize = Float(spec.lr / (1 - pow(spec.beta1, Double(t + 1))))
+            let bias2Root = Float((1 - pow(spec.beta2, Double(t + 1))).squareRoot())
+            for i in 0..<n {
+                var d = grads[i]
+                switch spec.kind {
+                case .adam, .adamw:
+                    if spec.kind == .adamw { expected[i] *= 1 - lr * wd } else if wd != 0 { d += wd * expected[i] }
+                    first[i] = first[i] + (d - first[i]) * (1 - b1)
+                    second[i] = second[i] * b2 + (1 - b2) * d * d
+                    expected[i] -= stepSize * first[i] / (second[i].squareRoot() / bias2Root + eps)
+                default:
+                    if wd != 0 { d += wd * expected[i] }
+                    if mu != 0 {
+                        first[i] = t == 0 ? d : mu * first[i] + d
+                        d = spec.nesterov ? d + mu * first[i] : first[i]
+                    }
+                    expected[i] -= lr * d
+                }
+            }
+            let differing = (0..<n).filter { p[$0].bitPattern != expected[$0].bitPattern }
+            #expect(differing.isEmpty, "\(text), step \(t + 1): \(differing.count) parameters differ, the first at \(differing.first ?? -1)")
+        }
+    }
+
     @Test("SGD with momentum and weight decay")
     func sgdMomentum() throws {
         // torch.optim.SGD(lr=0.1, momentum=0.9, weight_decay=0.01): d = g + wd·p; buf = d (step 1), mu·buf + d; p -= lr·buf

@@ -238,4 +238,12 @@ emc_pool *emc_pool_set_current(emc_pool *pool);
    reports it with each measurement). */
 double emc_pool_round_trip(emc_pool *pool, long rounds);
 
+/* The optimizers' elementwise steps over n parameters (nn.c), PyTorch's arithmetic in its order without contraction.
+   SGD with momentum mu (the buffer set to d on the first step), Nesterov or not, L2 weight decay wd; Adam with L2 decay
+   or AdamW's decoupled p·(1 − lr·wd), stepSize = lr / (1 − β1^t), bias2Root = √(1 − β2^t). */
+void emc_sgd_step(float *restrict p, const float *restrict g, float *restrict buffer, size_t n, float lr, float wd,
+                  float mu, int firstStep, int nesterov);
+void emc_adam_step(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n, float lr,
+                   float wd, int decoupled, float beta1, float beta2, float eps, float stepSize, float bias2Root);
+
 #endif
