@@ -288,6 +288,26 @@ void emc_multiply(float *restrict z, const float *restrict x, const float *restr
     for (size_t i = 0; i < n; i++) z[i] = x[i] * y[i];
 }
 
+// Squeeze-and-excitation's per-sample channel gate on `pixels` rows of c channels: y = x·g, its gradient dg[ch] += Σ dy·x
+// over the rows in order, and dx += dy·g. Each product rounded before its sum (no contraction), as the scalar loops.
+EMC_CLONES
+void emc_scale_channels(float *restrict y, const float *restrict x, const float *restrict g, size_t pixels, size_t c) {
+    for (size_t p = 0; p < pixels; p++)
+        for (size_t ch = 0; ch < c; ch++) y[p * c + ch] = x[p * c + ch] * g[ch];
+}
+
+EMC_CLONES
+void emc_channel_product_sums(float *restrict dg, const float *restrict dy, const float *restrict x, size_t pixels, size_t c) {
+    for (size_t p = 0; p < pixels; p++)
+        for (size_t ch = 0; ch < c; ch++) dg[ch] = dg[ch] + dy[p * c + ch] * x[p * c + ch];
+}
+
+EMC_CLONES
+void emc_add_scaled_channels(float *restrict dx, const float *restrict dy, const float *restrict g, size_t pixels, size_t c) {
+    for (size_t p = 0; p < pixels; p++)
+        for (size_t ch = 0; ch < c; ch++) dx[p * c + ch] = dx[p * c + ch] + dy[p * c + ch] * g[ch];
+}
+
 // The optimizers' elementwise steps: PyTorch's arithmetic in its order, each product rounded before its sum (no
 // contraction), so every clone, and the scalar loop these replace, computes the same bits.
 EMC_CLONES

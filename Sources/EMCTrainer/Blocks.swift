@@ -1,4 +1,5 @@
 import EMCCore
+import CTrainerKernels
 
 /// Layers applied in order inside a block, with their own activation and gradient buffers (and R-operator buffers when
 /// bound for Hessian products). A block's parameters are its chains' parameters, one after the other.
@@ -316,11 +317,8 @@ public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
         let c = inputShape.channels, pixels = inputShape.height * inputShape.width
         Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
             for b in samples {
-                let gb = g + b * c
-                for p in 0..<pixels {
-                    let o = (b * pixels + p) * c
-                    for ch in 0..<c { output[o + ch] = input[o + ch] * gb[ch] }
-                }
+                let o = b * pixels * c
+                emc_scale_channels(output + o, input + o, g + b * c, pixels, c)
             }
         }
     }
@@ -333,10 +331,8 @@ public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
         // Each sample's gate gradient is its own sum over its pixels.
         Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
             for b in samples {
-                for p in 0..<pixels {
-                    let o = (b * pixels + p) * c
-                    for ch in 0..<c { dg[b * c + ch] += gradOutput[o + ch] * input[o + ch] }
-                }
+                let o = b * pixels * c
+                emc_channel_product_sums(dg + b * c, gradOutput + o, input + o, pixels, c)
             }
         }
         // The chain's first layer (the average pool) writes dx from the gate; the direct path adds dy ⊙ g.
@@ -345,10 +341,8 @@ public final class SqueezeExcite: CompositeLayer, LayerWithoutHessian {
         let g = gate.output
         Parallel.samples(batch, perSample: inputShape.count) { samples, _ in
             for b in samples {
-                for p in 0..<pixels {
-                    let o = (b * pixels + p) * c
-                    for ch in 0..<c { gradInput[o + ch] += gradOutput[o + ch] * g[b * c + ch] }
-                }
+                let o = b * pixels * c
+                emc_add_scaled_channels(gradInput + o, gradOutput + o, g + b * c, pixels, c)
             }
         }
     }

@@ -129,6 +129,35 @@ struct TallKernelTests {
     }
 }
 
+@Suite("Squeeze-and-excitation's channel gate")
+struct ChannelGateTests {
+    /// y = x·g, dg += Σ dy·x over the pixels in order, dx += dy·g: the vector loops give the scalar arithmetic's bits
+    /// (each product rounded before its sum), at channel counts that fill vectors, leave tails, or are below one vector.
+    @Test("the gate's forward, its gradient sums and the input gradient are the scalar loops' bits", arguments: [1, 3, 8, 17, 40, 96])
+    func scalarBits(_ c: Int) {
+        let random = normalDraws(seed: UInt64(60 + c)), pixels = 49
+        let x = (0..<(pixels * c)).map { _ in random() }, dy = (0..<(pixels * c)).map { _ in random() }
+        let g = (0..<c).map { _ in random() }, dgStart = (0..<c).map { _ in random() }, dxStart = (0..<(pixels * c)).map { _ in random() }
+        var y = [Float](repeating: .nan, count: pixels * c), dg = dgStart, dx = dxStart
+        emc_scale_channels(&y, x, g, pixels, c)
+        emc_channel_product_sums(&dg, dy, x, pixels, c)
+        emc_add_scaled_channels(&dx, dy, g, pixels, c)
+        var expectedY = y, expectedDg = dgStart, expectedDx = dxStart
+        for p in 0..<pixels {
+            for ch in 0..<c {
+                let o = p * c + ch
+                expectedY[o] = x[o] * g[ch]
+                let product = dy[o] * x[o], scaled = dy[o] * g[ch]
+                expectedDg[ch] = expectedDg[ch] + product
+                expectedDx[o] = expectedDx[o] + scaled
+            }
+        }
+        #expect(y.map(\.bitPattern) == expectedY.map(\.bitPattern), "forward at \(c) channels")
+        #expect(dg.map(\.bitPattern) == expectedDg.map(\.bitPattern), "gate gradient at \(c) channels")
+        #expect(dx.map(\.bitPattern) == expectedDx.map(\.bitPattern), "input gradient at \(c) channels")
+    }
+}
+
 @Suite("The vectorisable exp and erf under GELU, SiLU and softmax")
 struct ElementaryFunctionTests {
     @Test("emc_exp within 2 ulp of libm's exp, emc_erf within 6e-7 of erf; NaN stays NaN")

@@ -246,4 +246,10 @@ void emc_sgd_step(float *restrict p, const float *restrict g, float *restrict bu
 void emc_adam_step(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n, float lr,
                    float wd, int decoupled, float beta1, float beta2, float eps, float stepSize, float bias2Root);
 
+/* Squeeze-and-excitation's gate over `pixels` rows of c channels (nn.c): y = x·g; dg[ch] += Σ dy·x over the rows in
+   order; dx += dy·g. Each product rounded before its sum. */
+void emc_scale_channels(float *restrict y, const float *restrict x, const float *restrict g, size_t pixels, size_t c);
+void emc_channel_product_sums(float *restrict dg, const float *restrict dy, const float *restrict x, size_t pixels, size_t c);
+void emc_add_scaled_channels(float *restrict dx, const float *restrict dy, const float *restrict g, size_t pixels, size_t c);
+
 #endif
