@@ -18,6 +18,15 @@
 // and reads every S-th position at stride S); a plain product is one run per slab. A tile keeps its block of C in
 // registers over a slab of about SLAB rows.
 
+// BODY for each row of every run in order, `ar` and `br` at that row of A and of B (run r starts at a + RUN_A[r] and
+// b + RUN_B[r]; rows lda and ldb apart). Every kernel below walks its runs this way, so each element's chain is over
+// the same rows in the same order.
+#define FOR_EACH_RUN_ROW(RUN_A, RUN_B, ...)                                                                           \
+    for (size_t run = 0; run < runs; run++) {                                                                          \
+        const float *ar = a + (RUN_A)[run], *br = b + (RUN_B)[run];                                                    \
+        for (size_t k = 0; k < length; k++, ar += lda, br += ldb) { __VA_ARGS__ }                                      \
+    }
+
 // One tile: rows i0..i0+R of C, columns n0..n0+V·16 (the last vector masked by `tail`), over `runs` runs (a and b point
 // at the tile's first column of A and of B).
 #define TILE_AVX512(R, V)                                                                                              \
@@ -28,19 +37,14 @@
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, c + r * ldc + v * 16);                  \
-        for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run], *br = b + bs[run];                                                          \
-            for (size_t k = 0; k < length; k++) {                                                                      \
-                __m512 bv[V];                                                                                          \
-                for (int v = 0; v < V; v++) bv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, br + v * 16);  \
-                for (int r = 0; r < R; r++) {                                                                          \
-                    __m512 av = _mm512_set1_ps(ar[r]);                                                                 \
-                    for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);                     \
-                }                                                                                                      \
-                ar += lda;                                                                                             \
-                br += ldb;                                                                                             \
+        FOR_EACH_RUN_ROW(as, bs,                                                                                       \
+            __m512 bv[V];                                                                                              \
+            for (int v = 0; v < V; v++) bv[v] = _mm512_maskz_loadu_ps(v == V - 1 ? tail : 0xFFFF, br + v * 16);        \
+            for (int r = 0; r < R; r++) {                                                                              \
+                __m512 av = _mm512_set1_ps(ar[r]);                                                                     \
+                for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);                         \
             }                                                                                                          \
-        }                                                                                                              \
+        )                                                                                                              \
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++)                                                                                \
                 _mm512_mask_storeu_ps(c + r * ldc + v * 16, v == V - 1 ? tail : 0xFFFF, acc[r][v]);                   \
@@ -90,19 +94,14 @@ __attribute__((target("avx512f"))) static void tall_avx512(int m, int n, size_t 
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++)                                                                                \
                 acc[r][v] = _mm256_maskload_ps(c + r * ldc + v * 8, v == V - 1 ? tail : all);                         \
-        for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + as[run], *br = b + bs[run];                                                          \
-            for (size_t k = 0; k < length; k++) {                                                                      \
-                __m256 bv[V];                                                                                          \
-                for (int v = 0; v < V; v++) bv[v] = _mm256_maskload_ps(br + v * 8, v == V - 1 ? tail : all);           \
-                for (int r = 0; r < R; r++) {                                                                          \
-                    __m256 av = _mm256_broadcast_ss(ar + r);                                                           \
-                    for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);                     \
-                }                                                                                                      \
-                ar += lda;                                                                                             \
-                br += ldb;                                                                                             \
+        FOR_EACH_RUN_ROW(as, bs,                                                                                       \
+            __m256 bv[V];                                                                                              \
+            for (int v = 0; v < V; v++) bv[v] = _mm256_maskload_ps(br + v * 8, v == V - 1 ? tail : all);               \
+            for (int r = 0; r < R; r++) {                                                                              \
+                __m256 av = _mm256_broadcast_ss(ar + r);                                                               \
+                for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);                         \
             }                                                                                                          \
-        }                                                                                                              \
+        )                                                                                                              \
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++)                                                                                \
                 _mm256_maskstore_ps(c + r * ldc + v * 8, v == V - 1 ? tail : all, acc[r][v]);                         \
@@ -175,22 +174,17 @@ int emc_gemm_tall_level(void) {
                         if (2 * p + g < n) lanes[2 * i + g] = c[i * ldc + s * segC + 2 * p + g];                       \
                 acc[s][p] = _mm512_loadu_ps(lanes);                                                                    \
             }                                                                                                          \
-        for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + runA[run], *br = b + runB[run];                                                      \
-            for (size_t k = 0; k < length; k++) {                                                                      \
-                __m512 av = _mm512_permutexvar_ps(twice, _mm512_maskz_loadu_ps(rowsMask, ar));                        \
-                for (int s = 0; s < NS; s++) {                                                                         \
-                    const float *bs = br + s * segB;                                                                   \
-                    for (int p = 0; p < PP; p++) {                                                                     \
-                        __m512 bv = p == PP - 1 && odd ? broadcast_single512(bs + 2 * p)                               \
-                                                       : broadcast_pair512(bs + 2 * p);                                \
-                        acc[s][p] = _mm512_fmadd_ps(bv, av, acc[s][p]);                                                \
-                    }                                                                                                  \
+        FOR_EACH_RUN_ROW(runA, runB,                                                                                   \
+            __m512 av = _mm512_permutexvar_ps(twice, _mm512_maskz_loadu_ps(rowsMask, ar));                             \
+            for (int s = 0; s < NS; s++) {                                                                             \
+                const float *bs = br + s * segB;                                                                       \
+                for (int p = 0; p < PP; p++) {                                                                         \
+                    __m512 bv = p == PP - 1 && odd ? broadcast_single512(bs + 2 * p)                                   \
+                                                   : broadcast_pair512(bs + 2 * p);                                    \
+                    acc[s][p] = _mm512_fmadd_ps(bv, av, acc[s][p]);                                                    \
                 }                                                                                                      \
-                ar += lda;                                                                                             \
-                br += ldb;                                                                                             \
             }                                                                                                          \
-        }                                                                                                              \
+        )                                                                                                              \
         for (int s = 0; s < NS; s++)                                                                                   \
             for (int p = 0; p < PP; p++) {                                                                             \
                 float lanes[16];                                                                                       \
@@ -298,22 +292,17 @@ int emc_gemm_tall_accumulate(int level, int m, int n, size_t k, const float *a, 
                 for (int l = 0; l < L && v * L + l < m; l++) lanes[l] = c[(size_t)(v * L + l) * ldc + colC[r]];       \
                 acc[r][v] = LOAD(lanes, v, 1);                                                                         \
             }                                                                                                          \
-        for (size_t run = 0; run < runs; run++) {                                                                      \
-            const float *ar = a + runA[run], *br = b + runB[run];                                                      \
-            for (size_t k = 0; k < length; k++) {                                                                      \
-                VEC av[V];                                                                                             \
-                for (int v = 0; v < V; v++) {                                                                          \
-                    av[v] = LOAD(ar + v * L, v, 0);                                                                    \
-                    sum[v] = ADD(sum[v], av[v]);                                                                       \
-                }                                                                                                      \
-                for (int r = 0; r < R; r++) {                                                                          \
-                    VEC bx = BROADCAST(br + colB[r]);                                                                  \
-                    for (int v = 0; v < V; v++) acc[r][v] = FMA(bx, av[v], acc[r][v]);                                 \
-                }                                                                                                      \
-                ar += lda;                                                                                             \
-                br += ldb;                                                                                             \
+        FOR_EACH_RUN_ROW(runA, runB,                                                                                   \
+            VEC av[V];                                                                                                 \
+            for (int v = 0; v < V; v++) {                                                                              \
+                av[v] = LOAD(ar + v * L, v, 0);                                                                        \
+                sum[v] = ADD(sum[v], av[v]);                                                                           \
             }                                                                                                          \
-        }                                                                                                              \
+            for (int r = 0; r < R; r++) {                                                                              \
+                VEC bx = BROADCAST(br + colB[r]);                                                                      \
+                for (int v = 0; v < V; v++) acc[r][v] = FMA(bx, av[v], acc[r][v]);                                     \
+            }                                                                                                          \
+        )                                                                                                              \
         for (int r = 0; r < R; r++)                                                                                    \
             for (int v = 0; v < V; v++) {                                                                              \
                 float lanes[L];                                                                                        \
