@@ -139,36 +139,49 @@ public enum BLAS {
     /// whose order differs again, so a part of a product can be computed differently from the same rows in the whole. No
     /// single multiple is right for every shape; emc finds one per shape, once per process: the smallest candidate whose
     /// split, into exactly the parts `sgemm` will use, gives the bits of one call on test values of that shape.
-    public static func rowGrain(_ shape: ProductShape, threads: Int) -> Int? {
-        let key = GrainKey(shape: shape, threads: threads)
+    public static func rowGrain(_ shape: ProductShape, threads: Int) -> Int? { grain(shape, threads: threads, axis: .rows) }
+
+    /// The multiple of columns at which `sgemmSplittingColumns` splits a product of this shape over `threads` threads
+    /// with every element's bits unchanged, or nil when none does: found as `rowGrain` is, on the columns.
+    public static func columnGrain(_ shape: ProductShape, threads: Int) -> Int? { grain(shape, threads: threads, axis: .columns) }
+
+    /// Which of C's dimensions a product splits over the team.
+    public enum SplitAxis: Hashable, Sendable { case rows, columns }
+
+    static func grain(_ shape: ProductShape, threads: Int, axis: SplitAxis) -> Int? {
+        let key = GrainKey(shape: shape, threads: threads, axis: axis)
         grains.lock.lock()
         defer { grains.lock.unlock() }
         if let known = grains.found[key] { return known }
         useOneThread()
-        let minimum = minimumSplitRows(n: shape.n, k: shape.k)
+        let (count, minimum) = axis == .rows ? (shape.m, minimumSplitRows(n: shape.n, k: shape.k))
+                                             : (shape.n, minimumSplitRows(n: shape.m, k: shape.k))
         var tried: Set<[Range<Int>]> = []
         var grain: Int?
         for candidate in grainCandidates {
-            let parts = Parallel.partCount(shape.m, grain: candidate, minimum: max(candidate, minimum), threads: threads)
+            let parts = Parallel.partCount(count, grain: candidate, minimum: max(candidate, minimum), threads: threads)
             guard parts > 1 else { break }
-            let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.m, grain: candidate) }
+            let split = (0..<parts).map { Parallel.range($0, of: parts, count: count, grain: candidate) }
             guard tried.insert(split).inserted else { continue }
-            if rowSplitKeepsBits(shape, split) { grain = candidate; break }
+            if splitKeepsBits(shape, split, axis: axis) { grain = candidate; break }
         }
         grains.found[key] = grain
         return grain
     }
 
-    private struct GrainKey: Hashable { var shape: ProductShape, threads: Int }
+    private struct GrainKey: Hashable { var shape: ProductShape, threads: Int, axis: SplitAxis }
     private final class Grains: @unchecked Sendable {
         let lock = NSLock()
         var found: [GrainKey: Int?] = [:]
     }
     private static let grains = Grains()
 
-    /// Whether computing the rows of a product of this shape in the calls `split` gives the bits of one call, on test
-    /// values (a multiplicative hash in [−1, 1): cheap, and with all the bits a rounding difference needs).
-    static func rowSplitKeepsBits(_ shape: ProductShape, _ split: [Range<Int>]) -> Bool {
+    /// Whether computing the rows of a product of this shape in the calls `split` gives the bits of one call.
+    static func rowSplitKeepsBits(_ shape: ProductShape, _ split: [Range<Int>]) -> Bool { splitKeepsBits(shape, split, axis: .rows) }
+
+    /// Whether computing the rows (or columns) of a product of this shape in the calls `split` gives the bits of one call,
+    /// on test values (a multiplicative hash in [−1, 1): cheap, and with all the bits a rounding difference needs).
+    static func splitKeepsBits(_ shape: ProductShape, _ split: [Range<Int>], axis: SplitAxis) -> Bool {
         let (m, n, k) = (shape.m, shape.n, shape.k)
         func values(_ count: Int, _ salt: Int) -> [Float] {
             (0..<count).map { i in Float(UInt32(truncatingIfNeeded: (i &+ salt) &* -1_640_531_535) >> 8) / Float(1 << 23) - 1 }
@@ -183,15 +196,45 @@ public enum BLAS {
                                 b: pb.baseAddress!, ldb: ldb, beta: shape.beta, c: pc.baseAddress!, ldc: n)
                 }
                 parts.withUnsafeMutableBufferPointer { pc in
-                    for rows in split {
-                        serialSgemm(shape.transA, shape.transB, m: rows.count, n: n, k: k, alpha: shape.alpha,
-                                    a: shape.transA == .transpose ? pa.baseAddress! + rows.lowerBound : pa.baseAddress! + rows.lowerBound * lda,
-                                    lda: lda, b: pb.baseAddress!, ldb: ldb, beta: shape.beta, c: pc.baseAddress! + rows.lowerBound * n, ldc: n)
+                    for range in split {
+                        switch axis {
+                        case .rows:
+                            serialSgemm(shape.transA, shape.transB, m: range.count, n: n, k: k, alpha: shape.alpha,
+                                        a: pa.baseAddress! + range.lowerBound * (shape.transA == .transpose ? 1 : lda), lda: lda,
+                                        b: pb.baseAddress!, ldb: ldb, beta: shape.beta, c: pc.baseAddress! + range.lowerBound * n, ldc: n)
+                        case .columns:
+                            serialSgemm(shape.transA, shape.transB, m: m, n: range.count, k: k, alpha: shape.alpha, a: pa.baseAddress!, lda: lda,
+                                        b: pb.baseAddress! + range.lowerBound * (shape.transB == .transpose ? ldb : 1), ldb: ldb,
+                                        beta: shape.beta, c: pc.baseAddress! + range.lowerBound, ldc: n)
+                        }
                     }
                 }
             }
         }
         return zip(whole, parts).allSatisfy { $0.bitPattern == $1.bitPattern }
+    }
+
+    /// C = alpha · op(A) · op(B) + beta · C as `sgemm`, but with a team current the columns of C split over its threads
+    /// (at the shape's `columnGrain`), each thread reading only its columns' part of op(B): for products whose B is the
+    /// larger operand (a layer's weights against a batch of inputs), so that each thread reads, and keeps in its own
+    /// cache, the weights it owns (`Model.parameterParts`). `prepare(columns)` runs first in each part (a bias written
+    /// into those columns of C). Falls back to `sgemm`'s row split where no column grain keeps the bits.
+    public static func sgemmSplittingColumns(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                                             alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                             b: UnsafePointer<Float>, ldb: Int,
+                                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                             prepare: (Range<Int>) -> Void) -> Bool {
+        let threads = Parallel.threads, minimum = minimumSplitRows(n: m, k: k)
+        guard threads > 1, m <= rowSplitLimit, Parallel.partCount(n, grain: 1, minimum: minimum, threads: threads) > 1,
+              let grain = columnGrain(ProductShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta),
+                                      threads: threads) else { return false }
+        Parallel.ranges(n, grain: grain, minimum: max(grain, minimum)) { columns, _ in
+            prepare(columns)
+            serialSgemm(transA, transB, m: m, n: columns.count, k: k, alpha: alpha, a: a, lda: lda,
+                        b: transB == .transpose ? b + columns.lowerBound * ldb : b + columns.lowerBound, ldb: ldb,
+                        beta: beta, c: c + columns.lowerBound, ldc: ldc)
+        }
+        return true
     }
 
     /// Which version of emc's own kernel for C += Aᵀ·B runs: the CPU's (`hardwareLevel`), or `.generic` (every such

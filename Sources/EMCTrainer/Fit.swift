@@ -363,7 +363,7 @@ public final class Trainer {
                                        epochs: epoch, loss: loss, wrong: wrong, gradientNorm: norm)
                     }
                 }
-                model.team.scoped { optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: lr) }
+                model.step(optimizer, lr: lr)
                 state.steps += 1
             } else {
                 let perStep: ((Int) -> Double)? = stepSchedule == nil ? nil : { [scale = state.scale] step in scale * lrAtStep(step) }
@@ -459,8 +459,7 @@ public final class Trainer {
                 let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, batch: b, classes: model.classes,
                                                      gradient: model.logitGradient, scale: 1 / Float(b))
                 model.backward(inputs.baseAddress!, batch: b)
-                let rate = lrAtStep?(steps) ?? lr
-                model.team.scoped { optimizer.step(parameters: model.parameters, gradients: model.gradients, lr: rate) }
+                model.step(optimizer, lr: lrAtStep?(steps) ?? lr)
                 steps += 1
                 lossSum += r.lossSum
                 wrong += r.wrong

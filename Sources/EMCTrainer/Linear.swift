@@ -137,7 +137,18 @@ public final class Linear: Layer {
             return
         }
         // Bias first, then accumulate the product onto it.
-        if hasBias { Parallel.addBias(output, parameters.bias, rows: batch * positions, columns: outFeatures) }
+        let rows = batch * positions
+        // More weights than inputs (an MLP's layers): split by output features, so that each thread reads only the rows
+        // of W it owns (`Model.parameterParts`) and writes their bias into its own columns; else by rows of the batch.
+        if outFeatures > rows, BLAS.sgemmSplittingColumns(.none, .transpose, m: rows, n: outFeatures, k: inFeatures, alpha: 1,
+                                                          a: input, lda: inFeatures, b: parameters.weight, ldb: inFeatures,
+                                                          beta: hasBias ? 1 : 0, c: output, ldc: outFeatures, prepare: { columns in
+            guard hasBias else { return }
+            for r in 0..<rows {
+                (output + r * outFeatures + columns.lowerBound).update(from: parameters.bias + columns.lowerBound, count: columns.count)
+            }
+        }) { return }
+        if hasBias { Parallel.addBias(output, parameters.bias, rows: rows, columns: outFeatures) }
         addProduct(input, parameters.weight, into: output, beta: hasBias ? 1 : 0, batch: batch)
     }
 

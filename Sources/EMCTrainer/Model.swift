@@ -48,6 +48,7 @@ public final class Model {
         activations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
         gradActivations = layers.map { .allocate(capacity: maxBatch * $0.outputShape.count) }
         firstTrainable = layers.firstIndex { $0.parameterCount > 0 } ?? layers.count
+        parameterParts = team.count > 1 ? Self.parameterParts(Self.parameterLayout(layers), parts: team.count) : nil
         var offset = 0
         parameterOffsets = []
         // Layers size their per-thread scratch by the team they bind under.
@@ -60,8 +61,56 @@ public final class Model {
         }
     }
 
+    /// Which parameters each thread of the team updates in an optimizer step and zeroes before a batch (nil with one
+    /// thread): every tensor of at least `Model.splitTensorFloats` split in equal shares, a weight matrix at whole rows
+    /// (as a linear layer's forward splits its output features and a weight gradient its rows), part p taking the p-th
+    /// share of each; a smaller tensor whole, to the part with the fewest parameters so far. Any split of an elementwise
+    /// pass computes the same bits; this one leaves each tensor's part in the cache of the thread that wrote its
+    /// gradient and will read its weights next, where a flat split of the whole store hands the other thread lines
+    /// another core just wrote or still holds, each a round trip between cores ("Cores near and far" in
+    /// docs/benchmarks.md).
+    public let parameterParts: [[Range<Int>]]?
+
+    /// The fewest parameters a tensor has for `parameterParts` to split it over the threads.
+    static let splitTensorFloats = 4096
+
+    /// `parameterParts` for `layout` on `parts` threads.
+    static func parameterParts(_ layout: [ParameterTensorLayout], parts: Int) -> [[Range<Int>]] {
+        var out = Array(repeating: [Range<Int>](), count: parts)
+        var load = Array(repeating: 0, count: parts)
+        func add(_ part: Int, _ flat: Range<Int>) {
+            guard !flat.isEmpty else { return }
+            load[part] += flat.count
+            if let last = out[part].last, last.upperBound == flat.lowerBound {
+                out[part][out[part].count - 1] = last.lowerBound..<flat.upperBound
+            } else {
+                out[part].append(flat)
+            }
+        }
+        for tensor in layout where tensor.count > 0 {
+            let rows = tensor.rows ?? tensor.count, width = tensor.count / rows
+            let split = tensor.count >= splitTensorFloats ? Parallel.partCount(rows, grain: 1, minimum: 1, threads: parts) : 1
+            if split == 1 {
+                add(load.indices.min { load[$0] < load[$1] }!, tensor.offset..<(tensor.offset + tensor.count))
+                continue
+            }
+            for part in 0..<split {
+                let range = Parallel.range(part, of: split, count: rows, grain: 1)
+                add(part, (tensor.offset + range.lowerBound * width)..<(tensor.offset + range.upperBound * width))
+            }
+        }
+        return out
+    }
+
+    /// One optimizer step on this model's parameters and gradients, split over the team by `parameterParts`.
+    public func step(_ optimizer: Optimizer, lr: Double) {
+        team.scoped { optimizer.step(parameters: parameters, gradients: gradients, lr: lr, parts: parameterParts) }
+    }
+
     /// Where each parameter tensor lies in the flat store, with the shape of each weight matrix.
-    public var parameterLayout: [ParameterTensorLayout] {
+    public var parameterLayout: [ParameterTensorLayout] { Self.parameterLayout(layers) }
+
+    static func parameterLayout(_ layers: [Layer]) -> [ParameterTensorLayout] {
         var out: [ParameterTensorLayout] = []
         var offset = 0
         for layer in layers {
@@ -260,7 +309,7 @@ public final class Model {
 
     public func zeroGradients() {
         let store = gradients.baseAddress!
-        team.scoped { Parallel.zero(store, count: gradients.count) }
+        team.scoped { Parallel.zero(store, count: gradients.count, parts: parameterParts) }
     }
 
     /// Runs the batch forward; returns a pointer to the logits [batch, classes].

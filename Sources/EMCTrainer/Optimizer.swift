@@ -213,8 +213,10 @@ public final class Optimizer {
         return true
     }
 
-    /// One update of `parameters` from `gradients` at learning rate `lr`.
-    public func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>, lr: Double) {
+    /// One update of `parameters` from `gradients` at learning rate `lr`; the elementwise steps split over the current
+    /// team by `parts` where given (`Model.parameterParts`), else in flat ranges: the same bits either way.
+    public func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>, lr: Double,
+                     parts: [[Range<Int>]]? = nil) {
         steps += 1
         let n = count
         let p = parameters.baseAddress!, g = gradients.baseAddress!
@@ -228,9 +230,8 @@ public final class Optimizer {
             // with Nesterov; p −= lr·d.
             first.withUnsafeMutableBufferPointer { buf in
                 let buffer = buf.baseAddress!
-                Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                    let i = range.lowerBound
-                    emc_sgd_step(p + i, g + i, buffer + i, range.count, lrf, wd, mu, firstStep ? 1 : 0, nesterov ? 1 : 0)
+                Parallel.elements(n, minimum: Optimizer.minimumPart, parts: parts) { i, count in
+                    emc_sgd_step(p + i, g + i, buffer + i, count, lrf, wd, mu, firstStep ? 1 : 0, nesterov ? 1 : 0)
                 }
             }
         case .adam, .adamw:
@@ -244,9 +245,8 @@ public final class Optimizer {
                     // emc_adam_step: d = g (+ wd·p), or p ·= 1 − lr·wd (AdamW); m = m + (d − m)·(1 − β1) (exp_avg.lerp_);
                     // v = v·β2 + (1 − β2)·d·d; p −= stepSize·m / (√v / bias2Root + eps).
                     let mBase = m.baseAddress!, vBase = v.baseAddress!
-                    Parallel.ranges(n, grain: 16, minimum: Optimizer.minimumPart) { range, _ in
-                        let i = range.lowerBound
-                        emc_adam_step(p + i, g + i, mBase + i, vBase + i, range.count, lrf, wd, decoupled ? 1 : 0, b1, b2, eps,
+                    Parallel.elements(n, minimum: Optimizer.minimumPart, parts: parts) { i, count in
+                        emc_adam_step(p + i, g + i, mBase + i, vBase + i, count, lrf, wd, decoupled ? 1 : 0, b1, b2, eps,
                                       stepSize, bias2Root)
                     }
                 }

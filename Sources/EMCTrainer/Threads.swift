@@ -100,15 +100,21 @@ extension Parallel {
     static let minimumElements = 1 << 16
     static let minimumMultiplyAdds = 1 << 20
 
-    /// `body(offset, count)` over 0..<n in ranges of whole 16-float vectors: an elementwise pass, each element computed
-    /// alone.
-    static func elements(_ n: Int, _ body: (Int, Int) -> Void) {
-        ranges(n, grain: 16, minimum: minimumElements) { range, _ in body(range.lowerBound, range.count) }
+    /// p[0..<count] = 0, elements split over the team (by `parts`, a model's `parameterParts`, where given).
+    static func zero(_ p: UnsafeMutablePointer<Float>, count: Int, parts: [[Range<Int>]]? = nil) {
+        elements(count, parts: parts) { start, n in (p + start).update(repeating: 0, count: n) }
     }
 
-    /// p[0..<count] = 0, elements split over the team.
-    static func zero(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        elements(count) { start, n in (p + start).update(repeating: 0, count: n) }
+    /// `body(offset, count)` over 0..<n, an elementwise pass (each element computed alone), in ranges of whole 16-float
+    /// vectors of at least `minimum` floats; or by `parts` (part i's ranges on one thread: a model's `parameterParts`,
+    /// which cover 0..<n) where given for the team's thread count and that flat split would use every thread too.
+    static func elements(_ n: Int, minimum: Int = minimumElements, parts: [[Range<Int>]]? = nil, _ body: (Int, Int) -> Void) {
+        let threads = self.threads
+        if let parts, parts.count == threads, partCount(n, grain: 16, minimum: minimum, threads: threads) == threads {
+            self.parts(threads) { part in for range in parts[part] { body(range.lowerBound, range.count) } }
+        } else {
+            ranges(n, grain: 16, minimum: minimum) { range, _ in body(range.lowerBound, range.count) }
+        }
     }
 
     /// `body(samples, part)` over the batch's samples, each part at least enough samples of `perSample` floats to be

@@ -26,6 +26,9 @@ struct ThreadsTests {
         ("mlp:width=64,depth=2", FeatureShape(height: 28, width: 28, channels: 1), "sgd:lr=0.05,momentum=0.9", 48),
         ("mlp:width=64,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "gd:lr=0.1,momentum=0.9", 96),
         ("mlp:width=48,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "shampoo:lr=0.01", 48),
+        // More output features than rows: the forward split by columns, the optimizer and the zeroing by parameterParts.
+        ("mlp:width=256,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "sgd:lr=0.05,momentum=0.9", 48),
+        ("mlp:width=256,depth=1", FeatureShape(height: 28, width: 28, channels: 1), "adam:lr=0.001", 48),
         ("cnn:channels=16,layers=2", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         ("cnn:channels=72,layers=1", FeatureShape(height: 8, width: 8, channels: 3), "sgd:lr=0.01", 48),
         // At most 8 output channels (the pairs kernel): weight gradients split by columns of the kernel rows.
@@ -97,6 +100,58 @@ struct ThreadsTests {
                 #expect(BLAS.rowSplitKeepsBits(shape, split))
             }
         }
+    }
+
+    @Test("a linear layer's forward with more output features than rows splits by columns over 2 and 3 threads, at a grain whose split keeps every bit")
+    func columnGrain() throws {
+        let shapes: [BLAS.ProductShape] = [
+            .init(transA: .none, transB: .transpose, m: 128, n: 256, k: 784, beta: 1),     // mlp:width=256's first layer
+            .init(transA: .none, transB: .transpose, m: 48, n: 256, k: 784, beta: 0),      // a smaller batch, no bias
+            .init(transA: .none, transB: .transpose, m: 128, n: 256, k: 256, beta: 1),     // its second layer
+        ]
+        for shape in shapes {
+            for threads in [2, 3] {
+                let grain = try #require(BLAS.columnGrain(shape, threads: threads), "\(shape) would run on one thread at \(threads) threads")
+                let parts = Parallel.partCount(shape.n, grain: grain, minimum: max(grain, BLAS.minimumSplitRows(n: shape.m, k: shape.k)),
+                                               threads: threads)
+                #expect(parts == threads, "\(shape) at \(threads) threads")
+                let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.n, grain: grain) }
+                #expect(BLAS.splitKeepsBits(shape, split, axis: .columns))
+            }
+        }
+    }
+
+    @Test("the column split's bit check fails where the parts do not give one call's bits")
+    func columnSplitCheckCatchesDifferences() {
+        let shape = BLAS.ProductShape(transA: .none, transB: .transpose, m: 64, n: 64, k: 512, beta: 1)
+        #expect(BLAS.splitKeepsBits(shape, [0..<32, 32..<64], axis: .columns))
+        #expect(!BLAS.splitKeepsBits(shape, [0..<32, 32..<60], axis: .columns), "columns 60–63 left out yet the bits matched")
+    }
+
+    @Test("a model's parameter parts cover every parameter once, a share of each tensor per thread, and elementwise passes follow them",
+          arguments: [2, 3])
+    func parameterParts(threads: Int) throws {
+        let model = try ModelSpec(parsing: "mlp:width=256,depth=2").build(input: FeatureShape(height: 28, width: 28, channels: 1), classes: 10,
+                                                                           maxBatch: 128, threads: threads)
+        let parts = try #require(model.parameterParts)
+        #expect(parts.count == threads)
+        var seen = [Int](repeating: 0, count: model.parameterCount)
+        for ranges in parts { for range in ranges { for i in range { seen[i] += 1 } } }
+        #expect(seen.allSatisfy { $0 == 1 })
+        // The first weight matrix (256 × 784) splits at whole rows in equal shares (85 or 86 rows of 256 at 3 threads).
+        let first = model.parameterLayout[0]
+        let shares = parts.map { $0.filter { $0.lowerBound < first.count }.map { min($0.upperBound, first.count) - $0.lowerBound }.reduce(0, +) }
+        #expect(shares.allSatisfy { $0 % 784 == 0 && $0 >= 256 / threads * 784 }, "\(shares)")
+        // The threads' totals differ by at most the small tensors kept whole (the last layer's 2,570).
+        let totals = parts.map { $0.reduce(0) { $0 + $1.count } }
+        #expect(totals.max()! - totals.min()! <= 2_570, "\(totals)")
+        // An elementwise pass on the team visits each part's ranges on one thread.
+        let visited = Visits()
+        model.team.scoped {
+            Parallel.elements(model.parameterCount, parts: parts) { start, n in visited.add(start, n) }
+        }
+        #expect(visited.ranges.sorted { $0.lowerBound < $1.lowerBound } == parts.flatMap { $0 }.sorted { $0.lowerBound < $1.lowerBound })
+        #expect(model.team.splitJobs > 0)
     }
 
     @Test("a product too small to be worth a second thread finds no grain to split at")
@@ -265,4 +320,11 @@ struct ThreadsTests {
         #expect(team.splitJobs == 2)
         #expect(ThreadTeam(threads: 1).coreRoundTripSeconds() == 0)
     }
+}
+
+/// The ranges a pass visited, from any thread.
+private final class Visits: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var ranges: [Range<Int>] = []
+    func add(_ start: Int, _ n: Int) { lock.lock(); ranges.append(start..<(start + n)); lock.unlock() }
 }
