@@ -66,18 +66,42 @@ public enum BenchReports {
     }
 
     /// `emc bench threads`: the step rate of one trial on each of `threads`, PyTorch beside it at the same counts
-    /// (`torchJSON`: thread count → the JSON of scripts/bench/torch_train.py --threads N --json), and the scaling model;
-    /// then the profile by layer it is built from.
-    public static func threads(threads: [Int], batch: Int, seconds: Double, repeats: Int, only: String?, torchJSON: [Int: String],
+    /// (`torchJSON`: the JSON of scripts/bench/torch_train.py, either `N=FILE` from `--threads N --json` or `FILE` from
+    /// `--threads 1,2 --json`, which measured the counts alternating), and the scaling model;
+    public static func threads(threads: [Int], batch: Int, seconds: Double, repeats: Int, only: String?, torchJSON: [String],
                                progress: (String) -> Void = { _ in }) throws -> [BenchReport] {
         var torch: [Int: [String: Double]] = [:]
-        for (t, path) in torchJSON {
-            struct TorchFile: Decodable { var results: [Result]; struct Result: Decodable { var model: String; var input: String; var samplesPerSecond: Double } }
+        for item in torchJSON {
+            struct TorchFile: Decodable {
+                var results: [Result]
+                struct Result: Decodable {
+                    var model: String
+                    var input: String
+                    var samplesPerSecond: Double
+                    var samplesPerSecondByThreads: [String: Double]?
+                }
+            }
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let count = parts.count == 2 ? Int(parts[0]) : nil
+            let path = count == nil ? item : parts[1]
             let file: TorchFile
             do { file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: path))) } catch let e as DecodingError {
                 throw EMCError(.format, "not the JSON output of scripts/bench/torch_train.py: \(e)", file: path)
             }
-            torch[t] = Dictionary(file.results.map { ("\($0.model)@\($0.input)", $0.samplesPerSecond) }, uniquingKeysWith: { a, _ in a })
+            for r in file.results {
+                let key = "\(r.model)@\(r.input)"
+                if let count {
+                    torch[count, default: [:]][key] = r.samplesPerSecondByThreads?[String(count)] ?? r.samplesPerSecond
+                    continue
+                }
+                guard let byThreads = r.samplesPerSecondByThreads else {
+                    throw EMCError(.invalidArgument, "holds one thread count's rates: pass it as N=FILE with its count", file: path)
+                }
+                for (text, rate) in byThreads {
+                    guard let t = Int(text) else { throw EMCError(.format, "thread count \(text) is not a number", file: path) }
+                    torch[t, default: [:]][key] = rate
+                }
+            }
         }
         let (rows, handOver) = try ThreadsBenchmark.run(threads: threads, batch: batch, seconds: seconds, repeats: repeats, only: only, torch: torch,
                                                         progress: progress)
@@ -90,7 +114,7 @@ public enum BenchReports {
         if threads.count > 1 {
             header += threads.dropFirst().map { "\($0)T / 1T" } + ["core round trip ns"] + threads.dropFirst().map { "\($0)T / 1T near" }
         }
-        header += threads.map { "torch \($0)T" } + threads.map { "emc / torch \($0)T" }
+        header += threads.map { "torch \($0)T" } + threads.dropFirst().map { "torch \($0)T / 1T" } + threads.map { "emc / torch \($0)T" }
         header += ThreadsBenchmark.predicted.map { "model \($0)T" } + ["stops at"]
         let main = BenchReport(
             title: "One trial on \(counts) thread(s): training step (forward + backward + SGD momentum), batch \(batch), median of \(repeats), "
@@ -112,6 +136,10 @@ public enum BenchReports {
                     }
                 }
                 cells += r.torchSamplesPerSecond.map { $0.map { f($0) } ?? "-" }
+                cells += r.torchSamplesPerSecond.dropFirst().map { rate in
+                    guard let rate, let one = r.torchSamplesPerSecond.first ?? nil else { return "-" }
+                    return f(rate / one, 2) + "×"
+                }
                 cells += zip(r.samplesPerSecond, r.torchSamplesPerSecond).map { emc, torch in torch.map { f(emc / $0, 2) + "×" } ?? "-" }
                 cells += r.predictedSamplesPerSecond.map { f($0) } + ["\(r.stopsScalingAt)"]
                 return cells

@@ -75,16 +75,16 @@ struct BenchThreads: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "threads", abstract: "One trial's training step on 1, 2, … threads (--threads), beside PyTorch at the same counts, with the scaling model.",
         discussion: """
-            The models of `emc bench train` at batch 128. For PyTorch, run scripts/bench/torch_train.py --threads N --json > tN.json \
-            for each N and pass --torch N=tN.json. Then a profile by layer at 1 and 2 threads, from which the scaling model predicts \
-            8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core"). Before each repetition it times the team's \
+            The models of `emc bench train` at batch 128. For PyTorch, run scripts/bench/torch_train.py --threads 1,2 --json > t.json \
+            (the counts alternating in one run) and pass --torch t.json, or --threads N for each count and --torch N=tN.json. \
+            Then a profile by layer at 1 and 2 threads, from which the scaling model predicts 8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core"). Before each repetition it times the team's \
             core round trip; --round-trips S prints that alone every 0.2 s for S seconds ("Cores near and far").
             """)
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Option(help: "Batch size.") var batch = 128
     @Option(help: "Seconds per measurement.") var seconds = 0.5
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
-    @Option(help: "PyTorch's JSON at a thread count, as N=FILE (repeat for each count).") var torch: [String] = []
+    @Option(help: "PyTorch's JSON: FILE from torch_train.py --threads 1,2, or N=FILE for one count (repeat for each).") var torch: [String] = []
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
     @Option(help: "Instead of training: a two-thread team's core round trip every 0.2 s for this many seconds.")
     var roundTrips: Double?
@@ -98,13 +98,12 @@ struct BenchThreads: ParsableCommand {
         }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
-        var files: [Int: String] = [:]
-        for item in torch {
-            let parts = item.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let n = Int(parts[0]) else { throw ValidationError("--torch takes N=FILE (threads and PyTorch's JSON), not \(item)") }
-            files[n] = String(parts[1])
+        for item in torch where item.contains("=") {
+            guard let n = Int(item.prefix { $0 != "=" }), (1...256).contains(n) else {
+                throw ValidationError("--torch takes N=FILE (a thread count and PyTorch's JSON at it) or FILE (from --threads 1,2), not \(item)")
+            }
         }
-        let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: files,
+        let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: torch,
                                                progress: output.progress)
         // JSON: the first report's records hold the profile too.
         for report in output.json ? Array(reports.prefix(1)) : reports { try output.show(report) }

@@ -201,6 +201,27 @@ struct OutputSafetyTests {
         #expect(try ReadableFile.contents(of: other.file("data.txt")) == Array("theirs".utf8))
     }
 
+    @Test("bench threads --torch reads PyTorch's alternating run (FILE) or one count's (N=FILE), and refuses a one-count FILE without N, naming it")
+    func benchThreadsTorch() throws {
+        let dir = TemporaryDirectory()
+        let row = #"{"model": "mlp:width=8", "input": "28x28x1", "parameters": 6442, "samplesPerSecond": 1000"#
+        try AtomicFileWriter.write(Array((#"{"torch": "2", "threads": [1, 2], "batch": 128, "results": ["# + row
+            + #", "samplesPerSecondByThreads": {"1": 1000, "2": 1500}}]}"#).utf8), to: dir.file("both.json"))
+        try AtomicFileWriter.write(Array((#"{"torch": "2", "threads": 1, "batch": 128, "results": ["# + row + "}]}").utf8),
+                                   to: dir.file("one.json"))
+        let common = ["bench", "threads", "--only", "mlp:width=8", "--seconds", "0.02", "--repeats", "1"]
+        for torch in [["--torch", dir.file("both.json")], ["--torch", "1=" + dir.file("one.json"), "--torch", "2=" + dir.file("both.json")]] {
+            let r = try emc(common + torch)
+            #expect(r.status == 0, "\(r.stderr)")
+            // PyTorch's two counts, its speed-up, and emc against each.
+            #expect(r.stdout.contains("| 1000 ") && r.stdout.contains("| 1500 ") && r.stdout.contains("torch 2T / 1T") && r.stdout.contains("| 1.50× "), "\(r.stdout)")
+        }
+        let refused = try emc(common + ["--torch", dir.file("one.json")])
+        #expect(refused.status != 0 && refused.stderr.contains("one.json") && refused.stderr.contains("N=FILE"), "\(refused.stderr)")
+        let badCount = try emc(common + ["--torch", "x=" + dir.file("one.json")])
+        #expect(badCount.status != 0 && badCount.stderr.contains("--torch takes N=FILE"), "\(badCount.stderr)")
+    }
+
     @Test("bench threads --round-trips S prints the team's core round trip over S seconds, and refuses S outside (0, 3600]")
     func benchRoundTrips() throws {
         let r = try emc(["bench", "threads", "--round-trips", "0.5", "--json"])

@@ -8,7 +8,12 @@ first use). It is not part of the tests.
     scripts/bench/torch_train.py                 # table on stdout
     scripts/bench/torch_train.py --json > t.json # for: emc bench train --torch t.json
     scripts/bench/torch_train.py --only resnet   # the rows whose spec contains "resnet"
-    scripts/bench/torch_train.py --threads 2     # torch.set_num_threads(2) (default 1): for emc bench threads
+    scripts/bench/torch_train.py --threads 2     # torch.set_num_threads(2) (default 1)
+    scripts/bench/torch_train.py --threads 1,2 --json > t.json  # both counts alternating: emc bench threads --torch t.json
+
+With several thread counts, each repetition measures every count in turn (torch.set_num_threads between them), as
+`emc bench threads` does, so that a host's slower minutes fall on every count alike and the speed-up from a second
+thread is not one run's minutes set against another's.
 
 Models are built from the same spec strings as emc's (torch_models.py: mlp, cnn, resnet, efficientnet, vit),
 with PyTorch's default initialisation, nn.CrossEntropyLoss and torch.optim.SGD(lr=0.01, momentum=0.9).
@@ -55,8 +60,12 @@ CASES = [
 def main():
     ensure_torch()
     import torch
-    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
-    torch.set_num_threads(threads)
+    text = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+    try:
+        counts = [int(t) for t in text.split(",")]
+        assert counts and all(1 <= t <= 256 for t in counts)
+    except (ValueError, AssertionError):
+        sys.exit(f"--threads takes counts from 1 to 256, like 2 or 1,2, not {text}")
     batch = 128
     as_json = "--json" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
@@ -78,28 +87,44 @@ def main():
             loss.backward()
             opt.step()
 
-        for _ in range(5):
-            step()
-        times = []
-        for _ in range(5):
-            steps = 0
-            start = time.perf_counter()
-            while True:
+        for t in counts:
+            torch.set_num_threads(t)
+            for _ in range(5):
                 step()
-                steps += 1
-                elapsed = time.perf_counter() - start
-                if elapsed > 0.4 and steps >= 5:
-                    break
-            times.append(batch * steps / elapsed)
-        times.sort()
-        rows.append({"model": spec, "input": "%dx%dx%d" % shape, "samplesPerSecond": times[len(times) // 2],
-                     "parameters": sum(p.numel() for p in model.parameters())})
+        rates = {t: [] for t in counts}
+        for _ in range(5):
+            for t in counts:
+                torch.set_num_threads(t)
+                step()  # the new count's threads awake before the clock starts
+                steps = 0
+                start = time.perf_counter()
+                while True:
+                    step()
+                    steps += 1
+                    elapsed = time.perf_counter() - start
+                    if elapsed > 0.4 and steps >= 5:
+                        break
+                rates[t].append(batch * steps / elapsed)
+        medians = {t: sorted(r)[len(r) // 2] for t, r in rates.items()}
+        row = {"model": spec, "input": "%dx%dx%d" % shape, "samplesPerSecond": medians[counts[0]],
+               "parameters": sum(p.numel() for p in model.parameters())}
+        if len(counts) > 1:
+            row["samplesPerSecondByThreads"] = {str(t): medians[t] for t in counts}
+            # Repetition by repetition: each count against the first, the median ratio.
+            row["speedUpByThreads"] = {str(t): sorted(b / a for a, b in zip(rates[counts[0]], rates[t]))[len(rates[t]) // 2]
+                                       for t in counts[1:]}
+        rows.append(row)
     if as_json:
-        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": batch, "results": rows}, indent=2))
+        print(json.dumps({"torch": torch.__version__, "threads": counts[0] if len(counts) == 1 else counts, "batch": batch,
+                          "results": rows}, indent=2))
     else:
-        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {batch}, SGD momentum 0.9 (median of 5)")
+        names = ", ".join(map(str, counts))
+        print(f"PyTorch {torch.__version__}, {names} thread(s){' alternating' if len(counts) > 1 else ''}, batch {batch}, "
+              f"SGD momentum 0.9 (median of 5)")
         for r in rows:
-            print(f"{r['model']:<28} {r['input']:<8} {r['parameters']:>9} params {r['samplesPerSecond']:>10.0f} samples/s")
+            by = r.get("samplesPerSecondByThreads", {str(counts[0]): r["samplesPerSecond"]})
+            rates_text = "  ".join(f"{t}T {v:>10.0f}" for t, v in by.items())
+            print(f"{r['model']:<36} {r['input']:<8} {r['parameters']:>9} params  {rates_text} samples/s")
 
 
 if __name__ == "__main__":
