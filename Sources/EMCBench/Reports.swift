@@ -107,9 +107,9 @@ public enum BenchReports {
                                                         progress: progress)
         let counts = threads.map(String.init).joined(separator: ", ")
         var header = ["model", "input", "params"] + threads.map { "\($0)T samples/s" }
-        // Repetitions run while the team's cores were near: a round trip under `ThreadsBenchmark.nearRoundTripNanoseconds`.
+        // Repetitions run while the team's cores were near: two cores sharing a cache (`ThreadsBenchmark.near`).
         func near(_ r: ThreadsBenchmark.Row) -> [Int] {
-            r.coreRoundTripNanoseconds.indices.filter { r.coreRoundTripNanoseconds[$0] < ThreadsBenchmark.nearRoundTripNanoseconds }
+            r.coreRoundTripNanoseconds.indices.filter { ThreadsBenchmark.near(r.coreRoundTripNanoseconds[$0]) }
         }
         if threads.count > 1 {
             header += threads.dropFirst().map { "\($0)T / 1T" } + ["core round trip ns"] + threads.dropFirst().map { "\($0)T / 1T near" }
@@ -121,7 +121,7 @@ public enum BenchReports {
                 + "the thread counts alternating; a job's hand-over to 2 threads \(f(handOver * 1e6, 2)) µs; \"core round trip\": a cache line's trip from "
                 + "the caller's core to a worker's and back, before each repetition (a host may place the cores near or far apart, and far apart "
                 + "every pass that reads what the other core wrote slows down); \"near\": the median ratio, repetition by repetition, over the "
-                + "repetitions (their count in brackets) whose round trip was under \(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns (cores that share a cache); OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
+                + "repetitions (their count in brackets) whose round trip took \(f(ThreadsBenchmark.sharedCoreRoundTripNanoseconds))–\(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns (two cores that share a cache; under \(f(ThreadsBenchmark.sharedCoreRoundTripNanoseconds)) ns the two threads share one core); OpenBLAS \(BLAS.coreName) kernels; \"model\" columns: the scaling "
                 + "model's samples/s (docs/benchmarks.md), \"stops at\": the threads past which a doubling gains < 10%",
             header: header,
             rows: rows.map { r in
@@ -170,7 +170,7 @@ public enum BenchReports {
         }
         return BenchReport(
             title: "A two-thread team's core round trip (a cache line from the caller's core to a worker's and back, the median over batches of 100 of 4,000) "
-                + "every 0.2 s; under \(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns the cores count as near (sharing a cache)",
+                + "every 0.2 s; \(f(ThreadsBenchmark.sharedCoreRoundTripNanoseconds))–\(f(ThreadsBenchmark.nearRoundTripNanoseconds)) ns the cores count as near (sharing a cache), under \(f(ThreadsBenchmark.sharedCoreRoundTripNanoseconds)) ns the threads share one core",
             header: ["seconds", "round trip ns"],
             rows: rows.map { [f($0.seconds, 1), f($0.roundTripNanoseconds)] }, records: rows)
     }
