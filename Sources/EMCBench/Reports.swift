@@ -65,6 +65,14 @@ public enum BenchReports {
             }, records: rows)
     }
 
+    /// The thread count of a `--torch N=FILE` argument: the digits before its first "=", or nil when there are none (the
+    /// whole argument is then the file, whatever it holds).
+    public static func torchThreadCount(_ item: String) -> Int? {
+        let prefix = item.prefix { $0 != "=" }
+        guard prefix.count < item.count, !prefix.isEmpty, prefix.allSatisfy(\.isASCII), prefix.allSatisfy(\.isNumber) else { return nil }
+        return Int(prefix) ?? Int.max
+    }
+
     /// `emc bench threads`: the step rate of one trial on each of `threads`, PyTorch beside it at the same counts
     /// (`torchJSON`: the JSON of scripts/bench/torch_train.py, either `N=FILE` from `--threads N --json` or `FILE` from
     /// `--threads 1,2 --json`, which measured the counts alternating), and the scaling model;
@@ -81,9 +89,8 @@ public enum BenchReports {
                     var samplesPerSecondByThreads: [String: Double]?
                 }
             }
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            let count = parts.count == 2 ? Int(parts[0]) : nil
-            let path = count == nil ? item : parts[1]
+            let count = torchThreadCount(item)
+            let path = count == nil ? item : String(item.drop { $0 != "=" }.dropFirst())
             let file: TorchFile
             do { file = try JSONDecoder().decode(TorchFile.self, from: Data(try ReadableFile.contents(of: path))) } catch let e as DecodingError {
                 throw EMCError(.format, "not the JSON output of scripts/bench/torch_train.py: \(e)", file: path)

@@ -98,9 +98,11 @@ struct BenchThreads: ParsableCommand {
         }
         let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
-        for item in torch where item.contains("=") {
-            guard let n = Int(item.prefix { $0 != "=" }), (1...256).contains(n) else {
-                throw ValidationError("--torch takes N=FILE (a thread count and PyTorch's JSON at it) or FILE (from --threads 1,2), not \(item)")
+        for item in torch {
+            // N=FILE when the text before the first "=" is a count; otherwise the whole text is FILE.
+            guard let count = BenchReports.torchThreadCount(item) else { continue }
+            guard (1...256).contains(count) else {
+                throw ValidationError("--torch takes N=FILE with N from 1 to 256 (a thread count and PyTorch's JSON at it) or FILE (from --threads 1,2), not \(item)")
             }
         }
         let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: torch,

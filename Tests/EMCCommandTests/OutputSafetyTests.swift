@@ -201,7 +201,7 @@ struct OutputSafetyTests {
         #expect(try ReadableFile.contents(of: other.file("data.txt")) == Array("theirs".utf8))
     }
 
-    @Test("bench threads --torch reads PyTorch's alternating run (FILE) or one count's (N=FILE), and refuses a one-count FILE without N, naming it")
+    @Test("bench threads --torch reads PyTorch's alternating run (FILE, whatever its name holds) or one count's (N=FILE), and refuses a one-count FILE without N, naming it, and a count out of range")
     func benchThreadsTorch() throws {
         let dir = TemporaryDirectory()
         let row = #"{"model": "mlp:width=8", "input": "28x28x1", "parameters": 6442, "samplesPerSecond": 1000"#
@@ -218,8 +218,12 @@ struct OutputSafetyTests {
         }
         let refused = try emc(common + ["--torch", dir.file("one.json")])
         #expect(refused.status != 0 && refused.stderr.contains("one.json") && refused.stderr.contains("N=FILE"), "\(refused.stderr)")
-        let badCount = try emc(common + ["--torch", "x=" + dir.file("one.json")])
-        #expect(badCount.status != 0 && badCount.stderr.contains("--torch takes N=FILE"), "\(badCount.stderr)")
+        let badCount = try emc(common + ["--torch", "0=" + dir.file("one.json")])
+        #expect(badCount.status != 0 && badCount.stderr.contains("--torch takes N=FILE with N from 1 to 256"), "\(badCount.stderr)")
+        // A file whose name holds "=" after something other than a count is a file.
+        try AtomicFileWriter.write(try ReadableFile.contents(of: dir.file("both.json")), to: dir.file("run=mlp.json"))
+        let named = try emc(common + ["--torch", dir.file("run=mlp.json")])
+        #expect(named.status == 0 && named.stdout.contains("| 1.50× "), "\(named.stderr)")
     }
 
     @Test("bench threads --round-trips S prints the team's core round trip over S seconds, and refuses S outside (0, 3600]")
