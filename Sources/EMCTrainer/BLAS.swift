@@ -154,8 +154,7 @@ public enum BLAS {
         defer { grains.lock.unlock() }
         if let known = grains.found[key] { return known }
         useOneThread()
-        let (count, minimum) = axis == .rows ? (shape.m, minimumSplitRows(n: shape.n, k: shape.k))
-                                             : (shape.n, minimumSplitRows(n: shape.m, k: shape.k))
+        let (count, minimum) = splitDimension(shape, axis: axis)
         var tried: Set<[Range<Int>]> = []
         var grain: Int?
         for candidate in grainCandidates {
@@ -169,15 +168,18 @@ public enum BLAS {
         return grain
     }
 
+    /// The length of C's dimension `axis` and the fewest of its rows or columns a part takes (each part at least
+    /// `minimumSplitMultiplyAdds`).
+    static func splitDimension(_ shape: ProductShape, axis: SplitAxis) -> (count: Int, minimum: Int) {
+        axis == .rows ? (shape.m, minimumSplitRows(n: shape.n, k: shape.k)) : (shape.n, minimumSplitRows(n: shape.m, k: shape.k))
+    }
+
     private struct GrainKey: Hashable { var shape: ProductShape, threads: Int, axis: SplitAxis }
     private final class Grains: @unchecked Sendable {
         let lock = NSLock()
         var found: [GrainKey: Int?] = [:]
     }
     private static let grains = Grains()
-
-    /// Whether computing the rows of a product of this shape in the calls `split` gives the bits of one call.
-    static func rowSplitKeepsBits(_ shape: ProductShape, _ split: [Range<Int>]) -> Bool { splitKeepsBits(shape, split, axis: .rows) }
 
     /// Whether computing the rows (or columns) of a product of this shape in the calls `split` gives the bits of one call,
     /// on test values (a multiplicative hash in [−1, 1): cheap, and with all the bits a rounding difference needs).
@@ -224,10 +226,11 @@ public enum BLAS {
                                              b: UnsafePointer<Float>, ldb: Int,
                                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                                              prepare: (Range<Int>) -> Void) -> Bool {
-        let threads = Parallel.threads, minimum = minimumSplitRows(n: m, k: k)
+        let threads = Parallel.threads
+        let shape = ProductShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta)
+        let minimum = splitDimension(shape, axis: .columns).minimum
         guard threads > 1, m <= rowSplitLimit, Parallel.partCount(n, grain: 1, minimum: minimum, threads: threads) > 1,
-              let grain = columnGrain(ProductShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta),
-                                      threads: threads) else { return false }
+              let grain = columnGrain(shape, threads: threads) else { return false }
         Parallel.ranges(n, grain: grain, minimum: max(grain, minimum)) { columns, _ in
             prepare(columns)
             serialSgemm(transA, transB, m: m, n: columns.count, k: k, alpha: alpha, a: a, lda: lda,

@@ -220,6 +220,11 @@ struct OutputSafetyTests {
         #expect(refused.status != 0 && refused.stderr.contains("one.json") && refused.stderr.contains("N=FILE"), "\(refused.stderr)")
         let badCount = try emc(common + ["--torch", "0=" + dir.file("one.json")])
         #expect(badCount.status != 0 && badCount.stderr.contains("--torch takes N=FILE with N from 1 to 256"), "\(badCount.stderr)")
+        try AtomicFileWriter.write(Array((#"{"torch": "2", "threads": [1, 2], "batch": 128, "results": ["# + row
+            + #", "samplesPerSecondByThreads": {"one": 1000}}]}"#).utf8), to: dir.file("words.json"))
+        let words = try emc(common + ["--torch", dir.file("words.json")])
+        #expect(words.status != 0 && words.stderr.contains("words.json") && words.stderr.contains("thread count one is not a number"),
+                "\(words.stderr)")
         // A file whose name holds "=" after something other than a count is a file.
         try AtomicFileWriter.write(try ReadableFile.contents(of: dir.file("both.json")), to: dir.file("run=mlp.json"))
         let named = try emc(common + ["--torch", dir.file("run=mlp.json")])

@@ -89,17 +89,7 @@ struct ThreadsTests {
             .init(transA: .none, transB: .transpose, m: 8_320, n: 192, k: 64, beta: 0),    // a ViT's q/k/v
             .init(transA: .none, transB: .transpose, m: 128, n: 320, k: 1_152, beta: 1),   // EfficientNet's last stage
         ]
-        for shape in shapes {
-            for threads in [2, 3] {
-                let grain = try #require(BLAS.rowGrain(shape, threads: threads), "\(shape) would run on one thread at \(threads) threads")
-                let parts = Parallel.partCount(shape.m, grain: grain, minimum: max(grain, BLAS.minimumSplitRows(n: shape.n, k: shape.k)),
-                                               threads: threads)
-                #expect(parts == threads, "\(shape) at \(threads) threads")
-                let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.m, grain: grain) }
-                #expect(split.first?.lowerBound == 0 && split.last?.upperBound == shape.m)
-                #expect(BLAS.rowSplitKeepsBits(shape, split))
-            }
-        }
+        try expectGrains(shapes, axis: .rows)
     }
 
     @Test("a linear layer's forward with more output features than rows splits by columns over 2 and 3 threads, at a grain whose split keeps every bit")
@@ -109,16 +99,7 @@ struct ThreadsTests {
             .init(transA: .none, transB: .transpose, m: 48, n: 256, k: 784, beta: 0),      // a smaller batch, no bias
             .init(transA: .none, transB: .transpose, m: 128, n: 256, k: 256, beta: 1),     // its second layer
         ]
-        for shape in shapes {
-            for threads in [2, 3] {
-                let grain = try #require(BLAS.columnGrain(shape, threads: threads), "\(shape) would run on one thread at \(threads) threads")
-                let parts = Parallel.partCount(shape.n, grain: grain, minimum: max(grain, BLAS.minimumSplitRows(n: shape.m, k: shape.k)),
-                                               threads: threads)
-                #expect(parts == threads, "\(shape) at \(threads) threads")
-                let split = (0..<parts).map { Parallel.range($0, of: parts, count: shape.n, grain: grain) }
-                #expect(BLAS.splitKeepsBits(shape, split, axis: .columns))
-            }
-        }
+        try expectGrains(shapes, axis: .columns)
     }
 
     @Test("the column split's bit check fails where the parts do not give one call's bits")
@@ -319,6 +300,22 @@ struct ThreadsTests {
         }
         #expect(team.splitJobs == 2)
         #expect(ThreadTeam(threads: 1).coreRoundTripSeconds() == 0)
+    }
+}
+
+/// Each product of `shapes` finds a grain along `axis` at 2 and 3 threads, splits into as many parts as threads,
+/// covering the whole dimension, and that split gives one call's bits.
+private func expectGrains(_ shapes: [BLAS.ProductShape], axis: BLAS.SplitAxis) throws {
+    for shape in shapes {
+        for threads in [2, 3] {
+            let grain = try #require(BLAS.grain(shape, threads: threads, axis: axis), "\(shape) would run on one thread at \(threads) threads")
+            let (count, minimum) = BLAS.splitDimension(shape, axis: axis)
+            let parts = Parallel.partCount(count, grain: grain, minimum: max(grain, minimum), threads: threads)
+            #expect(parts == threads, "\(shape) at \(threads) threads")
+            let split = (0..<parts).map { Parallel.range($0, of: parts, count: count, grain: grain) }
+            #expect(split.first?.lowerBound == 0 && split.last?.upperBound == count)
+            #expect(BLAS.splitKeepsBits(shape, split, axis: axis))
+        }
     }
 }
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Pools the repetitions of several `emc bench threads --json` runs, build by build: the median of the repetitions'
+2T / 1T ratios, split by the core round trip measured before each (near: 40–150 ns, two cores sharing a cache; far:
+150 ns and more; shared core: under 40 ns, one core's two hardware threads), with their counts, and the median one- and
+two-thread rates.
+
+    scripts/bench/pool_threads.py before=a1.json before=a2.json after=b1.json after=b2.json
+
+Each argument is LABEL=FILE; runs with the same label pool together. Standard library only.
+"""
+import json
+import statistics
+import sys
+
+
+def main():
+    pooled = {}
+    for argument in sys.argv[1:]:
+        label, sep, path = argument.partition("=")
+        if not sep:
+            sys.exit(f"pool_threads.py takes LABEL=FILE, not {argument}")
+        with open(path) as f:
+            results = json.load(f)["results"]
+        for r in results:
+            rates, trips = r["repetitionSamplesPerSecond"], r["coreRoundTripNanoseconds"]
+            entry = pooled.setdefault((r["model"], label), {"near": [], "far": [], "shared core": [], "all": [], "1T": [], "2T": []})
+            for i, trip in enumerate(trips):
+                ratio = rates[1][i] / rates[0][i]
+                entry["all"].append(ratio)
+                entry["shared core" if trip < 40 else "near" if trip < 150 else "far"].append(ratio)
+            entry["1T"] += rates[0]
+            entry["2T"] += rates[1]
+
+    def ratio(values):
+        return f"{statistics.median(values):.2f}× ({len(values)})" if values else "-"
+
+    print("| model | build | 1T samples/s | 2T samples/s | near | far | shared core | all |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (model, label), e in sorted(pooled.items()):
+        print(f"| {model} | {label} | {statistics.median(e['1T']):,.0f} | {statistics.median(e['2T']):,.0f} | {ratio(e['near'])} | "
+              f"{ratio(e['far'])} | {ratio(e['shared core'])} | {ratio(e['all'])} |")
+
+
+if __name__ == "__main__":
+    main()
