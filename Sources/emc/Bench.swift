@@ -78,7 +78,9 @@ struct BenchThreads: ParsableCommand {
             The models of `emc bench train` at batch 128. For PyTorch, run scripts/bench/torch_train.py --threads 1,2 --json > t.json \
             (the counts alternating in one run) and pass --torch t.json, or --threads N for each count and --torch N=tN.json. \
             Then a profile by layer at 1 and 2 threads, from which the scaling model predicts 8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core"). Before each repetition it times the team's \
-            core round trip; --round-trips S prints that alone every 0.2 s for S seconds ("Cores near and far").
+            core round trip; --round-trips S prints that alone every 0.2 s for S seconds ("Cores near and far"). --sums times batch \
+            norm's backward sums alone on 1 and 2 threads, split by channels as the layer splits them and, for reference, by rows \
+            ("Batch norm's sums on two cores").
             """)
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Option(help: "Batch size.") var batch = 128
@@ -88,9 +90,16 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
     @Option(help: "Instead of training: a two-thread team's core round trip every 0.2 s for this many seconds.")
     var roundTrips: Double?
+    @Flag(help: "Instead of training: batch norm's backward sums on 1 and 2 threads, split by channels and by rows, in cache and from memory.")
+    var sums = false
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
+        if sums {
+            guard (1...1000).contains(repeats) else { throw ValidationError("--repeats takes a count from 1 to 1000, like 15") }
+            try output.show(BenchReports.channelSums(repeats: repeats, progress: output.progress))
+            return
+        }
         if let roundTrips {
             guard roundTrips > 0, roundTrips <= 3600 else { throw ValidationError("--round-trips takes seconds from 0 to 3600, like 40") }
             try output.show(BenchReports.roundTrips(seconds: roundTrips, progress: output.progress))
