@@ -8,17 +8,26 @@ two-thread rates.
 
 Each argument is LABEL=FILE; runs with the same label pool together. Standard library only.
 """
+import argparse
 import json
 import statistics
-import sys
+
+
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="LABEL=FILE", help="a run's JSON (emc bench threads --json) and the build it belongs to")
+    args = parser.parse_args(argv)
+    for argument in args.runs:
+        if "=" not in argument:
+            parser.error(f"each run is LABEL=FILE, not {argument}")
+    return args
 
 
 def main():
     pooled = {}
-    for argument in sys.argv[1:]:
-        label, sep, path = argument.partition("=")
-        if not sep:
-            sys.exit(f"pool_threads.py takes LABEL=FILE, not {argument}")
+    for argument in parse().runs:
+        label, _, path = argument.partition("=")
         with open(path) as f:
             results = json.load(f)["results"]
         for r in results:

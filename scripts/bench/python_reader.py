@@ -3,8 +3,9 @@
 emcshards (decoded-chunk cache) against the same uint8 array read from one .npy memmap in the same order (the
 ceiling), in the same run. Medians of 5 passes after one warm-up pass.
 
-    scripts/bench/python_reader.py DATASET_FOLDER [--python-venv]   (needs emcshards installed: pip install ./python)
+    scripts/bench/python_reader.py [DATASET_FOLDER]   (needs emcshards installed: pip install ./python)
 """
+import argparse
 import os
 import sys
 import tempfile
@@ -12,7 +13,6 @@ import time
 
 import numpy as np
 
-from emcshards import ShardDataset
 
 
 def passes(read, order, batch, repeats):
@@ -25,8 +25,20 @@ def passes(read, order, batch, repeats):
     return float(np.median(times[1:]))
 
 
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default="datasets/fashion-mnist", metavar="DATASET_FOLDER",
+                        help="a shard set (default datasets/fashion-mnist)")
+    return parser.parse_args(argv)
+
+
 def main():
-    folder = sys.argv[1] if len(sys.argv) > 1 else "datasets/fashion-mnist"
+    folder = parse().folder
+    try:
+        from emcshards import ShardDataset
+    except ImportError:
+        sys.exit("python_reader.py needs emcshards: pip install ./python, or run it with the Python of scripts/torch-env")
     ds = ShardDataset(folder, split="train", cache_chunks=1 << 16)
     n = len(ds)
     order = np.random.default_rng(0).permutation(n)

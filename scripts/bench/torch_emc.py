@@ -10,6 +10,7 @@ from ./python). Not part of the tests.
 
     scripts/bench/torch_emc.py [--data datasets/fashion-mnist] [--width 32] [--depth 1] [--seed 0]
 """
+import argparse
 import os
 import sys
 import time
@@ -28,16 +29,26 @@ def ensure_emcshards():
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", os.path.join(root, "python")])
 
 
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="datasets/fashion-mnist", help="a shard set or variant (default datasets/fashion-mnist)")
+    parser.add_argument("--width", type=int, default=32, help="the MLP's width (default 32)")
+    parser.add_argument("--depth", type=int, default=1, help="its hidden layers (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="the search's seed (default 0)")
+    return parser.parse_args(argv)
+
+
 def main():
+    args = parse()
     ensure_torch()
     ensure_emcshards()
     import numpy as np
     import torch
     from emcshards import ShardDataset
     torch.set_num_threads(1)
-    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
-    width, depth, seed = int(args.get("--width", 32)), int(args.get("--depth", 1)), int(args.get("--seed", 0))
-    data = ShardDataset(args.get("--data", "datasets/fashion-mnist"), split="train")
+    width, depth, seed = args.width, args.depth, args.seed
+    data = ShardDataset(args.data, split="train")
     stats = data.manifest.get("statistics") or {}
     mean = np.asarray(stats.get("mean", [0.0]), dtype=np.float32)
     std = np.asarray(stats.get("std", [1.0]), dtype=np.float32)

@@ -14,6 +14,7 @@ Adam parameters: float32 little-endian). The tests read them without torch. Uses
     scripts/bench/torch_fixtures.py [--emc .build/debug/emc]
 """
 import json
+import argparse
 import os
 import subprocess
 import sys
@@ -38,14 +39,21 @@ CASES = [
 ]
 
 
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--emc", default=os.path.join(ROOT, ".build", "debug", "emc"), help="the emc binary (default .build/debug/emc)")
+    return parser.parse_args(argv)
+
+
 def main():
+    emc = parse().emc
     ensure_torch()
     import numpy as np
     import torch
     import torch_models
 
     torch.set_num_threads(1)
-    emc = sys.argv[sys.argv.index("--emc") + 1] if "--emc" in sys.argv else os.path.join(ROOT, ".build", "debug", "emc")
     os.makedirs(OUT, exist_ok=True)
     for name, spec, shape, classes, batch in CASES:
         with tempfile.TemporaryDirectory() as tmp:

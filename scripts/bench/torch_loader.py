@@ -5,6 +5,7 @@ sample exactly once with the labels emc reads.
 
     scripts/bench/torch_loader.py [DATASET_FOLDER]
 """
+import argparse
 import os
 import sys
 import time
@@ -31,13 +32,21 @@ class Indexed:
         return [(x, y, i) for (x, y), i in zip(self.ds.__getitems__(indices), indices)]
 
 
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default="datasets/fashion-mnist", metavar="DATASET_FOLDER",
+                        help="a shard set (default datasets/fashion-mnist)")
+    return parser.parse_args(argv)
+
+
 def main():
+    folder = parse().folder
     ensure_torch()
     ensure_emcshards()
     import numpy as np
     import torch
     from emcshards import ShardDataset
-    folder = sys.argv[1] if len(sys.argv) > 1 else "datasets/fashion-mnist"
     ds = ShardDataset(folder, split="train")
     _, labels = ds.batch(np.arange(len(ds)))
     print(f"torch {torch.__version__}, {folder}: {len(ds)} samples, shuffled, batches of 128")

@@ -123,7 +123,7 @@ def compare(data, device="cpu", repeats=5, only=None):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")

@@ -10,6 +10,7 @@ Each pair: scripts/bench/torch_train.py --only MODEL --json (PyTorch's median of
 (say an older build, then the current one): each build is measured in every pair, right after PyTorch, and gets its
 own ratios. Not part of the tests.
 """
+import argparse
 import json
 import os
 import statistics
@@ -19,8 +20,17 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def option(name, default):
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="MODEL", help="a model spec of emc bench train's rows, like vit:dim=64")
+    parser.add_argument("--pairs", type=int, default=7, help="pairs to measure (default 7)")
+    parser.add_argument("--emc", action="append", default=[], help="an emc binary (repeatable; default .build/release/emc)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout instead of the progress and summary lines")
+    args = parser.parse_args(argv)
+    if args.pairs < 1:
+        parser.error(f"--pairs takes a count from 1, not {args.pairs}")
+    return args
 
 
 def first_row(model, rows):
@@ -32,12 +42,9 @@ def first_row(model, rows):
 
 
 def main():
-    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        print(__doc__.strip())
-        sys.exit(0 if "-h" in sys.argv or "--help" in sys.argv else 2)
-    model = sys.argv[1]
-    pairs = int(option("--pairs", "7"))
-    emcs = [sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--emc"] or [os.path.join(ROOT, ".build", "release", "emc")]
+    args = parse()
+    model, pairs, as_json = args.model, args.pairs, args.json
+    emcs = args.emc or [os.path.join(ROOT, ".build", "release", "emc")]
     results = []  # (PyTorch's rate, [each build's rate])
     for index in range(pairs):
         torch_out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "torch_train.py"), "--only", model, "--json"],
@@ -49,7 +56,7 @@ def main():
                                      check=True, capture_output=True, text=True).stdout
             rates.append(first_row(model, json.loads(emc_out)["results"])["samplesPerSecond"])
         results.append((torch_rate, rates))
-        if "--json" not in sys.argv:
+        if not as_json:
             each = ", ".join(f"{name} {rate:,.0f} ({rate / torch_rate:.2f}×)" for name, rate in zip(emcs, rates))
             print(f"pair {index + 1}: PyTorch {torch_rate:,.0f} samples/s; {each}", flush=True)
     builds = []
@@ -57,7 +64,7 @@ def main():
         ratios = [r[b] / t for t, r in results]
         builds.append({"emc": emc, "pairs": [{"torch": t, "emc": r[b]} for t, r in results], "medianRatio": statistics.median(ratios),
                        "ratioRange": [min(ratios), max(ratios)]})
-    if "--json" in sys.argv:
+    if as_json:
         print(json.dumps({"model": model, "builds": builds}, indent=2))
     else:
         for build in builds:

@@ -18,6 +18,7 @@ thread is not one run's minutes set against another's.
 Models are built from the same spec strings as emc's (torch_models.py: mlp, cnn, resnet, efficientnet, vit),
 with PyTorch's default initialisation, nn.CrossEntropyLoss and torch.optim.SGD(lr=0.01, momentum=0.9).
 """
+import argparse
 import json
 import os
 import subprocess
@@ -57,18 +58,27 @@ CASES = [
 ]
 
 
+def parse(argv=None):
+    """The command line: --help prints the module's docstring and the options; an unknown option is an error."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", default="1", help="thread counts, comma-separated (default 1; 1,2 alternates them)")
+    parser.add_argument("--only", default="", help="only the rows whose spec contains this text")
+    parser.add_argument("--json", action="store_true", help="JSON for emc bench train/threads --torch")
+    args = parser.parse_args(argv)
+    try:
+        args.counts = [int(t) for t in args.threads.split(",")]
+        assert args.counts and all(1 <= t <= 256 for t in args.counts)
+    except (ValueError, AssertionError):
+        parser.error(f"--threads takes counts from 1 to 256, like 2 or 1,2, not {args.threads}")
+    return args
+
+
 def main():
+    args = parse()
     ensure_torch()
     import torch
-    text = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
-    try:
-        counts = [int(t) for t in text.split(",")]
-        assert counts and all(1 <= t <= 256 for t in counts)
-    except (ValueError, AssertionError):
-        sys.exit(f"--threads takes counts from 1 to 256, like 2 or 1,2, not {text}")
+    counts, as_json, only = args.counts, args.json, args.only
     batch = 128
-    as_json = "--json" in sys.argv
-    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
     rows = []
     for spec, shape in CASES:
         if only not in spec:
