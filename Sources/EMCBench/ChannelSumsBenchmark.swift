@@ -8,10 +8,11 @@ import Foundation
 /// order) on one thread and on two, as the layer splits them (by channels: each thread sums its channels over every
 /// row), beside a split by rows into sums of each thread's own (each thread reads one contiguous half; the sums are then
 /// in another order, so other bits: a bound on what a split that changes the sums could give, not a path emc takes).
-/// The shapes are EfficientNet-B0's largest batch norms at batch 128 on 32×32 inputs. Before each timed pass dy is
+/// The shapes are four of EfficientNet-B0's batch norms at batch 128 on 32×32 inputs, the largest among them. Before each timed pass dy is
 /// written by both threads, half each by rows (as the layer after it leaves it), and x is either just written the same
-/// way ("in cache") or evicted by a 64 MiB write ("from memory": in training, x was written in the forward pass, many
-/// layers before).
+/// way ("in cache") or evicted by a 64 MiB write on the caller's thread ("from memory": in training, x was written in the
+/// forward pass, many layers before; the write clears the caches up to an L3 of 64 MiB, the other core's L2 less
+/// surely). The split by rows is timed without adding the two threads' sums together (2·C values).
 public enum ChannelSumsBenchmark {
     public struct Row: Encodable, Sendable {
         var shape: String
@@ -29,8 +30,11 @@ public enum ChannelSumsBenchmark {
     static let batch = 128
     static let evictionBytes = 64 << 20
 
-    public static func run(repeats: Int, progress: (String) -> Void = { _ in }) -> [Row] {
+    public static func run(repeats: Int, progress: (String) -> Void = { _ in }) throws -> [Row] {
         let team = ThreadTeam(threads: 2)
+        guard team.count == 2 else {
+            throw EMCError(.unsupported, "emc bench threads --sums needs a second thread, and the system would not start one")
+        }
         let eviction = UnsafeMutableRawPointer.allocate(byteCount: evictionBytes, alignment: 64)
         defer { eviction.deallocate() }
         var rows: [Row] = []
@@ -49,7 +53,7 @@ public enum ChannelSumsBenchmark {
             perChannel.initialize(repeating: 0, count: c)
             (perChannel + c).initialize(repeating: 1, count: 3 * c)
             (perChannel + 3 * c).initialize(repeating: 0, count: c)
-            for i in 0..<n { x[i] = Float((i &* 2_654_435_761) % 1000) / 1000 - 0.5 }
+            for i in 0..<n { x[i] = Float((i &* 2_654_435_761) % 1000) / 1000 - 0.5; dy[i] = Float((i &* 40_503) % 1000) / 1000 - 0.5 }
             layer.bind(parameters: parameters, gradients: gradients, maxBatch: batch)
             layer.forward(x, y, batch: batch)
             // Each thread writes its half of `p`'s rows (what a pass split by samples leaves).

@@ -39,9 +39,13 @@ public final class ThreadTeam: @unchecked Sendable {
     /// further apart while it runs, and passes that read what another core wrote slow down with the distance.
     public func coreRoundTripSeconds(rounds: Int = 4_000) -> Double { emc_pool_round_trip(pool, rounds) }
 
-    /// Runs `body(part)` for each part < `parts` (at most the team's threads) on the team's threads at once, part 0 on
-    /// the caller (all on the caller with one thread): for benchmarks that split a pass by hand.
-    public func run(parts: Int, _ body: (Int) -> Void) { scoped { Parallel.parts(min(parts, count), body) } }
+    /// Runs `body(part)` for each part < `parts` on the team's threads at once, part 0 on the caller: for benchmarks that
+    /// split a pass by hand. A team runs at most `count` parts at once; with one thread every part runs on the caller in
+    /// turn.
+    public func run(parts: Int, _ body: (Int) -> Void) {
+        precondition(count == 1 || parts <= count, "a team of \(count) threads runs at most \(count) parts at once, not \(parts)")
+        scoped { Parallel.parts(parts, body) }
+    }
 
     /// Runs `body` with this team splitting the calling thread's passes (and the previous team restored after).
     public func scoped<R>(_ body: () throws -> R) rethrows -> R {

@@ -21,11 +21,37 @@ struct BenchOutputOptions: ParsableArguments {
     func progress(_ line: String) { if !json { StandardStreams.error(line + "\n") } }
 }
 
+/// The checks the benchmarks' counts share, before any work: a median needs a repetition, a rate needs time and
+/// samples, and a count past these bounds is a typo rather than a measurement.
+enum BenchChecks {
+    static func repeats(_ value: Int) throws {
+        guard (1...1000).contains(value) else { throw ValidationError("--repeats takes a count from 1 to 1000, like 5, not \(value)") }
+    }
+
+    static func seconds(_ value: Double) throws {
+        guard value > 0, value <= 3600 else { throw ValidationError("--seconds takes a time above 0 and up to 3600, like 0.5, not \(value)") }
+    }
+
+    static func batch(_ value: Int) throws {
+        guard (1...65_536).contains(value) else { throw ValidationError("--batch takes a size from 1 to 65536, like 128, not \(value)") }
+    }
+
+    /// `--NAME` between `range`'s bounds.
+    static func count(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+        guard range.contains(value) else { throw ValidationError("--\(name) takes a count from \(range.lowerBound) to \(range.upperBound), not \(value)") }
+    }
+}
+
 struct BenchCRC: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "crc", abstract: "CRC32C throughput: hardware path, software path, and memory-read ceiling.")
     @Option(help: "Buffer size in MiB.") var mebibytes = 64
     @Option(help: "Repetitions; the median is reported.") var repeats = 9
     @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        try BenchChecks.count("mebibytes", mebibytes, 1...16_384)
+        try BenchChecks.repeats(repeats)
+    }
 
     func run() throws { try output.show(BenchReports.crc(mebibytes: mebibytes, repeats: repeats)) }
 }
@@ -38,6 +64,11 @@ struct BenchShards: ParsableCommand {
     @Option(help: "Codecs to measure, comma-separated.") var codecs = "none,lz4,lz4-delta,zstd,zstd-delta"
     @Option(help: "Folder to work in (needs about 2 GB); the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        try BenchChecks.count("samples", samples, 1...100_000_000)
+        try BenchChecks.repeats(repeats)
+    }
 
     func run() throws {
         try output.show(BenchReports.shards(samples: samples, repeats: repeats, codecs: codecs.split(separator: ",").map(String.init),
@@ -65,6 +96,12 @@ struct BenchTrain: ParsableCommand {
     var rawSgemm = true
     @OptionGroup var output: BenchOutputOptions
 
+    func validate() throws {
+        try BenchChecks.batch(batch)
+        try BenchChecks.seconds(seconds)
+        try BenchChecks.repeats(repeats)
+    }
+
     func run() throws {
         try output.show(BenchReports.train(batch: batch, seconds: seconds, repeats: repeats, torchJSON: torch, only: only, rawSgemm: rawSgemm,
                                            progress: output.progress))
@@ -90,22 +127,24 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
     @Option(help: "Instead of training: a two-thread team's core round trip every 0.2 s for this many seconds.")
     var roundTrips: Double?
-    @Flag(help: "Instead of training: batch norm's backward sums on 1 and 2 threads, split by channels and by rows, in cache and from memory.")
+    @Flag(help: "Instead of training: batch norm's backward sums on 1 and 2 threads, split by channels and by rows, in cache and from memory (of the options above, only --repeats applies).")
     var sums = false
     @OptionGroup var output: BenchOutputOptions
 
-    func run() throws {
-        if sums {
-            guard (1...1000).contains(repeats) else { throw ValidationError("--repeats takes a count from 1 to 1000, like 15") }
-            try output.show(BenchReports.channelSums(repeats: repeats, progress: output.progress))
-            return
+    /// The thread counts of --threads.
+    private var counts: [Int] { threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        try BenchChecks.batch(batch)
+        try BenchChecks.seconds(seconds)
+        try BenchChecks.repeats(repeats)
+        if sums && roundTrips != nil { throw ValidationError("--sums and --round-trips are two measurements of their own: choose one") }
+        if (sums || roundTrips != nil) && (!torch.isEmpty || only != nil) {
+            throw ValidationError("--torch and --only choose the training rows; --sums and --round-trips train nothing")
         }
         if let roundTrips {
             guard roundTrips > 0, roundTrips <= 3600 else { throw ValidationError("--round-trips takes seconds from 0 to 3600, like 40") }
-            try output.show(BenchReports.roundTrips(seconds: roundTrips, progress: output.progress))
-            return
         }
-        let counts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
         for item in torch {
             // N=FILE when the text before the first "=" is a count; otherwise the whole text is FILE.
@@ -113,6 +152,17 @@ struct BenchThreads: ParsableCommand {
             guard (1...256).contains(count) else {
                 throw ValidationError("--torch takes N=FILE with N from 1 to 256 (a thread count and PyTorch's JSON at it) or FILE (from --threads 1,2), not \(item)")
             }
+        }
+    }
+
+    func run() throws {
+        if sums {
+            try output.show(BenchReports.channelSums(repeats: repeats, progress: output.progress))
+            return
+        }
+        if let roundTrips {
+            try output.show(BenchReports.roundTrips(seconds: roundTrips, progress: output.progress))
+            return
         }
         let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: torch,
                                                progress: output.progress)
@@ -127,6 +177,12 @@ struct LayerBenchOptions: ParsableArguments {
     @Option(help: "Seconds per measurement.") var seconds = 0.3
     @Option(help: "Repetitions; the median is reported.") var repeats = 5
     @Option(help: "Only the models whose spec contains this text (e.g. resnet).") var only: String?
+
+    func validate() throws {
+        try BenchChecks.batch(batch)
+        try BenchChecks.seconds(seconds)
+        try BenchChecks.repeats(repeats)
+    }
 }
 
 struct BenchGradients: ParsableCommand {
@@ -156,6 +212,8 @@ struct BenchLoader: ParsableCommand {
     @Option(help: "Folder to work in; the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
 
+    func validate() throws { try BenchChecks.repeats(repeats) }
+
     func run() throws { try output.show(BenchReports.loader(repeats: repeats, scratch: scratch, progress: output.progress)) }
 }
 
@@ -177,6 +235,11 @@ struct BenchJPEG: ParsableCommand {
     @Option(help: "Folder to work in; the benchmark makes a fresh folder inside it and removes only that (default: $TMPDIR or /tmp).") var scratch: String?
     @OptionGroup var output: BenchOutputOptions
 
+    func validate() throws {
+        try BenchChecks.count("images", images, 1...1_000_000)
+        try BenchChecks.count("size", size, 1...4096)
+    }
+
     func run() throws { try output.show(BenchReports.jpeg(images: images, size: size, scratch: scratch)) }
 }
 
@@ -188,6 +251,12 @@ struct BenchShampoo: ParsableCommand {
     @Option(help: "Seconds per measurement.") var seconds = 1.0
     @Option(help: "Repetitions (the median is reported).") var repeats = 5
     @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        try BenchChecks.batch(batch)
+        try BenchChecks.seconds(seconds)
+        try BenchChecks.repeats(repeats)
+    }
 
     func run() throws {
         try output.show(ShampooBenchmark.run(batch: batch, seconds: seconds, repeats: repeats, progress: output.progress))
@@ -202,6 +271,12 @@ struct BenchHessian: ParsableCommand {
     @Option(help: "Lanczos steps.") var steps = 40
     @Option(help: "Repetitions (the median is reported).") var repeats = 3
     @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        try BenchChecks.count("samples", samples, 5...10_000_000)
+        try BenchChecks.count("steps", steps, 1...1000)
+        try BenchChecks.repeats(repeats)
+    }
 
     func run() throws {
         try output.show(HessianBenchmark.run(samples: samples, steps: steps, repeats: repeats, progress: output.progress))
@@ -244,6 +319,11 @@ struct BenchReportSpeed: ParsableCommand {
     @Option(help: "Repetitions; the median is reported.") var repeats = 3
     @Option(help: "Manifest sizes (searches) to expand, comma-separated.") var manifestCells = "100000,1000000"
     @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        try BenchChecks.count("seeds", seeds, 1...100)
+        try BenchChecks.repeats(repeats)
+    }
 
     func run() throws {
         let counts = configurations.split(separator: ",").compactMap { Int($0) }, cells = manifestCells.split(separator: ",").compactMap { Int($0) }

@@ -260,5 +260,22 @@ struct OutputSafetyTests {
         }
         let refused = try emc(["bench", "threads", "--sums", "--repeats", "0"])
         #expect(refused.status != 0 && refused.stderr.contains("--repeats takes a count"), "\(refused.stderr)")
+        for other in [["--round-trips", "3"], ["--only", "mlp"], ["--torch", "t.json"]] {
+            let mixed = try emc(["bench", "threads", "--sums"] + other)
+            #expect(mixed.status != 0 && mixed.stderr.contains(other[0]), "\(other): \(mixed.stderr)")
+        }
+    }
+
+    @Test("each benchmark refuses a count or a time it cannot measure with, by name, before any work",
+          arguments: [["crc", "--repeats", "0"], ["crc", "--mebibytes", "0"], ["shards", "--samples=-1"], ["train", "--seconds", "0"],
+                      ["train", "--batch", "0"], ["threads", "--repeats", "0"], ["threads", "--seconds=-1"], ["gradients", "--repeats", "0"],
+                      ["conv", "--batch", "0"], ["loader", "--repeats", "0"], ["jpeg", "--images", "0"], ["jpeg", "--size", "0"],
+                      ["shampoo", "--seconds", "0"], ["hessian", "--steps", "0"], ["hessian", "--samples", "0"], ["report", "--seeds", "0"],
+                      ["report", "--repeats", "2000"]])
+    func benchCountsRefused(_ arguments: [String]) throws {
+        let r = try emc(["bench"] + arguments)
+        let option = arguments[1].split(separator: "=")[0]
+        #expect(r.status != 0 && r.stderr.contains("\(option) takes"), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains("emc bench \(arguments[0])"), "the usage names the subcommand: \(r.stderr)")
     }
 }

@@ -11,6 +11,7 @@ Each argument is LABEL=FILE; runs with the same label pool together. Standard li
 import argparse
 import json
 import statistics
+import sys
 
 
 def parse(argv=None):
@@ -28,8 +29,16 @@ def main():
     pooled = {}
     for argument in parse().runs:
         label, _, path = argument.partition("=")
-        with open(path) as f:
-            results = json.load(f)["results"]
+        try:
+            with open(path) as f:
+                results = json.load(f)["results"]
+            fields = ("model", "repetitionSamplesPerSecond", "coreRoundTripNanoseconds")
+            if not isinstance(results, list) or not all(isinstance(r, dict) and all(k in r for k in fields) for r in results):
+                raise KeyError
+        except (OSError, ValueError) as error:
+            sys.exit(f"pool_threads.py: {path}: {error}")
+        except (KeyError, TypeError):
+            sys.exit(f"pool_threads.py: {path} is not the JSON of emc bench threads --json (no repetitions and round trips)")
         for r in results:
             rates, trips = r["repetitionSamplesPerSecond"], r["coreRoundTripNanoseconds"]
             entry = pooled.setdefault((r["model"], label), {"near": [], "far": [], "shared core": [], "all": [], "1T": [], "2T": []})

@@ -36,7 +36,13 @@ def parse(argv=None):
     parser.add_argument("--width", type=int, default=32, help="the MLP's width (default 32)")
     parser.add_argument("--depth", type=int, default=1, help="its hidden layers (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="the search's seed (default 0)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("width", "depth"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} takes a count from 1, not {getattr(args, name)}")
+    if args.seed < 0:
+        parser.error(f"--seed takes a number from 0, not {args.seed}")
+    return args
 
 
 def main():

@@ -4,7 +4,7 @@ reading its subset through the reader, deciding by emc's rules) against the same
 model and initialisation, the same n samples read the same way, the same epochs in the same order, one accuracy pass at
 the end), alternated, medians of several runs. Prints a Markdown table.
 
-    scripts/bench/torch_overhead.py DATA [--repeats 5] [--device cpu]
+    scripts/bench/torch_overhead.py DATA [--repeats 5] [--device cpu] [--only TEXT]
 
 DATA: a shard set of random labels (emc perturb fashion-mnist-set --labels random ...): no trial fits, so both sides run
 every epoch. Run it with the Python of scripts/torch-env. scripts/gpu-check calls `compare` on a GPU.
@@ -17,12 +17,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import torch
+try:
+    import torch
 
-from emcshards.fit import epoch_order
-from emcshards.models import build
-from emcshards.worker import Worker
+    from emcshards.fit import epoch_order
+    from emcshards.models import build
+    from emcshards.worker import Worker
+    MISSING = None
+except ImportError as error:  # --help and bad options still answer; a run says what is missing
+    MISSING = error
 
 CASES = [
     # (model, n, epochs): trials of a few seconds, as a search's are (its budget: 300 epochs, at least 2,000 steps)
@@ -124,11 +127,15 @@ def compare(data, device="cpu", repeats=5, only=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("data", metavar="DATA", help="a shard set of random labels")
+    ap.add_argument("--repeats", type=int, default=5, help="alternated runs of each side, after one warm-up each (default 5)")
+    ap.add_argument("--device", default="cpu", help="the torch device: cpu, cuda, cuda:1 … (default cpu)")
     ap.add_argument("--only", help="the cases whose 'model n epochs' contains this")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats takes a count from 1, not {args.repeats}")
+    if MISSING is not None:
+        sys.exit(f"torch_overhead.py needs torch and emcshards ({MISSING}): run it with the Python of scripts/torch-env")
     compare(args.data, args.device, args.repeats, args.only)
 
 
