@@ -391,6 +391,12 @@ struct BenchSearch: ParsableCommand {
     @Flag(help: "Skip the grid (only the search).") var noGrid = false
     @OptionGroup var output: BenchOutputOptions
 
+    func validate() throws {
+        try BenchChecks.count("low", low, 1...100_000_000)
+        try BenchChecks.count("high", high, low...max(low, 100_000_000))
+        try BenchChecks.count("points", points, 1...1000)
+    }
+
     func run() throws {
         try output.show(BenchReports.search(settings: try training.settings(data: data, model: model), grid: noGrid ? nil : (low, high, points), progress: output.progress))
     }

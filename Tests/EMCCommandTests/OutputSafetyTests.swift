@@ -271,10 +271,12 @@ struct OutputSafetyTests {
                       ["train", "--batch", "0"], ["threads", "--repeats", "0"], ["threads", "--seconds=-1"], ["gradients", "--repeats", "0"],
                       ["conv", "--batch", "0"], ["loader", "--repeats", "0"], ["jpeg", "--images", "0"], ["jpeg", "--size", "0"],
                       ["shampoo", "--seconds", "0"], ["hessian", "--steps", "0"], ["hessian", "--samples", "0"], ["report", "--seeds", "0"],
-                      ["report", "--repeats", "2000"]])
+                      ["report", "--repeats", "2000"], ["search", "--data", "none", "--low", "0"],
+                      ["search", "--data", "none", "--low", "100", "--high", "10"], ["search", "--data", "none", "--points", "0"]])
     func benchCountsRefused(_ arguments: [String]) throws {
         let r = try emc(["bench"] + arguments)
-        let option = arguments[1].split(separator: "=")[0]
+        // The option refused: the last one named (the others set up the case).
+        let option = arguments.last(where: { $0.hasPrefix("--") })!.split(separator: "=")[0]
         #expect(r.status != 0 && r.stderr.contains("\(option) takes"), "\(arguments): \(r.stderr)")
         #expect(r.stderr.contains("emc bench \(arguments[0])"), "the usage names the subcommand: \(r.stderr)")
     }
