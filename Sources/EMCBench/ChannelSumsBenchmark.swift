@@ -56,11 +56,12 @@ public enum ChannelSumsBenchmark {
             for i in 0..<n { x[i] = Float((i &* 2_654_435_761) % 1000) / 1000 - 0.5; dy[i] = Float((i &* 40_503) % 1000) / 1000 - 0.5 }
             layer.bind(parameters: parameters, gradients: gradients, maxBatch: batch)
             layer.forward(x, y, batch: batch)
-            // Each thread writes its half of `p`'s rows (what a pass split by samples leaves).
+            // Part `part`'s half of the rows, as a pass split by samples gives it.
+            func half(_ part: Int) -> Range<Int> { m * part / 2..<m * (part + 1) / 2 }
+            // Each thread writes its half of `p`'s rows (what such a pass leaves).
             func writeByRows(_ p: UnsafeMutablePointer<Float>, scale: Float) {
                 team.run(parts: 2) { part in
-                    let r0 = m * part / 2, r1 = m * (part + 1) / 2
-                    for i in r0 * c..<r1 * c { p[i] = p[i] * scale + 0.001 }
+                    for i in half(part).lowerBound * c..<half(part).upperBound * c { p[i] = p[i] * scale + 0.001 }
                 }
             }
             for input in ["in cache", "from memory"] {
@@ -78,9 +79,9 @@ public enum ChannelSumsBenchmark {
                         default:
                             privateSums.initialize(repeating: 0, count: 4 * c)
                             team.run(parts: 2) { part in
-                                let r0 = m * part / 2, r1 = m * (part + 1) / 2, sums = privateSums + 2 * c * part
-                                emc_channel_gradient_sums_range(sums, sums + c, dy + r0 * c, x + r0 * c, perChannel, perChannel + c, perChannel + 2 * c,
-                                                                perChannel + 3 * c, r1 - r0, c, 0, c, 0)
+                                let rows = half(part), sums = privateSums + 2 * c * part
+                                emc_channel_gradient_sums_range(sums, sums + c, dy + rows.lowerBound * c, x + rows.lowerBound * c, perChannel,
+                                                                perChannel + c, perChannel + 2 * c, perChannel + 3 * c, rows.count, c, 0, c, 0)
                             }
                         }
                         times[variant].append(Clock.now() - start)

@@ -131,8 +131,8 @@ struct BenchThreads: ParsableCommand {
     var sums = false
     @OptionGroup var output: BenchOutputOptions
 
-    /// The thread counts of --threads.
-    private var counts: [Int] { threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    /// The thread counts of --threads (nil for a piece that is not a count).
+    private var counts: [Int?] { threads.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     func validate() throws {
         try BenchChecks.batch(batch)
@@ -145,7 +145,9 @@ struct BenchThreads: ParsableCommand {
         if let roundTrips {
             guard roundTrips > 0, roundTrips <= 3600 else { throw ValidationError("--round-trips takes seconds from 0 to 3600, like 40") }
         }
-        guard !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }) else { throw ValidationError("--threads takes counts from 1 to 256, like 1,2") }
+        guard counts.allSatisfy({ $0.map { (1...256).contains($0) } ?? false }) else {
+            throw ValidationError("--threads takes counts from 1 to 256, like 1,2, not \(threads)")
+        }
         for item in torch {
             // N=FILE when the text before the first "=" is a count; otherwise the whole text is FILE.
             guard let count = BenchReports.torchThreadCount(item) else { continue }
@@ -164,7 +166,7 @@ struct BenchThreads: ParsableCommand {
             try output.show(BenchReports.roundTrips(seconds: roundTrips, progress: output.progress))
             return
         }
-        let reports = try BenchReports.threads(threads: counts, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: torch,
+        let reports = try BenchReports.threads(threads: counts.compactMap { $0 }, batch: batch, seconds: seconds, repeats: repeats, only: only, torchJSON: torch,
                                                progress: output.progress)
         // JSON: the first report's records hold the profile too.
         for report in output.json ? Array(reports.prefix(1)) : reports { try output.show(report) }

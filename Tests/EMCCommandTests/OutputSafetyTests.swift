@@ -268,7 +268,8 @@ struct OutputSafetyTests {
 
     @Test("each benchmark refuses a count or a time it cannot measure with, by name, before any work",
           arguments: [["crc", "--repeats", "0"], ["crc", "--mebibytes", "0"], ["shards", "--samples=-1"], ["train", "--seconds", "0"],
-                      ["train", "--batch", "0"], ["threads", "--repeats", "0"], ["threads", "--seconds=-1"], ["gradients", "--repeats", "0"],
+                      ["train", "--batch", "0"], ["threads", "--repeats", "0"], ["threads", "--seconds=-1"], ["threads", "--threads", "1,x"],
+                      ["threads", "--threads", "1,,2"], ["threads", "--threads", "0"], ["gradients", "--repeats", "0"],
                       ["conv", "--batch", "0"], ["loader", "--repeats", "0"], ["jpeg", "--images", "0"], ["jpeg", "--size", "0"],
                       ["shampoo", "--seconds", "0"], ["hessian", "--steps", "0"], ["hessian", "--samples", "0"], ["report", "--seeds", "0"],
                       ["report", "--repeats", "2000"], ["search", "--data", "none", "--low", "0"],
