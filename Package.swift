@@ -59,7 +59,7 @@ let package = Package(
         // Wires decoders to the shard writer (the two know nothing of each other), and exports what emc reads as NumPy arrays.
         .target(name: "EMCConvert", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCVariants", "EMCPipeline"]),
         // The benchmarks behind `emc bench`, each against a baseline measured in the same run.
-        .target(name: "EMCBench", dependencies: ["EMCCore", "CTrainerKernels", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCReports", "EMCSweeps"]),
+        .target(name: "EMCBench", dependencies: ["EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCReports", "EMCSweeps"]),
         .executableTarget(name: "emc", dependencies: [
             "EMCCore", "EMCFormats", "EMCShards", "EMCTrainer", "EMCConvert", "EMCTransforms", "EMCVariants", "EMCPipeline", "EMCSearch", "EMCReports", "EMCSweeps", "EMCBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

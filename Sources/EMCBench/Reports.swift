@@ -185,15 +185,17 @@ public enum BenchReports {
     public static func channelSums(repeats: Int, progress: (String) -> Void = { _ in }) throws -> BenchReport {
         let rows = try ChannelSumsBenchmark.run(repeats: repeats, progress: progress)
         return BenchReport(
-            title: "Batch norm's backward sums (Σ dy, Σ dy·x̂ per channel, each in row order) at batch \(ChannelSumsBenchmark.batch), median of \(repeats), "
-                + "the three alternating: on 1 thread; on 2 as the layer splits them (by channels, every thread reading every row); and, for reference, "
-                + "on 2 by rows into each thread's own sums (each reads one contiguous half; the sums in another order, other bits: not a path emc takes). "
+            title: "Batch norm's backward sums (Σ dy, Σ dy·x̂ per channel) at batch \(ChannelSumsBenchmark.batch), median of \(repeats), "
+                + "the layer's pass at its two arithmetics, alternating: each channel's sums over the whole batch in row order (resnet's and "
+                + "efficientnet's revision 1: two threads split them by channels, every thread reading every row) and by micro-batches of "
+                + "\(ChannelSumsBenchmark.microBatch) samples added in a fixed tree (revision 2: two threads split them by samples), each on 1 and 2 threads. "
                 + "dy just written by the two threads, half each by rows; x the same (\"in cache\") or evicted by a 64 MiB write (\"from memory\", as in training); "
                 + "\"2T / 1T speed\": the one-thread time over the two-thread time",
-            header: ["shape", "x", "1T ms", "2T by channels ms", "by channels 2T / 1T speed", "2T by rows ms", "by rows 2T / 1T speed", "core round trip ns"],
+            header: ["shape", "x", "whole 1T ms", "by channels 2T ms", "speed", "micro-batches 1T ms", "micro-batches 2T ms", "speed", "core round trip ns"],
             rows: rows.map { r in
                 [r.shape, r.input, f(r.wholeMilliseconds, 3), f(r.byChannelsMilliseconds, 3), f(r.wholeMilliseconds / r.byChannelsMilliseconds, 2) + "×",
-                 f(r.byRowsMilliseconds, 3), f(r.wholeMilliseconds / r.byRowsMilliseconds, 2) + "×",
+                 f(r.microBatchesOneThreadMilliseconds, 3), f(r.microBatchesMilliseconds, 3),
+                 f(r.microBatchesOneThreadMilliseconds / r.microBatchesMilliseconds, 2) + "×",
                  "\(f(r.coreRoundTripNanoseconds.min() ?? 0))–\(f(r.coreRoundTripNanoseconds.max() ?? 0))"]
             }, records: rows)
     }

@@ -349,7 +349,10 @@ public final class EMCSearch: @unchecked Sendable {
         record.checkEvery = config.fit.checkEvery
         record.protocol = config.protocolName
         record.trainer = outcome.trainer ?? (config.trainer == .native ? .native : nil)
-        if config.trainer == .native, config.model.arithmeticRevision > 1 { record.trainer?.arithmetic = config.model.arithmeticRevision }
+        if config.trainer == .native, config.model.arithmeticRevision > 1 {
+            record.trainer?.arithmetic = config.model.arithmeticRevision
+            record.trainer?.microBatch = config.model.microBatchSamples
+        }
         record.provenance = TrialRecord.Provenance(emc: EMCEnvironment.version, commit: EMCEnvironment.sourceCommit, cpu: EMCEnvironment.cpuModel,
                                                    blas: "OpenBLAS \(BLAS.coreName)", threads: trialThreads)
         return record

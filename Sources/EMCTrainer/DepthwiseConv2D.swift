@@ -24,8 +24,14 @@ public final class DepthwiseConv2D: Layer {
     /// The filters and a gradient in the kernels' tap-major layout [K·K, C].
     private var tapMajorFilters = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var tapMajorGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    /// Samples per micro-batch of the filter gradient's sums (`MicroBatchSums`, split over a team by samples), or nil:
+    /// each filter tap's sum over the whole batch in order (split over a team by channels or taps).
+    public let microBatch: Int?
+    private var partials = MicroBatchSums<Float>()
 
-    public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+    public init(input: FeatureShape, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true, microBatch: Int? = nil) {
+        precondition(microBatch.map { $0 > 0 } ?? true, "a micro-batch holds at least one sample")
+        self.microBatch = microBatch
         inputShape = input
         hasBias = bias
         self.kernel = kernel
@@ -50,7 +56,10 @@ public final class DepthwiseConv2D: Layer {
         tapMajorGradient = .allocate(capacity: channels * kernel * kernel)
     }
 
-    deinit { for buffer in [tapMajorFilters, tapMajorGradient] { buffer.deallocate() } }
+    deinit {
+        for buffer in [tapMajorFilters, tapMajorGradient] { buffer.deallocate() }
+        partials.deallocate()
+    }
 
     public func bindDirection(_ direction: UnsafePointer<Float>, product: UnsafeMutablePointer<Float>, maxBatch: Int) {
         self.direction = WeightAndBias(direction, weights: channels * kernel * kernel)
@@ -85,7 +94,14 @@ public final class DepthwiseConv2D: Layer {
         let (h, w, c, k, s, p, ho, wo) = shapeArguments
         let channels = channels, taps = kernel * kernel, t = tapMajorGradient.baseAddress!
         for ch in 0..<channels { for tap in 0..<taps { t[tap * channels + ch] = dFilters[ch * taps + tap] } }
-        if Parallel.threads > 1 && channels >= 64 && batch * outputShape.count * taps >= 2 * Parallel.minimumElements {
+        if let samples = microBatch {
+            let inCount = inputShape.count, outCount = outputShape.count
+            let total = partials.sum(batch: batch, samples: samples, width: taps * channels, perSample: outCount * taps) { partial, images in
+                emc_depthwise_filter_gradient(partial, dy + images.lowerBound * outCount, x + images.lowerBound * inCount,
+                                              Int32(images.count), h, w, c, k, s, p, ho, wo)
+            }
+            for i in 0..<(taps * channels) { t[i] += total[i] }
+        } else if Parallel.threads > 1 && channels >= 64 && batch * outputShape.count * taps >= 2 * Parallel.minimumElements {
             // Channels over the team, at least 32 a thread (each thread walks every position): each channel's sums over
             // the batch whole and in order.
             Parallel.ranges(channels, grain: 8, minimum: 32) { chosen, _ in

@@ -131,11 +131,22 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     /// and the token-wise linear maps' products whose sums are at most 64 long by emc's own kernels, each element one fused
     /// multiply-add chain; and 3 with a class token (`pool=cls`, the default) and at least one block: the last block
     /// computes the class token alone once every token's keys and values are known (the same function; its sums, over
-    /// fewer rows, round differently).
+    /// fewer rows, round differently). For resnet and efficientnet, 2: batch norm's per-channel sums and a depthwise
+    /// convolution's filter gradient by micro-batches of `microBatchSamples` samples added in a fixed tree
+    /// (`MicroBatchSums`), so that a team splits them by samples, as the layers around them, rather than by channels.
     public var arithmeticRevision: Int {
-        guard family == .vit else { return 1 }
-        return classToken && encoderDepth > 0 ? 3 : 2
+        switch family {
+        case .vit: return classToken && encoderDepth > 0 ? 3 : 2
+        case .resnet, .efficientnet: return 2
+        case .mlp, .cnn, .python: return 1
+        }
     }
+
+    /// Samples per micro-batch of the sums over a batch in the native trainer (`MicroBatchSums`): 16 for resnet and
+    /// efficientnet from their arithmetic revision 2, nil (each sum over the whole batch in order) for the others. A
+    /// batch of at most 16 samples is one micro-batch, summed as revision 1 summed it; 16 lets a batch of 128 split
+    /// over up to 8 threads.
+    public var microBatchSamples: Int? { family == .resnet || family == .efficientnet ? 16 : nil }
 
     public var description: String {
         switch family {
@@ -260,13 +271,13 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     private func convBN(_ layers: inout [Layer], _ shape: inout FeatureShape, _ out: Int, kernel: Int, stride: Int, activated: Bool = false) {
         let conv = Conv2D(input: shape, outChannels: out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, bias: false)
         layers.append(conv); shape = conv.outputShape
-        if activated { bnActivation(&layers, shape) } else { layers.append(BatchNorm(input: shape)) }
+        if activated { bnActivation(&layers, shape) } else { layers.append(BatchNorm(input: shape, microBatch: microBatchSamples)) }
     }
 
     /// Batch norm then the activation: one fused layer for ReLU (`BatchNorm(relu:)`, the same function in fewer passes).
     private func bnActivation(_ layers: inout [Layer], _ shape: FeatureShape) {
-        if activation == .relu { layers.append(BatchNorm(input: shape, relu: true)); return }
-        layers.append(BatchNorm(input: shape))
+        if activation == .relu { layers.append(BatchNorm(input: shape, relu: true, microBatch: microBatchSamples)); return }
+        layers.append(BatchNorm(input: shape, microBatch: microBatchSamples))
         layers.append(Activation(activation, input: shape))
     }
 
@@ -314,13 +325,14 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
                     s = main.last!.outputShape
                     bnActivation(&main, s)
                 }
-                let dw = DepthwiseConv2D(input: s, kernel: stage.kernel, stride: stride, padding: (stage.kernel - 1) / 2, bias: false)
+                let dw = DepthwiseConv2D(input: s, kernel: stage.kernel, stride: stride, padding: (stage.kernel - 1) / 2, bias: false,
+                                         microBatch: microBatchSamples)
                 main.append(dw); s = dw.outputShape
                 bnActivation(&main, s)
                 main.append(SqueezeExcite(input: s, squeezed: max(1, input.channels / 4)))
                 main.append(Linear(input: s, outputs: out, pointwise: true, bias: false))
                 s = main.last!.outputShape
-                main.append(BatchNorm(input: s))
+                main.append(BatchNorm(input: s, microBatch: microBatchSamples))
                 if stride == 1 && input.channels == out {
                     layers.append(try Residual(name: "mbconv", main: main))
                 } else {

@@ -40,10 +40,17 @@ public final class BatchNorm: Layer {
     /// forward (kept for backward and the R-operator, which recompute x̂ from the input rather than store it: a pass of
     /// memory traffic less, and it is traffic that bounds this layer), and backward's two means (Float).
     private let sums: UnsafeMutablePointer<Double>
+    /// Samples per micro-batch of the per-channel sums (`MicroBatchSums`: split over a team by samples, as the layers
+    /// around it are), or nil: each channel's sums over the whole batch in row order (split over a team by channels, each
+    /// thread reading a strided share of every row, half of it written by another core).
+    public let microBatch: Int?
+    private var partials = MicroBatchSums<Double>()
     private let perChannel: UnsafeMutablePointer<Float>
     private var inverseStd: UnsafeMutablePointer<Float> { perChannel + channels }
 
-    public init(input: FeatureShape, relu: Bool = false) {
+    public init(input: FeatureShape, relu: Bool = false, microBatch: Int? = nil) {
+        precondition(microBatch.map { $0 > 0 } ?? true, "a micro-batch holds at least one sample")
+        self.microBatch = microBatch
         inputShape = input
         channels = input.channels
         self.relu = relu
@@ -60,6 +67,7 @@ public final class BatchNorm: Layer {
 
     deinit {
         sums.deallocate()
+        partials.deallocate()
         perChannel.deallocate()
     }
 
@@ -116,7 +124,11 @@ public final class BatchNorm: Layer {
             // One pass: Σx and Σx² in double, variance = Σx²/m − mean² (clamped at 0).
             let sum = sums, squares = sums + c
             sum.update(repeating: 0, count: 2 * c)
-            if splitsChannels(rows: m) {
+            if let samples = microBatch {
+                microBatchSums(batch: batch, samples: samples, into: sums) { partial, start, rows in
+                    emc_channel_moments(partial, partial + c, input + start * c, rows, c)
+                }
+            } else if splitsChannels(rows: m) {
                 Parallel.ranges(c, grain: 8, minimum: Self.minimumChannelsPerPart) { ch, _ in emc_channel_moments_range(sum, squares, input, m, c, ch.lowerBound, ch.upperBound) }
             } else {
                 emc_channel_moments(sum, squares, input, m, c)
@@ -154,6 +166,17 @@ public final class BatchNorm: Layer {
 
     static let minimumChannelsPerPart = 8
 
+    /// out[0..<2c] = the per-channel pair of sums over the batch by micro-batches of `samples` samples (`MicroBatchSums`):
+    /// `body(partial, first row, rows)` adds a micro-batch's rows into the pair at `partial`.
+    private func microBatchSums(batch: Int, samples: Int, into out: UnsafeMutablePointer<Double>,
+                                _ body: (UnsafeMutablePointer<Double>, Int, Int) -> Void) {
+        let perSample = inputShape.height * inputShape.width
+        let total = partials.sum(batch: batch, samples: samples, width: 2 * channels, perSample: perSample * channels) { partial, chosen in
+            body(partial, chosen.lowerBound * perSample, chosen.count * perSample)
+        }
+        out.update(from: total, count: 2 * channels)
+    }
+
     public func backward(input: UnsafePointer<Float>, output: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?, batch: Int) {
         let c = channels, m = batch * inputShape.height * inputShape.width
@@ -161,7 +184,12 @@ public final class BatchNorm: Layer {
         let sumDy = sums, sumDyH = sums + c, mean = perChannel
         sumDy.update(repeating: 0, count: 2 * c)
         let gammaBeta = parameters!, reluFlag = relu ? Int32(1) : 0, inverse = inverseStd
-        if splitsChannels(rows: m) {
+        if let samples = microBatch {
+            microBatchSums(batch: batch, samples: samples, into: sums) { partial, start, rows in
+                emc_channel_gradient_sums(partial, partial + c, gradOutput + start * c, input + start * c, mean, inverse, gammaBeta,
+                                          gammaBeta + c, rows, c, reluFlag)
+            }
+        } else if splitsChannels(rows: m) {
             Parallel.ranges(c, grain: 8, minimum: Self.minimumChannelsPerPart) { ch, _ in
                 emc_channel_gradient_sums_range(sumDy, sumDyH, gradOutput, input, mean, inverse, gammaBeta, gammaBeta + c, m, c,
                                                 ch.lowerBound, ch.upperBound, reluFlag)

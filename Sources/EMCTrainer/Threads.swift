@@ -154,6 +154,47 @@ extension Parallel {
     }
 }
 
+/// Sums over a batch by micro-batches, the order that a split by samples keeps at any thread count: each micro-batch of
+/// `samples` samples sums its own rows in order into a partial of `width` values from zero, the micro-batches run over
+/// the team by samples (each thread reading the rows its part of the layer before wrote), and the partials are added
+/// pairwise in a fixed tree (1 into 0, 3 into 2, …, then 2 into 0, …). A batch of one micro-batch is summed exactly as a
+/// whole-batch pass from zero would be. Batch norm's per-channel sums and a depthwise convolution's filter gradient
+/// use it from their families' arithmetic revision 2 (`ModelSpec.arithmeticRevision`).
+struct MicroBatchSums<Value: FloatingPoint> {
+    private var partials = UnsafeMutableBufferPointer<Value>(start: nil, count: 0)
+
+    func deallocate() { partials.deallocate() }
+
+    /// The `width` sums over `batch` samples: `body(partial, samples)` adds micro-batch `samples`' terms into `partial`
+    /// (zeroed), in order; `perSample` (the work one sample takes, in floats or multiply-adds) sets how many
+    /// micro-batches a thread must take for a split to pay. Valid until the next call.
+    mutating func sum(batch: Int, samples: Int, width: Int, perSample: Int,
+                      _ body: (UnsafeMutablePointer<Value>, Range<Int>) -> Void) -> UnsafeMutablePointer<Value> {
+        let count = (batch + samples - 1) / samples
+        if partials.count < max(1, count) * width {
+            partials.deallocate()
+            partials = .allocate(capacity: max(1, count) * width)
+        }
+        let p = partials.baseAddress!
+        Parallel.ranges(count, minimum: max(1, Parallel.minimumElements / max(1, samples * perSample))) { chosen, _ in
+            for b in chosen {
+                let partial = p + b * width
+                partial.update(repeating: 0, count: width)
+                body(partial, b * samples..<min(batch, (b + 1) * samples))
+            }
+        }
+        var step = 1
+        while step < count {
+            for b in stride(from: 0, to: count - step, by: 2 * step) {
+                let into = p + b * width, from = p + (b + step) * width
+                for k in 0..<width { into[k] += from[k] }
+            }
+            step *= 2
+        }
+        return p
+    }
+}
+
 /// Per-thread scratch of a layer: one buffer of `count` floats for each thread of the team it was bound under.
 struct PartScratch {
     private(set) var base = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)

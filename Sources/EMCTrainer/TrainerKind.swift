@@ -38,6 +38,9 @@ public struct TrainerRecord: Codable, Sendable, Equatable {
     /// The native trainer's arithmetic revision of the model (`ModelSpec.arithmeticRevision`), from revision 2 on: what
     /// tells a report's rows of two revisions apart (their configurations differ by it, their specs do not).
     public var arithmetic: Int?
+    /// Samples per micro-batch of the native trainer's sums over a batch (`ModelSpec.microBatchSamples`), where the
+    /// model's arithmetic sums by micro-batches: a setting of its arithmetic revision, recorded with it.
+    public var microBatch: Int?
 
     public init(kind: TrainerKind, precision: String = "float32") {
         self.kind = kind

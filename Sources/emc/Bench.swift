@@ -116,8 +116,8 @@ struct BenchThreads: ParsableCommand {
             (the counts alternating in one run) and pass --torch t.json, or --threads N for each count and --torch N=tN.json. \
             Then a profile by layer at 1 and 2 threads, from which the scaling model predicts 8, 32 and 128 threads (docs/benchmarks.md, "One trial on every core"). Before each repetition it times the team's \
             core round trip; --round-trips S prints that alone every 0.2 s for S seconds ("Cores near and far"). --sums times batch \
-            norm's backward sums alone on 1 and 2 threads, split by channels as the layer splits them and, for reference, by rows \
-            ("Batch norm's sums on two cores").
+            norm's backward sums alone on 1 and 2 threads at its two arithmetics: over the whole batch (split by channels) and by \
+            micro-batches (split by samples) ("Batch norm's sums on two cores").
             """)
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Option(help: "Batch size.") var batch = 128
@@ -127,7 +127,7 @@ struct BenchThreads: ParsableCommand {
     @Option(help: "Only the rows whose model spec contains this text (e.g. resnet).") var only: String?
     @Option(help: "Instead of training: a two-thread team's core round trip every 0.2 s for this many seconds.")
     var roundTrips: Double?
-    @Flag(help: "Instead of training: batch norm's backward sums on 1 and 2 threads, split by channels and by rows, in cache and from memory (of the options above, only --repeats applies).")
+    @Flag(help: "Instead of training: batch norm's backward sums on 1 and 2 threads, over the whole batch (split by channels) and by micro-batches (split by samples), in cache and from memory (of the options above, only --repeats applies).")
     var sums = false
     @OptionGroup var output: BenchOutputOptions
 

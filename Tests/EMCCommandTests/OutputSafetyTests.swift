@@ -242,13 +242,13 @@ struct OutputSafetyTests {
         }
     }
 
-    @Test("bench threads --sums times batch norm's backward sums whole, by channels and by rows, in cache and from memory; refuses 0 repetitions")
+    @Test("bench threads --sums times batch norm's backward sums whole and by micro-batches on 1 and 2 threads, in cache and from memory; refuses 0 repetitions")
     func benchChannelSums() throws {
         let r = try emc(["bench", "threads", "--sums", "--repeats", "1", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         struct Row: Decodable {
             var shape: String, rows: Int, channels: Int, input: String
-            var wholeMilliseconds: Double, byChannelsMilliseconds: Double, byRowsMilliseconds: Double
+            var wholeMilliseconds: Double, byChannelsMilliseconds: Double, microBatchesOneThreadMilliseconds: Double, microBatchesMilliseconds: Double
         }
         struct Output: Decodable { var results: [Row] }
         let rows = try JSONDecoder().decode(Output.self, from: Data(r.stdout.utf8)).results
@@ -256,7 +256,8 @@ struct OutputSafetyTests {
         #expect(rows.map(\.input) == Array(repeating: ["in cache", "from memory"], count: 4).flatMap { $0 })
         for row in rows {
             #expect(row.rows == 128 * (row.shape.hasPrefix("16") ? 256 : row.shape.hasPrefix("8") ? 64 : 16), "\(row.shape)")
-            #expect(row.wholeMilliseconds > 0 && row.byChannelsMilliseconds > 0 && row.byRowsMilliseconds > 0, "\(row.shape) \(row.input)")
+            let times = [row.wholeMilliseconds, row.byChannelsMilliseconds, row.microBatchesOneThreadMilliseconds, row.microBatchesMilliseconds]
+            #expect(times.allSatisfy { $0 > 0 }, "\(row.shape) \(row.input)")
         }
         let refused = try emc(["bench", "threads", "--sums", "--repeats", "0"])
         #expect(refused.status != 0 && refused.stderr.contains("--repeats takes a count"), "\(refused.stderr)")

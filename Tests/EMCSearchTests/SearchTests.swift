@@ -41,11 +41,30 @@ func config(start: Int = 100, resolution: Double = 0.02, seeds: Int = 1, maxSamp
 
 @Suite("The EMC search")
 struct SearchTests {
-    @Test("a model's arithmetic revision is part of a configuration's identity from revision 2 on: vit's keys moved, the others' did not")
+    @Test("a model's arithmetic revision is part of a configuration's identity from revision 2 on: vit's, resnet's and efficientnet's keys moved, mlp's and cnn's did not")
     func arithmeticRevision() throws {
         var mlp = try config()
         #expect(!mlp.canonical.contains("arithmetic"), "an mlp configuration's text is what it always was")
         let mlpHash = mlp.configHash
+        var other = mlp
+        other.model = try ModelSpec(parsing: "cnn:channels=8")
+        #expect(!other.canonical.contains("arithmetic"))
+        for family in ["resnet", "efficientnet"] {
+            other.model = try ModelSpec(parsing: family)
+            #expect(other.canonical.hasSuffix("\narithmetic:\(family)/2"), "\(family)'s sums over a batch go by micro-batches")
+            #expect(other.model.microBatchSamples == 16)
+        }
+        #expect(mlp.model.microBatchSamples == nil)
+        // A native trial's record names the revision and its micro-batch; an mlp's names neither.
+        for (spec, arithmetic, microBatch) in [("resnet:width=0.25", 2, 16), ("mlp:width=4", nil, nil)] as [(String, Int?, Int?)] {
+            let dir = TemporaryDirectory()
+            var cfg = try config()
+            cfg.model = try ModelSpec(parsing: spec)
+            let log = try ResultsLog(path: dir.file("log.jsonl"))
+            _ = try EMCSearch(config: cfg, log: log, fitter: ThresholdFitter(threshold: 150)).search(seed: 0)
+            let records = try ResultsLog(path: dir.file("log.jsonl")).records
+            #expect(!records.isEmpty && records.allSatisfy { $0.trainer?.arithmetic == arithmetic && $0.trainer?.microBatch == microBatch }, "\(spec)")
+        }
         mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4,pool=mean")
         #expect(mlp.canonical.hasSuffix("\narithmetic:vit/2"))
         mlp.model = try ModelSpec(parsing: "vit:dim=16,depth=1,heads=2,patch=4")

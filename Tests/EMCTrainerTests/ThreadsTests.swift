@@ -36,10 +36,12 @@ struct ThreadsTests {
         ("cnn:channels=8,layers=2", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 96),
         ("resnet:width=1.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("resnet:width=0.5,blocks=1,stages=2", FeatureShape(height: 16, width: 16, channels: 3), "adamw:lr=0.001", 48),
-        // 16 channels at 12,288 rows: batch norm's sums split by channels where one thread sums in 16 lanes.
+        // 16 channels: batch norm's sums in 16 lanes, by micro-batches.
         ("resnet:width=1,blocks=1,stages=1", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05,momentum=0.9", 48),
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
-        // Batches of 96 at 32×32: depthwise filters' gradients split by taps.
+        // Batches of 40 and a last of 16: micro-batches of 16, 16 and 8.
+        ("resnet:width=0.5,blocks=1,stages=2,act=tanh", FeatureShape(height: 16, width: 16, channels: 3), "sgd:lr=0.05", 40),
+        // Batches of 96 at 32×32 (six micro-batches).
         ("efficientnet:width=0.25,depth=0.25", FeatureShape(height: 32, width: 32, channels: 3), "sgd:lr=0.01,momentum=0.9", 96),
         ("vit:dim=32,depth=1,heads=2,patch=4", FeatureShape(height: 16, width: 16, channels: 3), "adam:lr=0.001", 48),
         // A whole block, then the class token's (products longer than 64: OpenBLAS's paths), and mean pooling.
@@ -246,6 +248,91 @@ struct ThreadsTests {
                 #expect(split == reference, "split at \(cuts), relu \(relu), from \(startValue)")
             }
         }
+    }
+
+    /// 77 samples in micro-batches of 16 (the last of 13): each micro-batch's sums from zero in sample order, then 1 into
+    /// 0 and 3 into 2, then 2 into 0, then 4 into 0. Terms span 40 binades, so the order shows in the bits.
+    @Test("sums by micro-batches are each micro-batch's sums from zero in order, added in a fixed tree: the same bits on 1, 2 and 3 threads")
+    func microBatchTree() {
+        let (batch, samples, width) = (77, 16, 3)
+        let rng = CounterRNG(seed: 8, stream: .test)
+        let terms = (0..<(batch * width)).map { rng.normal(UInt64($0)) * Double(sign: .plus, exponent: $0 * 13 % 40 - 20, significand: 1) }
+        var partials = (0..<5).map { b in
+            (0..<width).map { k in
+                (b * samples..<min(batch, (b + 1) * samples)).reduce(0.0) { $0 + terms[$1 * width + k] }
+            }
+        }
+        for (into, from) in [(0, 1), (2, 3), (0, 2), (0, 4)] { for k in 0..<width { partials[into][k] += partials[from][k] } }
+        let tree = partials[0].map(\.bitPattern)
+        let inOrder = (0..<width).map { k in (0..<batch).reduce(0.0) { $0 + terms[$1 * width + k] }.bitPattern }
+        #expect(inOrder != tree, "the order shows in the bits")
+        for threads in [1, 2, 3] {
+            let team = ThreadTeam(threads: threads)
+            var sums = MicroBatchSums<Double>()
+            defer { sums.deallocate() }
+            let total = team.scoped {
+                // A sample's work given as 2^16, so every micro-batch is worth a thread.
+                sums.sum(batch: batch, samples: samples, width: width, perSample: 1 << 16) { partial, chosen in
+                    for sample in chosen { for k in 0..<width { partial[k] += terms[sample * width + k] } }
+                }
+            }
+            #expect((0..<width).map { total[$0].bitPattern } == tree, "\(threads) threads")
+            #expect(team.splitJobs == (threads > 1 ? 1 : 0))
+        }
+    }
+
+    /// Forward then backward of `layer` on a batch of `batch` on `threads` threads: the output, the input gradient and the
+    /// parameter gradients (from zero) as bits, and the jobs the team split. Inputs span 40 binades, or with `offset`
+    /// are 1024 + 2⁻⁷·N(0, 1): batch norm's variance, Σx²/m − mean², then cancels all but 2⁻¹⁴ of Σx²/m, so the rounding
+    /// of Σx² in double, which depends on its order, shows in the float statistics. Parameters and dy are fixed by seeds.
+    private func layerPass(_ layer: Layer, batch: Int, threads: Int, offset: Bool) -> (bits: [[UInt32]], splitJobs: Int) {
+        let rng = CounterRNG(seed: 4, stream: .test)
+        let inCount = batch * layer.inputShape.count, outCount = batch * layer.outputShape.count
+        var parameters = (0..<layer.parameterCount).map { rng.uniform(UInt64($0)) + 0.5 }
+        var gradients = [Float](repeating: 0, count: layer.parameterCount)
+        let x = (0..<inCount).map { i -> Float in
+            let normal = Float(rng.normal(UInt64(1 << 20 | i)))
+            return offset ? 1024 + normal * 0x1p-7 : normal * Float(sign: .plus, exponent: i * 7 % 40 - 20, significand: 1)
+        }
+        let dy = (0..<outCount).map { Float(rng.normal(UInt64(1 << 30 | $0))) }
+        var y = [Float](repeating: 0, count: outCount), dx = [Float](repeating: 0, count: inCount)
+        let team = ThreadTeam(threads: threads)
+        parameters.withUnsafeMutableBufferPointer { p in
+            gradients.withUnsafeMutableBufferPointer { g in
+                layer.bind(parameters: p.baseAddress!, gradients: g.baseAddress!, maxBatch: batch)
+                team.scoped {
+                    layer.forward(x, &y, batch: batch)
+                    layer.backward(input: x, output: y, gradOutput: dy, gradInput: &dx, batch: batch)
+                }
+            }
+        }
+        return ([y, dx, gradients].map { $0.map(\.bitPattern) }, team.splitJobs)
+    }
+
+    @Test("batch norm and a depthwise convolution by micro-batches give the same bits on 1, 2 and 3 threads, and at one micro-batch the whole batch's",
+          arguments: ["batchnorm", "batchnorm+relu", "dwconv"])
+    func microBatchLayers(kind: String) {
+        let shape = FeatureShape(height: 16, width: 16, channels: 32)
+        func make(_ microBatch: Int?) -> Layer {
+            switch kind {
+            case "dwconv": return DepthwiseConv2D(input: shape, kernel: 3, stride: 1, padding: 1, bias: false, microBatch: microBatch)
+            default: return BatchNorm(input: shape, relu: kind == "batchnorm+relu", microBatch: microBatch)
+            }
+        }
+        // 40 samples: micro-batches of 16, 16 and 8.
+        let offset = kind != "dwconv"
+        let one = layerPass(make(16), batch: 40, threads: 1, offset: offset)
+        #expect(one.splitJobs == 0)
+        for threads in [2, 3] {
+            let many = layerPass(make(16), batch: 40, threads: threads, offset: offset)
+            #expect(many.splitJobs > 0, "\(kind) on \(threads) threads split nothing")
+            #expect(many.bits == one.bits, "\(kind) on \(threads) threads")
+        }
+        #expect(layerPass(make(nil), batch: 40, threads: 1, offset: offset).bits != one.bits,
+                "micro-batches change the sums' bits at 40 samples")
+        #expect(layerPass(make(16), batch: 12, threads: 1, offset: offset).bits
+                    == layerPass(make(nil), batch: 12, threads: 1, offset: offset).bits,
+                "one micro-batch sums as the whole batch does")
     }
 
     @Test("over many short jobs, a team runs each part exactly once, whichever thread claims it")
