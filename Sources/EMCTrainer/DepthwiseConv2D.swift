@@ -25,7 +25,8 @@ public final class DepthwiseConv2D: Layer {
     private var tapMajorFilters = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     private var tapMajorGradient = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
     /// Samples per micro-batch of the filter gradient's sums (`MicroBatchSums`, split over a team by samples), or nil:
-    /// each filter tap's sum over the whole batch in order (split over a team by channels or taps).
+    /// each filter tap's sum over the whole batch in order (split over a team by channels or taps). A batch of one
+    /// micro-batch takes the whole-batch path: the same sums.
     public let microBatch: Int?
     private var partials = MicroBatchSums<Float>()
 
@@ -94,7 +95,7 @@ public final class DepthwiseConv2D: Layer {
         let (h, w, c, k, s, p, ho, wo) = shapeArguments
         let channels = channels, taps = kernel * kernel, t = tapMajorGradient.baseAddress!
         for ch in 0..<channels { for tap in 0..<taps { t[tap * channels + ch] = dFilters[ch * taps + tap] } }
-        if let samples = microBatch {
+        if let samples = microBatch, batch > samples {
             let inCount = inputShape.count, outCount = outputShape.count
             let total = partials.sum(batch: batch, samples: samples, width: taps * channels, perSample: outCount * taps) { partial, images in
                 emc_depthwise_filter_gradient(partial, dy + images.lowerBound * outCount, x + images.lowerBound * inCount,

@@ -144,8 +144,8 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
 
     /// Samples per micro-batch of the sums over a batch in the native trainer (`MicroBatchSums`): 16 for resnet and
     /// efficientnet from their arithmetic revision 2, nil (each sum over the whole batch in order) for the others. A
-    /// batch of at most 16 samples is one micro-batch, summed as revision 1 summed it; 16 lets a batch of 128 split
-    /// over up to 8 threads.
+    /// batch of at most 16 samples is one micro-batch, and the layers sum it as revision 1 did (the whole-batch path);
+    /// 16 lets a batch of 128 split over up to 8 threads.
     public var microBatchSamples: Int? { family == .resnet || family == .efficientnet ? 16 : nil }
 
     public var description: String {

@@ -42,7 +42,8 @@ public final class BatchNorm: Layer {
     private let sums: UnsafeMutablePointer<Double>
     /// Samples per micro-batch of the per-channel sums (`MicroBatchSums`: split over a team by samples, as the layers
     /// around it are), or nil: each channel's sums over the whole batch in row order (split over a team by channels, each
-    /// thread reading a strided share of every row, half of it written by another core).
+    /// thread reading a strided share of every row, half of it written by another core). A batch of one micro-batch
+    /// takes the whole-batch path: the same sums.
     public let microBatch: Int?
     private var partials = MicroBatchSums<Double>()
     private let perChannel: UnsafeMutablePointer<Float>
@@ -124,7 +125,7 @@ public final class BatchNorm: Layer {
             // One pass: Σx and Σx² in double, variance = Σx²/m − mean² (clamped at 0).
             let sum = sums, squares = sums + c
             sum.update(repeating: 0, count: 2 * c)
-            if let samples = microBatch {
+            if let samples = microBatch, batch > samples {
                 microBatchSums(batch: batch, samples: samples, into: sums) { partial, start, rows in
                     emc_channel_moments(partial, partial + c, input + start * c, rows, c)
                 }
@@ -184,7 +185,7 @@ public final class BatchNorm: Layer {
         let sumDy = sums, sumDyH = sums + c, mean = perChannel
         sumDy.update(repeating: 0, count: 2 * c)
         let gammaBeta = parameters!, reluFlag = relu ? Int32(1) : 0, inverse = inverseStd
-        if let samples = microBatch {
+        if let samples = microBatch, batch > samples {
             microBatchSums(batch: batch, samples: samples, into: sums) { partial, start, rows in
                 emc_channel_gradient_sums(partial, partial + c, gradOutput + start * c, input + start * c, mean, inverse, gammaBeta,
                                           gammaBeta + c, rows, c, reluFlag)

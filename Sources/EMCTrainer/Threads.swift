@@ -157,8 +157,7 @@ extension Parallel {
 /// Sums over a batch by micro-batches, the order that a split by samples keeps at any thread count: each micro-batch of
 /// `samples` samples sums its own rows in order into a partial of `width` values from zero, the micro-batches run over
 /// the team by samples (each thread reading the rows its part of the layer before wrote), and the partials are added
-/// pairwise in a fixed tree (1 into 0, 3 into 2, …, then 2 into 0, …). A batch of one micro-batch is summed exactly as a
-/// whole-batch pass from zero would be. Batch norm's per-channel sums and a depthwise convolution's filter gradient
+/// pairwise in a fixed tree (1 into 0, 3 into 2, …, then 2 into 0, …). Batch norm's per-channel sums and a depthwise convolution's filter gradient
 /// use it from their families' arithmetic revision 2 (`ModelSpec.arithmeticRevision`).
 struct MicroBatchSums<Value: FloatingPoint> {
     private var partials = UnsafeMutableBufferPointer<Value>(start: nil, count: 0)
@@ -176,6 +175,7 @@ struct MicroBatchSums<Value: FloatingPoint> {
             partials = .allocate(capacity: max(1, count) * width)
         }
         let p = partials.baseAddress!
+        if count == 0 { p.update(repeating: 0, count: width) }
         Parallel.ranges(count, minimum: max(1, Parallel.minimumElements / max(1, samples * perSample))) { chosen, _ in
             for b in chosen {
                 let partial = p + b * width

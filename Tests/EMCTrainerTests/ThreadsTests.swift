@@ -282,14 +282,14 @@ struct ThreadsTests {
     }
 
     /// Forward then backward of `layer` on a batch of `batch` on `threads` threads: the output, the input gradient and the
-    /// parameter gradients (from zero) as bits, and the jobs the team split. Inputs span 40 binades, or with `offset`
+    /// parameter gradients (added to 0.25, as a second pass adds to the first's) as bits, and the jobs the team split. Inputs span 40 binades, or with `offset`
     /// are 1024 + 2⁻⁷·N(0, 1): batch norm's variance, Σx²/m − mean², then cancels all but 2⁻¹⁴ of Σx²/m, so the rounding
     /// of Σx² in double, which depends on its order, shows in the float statistics. Parameters and dy are fixed by seeds.
     private func layerPass(_ layer: Layer, batch: Int, threads: Int, offset: Bool) -> (bits: [[UInt32]], splitJobs: Int) {
         let rng = CounterRNG(seed: 4, stream: .test)
         let inCount = batch * layer.inputShape.count, outCount = batch * layer.outputShape.count
         var parameters = (0..<layer.parameterCount).map { rng.uniform(UInt64($0)) + 0.5 }
-        var gradients = [Float](repeating: 0, count: layer.parameterCount)
+        var gradients = [Float](repeating: 0.25, count: layer.parameterCount)
         let x = (0..<inCount).map { i -> Float in
             let normal = Float(rng.normal(UInt64(1 << 20 | i)))
             return offset ? 1024 + normal * 0x1p-7 : normal * Float(sign: .plus, exponent: i * 7 % 40 - 20, significand: 1)
