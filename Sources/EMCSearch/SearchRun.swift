@@ -274,6 +274,9 @@ public enum SearchWarning: Codable, Sendable, Equatable {
     case budgetBound(share: Double)
     /// Refinement stopped at its cap with the interval still wider than the target.
     case intervalWide(halfWidth: Double, target: Double, cap: Int)
+    /// The log holds `trials` trials of the same data, model and optimizer from the native trainer at other arithmetic
+    /// revisions (`revisions`; this run's is `current`): not reused and never pooled with this run's.
+    case otherArithmetic(trials: Int, revisions: [Int], current: Int)
 }
 
 /// One EMC search, ready to run: the data opened, the specs parsed, the configuration resolved and checked
@@ -444,6 +447,7 @@ public final class SearchRun {
         // Epoch progress makes sense for one trial at a time.
         let fitter = try makeFitter(config, subsetOptions: subsetOptions, events: events)
         defer { (fitter as? TorchFitter)?.close() }
+        let earlier = Self.otherArithmetic(log.records, config: config)
         let search = EMCSearch(config: config, log: log, fitter: fitter)
         search.rules = settings.rules
         search.jobs = parallelism.jobs
@@ -454,7 +458,8 @@ public final class SearchRun {
         let outcome = try search.run()
         let results = outcome.seeds
         for result in results { events(.seedFinished(result)) }
-        var warnings: [SearchWarning] = results.filter { !$0.budgetExhausted.isEmpty }.map {
+        var warnings: [SearchWarning] = earlier.map { [$0] } ?? []
+        warnings += results.filter { !$0.budgetExhausted.isEmpty }.map {
             .budgetExhausted(seed: $0.seed, n: $0.budgetExhausted, budget: config.fit.budget.description)
         }
         warnings += results.compactMap { r in r.saddles.map { .saddles(seed: r.seed, n: $0) } }
@@ -472,6 +477,21 @@ public final class SearchRun {
                              seconds: Clock.now() - start, warnings: warnings, boundary: outcome.boundary,
                              refinementTrials: outcome.refinementTrials, refinementSampleEpochs: outcome.refinementSampleEpochs,
                              budgetBound: outcome.budgetBound, pilot: pilot)
+    }
+
+    /// The warning for `records` of `config`'s data, variant, model and optimizer that emc's own trainer wrote at another
+    /// arithmetic revision of the model than `config`'s (their configurations differ by it, so this run starts afresh
+    /// beside them); nil when there are none or `config` trains with torch.
+    public static func otherArithmetic(_ records: [TrialRecord], config: SearchConfig) -> SearchWarning? {
+        guard config.trainer == .native else { return nil }
+        let current = config.model.arithmeticRevision
+        let others = records.filter {
+            $0.config != config.configHash && $0.dataContentId == config.dataContentId && $0.variant == config.variant
+                && $0.model == config.model.description && $0.optimizer == config.optimizer.description
+                && ($0.trainer?.kind ?? .native) == .native && ($0.trainer?.arithmetic ?? 1) != current
+        }
+        guard !others.isEmpty else { return nil }
+        return .otherArithmetic(trials: others.count, revisions: Set(others.map { $0.trainer?.arithmetic ?? 1 }).sorted(), current: current)
     }
 
     /// The learning-rate pilot (`SearchSettings.lrGrid`): one trial per rate at the pilot's n, seed 0, the rates in

@@ -152,6 +152,11 @@ final class SearchPrinter {
             return String(format: "budget-bound: fitted trials near the boundary used up to %.0f%% of the budget (a summary written before the budget check)", share * 100)
         case .intervalWide(let halfWidth, let target, let cap):
             return String(format: "the interval is ±%.1f%%, wider than the ±%.0f%% target, after the %d-trial refinement cap", halfWidth * 100, target * 100, cap)
+        case .otherArithmetic(let trials, let revisions, let current):
+            return "the log holds \(trials) trial(s) of this data, model and optimizer at the native trainer's arithmetic revision "
+                + revisions.map(String.init).joined(separator: " and ") + "; this build computes the model at revision \(current) "
+                + "(docs/methods.md, records), so those trials were not reused and are not pooled with these: emc report shows "
+                + "each revision as its own row"
         }
     }
 }

@@ -74,6 +74,31 @@ struct SearchTests {
         #expect(mlp.configHash != mlpHash)
     }
 
+    @Test("a log with trials of the same model at another arithmetic revision draws a warning naming both revisions; the run's own trials, another model's and the torch trainer's do not")
+    func otherArithmeticWarning() throws {
+        let dir = TemporaryDirectory()
+        var cfg = try config()
+        cfg.model = try ModelSpec(parsing: "resnet:width=0.25")
+        _ = try EMCSearch(config: cfg, log: try ResultsLog(path: dir.file("log.jsonl")), fitter: ThresholdFitter(threshold: 150)).search(seed: 0)
+        let own = try ResultsLog(path: dir.file("log.jsonl")).records
+        #expect(SearchRun.otherArithmetic(own, config: cfg) == nil)
+        // The same trials as revision 1 wrote them: another configuration hash, no arithmetic in the record.
+        let older = own.map { record -> TrialRecord in
+            var r = record
+            r.config = "revision-1"
+            r.trainer?.arithmetic = nil
+            r.trainer?.microBatch = nil
+            return r
+        }
+        #expect(SearchRun.otherArithmetic(older + own, config: cfg) == .otherArithmetic(trials: older.count, revisions: [1], current: 2))
+        var mlp = cfg
+        mlp.model = try ModelSpec(parsing: "mlp:width=4")
+        #expect(SearchRun.otherArithmetic(older, config: mlp) == nil)
+        var torch = cfg
+        torch.trainer = .torch
+        #expect(SearchRun.otherArithmetic(older, config: torch) == nil)
+    }
+
     @Test("finds a known threshold within the resolution, within the trial bound, under each confirmation rule",
           arguments: [150, 1_000, 4_321, 19_700, 77_777, 500_000], [FailureConfirmation.final, .each])
     func threshold(t: Int, rule: FailureConfirmation) throws {
