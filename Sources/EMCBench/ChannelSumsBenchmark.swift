@@ -30,7 +30,7 @@ public enum ChannelSumsBenchmark {
     /// (H, W, C) of the batch norms.
     static let shapes = [(16, 16, 96), (16, 16, 32), (8, 8, 144), (4, 4, 240)]
     static let batch = 128
-    static let microBatch = 16
+    static let microBatch = ModelSpec.microBatch
     static let evictionBytes = 64 << 20
 
     public static func run(repeats: Int, progress: (String) -> Void = { _ in }) throws -> [Row] {

@@ -146,7 +146,10 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
     /// efficientnet from their arithmetic revision 2, nil (each sum over the whole batch in order) for the others. A
     /// batch of at most 16 samples is one micro-batch, and the layers sum it as revision 1 did (the whole-batch path);
     /// 16 lets a batch of 128 split over up to 8 threads.
-    public var microBatchSamples: Int? { family == .resnet || family == .efficientnet ? 16 : nil }
+    public var microBatchSamples: Int? { family == .resnet || family == .efficientnet ? Self.microBatch : nil }
+
+    /// The samples per micro-batch of every model that sums by micro-batches (`microBatchSamples`).
+    public static let microBatch = 16
 
     public var description: String {
         switch family {
